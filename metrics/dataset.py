@@ -1,0 +1,329 @@
+"""A team's slice of the store, loaded once per computation and shared by every metric.
+
+``TeamData`` answers "which rows can matter to windows starting at S" with one indexed query per
+table, replays workflows once, and caches the result: a digest that computes a dozen metrics reads the
+store a handful of times, not a dozen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlite_utils
+
+from metrics.teams import Team
+from metrics.timeutil import zone
+from metrics.workflow import DONE, Flow, Transition, Workflow, replay
+
+JIRA_KEY = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+
+
+@dataclass
+class Item:
+    """A work item with its replayed flow. ``category`` is the team's work type for it."""
+
+    source: str
+    key: str
+    project: str
+    type: str
+    category: str
+    summary: str
+    url: str
+    status: str
+    created: float
+    resolution: str | None
+    discarded: bool
+    flow: Flow
+    impediments: list[tuple[float, float]] = field(default_factory=list)
+
+    def ref(self) -> dict:
+        return {"key": self.key, "summary": self.summary, "url": self.url}
+
+
+@dataclass
+class PullRequest:
+    source: str
+    repo: str
+    number: int
+    title: str
+    url: str
+    draft: bool
+    created: float
+    ready: float | None
+    first_commit: float | None
+    merged: float | None
+    closed: float | None
+    additions: int | None
+    deletions: int | None
+    merge_sha: str | None
+    head_ref: str | None
+    refs: list[str]
+    author: str | None
+    labels: list[str]
+    reviews: list[dict] = field(default_factory=list)  # submitted, non-pending, by others than the author
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo}#{self.number}"
+
+    @property
+    def ready_at(self) -> float:
+        """When review could start: first ready_for_review if opened as draft, else creation."""
+        return self.ready if self.ready is not None else self.created
+
+    @property
+    def start(self) -> float:
+        """Earliest commit author date; a PR without commits starts when it was created."""
+        return self.first_commit if self.first_commit is not None else self.created
+
+    def ref(self) -> dict:
+        return {"key": self.key, "title": self.title, "url": self.url}
+
+
+@dataclass
+class Deployment:
+    source: str
+    id: str
+    service: str
+    environment: str
+    started: float | None
+    finished: float
+    sha: str | None
+    url: str | None
+    changes: list[tuple[str, int]] = field(default_factory=list)  # (repo, number) shipped first here
+
+    def ref(self) -> dict:
+        return {"key": f"{self.service}@{(self.sha or self.id)[:10]}", "url": self.url}
+
+
+@dataclass
+class Incident:
+    source: str
+    id: str
+    service: str
+    title: str
+    url: str | None
+    created: float
+    resolved: float | None
+    severity: str | None
+
+    def ref(self) -> dict:
+        return {"key": self.id, "title": self.title, "url": self.url}
+
+
+def _in(values: list[str]) -> str:
+    return ",".join("?" * len(values)) or "NULL"
+
+
+class TeamData:
+    """Everything the catalogue needs about one team, from one database, as of ``now``."""
+
+    def __init__(self, db: sqlite_utils.Database, team: Team, now: float | datetime | None = None):
+        self.db = db
+        self.team = team
+        self.tz = zone(team.timezone)
+        if isinstance(now, datetime):
+            now = now.timestamp()
+        self.now: float = time.time() if now is None else float(now)
+        self.workflow: Workflow = team.flow
+        self._cache: dict[str, tuple[float, object]] = {}
+
+    # -- caching: a load for horizon S serves every later request with a horizon >= S ---------------
+    def _cached(self, name: str, start: float, load):
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] <= start:
+            return hit[1]
+        value = load(start)
+        self._cache[name] = (start, value)
+        return value
+
+    # -- work items ----------------------------------------------------------------------------------
+    def items(self, start: float) -> list[Item]:
+        """Items that were done at or after ``start`` or are still open, with their flows."""
+        return self._cached("items", start, self._load_items)
+
+    def _load_items(self, start: float) -> list[Item]:
+        projects = self.team.jira_projects
+        if not projects:
+            return []
+        done = [s.lower() for s in self.workflow.statuses_of([DONE])]
+        cond = f"w.project in ({_in(projects)}) and w.deleted = 0 and (w.updated >= ? or not (lower(w.status) in ({_in(done)}) or w.status_id in ({_in(done)})))"
+        params = [*projects, start, *done, *done]
+        rows = list(self.db.query(f"select * from work_items w where {cond}", params))
+        trans: dict[tuple[str, str], list[Transition]] = defaultdict(list)
+        for t in self.db.query(
+            f"select t.source, t.key, t.seq, t.at, t.from_id, t.from_status, t.to_id, t.to_status "
+            f"from transitions t join work_items w on w.source = t.source and w.key = t.key where {cond}",
+            params,
+        ):
+            trans[(t["source"], t["key"])].append(
+                Transition(t["at"], t["seq"], t["from_id"], t["from_status"], t["to_id"], t["to_status"])
+            )
+        flags: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        if self.team.impediments_wait:
+            for f in self.db.query(
+                f"select f.source, f.key, f.start, f.end from flags f "
+                f"join work_items w on w.source = f.source and w.key = f.key where {cond}",
+                params,
+            ):
+                flags[(f["source"], f["key"])].append((f["start"], f["end"] if f["end"] else self.now))
+        types = {k.lower(): v for k, v in self.team.work_types.items()}
+        discarded = {r.lower() for r in self.team.discarded_resolutions}
+        out = []
+        for r in rows:
+            k = (r["source"], r["key"])
+            flow = replay(self.workflow, r["created"], r["status_id"], r["status"], trans.get(k, []))
+            out.append(
+                Item(
+                    source=r["source"],
+                    key=r["key"],
+                    project=r["project"],
+                    type=r["type"] or "",
+                    category=types.get((r["type"] or "").lower(), "unclassified"),
+                    summary=r["summary"] or "",
+                    url=r["url"] or "",
+                    status=r["status"] or "",
+                    created=r["created"],
+                    resolution=r["resolution"],
+                    discarded=(r["resolution"] or "").lower() in discarded,
+                    flow=flow,
+                    impediments=flags.get(k, []),
+                )
+            )
+        return out
+
+    def unmapped_statuses(self, start: float) -> list[str]:
+        """Statuses seen in the team's items that its workflow does not map (a data-quality note)."""
+        seen: set[str] = set()
+        for it in self.items(start):
+            seen |= it.flow.unmapped
+        return sorted(seen)
+
+    # -- pull requests -------------------------------------------------------------------------------
+    def pull_requests(self, start: float) -> list[PullRequest]:
+        """PRs of the team's repos created, merged or closed at/after ``start``, or still open."""
+        return self._cached("prs", start, self._load_prs)
+
+    def _load_prs(self, start: float) -> list[PullRequest]:
+        repos = self.team.all_repos
+        if not repos:
+            return []
+        cond = (
+            f"p.repo in ({_in(repos)}) and (p.created >= ? or p.merged >= ? or p.closed >= ? "
+            f"or (p.merged is null and p.closed is null))"
+        )
+        if not self.team.include_bot_prs:
+            cond += " and coalesce(p.author_bot, 0) = 0"
+        params = [*repos, start, start, start]
+        prs = {}
+        for r in self.db.query(f"select * from pull_requests p where {cond}", params):
+            prs[(r["source"], r["repo"], r["number"])] = PullRequest(
+                source=r["source"],
+                repo=r["repo"],
+                number=r["number"],
+                title=r["title"] or "",
+                url=r["url"] or "",
+                draft=bool(r["draft"]),
+                created=r["created"],
+                ready=r["ready"],
+                first_commit=r["first_commit"],
+                merged=r["merged"],
+                closed=r["closed"],
+                additions=r["additions"],
+                deletions=r["deletions"],
+                merge_sha=r["merge_sha"],
+                head_ref=r["head_ref"],
+                refs=json.loads(r["refs"] or "[]"),
+                author=r["author"],
+                labels=json.loads(r["labels"] or "[]"),
+            )
+        for v in self.db.query(
+            f"select v.source, v.repo, v.number, v.reviewer, v.reviewer_bot, v.state, v.submitted "
+            f"from reviews v join pull_requests p on p.source = v.source and p.repo = v.repo "
+            f"and p.number = v.number where {cond} order by v.submitted",
+            params,
+        ):
+            pr = prs.get((v["source"], v["repo"], v["number"]))
+            # Team-level rule: only reviews by someone else, not a bot, actually submitted.
+            if (
+                pr is None
+                or v["submitted"] is None
+                or (v["state"] or "").upper() == "PENDING"
+                or v["reviewer_bot"]
+                or (v["reviewer"] is not None and v["reviewer"] == pr.author)
+            ):
+                continue
+            pr.reviews.append({"submitted": v["submitted"], "state": v["state"]})
+        return list(prs.values())
+
+    # -- deployments ---------------------------------------------------------------------------------
+    def deployments(self, start: float) -> list[Deployment]:
+        """Successful production deployments of the team's services and repos finished at/after
+        ``start``: one per (service, environment, run), keeping the run's last finish."""
+        return self._cached("deploys", start, self._load_deployments)
+
+    def _load_deployments(self, start: float) -> list[Deployment]:
+        scope = self.team.services + self.team.all_repos
+        if not scope:
+            return []
+        runs: dict[tuple, Deployment] = {}
+        records: dict[tuple[str, str], tuple] = {}  # every record id -> its run
+        for r in self.db.query(
+            f"select * from deployments where service in ({_in(scope)}) and finished >= ? "
+            f"and production = 1 and lower(status) = 'success' order by finished",
+            [*scope, start],
+        ):
+            run_key = (r["service"], r["environment"], r["run"] or f"id:{r['source']}:{r['id']}")
+            records[(r["source"], r["id"])] = run_key
+            runs[run_key] = Deployment(
+                r["source"],
+                r["id"],
+                r["service"],
+                r["environment"],
+                r["started"],
+                r["finished"],
+                r["sha"],
+                r["url"],
+            )
+        ids = [i for _, i in records]
+        for chunk in range(0, len(ids), 900):
+            part = ids[chunk : chunk + 900]
+            for c in self.db.query(
+                f"select * from deployment_changes where deployment_id in ({_in(part)})", part
+            ):
+                run_key = records.get((c["source"], c["deployment_id"]))
+                if run_key is not None and (c["repo"], c["number"]) not in runs[run_key].changes:
+                    runs[run_key].changes.append((c["repo"], c["number"]))
+        return sorted(runs.values(), key=lambda d: d.finished)
+
+    # -- incidents -----------------------------------------------------------------------------------
+    def incidents(self, start: float) -> list[Incident]:
+        """Incidents of the team's services (and repos) created or resolved at/after ``start``, or open."""
+        return self._cached("incidents", start, self._load_incidents)
+
+    def _load_incidents(self, start: float) -> list[Incident]:
+        scope = self.team.services + self.team.all_repos
+        if not scope:
+            return []
+        return [
+            Incident(
+                r["source"],
+                r["id"],
+                r["service"],
+                r["title"] or "",
+                r["url"],
+                r["created"],
+                r["resolved"],
+                r["severity"],
+            )
+            for r in self.db.query(
+                f"select * from incidents where service in ({_in(scope)}) "
+                f"and (created >= ? or resolved >= ? or resolved is null) order by created",
+                [*scope, start, start],
+            )
+        ]

@@ -1,0 +1,197 @@
+"""Schema versions. Add a new ``@MIGRATIONS()`` function for every change; never edit an applied one.
+
+Layers, as in Apache DevLake: ``raw`` keeps each payload exactly as a tool returned it; the other tables
+are tool-neutral rows derived from ``raw`` (see ``metrics.store.normalise``), so a fix to normalisation
+re-derives history without refetching. Workflow mappings are *not* applied here: statuses are stored as
+the tool names them and mapped to stages at computation time, so a team's new mapping applies at once.
+
+All instants are UTC epoch seconds (REAL): the catalogue compares and subtracts them millions of times.
+"""
+
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("vsm")
+
+
+@MIGRATIONS()
+def m001_initial(db):
+    db["raw"].create(
+        {
+            "source": str,
+            "kind": str,
+            "external_id": str,
+            "updated_at": str,
+            "fetched_at": str,
+            "payload": str,
+        },
+        pk=("source", "kind", "external_id"),
+    )
+    db["work_items"].create(
+        {
+            "source": str,
+            "key": str,
+            "project": str,
+            "type": str,
+            "summary": str,
+            "url": str,
+            "status": str,
+            "status_id": str,
+            "resolution": str,
+            "created": float,
+            "resolved": float,
+            "updated": float,
+            "labels": str,
+            "components": str,
+            "sprints": str,
+            "points": float,
+            "deleted": int,
+        },
+        pk=("source", "key"),
+        defaults={"deleted": 0},
+    )
+    # ``updated`` is the last status change (or creation): any item that can matter to a window
+    # starting at S either changed status at or after S or is still open.
+    db["work_items"].create_index(["project", "updated"])
+    db["work_items"].create_index(["project", "status"])
+    db["transitions"].create(
+        {
+            "source": str,
+            "key": str,
+            "project": str,
+            "seq": int,
+            "at": float,
+            "from_status": str,
+            "from_id": str,
+            "to_status": str,
+            "to_id": str,
+        },
+        pk=("source", "key", "seq"),
+    )
+    db["transitions"].create_index(["project", "at"])
+    db["flags"].create(
+        {"source": str, "key": str, "start": float, "end": float},
+        pk=("source", "key", "start"),
+    )
+    db["pull_requests"].create(
+        {
+            "source": str,
+            "repo": str,
+            "number": int,
+            "title": str,
+            "url": str,
+            "state": str,
+            "draft": int,
+            "created": float,
+            "ready": float,
+            "first_commit": float,
+            "merged": float,
+            "closed": float,
+            "updated": float,
+            "additions": int,
+            "deletions": int,
+            "labels": str,
+            "merge_sha": str,
+            "head_ref": str,
+            "refs": str,
+            "author": str,
+            "author_bot": int,
+        },
+        pk=("source", "repo", "number"),
+    )
+    db["pull_requests"].create_index(["repo", "merged"])
+    db["pull_requests"].create_index(["repo", "created"])
+    db["reviews"].create(
+        {
+            "source": str,
+            "repo": str,
+            "number": int,
+            "id": str,
+            "reviewer": str,
+            "reviewer_bot": int,
+            "state": str,
+            "submitted": float,
+        },
+        pk=("source", "repo", "number", "id"),
+    )
+    db["deployments"].create(
+        {
+            "source": str,
+            "id": str,
+            "service": str,
+            "environment": str,
+            "production": int,
+            "status": str,
+            "started": float,
+            "finished": float,
+            "sha": str,
+            "run": str,
+            "url": str,
+        },
+        pk=("source", "id"),
+    )
+    db["deployments"].create_index(["service", "finished"])
+    # The pull requests a deployment shipped for the first time (GitLab lists them; for GitHub the
+    # connector derives them with the compare API).
+    db["deployment_changes"].create(
+        {"source": str, "deployment_id": str, "repo": str, "number": int},
+        pk=("source", "deployment_id", "repo", "number"),
+    )
+    db["deployment_changes"].create_index(["repo", "number"])
+    db["incidents"].create(
+        {
+            "source": str,
+            "id": str,
+            "service": str,
+            "title": str,
+            "url": str,
+            "created": float,
+            "resolved": float,
+            "severity": str,
+            "status": str,
+        },
+        pk=("source", "id"),
+    )
+    db["incidents"].create_index(["service", "created"])
+    db["incidents"].create_index(["service", "resolved"])
+    db["sprints"].create(
+        {
+            "source": str,
+            "id": str,
+            "board": str,
+            "name": str,
+            "state": str,
+            "start": float,
+            "end": float,
+            "complete": float,
+        },
+        pk=("source", "id"),
+    )
+    # Sprint membership changes, replayed to find what was committed at start, added and removed.
+    db["sprint_events"].create(
+        {"source": str, "sprint_id": str, "key": str, "at": float, "change": str},
+        pk=("source", "sprint_id", "key", "at", "change"),
+    )
+    db["sprint_events"].create_index(["key"])
+    db["sync_status"].create(
+        {
+            "source": str,
+            "stream": str,
+            "cursor": str,
+            "last_success": str,
+            "last_error": str,
+            "rows_changed": int,
+            "updated": str,
+        },
+        pk=("source", "stream"),
+    )
+    db["teams"].create(
+        {"name": str, "channel": str, "timezone": str, "settings": str, "created": str, "updated": str},
+        pk="name",
+    )
+    db["teams"].create_index(["channel"])
+    db["settings_log"].create(
+        {"id": int, "team": str, "at": str, "who": str, "what": str, "change": str},
+        pk="id",
+    )
+    db["settings_log"].create_index(["team", "at"])
+    db["org"].create({"key": str, "value": str}, pk="key")

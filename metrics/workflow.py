@@ -1,0 +1,213 @@
+"""Workflow mapping and stage dates: the jira-agile-metrics rules of METRICS.md, on exact instants.
+
+A team maps the tool's statuses to ordered stages: ``backlog`` -> ``committed`` -> in-progress stages
+(each active or waiting) -> ``done``. ``replay`` turns one item's status history into stage dates, a
+status timeline and the committed/done instants every flow metric starts from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from metrics.errors import VsmError
+
+BACKLOG, COMMITTED, DONE = "backlog", "committed", "done"
+ACTIVE, WAITING = "active", "waiting"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    statuses: tuple[str, ...]
+    kind: str  # backlog | committed | active | waiting | done
+
+    @property
+    def in_flow(self) -> bool:
+        """Committed and in-progress stages: the span between commitment and done."""
+        return self.kind in (COMMITTED, ACTIVE, WAITING)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Ordered stages; statuses match by id first, else by name, case-insensitively."""
+
+    stages: tuple[Stage, ...]
+    _by_key: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise VsmError("workflow: stage names must be unique")
+        if not self.stages or self.stages[0].kind != BACKLOG:
+            raise VsmError("workflow: the first stage must be `backlog`")
+        if self.stages[-1].kind != DONE or sum(s.kind == DONE for s in self.stages) != 1:
+            raise VsmError("workflow: the last stage, and only it, must be `done`")
+        if not any(s.kind in (ACTIVE, WAITING) for s in self.stages):
+            raise VsmError("workflow: at least one in-progress stage is needed between backlog and done")
+        seen: dict[str, str] = {}
+        for i, stage in enumerate(self.stages):
+            for status in stage.statuses:
+                k = status.strip().lower()
+                if k in seen and seen[k] != stage.name:
+                    raise VsmError(
+                        f"workflow: status {status!r} is mapped to both {seen[k]} and {stage.name}"
+                    )
+                seen[k] = stage.name
+                self._by_key[k] = i
+
+    @property
+    def done_index(self) -> int:
+        return len(self.stages) - 1
+
+    def stage_index(self, status_id: str | None, status_name: str | None) -> int | None:
+        """The stage of a status (id first, else name), or None when the team has not mapped it."""
+        if status_id is not None:
+            i = self._by_key.get(str(status_id).strip().lower())
+            if i is not None:
+                return i
+        if status_name is not None:
+            return self._by_key.get(status_name.strip().lower())
+        return None
+
+    def statuses_of(self, kinds: Iterable[str]) -> list[str]:
+        wanted = set(kinds)
+        return [st for s in self.stages if s.kind in wanted for st in s.statuses]
+
+    def to_dict(self) -> list[dict]:
+        return [{"stage": s.name, "kind": s.kind, "statuses": list(s.statuses)} for s in self.stages]
+
+    @classmethod
+    def from_list(cls, rows: Sequence[dict]) -> Workflow:
+        return cls(tuple(Stage(r["stage"], tuple(r["statuses"]), r["kind"]) for r in rows))
+
+    @classmethod
+    def from_config(cls, table: dict, waiting: Iterable[str] = ()) -> Workflow:
+        """``[team.workflow]``: ordered ``stage = [statuses]`` or ``stage = {statuses=[..], waiting=true}``.
+
+        ``backlog`` comes first and ``done`` last; ``committed`` is optional and counts as waiting;
+        every other stage is in progress, active unless marked waiting.
+        """
+        waiting = {w.lower() for w in waiting}
+        stages = []
+        for name, spec in table.items():
+            if isinstance(spec, dict):
+                statuses, is_waiting = spec.get("statuses"), bool(spec.get("waiting", False))
+            else:
+                statuses, is_waiting = spec, name.lower() in waiting
+            if not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses):
+                raise VsmError(f"workflow stage {name!r} must be a list of status names or ids")
+            lname = name.lower()
+            if lname == BACKLOG:
+                kind = BACKLOG
+            elif lname == COMMITTED:
+                kind = COMMITTED
+            elif lname == DONE:
+                kind = DONE
+            else:
+                kind = WAITING if is_waiting else ACTIVE
+            stages.append(Stage(lname, tuple(statuses), kind))
+        return cls(tuple(stages))
+
+
+@dataclass
+class Transition:
+    at: float
+    seq: int
+    from_id: str | None
+    from_status: str | None
+    to_id: str | None
+    to_status: str | None
+
+
+@dataclass
+class Flow:
+    """One item's path through the team's workflow, after the replay."""
+
+    stage_dates: list[float | None]
+    committed: float | None  # start of cycle time; None: never entered the team's system
+    done: float | None  # set iff the item is in the done stage after the replay
+    timeline: list[tuple[float, int | None]]  # (entered at, stage index or None if unmapped)
+    unmapped: set[str]
+
+    @property
+    def closed_without_flow(self) -> bool:
+        return self.done is not None and self.committed is None
+
+    def stage_at(self, ts: float) -> int | None:
+        """The stage the item was in at an instant (None before creation or in an unmapped status)."""
+        current = None
+        for at, stage in self.timeline:
+            if at > ts:
+                break
+            current = stage
+        return current
+
+
+def replay(
+    workflow: Workflow,
+    created: float,
+    current_id: str | None,
+    current_status: str | None,
+    transitions: Sequence[Transition],
+) -> Flow:
+    """Stage dates by METRICS.md rules 1–5, exact instants.
+
+    1. The item enters its initial status at ``created`` (first change's ``from``, else current status).
+    2. Status changes in time order (ties by changelog id); the first entry to a stage sets its date.
+    3. Entering a stage clears the dates of all later stages.
+    4. Committed = the first dated stage from ``committed`` through the in-progress stages.
+    5. Done iff the done stage has a date after the replay.
+    """
+    n = len(workflow.stages)
+    dates: list[float | None] = [None] * n
+    unmapped: set[str] = set()
+    timeline: list[tuple[float, int | None]] = []
+
+    def enter(at: float, sid: str | None, name: str | None) -> None:
+        i = workflow.stage_index(sid, name)
+        timeline.append((at, i))
+        if i is None:
+            if name or sid:
+                unmapped.add(name or sid or "")
+            return
+        if dates[i] is None:
+            dates[i] = at
+        for j in range(i + 1, n):
+            dates[j] = None
+
+    ordered = sorted(transitions, key=lambda t: (t.at, t.seq))
+    if ordered:
+        enter(created, ordered[0].from_id, ordered[0].from_status)
+    else:
+        enter(created, current_id, current_status)
+    for t in ordered:
+        enter(t.at, t.to_id, t.to_status)
+
+    committed = None
+    for i, stage in enumerate(workflow.stages):
+        if stage.in_flow and dates[i] is not None:
+            committed = dates[i]
+            break
+    done = dates[workflow.done_index]
+    return Flow(dates, committed, done, timeline, unmapped)
+
+
+def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[float, float]] = ()) -> float:
+    """Time in active stages between committed and done, walking the status timeline.
+
+    Time inside an impediment (flagged) interval counts as waiting when the team opts in: the caller
+    passes those intervals.
+    """
+    if flow.committed is None or flow.done is None:
+        return 0.0
+    start, end = flow.committed, flow.done
+    total = 0.0
+    points = flow.timeline + [(end, None)]
+    for (at, stage), (nxt, _) in zip(points, points[1:], strict=False):
+        a, b = max(at, start), min(nxt, end)
+        if b <= a or stage is None or workflow.stages[stage].kind != ACTIVE:
+            continue
+        blocked = sum(max(0.0, min(b, e) - max(a, s)) for s, e in impediments)
+        total += (b - a) - blocked
+    return total
