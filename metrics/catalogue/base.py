@@ -1,0 +1,216 @@
+"""What every metric is, and the shared aggregation that most of them need.
+
+A metric is a small class with its catalogue entry (id, name, unit, better direction, one-line
+definition) and one job: ``observations`` lists what happened (one per done item, merged PR,
+deployment...), each placed in time by its end event. The ``kind`` then decides how observations
+become a figure, a previous-period figure, a weekly series and a signal, identically for every metric
+of that kind. Metrics that are not a plain aggregation (WIP, forecast, sprint figures) override
+``compute``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from metrics import stats
+from metrics.dataset import TeamData
+from metrics.timeutil import WEEK, Window, iso, local_midnight, week_start
+
+DURATION, COUNT, RATE, CUSTOM = "duration", "count", "rate", "custom"
+LOW_SAMPLE = 5
+BASELINE_WEEKS = 20  # XmR baseline: 12–20 completed weeks before the current period
+MIN_BASELINE_WEEKS = 12
+
+
+@dataclass
+class Observation:
+    at: float  # the end event that places it in a window (done, merge, deploy finish, resolution)
+    value: float  # seconds for durations; 1 or 0 for rates; 1 for counts
+    item: dict  # JSON-ready: what the Explain path lists
+
+
+@dataclass
+class Result:
+    metric: str
+    team: str
+    window: Window
+    value: object
+    unit: str
+    sample_size: int
+    previous: object
+    series: list[dict]
+    items: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # data-quality notes, shown beside the figure
+    signal: str | None = None  # plain-language signal, None = within normal variation
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def low_sample(self) -> bool:
+        return 0 < self.sample_size < LOW_SAMPLE
+
+    def to_json(self) -> dict:
+        return {
+            "metric": self.metric,
+            "team": self.team,
+            "since": iso(self.window.start),
+            "until": iso(self.window.end),
+            "value": self.value,
+            "unit": self.unit,
+            "sample_size": self.sample_size,
+            "low_sample": self.low_sample,
+            "previous": self.previous,
+            "series": self.series,
+            "signal": self.signal,
+            "notes": self.notes,
+            "extra": self.extra,
+            "items": self.items,
+        }
+
+
+def hours(seconds: float) -> float:
+    return round(seconds / 3600, 4)
+
+
+def duration_value(values_s: list[float]) -> dict | None:
+    """p50 and p85 in hours, or None for an empty sample (never 0)."""
+    if not values_s:
+        return None
+    return {"p50": hours(stats.percentile(values_s, 0.5)), "p85": hours(stats.percentile(values_s, 0.85))}
+
+
+def series_weeks(window: Window, now: float) -> list[tuple[float, float, bool]]:
+    """(start, end, complete) of each local week overlapping the window; complete = ended by ``now``."""
+    out = []
+    for monday in window.week_starts():
+        s = local_midnight(monday, window.tz).timestamp()
+        e = local_midnight(monday + timedelta(days=7), window.tz).timestamp()
+        out.append((s, e, e <= now))
+    return out
+
+
+def baseline_window(window: Window) -> Window:
+    """The 20 local weeks before the window's first week (the XmR and two-sample baseline)."""
+    first = window.week_starts()[0]
+    start = first - timedelta(weeks=BASELINE_WEEKS)
+    return Window(local_midnight(start, window.tz), local_midnight(first, window.tz))
+
+
+class Metric:
+    id: str = ""
+    name: str = ""
+    unit: str = ""
+    better: str = ""  # lower | higher | context | ≈ 0 | —
+    family: str = ""
+    definition: str = ""
+    kind: str = CUSTOM
+
+    def entry(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "unit": self.unit,
+            "better": self.better,
+            "family": self.family,
+            "definition": self.definition,
+        }
+
+    # -- to implement ------------------------------------------------------------------------------
+    def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
+        """Observations with ``start <= at < end``, and data-quality notes."""
+        raise NotImplementedError
+
+    # -- shared aggregation ----------------------------------------------------------------------------
+    def aggregate(self, obs: list[Observation], window: Window) -> object:
+        values = [o.value for o in obs]
+        if self.kind == DURATION:
+            return duration_value(values)
+        if self.kind == COUNT:
+            return round(len(obs) / window.weeks, 4) if window.weeks else None
+        if self.kind == RATE:
+            return round(100 * sum(values) / len(values), 4) if values else None
+        raise NotImplementedError(self.kind)
+
+    def weekly(self, obs: list[Observation]) -> float | None:
+        """One week's point: count, median hours, or percentage (zero-filled for counts)."""
+        values = [o.value for o in obs]
+        if self.kind == COUNT:
+            return float(len(obs))
+        if not values:
+            return None
+        if self.kind == DURATION:
+            return hours(stats.median(values))
+        return round(100 * sum(values) / len(values), 4)
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        base = baseline_window(window)
+        prev = window.previous()
+        start = min(base.start, prev.start)
+        obs, notes = self.observations(data, start, window.end)
+        current = [o for o in obs if window.contains(o.at)]
+        previous = [o for o in obs if prev.contains(o.at)]
+        weeks = series_weeks(window, data.now)
+        series = []
+        for s, e, complete in weeks:
+            point = self.weekly([o for o in obs if s <= o.at < e])
+            series.append(
+                {"week": datetime.fromtimestamp(s, window.tz).date().isoformat(), "value": point}
+                | ({} if complete else {"partial": True})
+            )
+        current.sort(key=lambda o: o.at)
+        result = Result(
+            metric=self.id,
+            team=data.team.name,
+            window=window,
+            value=self.aggregate(current, window),
+            unit=self.unit,
+            sample_size=len(current),
+            previous=self.aggregate(previous, prev),
+            series=series,
+            items=[o.item for o in current],
+            notes=notes,
+        )
+        result.signal = self.signal(obs, window, base, data.now)
+        if result.low_sample:
+            result.notes.append(f"low sample: {result.sample_size} observations")
+        return result
+
+    def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
+        """XmR rules on completed weekly points, else a two-sample test of window vs baseline."""
+        by_week: dict[float, list[Observation]] = {}
+        for o in obs:
+            by_week.setdefault(week_start(o.at, window.tz).toordinal(), []).append(o)
+
+        def points(w: Window) -> list[float]:
+            out = []
+            for s, _e, complete in series_weeks(w, now):
+                if not complete or s < w.start or s >= w.end:
+                    continue
+                v = self.weekly(by_week.get(datetime.fromtimestamp(s, w.tz).date().toordinal(), []))
+                if v is not None:
+                    out.append(v)
+            return out
+
+        baseline, current = points(base), points(window)
+        if len(baseline) >= MIN_BASELINE_WEEKS and current:
+            rule = stats.xmr_signal(baseline, current)
+            if rule:
+                return rule
+        in_base = [o.value for o in obs if base.contains(o.at)]
+        in_window = [o.value for o in obs if window.contains(o.at)]
+        if self.kind == DURATION:
+            p = stats.mann_whitney_p(in_window, in_base)
+            if p is not None and p < stats.ALPHA:
+                up = (stats.median(in_window) or 0) > (stats.median(in_base) or 0)
+                return (
+                    f"{'longer' if up else 'shorter'} than the previous 20 weeks (Mann–Whitney p = {p:.3f})"
+                )
+        if self.kind == RATE:
+            p = stats.fisher_p(int(sum(in_window)), len(in_window), int(sum(in_base)), len(in_base))
+            if p is not None and p < stats.ALPHA:
+                up = sum(in_window) / len(in_window) > sum(in_base) / len(in_base)
+                return f"{'higher' if up else 'lower'} than the previous 20 weeks (Fisher p = {p:.3f})"
+        return None
+
+
+__all__ = ["Metric", "Observation", "Result", "DURATION", "COUNT", "RATE", "CUSTOM", "WEEK"]

@@ -1,0 +1,3 @@
+"""Placeholder until the family is written."""
+
+METRICS: list = []
