@@ -1,0 +1,228 @@
+"""``vsm``: the command line (INTERFACE.md). Errors are one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot import digest_view
+from bot import format as fmt
+from metrics import catalogue
+from metrics.config import Config, load_config
+from metrics.digest import build_digest
+from metrics.errors import VsmError
+from metrics.store import open_db
+from metrics.teams import get_team, list_teams, seed_from_config
+from metrics.timeutil import dates_window, days_ending_today, parse_period, zone
+
+DEMO_DB = "vsm-demo.db"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other error
+        raise VsmError(f"{message} (see `{self.prog} --help`)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config file (default $VSM_CONFIG, else ./vsm.toml)")
+    p.add_argument("--db", help="SQLite database (overrides the config's database.path)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vsm", description="Value-stream metrics for the teams who do the work.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("demo", help="build the sample database and print every sample team's digest")
+    _common(p)
+    p = sub.add_parser("teams", help="list the teams")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("sync", help="sync the configured sources (not built yet)")
+    _common(p)
+    p.add_argument("--source")
+    p = sub.add_parser("metrics", help="the metric catalogue")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("metric", help="one metric for one team")
+    _common(p)
+    p.add_argument("id")
+    p.add_argument("--team", required=True)
+    p.add_argument("--period", help="7d, 30d, 90d, 12w or a quarter such as 2026Q3 (default 30d)")
+    p.add_argument("--since", help="first local day, YYYY-MM-DD")
+    p.add_argument("--until", help="the local day after the last one, YYYY-MM-DD (exclusive)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("digest", help="a team's digest")
+    _common(p)
+    p.add_argument("--team", required=True)
+    p.add_argument("--json", action="store_true", help="print the exact Slack message payload")
+    p = sub.add_parser("serve", help="run the Slack app (not built yet)")
+    _common(p)
+    p.add_argument("--http", action="store_true")
+    p.add_argument("--port", type=int, default=3000)
+    return parser
+
+
+def now() -> datetime:
+    """The clock; ``VSM_NOW`` (ISO 8601) pins it for reproducible runs and tests."""
+    pinned = os.environ.get("VSM_NOW")
+    if pinned:
+        try:
+            dt = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise VsmError(f"VSM_NOW {pinned!r} is not an ISO 8601 time") from exc
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def _open(args, cfg: Config):
+    """The existing database (read commands never create one), with config-declared teams seeded."""
+    db = open_db(args.db or cfg.db_path, create=False)
+    for warning in seed_from_config(db, cfg.teams, cfg.org):
+        print(f"vsm: note: {warning}", file=sys.stderr)
+    return db
+
+
+def cmd_demo(args, cfg: Config) -> int:
+    from metrics.sample import SAMPLE_ORG, build_sample, sample_teams
+
+    t = now()
+    path = Path(args.db or DEMO_DB)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = open_db(path)
+    build_sample(db, end=t.date())
+    seed_from_config(db, sample_teams(), SAMPLE_ORG)
+    teams = list_teams(db)
+    for team in teams:
+        print(digest_view.text(build_digest(db, team, t), t))
+    first = teams[0].name
+    print(f"The sample database is {path}. Explore it further:")
+    print(f"  vsm teams --db {path}")
+    print(f"  vsm metric cycle-time --team {first} --period 90d --db {path}")
+    print(
+        f"  vsm metric cycle-time --team {first} --period 90d --json --db {path}   # with the items behind it"
+    )
+    print(f"  vsm digest --team {first} --json --db {path}   # the exact Slack message payload")
+    return 0
+
+
+def cmd_teams(args, cfg: Config) -> int:
+    teams = list_teams(_open(args, cfg))
+    if args.json:
+        rows = [
+            {
+                "name": t.name,
+                "channel": t.channel,
+                "timezone": t.timezone,
+                "metrics": t.metrics,
+                "digest": t.digest,
+            }
+            for t in teams
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not teams:
+        print("No teams yet: declare them in vsm.toml, or set one up from Slack.")
+    for t in teams:
+        d = t.digest
+        print(f"{t.name}  channel {t.channel or '-'}  {t.timezone}  digest {d['day']} {d['time']}")
+        print(f"  metrics: {', '.join(t.metrics) or '(none chosen)'}")
+    return 0
+
+
+def cmd_metrics(args, cfg: Config) -> int:
+    entries = [m.entry() for m in catalogue.CATALOGUE.values()]
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    for e in entries:
+        print(f"{e['id']:<24} {e['name']:<28} {e['unit']:<14} better: {e['better']:<8} {e['definition']}")
+    return 0
+
+
+def cmd_metric(args, cfg: Config) -> int:
+    metric = catalogue.get(args.id)
+    if args.period and (args.since or args.until):
+        raise VsmError("use either --period or --since/--until, not both")
+    if bool(args.since) != bool(args.until):
+        raise VsmError("--since and --until go together")
+    t = now()
+    utc = zone("UTC")
+    # Check the period's syntax before the database is opened: bad input never touches it.
+    if args.period:
+        parse_period(args.period, utc, t)
+    elif args.since:
+        dates_window(args.since, args.until, utc)
+    db = _open(args, cfg)
+    team = get_team(db, args.team)
+    if args.period:
+        window = parse_period(args.period, team.tz, t)
+    elif args.since:
+        window = dates_window(args.since, args.until, team.tz)
+    else:
+        window = days_ending_today(30, team.tz, t)
+    result = catalogue.compute(db, team, metric.id, window, t)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    print(f"{metric.name} · {team.name} · {window.label()}")
+    print(f"  {fmt.value(metric, result.value)}   (n = {result.sample_size})")
+    print(
+        f"  previous period: {fmt.value(metric, result.previous)}   {fmt.change(metric, result.value, result.previous)}"
+    )
+    spark = fmt.sparkline(result.series)
+    if spark:
+        print(f"  weekly: {spark}")
+    print(f"  {result.signal or 'within normal variation'}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def cmd_digest(args, cfg: Config) -> int:
+    db = _open(args, cfg)
+    team = get_team(db, args.team)
+    t = now()
+    d = build_digest(db, team, t)
+    if args.json:
+        print(json.dumps(digest_view.message(d, t), indent=2, ensure_ascii=False))
+    else:
+        print(digest_view.text(d, t))
+    return 0
+
+
+def cmd_not_built(args, cfg: Config) -> int:
+    raise VsmError(f"`vsm {args.command}` is not built yet (see the README's status section)")
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "teams": cmd_teams,
+    "metrics": cmd_metrics,
+    "metric": cmd_metric,
+    "digest": cmd_digest,
+    "sync": cmd_not_built,
+    "serve": cmd_not_built,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        cfg = load_config(args.config)
+        return COMMANDS[args.command](args, cfg)
+    except VsmError as exc:
+        print(f"vsm: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

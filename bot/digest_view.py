@@ -1,0 +1,63 @@
+"""A digest as Slack sees it (``message``) and as a terminal shows it (``text``), from one view model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot import format as fmt
+from bot.render import cut, render_json, render_text
+from metrics.digest import Digest, Figure
+from metrics.timeutil import iso
+
+MAX_BLOCKS = 50
+
+
+def _row(f: Figure) -> dict:
+    r, m = f.result, f.metric
+    return {
+        "id": m.id,
+        "name": m.name,
+        "value": fmt.value(m, r.value),
+        "change": fmt.change(m, r.value, r.previous),
+        "spark": fmt.sparkline(r.series),
+        "target": fmt.target(m, f.target, f.target_status),
+        "target_status": f.target_status,
+        "signal": r.signal,
+        "notes": r.notes,
+        "n": r.sample_size,
+        "explain": {"metric": m.id, "team": r.team, "since": iso(r.window.start), "until": iso(r.window.end)},
+    }
+
+
+def view(d: Digest, now: datetime) -> dict:
+    return {
+        "team": d.team.name,
+        "period": d.window.label(),
+        "generated": now.astimezone(d.team.tz).strftime("%a %d %b %Y %H:%M %Z"),
+        "north_star": [_row(f) for f in d.north_star],
+        "determinants": [_row(f) for f in d.determinants],
+        "nudges": [_row(f) for f in d.nudges],
+        "freshness": d.freshness,
+    }
+
+
+def message(d: Digest, now: datetime, channel: str | None = None) -> dict:
+    """The exact ``chat.postMessage`` payload, kept within Slack's message limits."""
+    v = view(d, now)
+    payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel)
+    payload["text"] = cut(payload["text"], 3900)
+    if len(payload["blocks"]) > MAX_BLOCKS:
+        # More metrics than a message can hold: keep the head, say where the rest is.
+        keep = payload["blocks"][: MAX_BLOCKS - 1]
+        keep.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": "More figures: `/vsm metrics` in this channel."}],
+            }
+        )
+        payload["blocks"] = keep
+    return payload
+
+
+def text(d: Digest, now: datetime) -> str:
+    return render_text("digest.txt.j2", **view(d, now))

@@ -1,0 +1,95 @@
+"""How figures read: one decimal, half-up at display only; hours below a day, else days."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from metrics.catalogue.base import Metric
+from metrics.digest import headline
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def one_decimal(x: float) -> str:
+    return str(Decimal(repr(float(x))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def duration(hours: float | None) -> str:
+    """``7.5 h`` below 24 hours, else ``3.2 d``."""
+    if hours is None:
+        return "–"
+    if hours < 24:
+        return f"{one_decimal(hours)} h"
+    return f"{one_decimal(hours / 24)} d"
+
+
+def number(metric: Metric, x: float | None) -> str:
+    if x is None:
+        return "–"
+    unit = metric.unit
+    if unit in ("duration", "items, duration") and metric.id != "aging-wip":
+        return duration(x)
+    if "%" in unit:
+        return f"{one_decimal(x)}%"
+    if unit.endswith("/week"):
+        return f"{one_decimal(x)}/wk"
+    if unit == "lines":
+        return f"{one_decimal(x)} lines"
+    return one_decimal(x)
+
+
+def value(metric: Metric, v) -> str:
+    """The figure as a reader sees it."""
+    if v is None:
+        return "no data"
+    if isinstance(v, dict):
+        if "p50" in v and "p85" in v:
+            fmt = (lambda x: f"{one_decimal(x)}") if metric.unit in ("lines", "items / date") else duration
+            if metric.unit == "lines":
+                return f"p50 {fmt(v['p50'])} · p85 {fmt(v['p85'])} lines"
+            if metric.unit == "items / date":
+                parts = [f"{k} {fmt(x)}" for k, x in v.items() if x is not None]
+                return " · ".join(parts) + " items"
+            return f"p50 {fmt(v['p50'])} · p85 {fmt(v['p85'])}"
+        return " · ".join(f"{k} {one_decimal(x)}%" for k, x in v.items() if x)
+    return number(metric, v)
+
+
+def change(metric: Metric, current, previous) -> str:
+    """``↓ 12% vs previous`` with ✓/✗ by the metric's better direction, or ``–``."""
+    a, b = headline(metric, current), headline(metric, previous)
+    if a is None or b is None:
+        return "no previous figure"
+    if b == 0:
+        return "was 0" if a else "no change"
+    pct = (a - b) / abs(b) * 100
+    if abs(pct) < 0.05:
+        return "no change"
+    arrow = "↑" if pct > 0 else "↓"
+    return f"{arrow} {one_decimal(abs(pct))}% vs previous"
+
+
+def sparkline(series: list[dict]) -> str:
+    vals = [p.get("value") for p in series]
+    nums = [v for v in vals if isinstance(v, int | float)]
+    if not nums:
+        return ""
+    lo, hi = min(nums), max(nums)
+    out = []
+    for v in vals:
+        if not isinstance(v, int | float):
+            out.append(" ")
+        elif hi == lo:
+            out.append(SPARKS[3])
+        else:
+            out.append(SPARKS[round((v - lo) / (hi - lo) * (len(SPARKS) - 1))])
+    return "".join(out)
+
+
+def target(metric: Metric, target_value: float | None, status: str | None) -> str:
+    if target_value is None:
+        return ""
+    op = "≤" if metric.better == "lower" else "≥"
+    shown = duration(target_value) if metric.unit == "duration" else number(metric, target_value)
+    mark = {"met": "on target", "missed": "off target"}.get(status or "", "no figure yet")
+    return f"{mark} ({op} {shown})"

@@ -1,0 +1,92 @@
+"""What goes into a team's digest: the figures, their targets and signals, and data freshness.
+
+Rendering (Slack blocks, terminal text) lives in ``bot``; this module decides *what* is said, so the
+same digest reaches every surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlite_utils
+
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import Metric, Result
+from metrics.dataset import TeamData
+from metrics.teams import Team, get_org
+from metrics.timeutil import Window, local_midnight
+
+
+@dataclass
+class Figure:
+    metric: Metric
+    result: Result
+    target: float | None
+    target_status: str | None  # "met" | "missed" | None (no target, no value, or a context metric)
+
+
+@dataclass
+class Digest:
+    team: Team
+    window: Window
+    north_star: list[Figure]
+    determinants: list[Figure]
+    freshness: list[dict] = field(default_factory=list)  # {"source", "as_of", "error"}
+
+    @property
+    def figures(self) -> list[Figure]:
+        return self.north_star + self.determinants
+
+    @property
+    def nudges(self) -> list[Figure]:
+        """Only real signals earn a line of their own: never a nudge for noise."""
+        return [f for f in self.figures if f.result.signal]
+
+
+def headline(metric: Metric, value) -> float | None:
+    """The one number a target is compared with: p85 for durations (most items finish within it)."""
+    if isinstance(value, dict):
+        return value.get("p85")
+    return value if isinstance(value, int | float) else None
+
+
+def target_status(metric: Metric, value, target: float | None) -> str | None:
+    v = headline(metric, value)
+    if target is None or v is None or metric.better not in ("lower", "higher"):
+        return None
+    ok = v <= target if metric.better == "lower" else v >= target
+    return "met" if ok else "missed"
+
+
+def digest_window(team: Team, now: datetime) -> Window:
+    """The ``period_days`` complete local days before the digest day."""
+    tz = team.tz
+    today = now.astimezone(tz).date()
+    days = int(team.digest.get("period_days", 28))
+    return Window(local_midnight(today - timedelta(days=days), tz), local_midnight(today, tz))
+
+
+def freshness(db: sqlite_utils.Database) -> list[dict]:
+    rows = db.query(
+        "select source, max(last_success) as as_of, max(last_error) as error from sync_status group by source"
+    )
+    return [dict(r) for r in rows]
+
+
+def build_digest(
+    db: sqlite_utils.Database, team: Team, now: datetime, window: Window | None = None
+) -> Digest:
+    """Compute every figure of the team's digest from one shared data load."""
+    window = window or digest_window(team, now)
+    data = TeamData(db, team, now)
+    north = [m for m in get_org(db).get("north_star", []) if m in CATALOGUE]
+    own = [m for m in team.metrics if m in CATALOGUE and m not in north]
+
+    def figure(mid: str) -> Figure:
+        metric = CATALOGUE[mid]
+        result = metric.compute(data, window)
+        target = team.targets.get(mid)
+        return Figure(metric, result, target, target_status(metric, result.value, target))
+
+    return Digest(team, window, [figure(m) for m in north], [figure(m) for m in own], freshness(db))
