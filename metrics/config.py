@@ -227,14 +227,9 @@ def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config
 
 
 def _guess_key(message: str) -> str | None:
-    for key in ("timezone", "digest", "metrics", "targets", "workflow", "name"):
-        if (
-            key in message
-            or (key == "timezone" and "time zone" in message)
-            or (key == "metrics" and "metric" in message)
-        ):
-            return key
-    return None
+    """Team.validate says ``team NAME: KEY: ...``; the key locates the line."""
+    m = re.match(r"^team [^:]+: ([a-z_]+):", message)
+    return m.group(1) if m else None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")

@@ -92,20 +92,27 @@ class Team:
         """Raise VsmError naming the first bad setting; ``catalogue_ids`` checks metric ids."""
         if not self.name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}", self.name):
             raise VsmError(f"team name {self.name!r}: letters, digits, space, _ . - (max 64)")
-        zone(self.timezone)
+        try:
+            zone(self.timezone)
+        except VsmError as exc:
+            raise VsmError(f"team {self.name}: timezone: {exc}") from exc
         day, time = self.digest.get("day", "mon"), self.digest.get("time", "09:00")
         if str(day).lower()[:3] not in DAYS:
-            raise VsmError(f"team {self.name}: digest day {day!r} is not one of {', '.join(DAYS)}")
+            raise VsmError(f"team {self.name}: digest: day {day!r} is not one of {', '.join(DAYS)}")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(time)):
-            raise VsmError(f"team {self.name}: digest time {time!r} must be HH:MM (24 h)")
+            raise VsmError(f"team {self.name}: digest: time {time!r} must be HH:MM (24 h)")
         period = self.digest.get("period_days", 28)
         if not isinstance(period, int) or not 7 <= period <= 182:
-            raise VsmError(f"team {self.name}: digest period_days must be a whole number from 7 to 182")
-        Workflow.from_list(self.workflow)
+            raise VsmError(f"team {self.name}: digest: period_days must be a whole number from 7 to 182")
+        try:
+            Workflow.from_list(self.workflow)
+        except VsmError as exc:
+            raise VsmError(f"team {self.name}: workflow: {exc}") from exc
         if catalogue_ids is not None:
-            for m in list(self.metrics) + list(self.targets):
-                if m not in catalogue_ids:
-                    raise VsmError(f"team {self.name}: unknown metric {m!r} (see `vsm metrics`)")
+            for key, chosen in (("metrics", self.metrics), ("targets", self.targets)):
+                for m in chosen:
+                    if m not in catalogue_ids:
+                        raise VsmError(f"team {self.name}: {key}: unknown metric {m!r} (see `vsm metrics`)")
 
 
 def now_iso() -> str:

@@ -1,0 +1,40 @@
+import pytest
+
+from metrics import stats
+
+
+def test_percentile_linear_interpolation_matches_metrics_md():
+    # METRICS.md: [1,2,3,4,10] -> p50 = 3; p85: h = 4*0.85 = 3.4 -> 4 + 0.4*(10-4) = 6.4
+    assert stats.percentile([10, 1, 3, 2, 4], 0.5) == 3
+    assert stats.percentile([1, 2, 3, 4, 10], 0.85) == pytest.approx(6.4)
+
+
+def test_percentile_edge_cases():
+    assert stats.percentile([], 0.5) is None  # n = 0 -> no value, never 0
+    assert stats.percentile([7], 0.85) == 7
+    assert stats.percentile([1, 2], 0.5) == 1.5
+
+
+def test_xmr_limits():
+    # X̄ = 4, moving ranges |6-2|,|2-6|,|6-2| = 4 each -> mR̄ = 4; limits 4 ± 10.64, lower floored at 0
+    lim = stats.xmr_limits([2, 6, 2, 6])
+    assert lim.centre == 4 and lim.mr_bar == 4
+    assert lim.upper == pytest.approx(14.64)
+    assert lim.lower == 0
+
+
+def test_xmr_signals():
+    base = [10, 11, 9, 10, 11, 9, 10, 11, 9, 10, 11, 9]  # X̄ = 10, mR̄ = 16/11 ≈ 1.4545, UNPL ≈ 13.87
+    assert stats.xmr_signal(base, [10, 11]) is None
+    assert stats.xmr_signal(base, [14]) == "above the upper process limit"
+    # 1.33·mR̄ ≈ 1.93: three of four above 11.93 without crossing 13.87
+    assert stats.xmr_signal(base, [12.5, 12.5, 10, 12.5]) == "3 of 4 recent weeks high"
+    assert "8 weeks in a row" in stats.xmr_signal(base, [10.5] * 8)
+
+
+def test_two_sample_tests_need_ten_a_side():
+    assert stats.mann_whitney_p([1] * 9, [2] * 20) is None
+    assert stats.mann_whitney_p(list(range(10)), list(range(100, 110))) < 0.001
+    assert stats.fisher_p(1, 9, 1, 10) is None
+    assert stats.fisher_p(10, 10, 0, 10) < 0.001
+    assert stats.fisher_p(5, 10, 5, 10) == pytest.approx(1.0)

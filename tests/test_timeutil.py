@@ -1,0 +1,67 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from metrics.errors import VsmError
+from metrics.timeutil import dates_window, iso, parse_instant, parse_period, week_start, zone
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+LONDON = zone("Europe/London")
+
+
+def test_parse_instant_accepts_every_tool_format():
+    z = parse_instant("2024-05-02T14:03:11Z")
+    assert parse_instant("2024-05-02T14:03:11.000+0000") == z  # Jira's +hhmm with milliseconds
+    assert parse_instant("2024-05-02T16:03:11+02:00") == z
+    assert iso(z) == "2024-05-02T14:03:11Z"
+    assert parse_instant(None) is None
+
+
+def test_days_period_ends_with_today_in_team_zone():
+    w = parse_period("30d", LONDON, NOW)
+    assert w.since == datetime(2026, 10, 27, tzinfo=LONDON)
+    assert w.until == datetime(2026, 11, 26, tzinfo=LONDON)
+    assert w.days == 30
+    assert parse_period("12w", LONDON, NOW).days == 84
+
+
+def test_window_across_dst_is_whole_local_days():
+    # London left summer time on 25 Oct 2026: 35 local days from 22 Oct hold 35*24 + 1 hours.
+    w = parse_period("35d", LONDON, NOW)
+    assert w.since == datetime(2026, 10, 22, tzinfo=LONDON)
+    assert w.end - w.start == 35 * 86400 + 3600
+    prev = w.previous()
+    assert prev.until == w.since and prev.days == 35
+
+
+def test_quarter_and_dates():
+    q = parse_period("2026Q3", LONDON, NOW)
+    assert (q.since.date().isoformat(), q.until.date().isoformat()) == ("2026-07-01", "2026-10-01")
+    d = dates_window("2026-01-01", "2026-02-01", LONDON)
+    assert d.days == 31
+
+
+@pytest.mark.parametrize("bad", ["", "30", "d30", "30x", "2026Q5", "0d", "99999d", "-3d", "30d; drop table"])
+def test_malformed_periods_are_refused(bad):
+    with pytest.raises(VsmError, match="period"):
+        parse_period(bad, LONDON, NOW)
+
+
+def test_dates_window_errors():
+    with pytest.raises(VsmError, match="--since"):
+        dates_window("2026-13-01", "2026-02-01", LONDON)
+    with pytest.raises(VsmError, match="after"):
+        dates_window("2026-02-01", "2026-01-01", LONDON)
+
+
+def test_week_starts_monday_local():
+    # Sunday 23:30 in New York is Monday 04:30 UTC: still the previous local week.
+    ny = zone("America/New_York")
+    ts = datetime(2026, 3, 8, 23, 30, tzinfo=ny).timestamp()
+    assert week_start(ts, ny).isoformat() == "2026-03-02"
+    assert week_start(ts, UTC).isoformat() == "2026-03-09"
+
+
+def test_unknown_zone():
+    with pytest.raises(VsmError, match="time zone"):
+        zone("Mars/Olympus")
