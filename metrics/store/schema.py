@@ -195,3 +195,9 @@ def m001_initial(db):
     )
     db["settings_log"].create_index(["team", "at"])
     db["org"].create({"key": str, "value": str}, pk="key")
+
+
+@MIGRATIONS()
+def m002_deployment_changes_by_deployment(db):
+    # Digests look up what each deployment shipped; the primary key starts with the source.
+    db["deployment_changes"].create_index(["deployment_id"])
