@@ -21,6 +21,10 @@ class Trusted(str):
     """Text that is already valid mrkdwn (built by us from escaped parts)."""
 
 
+class RawJson(str):
+    """A fragment of JSON the template already produced (a macro's output): emitted as-is."""
+
+
 def escape_mrkdwn(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -40,6 +44,8 @@ def link(url: str | None, label: object) -> Trusted:
 def _json_finalize(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, RawJson):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     text = value if isinstance(value, Trusted) else escape_mrkdwn(value)
@@ -68,6 +74,7 @@ def slack_env() -> jinja2.Environment:
     env.filters["plain"] = _plain
     env.filters["trusted"] = Trusted
     env.filters["value_json"] = _tojson
+    env.filters["raw_json"] = RawJson
     return env
 
 

@@ -152,7 +152,7 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None 
     if not changes:
         return {}
     at = now_iso()
-    with db.conn:
+    with db.atomic():
         db["teams"].upsert(
             {
                 "name": team.name,
@@ -190,7 +190,7 @@ def set_org(db: sqlite_utils.Database, key: str, value, who: str) -> None:
     old = get_org(db).get(key)
     if old == value:
         return
-    with db.conn:
+    with db.atomic():
         db["org"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
         db["settings_log"].insert(
             {

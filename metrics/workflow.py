@@ -197,17 +197,30 @@ def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[f
     """Time in active stages between committed and done, walking the status timeline.
 
     Time inside an impediment (flagged) interval counts as waiting when the team opts in: the caller
-    passes those intervals.
+    passes those intervals. Time in an unmapped status counts as the last mapped stage's (the
+    status change is ignored, as METRICS.md says).
     """
     if flow.committed is None or flow.done is None:
         return 0.0
     start, end = flow.committed, flow.done
+    # Overlapping flags (flagged twice, or re-flagged before unflagging) must not be subtracted twice.
+    merged: list[list[float]] = []
+    for s, e in sorted(impediments):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
     total = 0.0
-    points = flow.timeline + [(end, None)]
+    # An unmapped status is ignored (METRICS.md): the item stays in the last mapped stage it entered.
+    points, last = [], None
+    for at, stage in flow.timeline:
+        last = stage if stage is not None else last
+        points.append((at, last))
+    points.append((end, None))
     for (at, stage), (nxt, _) in zip(points, points[1:], strict=False):
         a, b = max(at, start), min(nxt, end)
         if b <= a or stage is None or workflow.stages[stage].kind != ACTIVE:
             continue
-        blocked = sum(max(0.0, min(b, e) - max(a, s)) for s, e in impediments)
+        blocked = sum(max(0.0, min(b, e) - max(a, s)) for s, e in merged)
         total += (b - a) - blocked
     return total

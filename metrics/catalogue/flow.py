@@ -1,3 +1,738 @@
-"""Placeholder until the family is written."""
+"""The flow (Kanban) family of METRICS.md: every figure starts from the replayed stage dates.
 
-METRICS: list = []
+Shared rules, applied the same way in every metric here:
+
+- An item is *flow-eligible* when it has a committed date (rule 6: items closed without flow never
+  entered the team's system and stay out of cycle time, throughput, WIP, flow efficiency and net flow).
+- Discarded resolutions (*Won't Do*, *Duplicate*) stay out of throughput, cycle time and flow
+  efficiency only, as METRICS.md lists. Read literally, they (and items closed without flow) still
+  count in lead time, flow distribution and time to value; the explain items flag them.
+- Historical WIP uses the final stage dates (as a cumulative-flow diagram does): an item is in WIP at
+  ``t`` iff ``committed <= t < done`` (done = +inf when not done).
+- Notes describe the window only (the shared aggregation loads 20 more weeks for its baseline).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+import numpy as np
+
+from metrics import stats
+from metrics.catalogue.base import (
+    COUNT,
+    CUSTOM,
+    DURATION,
+    MIN_BASELINE_WEEKS,
+    Metric,
+    Observation,
+    Result,
+    baseline_window,
+    hours,
+    series_weeks,
+)
+from metrics.dataset import Item, TeamData
+from metrics.timeutil import Window, iso, local_midnight, week_start
+from metrics.workflow import Flow, Workflow, active_seconds
+
+FAMILY = "flow"
+CATEGORIES = ("feature", "defect", "debt", "risk", "unclassified")
+AGING_LOOKBACK_DAYS = 90
+AGING_MIN_DONE = 5
+LINK_MARGIN_DAYS = 30  # how far before a range items, linked PRs and deployments are looked for
+
+
+# -- shared helpers ------------------------------------------------------------------------------------
+def _low_sample(result: Result) -> list[str]:
+    return [f"low sample: {result.sample_size} observations"] if result.low_sample else []
+
+
+def _in_play(it: Item, start: float, end: float) -> bool:
+    """Created before the range ends and not done before it starts: the item can matter to it."""
+    return it.created < end and (it.flow.done is None or it.flow.done >= start)
+
+
+def quality_notes(
+    items: list[Item],
+    start: float,
+    end: float,
+    *,
+    closed_without_flow: str | None = "{n} closed without flow",
+    discarded: str | None = None,
+    negative: int = 0,
+) -> list[str]:
+    """Data-quality notes for the range: closed without flow, discarded, negative, unmapped statuses."""
+    notes = []
+    done_here = [it for it in items if it.flow.done is not None and start <= it.flow.done < end]
+    if closed_without_flow:
+        n = sum(it.flow.closed_without_flow for it in done_here)
+        if n:
+            notes.append(closed_without_flow.format(n=n))
+    if discarded:
+        n = sum(it.discarded and not it.flow.closed_without_flow for it in done_here)
+        if n:
+            notes.append(discarded.format(n=n))
+    if negative:
+        notes.append(f"{negative} negative durations left out")
+    unmapped = sorted({s for it in items if _in_play(it, start, end) for s in it.flow.unmapped})
+    if unmapped:
+        notes.append("unmapped statuses ignored: " + ", ".join(unmapped))
+    return notes
+
+
+def delivered(it: Item) -> bool:
+    """Done, flowed through the team's system, not discarded: what throughput and cycle time count."""
+    return it.flow.done is not None and it.flow.committed is not None and not it.discarded
+
+
+def stage_name_at(workflow: Workflow, flow: Flow, ts: float) -> str | None:
+    """The stage an item was in at ``ts``; an unmapped status keeps the last mapped stage (ignored)."""
+    current = None
+    for at, stage in flow.timeline:
+        if at > ts:
+            break
+        if stage is not None:
+            current = stage
+    return workflow.stages[current].name if current is not None else None
+
+
+class WipCounter:
+    """Counts items with ``committed <= t < done`` for many instants at once (two sorted arrays)."""
+
+    def __init__(self, items: list[Item]):
+        starts, ends = [], []
+        for it in items:
+            c = it.flow.committed
+            if c is None:
+                continue
+            starts.append(c)
+            d = it.flow.done
+            ends.append(np.inf if d is None else max(d, c))
+        self.starts = np.sort(np.asarray(starts, dtype=float))
+        self.ends = np.sort(np.asarray(ends, dtype=float))
+
+    def at(self, times: list[float]) -> list[int]:
+        t = np.asarray(times, dtype=float)
+        counts = np.searchsorted(self.starts, t, "right") - np.searchsorted(self.ends, t, "right")
+        return [int(c) for c in counts]
+
+
+def day_samples(first: date, last: date, tz, now: float) -> list[tuple[date, float]]:
+    """``(day, instant)`` for each local day in ``[first, last)`` that has begun by ``now``: the day's
+    end, or ``now`` for the day in progress (a day that has not begun has no sample)."""
+    out = []
+    d = first
+    while d < last:
+        s = local_midnight(d, tz).timestamp()
+        if s >= now:
+            break
+        e = local_midnight(d + timedelta(days=1), tz).timestamp()
+        out.append((d, min(e, now)))
+        d += timedelta(days=1)
+    return out
+
+
+def _avg(values: list[int]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _week_label(s: float, tz) -> str:
+    return datetime.fromtimestamp(s, tz).date().isoformat()
+
+
+def _point(week: str, value, complete: bool) -> dict:
+    return {"week": week, "value": value} | ({} if complete else {"partial": True})
+
+
+# -- item metrics (the shared aggregation) ----------------------------------------------------------------
+Picked = tuple[Item, float, float, str | None]  # (item, end event, value, what explain() needs)
+
+
+class _ItemMetric(Metric):
+    """One observation per item, by the shared aggregation; notes counted over the window only.
+
+    ``select`` picks the observations of a range and counts what it left out; ``explain`` makes an
+    explain item. ``compute`` re-counts the notes for the window without re-building the items.
+    """
+
+    closed_note: str | None = "{n} closed without flow"
+    discarded_note: str | None = "{n} discarded left out"
+
+    def load(self, data: TeamData, start: float) -> list[Item]:
+        return data.items(start)
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        raise NotImplementedError
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        raise NotImplementedError
+
+    def left_out(self, data: TeamData, items: list[Item], start: float, end: float) -> Counter:
+        return self.select(data, items, start, end)[1]
+
+    def notes(self, items: list[Item], start: float, end: float, left_out: Counter) -> list[str]:
+        notes = [f"{left_out['zero']} with zero cycle time skipped"] if left_out["zero"] else []
+        return notes + quality_notes(
+            items,
+            start,
+            end,
+            closed_without_flow=self.closed_note,
+            discarded=self.discarded_note,
+            negative=left_out["negative"],
+        )
+
+    def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
+        items = self.load(data, start)
+        picked, left_out = self.select(data, items, start, end)
+        obs = [Observation(at, v, self.explain(it, at, v, info)) for it, at, v, info in picked]
+        return obs, self.notes(items, start, end, left_out)
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        result = super().compute(data, window)
+        items = self.load(data, window.start)
+        left_out = self.left_out(data, items, window.start, window.end)
+        result.notes = self.notes(items, window.start, window.end, left_out) + _low_sample(result)
+        return result
+
+
+def _span(it: Item, start: float, end: float, v: float) -> dict:
+    return {"key": it.key, "start": iso(start), "end": iso(end), "hours": hours(v), "url": it.url}
+
+
+class CycleTime(_ItemMetric):
+    id = "cycle-time"
+    family = FAMILY
+    name = "Cycle time"
+    unit = "duration"
+    better = "lower"
+    definition = "done − committed, per item done in window; p50, p85"
+    kind = DURATION
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        picked, left_out = [], Counter()
+        for it in items:
+            if delivered(it) and start <= it.flow.done < end:
+                d = it.flow.done - it.flow.committed
+                if d < 0:
+                    left_out["negative"] += 1
+                else:
+                    picked.append((it, it.flow.done, d, None))
+        return picked, left_out
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        return _span(it, it.flow.committed, at, value)
+
+
+class LeadTime(_ItemMetric):
+    """Created -> done for every item done in the window.
+
+    METRICS.md excludes items closed without flow and discarded items from other metrics, not from
+    lead time: they count here (lead time needs no commitment) and the explain items flag them.
+    """
+
+    id = "lead-time"
+    family = FAMILY
+    name = "Lead time"
+    unit = "duration"
+    better = "lower"
+    definition = "done − created, per item done in window; p50, p85"
+    kind = DURATION
+    closed_note = "{n} closed without flow, included"
+    discarded_note = "{n} discarded, included"
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        picked, left_out = [], Counter()
+        for it in items:
+            done = it.flow.done
+            if done is not None and start <= done < end:
+                d = done - it.created
+                if d < 0:
+                    left_out["negative"] += 1
+                else:
+                    picked.append((it, done, d, None))
+        return picked, left_out
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        out = _span(it, it.created, at, value)
+        if it.flow.closed_without_flow:
+            out["closed_without_flow"] = True
+        if it.discarded:
+            out["discarded"] = True
+        return out
+
+
+class Throughput(_ItemMetric):
+    id = "throughput"
+    family = FAMILY
+    name = "Throughput"
+    unit = "items/week"
+    better = "higher"
+    definition = "items done per week; figure = mean over the window's weeks"
+    kind = COUNT
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        return [
+            (it, it.flow.done, 1.0, None) for it in items if delivered(it) and start <= it.flow.done < end
+        ], Counter()
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        return {"key": it.key, "done": iso(at), "url": it.url}
+
+
+class FlowEfficiency(_ItemMetric):
+    """Active time between committed and done over cycle time, per delivered item.
+
+    value = median of the item ratios in %, ``extra.mean`` their mean. Cycle time 0 is skipped (and
+    counted in a note). With the team's ``impediments_wait`` option, flagged time inside active stages
+    counts as waiting. Time in an unmapped status counts as the stage the item was in (the status
+    change is ignored).
+    """
+
+    id = "flow-efficiency"
+    family = FAMILY
+    name = "Flow efficiency"
+    unit = "%"
+    better = "higher"
+    definition = (
+        "per done item: time in active stages between committed and done (status timeline) ÷ cycle time; "
+        "median of item ratios, mean also shown"
+    )
+    kind = CUSTOM
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        picked, left_out = [], Counter()
+        wait = data.team.impediments_wait
+        for it in items:
+            if not delivered(it) or not start <= it.flow.done < end:
+                continue
+            cycle = it.flow.done - it.flow.committed
+            if cycle < 0:
+                left_out["negative"] += 1
+            elif cycle == 0:
+                left_out["zero"] += 1
+            else:
+                active = active_seconds(data.workflow, it.flow, it.impediments if wait else ())
+                picked.append((it, it.flow.done, active / cycle, None))
+        return picked, left_out
+
+    def left_out(self, data: TeamData, items: list[Item], start: float, end: float) -> Counter:
+        """Only the counts: the notes need no active time."""
+        out = Counter()
+        for it in items:
+            if delivered(it) and start <= it.flow.done < end:
+                cycle = it.flow.done - it.flow.committed
+                if cycle <= 0:
+                    out["negative" if cycle < 0 else "zero"] += 1
+        return out
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        cycle = at - it.flow.committed
+        return _span(it, it.flow.committed, at, cycle) | {
+            "active_hours": hours(value * cycle),
+            "efficiency": round(100 * value, 4),
+        }
+
+    def aggregate(self, obs: list[Observation], window: Window) -> float | None:
+        m = stats.median([o.value for o in obs])
+        return None if m is None else round(100 * m, 4)
+
+    def weekly(self, obs: list[Observation]) -> float | None:
+        return self.aggregate(obs, None)  # type: ignore[arg-type]
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        result = super().compute(data, window)
+        ratios = [i["efficiency"] for i in result.items]
+        result.extra["mean"] = round(sum(ratios) / len(ratios), 4) if ratios else None
+        return result
+
+
+class TimeToValue(_ItemMetric):
+    """Created -> the first production deployment that shipped the item's work, else -> done.
+
+    A merged PR is linked to an item when the item's key is in the PR's refs; its deployment is the
+    first successful production deployment that shipped it. With several linked PRs the latest such
+    deployment counts (the work is in production once all of it is); linked PRs not deployed yet are
+    ignored. An item with no deployed linked PR falls back to done. Only done items are measured, and
+    an observation sits at its end event (that deployment's finish, or done). Read literally, items
+    closed without flow and discarded ones count (no rule names this metric). Linked PRs and
+    deployments are looked for from 30 days before the range (work done or merged earlier than that
+    and deployed inside the range is missed: rare, and it keeps the load small).
+    """
+
+    id = "time-to-value"
+    family = FAMILY
+    name = "Time to value"
+    unit = "duration"
+    better = "lower"
+    definition = (
+        "created → first successful production deployment containing the work (latest over the item's "
+        "linked merged PRs), else created → done; basis kept per item"
+    )
+    kind = DURATION
+    closed_note = None
+    discarded_note = "{n} discarded, included"
+
+    def load(self, data: TeamData, start: float) -> list[Item]:
+        return data.items(start - LINK_MARGIN_DAYS * 86400)
+
+    @staticmethod
+    def shipped(data: TeamData, start: float) -> dict[str, float]:
+        """Item key -> the latest first deployment of its linked merged PRs."""
+        load = start - LINK_MARGIN_DAYS * 86400
+        first_deploy: dict[tuple[str, int], float] = {}
+        for dep in data.deployments(load):  # sorted by finish: the first one that shipped a PR wins
+            for change in dep.changes:
+                first_deploy.setdefault(change, dep.finished)
+        out: dict[str, float] = {}
+        for pr in data.pull_requests(load):
+            at = first_deploy.get((pr.repo, pr.number)) if pr.merged is not None else None
+            if at is not None:
+                for ref in {r.upper() for r in pr.refs}:
+                    out[ref] = max(out.get(ref, at), at)
+        return out
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        shipped = self.shipped(data, start)
+        picked, left_out = [], Counter()
+        for it in items:
+            if it.flow.done is None:
+                continue
+            deployed = shipped.get(it.key.upper())
+            basis, at = ("done", it.flow.done) if deployed is None else ("deployment", deployed)
+            if start <= at < end:
+                d = at - it.created
+                if d < 0:
+                    left_out["negative"] += 1
+                else:
+                    picked.append((it, at, d, basis))
+        return picked, left_out
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        return _span(it, it.created, at, value) | {"basis": info}
+
+
+# -- WIP and flow load -------------------------------------------------------------------------------------
+class Wip(Metric):
+    """Items committed and not done, sampled at the end of each local day.
+
+    value = window average of the daily samples; the day in progress is sampled at ``now`` and days
+    not begun yet have no sample. ``extra.current`` is WIP at min(window end, now), with its items.
+    items = the daily samples (the observations behind the average); series = weekly averages.
+    """
+
+    id = "wip"
+    family = FAMILY
+    name = "Work in progress"
+    unit = "items"
+    better = "context"
+    definition = (
+        "items committed and not done, sampled at the end of each local day; current value and window average"
+    )
+    kind = CUSTOM
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        tz, now = window.tz, data.now
+        base, prev = baseline_window(window), window.previous()
+        items = data.items(min(base.start, prev.start))
+        wip = WipCounter(items)
+
+        def samples(first: date, last: date) -> list[tuple[date, float, int]]:
+            days = day_samples(first, last, tz, now)
+            counts = wip.at([t for _, t in days])
+            return [(d, t, n) for (d, t), n in zip(days, counts, strict=True)]
+
+        def weekly(w: Window) -> list[tuple[float, float | None, bool]]:
+            out = []
+            for s, _e, complete in series_weeks(w, now):
+                monday = datetime.fromtimestamp(s, tz).date()
+                out.append((s, _avg([n for *_, n in samples(monday, monday + timedelta(7))]), complete))
+            return out
+
+        current = samples(window.since.date(), window.until.date())
+        previous = samples(prev.since.date(), prev.until.date())
+        at = min(window.end, now)
+        current_items = [
+            {
+                "key": it.key,
+                "stage": stage_name_at(data.workflow, it.flow, at),
+                "committed": iso(it.flow.committed),
+                "url": it.url,
+            }
+            for it in items
+            if it.flow.committed is not None
+            and it.flow.committed <= at
+            and (it.flow.done is None or max(it.flow.done, it.flow.committed) > at)
+        ]
+        current_items.sort(key=lambda i: (i["committed"], i["key"]))
+        points = weekly(window)
+        result = Result(
+            metric=self.id,
+            team=data.team.name,
+            window=window,
+            value=_avg([n for *_, n in current]),
+            unit=self.unit,
+            sample_size=len(current),
+            previous=_avg([n for *_, n in previous]),
+            series=[_point(_week_label(s, tz), v, c) for s, v, c in points],
+            items=[{"day": d.isoformat(), "at": iso(t), "wip": n} for d, t, n in current],
+            notes=quality_notes(items, window.start, window.end),
+            extra={"current": wip.at([at])[0], "current_items": current_items},
+        )
+        result.notes += _low_sample(result)
+        result.signal = _xmr(
+            [v for _s, v, c in weekly(base) if c and v is not None],
+            [v for s, v, c in points if c and s >= window.start and v is not None],
+        )
+        return result
+
+
+class FlowLoad(Wip):
+    """Flow load: the window average of WIP (the same figure, its own catalogue entry)."""
+
+    id = "flow-load"
+    family = FAMILY
+    name = "Flow load"
+    unit = "items"
+    better = "context"
+    definition = "= window average of `wip`"
+
+
+def _xmr(baseline: list[float], current: list[float], floor_zero: bool = True) -> str | None:
+    if len(baseline) < MIN_BASELINE_WEEKS or not current:
+        return None
+    return stats.xmr_signal(baseline, current, floor_zero)
+
+
+# -- aging WIP -----------------------------------------------------------------------------------------------
+class AgingWip(Metric):
+    """Open committed items as of min(window end, now), their age and current stage.
+
+    An item is flagged when its age exceeds the team's p85 cycle time over the 90 local days before
+    that instant (delivered items, as ``cycle-time`` counts them); no flags while fewer than 5 such
+    items were done. value = number of open items; previous = the same count at the window's start;
+    series = open items at each week's end (or now).
+    """
+
+    id = "aging-wip"
+    family = FAMILY
+    name = "Aging WIP"
+    unit = "items, duration"
+    better = "lower"
+    definition = (
+        "open committed items, age = now − committed, current stage; "
+        "flagged when age > the team's p85 `cycle-time` (last 90 days)"
+    )
+    kind = CUSTOM
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        tz, now = window.tz, data.now
+        at = min(window.end, now)
+        lookback = (datetime.fromtimestamp(at, tz) - timedelta(days=AGING_LOOKBACK_DAYS)).timestamp()
+        weeks = series_weeks(window, now)
+        items = data.items(min(lookback, min(window.start, now), weeks[0][0]))
+        wip = WipCounter(items)
+
+        picked, _ = CycleTime().select(data, items, lookback, at)
+        cycles = [v for _it, _at, v, _info in picked]
+        p85 = stats.percentile(cycles, 0.85) if len(cycles) >= AGING_MIN_DONE else None
+        open_items = []
+        for it in items:
+            c, d = it.flow.committed, it.flow.done
+            if c is None or c > at or (d is not None and max(d, c) <= at):
+                continue
+            age = at - c
+            flagged = p85 is not None and age > p85
+            open_items.append(
+                {
+                    "key": it.key,
+                    "stage": stage_name_at(data.workflow, it.flow, at),
+                    "age_hours": hours(age),
+                    "flagged": flagged,
+                    "url": it.url,
+                }
+            )
+        open_items.sort(key=lambda i: (-i["age_hours"], i["key"]))
+        notes = quality_notes(items, window.start, window.end, closed_without_flow=None)
+        if p85 is None:
+            notes.insert(
+                0, f"no flags: {len(cycles)} items done in the last {AGING_LOOKBACK_DAYS} days (fewer than 5)"
+            )
+        series = []
+        for s, e, complete in weeks:
+            v = wip.at([min(e, now)])[0] if s < now else None
+            series.append(_point(_week_label(s, tz), v, complete))
+        prev_at = min(window.start, now)
+        result = Result(
+            metric=self.id,
+            team=data.team.name,
+            window=window,
+            value=len(open_items),
+            unit=self.unit,
+            sample_size=len(open_items),
+            previous=wip.at([prev_at])[0],
+            series=series,
+            items=open_items,
+            notes=notes,
+            extra={
+                "flagged": sum(i["flagged"] for i in open_items),
+                "p85_hours": None if p85 is None else hours(p85),
+                "done_90d": len(cycles),
+                "as_of": iso(at),
+            },
+        )
+        result.notes += _low_sample(result)
+        return result
+
+
+# -- flow distribution -----------------------------------------------------------------------------------
+class FlowDistribution(Metric):
+    """Share of items done in the window per work type (the team's issue-type mapping).
+
+    Rule 6 and the discarded rule name the metrics those items stay out of, and flow distribution is
+    not one of them: read literally, every item done in the window counts here, closed without flow
+    and discarded ones included (a note says how many).
+    """
+
+    id = "flow-distribution"
+    family = FAMILY
+    name = "Flow distribution"
+    unit = "% by type"
+    better = "context"
+    definition = (
+        "share of items done in window per work type `feature`/`defect`/`debt`/`risk` "
+        "(issue-type mapping), else `unclassified`"
+    )
+    kind = CUSTOM
+
+    @staticmethod
+    def category(it: Item) -> str:
+        return it.category if it.category in CATEGORIES else "unclassified"
+
+    @classmethod
+    def shares(cls, items: list[Item]) -> dict | None:
+        if not items:
+            return None
+        counts = Counter(cls.category(it) for it in items)
+        return {c: round(100 * counts[c] / len(items), 4) for c in CATEGORIES}
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        tz, now = window.tz, data.now
+        prev = window.previous()
+        weeks = series_weeks(window, now)
+        items = data.items(min(prev.start, weeks[0][0]))
+
+        def done_in(s: float, e: float) -> list[Item]:
+            return [it for it in items if it.flow.done is not None and s <= it.flow.done < e]
+
+        current = sorted(done_in(window.start, window.end), key=lambda it: it.flow.done)
+        notes = quality_notes(
+            items,
+            window.start,
+            window.end,
+            closed_without_flow="{n} closed without flow, included",
+            discarded="{n} discarded, included",
+        )
+        result = Result(
+            metric=self.id,
+            team=data.team.name,
+            window=window,
+            value=self.shares(current),
+            unit=self.unit,
+            sample_size=len(current),
+            previous=self.shares(done_in(prev.start, prev.end)),
+            series=[_point(_week_label(s, tz), self.shares(done_in(s, e)), c) for s, e, c in weeks],
+            items=[
+                {"key": it.key, "type": it.type, "category": self.category(it), "done": iso(it.flow.done)}
+                for it in current
+            ],
+            notes=notes,
+            extra={"counts": dict(Counter(self.category(it) for it in current))},
+        )
+        result.notes += _low_sample(result)
+        return result
+
+
+# -- net flow --------------------------------------------------------------------------------------------
+class NetFlow(_ItemMetric):
+    """Arrivals (committed) minus departures (done) per week; value = mean per week over the window.
+
+    Departures count every flow-eligible item that reached done, discarded ones included: they leave
+    WIP, and net flow says whether WIP grows. Items closed without flow neither arrive nor depart.
+    """
+
+    id = "net-flow"
+    family = FAMILY
+    name = "Net flow"
+    unit = "items/week"
+    better = "≈ 0"
+    definition = (
+        "per week: arrivals (committed date in week) − departures (done date in week); > 0 means WIP grows"
+    )
+    kind = CUSTOM
+
+    discarded_note = None
+
+    def select(
+        self, data: TeamData, items: list[Item], start: float, end: float
+    ) -> tuple[list[Picked], Counter]:
+        picked = []
+        for it in items:
+            c, d = it.flow.committed, it.flow.done
+            if c is None:
+                continue
+            if start <= c < end:
+                picked.append((it, c, 1.0, "arrival"))
+            if d is not None and start <= d < end:
+                picked.append((it, d, -1.0, "departure"))
+        return picked, Counter()
+
+    def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
+        return {"key": it.key, "event": info, "at": iso(at)}
+
+    def aggregate(self, obs: list[Observation], window: Window) -> float | None:
+        return round(sum(o.value for o in obs) / window.weeks, 4) if window.weeks else None
+
+    def weekly(self, obs: list[Observation]) -> float:
+        return float(sum(o.value for o in obs))
+
+    def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
+        """XmR on completed weeks; net flow goes negative, so its lower limit is not floored at 0."""
+        by_week = Counter()
+        for o in obs:
+            by_week[week_start(o.at, window.tz)] += o.value
+
+        def points(w: Window) -> list[float]:
+            return [
+                float(by_week[datetime.fromtimestamp(s, w.tz).date()])
+                for s, _e, complete in series_weeks(w, now)
+                if complete and w.start <= s < w.end
+            ]
+
+        return _xmr(points(base), points(window), floor_zero=False)
+
+
+METRICS: list[Metric] = [
+    CycleTime(),
+    LeadTime(),
+    Throughput(),
+    Wip(),
+    AgingWip(),
+    FlowEfficiency(),
+    FlowDistribution(),
+    FlowLoad(),
+    NetFlow(),
+    TimeToValue(),
+]

@@ -1,7 +1,7 @@
 """Schema versions. Add a new ``@MIGRATIONS()`` function for every change; never edit an applied one.
 
 Layers, as in Apache DevLake: ``raw`` keeps each payload exactly as a tool returned it; the other tables
-are tool-neutral rows derived from ``raw`` (see ``metrics.store.normalise``), so a fix to normalisation
+are tool-neutral rows derived from ``raw`` (see ``metrics.normalise``), so a fix to normalisation
 re-derives history without refetching. Workflow mappings are *not* applied here: statuses are stored as
 the tool names them and mapped to stages at computation time, so a team's new mapping applies at once.
 

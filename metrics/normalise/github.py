@@ -1,0 +1,282 @@
+"""GitHub REST payloads -> ``pull_requests``, ``reviews``, ``deployments``, ``deployment_changes``.
+
+A PR arrives in pieces (the list object merged with the single GET, then its reviews, commits and
+timeline): each piece owns its own columns, so they can be normalised in any order after the PR row
+exists. List payloads (reviews, commits, timeline) carry no PR number, so they are keyed by the raw
+external id ``"owner/repo#number"``; a ``compare`` is keyed by its deployment's id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from metrics.store.raw import get_raw, replace_children, upsert
+from metrics.timeutil import parse_instant
+
+JIRA_KEY = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]+-\d+(?!\d)")
+URL = re.compile(r"https?://[^\s<>()\[\]{}\"'`|]+")
+TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]{7,}(?![A-Za-z0-9])")
+REPO_IN_URL = re.compile(r"/repos/([^/]+/[^/]+)/")
+
+
+def find_refs(*texts: str | None) -> list[str]:
+    """Links to other tools found in a PR's text: Jira keys, URLs, PagerDuty-style ids, in that
+    order, each in order of first appearance, without repeats.
+
+    A PagerDuty-style id is an upper-case token of 7+ letters and digits holding both (``Q1ABC2DEF``);
+    Jira keys are case-sensitive, as Jira writes them (``PAY-12``; ``pay-12`` is not a key).
+    """
+    keys: list[str] = []
+    urls: list[str] = []
+    ids: list[str] = []
+    for text in texts:
+        if not text:
+            continue
+        keys += JIRA_KEY.findall(text)
+        urls += [u.rstrip(".,;:!?") for u in URL.findall(text)]
+        ids += [t for t in TOKEN.findall(text) if any(c.isalpha() for c in t) and any(c.isdigit() for c in t)]
+    return list(dict.fromkeys(keys + ids + urls))
+
+
+def is_bot(user: dict | None) -> bool:
+    if not user:
+        return False
+    return user.get("type") == "Bot" or str(user.get("login") or "").endswith("[bot]")
+
+
+def split_pull_id(external_id: str) -> tuple[str, int]:
+    """``"acme/pay#12"`` -> ``("acme/pay", 12)``."""
+    repo, _, number = str(external_id).rpartition("#")
+    if not repo or not number.isdigit():
+        raise ValueError(f"a PR child payload needs the external id 'owner/repo#number', not {external_id!r}")
+    return repo, int(number)
+
+
+def _repo_of_pull(payload: dict) -> str:
+    repo = ((payload.get("base") or {}).get("repo") or {}).get("full_name")
+    if repo:
+        return repo
+    m = REPO_IN_URL.search(payload.get("url") or "")
+    if m:
+        return m.group(1)
+    raise ValueError(f"pull request {payload.get('number')}: no base.repo.full_name nor API url")
+
+
+def pull_row(payload: dict, source: str) -> dict:
+    """The list object merged with the single GET's ``additions``/``deletions``.
+
+    ``merge_sha`` is kept only for merged PRs: GitHub fills ``merge_commit_sha`` of an open PR with
+    its test merge commit, which never ships.
+    """
+    head = payload.get("head") or {}
+    user = payload.get("user") or {}
+    merged = parse_instant(payload.get("merged_at"))
+    closed = parse_instant(payload.get("closed_at"))
+    return {
+        "source": source,
+        "repo": _repo_of_pull(payload),
+        "number": int(payload["number"]),
+        "title": payload.get("title"),
+        "url": payload.get("html_url"),
+        "state": "merged" if merged is not None else payload.get("state"),
+        "draft": int(bool(payload.get("draft"))),
+        "created": parse_instant(payload.get("created_at")),
+        "merged": merged,
+        "closed": closed,
+        "updated": parse_instant(payload.get("updated_at")),
+        "additions": payload.get("additions"),
+        "deletions": payload.get("deletions"),
+        "labels": json.dumps([label.get("name") for label in payload.get("labels") or []]),
+        "merge_sha": payload.get("merge_commit_sha") if merged is not None else None,
+        "head_ref": head.get("ref"),
+        "refs": json.dumps(find_refs(payload.get("title"), payload.get("body"), head.get("ref"))),
+        "author": user.get("login"),
+        "author_bot": int(is_bot(user)),
+    }
+
+
+def review_rows(reviews: list[dict], source: str, repo: str, number: int) -> list[dict]:
+    """Every review, pending ones included (``submitted`` None): filtering is the catalogue's job."""
+    return [
+        {
+            "source": source,
+            "repo": repo,
+            "number": number,
+            "id": str(r["id"]),
+            "reviewer": (r.get("user") or {}).get("login"),
+            "reviewer_bot": int(is_bot(r.get("user"))),
+            "state": r.get("state"),
+            "submitted": parse_instant(r.get("submitted_at")),
+        }
+        for r in reviews
+    ]
+
+
+def first_commit(commits: list[dict]) -> float | None:
+    """Earliest ``commit.author.date`` (kept by rebases, unlike the committer date)."""
+    dates = [parse_instant(((c.get("commit") or {}).get("author") or {}).get("date")) for c in commits]
+    return min((d for d in dates if d is not None), default=None)
+
+
+def ready_at(timeline: list[dict]) -> float | None:
+    """The first ``ready_for_review`` event: a PR opened as draft can be reviewed from then on."""
+    dates = [parse_instant(e.get("created_at")) for e in timeline if e.get("event") == "ready_for_review"]
+    return min((d for d in dates if d is not None), default=None)
+
+
+def _set_pull_column(db, source: str, repo: str, number: int, column: str, value) -> None:
+    db.execute(
+        f"update pull_requests set {column} = ? where source = ? and repo = ? and number = ?",
+        [value, source, repo, number],
+    )
+
+
+def normalise_pull(
+    db,
+    source: str,
+    payload: dict,
+    options: dict,
+    external_id: str | None = None,
+    *,
+    with_children: bool = True,
+) -> None:
+    """The PR row; ``ready`` and ``first_commit`` come from its timeline and commits payloads, taken
+    from ``raw`` when they were stored first (so the order of arrival does not matter). A rebuild,
+    which normalises the children right after, skips that look-up."""
+    row = pull_row(payload, source)
+    if with_children:
+        child = f"{row['repo']}#{row['number']}"
+        commits = get_raw(db, source, "pull_commits", child)
+        if commits is not None:
+            row["first_commit"] = first_commit(commits)
+        timeline = get_raw(db, source, "pull_timeline", child)
+        if timeline is not None:
+            row["ready"] = ready_at(timeline)
+    upsert(db, "pull_requests", row, ("source", "repo", "number"))
+
+
+def normalise_reviews(db, source: str, payload: list, options: dict, external_id: str | None = None) -> None:
+    repo, number = split_pull_id(external_id or "")
+    replace_children(
+        db,
+        "reviews",
+        {"source": source, "repo": repo, "number": number},
+        review_rows(payload, source, repo, number),
+    )
+
+
+def normalise_commits(db, source: str, payload: list, options: dict, external_id: str | None = None) -> None:
+    repo, number = split_pull_id(external_id or "")
+    _set_pull_column(db, source, repo, number, "first_commit", first_commit(payload))
+
+
+def normalise_timeline(db, source: str, payload: list, options: dict, external_id: str | None = None) -> None:
+    repo, number = split_pull_id(external_id or "")
+    _set_pull_column(db, source, repo, number, "ready", ready_at(payload))
+
+
+def deployment_row(payload: dict, source: str, production_environments: list[str]) -> dict:
+    """A deployment plus its ``statuses`` list (any order).
+
+    ``finished`` is the first ``success``; without one, the latest status's time when that status is
+    final (``failure``, ``error``, ``inactive``), else None (still running). ``status`` is ``success``
+    if any status is, else the latest state, else None (no status yet). ``inactive`` after a success
+    means superseded, not failed. The environment matches the production list case-insensitively.
+    """
+    statuses = sorted(
+        payload.get("statuses") or [],
+        key=lambda s: (parse_instant(s.get("created_at")) or 0.0, int(s.get("id") or 0)),
+    )
+    successes = [s for s in statuses if s.get("state") == "success"]
+    if successes:
+        chosen, status, finished = successes[0], "success", parse_instant(successes[0].get("created_at"))
+    elif statuses:
+        chosen, status = statuses[-1], statuses[-1].get("state")
+        final = status in ("failure", "error", "inactive")
+        finished = parse_instant(chosen.get("created_at")) if final else None
+    else:
+        chosen, status, finished = {}, None, None
+    extra = payload.get("payload")
+    if isinstance(extra, str):  # GitHub allows a JSON string here
+        try:
+            extra = json.loads(extra) if extra else {}
+        except ValueError:
+            extra = {}
+    run = extra.get("run_id") if isinstance(extra, dict) else None
+    environment = payload.get("environment") or ""
+    production = {e.lower() for e in production_environments}
+    repo_url = payload.get("repository_url") or payload.get("url") or ""
+    m = re.search(r"/repos/([^/]+/[^/]+?)(?:/|$)", repo_url)
+    return {
+        "source": source,
+        "id": str(payload["id"]),
+        "service": m.group(1) if m else None,
+        "environment": environment,
+        "production": int(environment.lower() in production),
+        "status": status,
+        "started": parse_instant(payload.get("created_at")),
+        "finished": finished,
+        "sha": payload.get("sha"),
+        "run": str(run) if run else None,
+        "url": chosen.get("log_url") or chosen.get("target_url") or None,
+    }
+
+
+def normalise_deployment(
+    db, source: str, payload: dict, options: dict, external_id: str | None = None
+) -> None:
+    row = deployment_row(payload, source, list(options.get("production_environments") or []))
+    upsert(db, "deployments", row, ("source", "id"))
+
+
+def normalise_compare(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
+    """The PRs a deployment shipped first: those whose merge commit is among the compare's commits
+    (compare = previous deployed sha ... this deployment's sha).
+
+    The repo is the deployment's, else the compare URL's. PRs must be normalised before the compare
+    (``rebuild`` keeps that order; a connector syncs pulls before deployments).
+    """
+    if not external_id:
+        raise ValueError("a compare payload needs its deployment id as external id")
+    deployment_id = str(external_id)
+    row = db.execute(
+        "select service from deployments where source = ? and id = ?", [source, deployment_id]
+    ).fetchone()
+    repo = row[0] if row and row[0] else None
+    if repo is None:
+        m = REPO_IN_URL.search(payload.get("url") or "")
+        repo = m.group(1) if m else None
+    shas = [c.get("sha") for c in payload.get("commits") or [] if c.get("sha")]
+    numbers: list[int] = []
+    for start in range(0, len(shas), 500):
+        part = shas[start : start + 500]
+        numbers += [
+            r[0]
+            for r in db.execute(
+                f"select number from pull_requests where source = ? and repo = ? "
+                f"and merge_sha in ({', '.join('?' * len(part))})",
+                [source, repo, *part],
+            )
+        ]
+    replace_children(
+        db,
+        "deployment_changes",
+        {"source": source, "deployment_id": deployment_id},
+        [
+            {"source": source, "deployment_id": deployment_id, "repo": repo, "number": n}
+            for n in sorted(set(numbers))
+        ],
+    )
+
+
+NORMALISERS = {
+    "pull": normalise_pull,
+    "pull_reviews": normalise_reviews,
+    "pull_commits": normalise_commits,
+    "pull_timeline": normalise_timeline,
+    "deployment": normalise_deployment,
+    "compare": normalise_compare,
+}
+# Parents before children: a rebuild normalises kinds in this order.
+ORDER = ["pull", "pull_commits", "pull_timeline", "pull_reviews", "deployment", "compare"]
