@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from bot import format as fmt
@@ -30,13 +31,22 @@ def _row(f: Figure) -> dict:
 
 
 def view(d: Digest, now: datetime) -> dict:
+    """The template's context. A data-quality note shared by several figures (the same items closed
+    without flow behind cycle time and throughput) is said once, under the figures."""
+    rows = [_row(f) for f in d.figures]
+    counts = Counter(n for r in rows for n in dict.fromkeys(r["notes"]))
+    shared = [n for n, c in counts.items() if c > 1]
+    for r in rows:
+        r["notes"] = [n for n in r["notes"] if n not in shared]
+    ns = len(d.north_star)
     return {
         "team": d.team.name,
         "period": d.window.label(),
         "generated": now.astimezone(d.team.tz).strftime("%a %d %b %Y %H:%M %Z"),
-        "north_star": [_row(f) for f in d.north_star],
-        "determinants": [_row(f) for f in d.determinants],
-        "nudges": [_row(f) for f in d.nudges],
+        "north_star": rows[:ns],
+        "determinants": rows[ns:],
+        "nudges": [r for r in rows if r["signal"]],
+        "quality": shared,
         "freshness": d.freshness,
     }
 

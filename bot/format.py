@@ -70,7 +70,8 @@ def change(metric: Metric, current, previous) -> str:
 
 
 def sparkline(series: list[dict]) -> str:
-    vals = [p.get("value") for p in series]
+    """Weekly points as bars; the unfinished current week is left out (it always looks low)."""
+    vals = [p.get("value") for p in series if not p.get("partial")]
     nums = [v for v in vals if isinstance(v, int | float)]
     if not nums:
         return ""

@@ -34,6 +34,7 @@ class Workflow:
 
     stages: tuple[Stage, ...]
     _by_key: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple, int | None] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -62,6 +63,18 @@ class Workflow:
 
     def stage_index(self, status_id: str | None, status_name: str | None) -> int | None:
         """The stage of a status (id first, else name), or None when the team has not mapped it."""
+        key = (status_id, status_name)
+        try:
+            return self._memo[key]
+        except KeyError:
+            i = self._memo[key] = self._lookup(status_id, status_name)
+            return i
+
+    @property
+    def in_flow_indices(self) -> list[int]:
+        return [i for i, s in enumerate(self.stages) if s.in_flow]
+
+    def _lookup(self, status_id: str | None, status_name: str | None) -> int | None:
         if status_id is not None:
             i = self._by_key.get(str(status_id).strip().lower())
             if i is not None:
@@ -110,7 +123,7 @@ class Workflow:
         return cls(tuple(stages))
 
 
-@dataclass
+@dataclass(slots=True)
 class Transition:
     at: float
     seq: int
@@ -163,30 +176,28 @@ def replay(
     dates: list[float | None] = [None] * n
     unmapped: set[str] = set()
     timeline: list[tuple[float, int | None]] = []
-
-    def enter(at: float, sid: str | None, name: str | None) -> None:
-        i = workflow.stage_index(sid, name)
+    index = workflow.stage_index
+    if transitions:
+        ordered = sorted(transitions, key=lambda t: (t.at, t.seq))
+        steps = [(created, ordered[0].from_id, ordered[0].from_status)]
+        steps += [(t.at, t.to_id, t.to_status) for t in ordered]
+    else:
+        steps = [(created, current_id, current_status)]
+    for at, sid, name in steps:
+        i = index(sid, name)
         timeline.append((at, i))
         if i is None:
             if name or sid:
                 unmapped.add(name or sid or "")
-            return
+            continue
         if dates[i] is None:
             dates[i] = at
-        for j in range(i + 1, n):
+        for j in range(i + 1, n):  # a move back clears every later stage
             dates[j] = None
 
-    ordered = sorted(transitions, key=lambda t: (t.at, t.seq))
-    if ordered:
-        enter(created, ordered[0].from_id, ordered[0].from_status)
-    else:
-        enter(created, current_id, current_status)
-    for t in ordered:
-        enter(t.at, t.to_id, t.to_status)
-
     committed = None
-    for i, stage in enumerate(workflow.stages):
-        if stage.in_flow and dates[i] is not None:
+    for i in workflow.in_flow_indices:
+        if dates[i] is not None:
             committed = dates[i]
             break
     done = dates[workflow.done_index]

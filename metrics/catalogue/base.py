@@ -10,6 +10,7 @@ of that kind. Metrics that are not a plain aggregation (WIP, forecast, sprint fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,7 +28,10 @@ MIN_BASELINE_WEEKS = 12
 class Observation:
     at: float  # the end event that places it in a window (done, merge, deploy finish, resolution)
     value: float  # seconds for durations; 1 or 0 for rates; 1 for counts
-    item: dict  # JSON-ready: what the Explain path lists
+    item: dict | Callable[[], dict]  # JSON-ready: what Explain lists; a callable is built only if shown
+
+    def explain(self) -> dict:
+        return self.item() if callable(self.item) else self.item
 
 
 @dataclass
@@ -167,7 +171,7 @@ class Metric:
             sample_size=len(current),
             previous=self.aggregate(previous, prev),
             series=series,
-            items=[o.item for o in current],
+            items=[o.explain() for o in current],
             notes=notes,
         )
         result.signal = self.signal(obs, window, base, data.now)

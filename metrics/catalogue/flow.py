@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -187,7 +188,7 @@ class _ItemMetric(Metric):
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         items = self.load(data, start)
         picked, left_out = self.select(data, items, start, end)
-        obs = [Observation(at, v, self.explain(it, at, v, info)) for it, at, v, info in picked]
+        obs = [Observation(at, v, partial(self.explain, it, at, v, info)) for it, at, v, info in picked]
         return obs, self.notes(items, start, end, left_out)
 
     def compute(self, data: TeamData, window: Window) -> Result:
