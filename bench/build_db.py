@@ -32,7 +32,7 @@ from metrics.errors import VsmError  # noqa: E402
 from metrics.store import open_db  # noqa: E402
 from metrics.teams import Team, save_team  # noqa: E402
 
-GENERATOR_VERSION = 2  # bump whenever the generated data changes, so stale files are rebuilt
+GENERATOR_VERSION = 3  # bump whenever the generated data changes, so stale files are rebuilt
 HOUR, DAY = 3600.0, 86400.0
 TEAMS_PER_COMMIT = 20
 
@@ -43,6 +43,7 @@ STATUS_IDS = {
     "In Review": "10002",
     "Done": "10003",
 }
+STATUS_CODES = {name: code for code, name in enumerate(STATUS_IDS, start=1)}
 WORKFLOW = [
     {"stage": "backlog", "kind": "backlog", "statuses": ["Backlog"]},
     {"stage": "committed", "kind": "committed", "statuses": ["Selected"]},
@@ -68,7 +69,7 @@ COLUMNS = {
         "source key project type summary url status status_id resolution created resolved updated "
         "labels components sprints points deleted"
     ),
-    "transitions": "source key project seq at from_status from_id to_status to_id",
+    "transitions": "source key project seq at from_code to_code",
     "pull_requests": (
         "source repo number title url state draft created ready first_commit merged closed updated "
         "additions deletions labels merge_sha head_ref refs author author_bot"
@@ -210,9 +211,7 @@ def team_rows(seed: int, i: int, teams: int, counts: dict, t0: float, t1: float)
         for seq, (at, to) in enumerate(moves, start=1):
             if at >= t1:
                 break
-            rows["transitions"].append(
-                ("jira", key, project, seq, at, prev, STATUS_IDS[prev], to, STATUS_IDS[to])
-            )
+            rows["transitions"].append(("jira", key, project, seq, at, STATUS_CODES[prev], STATUS_CODES[to]))
             if committed is None and to in ("Selected", "In Progress"):
                 committed = at
             prev, last = to, at
@@ -554,6 +553,9 @@ def build(
     conn = db.conn
     conn.execute("create table bench_params (key text primary key, value text)")
     conn.execute("insert into bench_params values ('params', ?)", [json.dumps(params)])
+    conn.commit()
+    for name, code in STATUS_CODES.items():  # what metrics.store.statuses would have coded
+        conn.execute("insert into statuses values ('jira', ?, ?, ?)", [code, STATUS_IDS[name], name])
     conn.commit()
     for t in range(teams):
         save_team(db, make_team(t, teams), who="bench")

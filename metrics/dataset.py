@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,11 +16,12 @@ from datetime import datetime
 
 import sqlite_utils
 
+from metrics.store.statuses import status_table
 from metrics.teams import Team
 from metrics.timeutil import zone
-from metrics.workflow import DONE, Flow, Transition, Workflow, replay
+from metrics.workflow import DONE, Flow, Workflow, replay_steps
 
-JIRA_KEY = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+_UNKNOWN = (None, None)  # a code with no statuses row: treated as an unmapped, unnamed status
 
 
 @dataclass
@@ -134,8 +134,10 @@ class TeamData:
         self.workflow: Workflow = team.flow
         self._cache: dict[str, tuple[float, object]] = {}
 
-    # -- caching: a load for horizon S serves every later request with a horizon >= S ---------------
-    def _cached(self, name: str, start: float, load):
+    # -- caching ---------------
+    def cached(self, name: str, start: float, load):
+        """``load(start)`` once per TeamData; a later request with a horizon at or after ``start`` reuses
+        it. Metric families that derive shared data (what shipped, sprint figures) cache it here too."""
         hit = self._cache.get(name)
         if hit is not None and hit[0] <= start:
             return hit[1]
@@ -154,14 +156,14 @@ class TeamData:
     # -- work items ----------------------------------------------------------------------------------
     def items(self, start: float) -> list[Item]:
         """Items that were done at or after ``start`` or are still open, with their flows."""
-        return self._cached("items", start, self._load_items)
+        return self.cached("items", start, self._load_items)
 
     def _load_items(self, start: float) -> list[Item]:
         projects = self.team.jira_projects
         if not projects:
             return []
         done = [s.lower() for s in self.workflow.statuses_of([DONE])]
-        cond = f"w.project in ({_in(projects)}) and w.deleted = 0 and (w.updated >= ? or not (lower(w.status) in ({_in(done)}) or w.status_id in ({_in(done)})))"
+        cond = f"w.project in ({_in(projects)}) and w.deleted = 0 and (w.updated >= ? or not (lower(w.status) in ({_in(done)}) or coalesce(lower(w.status_id), '') in ({_in(done)})))"
         params = [*projects, start, *done, *done]
         # Plain tuples, not dicts: this load is the floor under every flow metric's latency.
         rows = self.db.execute(
@@ -171,14 +173,22 @@ class TeamData:
         ).fetchall()
         # One range scan of the project-clustered transitions beats a join probing item by item.
         wanted = {(r[0], r[1]) for r in rows}
-        trans: dict[tuple[str, str], list[Transition]] = defaultdict(list)
-        for src, key, seq, at, fid, fst, tid, tst in self.db.execute(
-            "select source, key, seq, at, from_id, from_status, to_id, to_status from transitions "
-            f"where project in ({_in(projects)})",
+        trans: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+        for src, key, at, seq, from_code, to_code in self.db.execute(
+            f"select source, key, at, seq, from_code, to_code from transitions where project in ({_in(projects)})",
             projects,
         ):
-            if (src, key) in wanted:
-                trans[(src, key)].append(Transition(at, seq, fid, fst, tid, tst))
+            k = (src, key)
+            if k in wanted:
+                trans[k].append((at, seq, from_code, to_code))
+        # Status code -> (stage index, label), once per source rather than once per transition.
+        stage_of = {
+            src: {
+                code: (self.workflow.stage_index(sid, name), name or sid)
+                for code, (sid, name) in table.items()
+            }
+            for src, table in status_table(self.db, sorted({r[0] for r in rows})).items()
+        }
         flags: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         if self.team.impediments_wait:
             for src, key, f_start, f_end in self.db.execute(
@@ -190,9 +200,16 @@ class TeamData:
         types = {k.lower(): v for k, v in self.team.work_types.items()}
         discarded = {r.lower() for r in self.team.discarded_resolutions}
         out = []
-        no_transitions: list[Transition] = []
         for src, key, project, type_, summary, url, status, status_id, resolution, created in rows:
             k = (src, key)
+            changes = trans.get(k)
+            if changes:
+                changes.sort()  # time order, ties by changelog id
+                codes = stage_of[src]
+                steps = [(created, *codes.get(changes[0][2], _UNKNOWN))]
+                steps += [(c[0], *codes.get(c[3], _UNKNOWN)) for c in changes]
+            else:
+                steps = [(created, self.workflow.stage_index(status_id, status), status or status_id)]
             out.append(
                 Item(
                     source=src,
@@ -206,7 +223,7 @@ class TeamData:
                     created=created,
                     resolution=resolution,
                     discarded=(resolution or "").lower() in discarded,
-                    flow=replay(self.workflow, created, status_id, status, trans.get(k, no_transitions)),
+                    flow=replay_steps(self.workflow, steps),
                     impediments=flags.get(k, []),
                 )
             )
@@ -222,7 +239,7 @@ class TeamData:
     # -- pull requests -------------------------------------------------------------------------------
     def pull_requests(self, start: float) -> list[PullRequest]:
         """PRs of the team's repos created, merged or closed at/after ``start``, or still open."""
-        return self._cached("prs", start, self._load_prs)
+        return self.cached("prs", start, self._load_prs)
 
     def _load_prs(self, start: float) -> list[PullRequest]:
         repos = self.team.all_repos
@@ -280,7 +297,7 @@ class TeamData:
     def deployments(self, start: float) -> list[Deployment]:
         """Successful production deployments of the team's services and repos finished at/after
         ``start``: one per (service, environment, run), keeping the run's last finish."""
-        return self._cached("deploys", start, self._load_deployments)
+        return self.cached("deploys", start, self._load_deployments)
 
     def _load_deployments(self, start: float) -> list[Deployment]:
         scope = self.team.services + self.team.all_repos
@@ -319,7 +336,7 @@ class TeamData:
     # -- incidents -----------------------------------------------------------------------------------
     def incidents(self, start: float) -> list[Incident]:
         """Incidents of the team's services (and repos) created or resolved at/after ``start``, or open."""
-        return self._cached("incidents", start, self._load_incidents)
+        return self.cached("incidents", start, self._load_incidents)
 
     def _load_incidents(self, start: float) -> list[Incident]:
         scope = self.team.services + self.team.all_repos

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 from metrics.errors import VsmError
 
@@ -70,7 +72,7 @@ class Workflow:
             i = self._memo[key] = self._lookup(status_id, status_name)
             return i
 
-    @property
+    @cached_property
     def in_flow_indices(self) -> list[int]:
         return [i for i, s in enumerate(self.stages) if s.in_flow]
 
@@ -123,8 +125,10 @@ class Workflow:
         return cls(tuple(stages))
 
 
-@dataclass(slots=True)
-class Transition:
+class Transition(NamedTuple):
+    """One status change. A plain tuple (SQLite rows in this column order work as they are): sorting
+    transitions sorts by time, then by changelog id."""
+
     at: float
     seq: int
     from_id: str | None
@@ -157,6 +161,9 @@ class Flow:
         return current
 
 
+_NONES: list[None] = [None] * 64
+
+
 def replay(
     workflow: Workflow,
     created: float,
@@ -164,7 +171,23 @@ def replay(
     current_status: str | None,
     transitions: Sequence[Transition],
 ) -> Flow:
+    """Stage dates of an item from its status changes (see ``replay_steps`` for the rules)."""
+    index = workflow.stage_index
+    if transitions:
+        ordered = sorted(transitions)  # (at, seq, ...): time order, ties by changelog id
+        first = ordered[0]
+        steps = [(created, index(first[2], first[3]), first[3] or first[2])]
+        steps += [(t[0], index(t[4], t[5]), t[5] or t[4]) for t in ordered]
+    else:
+        steps = [(created, index(current_id, current_status), current_status or current_id)]
+    return replay_steps(workflow, steps)
+
+
+def replay_steps(workflow: Workflow, steps: Sequence[tuple[float, int | None, str | None]]) -> Flow:
     """Stage dates by METRICS.md rules 1–5, exact instants.
+
+    ``steps`` are ``(at, stage index or None if unmapped, status label)`` in replay order, the first
+    being the status the item was created in, at ``created``.
 
     1. The item enters its initial status at ``created`` (first change's ``from``, else current status).
     2. Status changes in time order (ties by changelog id); the first entry to a stage sets its date.
@@ -176,24 +199,16 @@ def replay(
     dates: list[float | None] = [None] * n
     unmapped: set[str] = set()
     timeline: list[tuple[float, int | None]] = []
-    index = workflow.stage_index
-    if transitions:
-        ordered = sorted(transitions, key=lambda t: (t.at, t.seq))
-        steps = [(created, ordered[0].from_id, ordered[0].from_status)]
-        steps += [(t.at, t.to_id, t.to_status) for t in ordered]
-    else:
-        steps = [(created, current_id, current_status)]
-    for at, sid, name in steps:
-        i = index(sid, name)
+    for at, i, label in steps:
         timeline.append((at, i))
         if i is None:
-            if name or sid:
-                unmapped.add(name or sid or "")
+            if label:
+                unmapped.add(label)
             continue
         if dates[i] is None:
             dates[i] = at
-        for j in range(i + 1, n):  # a move back clears every later stage
-            dates[j] = None
+        if i + 1 < n:  # a move back clears every later stage
+            dates[i + 1 :] = _NONES[: n - i - 1]
 
     committed = None
     for i in workflow.in_flow_indices:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from metrics.store import memory_db
+from metrics.store.statuses import status_code
 from metrics.teams import Team
 
 SRC = "jira"
@@ -76,10 +77,8 @@ def item(
                 "project": project,
                 "seq": seq,
                 "at": ts(at),
-                "from_status": prev,
-                "from_id": None,
-                "to_status": to,
-                "to_id": None,
+                "from_code": status_code(db, SRC, None, prev),
+                "to_code": status_code(db, SRC, None, to),
             }
         )
         prev, last = to, max(last, ts(at))

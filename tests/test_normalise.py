@@ -162,7 +162,7 @@ def test_jira_issue_rows():
     ]
     rows = [
         (r["seq"], r["at"], r["from_status"], r["from_id"], r["to_status"], r["to_id"], r["project"])
-        for r in db.query("select * from transitions order by at, seq")
+        for r in db.query("select * from status_changes order by at, seq")
     ]
     assert rows == [
         (1060100, ts("2024-05-01 09:00"), "Backlog", "10000", "Selected for Development", "10001", "PAY"),

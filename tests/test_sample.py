@@ -154,17 +154,17 @@ def test_flows_cover_the_edge_cases(db):
     assert (
         one(
             db,
-            "select count(*) from transitions where from_status = 'In Review' and to_status = 'In Progress'",
+            "select count(*) from status_changes where from_status = 'In Review' and to_status = 'In Progress'",
         )
         > 5
     )
     # reopened: left a done status
-    assert one(db, "select count(*) from transitions where from_status in ('Done', 'Released')") > 5
+    assert one(db, "select count(*) from status_changes where from_status in ('Done', 'Released')") > 5
     # skipped committed stage in a Scrum team
     assert (
         one(
             db,
-            "select count(*) from transitions where from_status = 'Backlog' and to_status = 'In Progress' and project = 'PAY'",
+            "select count(*) from status_changes where from_status = 'Backlog' and to_status = 'In Progress' and project = 'PAY'",
         )
         > 0
     )
@@ -172,12 +172,12 @@ def test_flows_cover_the_edge_cases(db):
     assert (
         one(
             db,
-            "select count(*) from transitions where from_status in ('Backlog', 'Open') and to_status in ('Done', 'Closed')",
+            "select count(*) from status_changes where from_status in ('Backlog', 'Open') and to_status in ('Done', 'Closed')",
         )
         > 20
     )
     assert (
-        one(db, "select count(*) from transitions where to_status in ('On Hold', 'Blocked')") > 10
+        one(db, "select count(*) from status_changes where to_status in ('On Hold', 'Blocked')") > 10
     )  # unmapped
     assert one(db, "select count(*) from flags") > 10
 

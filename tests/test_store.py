@@ -73,3 +73,21 @@ def test_team_window_queries_use_indexes(tmp_path):
         ).fetchall()
     )
     assert "USING INDEX" in plan
+
+
+def test_status_codes_are_stable_per_source_and_survive_a_rollback(tmp_path):
+    from metrics.store.raw import transaction
+    from metrics.store.statuses import status_code, status_table
+
+    db = open_db(tmp_path / "s.db")
+    a = status_code(db, "jira", "3", "In Progress")
+    assert status_code(db, "jira", "3", "In Progress") == a
+    assert status_code(db, "jira", None, "In Progress") != a  # id and name together name a status
+    assert status_code(db, "other", "3", "In Progress") == 1  # codes are per source
+    assert status_code(db, "jira", None, None) is None
+    with pytest.raises(RuntimeError), transaction(db):
+        status_code(db, "jira", "9", "Rolled Back")
+        raise RuntimeError("boom")
+    # The rolled-back code is not handed out from a stale cache: it is created again, for real.
+    code = status_code(db, "jira", "9", "Rolled Back")
+    assert status_table(db, ["jira"])["jira"][code] == ("9", "Rolled Back")

@@ -72,6 +72,10 @@ class Result:
         }
 
 
+def low_sample_note(result: Result) -> list[str]:
+    return [f"low sample: {result.sample_size} observations"] if result.low_sample else []
+
+
 def hours(seconds: float) -> float:
     return round(seconds / 3600, 4)
 
@@ -175,9 +179,14 @@ class Metric:
             notes=notes,
         )
         result.signal = self.signal(obs, window, base, data.now)
-        if result.low_sample:
-            result.notes.append(f"low sample: {result.sample_size} observations")
+        if notes:  # they were counted over the whole loaded range: say only what the window holds
+            result.notes = self.notes_for(data, window)
+        result.notes += low_sample_note(result)
         return result
+
+    def notes_for(self, data: TeamData, window: Window) -> list[str]:
+        """Data-quality notes for the window alone (the data loads are cached, so this is cheap)."""
+        return self.observations(data, window.start, window.end)[1]
 
     def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
         """XmR rules on completed weekly points, else a two-sample test of window vs baseline."""

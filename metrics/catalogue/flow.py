@@ -31,6 +31,7 @@ from metrics.catalogue.base import (
     Result,
     baseline_window,
     hours,
+    low_sample_note,
     series_weeks,
 )
 from metrics.dataset import Item, TeamData
@@ -45,10 +46,6 @@ LINK_MARGIN_DAYS = 30  # how far before a range items, linked PRs and deployment
 
 
 # -- shared helpers ------------------------------------------------------------------------------------
-def _low_sample(result: Result) -> list[str]:
-    return [f"low sample: {result.sample_size} observations"] if result.low_sample else []
-
-
 def _in_play(it: Item, start: float, end: float) -> bool:
     """Created before the range ends and not done before it starts: the item can matter to it."""
     return it.created < end and (it.flow.done is None or it.flow.done >= start)
@@ -191,12 +188,11 @@ class _ItemMetric(Metric):
         obs = [Observation(at, v, partial(self.explain, it, at, v, info)) for it, at, v, info in picked]
         return obs, self.notes(items, start, end, left_out)
 
-    def compute(self, data: TeamData, window: Window) -> Result:
-        result = super().compute(data, window)
+    def notes_for(self, data: TeamData, window: Window) -> list[str]:
         items = self.load(data, window.start)
-        left_out = self.left_out(data, items, window.start, window.end)
-        result.notes = self.notes(items, window.start, window.end, left_out) + _low_sample(result)
-        return result
+        return self.notes(
+            items, window.start, window.end, self.left_out(data, items, window.start, window.end)
+        )
 
 
 def _span(it: Item, start: float, end: float, v: float) -> dict:
@@ -492,7 +488,7 @@ class Wip(Metric):
             notes=quality_notes(items, window.start, window.end),
             extra={"current": wip.at([at])[0], "current_items": current_items},
         )
-        result.notes += _low_sample(result)
+        result.notes += low_sample_note(result)
         result.signal = _xmr(
             [v for _s, v, c in weekly(base) if c and v is not None],
             [v for s, v, c in points if c and s >= window.start and v is not None],
@@ -594,7 +590,7 @@ class AgingWip(Metric):
                 "as_of": iso(at),
             },
         )
-        result.notes += _low_sample(result)
+        result.notes += low_sample_note(result)
         return result
 
 
@@ -662,7 +658,7 @@ class FlowDistribution(Metric):
             notes=notes,
             extra={"counts": dict(Counter(self.category(it) for it in current))},
         )
-        result.notes += _low_sample(result)
+        result.notes += low_sample_note(result)
         return result
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from metrics.catalogue.base import CUSTOM, Metric, Result, series_weeks
+from metrics.catalogue.base import CUSTOM, Metric, Result, low_sample_note, series_weeks
 from metrics.catalogue.flow import FAMILY, delivered
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
@@ -235,8 +235,7 @@ class Forecast(Metric):
                 "when": _when(counts, first, first_step, WHEN_ITEMS, SEED, TRIALS),
             },
         )
-        if result.low_sample:
-            result.notes.append(f"low sample: {result.sample_size} observations")
+        result.notes += low_sample_note(result)
         return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from metrics.store.raw import replace_children, upsert
+from metrics.store.statuses import status_code
 from metrics.timeutil import parse_instant
 
 DEFAULT_SPRINT_FIELD = "customfield_10020"  # Jira Cloud's usual id; found by shape when it differs
@@ -152,12 +153,21 @@ def issue_rows(payload: dict, source: str, options: dict) -> dict:
     }
 
 
+def coded(db, transition: dict) -> dict:
+    """A transition row as stored: the status names and ids replaced by their codes."""
+    t = dict(transition)
+    src = t["source"]
+    t["from_code"] = status_code(db, src, t.pop("from_id"), t.pop("from_status"))
+    t["to_code"] = status_code(db, src, t.pop("to_id"), t.pop("to_status"))
+    return t
+
+
 def normalise_issue(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
     """One issue (search/jql object with ``changelog`` expanded and complete) into the store."""
     rows = issue_rows(payload, source, options)
     upsert(db, "work_items", rows["work_item"], ("source", "key"))
     where = {"source": source, "key": rows["work_item"]["key"]}
-    replace_children(db, "transitions", where, rows["transitions"])
+    replace_children(db, "transitions", where, [coded(db, t) for t in rows["transitions"]])
     replace_children(db, "flags", where, rows["flags"])
     replace_children(db, "sprint_events", where, rows["sprint_events"])
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from metrics.store.statuses import forget_codes
+
 
 def canonical(payload: dict | list) -> str:
     """The stored text of a payload: key order and whitespace fixed, so equal content compares equal."""
@@ -27,8 +29,12 @@ def transaction(db: sqlite_utils.Database):
     Not ``with db.conn:``: sqlite-utils' ``execute`` commits every write made outside an explicit
     ``BEGIN``, so that block would neither group writes nor roll them back.
     """
-    with db.atomic():
-        yield
+    try:
+        with db.atomic():
+            yield
+    except BaseException:
+        forget_codes(db)  # codes handed out inside the rolled-back transaction no longer exist
+        raise
 
 
 def save_raw(

@@ -72,16 +72,31 @@ def m001_initial(db):
             "project": str,
             "seq": int,
             "at": float,
-            "from_status": str,
-            "from_id": str,
-            "to_status": str,
-            "to_id": str,
+            "from_code": int,
+            "to_code": int,
         },
         pk=("project", "source", "key", "seq"),
     )
     # Clustered by project: a team's whole history is one contiguous range. The normalisers replace
     # an item's transitions by (source, key).
     db["transitions"].create_index(["source", "key"])
+    # A status as the tool names it (id and name), coded per source: transitions carry the small
+    # integer, so reading a team's history builds no strings. See metrics.store.statuses.
+    db["statuses"].create(
+        {"source": str, "code": int, "status_id": str, "name": str},
+        pk=("source", "code"),
+        not_null={"status_id", "name"},
+    )
+    db["statuses"].create_index(["source", "status_id", "name"], unique=True)
+    db.execute(
+        """create view status_changes as
+        select t.source, t.key, t.project, t.seq, t.at,
+               nullif(f.status_id, '') as from_id, nullif(f.name, '') as from_status,
+               nullif(s.status_id, '') as to_id, nullif(s.name, '') as to_status
+        from transitions t
+        left join statuses f on f.source = t.source and f.code = t.from_code
+        left join statuses s on s.source = t.source and s.code = t.to_code"""
+    )
     _clustered(
         db,
         "flags",
