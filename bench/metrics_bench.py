@@ -160,8 +160,11 @@ def pick_team(db: sqlite_utils.Database, name: str | None = None) -> Team:
 
 def timing_phase(path: str | Path, team_name: str | None, repeat: int) -> dict:
     """The whole timing phase on a built database, with this process's peak memory at the end."""
+    import metrics.catalogue  # noqa: F401  (start-up imports, as `vsm` has them before its first request)
+    from metrics.runtime import settle
     from metrics.store import open_db
 
+    settle()  # what `vsm` does after start-up
     db = open_db(path, create=False)
     params = json.loads(db.execute("select value from bench_params where key = 'params'").fetchone()[0])
     now = params["now"]

@@ -15,6 +15,7 @@ from metrics import catalogue
 from metrics.config import Config, load_config
 from metrics.digest import build_digest
 from metrics.errors import VsmError
+from metrics.runtime import settle
 from metrics.store import open_db
 from metrics.teams import get_team, list_teams, seed_from_config
 from metrics.timeutil import dates_window, days_ending_today, parse_period, zone
@@ -211,6 +212,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    settle()
     try:
         args = build_parser().parse_args(argv)
         cfg = load_config(args.config)

@@ -1,0 +1,40 @@
+"""A team's new workflow mapping applies to its whole history at the next computation: no resync,
+no rewrite of stored rows."""
+
+from datetime import UTC, datetime
+
+from builders import item, new_db, team
+from metrics.catalogue import compute
+from metrics.teams import get_team, save_team
+from metrics.timeutil import dates_window, zone
+
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def counts(db) -> dict:
+    return {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in ("work_items", "transitions")}
+
+
+def test_remapping_review_to_done_changes_cycle_time_without_touching_rows():
+    db = new_db()
+    save_team(db, team(), who="U1")
+    # Committed 5 Jan 09:00, In Review 6 Jan 09:00 (24 h), Done 8 Jan 09:00 (72 h after commitment).
+    item(
+        db,
+        "PAY-1",
+        "2026-01-04 09:00",
+        [("2026-01-05 09:00", "In Progress"), ("2026-01-06 09:00", "In Review"), ("2026-01-08 09:00", "Done")],
+    )
+    window = dates_window("2026-01-01", "2026-02-01", zone("UTC"))
+    before = compute(db, get_team(db, "pay"), "cycle-time", window, NOW)
+    assert before.value == {"p50": 72.0, "p85": 72.0}
+    rows = counts(db)
+
+    t = get_team(db, "pay")
+    t.workflow = [s for s in t.workflow if s["stage"] != "review"]
+    t.workflow[-1] = {"stage": "done", "kind": "done", "statuses": ["Done", "In Review"]}
+    save_team(db, t, who="U2")
+
+    after = compute(db, get_team(db, "pay"), "cycle-time", window, NOW)
+    assert after.value == {"p50": 24.0, "p85": 24.0}  # done at the first entry to In Review
+    assert counts(db) == rows
