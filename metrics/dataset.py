@@ -24,7 +24,7 @@ from metrics.workflow import DONE, Flow, Workflow, replay_steps
 _UNKNOWN = (None, None)  # a code with no statuses row: treated as an unmapped, unnamed status
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """A work item with its replayed flow. ``category`` is the team's work type for it."""
 
@@ -46,7 +46,7 @@ class Item:
         return {"key": self.key, "summary": self.summary, "url": self.url}
 
 
-@dataclass
+@dataclass(slots=True)
 class PullRequest:
     source: str
     repo: str
@@ -86,7 +86,7 @@ class PullRequest:
         return {"key": self.key, "title": self.title, "url": self.url}
 
 
-@dataclass
+@dataclass(slots=True)
 class Deployment:
     source: str
     id: str
@@ -102,7 +102,7 @@ class Deployment:
         return {"key": f"{self.service}@{(self.sha or self.id)[:10]}", "url": self.url}
 
 
-@dataclass
+@dataclass(slots=True)
 class Incident:
     source: str
     id: str

@@ -137,7 +137,7 @@ class Transition(NamedTuple):
     to_status: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Flow:
     """One item's path through the team's workflow, after the replay."""
 
