@@ -68,6 +68,30 @@ class PullRequest:
     labels: list[str]
     reviews: list[dict] = field(default_factory=list)  # submitted, non-pending, by others than the author
 
+    @classmethod
+    def from_row(cls, r: dict) -> PullRequest:
+        """A ``pull_requests`` row (as a dict) without its reviews."""
+        return cls(
+            source=r["source"],
+            repo=r["repo"],
+            number=r["number"],
+            title=r["title"] or "",
+            url=r["url"] or "",
+            draft=bool(r["draft"]),
+            created=r["created"],
+            ready=r["ready"],
+            first_commit=r["first_commit"],
+            merged=r["merged"],
+            closed=r["closed"],
+            additions=r["additions"],
+            deletions=r["deletions"],
+            merge_sha=r["merge_sha"],
+            head_ref=r["head_ref"],
+            refs=json.loads(r["refs"] or "[]"),
+            author=r["author"],
+            labels=json.loads(r["labels"] or "[]"),
+        )
+
     @property
     def key(self) -> str:
         return f"{self.repo}#{self.number}"
@@ -254,26 +278,7 @@ class TeamData:
         params = [*repos, start, start, start]
         prs = {}
         for r in self.db.query(f"select * from pull_requests p where {cond}", params):
-            prs[(r["source"], r["repo"], r["number"])] = PullRequest(
-                source=r["source"],
-                repo=r["repo"],
-                number=r["number"],
-                title=r["title"] or "",
-                url=r["url"] or "",
-                draft=bool(r["draft"]),
-                created=r["created"],
-                ready=r["ready"],
-                first_commit=r["first_commit"],
-                merged=r["merged"],
-                closed=r["closed"],
-                additions=r["additions"],
-                deletions=r["deletions"],
-                merge_sha=r["merge_sha"],
-                head_ref=r["head_ref"],
-                refs=json.loads(r["refs"] or "[]"),
-                author=r["author"],
-                labels=json.loads(r["labels"] or "[]"),
-            )
+            prs[(r["source"], r["repo"], r["number"])] = PullRequest.from_row(r)
         for v in self.db.query(
             f"select v.source, v.repo, v.number, v.reviewer, v.reviewer_bot, v.state, v.submitted "
             f"from reviews v join pull_requests p on p.source = v.source and p.repo = v.repo "

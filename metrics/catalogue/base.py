@@ -80,6 +80,17 @@ def hours(seconds: float) -> float:
     return round(seconds / 3600, 4)
 
 
+def span(ref: dict, start: float, end: float, **extra) -> Observation | None:
+    """A duration observation placed at its end, explained as ``ref`` + start, end and hours; None
+    when it is negative (clock skew, bad data), which the caller counts as a data-quality note."""
+    seconds = end - start
+    if seconds < 0:
+        return None
+    return Observation(
+        end, seconds, ref | {"start": iso(start), "end": iso(end), "hours": hours(seconds)} | extra
+    )
+
+
 def duration_value(values_s: list[float]) -> dict | None:
     """p50 and p85 in hours, or None for an empty sample (never 0)."""
     if not values_s:

@@ -21,13 +21,12 @@ Performance levels follow METRICS.md's table and are context for the team, never
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from metrics import stats
-from metrics.catalogue.base import COUNT, DURATION, RATE, Metric, Observation, Result, hours
+from metrics.catalogue.base import COUNT, DURATION, RATE, Metric, Observation, Result, span
 from metrics.dataset import Deployment, Incident, PullRequest, TeamData
 from metrics.timeutil import Window, iso
 
@@ -172,26 +171,7 @@ def _load_prs_by_key(
                 if r["author_bot"] and not data.team.include_bot_prs:
                     bots.add(key)
                     continue
-                found[key] = PullRequest(
-                    source=r["source"],
-                    repo=r["repo"],
-                    number=r["number"],
-                    title=r["title"] or "",
-                    url=r["url"] or "",
-                    draft=bool(r["draft"]),
-                    created=r["created"],
-                    ready=r["ready"],
-                    first_commit=r["first_commit"],
-                    merged=r["merged"],
-                    closed=r["closed"],
-                    additions=r["additions"],
-                    deletions=r["deletions"],
-                    merge_sha=r["merge_sha"],
-                    head_ref=r["head_ref"],
-                    refs=json.loads(r["refs"] or "[]"),
-                    author=r["author"],
-                    labels=json.loads(r["labels"] or "[]"),
-                )
+                found[key] = PullRequest.from_row(r)
     return found, bots
 
 
@@ -312,17 +292,11 @@ class LeadTimeForChanges(Metric):
             if pr.merged is None:
                 unmerged += 1
                 continue
-            seconds = d.finished - pr.start
-            if seconds < 0:
+            o = span(pr.ref(), pr.start, d.finished, deployment=d.ref()["key"])
+            if o is None:
                 negative += 1
-                continue
-            item = pr.ref() | {
-                "start": iso(pr.start),
-                "end": iso(d.finished),
-                "hours": hours(seconds),
-                "deployment": d.ref()["key"],
-            }
-            obs.append(Observation(d.finished, seconds, item))
+            else:
+                obs.append(o)
         notes = []
         if negative:
             notes.append(
@@ -456,12 +430,11 @@ class TimeToRestore(Metric):
         for inc in data.incidents(start):
             if inc.resolved is None or not start <= inc.resolved < end:
                 continue
-            seconds = inc.resolved - inc.created
-            if seconds < 0:
+            o = span(inc.ref(), inc.created, inc.resolved)
+            if o is None:
                 negative += 1
-                continue
-            item = inc.ref() | {"start": iso(inc.created), "end": iso(inc.resolved), "hours": hours(seconds)}
-            obs.append(Observation(inc.resolved, seconds, item))
+            else:
+                obs.append(o)
         notes = [f"{negative} incidents resolved before they were created left out"] if negative else []
         return obs, notes
 

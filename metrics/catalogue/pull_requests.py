@@ -9,7 +9,7 @@ one of those.
 from __future__ import annotations
 
 from metrics import stats
-from metrics.catalogue.base import CUSTOM, DURATION, RATE, Metric, Observation, hours
+from metrics.catalogue.base import CUSTOM, DURATION, RATE, Metric, Observation, hours, span
 from metrics.dataset import PullRequest, TeamData
 from metrics.timeutil import Window, iso
 
@@ -45,9 +45,7 @@ class PrPickupTime(Metric):
             at = first_review(pr)
             if at is None or not start <= at < end or (pr.draft and pr.ready is None):
                 continue
-            seconds = max(0.0, at - pr.ready_at)
-            item = pr.ref() | {"start": iso(pr.ready_at), "end": iso(at), "hours": hours(seconds)}
-            obs.append(Observation(at, seconds, item))
+            obs.append(span(pr.ref(), min(pr.ready_at, at), at))  # a review before ready: pickup 0
         return obs, []
 
 
@@ -74,9 +72,7 @@ class PrReviewTime(Metric):
             reviewed = first_review_before_merge(pr)
             if reviewed is None:
                 continue
-            seconds = pr.merged - reviewed
-            item = pr.ref() | {"start": iso(reviewed), "end": iso(pr.merged), "hours": hours(seconds)}
-            obs.append(Observation(pr.merged, seconds, item))
+            obs.append(span(pr.ref(), reviewed, pr.merged))
         return obs, []
 
 
@@ -97,12 +93,11 @@ class PrCycleTime(Metric):
         for pr in data.pull_requests(start):
             if pr.merged is None or not start <= pr.merged < end:
                 continue
-            seconds = pr.merged - pr.start
-            if seconds < 0:
+            o = span(pr.ref(), pr.start, pr.merged)
+            if o is None:
                 negative += 1
-                continue
-            item = pr.ref() | {"start": iso(pr.start), "end": iso(pr.merged), "hours": hours(seconds)}
-            obs.append(Observation(pr.merged, seconds, item))
+            else:
+                obs.append(o)
         notes = [f"{negative} PRs merged before their first commit left out (bad data)"] if negative else []
         return obs, notes
 
