@@ -4,6 +4,7 @@ no rewrite of stored rows."""
 from datetime import UTC, datetime
 
 from builders import item, new_db, team
+
 from metrics.catalogue import compute
 from metrics.teams import get_team, save_team
 from metrics.timeutil import dates_window, zone
@@ -23,7 +24,11 @@ def test_remapping_review_to_done_changes_cycle_time_without_touching_rows():
         db,
         "PAY-1",
         "2026-01-04 09:00",
-        [("2026-01-05 09:00", "In Progress"), ("2026-01-06 09:00", "In Review"), ("2026-01-08 09:00", "Done")],
+        [
+            ("2026-01-05 09:00", "In Progress"),
+            ("2026-01-06 09:00", "In Review"),
+            ("2026-01-08 09:00", "Done"),
+        ],
     )
     window = dates_window("2026-01-01", "2026-02-01", zone("UTC"))
     before = compute(db, get_team(db, "pay"), "cycle-time", window, NOW)
