@@ -240,3 +240,10 @@ def m001_initial(db):
 def m002_deployment_changes_by_deployment(db):
     # Digests look up what each deployment shipped; the primary key starts with the source.
     db["deployment_changes"].create_index(["deployment_id"])
+
+
+@MIGRATIONS()
+def m003_http_etags(db):
+    # Conditional-request validators per source and URL, so a sync with no remote change is
+    # answered by 304s (free against GitHub's rate limit) across runs.
+    db["http_etags"].create({"source": str, "key": str, "etag": str}, pk=("source", "key"))

@@ -1,0 +1,264 @@
+"""The one HTTP layer every connector shares: timeouts, retries, rate limits, conditional requests.
+
+Connection errors and 500/502/504 bursts are retried by urllib3's ``Retry`` (exponential backoff with
+jitter). What urllib3 cannot do is handled here, in one loop:
+
+- 429, 503 and GitHub's rate-limit 403: wait ``Retry-After`` seconds, else until ``X-RateLimit-Reset`` when
+  ``X-RateLimit-Remaining`` is 0, else back off; a wait longer than ``max_wait`` fails fast as
+  ``RateLimited`` (the source shows "data as of ...") instead of hanging the sync;
+- a body cut off mid-page, or malformed JSON: the request is tried again;
+- ``ETag`` / ``If-None-Match``: a 304 comes back as ``None`` (nothing changed, and on GitHub it does
+  not count against the rate limit).
+
+Errors carry no secret: messages name the URL path and status, never headers or tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+USER_AGENT = "vsm-bot/0.1 (+https://github.com/vsm-bot/vsm-bot)"
+
+
+class SourceError(Exception):
+    """A source failed; the message is safe to show and store (no token, no header values)."""
+
+
+class AuthError(SourceError):
+    """401/403 without rate-limit signs: the token is wrong, expired or lacks a permission."""
+
+
+class RateLimited(SourceError):
+    """The source asked us to wait longer than we will."""
+
+
+@dataclass
+class Policy:
+    """How hard to try. Tests shrink the waits; production keeps the defaults."""
+
+    attempts: int = 5  # tries for one request, all causes together
+    backoff: float = 1.0  # first backoff in seconds, doubled each time, with jitter
+    backoff_max: float = 60.0
+    max_wait: float = 900.0  # the longest rate-limit wait we accept before failing the stream
+    timeout: tuple[float, float] = (10.0, 60.0)  # connect, read
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+
+
+@dataclass
+class Page:
+    """A decoded response: its JSON, headers, and the URL of the next page if the API gives one."""
+
+    data: object
+    headers: requests.structures.CaseInsensitiveDict
+    url: str
+
+    def link(self, rel: str = "next") -> str | None:
+        """A ``Link`` header target (GitHub, GitLab), followed as given: never built by hand."""
+        for part in self.headers.get("Link", "").split(","):
+            section = part.split(";")
+            if len(section) < 2:
+                continue
+            target = section[0].strip().strip("<>")
+            if any(p.strip().replace('"', "") == f"rel={rel}" for p in section[1:]):
+                return target
+        return None
+
+
+class Http:
+    """One ``requests.Session`` per source: pooled connections, auth headers, a User-Agent."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        auth: tuple[str, str] | None = None,
+        policy: Policy | None = None,
+        etags: dict[str, str] | None = None,
+    ):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.policy = policy or Policy()
+        self.etags = etags if etags is not None else {}
+        self.requests_made = 0
+        self.not_modified = 0
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.session.headers.update(headers or {})
+        if auth:
+            self.session.auth = auth
+        retry = Retry(
+            total=self.policy.attempts,
+            connect=self.policy.attempts,
+            read=self.policy.attempts,
+            status=self.policy.attempts,
+            status_forcelist={500, 502, 504},
+            allowed_methods={"GET", "POST"},
+            backoff_factor=self.policy.backoff,
+            backoff_jitter=self.policy.backoff / 2,
+            backoff_max=self.policy.backoff_max,
+            respect_retry_after_header=False,  # 429/503 waits are ours: capped, and fail fast past the cap
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else urljoin(self.base_url, path_or_url.lstrip("/"))
+
+    def get(self, path_or_url: str, params: dict | None = None, *, conditional: bool = False) -> Page | None:
+        """GET and decode JSON; ``None`` for a 304 when ``conditional`` and the ETag still matches."""
+        return self.request("GET", path_or_url, params=params, conditional=conditional)
+
+    def post(self, path_or_url: str, body: dict) -> Page:
+        page = self.request("POST", path_or_url, json_body=body)
+        assert page is not None
+        return page
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        json_body: dict | None = None,
+        conditional: bool = False,
+    ) -> Page | None:
+        url = self.url(path_or_url)
+        where = urlsplit(url).path or "/"
+        key = url + ("?" + json.dumps(params, sort_keys=True) if params else "")
+        headers = {}
+        if conditional and key in self.etags:
+            headers["If-None-Match"] = self.etags[key]
+        failures = 0
+        waited = 0.0
+        while True:
+            try:
+                self.requests_made += 1
+                resp = self.session.request(
+                    method, url, params=params, json=json_body, headers=headers, timeout=self.policy.timeout
+                )
+                status = resp.status_code
+                if status == 304 and conditional:
+                    self.not_modified += 1
+                    return None
+                if status in (403, 429, 503):
+                    wait = self._rate_limit_wait(resp, failures)
+                    if wait is None:
+                        raise AuthError(f"{method} {where}: permission denied ({status})")
+                    if waited + wait > self.policy.max_wait:
+                        raise RateLimited(
+                            f"{method} {where}: rate limited ({status}); the source asks to wait "
+                            f"{wait:.0f} s, more than the {self.policy.max_wait:.0f} s we allow"
+                        )
+                    failures += 1
+                    if failures >= self.policy.attempts:
+                        raise RateLimited(f"{method} {where}: still rate limited after {failures} tries")
+                    self.policy.sleep(wait)
+                    waited += wait
+                    continue
+                if status == 401:
+                    raise AuthError(f"{method} {where}: authentication failed (401); check the token")
+                if status >= 400:
+                    raise SourceError(f"{method} {where}: HTTP {status}{_reason(resp)}")
+                data = resp.json()
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+                failures += 1
+                if failures >= self.policy.attempts:
+                    raise SourceError(
+                        f"{method} {where}: connection failed ({exc.__class__.__name__})"
+                    ) from None
+                self._backoff(failures)
+                continue
+            except requests.exceptions.Timeout:
+                failures += 1
+                if failures >= self.policy.attempts:
+                    raise SourceError(f"{method} {where}: timed out") from None
+                self._backoff(failures)
+                continue
+            except ValueError:  # malformed JSON (requests' JSONDecodeError is a ValueError)
+                failures += 1
+                if failures >= self.policy.attempts:
+                    raise SourceError(f"{method} {where}: the response is not valid JSON") from None
+                self._backoff(failures)
+                continue
+            etag = resp.headers.get("ETag")
+            if conditional and etag:
+                self.etags[key] = etag
+            return Page(data, resp.headers, resp.url)
+
+    def paginate_links(self, path_or_url: str, params: dict | None = None) -> Iterator[Page]:
+        """Follow ``Link: rel="next"`` as given until it is absent."""
+        page = self.get(path_or_url, params)
+        while page is not None:
+            yield page
+            nxt = page.link("next")
+            page = self.get(nxt) if nxt else None
+
+    def _rate_limit_wait(self, resp: requests.Response, failures: int) -> float | None:
+        """Seconds to wait for a 429 / rate-limit 403 (SOURCES.md order), None for a plain 403."""
+        h = resp.headers
+        retry_after = h.get("Retry-After")
+        if retry_after is not None:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                try:
+                    return max(0.0, parsedate_to_datetime(retry_after).timestamp() - self.policy.clock())
+                except (TypeError, ValueError):
+                    pass
+        reset = h.get("X-RateLimit-Reset")
+        if h.get("X-RateLimit-Remaining") == "0" and reset:
+            try:
+                return max(0.0, float(reset) - self.policy.clock())
+            except ValueError:  # Jira gives an ISO time
+                try:
+                    from metrics.timeutil import parse_instant
+
+                    return max(0.0, (parse_instant(reset) or 0) - self.policy.clock())
+                except ValueError:
+                    pass
+        if resp.status_code == 403 and not _looks_rate_limited(resp):
+            return None
+        # A secondary limit, or a 429/503 with no hint: at least a minute for GitHub's 403s, else backoff.
+        base = 60.0 if resp.status_code == 403 else self.policy.backoff * (2**failures)
+        return min(base, self.policy.backoff_max) + random.uniform(0, self.policy.backoff / 2)
+
+    def _backoff(self, failures: int) -> None:
+        wait = min(self.policy.backoff * (2 ** (failures - 1)), self.policy.backoff_max)
+        self.policy.sleep(wait + random.uniform(0, self.policy.backoff / 2))
+
+
+def _looks_rate_limited(resp: requests.Response) -> bool:
+    if resp.headers.get("X-RateLimit-Remaining") == "0":
+        return True
+    try:
+        text = resp.text.lower()
+    except Exception:  # noqa: BLE001 - an undecodable body is simply not a rate-limit message
+        return False
+    return "rate limit" in text or "secondary rate" in text
+
+
+def _reason(resp: requests.Response) -> str:
+    """A short, safe reason from an error body (JSON message fields only, cut to 200 characters)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    msg = None
+    if isinstance(body, dict):
+        msg = body.get("message") or body.get("error") or body.get("errorMessages")
+    if isinstance(msg, list):
+        msg = "; ".join(str(m) for m in msg)
+    return f": {str(msg)[:200]}" if msg else ""

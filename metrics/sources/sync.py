@@ -1,0 +1,157 @@
+"""The sync engine: every configured source, independently, stream by stream.
+
+A failing source (or stream) never stops the others and never loses stored data: its error is
+recorded in ``sync_status`` beside the time of its last success, which digests show as "data as of".
+Secrets come only from the environment variable the config names, and are scrubbed from anything
+stored or shown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from metrics.sources.base import Connector, Progress, SyncContext
+from metrics.sources.http import Policy, SourceError
+from metrics.teams import now_iso
+
+KINDS = ("jira", "github", "gitlab", "pagerduty")
+
+
+@dataclass
+class SourceResult:
+    name: str
+    changed: int = 0
+    seen: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def connector_class(kind: str) -> type[Connector]:
+    """``metrics.sources.<kind>.CONNECTOR``."""
+    return importlib.import_module(f"metrics.sources.{kind}").CONNECTOR
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    text = " ".join(str(message).split())[:500]
+    return text.replace(secret, "***") if secret else text
+
+
+def _record(
+    db: sqlite_utils.Database, source: str, stream: str, *, ok: bool, message: str | None, changed: int
+) -> None:
+    at = now_iso()
+    with db.atomic():
+        db.execute(
+            "insert into sync_status (source, stream, updated) values (?, ?, ?) "
+            "on conflict(source, stream) do nothing",
+            [source, stream, at],
+        )
+        if ok:
+            db.execute(
+                "update sync_status set last_success = ?, last_error = null, rows_changed = ?, updated = ? "
+                "where source = ? and stream = ?",
+                [at, changed, at, source, stream],
+            )
+        else:
+            db.execute(
+                "update sync_status set last_error = ?, updated = ? where source = ? and stream = ?",
+                [f"{at} {message}", at, source, stream],
+            )
+
+
+def _state(db: sqlite_utils.Database, source: str, stream: str) -> dict:
+    row = db.execute(
+        "select cursor from sync_status where source = ? and stream = ?", [source, stream]
+    ).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def sync_source(
+    db: sqlite_utils.Database,
+    source: dict,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: float | None = None,
+    progress: Progress | None = None,
+    policy: Policy | None = None,
+) -> SourceResult:
+    """Sync every stream of one source; errors are recorded and returned, never raised."""
+    env = os.environ if env is None else env
+    name = source["name"]
+    result = SourceResult(name)
+    token_env = source.get("token_env")
+    token = env.get(token_env) if token_env else None
+    if token_env and not token:
+        result.errors.append(f"environment variable {token_env} is not set")
+        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
+        return result
+    try:
+        cls = connector_class(source["kind"])
+        http = cls.make_http(source, token or "")
+    except (ImportError, AttributeError):
+        result.errors.append(f"no connector for kind {source['kind']!r} yet")
+        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
+        return result
+    if policy is not None:
+        http.policy = policy
+    http.etags.update(
+        {r[0]: r[1] for r in db.execute("select key, etag from http_etags where source = ?", [name])}
+    )
+    ctx = SyncContext(db, source, http, time.time() if now is None else now)
+    if progress is not None:
+        ctx.progress = progress
+    connector = cls(ctx)
+    for stream in connector.streams():
+        before = ctx.changed
+        try:
+            state = connector.sync(stream, _state(db, name, stream))
+            ctx.checkpoint(stream, state)
+            _record(db, name, stream, ok=True, message=None, changed=ctx.changed - before)
+        except SourceError as exc:
+            result.errors.append(f"{stream}: {_scrub(str(exc), token)}")
+            _record(db, name, stream, ok=False, message=_scrub(str(exc), token), changed=0)
+        except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the others
+            message = _scrub(f"{exc.__class__.__name__}: {exc}", token)
+            result.errors.append(f"{stream}: unexpected error {message}")
+            _record(db, name, stream, ok=False, message=f"unexpected error {message}", changed=0)
+    with db.atomic():
+        db.conn.executemany(
+            "insert or replace into http_etags (source, key, etag) values (?, ?, ?)",
+            [(name, k, v) for k, v in http.etags.items()],
+        )
+    result.changed, result.seen = ctx.changed, ctx.seen
+    return result
+
+
+def sync_sources(
+    db: sqlite_utils.Database,
+    sources: list[dict],
+    *,
+    only: str | None = None,
+    env: Mapping[str, str] | None = None,
+    now: float | None = None,
+    progress: Progress | None = None,
+    policy: Policy | None = None,
+) -> list[SourceResult]:
+    """Sync the sources (or just ``only``), each on its own: one failing never stops the others."""
+    chosen = [s for s in sources if only is None or s["name"] == only]
+    return [sync_source(db, s, env=env, now=now, progress=progress, policy=policy) for s in chosen]
+
+
+def freshness(db: sqlite_utils.Database) -> list[dict]:
+    """Per source: the oldest last success over its streams (the data is as fresh as its stalest
+    stream), and the latest error if any stream failed since."""
+    rows = db.execute(
+        "select source, min(coalesce(last_success, '')), max(last_error) from sync_status group by source"
+    ).fetchall()
+    return [{"source": s, "as_of": a or None, "error": e} for s, a, e in rows]

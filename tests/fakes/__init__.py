@@ -1,0 +1,1 @@
+"""Loopback servers that speak the tools' wire formats, for connector tests."""

@@ -1,0 +1,154 @@
+"""A loopback HTTP server for connector tests: routes, a request log, and faults on demand.
+
+Subclass-free use: ``FakeServer()`` then ``server.route("GET", "/rest/api/3/search/jql", handler)``;
+a handler gets a ``Request`` and returns ``Reply`` (status, JSON body or raw bytes, headers).
+Faults are queued per path: ``server.fail("/path", Fault(status=429, headers={"Retry-After": "1"}))``
+answers the next request to that path with the fault instead of the handler. ``Fault(drop=True)``
+sends the headers and half the body, then closes the connection (a connection dropped mid-page);
+``Fault(body=b"{not json")`` sends malformed JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self):
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: object = None  # JSON-encoded unless bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    drop: bool = False  # send half a body, then close the connection
+
+
+Handler = Callable[[Request], Reply]
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str, Handler]] = []
+        self.faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self.log: list[Request] = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                req = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
+                with fake.lock:
+                    fake.log.append(req)
+                    queue = fake.faults.get(parts.path)
+                    fault = queue.popleft() if queue else None
+                if fault is not None:
+                    self._fault(fault)
+                    return
+                reply = fake.dispatch(req)
+                raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                headers = {"Content-Type": "application/json", **reply.headers}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                if self.command != "HEAD" and reply.status != 304:
+                    self.wfile.write(raw)
+
+            def _fault(self, fault: Fault) -> None:
+                body = fault.body if fault.body is not None else json.dumps({"message": "fault"}).encode()
+                if fault.drop:
+                    body = json.dumps({"values": ["x" * 2000]}).encode()
+                self.send_response(200 if fault.drop or fault.body is not None else fault.status)
+                self.send_header("Content-Type", "application/json")
+                for k, v in fault.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if fault.drop:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        """``path`` may end with ``*`` to match a prefix; later routes win over earlier ones."""
+        self.routes.insert(0, (method, path, handler))
+
+    def fail(self, path: str, *faults: Fault) -> None:
+        with self.lock:
+            self.faults[path].extend(faults)
+
+    def dispatch(self, req: Request) -> Reply:
+        for method, path, handler in self.routes:
+            if method == req.method and (
+                req.path == path or (path.endswith("*") and req.path.startswith(path[:-1]))
+            ):
+                return handler(req)
+        return Reply(404, {"message": f"no route for {req.method} {req.path}"})
+
+    def requests_to(self, path: str) -> list[Request]:
+        with self.lock:
+            return [r for r in self.log if r.path == path]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
