@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teams", help="list the teams")
     _common(p)
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("sync", help="sync the configured sources (not built yet)")
+    p = sub.add_parser("sync", help="incremental sync of the configured sources, with progress")
     _common(p)
-    p.add_argument("--source")
+    p.add_argument("--source", help="sync only this source (its name in the config)")
     p = sub.add_parser("metrics", help="the metric catalogue")
     _common(p)
     p.add_argument("--json", action="store_true")
@@ -196,6 +196,56 @@ def cmd_digest(args, cfg: Config) -> int:
     return 0
 
 
+class _Progress:
+    """A live counter per stream on a terminal; plain lines (every 500 payloads) otherwise."""
+
+    def __init__(self, stream) -> None:
+        self.out = stream
+        self.tty = stream.isatty()
+        self.last: tuple[str, str] | None = None
+
+    def __call__(self, source: str, stream: str, n: int) -> None:
+        if self.tty:
+            bar = "█" * min(30, n // 50) + "░" * max(0, 30 - n // 50)
+            self.out.write(f"\r{source:<12} {stream:<14} {bar} {n:>8,} items")
+            self.out.flush()
+        elif n % 500 == 0:
+            print(f"{source}: {stream}: {n:,} items", file=self.out)
+        self.last = (source, stream)
+
+    def end(self) -> None:
+        if self.tty and self.last:
+            self.out.write("\n")
+            self.last = None
+
+
+def cmd_sync(args, cfg: Config) -> int:
+    from metrics.sources.sync import sync_source
+
+    if not cfg.sources:
+        raise VsmError("no [[source]] in the config: nothing to sync")
+    chosen = [cfg.source(args.source)] if args.source else cfg.sources
+    db = open_db(args.db or cfg.db_path)
+    for warning in seed_from_config(db, cfg.teams, cfg.org):
+        print(f"vsm: note: {warning}", file=sys.stderr)
+    progress = _Progress(sys.stderr)
+    failed = []
+    for source in chosen:
+        result = sync_source(db, source, progress=progress)
+        progress.end()
+        if result.ok:
+            print(f"{result.name}: ok, {result.changed:,} changed of {result.seen:,} fetched")
+        else:
+            print(
+                f"{result.name}: FAILED ({'; '.join(result.errors)}), {result.changed:,} changed before it stopped"
+            )
+            failed.append(f"{result.name} ({result.errors[0]})")
+    if failed:
+        print(f"vsm: sync failed for {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_not_built(args, cfg: Config) -> int:
     raise VsmError(f"`vsm {args.command}` is not built yet (see the README's status section)")
 
@@ -206,7 +256,7 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "metric": cmd_metric,
     "digest": cmd_digest,
-    "sync": cmd_not_built,
+    "sync": cmd_sync,
     "serve": cmd_not_built,
 }
 

@@ -14,6 +14,7 @@ import sqlite_utils
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
+from metrics.sources.sync import freshness
 from metrics.teams import Team, get_org
 from metrics.timeutil import Window, local_midnight
 
@@ -65,13 +66,6 @@ def digest_window(team: Team, now: datetime) -> Window:
     today = now.astimezone(tz).date()
     days = int(team.digest.get("period_days", 28))
     return Window(local_midnight(today - timedelta(days=days), tz), local_midnight(today, tz))
-
-
-def freshness(db: sqlite_utils.Database) -> list[dict]:
-    rows = db.query(
-        "select source, max(last_success) as as_of, max(last_error) as error from sync_status group by source"
-    )
-    return [dict(r) for r in rows]
 
 
 def build_digest(

@@ -1,0 +1,90 @@
+"""A loopback mock of Slack's Web API (SLACK.md, "Testing a Slack app without Slack").
+
+Every call is recorded with its method, auth header and decoded body (form or JSON). Replies are
+``{"ok": true, ...}`` with canned fields per method; ``server.fail("/chat.postMessage", Fault(429,
+{"Retry-After": "1"}))`` queues a fault, and ``errors["chat.postMessage"] = "channel_not_found"``
+answers HTTP 200 ``{"ok": false, "error": ...}`` as Slack does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from fakes.server import FakeServer, Reply, Request
+
+
+@dataclass
+class Call:
+    method: str
+    auth: str | None
+    body: dict
+
+
+def _decode(req: Request) -> dict:
+    ctype = req.headers.get("content-type", "")
+    if "json" in ctype:
+        return json.loads(req.body or b"{}")
+    out: dict = {k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True).items()}
+    for key in ("blocks", "view", "metadata", "files", "attachments"):
+        if isinstance(out.get(key), str):
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(out[key])
+    return out
+
+
+class MockSlack(FakeServer):
+    def __init__(self, members: dict[str, list[str]] | None = None) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+        self.errors: dict[str, str] = {}
+        self.members = members or {}  # channel -> member user ids (conversations.members)
+        self._ts = itertools.count(1)
+        self.route("POST", "/*", self._api)
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/"
+
+    def _api(self, req: Request) -> Reply:
+        method = req.path.lstrip("/")
+        body = _decode(req)
+        with self.lock:
+            self.calls.append(Call(method, req.headers.get("authorization"), body))
+        if method in self.errors:
+            return Reply(200, {"ok": False, "error": self.errors[method]})
+        return Reply(200, {"ok": True, **self._canned(method, body)})
+
+    def _canned(self, method: str, body: dict) -> dict:
+        if method == "auth.test":
+            return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://x.slack.com/"}
+        if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
+            return {"channel": body.get("channel"), "ts": f"1700000000.{next(self._ts):06d}", "message": body}
+        if method in ("views.open", "views.publish", "views.update", "views.push"):
+            return {"view": {"id": f"V{next(self._ts)}", "hash": "h1", **(body.get("view") or {})}}
+        if method == "conversations.members":
+            return {
+                "members": self.members.get(body.get("channel"), []),
+                "response_metadata": {"next_cursor": ""},
+            }
+        if method == "conversations.info":
+            return {"channel": {"id": body.get("channel"), "name": "team-channel", "is_archived": False}}
+        if method == "users.info":
+            return {"user": {"id": body.get("user"), "is_admin": body.get("user", "").startswith("UADMIN")}}
+        if method == "files.getUploadURLExternal":
+            return {"upload_url": f"{self.url}/upload/{next(self._ts)}", "file_id": f"F{next(self._ts)}"}
+        if method == "files.completeUploadExternal":
+            return {"files": [{"id": f["id"]} for f in body.get("files", [])]}
+        return {}
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method]
+
+    def responses(self) -> list[dict]:
+        """Bodies POSTed to response URLs (``/response/...``)."""
+        with self.lock:
+            return [json.loads(r.body) for r in self.log if r.path.startswith("/response/")]
