@@ -1,0 +1,68 @@
+"""Buttons: Explain, Post digest, Set up a team, Adjust metrics. Each is acknowledged at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from slack_bolt import App
+
+from bot import replies, settings_modal
+from bot.digest_view import message as digest_message
+from metrics import catalogue
+from metrics.digest import build_digest
+from metrics.errors import VsmError
+from metrics.teams import get_team, team_for_channel
+from metrics.timeutil import Window, parse_instant
+
+log = logging.getLogger("vsm.bot")
+
+
+def open_settings(client, deps, trigger_id: str | None, user: str | None, channel: str, respond) -> None:
+    """The settings modal for the channel's team (or a new one), for channel members only."""
+    settings_modal.open_modal(client, deps, trigger_id, user, channel, respond)
+
+
+def register(app: App, deps) -> None:
+    @app.action("explain")
+    def explain(ack, body, respond):
+        ack()
+        try:
+            spec = json.loads(body["actions"][0]["value"])
+            team = get_team(deps.store.db, spec["team"])
+            start, end = parse_instant(spec["since"]), parse_instant(spec["until"])
+            from datetime import datetime
+
+            window = Window(datetime.fromtimestamp(start, team.tz), datetime.fromtimestamp(end, team.tz))
+            result = catalogue.compute(deps.store.db, team, spec["metric"], window, deps.clock())
+            respond(replace_original=False, **replies.explain_message(team, result))
+        except (VsmError, KeyError, ValueError, TypeError) as exc:
+            respond(replace_original=False, **replies.help_message(f"Cannot explain that figure: {exc}"))
+
+    @app.action("post_digest")
+    def post_digest(ack, body, client, respond):
+        ack()
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        team = team_for_channel(deps.store.db, channel or "")
+        if team is None:
+            respond(replace_original=False, text="This channel has no team any more.")
+            return
+        now = deps.clock()
+        client.chat_postMessage(
+            **digest_message(build_digest(deps.store.db, team, now), now, channel=team.channel)
+        )
+        respond(replace_original=True, text=f"Posted the digest to <#{team.channel}>.")
+
+    @app.action("setup_team")
+    def setup_team(ack, body, client, respond):
+        ack()
+        channel = body["actions"][0].get("value") or (body.get("channel") or {}).get("id", "")
+        open_settings(client, deps, body.get("trigger_id"), body["user"]["id"], channel, respond)
+
+    @app.action("adjust_metrics")
+    def adjust_metrics(ack, body, client, respond):
+        ack()
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        open_settings(client, deps, body.get("trigger_id"), body["user"]["id"], channel, respond)
+
+    settings_modal.register(app, deps)

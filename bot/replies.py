@@ -1,0 +1,95 @@
+"""Slack replies to ``/vsm`` and its buttons, each rendered from a template in ``templates/``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot import format as fmt
+from bot.render import link, render_json
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import Result
+from metrics.digest import target_status
+from metrics.teams import Team
+from metrics.timeutil import iso
+
+EXPLAIN_LIMIT = 40
+
+
+def help_message(error: str | None = None) -> dict:
+    return render_json("help.json.j2", error=error)
+
+
+def catalogue_message() -> dict:
+    families: dict[str, list] = {}
+    for m in CATALOGUE.values():
+        families.setdefault(m.family, []).append(m)
+    return render_json("catalogue.json.j2", families=families)
+
+
+def no_team_message(channel: str) -> dict:
+    return render_json("no_team.json.j2", channel=channel)
+
+
+def working_message() -> dict:
+    return {"response_type": "ephemeral", "text": "Working on it…"}
+
+
+def metric_message(team: Team, result: Result) -> dict:
+    metric = CATALOGUE[result.metric]
+    target = team.targets.get(metric.id)
+    status = target_status(metric, result.value, target)
+    return render_json(
+        "metric.json.j2",
+        team=team.name,
+        id=metric.id,
+        name=metric.name,
+        definition=metric.definition,
+        period=result.window.label(),
+        value=fmt.value(metric, result.value),
+        n=result.sample_size,
+        previous=fmt.value(metric, result.previous),
+        change=fmt.change(metric, result.value, result.previous),
+        spark=fmt.sparkline(result.series),
+        target=fmt.target(metric, target, status),
+        target_status=status,
+        signal=result.signal,
+        notes=result.notes,
+        explain={
+            "metric": metric.id,
+            "team": team.name,
+            "since": iso(result.window.start),
+            "until": iso(result.window.end),
+        },
+    )
+
+
+def _item_line(item: dict) -> dict:
+    """One observation as a line: its key (linked when the source gave a URL), title and figure."""
+    label = item.get("key") or item.get("sprint") or item.get("day") or "item"
+    title = item.get("title") or item.get("summary") or ""
+    figure = ""
+    if "hours" in item:
+        figure = fmt.duration(item["hours"])
+    elif "value" in item and isinstance(item["value"], int | float):
+        figure = f"{fmt.one_decimal(item['value'])}%"
+    elif "done" in item:
+        figure = f"done {str(item['done'])[:10]}"
+    return {"label": link(item.get("url"), label), "title": title, "figure": figure}
+
+
+def explain_message(team: Team, result: Result) -> dict:
+    metric = CATALOGUE[result.metric]
+    items = sorted(result.items, key=lambda i: -(i.get("hours") or 0)) if result.items else []
+    return render_json(
+        "explain.json.j2",
+        team=team.name,
+        name=metric.name,
+        period=result.window.label(),
+        lines=[_item_line(i) for i in items[:EXPLAIN_LIMIT]],
+        more=max(0, len(items) - EXPLAIN_LIMIT),
+        total=len(items),
+    )
+
+
+def forecast_message(team: Team, answer: dict, items: int, now: datetime) -> dict:
+    return render_json("forecast.json.j2", team=team.name, items=items, answer=answer)
