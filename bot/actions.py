@@ -62,7 +62,8 @@ def register(app: App, deps) -> None:
     @app.action("adjust_metrics")
     def adjust_metrics(ack, body, client, respond):
         ack()
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        # From a digest: the message's channel; from App Home: the team's channel in the button.
+        channel = (body.get("channel") or {}).get("id") or body["actions"][0].get("value", "")
         open_settings(client, deps, body.get("trigger_id"), body["user"]["id"], channel, respond)
 
     settings_modal.register(app, deps)

@@ -10,7 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot import actions, commands
+from bot import actions, commands, home, north_star
 from bot.store import Store
 
 log = logging.getLogger("vsm.bot")
@@ -48,4 +48,6 @@ def create_app(
     ctx = commands.Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
     commands.register(app, ctx)
     actions.register(app, ctx)
+    home.register(app, ctx)
+    north_star.register(app, ctx)
     return app

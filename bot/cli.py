@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--team", required=True)
     p.add_argument("--json", action="store_true", help="print the exact Slack message payload")
-    p = sub.add_parser("serve", help="run the Slack app (not built yet)")
+    p = sub.add_parser("serve", help="run the Slack app: Socket Mode, or HTTP with --http")
     _common(p)
     p.add_argument("--http", action="store_true")
     p.add_argument("--port", type=int, default=3000)
@@ -246,8 +246,13 @@ def cmd_sync(args, cfg: Config) -> int:
     return 0
 
 
-def cmd_not_built(args, cfg: Config) -> int:
-    raise VsmError(f"`vsm {args.command}` is not built yet (see the README's status section)")
+def cmd_serve(args, cfg: Config) -> int:
+    from bot.serve import serve
+
+    if not 0 < args.port < 65536:
+        raise VsmError(f"--port {args.port} is not a TCP port")
+    serve(cfg, args.db or cfg.db_path, http=args.http, port=args.port)
+    return 0
 
 
 COMMANDS = {
@@ -257,7 +262,7 @@ COMMANDS = {
     "metric": cmd_metric,
     "digest": cmd_digest,
     "sync": cmd_sync,
-    "serve": cmd_not_built,
+    "serve": cmd_serve,
 }
 
 

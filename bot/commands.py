@@ -55,7 +55,22 @@ def answer(deps: Deps, team: Team, cmd) -> dict:
             }
         blocks = []
         for mid in ids:
-            blocks += replies.metric_message(team, metric_result(deps, team, mid, None))["blocks"][:1]
+            figure = replies.metric_message(team, metric_result(deps, team, mid, None))["blocks"][0]
+            blocks.append({**figure, "block_id": f"ns:{mid}"})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "north_star_actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "set_north_star",
+                        "text": {"type": "plain_text", "text": "Change (admins)"},
+                        "value": "north_star",
+                    }
+                ],
+            }
+        )
         return {"response_type": "ephemeral", "text": "North Star metrics", "blocks": blocks}
     if cmd.name == "digest":
         d = build_digest(deps.store.db, team, now)

@@ -196,6 +196,7 @@ def test_config_teams_are_seeded_and_disagreement_is_reported(demo, tmp_path):
     assert "Europe/Paris" in run.stdout
 
 
-def test_not_built_commands_say_so(tmp_path):
-    run = vsm("serve", cwd=tmp_path)
-    assert run.returncode == 2 and "not built yet" in run.stderr
+def test_sync_without_sources_is_a_clear_error(tmp_path):
+    run = vsm("sync", "--db", "x.db", cwd=tmp_path)
+    assert run.returncode == 2 and "no [[source]]" in run.stderr
+    assert not (tmp_path / "x.db").exists()

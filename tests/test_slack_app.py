@@ -8,19 +8,9 @@ from slackkit import NOW, SECRET, ack_json, assert_valid_message, assert_valid_v
 
 from bot.app import create_app, web_client
 from bot.store import Store
-from metrics.sample import SAMPLE_ORG, build_sample, sample_teams
+from metrics.sample import sample_teams
 from metrics.store import open_db
-from metrics.teams import get_team, seed_from_config, settings_log
-
-
-@pytest.fixture(scope="module")
-def sample_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("slack") / "sample.db"
-    db = open_db(path)
-    build_sample(db, end=NOW.date())
-    seed_from_config(db, sample_teams(), SAMPLE_ORG)
-    db.conn.close()
-    return path
+from metrics.teams import get_team, settings_log
 
 
 @pytest.fixture
@@ -149,3 +139,112 @@ def test_settings_modal_opens_for_members_only_and_saves_with_a_log(env):
     errors = ack_json(resp)
     assert errors["response_action"] == "errors"
     assert set(errors["errors"]) == {"timezone", "targets"}
+
+
+def test_app_home_lists_the_users_teams_once_per_event(env):
+    from slackkit import event
+
+    app, slack, team, _ = env
+    resp = event(app, {"type": "app_home_opened", "user": "U1", "tab": "home"}, event_id="Ev42")
+    assert resp.status == 200
+    [published] = slack.calls_to("views.publish")
+    view = published.body["view"]
+    assert_valid_view(view)
+    text = json.dumps(view)
+    assert "payments" in text and "mobile" not in text  # U1 is only in the payments channel
+    assert view["blocks"][2]["accessory"]["action_id"] == "adjust_metrics"
+    # Slack retries an event it thinks we missed: acknowledged, acted on once.
+    assert (
+        event(app, {"type": "app_home_opened", "user": "U1", "tab": "home"}, event_id="Ev42", retry=1).status
+        == 200
+    )
+    assert len(slack.calls_to("views.publish")) == 1
+
+
+def test_north_star_is_set_by_admins_only_and_logged(env):
+    app, slack, team, db_path = env
+    base = {"type": "block_actions", "trigger_id": "t", "response_url": f"{slack.url}/response/5"}
+    action = [
+        {
+            "action_id": "set_north_star",
+            "block_id": "north_star_actions",
+            "value": "north_star",
+            "type": "button",
+        }
+    ]
+    interaction(app, {**base, "user": {"id": "U1"}, "actions": action})
+    assert slack.calls_to("views.open") == []
+    assert "Only workspace admins" in slack.responses()[-1]["text"]
+    interaction(app, {**base, "user": {"id": "UADMIN1"}, "actions": action})
+    [opened] = slack.calls_to("views.open")
+    view = opened.body["view"]
+    assert_valid_view(view)
+    option = next(o for o in view["blocks"][0]["element"]["options"] if o["value"] == "throughput")
+    state = {"values": {"metrics": {"v": {"type": "multi_static_select", "selected_options": [option]}}}}
+    resp = interaction(
+        app, {"type": "view_submission", "user": {"id": "UADMIN1"}, "view": {**view, "state": state}}
+    )
+    assert resp.status == 200 and not resp.body
+    db = open_db(db_path, create=False)
+    from metrics.teams import get_org
+
+    assert get_org(db)["north_star"] == ["throughput"]
+    assert settings_log(db, "*org*")[-1]["who"] == "UADMIN1"
+
+
+def test_hostile_tool_text_pings_nobody(env):
+    """A PR titled `<!channel> & <@U1> fix` (in the sample) reaches Slack escaped."""
+    app, slack, team, db_path = env
+    db = open_db(db_path, create=False)
+    merged = db.execute("select merged from pull_requests where title like '<!channel>%'").fetchone()[0]
+    day = int(merged // 86400 * 86400)
+    from metrics.timeutil import iso
+
+    value = json.dumps({"metric": "pr-size", "team": team.name, "since": iso(day), "until": iso(day + 86400)})
+    interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": "U1"},
+            "channel": {"id": team.channel},
+            "response_url": f"{slack.url}/response/2",
+            "trigger_id": "t",
+            "actions": [
+                {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"}
+            ],
+        },
+    )
+    text = json.dumps(slack.responses()[-1])
+    assert "&lt;!channel&gt; &amp; &lt;@U1&gt; fix" in text
+    assert "<!channel>" not in text
+
+
+def test_digest_preview_and_post(env):
+    app, slack, team, _ = env
+    command(app, "digest", channel=team.channel, response_url=f"{slack.url}/response/1")
+    preview = slack.responses()[0]
+    assert preview["blocks"][-1]["elements"][0]["action_id"] == "post_digest"
+    preview.pop("replace_original")
+    preview.pop("response_type")
+    assert_valid_message(preview)
+    interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": "U1"},
+            "channel": {"id": team.channel},
+            "response_url": f"{slack.url}/response/2",
+            "trigger_id": "t",
+            "actions": [
+                {
+                    "action_id": "post_digest",
+                    "block_id": "preview_actions",
+                    "value": team.name,
+                    "type": "button",
+                }
+            ],
+        },
+    )
+    [posted] = slack.calls_to("chat.postMessage")
+    assert posted.body["channel"] == team.channel
+    assert "value-stream digest" in posted.body["text"]

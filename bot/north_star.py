@@ -1,0 +1,46 @@
+"""The organisation's North Star metrics: shown to every team, set by workspace admins (or the users
+named in the config's ``[org] admins``)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.render import render_json
+from metrics.catalogue import CATALOGUE
+from metrics.teams import get_org, set_org
+
+CALLBACK = "north_star"
+
+
+def may_set(client, deps, user: str) -> bool:
+    if user in deps.admins:
+        return True
+    info = client.users_info(user=user).get("user") or {}
+    return bool(info.get("is_admin") or info.get("is_owner"))
+
+
+def register(app: App, deps) -> None:
+    @app.action("set_north_star")
+    def open_modal(ack, body, client, respond):
+        ack()
+        user = body["user"]["id"]
+        if not may_set(client, deps, user):
+            respond(replace_original=False, text="Only workspace admins can set the North Star metrics.")
+            return
+        chosen = get_org(deps.store.db).get("north_star", [])
+        view = render_json("north_star_modal.json.j2", metrics=list(CATALOGUE.values()), chosen=chosen)
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(CALLBACK)
+    def submit(ack, body, view, client):
+        user = body["user"]["id"]
+        if not may_set(client, deps, user):
+            ack(response_action="errors", errors={"metrics": "Only workspace admins can set the North Star."})
+            return
+        values = view["state"]["values"]["metrics"]["v"].get("selected_options") or []
+        ids = [o["value"] for o in values if o["value"] in CATALOGUE]
+        if not 1 <= len(ids) <= 5:
+            ack(response_action="errors", errors={"metrics": "Choose one to five metrics."})
+            return
+        ack()
+        set_org(deps.store.db, "north_star", ids, who=user)
