@@ -17,10 +17,10 @@ from types import ModuleType
 import sqlite_utils
 
 from metrics.errors import VsmError
-from metrics.normalise import github, jira, pagerduty
+from metrics.normalise import github, gitlab, jira, pagerduty
 from metrics.store.raw import iter_raw, save_raw, transaction
 
-TOOLS: dict[str, ModuleType] = {"jira": jira, "github": github, "pagerduty": pagerduty}
+TOOLS: dict[str, ModuleType] = {"jira": jira, "github": github, "gitlab": gitlab, "pagerduty": pagerduty}
 
 # Every normalised table carries ``source``; a rebuild clears a source's rows in all of them.
 NORMALISED_TABLES = (

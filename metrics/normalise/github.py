@@ -1,9 +1,14 @@
-"""GitHub REST payloads -> ``pull_requests``, ``reviews``, ``deployments``, ``deployment_changes``.
+"""GitHub REST payloads -> ``pull_requests``, ``reviews``, ``deployments``, ``deployment_changes``,
+``incidents``.
 
 A PR arrives in pieces (the list object merged with the single GET, then its reviews, commits and
 timeline): each piece owns its own columns, so they can be normalised in any order after the PR row
 exists. List payloads (reviews, commits, timeline) carry no PR number, so they are keyed by the raw
 external id ``"owner/repo#number"``; a ``compare`` is keyed by its deployment's id.
+
+Deployments come from one signal per source: ``deployment`` (the Deployments API, with statuses),
+``release`` (published releases) or ``workflow_run`` (runs of the deploy workflow); the latter two are
+keyed ``release-<id>`` and ``run-<id>``. An ``issue`` (labelled as an incident) is an incident of its repo.
 """
 
 from __future__ import annotations
@@ -270,13 +275,144 @@ def normalise_compare(db, source: str, payload: dict, options: dict, external_id
     )
 
 
+# -- the alternative deployment signals: releases and workflow runs -----------------------------------
+RUN_FINAL = ("completed",)
+SEVERITY_LABEL = re.compile(r"^(sev(erity)?[\s:/_-]*\w+|p[0-4])$", re.IGNORECASE)
+
+
+def _repo_in(*urls: str | None) -> str | None:
+    for url in urls:
+        m = re.search(r"/repos/([^/]+/[^/]+?)(?:/|$)", url or "")
+        if m:
+            return m.group(1)
+    return None
+
+
+def _production_environment(production_environments: list[str]) -> str:
+    return (list(production_environments) or ["production"])[0]
+
+
+def release_row(payload: dict, source: str, production_environments: list[str]) -> dict | None:
+    """A published release as a deployment to production (``deployment_signal = "releases"``).
+
+    Publication is the deployment: ``started`` = ``finished`` = ``published_at`` (``created_at`` is the
+    release commit's date). Drafts are not deployments (None). A prerelease is a deployment to the
+    ``prerelease`` environment, not production. ``sha`` holds the tag: what was released, and the ref
+    the connector compares with the previous release's tag.
+    """
+    published = parse_instant(payload.get("published_at"))
+    if payload.get("draft") or published is None:
+        return None
+    prerelease = bool(payload.get("prerelease"))
+    return {
+        "source": source,
+        "id": f"release-{payload['id']}",
+        "service": _repo_in(payload.get("url"), payload.get("html_url")),
+        "environment": "prerelease" if prerelease else _production_environment(production_environments),
+        "production": int(not prerelease),
+        "status": "success",
+        "started": published,
+        "finished": published,
+        "sha": payload.get("tag_name"),
+        "run": None,
+        "url": payload.get("html_url"),
+    }
+
+
+def workflow_run_row(payload: dict, source: str, production_environments: list[str]) -> dict:
+    """A run of the deploy workflow as a deployment (``deployment_signal = "workflow_runs"``).
+
+    Once ``completed``, the status is the ``conclusion`` and ``updated_at`` is the finish (GitHub's
+    closest field); until then the status is the run's (``queued``, ``in_progress``...) and there is no
+    finish. A re-run keeps the run id (``run_attempt`` grows), so it stays one deployment.
+    """
+    completed = payload.get("status") in RUN_FINAL
+    repo = (payload.get("repository") or {}).get("full_name") or _repo_in(payload.get("url"))
+    return {
+        "source": source,
+        "id": f"run-{payload['id']}",
+        "service": repo,
+        "environment": _production_environment(production_environments),
+        "production": 1,
+        "status": payload.get("conclusion") if completed else payload.get("status"),
+        "started": parse_instant(payload.get("run_started_at") or payload.get("created_at")),
+        "finished": parse_instant(payload.get("updated_at")) if completed else None,
+        "sha": payload.get("head_sha"),
+        "run": str(payload["id"]),
+        "url": payload.get("html_url"),
+    }
+
+
+def _replace_deployment(db, source: str, deployment_id: str, row: dict | None) -> None:
+    if row is None:
+        db.execute("delete from deployments where source = ? and id = ?", [source, deployment_id])
+        db.execute(
+            "delete from deployment_changes where source = ? and deployment_id = ?", [source, deployment_id]
+        )
+    else:
+        upsert(db, "deployments", row, ("source", "id"))
+
+
+def normalise_release(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
+    """Upsert the release's deployment row; a release turned back into a draft loses it."""
+    row = release_row(payload, source, list(options.get("production_environments") or []))
+    _replace_deployment(db, source, f"release-{payload['id']}", row)
+
+
+def normalise_workflow_run(
+    db, source: str, payload: dict, options: dict, external_id: str | None = None
+) -> None:
+    row = workflow_run_row(payload, source, list(options.get("production_environments") or []))
+    upsert(db, "deployments", row, ("source", "id"))
+
+
+def issue_row(payload: dict, source: str) -> dict:
+    """An issue labelled as an incident (``incident_labels``): the service is its repository.
+
+    Open = ``triggered``, closed = ``resolved`` at ``closed_at``. The severity is the first label that
+    reads like one (``sev1``, ``severity: high``, ``P2``), else None.
+    """
+    repo = _repo_in(payload.get("repository_url"), payload.get("url"))
+    closed = payload.get("state") == "closed"
+    labels = [str(label.get("name") or "") for label in payload.get("labels") or []]
+    return {
+        "source": source,
+        "id": f"{repo}#{payload['number']}",
+        "service": repo,
+        "title": payload.get("title"),
+        "url": payload.get("html_url"),
+        "created": parse_instant(payload.get("created_at")),
+        "resolved": parse_instant(payload.get("closed_at")) if closed else None,
+        "severity": next((name for name in labels if SEVERITY_LABEL.match(name.strip())), None),
+        "status": "resolved" if closed else "triggered",
+    }
+
+
+def normalise_issue(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
+    upsert(db, "incidents", issue_row(payload, source), ("source", "id"))
+
+
 NORMALISERS = {
     "pull": normalise_pull,
     "pull_reviews": normalise_reviews,
     "pull_commits": normalise_commits,
     "pull_timeline": normalise_timeline,
     "deployment": normalise_deployment,
+    "release": normalise_release,
+    "workflow_run": normalise_workflow_run,
     "compare": normalise_compare,
+    "issue": normalise_issue,
 }
-# Parents before children: a rebuild normalises kinds in this order.
-ORDER = ["pull", "pull_commits", "pull_timeline", "pull_reviews", "deployment", "compare"]
+# Parents before children: a rebuild normalises kinds in this order (compares after every kind of
+# deployment they link to).
+ORDER = [
+    "pull",
+    "pull_commits",
+    "pull_timeline",
+    "pull_reviews",
+    "deployment",
+    "release",
+    "workflow_run",
+    "compare",
+    "issue",
+]

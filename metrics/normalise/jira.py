@@ -8,31 +8,48 @@ the tool names them (with ids): mapping to stages happens at computation time.
 from __future__ import annotations
 
 import json
+import re
 
 from metrics.store.raw import replace_children, upsert
 from metrics.store.statuses import status_code
 from metrics.timeutil import parse_instant
 
 DEFAULT_SPRINT_FIELD = "customfield_10020"  # Jira Cloud's usual id; found by shape when it differs
+# Data Center (REST v2) renders a sprint field value as the Java object's string, not as JSON:
+# "com.atlassian.greenhopper.service.sprint.Sprint@1a2b3c[id=12,rapidViewId=3,state=CLOSED,name=...]".
+DC_SPRINT_PREFIX = "com.atlassian.greenhopper.service.sprint.Sprint"
+_DC_SPRINT_ID = re.compile(r"\[id=(\d+)[,\]]")
+
+
+def _sprint_id(value) -> str | None:
+    """A sprint field entry's id: Cloud's object ``{"id": 12, ...}`` or Data Center's string."""
+    if isinstance(value, dict):
+        return str(value["id"]) if value.get("id") is not None else None
+    if isinstance(value, str):
+        match = _DC_SPRINT_ID.search(value)
+        return match.group(1) if match else None
+    return None
+
+
+def _looks_like_sprints(value) -> bool:
+    if not isinstance(value, list) or not value:
+        return False
+    first = value[0]
+    if isinstance(first, dict):
+        return "boardId" in first and "state" in first
+    return isinstance(first, str) and first.startswith(DC_SPRINT_PREFIX)
 
 
 def _sprint_field(fields: dict, options: dict) -> str | None:
     """The sprint custom field: configured, else the usual id, else the field whose value looks like
-    sprints (a list of objects with ``boardId`` and ``state``)."""
+    sprints (a list of objects with ``boardId`` and ``state``, or Data Center's sprint strings)."""
     configured = options.get("sprint_field")
     if configured:
         return configured
     if DEFAULT_SPRINT_FIELD in fields:
         return DEFAULT_SPRINT_FIELD
     for name, value in fields.items():
-        if (
-            name.startswith("customfield_")
-            and isinstance(value, list)
-            and value
-            and isinstance(value[0], dict)
-            and "boardId" in value[0]
-            and "state" in value[0]
-        ):
+        if name.startswith("customfield_") and _looks_like_sprints(value):
             return name
     return None
 
@@ -98,7 +115,7 @@ def issue_rows(payload: dict, source: str, options: dict) -> dict:
                 flag_changes.append((at, change))
 
     last_move = max((t["at"] for t in transitions), default=None)
-    current_sprints = [str(s["id"]) for s in (fields.get(sprint_field) or []) if isinstance(s, dict)]
+    current_sprints = [i for i in map(_sprint_id, fields.get(sprint_field) or []) if i is not None]
     points_field = options.get("points_field")
     points = fields.get(points_field) if points_field else None
     work_item = {
