@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
 from bot import actions, commands, home, north_star
 from bot.store import Store
@@ -16,12 +21,21 @@ from bot.store import Store
 log = logging.getLogger("vsm.bot")
 
 
-def web_client(token: str, base_url: str | None = None) -> WebClient:
-    """A WebClient that rides out rate limits (Retry-After) and dropped connections. Its retries sleep
-    in the calling thread: only use it after an ``ack``."""
+def web_client(
+    token: str, base_url: str | None = None, *, server_error_backoff: float = 0.5, rate_limit_retries: int = 3
+) -> WebClient:
+    """A WebClient that rides out rate limits (Retry-After), 500/503 bursts and dropped connections.
+    Its retries sleep in the calling thread: only use it after an ``ack``."""
     client = WebClient(token=token, base_url=base_url or "https://slack.com/api/")
     client.retry_handlers.extend(
-        [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)]
+        [
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+            ServerErrorRetryHandler(
+                max_retry_count=3,
+                interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=server_error_backoff),
+            ),
+        ]
     )
     return client
 

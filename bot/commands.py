@@ -9,7 +9,7 @@ from datetime import datetime
 
 from slack_bolt import App
 
-from bot import replies
+from bot import chart, replies
 from bot.command_parse import parse
 from bot.digest_view import message as digest_message
 from bot.store import Store
@@ -29,6 +29,8 @@ class Deps:
     store: Store
     clock: Callable[[], datetime]
     admins: list[str] = field(default_factory=list)
+    # Called with the saved team after every settings change (the scheduler re-plans its jobs).
+    on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
 
 
 def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
@@ -37,11 +39,18 @@ def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
     return catalogue.compute(deps.store.db, team, metric_id, window, now)
 
 
-def answer(deps: Deps, team: Team, cmd) -> dict:
+def answer(deps: Deps, team: Team, cmd, client=None) -> dict:
     """The final reply to a parsed command that needs the team's data (slow: after the ack)."""
     now = deps.clock()
     if cmd.name == "metric":
-        return replies.metric_message(team, metric_result(deps, team, cmd.metric, cmd.period))
+        result = metric_result(deps, team, cmd.metric, cmd.period)
+        reply = replies.metric_message(team, result)
+        if cmd.chart and client is not None:
+            chart.upload(
+                client, team.channel, catalogue.get(cmd.metric), result, team.targets.get(cmd.metric)
+            )
+            reply["text"] += " (chart posted to the channel)"
+        return reply
     if cmd.name == "forecast":
         result = when(TeamData(deps.store.db, team, now), cmd.items)
         return replies.forecast_message(team, result, cmd.items, now)
@@ -121,7 +130,7 @@ def register(app: App, deps: Deps) -> None:
             return
         ack(replies.working_message())
         try:
-            reply = answer(deps, team, cmd)
+            reply = answer(deps, team, cmd, app.client)
         except VsmError as exc:
             reply = replies.help_message(str(exc))
         except Exception:  # noqa: BLE001 - the user gets a short answer, the log gets the detail

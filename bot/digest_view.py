@@ -48,6 +48,10 @@ def view(d: Digest, now: datetime) -> dict:
         "nudges": [r for r in rows if r["signal"]],
         "quality": shared,
         "freshness": d.freshness,
+        "charts": [
+            {"name": r["name"], "value": f"{r['id']}|{d.window.since.date()}|{d.window.until.date()}"}
+            for r in rows[:100]
+        ],
     }
 
 

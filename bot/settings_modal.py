@@ -16,7 +16,7 @@ from bot.render import escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_target
 from metrics.errors import VsmError
-from metrics.teams import DAYS, Team, save_team, team_for_channel
+from metrics.teams import DAYS, NUDGE_KINDS, Team, save_team, team_for_channel
 from metrics.timeutil import zone
 from metrics.workflow import Workflow
 
@@ -50,6 +50,13 @@ def seen_statuses(db, team: Team) -> list[str]:
     return [r[0] for r in rows]
 
 
+NUDGE_LABELS = {
+    "target": "Targets: a heads-up before one is missed, a note when it is",
+    "stale-prs": "Pull requests waiting for a first review",
+    "aging-items": "Work items older than our usual cycle time",
+}
+
+
 def view(db, team: Team, channel: str) -> dict:
     seen = seen_statuses(db, team)
     mapped = {s.lower() for stage in team.workflow for s in stage["statuses"]}
@@ -60,6 +67,7 @@ def view(db, team: Team, channel: str) -> dict:
         channel=channel,
         metrics=list(CATALOGUE.values()),
         days=DAYS,
+        nudge_kinds=NUDGE_LABELS,
         targets="\n".join(f"{k} = {v:g}" for k, v in team.targets.items()),
         statuses=statuses,
         unmapped=[s for s in seen if s.lower() not in mapped],
@@ -85,7 +93,7 @@ def _values(state: dict) -> dict:
     out = {}
     for block_id, actions in state.get("values", {}).items():
         for _action_id, v in actions.items():
-            if v.get("type") in ("multi_static_select",):
+            if v.get("type") in ("multi_static_select", "checkboxes"):
                 out[block_id] = [o["value"] for o in v.get("selected_options") or []]
             elif v.get("type") == "static_select":
                 out[block_id] = (v.get("selected_option") or {}).get("value")
@@ -139,6 +147,8 @@ def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
         new.workflow = workflow
     except VsmError as exc:
         errors["stage:done"] = str(exc)[:150]
+    if "nudges" in values:
+        new.nudges = [k for k in NUDGE_KINDS if k in (values.get("nudges") or [])]
     for key in ("jira_projects", "repos", "services"):
         new_value = [x.strip() for x in (values.get(key) or "").replace("\n", ",").split(",") if x.strip()]
         setattr(new, key, new_value)
@@ -184,6 +194,7 @@ def register(app: App, deps) -> None:
             return
         ack()
         if changes:
+            deps.on_team_saved(new)
             client.chat_postMessage(
                 channel=channel,
                 text=f"<@{user}> changed the team settings: {escape_mrkdwn(describe(changes))}"[:3900],

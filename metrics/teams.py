@@ -19,6 +19,8 @@ from metrics.timeutil import zone
 from metrics.workflow import Workflow
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The nudges a team can get between digests (``metrics.nudges``), all on unless the team says otherwise.
+NUDGE_KINDS = ("target", "stale-prs", "aging-items")
 DEFAULT_WORK_TYPES = {
     "story": "feature",
     "feature": "feature",
@@ -66,6 +68,9 @@ class Team:
     include_bot_prs: bool = False
     rework_patterns: list[str] = field(default_factory=lambda: [r"^revert\b", r"\bhotfix\b"])
     stale_pr_hours: float = 48.0
+    nudges: list[str] = field(default_factory=lambda: list(NUDGE_KINDS))
+    nudge_repeat_hours: float = 72.0  # the same item is not nudged again sooner
+    snooze_until: str = ""  # ISO instant; no nudges before it
 
     @property
     def tz(self):
@@ -104,6 +109,9 @@ class Team:
         period = self.digest.get("period_days", 28)
         if not isinstance(period, int) or not 7 <= period <= 182:
             raise VsmError(f"team {self.name}: digest: period_days must be a whole number from 7 to 182")
+        for kind in self.nudges:
+            if kind not in NUDGE_KINDS:
+                raise VsmError(f"team {self.name}: nudges: {kind!r} is not one of {', '.join(NUDGE_KINDS)}")
         try:
             Workflow.from_list(self.workflow)
         except VsmError as exc:

@@ -108,7 +108,7 @@ def test_settings_modal_opens_for_members_only_and_saves_with_a_log(env):
         if block["type"] != "input":
             continue
         el = block["element"]
-        if el["type"] == "multi_static_select":
+        if el["type"] in ("multi_static_select", "checkboxes"):
             v = {"type": el["type"], "selected_options": el.get("initial_options", [])}
         elif el["type"] == "static_select":
             v = {"type": el["type"], "selected_option": el.get("initial_option")}

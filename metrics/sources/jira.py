@@ -20,14 +20,19 @@ the same ``updated`` and ``total`` is reused instead of refetched (children only
 
 State of ``issues`` (JSON in ``sync_status.cursor``):
 
-- ``cursor``: the largest ``updated`` seen (epoch ms), written only when a crawl completes; the next
-  crawl starts at ``cursor - OVERLAP_MS`` (search is eventually consistent: recent edits may lag);
+- ``cursor``: the largest ``updated`` seen (epoch ms), but never later than the instant the crawl
+  started, written only when a crawl completes; the next crawl starts at ``cursor - OVERLAP_MS``
+  (search is eventually consistent: recent edits may lag). The cap matters: an issue created early
+  and edited mid-crawl is on a page already read, while later pages carry newer ``updated`` values;
+  without it the next window would start after that edit and never see it;
 - while a crawl runs: ``since`` (its lower bound, kept so a resumed crawl runs the same query),
+  ``started`` (epoch ms, the cap above),
   ``page_token`` (Cloud) or ``start_at`` (Data Center) of the next page, ``high`` (largest ``updated``
   so far), saved after every page. A resumed crawl continues from there; a stale page token (Cloud
   tokens live 7 days) falls back to the first page of the same ``since`` window: nothing is lost;
 - ``jql`` and ``fields``: what the cursor is for. A changed query or field list starts over from
-  ``history_days`` back (the cursor says nothing about issues the old query did not select);
+  ``history_days`` back (the cursor says nothing about issues the old query did not select), and
+  checks deletions at once (issues only the old query selected are tombstoned);
 - ``reconciled``: when the last deletion check ran (epoch seconds).
 
 Deletions: searches never report them. Every ``RECONCILE_EVERY`` (7 days) the ids matching the JQL
@@ -41,6 +46,7 @@ board's active and closed sprints in full, and a deleted sprint simply stops bei
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
@@ -140,6 +146,7 @@ class JiraConnector(Connector):
 
     def sync(self, stream: str, state: dict) -> dict:
         self.cloud = self._check_config() == CLOUD
+        _check_transport(self.ctx.http.base_url)
         if stream == SPRINTS:
             return self._sync_sprints(state)
         return self._sync_issues(state)
@@ -187,7 +194,7 @@ class JiraConnector(Connector):
         fields = self._fields()
         scope = {"jql": jql, "fields": ",".join(fields)}
         if any(state.get(k) != v for k, v in scope.items()):
-            state = {"reconciled": state.get("reconciled")}  # a new query: its cursor starts over
+            state = {}  # a new query: its cursor starts over, and deletions are checked at once
         cursor = state.get("cursor")
         if "since" in state:
             since = state["since"]
@@ -197,8 +204,10 @@ class JiraConnector(Connector):
             since = epoch_ms(self.ctx.history_start)
         position = state.get("page_token") if self.cloud else state.get("start_at")
         high = state.get("high")
+        started = state.get("started") or epoch_ms(self.ctx.now)
         query = f"({jql}) AND updated >= {since} ORDER BY created ASC"
-        running = {**scope, "cursor": cursor, "since": since, "reconciled": state.get("reconciled")}
+        running = {**scope, "cursor": cursor, "since": since, "started": started}
+        running["reconciled"] = state.get("reconciled")
         for issues, nxt in self._search(query, fields, position, expand=True):
             for issue in issues:
                 self._ingest_issue(issue)
@@ -207,7 +216,8 @@ class JiraConnector(Connector):
                     high = updated
             self._restore([issue.get("key") for issue in issues])
             self.ctx.checkpoint(ISSUES, {**running, "high": high, self._position_key: nxt})
-        done = {**scope, "cursor": max((v for v in (cursor, high) if v is not None), default=None)}
+        reached = min(high, started) if high is not None else None
+        done = {**scope, "cursor": max((v for v in (cursor, reached) if v is not None), default=None)}
         done["reconciled"] = state.get("reconciled")
         self.ctx.checkpoint(ISSUES, done)
         if done["reconciled"] is None or self.ctx.now - done["reconciled"] >= RECONCILE_EVERY:
@@ -250,7 +260,7 @@ class JiraConnector(Connector):
                 raise
             resumed = False
             data = page.data if page is not None else {}
-            nxt = data.get("nextPageToken") or None
+            nxt = None if data.get("isLast") is True else (data.get("nextPageToken") or None)
             if nxt is not None and nxt == token:
                 raise SourceError("GET /rest/api/3/search/jql: the page token did not advance")
             yield list(data.get("issues") or []), nxt
@@ -267,7 +277,16 @@ class JiraConnector(Connector):
             params = {"jql": jql, "fields": ",".join(fields), "maxResults": page_size, "startAt": start_at}
             if expand:
                 params["expand"] = "changelog"
-            page = self.ctx.http.get("/rest/api/2/search", params)
+            try:
+                page = self.ctx.http.get("/rest/api/2/search", params)
+            except (AuthError, RateLimited):
+                raise
+            except SourceError as exc:
+                if _status(exc) == 410:  # a Cloud site on its own domain: v2 search is gone there
+                    raise SourceError(
+                        f'{exc}; this looks like Jira Cloud: set deployment = "cloud" for this source'
+                    ) from None
+                raise
             data = page.data if page is not None else {}
             issues = list(data.get("issues") or [])
             start_at += len(issues)
@@ -416,6 +435,20 @@ class JiraConnector(Connector):
             if n + 1 < len(boards):
                 self.ctx.checkpoint(SPRINTS, {"board": boards[n + 1], "start_at": 0})
         return {}
+
+
+def _check_transport(base_url: str) -> None:
+    """The token goes in a header: refuse plain http except to a loopback test server."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https":
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SourceError(f"refusing to send the token over plain http to {host or 'an unnamed host'}")
 
 
 CONNECTOR = JiraConnector

@@ -247,3 +247,33 @@ def m003_http_etags(db):
     # Conditional-request validators per source and URL, so a sync with no remote change is
     # answered by 304s (free against GitHub's rate limit) across runs.
     db["http_etags"].create({"source": str, "key": str, "etag": str}, pk=("source", "key"))
+
+
+@MIGRATIONS()
+def m004_deliveries(db):
+    # The delivery ledger: one row per message the bot means to send, keyed (team, kind, period). A
+    # row is written before sending ("sending") and after ("sent" with the message ts), so a restart
+    # can tell "never sent" from "sent but not recorded" (found again by its metadata key).
+    db["deliveries"].create(
+        {
+            "key": str,
+            "team": str,
+            "kind": str,
+            "period": str,
+            "channel": str,
+            "state": str,  # sending | sent | failed | skipped
+            "ts": str,
+            "attempts": int,
+            "error": str,
+            "note": str,
+            "started": str,
+            "finished": str,
+        },
+        pk="key",
+    )
+    db["deliveries"].create_index(["team", "kind", "period"])
+    # What each nudge named, and when: the same item is not nudged again within the team's interval.
+    db["nudge_log"].create(
+        {"team": str, "kind": str, "subject": str, "sent": float},
+        pk=("team", "kind", "subject"),
+    )

@@ -3,7 +3,13 @@
 Every call is recorded with its method, auth header and decoded body (form or JSON). Replies are
 ``{"ok": true, ...}`` with canned fields per method; ``server.fail("/chat.postMessage", Fault(429,
 {"Retry-After": "1"}))`` queues a fault, and ``errors["chat.postMessage"] = "channel_not_found"``
-answers HTTP 200 ``{"ok": false, "error": ...}`` as Slack does.
+answers HTTP 200 ``{"ok": false, "error": ...}`` as Slack does; ``channel_errors[channel]`` does that
+for one channel only (``is_archived``).
+
+Posted messages are kept per channel (``posted``) and ``conversations.history`` serves them back,
+newest first, with their metadata when ``include_all_metadata`` is set. ``channel_interval`` turns on
+a per-channel rate limit: a second ``chat.postMessage`` to a channel sooner than that is answered 429
+with ``Retry-After``, as Slack does at about one message per second per channel.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -42,8 +51,20 @@ class MockSlack(FakeServer):
         self.calls: list[Call] = []
         self.errors: dict[str, str] = {}
         self.members = members or {}  # channel -> member user ids (conversations.members)
+        self.channel_errors: dict[str, str] = {}
+        self.posted: dict[str, list[dict]] = defaultdict(list)  # channel -> messages, oldest first
+        self.uploads: list[bytes] = []
+        self.channel_interval = 0.0  # seconds; 0 = no per-channel rate limit
+        self.rate_limited = 0  # 429s answered by the per-channel limit
+        self._last_post: dict[str, float] = {}
         self._ts = itertools.count(1)
         self.route("POST", "/*", self._api)
+        self.route("POST", "/upload/*", self._upload)
+
+    def _upload(self, req: Request) -> Reply:
+        with self.lock:
+            self.uploads.append(req.body)
+        return Reply(200, b"OK", {"Content-Type": "text/plain"})
 
     @property
     def base_url(self) -> str:
@@ -56,13 +77,50 @@ class MockSlack(FakeServer):
             self.calls.append(Call(method, req.headers.get("authorization"), body))
         if method in self.errors:
             return Reply(200, {"ok": False, "error": self.errors[method]})
+        if method == "chat.postMessage":
+            channel = body.get("channel")
+            if channel in self.channel_errors:
+                return Reply(200, {"ok": False, "error": self.channel_errors[channel]})
+            with self.lock:
+                now = time.monotonic()
+                last = self._last_post.get(channel)
+                if self.channel_interval and last is not None and now - last < self.channel_interval:
+                    self.rate_limited += 1
+                    wait = math.ceil(self.channel_interval - (now - last))
+                    return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)})
+                self._last_post[channel] = now
         return Reply(200, {"ok": True, **self._canned(method, body)})
+
+    def _history(self, body: dict) -> dict:
+        oldest = float(body.get("oldest") or 0)
+        with_meta = str(body.get("include_all_metadata")).lower() in ("1", "true")
+        with self.lock:
+            messages = [
+                dict(m) for m in reversed(self.posted.get(body.get("channel"), [])) if float(m["ts"]) > oldest
+            ]
+        if not with_meta:
+            for m in messages:
+                m.pop("metadata", None)
+        return {"messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     def _canned(self, method: str, body: dict) -> dict:
         if method == "auth.test":
             return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://x.slack.com/"}
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
-            return {"channel": body.get("channel"), "ts": f"1700000000.{next(self._ts):06d}", "message": body}
+            ts = f"{time.time():.0f}.{next(self._ts):06d}"
+            if method == "chat.postMessage":
+                with self.lock:
+                    self.posted[body.get("channel")].append(
+                        {
+                            "ts": ts,
+                            "text": body.get("text"),
+                            "blocks": body.get("blocks"),
+                            "metadata": body.get("metadata"),
+                        }
+                    )
+            return {"channel": body.get("channel"), "ts": ts, "message": body}
+        if method == "conversations.history":
+            return self._history(body)
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             return {"view": {"id": f"V{next(self._ts)}", "hash": "h1", **(body.get("view") or {})}}
         if method == "conversations.members":

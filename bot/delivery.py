@@ -1,0 +1,185 @@
+"""Exactly-once delivery of digests and nudges, through a ledger and Slack message metadata.
+
+Every message has a key, ``team/kind/period``. ``deliver`` records the key as ``sending`` *before*
+posting and as ``sent`` (with the message ``ts``) *after*. A crash leaves one of two states, both
+seen as a ``sending`` row at the next attempt:
+
+- it died before the post landed: the channel holds no message with the key, so it posts now;
+- it died after the post landed but before recording it: the message carries the key in its
+  metadata (``event_type = vsm_message``), so the channel's recent history finds it and the row is
+  completed without posting again.
+
+History is read only in that case (Slack's ``conversations.history`` limits are low for new apps),
+never on the normal path. A channel that refuses the message (archived, bot removed) is recorded as
+``failed`` with Slack's error code and reported; it never blocks other channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlite_utils
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from metrics.teams import now_iso
+from metrics.timeutil import parse_instant
+
+log = logging.getLogger("vsm.delivery")
+
+EVENT_TYPE = "vsm_message"
+HISTORY_SLACK = 120.0  # seconds before the first attempt that the history search starts
+# Errors that will not go away by trying again: reported, not retried within the run.
+PERMANENT = {
+    "is_archived",
+    "channel_not_found",
+    "not_in_channel",
+    "account_inactive",
+    "invalid_auth",
+    "token_revoked",
+    "restricted_action",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    team: str
+    kind: str  # digest | nudge-<kind>
+    period: str  # the local date (digests, item nudges) or the digest period (target nudges)
+
+    def __str__(self) -> str:
+        return f"{self.team}/{self.kind}/{self.period}"
+
+
+@dataclass
+class Outcome:
+    key: Key
+    state: str  # sent | already-sent | recovered | failed | skipped
+    ts: str | None = None
+    error: str | None = None
+
+
+class ChannelPacer:
+    """At most one message per channel per ``interval`` seconds (Slack's ~1/s per channel), across
+    threads; other channels are not held up."""
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.interval, self.clock, self.sleep = interval, clock, sleep
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> None:
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next.get(channel, now))
+            self._next[channel] = at + self.interval
+        if at > now:
+            self.sleep(at - now)
+
+
+def ledger_row(db: sqlite_utils.Database, key: Key) -> dict | None:
+    return next(db.query("select * from deliveries where key = ?", [str(key)]), None)
+
+
+def _write(db: sqlite_utils.Database, key: Key, channel: str, **fields) -> None:
+    with db.atomic():
+        db["deliveries"].upsert(
+            {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": channel}
+            | fields,
+            pk="key",
+        )
+
+
+def record_skipped(db: sqlite_utils.Database, key: Key, channel: str, note: str) -> None:
+    """A message deliberately not sent (missed beyond the grace period): logged, never sent later."""
+    if ledger_row(db, key) is None:
+        _write(db, key, channel, state="skipped", note=note, finished=now_iso(), attempts=0)
+        log.warning("skipped %s: %s", key, note)
+
+
+def find_posted(client: WebClient, channel: str, key: Key, since: float) -> str | None:
+    """The ts of a message in ``channel`` carrying ``key`` in its metadata, posted after ``since``."""
+    cursor = None
+    while True:
+        resp = client.conversations_history(
+            channel=channel, oldest=f"{since:.6f}", include_all_metadata=True, limit=200, cursor=cursor
+        )
+        for message in resp.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == str(
+                key
+            ):
+                return message.get("ts")
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+        if not resp.get("has_more") or not cursor:
+            return None
+
+
+def deliver(
+    db: sqlite_utils.Database,
+    client: WebClient,
+    key: Key,
+    payload: dict,
+    *,
+    pacer: ChannelPacer | None = None,
+) -> Outcome:
+    """Post ``payload`` (a ``chat.postMessage`` body with its ``channel``) once for ``key``."""
+    channel = payload["channel"]
+    row = ledger_row(db, key)
+    if row is not None and row["state"] in ("sent", "skipped"):
+        return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
+    if row is not None:
+        # An earlier attempt may have posted before it could record: look before posting again.
+        since = (parse_instant(row["started"]) or time.time()) - HISTORY_SLACK
+        try:
+            ts = find_posted(client, channel, key, since)
+        except (SlackApiError, SlackRequestError, OSError) as exc:
+            return _failed(db, key, channel, row, f"history check: {_code(exc)}")
+        if ts is not None:
+            _write(db, key, channel, state="sent", ts=ts, error=None, finished=now_iso())
+            log.info("recovered %s: already in %s at %s", key, channel, ts)
+            return Outcome(key, "recovered", ts)
+    attempts = (row["attempts"] or 0) + 1 if row else 1
+    _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
+    metadata = {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period},
+    }
+    if pacer is not None:
+        pacer.wait(channel)
+    try:
+        resp = client.chat_postMessage(**payload, metadata=metadata)
+    except (SlackApiError, SlackRequestError, OSError) as exc:
+        return _failed(db, key, channel, {"attempts": attempts}, _code(exc))
+    ts = resp.get("ts")
+    _write(db, key, channel, state="sent", ts=ts, finished=now_iso())
+    return Outcome(key, "sent", ts)
+
+
+def _failed(db: sqlite_utils.Database, key: Key, channel: str, row: dict, error: str) -> Outcome:
+    """Recorded as failed; the next run tries again (with a history check first) unless permanent."""
+    _write(
+        db, key, channel, state="failed", error=error, finished=now_iso(), attempts=row.get("attempts") or 1
+    )
+    log.warning("could not deliver %s to %s: %s", key, channel, error)
+    return Outcome(key, "failed", error=error)
+
+
+def _code(exc: Exception) -> str:
+    """Slack's error code (``is_archived``...) or the exception's class: never a token or a body."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+    return exc.__class__.__name__
+
+
+def is_permanent(error: str | None) -> bool:
+    return (error or "") in PERMANENT

@@ -1,0 +1,60 @@
+"""Nudges and late digests as Slack messages: items with their links, never people."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot import format as fmt
+from bot.render import Trusted, cut, escape_mrkdwn, link, render_json
+from metrics.catalogue import CATALOGUE
+from metrics.nudges import MAX_ITEMS, Nudge
+from metrics.teams import Team
+
+WHY = {
+    "target": "Compared with the targets your team set. You get this at most once per digest period.",
+    "stale-prs": "A first review waiting long holds up everything behind it. Each PR is named at most every few days.",
+    "aging-items": "Older than 85% of the items you finished in the last 90 days. Each item is named at most every few days.",
+}
+
+
+def _detail(nudge: Nudge, item: dict) -> str:
+    d = item["detail"]
+    if nudge.kind == "stale-prs":
+        return f"waiting {fmt.duration(d['hours_waiting'])}"
+    if nudge.kind == "aging-items":
+        return f"age {fmt.duration(d['age_hours'])}, usual p85 {fmt.duration(d['p85_hours'])}"
+    metric = CATALOGUE[d["metric"]]
+    return f"{fmt.number(metric, d['value'])} against a target of {fmt.number(metric, d['target'])}"
+
+
+def message(team: Team, nudge: Nudge) -> dict:
+    """The ``chat.postMessage`` payload for one nudge."""
+    items = [
+        {"link": link(i["url"], i["key"]), "title": cut(i["title"], 200), "detail": _detail(nudge, i)}
+        for i in nudge.items[:MAX_ITEMS]
+    ]
+    return render_json(
+        "nudge.json.j2",
+        channel=team.channel,
+        team=team.name,
+        headline=nudge.headline,
+        items=items,
+        more=nudge.more,
+        why=WHY[nudge.kind],
+    )
+
+
+def late(payload: dict, scheduled: datetime) -> dict:
+    """A digest sent after its time says so, under its header."""
+    note = {
+        "type": "context",
+        "block_id": "late",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": Trusted(escape_mrkdwn(f"Sent late: it was due {scheduled:%a %d %b %H:%M %Z}.")),
+            }
+        ],
+    }
+    blocks = payload["blocks"]
+    return {**payload, "blocks": blocks[:1] + [note] + blocks[1:][:48]}

@@ -1,0 +1,175 @@
+"""What deserves a nudge between digests, and what was nudged already.
+
+Three kinds, each one a team can switch off (``Team.nudges``):
+
+- ``target``: a heads-up while a target is about to be missed (the figure over the last
+  ``period_days``, today included, misses it before the period closes), and a note when the period
+  that closed at the last digest missed it. Said once per digest period.
+- ``stale-prs``: open, ready pull requests with no review for longer than ``stale_pr_hours``.
+- ``aging-items``: committed work items older than the team's p85 cycle time (``aging-wip``'s flags).
+
+A nudge names work items and pull requests with their links, never people: the question is for the
+team. The same item is not named again within ``nudge_repeat_hours`` (``nudge_log``), and nothing is
+said while the team has snoozed nudges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlite_utils
+
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.pull_requests import stale_prs
+from metrics.dataset import TeamData
+from metrics.digest import digest_window, headline, target_status
+from metrics.teams import DAYS, NUDGE_KINDS, Team
+from metrics.timeutil import days_ending_today, parse_instant
+
+MAX_ITEMS = 10  # items named in one nudge; the rest are counted
+
+
+@dataclass
+class Nudge:
+    """One message's worth: a kind, what it says, and the items it names (subject -> item)."""
+
+    kind: str
+    period: str  # with team and kind, the delivery key: at most one such message per period
+    headline: str
+    items: list[dict] = field(default_factory=list)  # {"subject", "key", "title", "url", "detail"}
+    more: int = 0  # items left out of the message (over MAX_ITEMS)
+
+
+def last_digest_day(team: Team, today: date) -> date:
+    """The most recent local date (today included) that is the team's digest day."""
+    want = DAYS.index(str(team.digest.get("day", "mon")).lower()[:3])
+    return today - timedelta(days=(today.weekday() - want) % 7)
+
+
+def snoozed(team: Team, now: datetime) -> bool:
+    until = parse_instant(team.snooze_until) if team.snooze_until else None
+    return until is not None and now.timestamp() < until
+
+
+def recently_nudged(db: sqlite_utils.Database, team: Team, kind: str, now: float) -> set[str]:
+    """Subjects of ``kind`` named within the team's repeat interval."""
+    since = now - team.nudge_repeat_hours * 3600
+    return {
+        r[0]
+        for r in db.execute(
+            "select subject from nudge_log where team = ? and kind = ? and sent > ?", [team.name, kind, since]
+        )
+    }
+
+
+def record_nudged(db: sqlite_utils.Database, team: Team, nudge: Nudge, at: float) -> None:
+    """Remember every item a delivered nudge named (also the ones counted in ``more``)."""
+    with db.atomic():
+        db.conn.executemany(
+            "insert or replace into nudge_log (team, kind, subject, sent) values (?, ?, ?, ?)",
+            [(team.name, nudge.kind, i["subject"], at) for i in nudge.items],
+        )
+
+
+def find_nudges(db: sqlite_utils.Database, team: Team, now: datetime) -> list[Nudge]:
+    """Every nudge the team should get now (none while snoozed), minus items named recently."""
+    if snoozed(team, now):
+        return []
+    data = TeamData(db, team, now)
+    today = now.astimezone(team.tz).date()
+    finders = {"target": _target, "stale-prs": _stale_prs, "aging-items": _aging}
+    out = []
+    for kind in NUDGE_KINDS:
+        if kind not in team.nudges:
+            continue
+        recent = recently_nudged(db, team, kind, now.timestamp())
+        for nudge in finders[kind](data, team, now, today):
+            fresh = [i for i in nudge.items if i["subject"] not in recent]
+            if not fresh:
+                continue
+            nudge.more = max(0, len(fresh) - MAX_ITEMS)
+            nudge.items = fresh
+            out.append(nudge)
+    return out
+
+
+def _target(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudge]:
+    period = last_digest_day(team, today)
+    running = days_ending_today(int(team.digest.get("period_days", 28)), team.tz, now)
+    closed = digest_window(team, datetime.combine(period, datetime.min.time(), team.tz))
+    items = []
+    for mid, target in sorted(team.targets.items()):
+        metric = CATALOGUE.get(mid)
+        if metric is None:
+            continue
+        last = metric.compute(data, closed)
+        if target_status(metric, last.value, target) == "missed":
+            items.append(
+                {
+                    "subject": f"{mid}:missed:{period.isoformat()}",
+                    "key": metric.name,
+                    "title": f"missed its target in {closed.label()}",
+                    "url": "",
+                    "detail": {"metric": mid, "value": headline(metric, last.value), "target": target},
+                }
+            )
+            continue
+        now_result = metric.compute(data, running)
+        if target_status(metric, now_result.value, target) == "missed":
+            items.append(
+                {
+                    "subject": f"{mid}:at-risk:{period.isoformat()}",
+                    "key": metric.name,
+                    "title": "is heading for a missed target this period",
+                    "url": "",
+                    "detail": {"metric": mid, "value": headline(metric, now_result.value), "target": target},
+                }
+            )
+    if not items:
+        return []
+    return [Nudge("target", period.isoformat(), "Targets to watch", items)]
+
+
+def _stale_prs(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudge]:
+    prs = stale_prs(data, now.timestamp())
+    items = [
+        {
+            "subject": p["key"],
+            "key": p["key"],
+            "title": p.get("title") or "",
+            "url": p.get("url") or "",
+            "detail": {"hours_waiting": p["hours_waiting"]},
+        }
+        for p in prs
+    ]
+    if not items:
+        return []
+    hours = int(team.stale_pr_hours)
+    return [
+        Nudge(
+            "stale-prs", today.isoformat(), f"Pull requests waiting over {hours} h for a first review", items
+        )
+    ]
+
+
+def _aging(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudge]:
+    window = days_ending_today(7, team.tz, now)
+    result = CATALOGUE["aging-wip"].compute(data, window)
+    p85 = result.extra.get("p85_hours")
+    items = [
+        {
+            "subject": i["key"],
+            "key": i["key"],
+            "title": i.get("stage") or "",
+            "url": i.get("url") or "",
+            "detail": {"age_hours": i["age_hours"], "p85_hours": p85},
+        }
+        for i in result.items
+        if i["flagged"]
+    ]
+    if not items:
+        return []
+    return [
+        Nudge("aging-items", today.isoformat(), "Work items older than your usual cycle time (p85)", items)
+    ]
