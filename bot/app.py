@@ -48,6 +48,7 @@ def create_app(
     process_before_response: bool = False,
     clock: Callable[[], datetime] | None = None,
     admins: list[str] | None = None,
+    on_team_saved: Callable | None = None,
 ) -> App:
     """The app on ``store``. ``clock`` pins "now" (tests); ``admins`` may set the North Star besides
     workspace admins."""
@@ -60,6 +61,8 @@ def create_app(
         logger=log,
     )
     ctx = commands.Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
+    if on_team_saved is not None:
+        ctx.on_team_saved = on_team_saved
     commands.register(app, ctx)
     actions.register(app, ctx)
     home.register(app, ctx)

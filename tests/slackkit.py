@@ -91,3 +91,22 @@ def assert_valid_view(view: dict) -> None:
     for b in view["blocks"]:
         parsed = Block.parse(b)
         assert parsed is not None and parsed.to_dict() == b, b
+
+
+def initial_state(view: dict) -> dict:
+    """A modal's ``state`` as Slack sends it when the user submits without changing anything."""
+    state: dict = {"values": {}}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        el = block["element"]
+        if el["type"] in ("multi_static_select", "checkboxes"):
+            v = {"type": el["type"], "selected_options": el.get("initial_options", [])}
+        elif el["type"] == "static_select":
+            v = {"type": el["type"], "selected_option": el.get("initial_option")}
+        elif el["type"] == "timepicker":
+            v = {"type": el["type"], "selected_time": el.get("initial_time")}
+        else:
+            v = {"type": el["type"], "value": el.get("initial_value")}
+        state["values"][block["block_id"]] = {"v": v}
+    return state

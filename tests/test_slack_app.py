@@ -4,7 +4,16 @@ import json
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, ack_json, assert_valid_message, assert_valid_view, command, interaction
+from slackkit import (
+    NOW,
+    SECRET,
+    ack_json,
+    assert_valid_message,
+    assert_valid_view,
+    command,
+    initial_state,
+    interaction,
+)
 
 from bot.app import create_app, web_client
 from bot.store import Store
@@ -103,20 +112,7 @@ def test_settings_modal_opens_for_members_only_and_saves_with_a_log(env):
     [opened] = slack.calls_to("views.open")
     view = opened.body["view"]
     assert_valid_view(view)
-    state = {"values": {}}
-    for block in view["blocks"]:
-        if block["type"] != "input":
-            continue
-        el = block["element"]
-        if el["type"] in ("multi_static_select", "checkboxes"):
-            v = {"type": el["type"], "selected_options": el.get("initial_options", [])}
-        elif el["type"] == "static_select":
-            v = {"type": el["type"], "selected_option": el.get("initial_option")}
-        elif el["type"] == "timepicker":
-            v = {"type": el["type"], "selected_time": el.get("initial_time")}
-        else:
-            v = {"type": el["type"], "value": el.get("initial_value")}
-        state["values"][block["block_id"]] = {"v": v}
+    state = initial_state(view)
     metrics = state["values"]["metrics"]["v"]["selected_options"]
     metrics.append({"text": {"type": "plain_text", "text": "Work in progress"}, "value": "wip"})
     submit = {
