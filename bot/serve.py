@@ -1,17 +1,37 @@
-"""``vsm serve``: the Slack app in Socket Mode (default) or as an HTTP endpoint with signed requests."""
+"""``vsm serve``: the Slack app in Socket Mode (default) or as an HTTP endpoint with signed requests,
+and the one scheduler of the deployment (digests, nudges, source syncs)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
+from functools import partial
 
 from bot.app import create_app, web_client
+from bot.scheduler import Scheduler
 from bot.store import Store
 from metrics.config import Config
 from metrics.errors import VsmError
+from metrics.sources.sync import sync_sources
 from metrics.store import open_db
 from metrics.teams import seed_from_config
+
+log = logging.getLogger("vsm.serve")
+
+
+def sync_job(sources: list[dict], db_path: str) -> None:
+    """One scheduled sync of every source; failures are recorded per source and logged, never raised."""
+    db = open_db(db_path)
+    try:
+        for result in sync_sources(db, sources):
+            if result.ok:
+                log.info("sync %s: %d changed", result.name, result.changed)
+            else:
+                log.warning("sync %s failed: %s", result.name, "; ".join(result.errors))
+    finally:
+        db.conn.close()
 
 
 def _need(env: Mapping[str, str], name: str, why: str) -> str:
@@ -34,12 +54,23 @@ def serve(cfg: Config, db_path: str, *, http: bool, port: int, env: Mapping[str,
     for warning in seed_from_config(db, cfg.teams, cfg.org):
         logging.getLogger("vsm").warning(warning)
     db.conn.close()
+    store = Store(db_path)
+    client = web_client(bot_token, env.get("SLACK_API_URL") or cfg.slack_api_url)
+    scheduler = Scheduler(
+        store,
+        client,
+        grace=timedelta(hours=cfg.grace_hours),
+        sync=partial(sync_job, cfg.sources, db_path) if cfg.sources else None,
+        sync_minutes=int(cfg.sync_every_minutes),
+    )
     app = create_app(
-        Store(db_path),
-        web_client(bot_token, env.get("SLACK_API_URL") or cfg.slack_api_url),
+        store,
+        client,
         signing_secret=secret,
         admins=list(cfg.org.get("admins", [])),
+        on_team_saved=scheduler.plan_team,
     )
+    scheduler.start()
     if http:
         app.start(port=port, path="/slack/events")
     else:

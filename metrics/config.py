@@ -28,6 +28,8 @@ class Config:
     sources: list[dict] = field(default_factory=list)
     teams: list[Team] = field(default_factory=list)
     org: dict = field(default_factory=dict)
+    sync_every_minutes: int = 60  # [schedule]: how often `vsm serve` syncs the sources
+    grace_hours: float = 6.0  # [schedule]: a digest missed by downtime is sent late within this
 
     def source(self, name: str) -> dict:
         for s in self.sources:
@@ -43,7 +45,7 @@ def _line_of(text: str, header: str, index: int, key: str | None) -> int | None:
     lines = text.splitlines()
     count, start = -1, None
     for n, line in enumerate(lines):
-        if re.match(rf"^\s*\[\[\s*{re.escape(header)}\s*\]\]", line):
+        if re.match(rf"^\s*\[\[?\s*{re.escape(header)}\s*\]\]?", line):
             count += 1
             if count == index:
                 start = n
@@ -99,7 +101,7 @@ def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config
         loc = f"{where}, line {line}" if line else where
         return VsmError(f"{loc}: {msg}")
 
-    known_top = {"database", "slack", "source", "team", "org"}
+    known_top = {"database", "slack", "schedule", "source", "team", "org"}
     for k in data:
         if k not in known_top:
             raise fail(f"unknown section [{k}] (expected one of {', '.join(sorted(known_top))})")
@@ -113,6 +115,14 @@ def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config
     for key in ("token", "bot_token", "app_token", "signing_secret"):
         if key in slack:
             raise fail(f"slack.{key}: secrets never go in the file; set them in the environment")
+    schedule = data.get("schedule", {})
+    for key, low, high in (("sync_every_minutes", 5, 1440), ("grace_hours", 0, 72)):
+        if key not in schedule:
+            continue
+        value = schedule[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise fail(f"schedule.{key} must be a number from {low} to {high}", "schedule", 0, key)
+        setattr(cfg, key, value)
 
     names: set[str] = set()
     for i, src in enumerate(data.get("source", [])):

@@ -244,3 +244,77 @@ def test_digest_preview_and_post(env):
     [posted] = slack.calls_to("chat.postMessage")
     assert posted.body["channel"] == team.channel
     assert "value-stream digest" in posted.body["text"]
+
+
+def _block_action(app, slack, team, action: dict, user: str = "U1"):
+    return interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "channel": {"id": team.channel},
+            "response_url": f"{slack.url}/response/3",
+            "trigger_id": "t",
+            "actions": [action],
+        },
+    )
+
+
+def _uploaded(slack, team) -> bytes:
+    [url] = slack.calls_to("files.getUploadURLExternal")
+    [png] = slack.uploads
+    [done] = slack.calls_to("files.completeUploadExternal")
+    assert int(url.body["length"]) == len(png) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert done.body["channel_id"] == team.channel
+    return png
+
+
+def test_metric_chart_is_uploaded_as_a_png_to_the_channel(env):
+    app, slack, team, _ = env
+    command(app, "cycle-time 90d chart", channel=team.channel, response_url=f"{slack.url}/response/1")
+    [reply] = slack.responses()
+    assert reply["text"].endswith("(chart posted to the channel)")
+    assert len(_uploaded(slack, team)) > 5000
+
+
+def test_the_digest_chart_menu_uploads_the_chosen_metric(env):
+    app, slack, team, _ = env
+    command(app, "digest", channel=team.channel, response_url=f"{slack.url}/response/1")
+    actions = next(b for b in slack.responses()[0]["blocks"] if b.get("block_id") == "digest_actions")
+    select = next(e for e in actions["elements"] if e["action_id"] == "chart")
+    option = select["options"][0]
+    metric, since, until = option["value"].split("|")
+    assert since < until
+    _block_action(
+        app,
+        slack,
+        team,
+        {
+            "action_id": "chart",
+            "block_id": "digest_actions",
+            "type": "static_select",
+            "selected_option": option,
+        },
+    )
+    _uploaded(slack, team)
+
+
+def test_snoozing_nudges_is_for_members_logged_and_announced(env):
+    app, slack, team, db_path = env
+    option = {"text": {"type": "plain_text", "text": "Snooze nudges for a week"}, "value": "7"}
+    action = {
+        "action_id": "snooze_nudges",
+        "block_id": "nudge_actions",
+        "type": "overflow",
+        "selected_option": option,
+    }
+    _block_action(app, slack, team, action, user="UOUT")
+    assert "Only members" in slack.responses()[-1]["text"]
+    assert get_team(open_db(db_path, create=False), team.name).snooze_until == ""
+    _block_action(app, slack, team, action)
+    db = open_db(db_path, create=False)
+    assert get_team(db, team.name).snooze_until == "2026-12-02T15:00:00Z"  # NOW + 7 days
+    last = settings_log(db, team.name)[-1]
+    assert (last["who"], last["what"]) == ("U1", "snoozed nudges")
+    [announce] = slack.calls_to("chat.postMessage")
+    assert announce.body["text"] == "<@U1> snoozed nudges until Wed 02 Dec 15:00 GMT."
