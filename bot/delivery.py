@@ -61,6 +61,7 @@ class Outcome:
     state: str  # sent | already-sent | recovered | failed | skipped
     ts: str | None = None
     error: str | None = None
+    compose_ms: float | None = None  # time spent computing and rendering the message, sending apart
 
 
 class ChannelPacer:

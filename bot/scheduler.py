@@ -16,6 +16,7 @@ is Tuesday in APScheduler 3. A settings change re-plans that team's jobs at once
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -162,12 +163,15 @@ class Scheduler:
         if row is not None and row["state"] in ("sent", "skipped"):
             return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
         local = fired.astimezone(team.tz)
+        began = time.perf_counter()
         digest = build_digest(db, team, now, window=digest_window(team, local))
         payload = digest_message(digest, now, channel=team.channel)
         if now - fired > LATE_AFTER:
             payload = nudge_view.late(payload, local)
+        composed = round(1000 * (time.perf_counter() - began), 2)
         outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
-        log.info("digest %s: %s", key, outcome.state)
+        outcome.compose_ms = composed
+        log.info("digest %s: %s (composed in %.0f ms)", key, outcome.state, composed)
         return outcome
 
     def run_nudges(self, team_name: str) -> list[Outcome]:

@@ -10,13 +10,14 @@ of that kind. Metrics that are not a plain aggregation (WIP, forecast, sprint fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from metrics import stats
 from metrics.dataset import TeamData
-from metrics.timeutil import WEEK, Window, iso, local_midnight, week_start
+from metrics.timeutil import WEEK, Window, iso, local_midnight
 
 DURATION, COUNT, RATE, CUSTOM = "duration", "count", "rate", "custom"
 LOW_SAMPLE = 5
@@ -34,6 +35,32 @@ class Observation:
         return self.item() if callable(self.item) else self.item
 
 
+class LazyItems(Sequence):
+    """The items behind a figure, built on first use: a digest shows figures, not their items, and
+    turning thousands of observations into JSON-ready dicts is most of a small metric's time."""
+
+    def __init__(self, build: Callable[[], list[dict]]):
+        self._build: Callable[[], list[dict]] | None = build
+        self._items: list[dict] = []
+
+    def _get(self) -> list[dict]:
+        if self._build is not None:
+            self._items, self._build = self._build(), None
+        return self._items
+
+    def __getitem__(self, index):
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __eq__(self, other) -> bool:
+        return self._get() == (list(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
 @dataclass
 class Result:
     metric: str
@@ -44,7 +71,7 @@ class Result:
     sample_size: int
     previous: object
     series: list[dict]
-    items: list[dict] = field(default_factory=list)
+    items: Sequence[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # data-quality notes, shown beside the figure
     signal: str | None = None  # plain-language signal, None = within normal variation
     extra: dict = field(default_factory=dict)
@@ -68,7 +95,7 @@ class Result:
             "signal": self.signal,
             "notes": self.notes,
             "extra": self.extra,
-            "items": self.items,
+            "items": list(self.items),
         }
 
 
@@ -96,6 +123,20 @@ def duration_value(values_s: list[float]) -> dict | None:
     if not values_s:
         return None
     return {"p50": hours(stats.percentile(values_s, 0.5)), "p85": hours(stats.percentile(values_s, 0.85))}
+
+
+def _at(o: Observation) -> float:
+    return o.at
+
+
+def _slicer(obs: list[Observation]) -> Callable[[float, float], list[Observation]]:
+    """``between(s, e)``: the observations with ``s <= at < e`` of a time-sorted list."""
+    ats = [o.at for o in obs]
+
+    def between(s: float, e: float) -> list[Observation]:
+        return obs[bisect_left(ats, s) : bisect_left(ats, e)]
+
+    return between
 
 
 def series_weeks(window: Window, now: float) -> list[tuple[float, float, bool]]:
@@ -166,17 +207,18 @@ class Metric:
         prev = window.previous()
         start = min(base.start, prev.start)
         obs, notes = self.observations(data, start, window.end)
-        current = [o for o in obs if window.contains(o.at)]
-        previous = [o for o in obs if prev.contains(o.at)]
-        weeks = series_weeks(window, data.now)
+        # Sorted once, every window and week below is a slice found by bisection, not a scan.
+        obs.sort(key=_at)
+        between = _slicer(obs)
+        current = between(window.start, window.end)
+        previous = between(prev.start, prev.end)
         series = []
-        for s, e, complete in weeks:
-            point = self.weekly([o for o in obs if s <= o.at < e])
+        for s, e, complete in series_weeks(window, data.now):
+            point = self.weekly(between(s, e))
             series.append(
                 {"week": datetime.fromtimestamp(s, window.tz).date().isoformat(), "value": point}
                 | ({} if complete else {"partial": True})
             )
-        current.sort(key=lambda o: o.at)
         result = Result(
             metric=self.id,
             team=data.team.name,
@@ -186,7 +228,7 @@ class Metric:
             sample_size=len(current),
             previous=self.aggregate(previous, prev),
             series=series,
-            items=[o.explain() for o in current],
+            items=LazyItems(lambda: [o.explain() for o in current]),
             notes=notes,
         )
         result.signal = self.signal(obs, window, base, data.now)
@@ -200,17 +242,16 @@ class Metric:
         return self.observations(data, window.start, window.end)[1]
 
     def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
-        """XmR rules on completed weekly points, else a two-sample test of window vs baseline."""
-        by_week: dict[float, list[Observation]] = {}
-        for o in obs:
-            by_week.setdefault(week_start(o.at, window.tz).toordinal(), []).append(o)
+        """XmR rules on completed weekly points, else a two-sample test of window vs baseline.
+        ``obs`` is sorted by time (``compute`` sorts it)."""
+        between = _slicer(obs)
 
         def points(w: Window) -> list[float]:
             out = []
-            for s, _e, complete in series_weeks(w, now):
+            for s, e, complete in series_weeks(w, now):
                 if not complete or s < w.start or s >= w.end:
                     continue
-                v = self.weekly(by_week.get(datetime.fromtimestamp(s, w.tz).date().toordinal(), []))
+                v = self.weekly(between(s, e))
                 if v is not None:
                     out.append(v)
             return out
@@ -220,8 +261,8 @@ class Metric:
             rule = stats.xmr_signal(baseline, current)
             if rule:
                 return rule
-        in_base = [o.value for o in obs if base.contains(o.at)]
-        in_window = [o.value for o in obs if window.contains(o.at)]
+        in_base = [o.value for o in between(base.start, base.end)]
+        in_window = [o.value for o in between(window.start, window.end)]
         if self.kind == DURATION:
             p = stats.mann_whitney_p(in_window, in_base)
             if p is not None and p < stats.ALPHA:

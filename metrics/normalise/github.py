@@ -392,6 +392,31 @@ def normalise_issue(db, source: str, payload: dict, options: dict, external_id: 
     upsert(db, "incidents", issue_row(payload, source), ("source", "id"))
 
 
+# -- deletions (the connector calls these inside a transaction) ---------------------------------------
+DEPLOYMENT_KINDS = ("deployment", "release", "workflow_run")
+
+
+def forget_deployment(db, source: str, deployment_id: str, raw_kind: str, raw_id: str) -> None:
+    """A deployment (or release, or run) deleted remotely: its raw payload and compare, its row and
+    the changes it shipped go."""
+    db.execute(
+        "delete from raw where source = ? and kind = ? and external_id = ?", [source, raw_kind, raw_id]
+    )
+    db.execute(
+        "delete from raw where source = ? and kind = 'compare' and external_id = ?", [source, deployment_id]
+    )
+    db.execute("delete from deployments where source = ? and id = ?", [source, deployment_id])
+    db.execute(
+        "delete from deployment_changes where source = ? and deployment_id = ?", [source, deployment_id]
+    )
+
+
+def forget_issue(db, source: str, issue_id: str) -> None:
+    """An incident issue deleted, transferred or no longer labelled: raw payload and row go."""
+    db.execute("delete from raw where source = ? and kind = 'issue' and external_id = ?", [source, issue_id])
+    db.execute("delete from incidents where source = ? and id = ?", [source, issue_id])
+
+
 NORMALISERS = {
     "pull": normalise_pull,
     "pull_reviews": normalise_reviews,

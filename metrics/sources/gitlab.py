@@ -146,6 +146,10 @@ class GitLabConnector(Connector):
             "order_by": "updated_at",
             "sort": "asc",
         }
+        if first_run and not ps.get("reconciled"):
+            # The first walk lists the whole window, even when interrupted and finished by the next
+            # run (which goes on from the cursor): it counts as the first reconciliation.
+            ps["reconciled"] = iso(self.ctx.now)
         cursor = parse_instant(ps.get("cursor"))
         low = parse_instant(ps.get("low"))
         seen: dict[int, float | None] = {}
@@ -166,9 +170,7 @@ class GitLabConnector(Connector):
         if low is not None and cursor is not None:
             ps["cursor"] = iso(min(cursor, low))
         ps.pop("low", None)
-        if first_run:
-            ps["reconciled"] = iso(self.ctx.now)  # the whole window was just listed
-        elif self._due(ps):
+        if not first_run and self._due(ps):
             self._reconcile_merge_requests(stream, project)
             ps["reconciled"] = iso(self.ctx.now)
         self.ctx.checkpoint(stream, state)
@@ -249,6 +251,8 @@ class GitLabConnector(Connector):
 
     def _sync_environment(self, stream: str, project: str, environment: str, es: dict, state: dict) -> None:
         first_run = es.get("cursor") is None
+        if first_run and not es.get("reconciled"):
+            es["reconciled"] = iso(self.ctx.now)  # as for merge requests: the first walk lists all
         cursor = parse_instant(es.get("cursor"))
         path = self._path(project, "deployments")
         seen: set[str] = set()
@@ -262,9 +266,7 @@ class GitLabConnector(Connector):
             es["cursor"] = iso(cursor)
             self.ctx.checkpoint(stream, state)
         self._recheck_pending(stream, project, es, seen)
-        if first_run:
-            es["reconciled"] = iso(self.ctx.now)
-        elif self._due(es):
+        if not first_run and self._due(es):
             self._reconcile_deployments(stream, project, environment, es)
             es["reconciled"] = iso(self.ctx.now)
         self.ctx.checkpoint(stream, state)

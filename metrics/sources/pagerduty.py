@@ -29,9 +29,6 @@ as last seen.
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 from metrics.sources.base import Connector
 from metrics.sources.http import Http, SourceError
 from metrics.timeutil import iso, parse_instant
@@ -64,7 +61,6 @@ class PagerDutyConnector(Connector):
     # -- the stream ----------------------------------------------------------------------------------
     def sync(self, stream: str, state: dict) -> dict:
         """Finish a pass left unfinished, then list creations up to now and re-read open incidents."""
-        _check_transport(self.ctx.http.base_url)
         state = self._fresh_state(state)
         if "pass" in state:
             state = self._run_pass(state)
@@ -192,20 +188,6 @@ class PagerDutyConnector(Connector):
 def _is_not_found(exc: SourceError) -> bool:
     """A 404 (``Http`` puts the status in the message; a ``status`` attribute would be cleaner)."""
     return getattr(exc, "status", None) == 404 or ": HTTP 404" in str(exc)
-
-
-def _check_transport(base_url: str) -> None:
-    """The key goes in a header: refuse plain http except to a loopback test server."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "https":
-        return
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise SourceError(f"refusing to send the API key over plain http to {host or 'an unnamed host'}")
 
 
 CONNECTOR = PagerDutyConnector

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from metrics.sources.base import Connector, Progress, SyncContext
-from metrics.sources.http import Policy, SourceError
+from metrics.sources.http import Policy, SourceError, check_transport
 from metrics.teams import now_iso
 
 KINDS = ("jira", "github", "gitlab", "pagerduty")
@@ -101,6 +101,12 @@ def sync_source(
     except (ImportError, AttributeError):
         result.errors.append(f"no connector for kind {source['kind']!r} yet")
         _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
+        return result
+    try:
+        check_transport(http.base_url, bool(source.get("allow_plain_http")))
+    except SourceError as exc:
+        result.errors.append(str(exc))
+        _record(db, name, "*", ok=False, message=str(exc), changed=0)
         return result
     if policy is not None:
         http.policy = policy
