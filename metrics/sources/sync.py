@@ -30,6 +30,8 @@ class SourceResult:
     changed: int = 0
     seen: int = 0
     errors: list[str] = field(default_factory=list)
+    wait_seconds: float = 0.0  # time spent waiting on the source's responses
+    requests: int = 0
 
     @property
     def ok(self) -> bool:
@@ -136,6 +138,7 @@ def sync_source(
             [(name, k, v) for k, v in http.etags.items()],
         )
     result.changed, result.seen = ctx.changed, ctx.seen
+    result.wait_seconds, result.requests = http.wait_seconds, http.requests_made
     return result
 
 
