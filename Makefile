@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench bench-slack bench-fanout bench-sync clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,17 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/metrics_bench.py
+
+bench-slack: $(VENV)/.installed
+	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
+	$(BIN)/python bench/slack_bench.py
+
+bench-fanout: $(VENV)/.installed
+	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
+	$(BIN)/python bench/fanout_bench.py
+
+bench-sync: $(VENV)/.installed
+	$(BIN)/python bench/sync_bench.py
 
 clean:
 	rm -rf $(VENV) vsm-demo.db*

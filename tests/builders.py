@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from metrics.sources.http import Policy
+from metrics.sources.sync import SourceResult, sync_source
 from metrics.store import memory_db
 from metrics.store.statuses import status_code
 from metrics.teams import Team
@@ -247,3 +249,15 @@ def sprint(
             {"source": SRC, "sprint_id": id, "key": key, "at": ts(at), "change": change}
         )
     return row
+
+
+def fast_policy(waits: list | None = None) -> Policy:
+    """Retries that never sleep: every wait is appended to ``waits`` instead."""
+    return Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
+
+
+def run_sync(
+    db, source: dict, token_env: str, token: str, now: float, waits: list | None = None
+) -> SourceResult:
+    """``sync_source`` as ``vsm sync`` runs it, with the token in the environment and no real sleeps."""
+    return sync_source(db, source, env={token_env: token}, policy=fast_policy(waits), now=now)

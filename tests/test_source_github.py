@@ -11,7 +11,7 @@ import time
 from datetime import date, timedelta
 
 import pytest
-from builders import new_db, team, ts
+from builders import new_db, run_sync, team, ts
 from fakes.github import FakeGitHub, when
 from fakes.server import Fault
 
@@ -19,8 +19,6 @@ from metrics.catalogue import compute
 from metrics.normalise import github as gh_norm
 from metrics.normalise import ingest
 from metrics.sources.github import OVERLAP, RECONCILE_EVERY, RUN_CAP
-from metrics.sources.http import Policy
-from metrics.sources.sync import sync_source
 from metrics.store import open_db
 from metrics.timeutil import Window, local_midnight, parse_instant, zone
 
@@ -52,8 +50,7 @@ def source(gh: FakeGitHub, **kw) -> dict:
 
 
 def sync(db, gh, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):
-    policy = Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
-    return sync_source(db, source(gh, **kw), env={"GITHUB_TOKEN": token}, policy=policy, now=now)
+    return run_sync(db, source(gh, **kw), "GITHUB_TOKEN", token, now, waits)
 
 
 # -- what the store must hold, recomputed from the fake ---------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 import requests
-from builders import new_db, team, ts
+from builders import new_db, run_sync, team, ts
 from fakes.gitlab import FakeGitLab
 from fakes.server import Fault
 
@@ -19,8 +19,6 @@ from metrics.catalogue import compute
 from metrics.normalise import ingest
 from metrics.normalise.gitlab import summarise_diffs
 from metrics.sources.gitlab import LINK_GRACE, OVERLAP, RECONCILE_EVERY, VOLATILE
-from metrics.sources.http import Policy
-from metrics.sources.sync import sync_source
 from metrics.store import open_db
 from metrics.timeutil import Window, iso, local_midnight, zone
 
@@ -55,8 +53,7 @@ def source(gl: FakeGitLab, **kw) -> dict:
 
 
 def sync(db, gl, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):
-    policy = Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
-    return sync_source(db, source(gl, **kw), env={"GITLAB_TOKEN": token}, policy=policy, now=now)
+    return run_sync(db, source(gl, **kw), "GITLAB_TOKEN", token, now, waits)
 
 
 # -- what the store must hold, from the fake's specs ---------------------------------------------------

@@ -12,16 +12,14 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from builders import new_db, ts
+from builders import new_db, run_sync, ts
 from fakes.jira import DATACENTER, SPRINT_FIELD, FakeJira
 from fakes.server import Fault
 
 from metrics.catalogue import compute
 from metrics.normalise import ingest
 from metrics.sample import sample_teams, simulate
-from metrics.sources.http import Policy
 from metrics.sources.jira import FIELDS, OVERLAP_MS, RECONCILE_EVERY, epoch_ms
-from metrics.sources.sync import sync_source
 from metrics.store import open_db
 from metrics.store.raw import canonical
 from metrics.timeutil import Window, local_midnight, zone
@@ -67,8 +65,7 @@ def source(fake: FakeJira, **kw) -> dict:
 
 
 def sync(db, fake, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):
-    policy = Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
-    return sync_source(db, source(fake, **kw), env={"JIRA_TOKEN": token}, policy=policy, now=now)
+    return run_sync(db, source(fake, **kw), "JIRA_TOKEN", token, now, waits)
 
 
 def expected(fake: FakeJira, *, now: float = NOW, days: int = 365, projects=("PAY", "WEB"), fields=FIELDS):

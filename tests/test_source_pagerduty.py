@@ -10,15 +10,13 @@ import json
 from datetime import date
 
 import pytest
-from builders import deploy, new_db, team, ts
+from builders import deploy, new_db, run_sync, team, ts
 from fakes.pagerduty import FakePagerDuty, _six_months_after
 from fakes.server import Fault
 
 from metrics.catalogue import compute
 from metrics.normalise import ingest
-from metrics.sources.http import Policy
 from metrics.sources.pagerduty import OVERLAP, WINDOW, PagerDutyConnector
-from metrics.sources.sync import sync_source
 from metrics.store import open_db
 from metrics.timeutil import Window, local_midnight, parse_instant, zone
 
@@ -48,8 +46,7 @@ def source(pd: FakePagerDuty, **kw) -> dict:
 
 
 def sync(db, pd, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):
-    policy = Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
-    return sync_source(db, source(pd, **kw), env={"PAGERDUTY_TOKEN": token}, policy=policy, now=now)
+    return run_sync(db, source(pd, **kw), "PAGERDUTY_TOKEN", token, now, waits)
 
 
 def rows(db) -> dict[str, tuple]:

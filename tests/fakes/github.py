@@ -113,7 +113,6 @@ class FakeGitHub:
         self._index: dict[str, tuple[int, dict[str, int]]] = {}
         self.outage: Callable[[Request], bool] | None = None
         self.not_modified: list[str] = []  # paths answered 304
-        self._armed: list[tuple[str, int, tuple[Fault, ...]]] = []
         self.server.route("GET", "/repos/*", self._dispatch)
 
     @property
@@ -128,21 +127,7 @@ class FakeGitHub:
 
     def arm(self, path: str, after: int, *faults: Fault) -> None:
         """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
-        if after <= 0:
-            self.server.fail(path, *faults)
-        else:
-            self._armed.append((path, after, faults))
-
-    def _tick(self, path: str) -> None:
-        armed = []
-        for p, left, faults in self._armed:
-            if p != path:
-                armed.append((p, left, faults))
-            elif left <= 1:
-                self.server.fail(path, *faults)
-            else:
-                armed.append((p, left - 1, faults))
-        self._armed = armed
+        self.server.arm(path, after, *faults)
 
     # -- pull requests -----------------------------------------------------------------------------
     def add_pull(
@@ -604,7 +589,6 @@ class FakeGitHub:
     ]
 
     def _dispatch(self, req: Request) -> Reply:
-        self._tick(req.path)
         reply = self._answer(req)
         reply.headers = {
             "x-ratelimit-limit": "5000",

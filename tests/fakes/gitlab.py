@@ -367,7 +367,6 @@ class FakeGitLab:
         self.no_diffs = False
         self.total_cap = TOTAL_CAP
         self.totals_sent: list[bool] = []  # per paged reply: whether x-total was sent
-        self._armed: dict[str, list[tuple[int, tuple[Fault, ...]]]] = {}
         self._ids = 500
         self._notes = 7000
         self._sorted: dict[tuple, list] = {}  # (project, kind, order, sort, version) -> sorted items
@@ -383,22 +382,8 @@ class FakeGitLab:
 
     # -- faults ----------------------------------------------------------------------------------------
     def arm(self, path: str, after: int, *faults: Fault) -> None:
-        """Queue ``faults`` on ``path`` (as requested, e.g. ``/api/v4/projects/acme%2Fmobile/merge_requests``)
-        once ``after`` more requests to it have been answered (0: the next one)."""
-        if after <= 0:
-            self.server.fail(path, *faults)
-        else:
-            self._armed.setdefault(path, []).append((after, faults))
-
-    def _tick(self, path: str) -> None:
-        armed = []
-        for left, faults in self._armed.get(path, []):
-            if left <= 1:
-                self.server.fail(path, *faults)
-            else:
-                armed.append((left - 1, faults))
-        if path in self._armed:
-            self._armed[path] = armed
+        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
+        self.server.arm(path, after, *faults)
 
     # -- data ------------------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -561,7 +546,6 @@ class FakeGitLab:
 
     # -- HTTP ------------------------------------------------------------------------------------------
     def _serve(self, req: Request) -> Reply:
-        self._tick(req.path)
         if self.outage is not None and self.outage(req):
             return Reply(500, {"message": "500 Internal Server Error"})
         if req.headers.get("private-token") != self.token:

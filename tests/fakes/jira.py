@@ -193,7 +193,6 @@ class FakeJira:
         self._order: list[tuple[int, int]] = []
         self._sorted = True
         self._matches: dict[str, tuple[int, list[tuple[int, int]]]] = {}
-        self._armed: dict[str, list[tuple[int, tuple[Fault, ...]]]] = {}
         self._next_history = 100000
         self._next_id = 10000
         v = "3" if deployment == CLOUD else "2"
@@ -220,19 +219,7 @@ class FakeJira:
     # -- faults ----------------------------------------------------------------------------------------
     def arm(self, path: str, after: int, *faults: Fault) -> None:
         """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
-        if after <= 0:
-            self.server.fail(path, *faults)
-        else:
-            self._armed.setdefault(path, []).append((after, faults))
-
-    def _tick(self, path: str) -> None:
-        armed = []
-        for left, faults in self._armed.get(path, []):
-            if left <= 1:
-                self.server.fail(path, *faults)
-            else:
-                armed.append((left - 1, faults))
-        self._armed[path] = armed
+        self.server.arm(path, after, *faults)
 
     def expire_tokens(self) -> None:
         """Every page token handed out so far becomes invalid (they live 7 days on Cloud)."""
@@ -593,7 +580,6 @@ class FakeJira:
         return max(1, min(int(req.arg("maxResults", "50")), cap))
 
     def _search_cloud(self, req: Request) -> Reply:
-        self._tick(req.path)
         if self.before_search is not None:
             self.before_search(req)
         denied = self._denied(req)
@@ -622,7 +608,6 @@ class FakeJira:
         return Reply(200, body)
 
     def _search_datacenter(self, req: Request) -> Reply:
-        self._tick(req.path)
         if self.before_search is not None:
             self.before_search(req)
         denied = self._denied(req)
@@ -652,7 +637,6 @@ class FakeJira:
 
     def _issue(self, req: Request) -> Reply:
         """``/issue/{key}/changelog`` (Cloud) or ``/issue/{key}?expand=changelog`` (both)."""
-        self._tick(req.path)
         denied = self._denied(req)
         if denied is not None:
             return denied
@@ -738,7 +722,6 @@ class FakeJira:
         )
 
     def _sprints(self, req: Request) -> Reply:
-        self._tick(req.path)
         denied = self._denied(req)
         if denied is not None:
             return denied

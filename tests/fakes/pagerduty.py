@@ -94,7 +94,6 @@ class FakePagerDuty:
         self.server = server or FakeServer()
         self.incidents: dict[str, dict] = {}
         self.outage: Callable[[Request], bool] | None = None
-        self._armed: list[tuple[int, tuple[Fault, ...]]] = []
         self.server.route("GET", "/incidents", self._list)
         self.server.route("GET", "/incidents/*", self._one)
 
@@ -107,19 +106,7 @@ class FakePagerDuty:
 
     def arm(self, after: int, *faults: Fault) -> None:
         """Queue ``faults`` on ``/incidents`` once ``after`` more listing requests have been answered."""
-        if after <= 0:
-            self.server.fail("/incidents", *faults)
-        else:
-            self._armed.append((after, faults))
-
-    def _tick(self) -> None:
-        armed = []
-        for left, faults in self._armed:
-            if left <= 1:
-                self.server.fail("/incidents", *faults)
-            else:
-                armed.append((left - 1, faults))
-        self._armed = armed
+        self.server.arm("/incidents", after, *faults)
 
     # -- data ----------------------------------------------------------------------------------------
     def add(
@@ -218,7 +205,6 @@ class FakePagerDuty:
         return None
 
     def _list(self, req: Request) -> Reply:
-        self._tick()  # this request is answered below; armed faults hit the ones after it
         denied = self._denied(req)
         if denied is not None:
             return denied

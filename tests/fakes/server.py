@@ -58,6 +58,7 @@ class FakeServer:
         self.routes: list[tuple[str, str, Handler]] = []
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.log: list[Request] = []
+        self.armed: list[tuple[str, int, tuple[Fault, ...]]] = []  # (path, answers to go, faults)
         self.lock = threading.Lock()
         fake = self
 
@@ -88,6 +89,7 @@ class FakeServer:
                     self._fault(fault)
                     return
                 reply = fake.dispatch(req)
+                fake._answered(parts.path)
                 raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}
@@ -133,6 +135,26 @@ class FakeServer:
     def fail(self, path: str, *faults: Fault) -> None:
         with self.lock:
             self.faults[path].extend(faults)
+
+    def arm(self, path: str, after: int, *faults: Fault) -> None:
+        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
+        with self.lock:
+            if after <= 0:
+                self.faults[path].extend(faults)
+            else:
+                self.armed.append((path, after, faults))
+
+    def _answered(self, path: str) -> None:
+        with self.lock:
+            still = []
+            for p, left, faults in self.armed:
+                if p != path:
+                    still.append((p, left, faults))
+                elif left <= 1:
+                    self.faults[path].extend(faults)
+                else:
+                    still.append((p, left - 1, faults))
+            self.armed = still
 
     def dispatch(self, req: Request) -> Reply:
         for method, path, handler in self.routes:
