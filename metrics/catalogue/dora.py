@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 
 from metrics import stats
 from metrics.catalogue.base import COUNT, DURATION, RATE, Metric, Observation, Result, span
-from metrics.dataset import Deployment, Incident, PullRequest, TeamData
+from metrics.dataset import Deployment, Incident, PullRequest, TeamData, named_rows
 from metrics.timeutil import Window, iso
 
 DAY_H, WEEK_H, MONTH_H = 24.0, 168.0, 720.0  # a "month" is 30 days in the level bands
@@ -164,8 +164,10 @@ def _load_prs_by_key(
     for repo, numbers in _by_repo(keys).items():
         for i in range(0, len(numbers), 900):
             part = numbers[i : i + 900]
-            for r in data.db.query(
-                f"select * from pull_requests where repo = ? and number in ({_in(part)})", [repo, *part]
+            for r in named_rows(
+                data.db,
+                f"select * from pull_requests where repo = ? and number in ({_in(part)})",
+                [repo, *part],
             ):
                 key = (r["repo"], r["number"])
                 if r["author_bot"] and not data.team.include_bot_prs:
