@@ -313,7 +313,9 @@ class GitLabConnector(Connector):
                 listed.add(str(dep["id"]))
                 self._deployment(stream, project, dep, es)
         stored = self.ctx.db.execute(
-            "select id from deployments where source = ? and service = ? and environment = ? and finished >= ?",
+            # GitLab's spelling of the environment may differ in case from the configured one.
+            "select id from deployments where source = ? and service = ? and lower(environment) = lower(?) "
+            "and finished >= ?",
             [self.ctx.name, project, environment, start],
         ).fetchall()
         for (did,) in stored:
