@@ -78,7 +78,9 @@ def register(app: App, deps) -> None:
             mid, since, until = body["actions"][0]["selected_option"]["value"].split("|")
             window = dates_window(since, until, team.tz)
             result = catalogue.compute(deps.store.db, team, mid, window, deps.clock())
-            chart.upload(client, team.channel, catalogue.get(mid), result, team.targets.get(mid))
+            problem = chart.upload(client, team.channel, catalogue.get(mid), result, team.targets.get(mid))
+            if problem:
+                respond(replace_original=False, text=problem[0].upper() + problem[1:] + ".")
         except (VsmError, KeyError, ValueError) as exc:
             respond(replace_original=False, **replies.help_message(f"Cannot chart that: {exc}"))
 

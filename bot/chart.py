@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to memory only
 import matplotlib.pyplot as plt  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
+from slack_sdk.errors import SlackApiError  # noqa: E402
 
 from metrics import stats  # noqa: E402
 from metrics.catalogue.base import DURATION, Metric, Result  # noqa: E402
@@ -63,12 +64,21 @@ def png(metric: Metric, result: Result, target: float | None) -> bytes:
         plt.close(fig)
 
 
-def upload(client: WebClient, channel: str, metric: Metric, result: Result, target: float | None) -> None:
-    """Upload the chart to ``channel`` (an id; the bot must be a member)."""
-    client.files_upload_v2(
-        channel=channel,
-        content=png(metric, result, target),
-        filename=f"{metric.id}-{result.team}.png".replace(" ", "-"),
-        title=f"{metric.name} ({result.team})",
-        initial_comment=f"{metric.name}, weekly, {result.window.label()}",
-    )
+def upload(
+    client: WebClient, channel: str, metric: Metric, result: Result, target: float | None
+) -> str | None:
+    """Upload the chart to ``channel`` (an id; the bot must be a member). Returns None when posted,
+    else a short reason the user can act on (Slack's error code, never a token)."""
+    try:
+        client.files_upload_v2(
+            channel=channel,
+            content=png(metric, result, target),
+            filename=f"{metric.id}-{result.team}.png".replace(" ", "-"),
+            title=f"{metric.name} ({result.team})",
+            initial_comment=f"{metric.name}, weekly, {result.window.label()}",
+        )
+    except SlackApiError as exc:
+        code = exc.response.get("error") or "error"
+        hint = " (invite the bot to the channel)" if code in ("not_in_channel", "channel_not_found") else ""
+        return f"the chart could not be posted: {code}{hint}"
+    return None

@@ -46,10 +46,10 @@ def answer(deps: Deps, team: Team, cmd, client=None) -> dict:
         result = metric_result(deps, team, cmd.metric, cmd.period)
         reply = replies.metric_message(team, result)
         if cmd.chart and client is not None:
-            chart.upload(
+            problem = chart.upload(
                 client, team.channel, catalogue.get(cmd.metric), result, team.targets.get(cmd.metric)
             )
-            reply["text"] += " (chart posted to the channel)"
+            reply["text"] += f" ({problem})" if problem else " (chart posted to the channel)"
         return reply
     if cmd.name == "forecast":
         result = when(TeamData(deps.store.db, team, now), cmd.items)

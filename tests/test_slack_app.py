@@ -318,3 +318,14 @@ def test_snoozing_nudges_is_for_members_logged_and_announced(env):
     assert (last["who"], last["what"]) == ("U1", "snoozed nudges")
     [announce] = slack.calls_to("chat.postMessage")
     assert announce.body["text"] == "<@U1> snoozed nudges until Wed 02 Dec 15:00 GMT."
+
+
+def test_a_chart_the_bot_cannot_post_gets_a_hint_not_an_error(env):
+    app, slack, team, _ = env
+    slack.errors["files.completeUploadExternal"] = "not_in_channel"
+    command(app, "throughput chart", channel=team.channel, response_url=f"{slack.url}/response/1")
+    [reply] = slack.responses()
+    assert reply["text"].endswith(
+        "(the chart could not be posted: not_in_channel (invite the bot to the channel))"
+    )
+    assert "Throughput" in reply["text"]
