@@ -40,7 +40,11 @@ MR_KINDS = (
 DEPLOYMENT_KINDS = ("deployment", "deployment_merge_requests")
 
 # Project and group access-token users (``project_42_bot_3f9c...``), and the common ``-bot`` names.
-BOT_NAME = re.compile(r"^(?:project|group)_\d+_bot(?:_[0-9a-f]+)?$|[-_]bot$|\[bot\]$", re.IGNORECASE)
+# GitLab's list objects carry no bot flag: dependency bots self-hosted under their plain names too.
+BOT_NAME = re.compile(
+    r"^(?:project|group)_\d+_bot(?:_[0-9a-f]+)?$|[-_]bot$|\[bot\]$|^(?:dependabot|renovate|snyk-bot|gitlab-bot)$",
+    re.IGNORECASE,
+)
 BOT_TYPES = {
     "project_bot",
     "service_account",
