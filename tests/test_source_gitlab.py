@@ -16,7 +16,7 @@ from fakes.gitlab import FakeGitLab
 from fakes.server import Fault
 
 from metrics.catalogue import compute
-from metrics.normalise import ingest
+from metrics.normalise import ingest, rebuild
 from metrics.normalise.gitlab import summarise_diffs
 from metrics.sources.gitlab import LINK_GRACE, OVERLAP, RECONCILE_EVERY, VOLATILE
 from metrics.store import open_db
@@ -634,3 +634,60 @@ def test_metrics_from_synced_data_equal_those_from_direct_ingestion(gl):
     gl.add_deployment(P, NOW + 1800, mrs=[5])
     assert sync(synced, gl, now=NOW + DAY).ok
     assert _metrics(synced) == _metrics(_direct(gl, NOW + DAY))
+
+
+# -- pipelines as the deployment signal ----------------------------------------------------------------------
+def test_successful_pipelines_on_the_deploy_branch_are_the_deployments(gl):
+    old = gl.add_mr(P, START - 20 * DAY, merged=START - 19 * DAY)  # shipped before the history window
+    gl.add_pipeline(P, START - 18 * DAY)  # the base of the first compare
+    a2 = gl.add_mr(P, "2026-01-05 09:00", merged="2026-01-06 10:00")
+    a3 = gl.add_mr(P, "2026-01-05 11:00", merged="2026-01-07 10:00", squash=True)
+    first = gl.add_pipeline(P, "2026-01-07 12:00")
+    gl.add_pipeline(P, "2026-01-07 13:00", status="failed")  # not a deployment
+    gl.add_pipeline(P, "2026-01-07 14:00", ref="develop")  # another branch
+    b4 = gl.add_mr(P, "2026-01-08 09:00", merged="2026-01-09 10:00")
+    second = gl.add_pipeline(P, "2026-01-09 12:00")
+    db = new_db()
+    result = sync(db, gl, deployment_signal="pipelines")
+    assert result.ok, result.errors
+    assert {r[0] for r in db.execute("select stream from sync_status where source = 'gitlab'")} == {
+        "merge_requests",
+        "pipelines",
+    }
+    rows = deployments(db)
+    assert set(rows) == {f"pipeline-{first['id']}", f"pipeline-{second['id']}"}
+    assert rows[f"pipeline-{first['id']}"][:6] == (
+        P,
+        "production",
+        1,
+        "success",
+        ts("2026-01-07 12:00"),
+        first["sha"],
+    )
+    assert changes(db) == {
+        f"pipeline-{first['id']}": [a2.iid, a3.iid],
+        f"pipeline-{second['id']}": [b4.iid],
+    }
+    assert old.iid not in sum(changes(db).values(), [])
+    # Nothing changed remotely: nothing written, no pipeline or compare fetched again.
+    n = len(gl.server.log)
+    again = sync(db, gl, now=NOW + DAY, deployment_signal="pipelines")
+    assert again.ok and status(db, "pipelines")["rows_changed"] == 0
+    assert not [
+        r for r in gl.server.log[n:] if "/repository/compare" in r.path or r.path.count("/pipelines/")
+    ]
+    # A new merge and pipeline: exactly it is added.
+    c5 = gl.add_mr(P, "2026-02-10 09:00", merged="2026-02-10 10:00")
+    third = gl.add_pipeline(P, "2026-02-10 12:00")
+    assert sync(db, gl, now=NOW + 2 * DAY, deployment_signal="pipelines").ok
+    assert changes(db)[f"pipeline-{third['id']}"] == [c5.iid]
+    assert len(deployments(db)) == 3
+    # Rows rebuilt from the raw payloads alone are the same rows.
+    before = (deployments(db), changes(db))
+    rebuild(db, {"gitlab": source(gl, deployment_signal="pipelines")})
+    assert (deployments(db), changes(db)) == before
+
+
+def test_an_unknown_deployment_signal_is_a_clear_error(gl):
+    result = sync(new_db(), gl, deployment_signal="tags")
+    assert not result.ok and "deployment_signal must be 'deployments' or 'pipelines'" in result.errors[0]

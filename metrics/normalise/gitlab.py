@@ -9,7 +9,12 @@ Raw kinds, with their external ids:
 - ``merge_request_commits``, ``merge_request_notes`` (lists), ``merge_request_approvals`` (object) and
   ``merge_request_diffs`` (per-file line counts, see ``summarise_diffs``), same id as their MR;
 - ``deployment`` (``"group/project/deployments/<id>"``): the list object; it does not name its project;
-- ``deployment_merge_requests`` (same id): the MRs GitLab links to that deployment.
+- ``deployment_merge_requests`` (same id): the MRs GitLab links to that deployment;
+- for projects that deploy from CI without GitLab environments (``deployment_signal = "pipelines"``):
+  ``pipeline`` (``"group/project/pipelines/<id>"``, the single GET of a successful pipeline on the
+  deploy branch: one production deployment, id ``pipeline-<id>``) and ``pipeline_compare`` (same id:
+  ``repository/compare`` from the previous such pipeline's sha; the MRs whose merge commit it holds
+  are what the pipeline shipped).
 
 GitLab has no timed review objects, so reviews are derived: a reviewer's first comment (a non-system
 note by anyone but the author) is a ``COMMENTED`` review, their first "approved this merge request"
@@ -383,6 +388,67 @@ def normalise_deployment_mrs(
     )
 
 
+def pipeline_id(project: str, pipeline: int | str) -> str:
+    """``("acme/mobile", 7)`` -> ``"acme/mobile/pipelines/7"``."""
+    return f"{project}/pipelines/{int(pipeline)}"
+
+
+def _split_pipeline_id(external_id: str) -> tuple[str, str]:
+    project, _, pid = str(external_id).rpartition("/pipelines/")
+    if not project or not pid.isdigit():
+        raise ValueError(
+            f"a pipeline payload needs the external id 'group/project/pipelines/<id>', not {external_id!r}"
+        )
+    return project, pid
+
+
+def normalise_pipeline(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
+    """A successful pipeline on the deploy branch as a production deployment of its project."""
+    project, pid = _split_pipeline_id(external_id or "")
+    environments = list(options.get("production_environments") or ["production"])
+    row = {
+        "source": source,
+        "id": f"pipeline-{pid}",
+        "service": project,
+        "environment": environments[0],
+        "production": 1,
+        "status": payload.get("status"),
+        "started": parse_instant(payload.get("started_at") or payload.get("created_at")),
+        "finished": parse_instant(payload.get("finished_at") or payload.get("updated_at")),
+        "sha": payload.get("sha"),
+        "run": str(pid),
+        "url": payload.get("web_url"),
+    }
+    upsert(db, "deployments", row, ("source", "id"))
+
+
+def normalise_pipeline_compare(
+    db, source: str, payload: dict, options: dict, external_id: str | None = None
+) -> None:
+    """The MRs a pipeline shipped: merged MRs of the project whose merge (or squash, or fast-forward
+    head) commit is among the compare's commits. MRs must be normalised first (``ORDER``)."""
+    project, pid = _split_pipeline_id(external_id or "")
+    shas = [c.get("id") for c in payload.get("commits") or [] if c.get("id")]
+    numbers: set[int] = set()
+    for start in range(0, len(shas), 500):
+        part = shas[start : start + 500]
+        numbers |= {
+            r[0]
+            for r in db.execute(
+                "select number from pull_requests where source = ? and repo = ? "
+                f"and merge_sha in ({', '.join('?' * len(part))})",
+                [source, project, *part],
+            )
+        }
+    did = f"pipeline-{pid}"
+    replace_children(
+        db,
+        "deployment_changes",
+        {"source": source, "deployment_id": did},
+        [{"source": source, "deployment_id": did, "repo": project, "number": n} for n in sorted(numbers)],
+    )
+
+
 # -- deletions --------------------------------------------------------------------------------------
 def forget_merge_request(db, source: str, project: str, iid: int) -> None:
     """An MR deleted in GitLab: its raw payloads, its row and its reviews go (call in a transaction).
@@ -417,6 +483,8 @@ NORMALISERS = {
     "merge_request_diffs": normalise_mr_child,
     "deployment": normalise_deployment,
     "deployment_merge_requests": normalise_deployment_mrs,
+    "pipeline": normalise_pipeline,
+    "pipeline_compare": normalise_pipeline_compare,
 }
 # A rebuild normalises these kinds in this order; an MR derives its children's rows itself.
-ORDER = ["merge_request", "deployment", "deployment_merge_requests"]
+ORDER = ["merge_request", "deployment", "deployment_merge_requests", "pipeline", "pipeline_compare"]

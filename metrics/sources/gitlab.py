@@ -26,6 +26,7 @@ succeeds: a deployment with no MRs yet stays ``pending`` and is asked again for 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -56,7 +57,10 @@ class GitLabConnector(Connector):
         return Http(base, {"PRIVATE-TOKEN": token})
 
     def streams(self) -> list[str]:
-        return ["merge_requests", "deployments"]
+        signal = self.ctx.source.get("deployment_signal") or "deployments"
+        if signal not in ("deployments", "pipelines"):
+            raise SourceError(f"deployment_signal must be 'deployments' or 'pipelines', not {signal!r}")
+        return ["merge_requests", signal]
 
     @property
     def projects(self) -> list[str]:
@@ -69,7 +73,11 @@ class GitLabConnector(Connector):
     def sync(self, stream: str, state: dict) -> dict:
         """Each project on its own: one failing project does not stop the others (its error is raised
         once they are done); a rejected token stops everything at once."""
-        steps = {"merge_requests": self._sync_merge_requests, "deployments": self._sync_deployments}
+        steps = {
+            "merge_requests": self._sync_merge_requests,
+            "deployments": self._sync_deployments,
+            "pipelines": self._sync_pipelines,
+        }
         if stream not in steps:
             raise ValueError(f"unknown GitLab stream {stream!r}")
         state = {"projects": dict(state.get("projects") or {})}
@@ -325,6 +333,58 @@ class GitLabConnector(Connector):
                 with transaction(self.ctx.db):
                     gl.forget_deployment(self.ctx.db, self.ctx.name, project, did)
                 self.ctx.changed += 1
+
+    # -- pipelines as the deployment signal ----------------------------------------------------------
+    def _sync_pipelines(self, stream: str, project: str, state: dict) -> None:
+        """Successful pipelines on ``deploy_ref`` (default ``main``), oldest update first. Each new
+        one is stored with the compare from the previous one's sha (what it shipped), the compare
+        first so an interruption leaves the pipeline to redo. Finished pipelines do not change, so a
+        re-listed one already stored costs nothing; deleted pipelines are not reconciled."""
+        ps = state["projects"].setdefault(project, {})
+        ref = self.ctx.source.get("deploy_ref") or "main"
+        params = {"ref": ref, "status": "success", "order_by": "updated_at", "sort": "asc"}
+        if ps.get("cursor") is None and ps.get("last_sha") is None:
+            ps["last_sha"] = self._pipeline_before(project, params, self.ctx.history_start)
+        cursor = parse_instant(ps.get("cursor"))
+        since = self._since(ps.get("cursor"))
+        for page in self._pages(self._path(project, "pipelines"), {**params, "updated_after": iso(since)}):
+            for listed in page.data:
+                self._pipeline(stream, project, listed, ps)
+                updated = parse_instant(listed.get("updated_at"))
+                if updated is not None:
+                    cursor = updated if cursor is None else max(cursor, updated)
+            ps["cursor"] = iso(cursor)
+            self.ctx.checkpoint(stream, state)
+
+    def _pipeline_before(self, project: str, params: dict, before: float) -> str | None:
+        """The sha of the newest successful pipeline before the history window: the first compare's base."""
+        page = self.ctx.http.get(
+            self._path(project, "pipelines"),
+            {**params, "sort": "desc", "updated_before": iso(before), "per_page": 1},
+        )
+        data = page.data if page is not None else None
+        return data[0].get("sha") if isinstance(data, list) and data else None
+
+    def _pipeline(self, stream: str, project: str, listed: dict, ps: dict) -> None:
+        ext = gl.pipeline_id(project, listed["id"])
+        stored = self._stored("pipeline", ext)
+        if stored is not None and json.loads(stored).get("updated_at") == listed.get("updated_at"):
+            return
+        single = self._maybe(self._path(project, f"pipelines/{listed['id']}"))
+        if not isinstance(single, dict):
+            return  # deleted between the listing and now
+        base, sha = ps.get("last_sha"), single.get("sha")
+        if base and sha and base != sha:
+            compare = self._maybe(
+                self._path(project, f"repository/compare?from={quote(base)}&to={quote(sha)}")
+            )
+            commits = [{"id": c.get("id")} for c in (compare or {}).get("commits") or []]
+            self.ctx.ingest(
+                stream, "pipeline_compare", ext, None, {"from": base, "to": sha, "commits": commits}
+            )
+        self.ctx.ingest(stream, "pipeline", ext, single.get("updated_at"), single)
+        if sha:
+            ps["last_sha"] = sha
 
 
 def _not_found(exc: SourceError) -> bool:

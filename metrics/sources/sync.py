@@ -119,7 +119,13 @@ def sync_source(
     if progress is not None:
         ctx.progress = progress
     connector = cls(ctx)
-    for stream in connector.streams():
+    try:
+        streams = connector.streams()
+    except SourceError as exc:  # a configuration the connector cannot work with
+        result.errors.append(_scrub(str(exc), token))
+        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
+        return result
+    for stream in streams:
         before = ctx.changed
         try:
             state = connector.sync(stream, _state(db, name, stream))

@@ -361,6 +361,8 @@ class FakeGitLab:
         self.projects: dict[str, dict] = {}
         self.mrs: dict[str, dict[int, MR]] = {}
         self.deployments: dict[str, dict[int, Deployment]] = {}
+        self.pipelines: dict[str, dict[int, dict]] = {}  # single-GET payloads
+        self.history: dict[str, list[str]] = {}  # the default branch's commits, oldest first
         self.outage: Callable[[Request], bool] | None = None
         self.on_list: Callable[[Request], None] | None = None
         self.next_header = True
@@ -464,6 +466,7 @@ class FakeGitLab:
         mr = self.mrs[project][iid]
         t = _ts(at)
         merge_sha = f"m{mr.project['id']:03x}{iid:08x}".ljust(40, "e")
+        self.history.setdefault(project, []).append(merge_sha)
         return self.edit(
             project,
             iid,
@@ -535,6 +538,83 @@ class FakeGitLab:
         self._changed()
         return dep
 
+    def add_pipeline(
+        self, project: str, finished: str | float, *, status: str = "success", ref: str = "main"
+    ) -> dict:
+        """A pipeline on ``ref`` at the branch's newest commit (a commit of its own when none)."""
+        proj = self.project(project)
+        pid = self._next_id()
+        commits = self.history.setdefault(project, [])
+        if not commits:
+            commits.append(f"c{pid:07x}".ljust(40, "0"))
+        fin = _ts(finished)
+        pipeline = {
+            "id": pid,
+            "iid": len(self.pipelines.setdefault(project, {})) + 1,
+            "project_id": proj["id"],
+            "sha": commits[-1],
+            "ref": ref,
+            "status": status,
+            "source": "push",
+            "created_at": when(fin - 900),
+            "updated_at": when(fin),
+            "started_at": when(fin - 840),
+            "finished_at": when(fin),
+            "duration": 840,
+            "web_url": f"{WEB}/{project}/-/pipelines/{pid}",
+        }
+        self.pipelines[project][pid] = pipeline
+        self._changed()
+        return pipeline
+
+    def _list_pipelines(self, req: Request, path: str) -> Reply:
+        order, sort = req.arg("order_by", "id"), req.arg("sort", "desc")
+        if order not in ("id", "updated_at") or sort not in ("asc", "desc"):
+            return Reply(400, {"error": "order_by, sort does not have a valid value"})
+        lo, hi = (instant(v) if v else None for v in (req.arg("updated_after"), req.arg("updated_before")))
+        chosen = [
+            p
+            for p in self.pipelines.get(path, {}).values()
+            if req.arg("ref") in (None, p["ref"])
+            and req.arg("status") in (None, p["status"])
+            and (lo is None or instant(p["updated_at"]) >= lo)
+            and (hi is None or instant(p["updated_at"]) < hi)
+        ]
+        chosen.sort(
+            key=lambda p: (instant(p[order]) if order == "updated_at" else 0, p["id"]), reverse=sort == "desc"
+        )
+        listed = (
+            "id",
+            "iid",
+            "project_id",
+            "sha",
+            "ref",
+            "status",
+            "source",
+            "created_at",
+            "updated_at",
+            "web_url",
+        )
+        return self._paged(req, chosen, render=lambda p: {k: p[k] for k in listed})
+
+    def _compare(self, req: Request, path: str) -> Reply:
+        commits = self.history.get(path, [])
+        try:
+            lo, hi = commits.index(req.arg("from")), commits.index(req.arg("to"))
+        except ValueError:
+            return _not_found("Commit")
+        shipped = commits[lo + 1 : hi + 1]
+        return Reply(
+            200,
+            {
+                "commit": {"id": req.arg("to")},
+                "commits": [{"id": c, "short_id": c[:8], "title": f"commit {c[:8]}"} for c in shipped],
+                "diffs": [{"diff": "@@ -1 +1 @@\n-a\n+b\n", "new_path": "x.py"} for _ in shipped],
+                "compare_timeout": False,
+                "compare_same_ref": lo == hi,
+            },
+        )
+
     def link(self, project: str, did: int, mrs: list[int]) -> None:
         """GitLab links merged MRs to a deployment asynchronously, after it succeeded."""
         self.deployments[project][did].mrs = list(mrs)
@@ -565,6 +645,13 @@ class FakeGitLab:
             return self._mr_child(req, mr, rest[2:])
         if rest == ["deployments"]:
             return self._list_deployments(req, path)
+        if rest == ["pipelines"]:
+            return self._list_pipelines(req, path)
+        if len(rest) == 2 and rest[0] == "pipelines" and rest[1].isdigit():
+            pipeline = self.pipelines.get(path, {}).get(int(rest[1]))
+            return Reply(200, pipeline) if pipeline else _not_found("Pipeline")
+        if rest == ["repository", "compare"]:
+            return self._compare(req, path)
         if len(rest) >= 2 and rest[0] == "deployments" and rest[1].isdigit():
             dep = self.deployments[path].get(int(rest[1]))
             if dep is None:
