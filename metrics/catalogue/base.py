@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from metrics import stats
 from metrics.dataset import TeamData
@@ -113,9 +114,11 @@ def span(ref: dict, start: float, end: float, **extra) -> Observation | None:
     seconds = end - start
     if seconds < 0:
         return None
-    return Observation(
-        end, seconds, ref | {"start": iso(start), "end": iso(end), "hours": hours(seconds)} | extra
-    )
+    return Observation(end, seconds, partial(_span_item, ref, start, end, seconds, extra))
+
+
+def _span_item(ref: dict, start: float, end: float, seconds: float, extra: dict) -> dict:
+    return ref | {"start": iso(start), "end": iso(end), "hours": hours(seconds)} | extra
 
 
 def duration_value(values_s: list[float]) -> dict | None:
