@@ -82,13 +82,18 @@ def deployment_id(project: str, deployment: int | str) -> str:
     return f"{project}/deployments/{int(deployment)}"
 
 
-def split_deployment_id(external_id: str) -> tuple[str, str]:
-    project, _, did = str(external_id).rpartition("/deployments/")
-    if not project or not did.isdigit():
+def _split_id(external_id: str, collection: str, what: str) -> tuple[str, str]:
+    """``"group/project/<collection>/<id>"`` -> ``("group/project", "<id>")``."""
+    project, _, number = str(external_id).rpartition(f"/{collection}/")
+    if not project or not number.isdigit():
         raise ValueError(
-            f"a deployment payload needs the external id 'group/project/deployments/<id>', not {external_id!r}"
+            f"a {what} payload needs the external id 'group/project/{collection}/<id>', not {external_id!r}"
         )
-    return project, did
+    return project, number
+
+
+def split_deployment_id(external_id: str) -> tuple[str, str]:
+    return _split_id(external_id, "deployments", "deployment")
 
 
 # -- pieces -----------------------------------------------------------------------------------------
@@ -394,12 +399,7 @@ def pipeline_id(project: str, pipeline: int | str) -> str:
 
 
 def _split_pipeline_id(external_id: str) -> tuple[str, str]:
-    project, _, pid = str(external_id).rpartition("/pipelines/")
-    if not project or not pid.isdigit():
-        raise ValueError(
-            f"a pipeline payload needs the external id 'group/project/pipelines/<id>', not {external_id!r}"
-        )
-    return project, pid
+    return _split_id(external_id, "pipelines", "pipeline")
 
 
 def normalise_pipeline(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
