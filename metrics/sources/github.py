@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from metrics.normalise import github as gh
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
-from metrics.store.raw import get_raw, transaction
+from metrics.store.raw import get_raw, stored_updated, transaction
 from metrics.timeutil import iso, parse_instant
 
 DEFAULT_URL = "https://api.github.com"
@@ -159,17 +159,10 @@ class GitHubConnector(Connector):
         try:
             page = self.ctx.http.get(path)
         except SourceError as exc:
-            if _gone(exc):
+            if exc.gone:
                 return None
             raise
         return page.data if page is not None and isinstance(page.data, dict) else None
-
-    def _stored_updated(self, kind: str, external_id: str) -> str | None:
-        row = self.ctx.db.execute(
-            "select updated_at from raw where source = ? and kind = ? and external_id = ?",
-            [self.ctx.name, kind, external_id],
-        ).fetchone()
-        return row[0] if row else None
 
     def _floor(self, cursor: str | None) -> float:
         at = parse_instant(cursor)
@@ -218,7 +211,7 @@ class GitHubConnector(Connector):
         number = int(pr["number"])
         ext = f"{repo}#{number}"
         updated = pr.get("updated_at")
-        if self._stored_updated("pull", ext) == updated:
+        if stored_updated(self.ctx.db, self.ctx.name, "pull", ext) == updated:
             return
         base = f"repos/{repo}/pulls/{number}"
         page = self.ctx.http.get(base)
@@ -360,7 +353,7 @@ class GitHubConnector(Connector):
         try:
             pages = list(self._pages(path, {"per_page": PER_PAGE}))
         except SourceError as exc:
-            if not _gone(exc) and "HTTP 422" not in str(exc):
+            if not exc.gone and exc.status != 422:
                 raise
             pages = []  # a base no longer in the history (force-push): nothing can be linked
         if pages and isinstance(pages[0].data, dict):
@@ -627,11 +620,6 @@ def _chain(first: Page, http: Http) -> Iterator[Page]:
         yield page
         nxt = page.link("next")
         page = http.get(nxt) if nxt else None
-
-
-def _gone(exc: SourceError) -> bool:
-    """A 404 or 410 from ``Http`` (its messages end ``HTTP <status>[: reason]``)."""
-    return "HTTP 404" in str(exc) or "HTTP 410" in str(exc)
 
 
 CONNECTOR = GitHubConnector

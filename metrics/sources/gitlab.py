@@ -26,14 +26,13 @@ succeeds: a deployment with no MRs yet stays ``pending`` and is asked again for 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from urllib.parse import quote
 
 from metrics.normalise import gitlab as gl
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
-from metrics.store.raw import canonical, transaction
+from metrics.store.raw import get_raw, stored_updated, transaction
 from metrics.timeutil import iso, parse_instant
 
 OVERLAP = 600.0  # seconds re-read behind the cursor: clock skew, late commits of GitLab's writes
@@ -124,17 +123,10 @@ class GitLabConnector(Connector):
         try:
             page = self.ctx.http.get(path)
         except SourceError as exc:
-            if _not_found(exc):
+            if exc.status == 404:
                 return None
             raise
         return page.data if page is not None else None
-
-    def _stored(self, kind: str, external_id: str) -> str | None:
-        row = self.ctx.db.execute(
-            "select payload from raw where source = ? and kind = ? and external_id = ?",
-            [self.ctx.name, kind, external_id],
-        ).fetchone()
-        return row[0] if row else None
 
     def _since(self, cursor: str | None) -> float:
         at = parse_instant(cursor)
@@ -187,7 +179,7 @@ class GitLabConnector(Connector):
         """Store an MR with fresh children when it differs from the stored one; else nothing."""
         mr = {k: v for k, v in mr.items() if k not in VOLATILE}
         ext = gl.mr_id(project, mr["iid"])
-        if self._stored("merge_request", ext) == canonical(mr):
+        if get_raw(self.ctx.db, self.ctx.name, "merge_request", ext) == mr:
             return
         base = self._path(project, f"merge_requests/{int(mr['iid'])}")
         self.ctx.ingest(stream, "merge_request_commits", ext, None, self._all(f"{base}/commits"))
@@ -204,7 +196,7 @@ class GitLabConnector(Connector):
         try:
             files = self._all(f"{base}/diffs")
         except SourceError as exc:
-            if not _not_found(exc):
+            if exc.status != 404:
                 raise
             changes = self._maybe(f"{base}/changes")
             files = (changes or {}).get("changes") or [] if isinstance(changes, dict) else []
@@ -284,7 +276,7 @@ class GitLabConnector(Connector):
         are still pending); the MRs first, so an interruption leaves the deployment to redo."""
         ext = gl.deployment_id(project, dep["id"])
         did = str(dep["id"])
-        changed = self._stored("deployment", ext) != canonical(dep)
+        changed = get_raw(self.ctx.db, self.ctx.name, "deployment", ext) != dep
         if not changed and did not in es.get("pending", {}):
             return
         self._deployment_mrs(stream, project, did, gl.finished_at(dep), es)
@@ -367,8 +359,8 @@ class GitLabConnector(Connector):
 
     def _pipeline(self, stream: str, project: str, listed: dict, ps: dict) -> None:
         ext = gl.pipeline_id(project, listed["id"])
-        stored = self._stored("pipeline", ext)
-        if stored is not None and json.loads(stored).get("updated_at") == listed.get("updated_at"):
+        updated = listed.get("updated_at")
+        if updated and stored_updated(self.ctx.db, self.ctx.name, "pipeline", ext) == updated:
             return
         single = self._maybe(self._path(project, f"pipelines/{listed['id']}"))
         if not isinstance(single, dict):
@@ -385,11 +377,6 @@ class GitLabConnector(Connector):
         self.ctx.ingest(stream, "pipeline", ext, single.get("updated_at"), single)
         if sha:
             ps["last_sha"] = sha
-
-
-def _not_found(exc: SourceError) -> bool:
-    """A 404 from ``Http`` (its messages end ``HTTP <status>[: reason]``)."""
-    return "HTTP 404" in str(exc)
 
 
 CONNECTOR = GitLabConnector

@@ -33,7 +33,17 @@ USER_AGENT = "vsm-bot/0.1 (+https://github.com/vsm-bot/vsm-bot)"
 
 
 class SourceError(Exception):
-    """A source failed; the message is safe to show and store (no token, no header values)."""
+    """A source failed; the message is safe to show and store (no token, no header values).
+    ``status`` is the HTTP status when the source answered with an error, so connectors can tell
+    "gone" (404/410) from a real failure without reading the message."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def gone(self) -> bool:
+        return self.status in (404, 410)
 
 
 class AuthError(SourceError):
@@ -185,7 +195,7 @@ class Http:
                 if status in (403, 429, 503):
                     wait = self._rate_limit_wait(resp, failures)
                     if wait is None:
-                        raise AuthError(f"{method} {where}: permission denied ({status})")
+                        raise AuthError(f"{method} {where}: permission denied ({status})", status)
                     if waited + wait > self.policy.max_wait:
                         raise RateLimited(
                             f"{method} {where}: rate limited ({status}); the source asks to wait "
@@ -198,9 +208,9 @@ class Http:
                     waited += wait
                     continue
                 if status == 401:
-                    raise AuthError(f"{method} {where}: authentication failed (401); check the token")
+                    raise AuthError(f"{method} {where}: authentication failed (401); check the token", 401)
                 if status >= 400:
-                    raise SourceError(f"{method} {where}: HTTP {status}{_reason(resp)}")
+                    raise SourceError(f"{method} {where}: HTTP {status}{_reason(resp)}", status)
                 data = resp.json()
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
                 failures += 1

@@ -106,15 +106,6 @@ def _updated_ms(issue: dict) -> int | None:
     return None if value is None else epoch_ms(value)
 
 
-def _status(exc: SourceError) -> int | None:
-    """The HTTP status an error names (``... HTTP 400: ...``), if any."""
-    status = getattr(exc, "status", None)
-    if status is not None:
-        return int(status)
-    match = re.search(r"\bHTTP (\d{3})\b", str(exc))
-    return int(match.group(1)) if match else None
-
-
 def _newest_first(history: dict) -> tuple[float, int]:
     """Sort key putting the latest history first (by ``created``, then by id)."""
     history_id = str(history.get("id") or "")
@@ -258,7 +249,7 @@ class JiraConnector(Connector):
             except (AuthError, RateLimited):
                 raise
             except SourceError as exc:
-                if resumed and _status(exc) == 400:
+                if resumed and exc.status == 400:
                     token = resumed = None  # stale token: the same window again, from its start
                     continue
                 raise
@@ -286,7 +277,7 @@ class JiraConnector(Connector):
             except (AuthError, RateLimited):
                 raise
             except SourceError as exc:
-                if _status(exc) == 410:  # a Cloud site on its own domain: v2 search is gone there
+                if exc.status == 410:  # a Cloud site on its own domain: v2 search is gone there
                     raise SourceError(
                         f'{exc}; this looks like Jira Cloud: set deployment = "cloud" for this source'
                     ) from None

@@ -110,7 +110,7 @@ class PagerDutyConnector(Connector):
             try:
                 page = self.ctx.http.get(f"incidents/{incident_id}")
             except SourceError as exc:
-                if not _is_not_found(exc):
+                if exc.status != 404:
                     raise
                 open_.pop(incident_id, None)  # gone from the API: keep the row as last seen
             else:
@@ -183,11 +183,6 @@ class PagerDutyConnector(Connector):
             open_.pop(incident_id, None)
         else:
             open_[incident_id] = iso(parse_instant(incident.get("created_at")) or self.ctx.now)
-
-
-def _is_not_found(exc: SourceError) -> bool:
-    """A 404 (``Http`` puts the status in the message; a ``status`` attribute would be cleaner)."""
-    return getattr(exc, "status", None) == 404 or ": HTTP 404" in str(exc)
 
 
 CONNECTOR = PagerDutyConnector

@@ -96,6 +96,15 @@ def get_raw(db: sqlite_utils.Database, source: str, kind: str, external_id: str)
     return json.loads(row[0]) if row else None
 
 
+def stored_updated(db: sqlite_utils.Database, source: str, kind: str, external_id: str) -> str | None:
+    """The stored payload's ``updated_at`` (None when absent): enough to skip an unchanged parent."""
+    row = db.execute(
+        "select updated_at from raw where source = ? and kind = ? and external_id = ?",
+        [source, kind, str(external_id)],
+    ).fetchone()
+    return row[0] if row else None
+
+
 # -- writing normalised rows (shared by the normalisers; they run in the caller's transaction) -------
 def upsert(db: sqlite_utils.Database, table: str, row: dict, pk: tuple[str, ...]) -> None:
     """Insert or update ``row`` by its key, touching only the columns it names (a PR's row is written
