@@ -78,6 +78,31 @@ def _state(db: sqlite_utils.Database, source: str, stream: str) -> dict:
     return json.loads(row[0]) if row and row[0] else {}
 
 
+def _connector(
+    db: sqlite_utils.Database, source: dict, token: str | None, now: float, policy: Policy | None
+) -> Connector:
+    """The source's connector on its HTTP client (auth, policy, stored ETags), or a SourceError
+    saying why it cannot run."""
+    token_env = source.get("token_env")
+    if token_env and not token:
+        raise SourceError(f"environment variable {token_env} is not set")
+    try:
+        cls = connector_class(source["kind"])
+    except (ImportError, AttributeError):
+        raise SourceError(f"no connector for kind {source['kind']!r} yet") from None
+    http = cls.make_http(source, token or "")
+    check_transport(http.base_url, bool(source.get("allow_plain_http")))
+    if policy is not None:
+        http.policy = policy
+    http.etags.update(
+        {
+            r[0]: r[1]
+            for r in db.execute("select key, etag from http_etags where source = ?", [source["name"]])
+        }
+    )
+    return cls(SyncContext(db, source, http, now))
+
+
 def sync_source(
     db: sqlite_utils.Database,
     source: dict,
@@ -93,38 +118,16 @@ def sync_source(
     result = SourceResult(name)
     token_env = source.get("token_env")
     token = env.get(token_env) if token_env else None
-    if token_env and not token:
-        result.errors.append(f"environment variable {token_env} is not set")
-        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
-        return result
     try:
-        cls = connector_class(source["kind"])
-        http = cls.make_http(source, token or "")
-    except (ImportError, AttributeError):
-        result.errors.append(f"no connector for kind {source['kind']!r} yet")
-        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
-        return result
-    try:
-        check_transport(http.base_url, bool(source.get("allow_plain_http")))
-    except SourceError as exc:
-        result.errors.append(str(exc))
-        _record(db, name, "*", ok=False, message=str(exc), changed=0)
-        return result
-    if policy is not None:
-        http.policy = policy
-    http.etags.update(
-        {r[0]: r[1] for r in db.execute("select key, etag from http_etags where source = ?", [name])}
-    )
-    ctx = SyncContext(db, source, http, time.time() if now is None else now)
-    if progress is not None:
-        ctx.progress = progress
-    connector = cls(ctx)
-    try:
+        connector = _connector(db, source, token, time.time() if now is None else now, policy)
         streams = connector.streams()
-    except SourceError as exc:  # a configuration the connector cannot work with
+    except SourceError as exc:  # no token, no connector, a plain-http URL, a bad configuration
         result.errors.append(_scrub(str(exc), token))
         _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
         return result
+    ctx, http = connector.ctx, connector.ctx.http
+    if progress is not None:
+        ctx.progress = progress
     for stream in streams:
         before = ctx.changed
         try:
