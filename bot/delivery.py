@@ -33,16 +33,6 @@ log = logging.getLogger("vsm.delivery")
 
 EVENT_TYPE = "vsm_message"
 HISTORY_SLACK = 120.0  # seconds before the first attempt that the history search starts
-# Errors that will not go away by trying again: reported, not retried within the run.
-PERMANENT = {
-    "is_archived",
-    "channel_not_found",
-    "not_in_channel",
-    "account_inactive",
-    "invalid_auth",
-    "token_revoked",
-    "restricted_action",
-}
 
 
 @dataclass(frozen=True)
@@ -91,6 +81,14 @@ def ledger_row(db: sqlite_utils.Database, key: Key) -> dict | None:
     return next(db.query("select * from deliveries where key = ?", [str(key)]), None)
 
 
+def settled(db: sqlite_utils.Database, key: Key) -> Outcome | None:
+    """The outcome of a message already sent or deliberately skipped; None while it is still due."""
+    row = ledger_row(db, key)
+    if row is None or row["state"] not in ("sent", "skipped"):
+        return None
+    return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
+
+
 def _write(db: sqlite_utils.Database, key: Key, channel: str, **fields) -> None:
     with db.atomic():
         db["deliveries"].upsert(
@@ -135,9 +133,10 @@ def deliver(
 ) -> Outcome:
     """Post ``payload`` (a ``chat.postMessage`` body with its ``channel``) once for ``key``."""
     channel = payload["channel"]
+    done = settled(db, key)
+    if done is not None:
+        return done
     row = ledger_row(db, key)
-    if row is not None and row["state"] in ("sent", "skipped"):
-        return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
     if row is not None:
         # An earlier attempt may have posted before it could record: look before posting again.
         since = (parse_instant(row["started"]) or time.time()) - HISTORY_SLACK
@@ -167,7 +166,8 @@ def deliver(
 
 
 def _failed(db: sqlite_utils.Database, key: Key, channel: str, row: dict, error: str) -> Outcome:
-    """Recorded as failed; the next run tries again (with a history check first) unless permanent."""
+    """Recorded as failed: a later run (``catch_up`` within the grace period) tries again, with a
+    history check first, since a timeout may have hidden a message that did land."""
     _write(
         db, key, channel, state="failed", error=error, finished=now_iso(), attempts=row.get("attempts") or 1
     )
@@ -180,7 +180,3 @@ def _code(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
     return exc.__class__.__name__
-
-
-def is_permanent(error: str | None) -> bool:
-    return (error or "") in PERMANENT

@@ -55,10 +55,12 @@ def view(d: Digest, now: datetime) -> dict:
     }
 
 
-def message(d: Digest, now: datetime, channel: str | None = None) -> dict:
-    """The exact ``chat.postMessage`` payload, kept within Slack's message limits."""
+def message(d: Digest, now: datetime, channel: str | None = None, late: datetime | None = None) -> dict:
+    """The exact ``chat.postMessage`` payload, kept within Slack's message limits. ``late`` is the
+    time a digest sent after downtime was due: the message says so under its header."""
     v = view(d, now)
-    payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel)
+    due = late.astimezone(d.team.tz).strftime("%a %d %b %H:%M %Z") if late else None
+    payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel, late=due)
     payload["text"] = cut(payload["text"], 3900)
     if len(payload["blocks"]) > MAX_BLOCKS:
         # More metrics than a message can hold: keep the head, say where the rest is.

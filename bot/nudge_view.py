@@ -1,11 +1,9 @@
-"""Nudges and late digests as Slack messages: items with their links, never people."""
+"""Nudges as Slack messages: items with their links, never people."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bot import format as fmt
-from bot.render import Trusted, cut, escape_mrkdwn, link, render_json
+from bot.render import cut, link, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.nudges import MAX_ITEMS, Nudge
 from metrics.teams import Team
@@ -42,19 +40,3 @@ def message(team: Team, nudge: Nudge) -> dict:
         more=nudge.more,
         why=WHY[nudge.kind],
     )
-
-
-def late(payload: dict, scheduled: datetime) -> dict:
-    """A digest sent after its time says so, under its header."""
-    note = {
-        "type": "context",
-        "block_id": "late",
-        "elements": [
-            {
-                "type": "mrkdwn",
-                "text": Trusted(escape_mrkdwn(f"Sent late: it was due {scheduled:%a %d %b %H:%M %Z}.")),
-            }
-        ],
-    }
-    blocks = payload["blocks"]
-    return {**payload, "blocks": blocks[:1] + [note] + blocks[1:][:48]}

@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
 from bot import nudge_view
-from bot.delivery import ChannelPacer, Key, Outcome, deliver, ledger_row, record_skipped
+from bot.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
 from bot.digest_view import message as digest_message
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
@@ -39,18 +39,27 @@ DEFAULT_GRACE = timedelta(hours=6)
 LATE_AFTER = timedelta(minutes=10)  # a digest sent later than this says so
 
 
-def digest_trigger(team: Team) -> CronTrigger:
+def _at(team: Team) -> tuple[str, int, int]:
+    """The team's digest day (``mon``), hour and minute."""
     hour, minute = (int(x) for x in str(team.digest.get("time", "09:00")).split(":"))
-    day = str(team.digest.get("day", "mon")).lower()[:3]
+    return str(team.digest.get("day", "mon")).lower()[:3], hour, minute
+
+
+def digest_trigger(team: Team) -> CronTrigger:
+    day, hour, minute = _at(team)
     return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=team.tz)
 
 
-def nudge_trigger(team: Team) -> CronTrigger | None:
+def nudge_trigger(team: Team) -> CronTrigger:
     """Working days other than the digest day, at the digest time: between digests, not on top."""
-    hour, minute = (int(x) for x in str(team.digest.get("time", "09:00")).split(":"))
-    digest_day = str(team.digest.get("day", "mon")).lower()[:3]
-    days = [d for d in DAYS[:5] if d != digest_day]
-    return CronTrigger(day_of_week=",".join(days), hour=hour, minute=minute, timezone=team.tz)
+    day, hour, minute = _at(team)
+    days = ",".join(d for d in DAYS[:5] if d != day)
+    return CronTrigger(day_of_week=days, hour=hour, minute=minute, timezone=team.tz)
+
+
+def digest_key(team: Team, fired: datetime) -> Key:
+    """A digest's delivery key: its team and the local date it was due."""
+    return Key(team.name, "digest", fired.astimezone(team.tz).date().isoformat())
 
 
 def last_fire(
@@ -99,22 +108,18 @@ class Scheduler:
         if not team.channel:
             self.unplan_team(team.name)
             return
-        self.aps.add_job(
-            self.run_digest,
-            digest_trigger(team),
-            args=[team.name],
-            id=f"digest:{team.name}",
-            name=f"digest for {team.name}",
-            replace_existing=True,
-        )
-        self.aps.add_job(
-            self.run_nudges,
-            nudge_trigger(team),
-            args=[team.name],
-            id=f"nudges:{team.name}",
-            name=f"nudges for {team.name}",
-            replace_existing=True,
-        )
+        for kind, run, trigger in (
+            ("digest", self.run_digest, digest_trigger(team)),
+            ("nudges", self.run_nudges, nudge_trigger(team)),
+        ):
+            self.aps.add_job(
+                run,
+                trigger,
+                args=[team.name],
+                id=f"{kind}:{team.name}",
+                name=f"{kind} for {team.name}",
+                replace_existing=True,
+            )
 
     def unplan_team(self, name: str) -> None:
         for job_id in (f"digest:{name}", f"nudges:{name}"):
@@ -151,23 +156,22 @@ class Scheduler:
             self.aps.shutdown(wait=False)
 
     # -- firing ----------------------------------------------------------------------------------
-    def run_digest(self, team_name: str, fired: datetime | None = None) -> Outcome | None:
+    def run_digest(self, team_name: str, fired: datetime | None = None) -> Outcome:
         """Compose the team's digest now (fresh figures) for the fire time it belongs to, and
         deliver it once. ``fired`` defaults to the schedule's latest fire time."""
         db = self.store.db
         team = get_team(db, team_name)
         now = self.clock()
         fired = fired or last_fire(digest_trigger(team), now) or now
-        key = Key(team.name, "digest", fired.astimezone(team.tz).date().isoformat())
-        row = ledger_row(db, key)
-        if row is not None and row["state"] in ("sent", "skipped"):
-            return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
-        local = fired.astimezone(team.tz)
+        key = digest_key(team, fired)
+        done = settled(db, key)  # checked before composing: a sent digest costs no figures
+        if done is not None:
+            return done
         began = time.perf_counter()
-        digest = build_digest(db, team, now, window=digest_window(team, local))
-        payload = digest_message(digest, now, channel=team.channel)
-        if now - fired > LATE_AFTER:
-            payload = nudge_view.late(payload, local)
+        digest = build_digest(db, team, now, window=digest_window(team, fired.astimezone(team.tz)))
+        payload = digest_message(
+            digest, now, channel=team.channel, late=fired if now - fired > LATE_AFTER else None
+        )
         composed = round(1000 * (time.perf_counter() - began), 2)
         outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
@@ -200,14 +204,11 @@ class Scheduler:
             fired = last_fire(digest_trigger(team), now)
             if fired is None:
                 continue
-            key = Key(team.name, "digest", fired.astimezone(team.tz).date().isoformat())
-            row = ledger_row(db, key)
-            if row is not None and row["state"] in ("sent", "skipped"):
+            key = digest_key(team, fired)
+            if settled(db, key) is not None:
                 continue
             if now - fired <= self.grace:
-                outcome = self.run_digest(team.name, fired)
-                if outcome is not None:
-                    outcomes.append(outcome)
+                outcomes.append(self.run_digest(team.name, fired))
             else:
                 late = f"missed at {fired.astimezone(team.tz):%a %d %b %H:%M %Z}; more than {self.grace} ago"
                 record_skipped(db, key, team.channel, late)
