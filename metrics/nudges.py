@@ -98,34 +98,29 @@ def _target(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudg
     period = last_digest_day(team, today)
     running = days_ending_today(int(team.digest.get("period_days", 28)), team.tz, now)
     closed = digest_window(team, datetime.combine(period, datetime.min.time(), team.tz))
+    # The period that closed at the last digest first (missed), else the running one (at risk).
+    checks = (
+        ("missed", closed, f"missed its target in {closed.label()}"),
+        ("at-risk", running, "is heading for a missed target this period"),
+    )
     items = []
     for mid, target in sorted(team.targets.items()):
         metric = CATALOGUE.get(mid)
         if metric is None:
             continue
-        last = metric.compute(data, closed)
-        if target_status(metric, last.value, target) == "missed":
-            items.append(
-                {
-                    "subject": f"{mid}:missed:{period.isoformat()}",
-                    "key": metric.name,
-                    "title": f"missed its target in {closed.label()}",
-                    "url": "",
-                    "detail": {"metric": mid, "value": headline(metric, last.value), "target": target},
-                }
-            )
-            continue
-        now_result = metric.compute(data, running)
-        if target_status(metric, now_result.value, target) == "missed":
-            items.append(
-                {
-                    "subject": f"{mid}:at-risk:{period.isoformat()}",
-                    "key": metric.name,
-                    "title": "is heading for a missed target this period",
-                    "url": "",
-                    "detail": {"metric": mid, "value": headline(metric, now_result.value), "target": target},
-                }
-            )
+        for state, window, title in checks:
+            value = metric.compute(data, window).value
+            if target_status(metric, value, target) == "missed":
+                items.append(
+                    {
+                        "subject": f"{mid}:{state}:{period.isoformat()}",
+                        "key": metric.name,
+                        "title": title,
+                        "url": "",
+                        "detail": {"metric": mid, "value": headline(metric, value), "target": target},
+                    }
+                )
+                break
     if not items:
         return []
     return [Nudge("target", period.isoformat(), "Targets to watch", items)]
