@@ -20,6 +20,7 @@ from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.teams import get_team, settings_log
+from metrics.timeutil import iso
 
 
 @pytest.fixture
@@ -36,6 +37,20 @@ def env(sample_db, tmp_path):
             clock=lambda: NOW,
         )
         yield app, slack, payments, db_path
+
+
+def _block_action(app, slack, team, action: dict, user: str = "U1"):
+    return interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "channel": {"id": team.channel},
+            "response_url": f"{slack.url}/response/2",
+            "trigger_id": "t",
+            "actions": [action],
+        },
+    )
 
 
 def test_help_and_unknown_input_get_an_ephemeral_help(env):
@@ -76,18 +91,11 @@ def test_explain_lists_the_items_behind_the_figure(env):
     app, slack, team, _ = env
     command(app, "cycle-time 90d", channel=team.channel, response_url=f"{slack.url}/response/1")
     value = slack.responses()[0]["blocks"][-1]["elements"][0]["value"]
-    interaction(
+    _block_action(
         app,
-        {
-            "type": "block_actions",
-            "user": {"id": "U1"},
-            "channel": {"id": team.channel},
-            "response_url": f"{slack.url}/response/2",
-            "trigger_id": "t",
-            "actions": [
-                {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"}
-            ],
-        },
+        slack,
+        team,
+        {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"},
     )
     explain = slack.responses()[-1]
     assert "items behind the figure" in explain["text"]
@@ -194,21 +202,12 @@ def test_hostile_tool_text_pings_nobody(env):
     db = open_db(db_path, create=False)
     merged = db.execute("select merged from pull_requests where title like '<!channel>%'").fetchone()[0]
     day = int(merged // 86400 * 86400)
-    from metrics.timeutil import iso
-
     value = json.dumps({"metric": "pr-size", "team": team.name, "since": iso(day), "until": iso(day + 86400)})
-    interaction(
+    _block_action(
         app,
-        {
-            "type": "block_actions",
-            "user": {"id": "U1"},
-            "channel": {"id": team.channel},
-            "response_url": f"{slack.url}/response/2",
-            "trigger_id": "t",
-            "actions": [
-                {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"}
-            ],
-        },
+        slack,
+        team,
+        {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"},
     )
     text = json.dumps(slack.responses()[-1])
     assert "&lt;!channel&gt; &amp; &lt;@U1&gt; fix" in text
@@ -223,41 +222,20 @@ def test_digest_preview_and_post(env):
     preview.pop("replace_original")
     preview.pop("response_type")
     assert_valid_message(preview)
-    interaction(
+    _block_action(
         app,
+        slack,
+        team,
         {
-            "type": "block_actions",
-            "user": {"id": "U1"},
-            "channel": {"id": team.channel},
-            "response_url": f"{slack.url}/response/2",
-            "trigger_id": "t",
-            "actions": [
-                {
-                    "action_id": "post_digest",
-                    "block_id": "preview_actions",
-                    "value": team.name,
-                    "type": "button",
-                }
-            ],
+            "action_id": "post_digest",
+            "block_id": "preview_actions",
+            "value": team.name,
+            "type": "button",
         },
     )
     [posted] = slack.calls_to("chat.postMessage")
     assert posted.body["channel"] == team.channel
     assert "value-stream digest" in posted.body["text"]
-
-
-def _block_action(app, slack, team, action: dict, user: str = "U1"):
-    return interaction(
-        app,
-        {
-            "type": "block_actions",
-            "user": {"id": user},
-            "channel": {"id": team.channel},
-            "response_url": f"{slack.url}/response/3",
-            "trigger_id": "t",
-            "actions": [action],
-        },
-    )
 
 
 def _uploaded(slack, team) -> bytes:
