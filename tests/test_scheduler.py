@@ -34,6 +34,21 @@ class Crash(BaseException):
     """The process dying: not an error any handler would catch."""
 
 
+class Dies:
+    """A Web API client whose process dies at ``chat.postMessage``, before or after the post lands."""
+
+    def __init__(self, real, *, after_posting: bool):
+        self.real, self.after_posting = real, after_posting
+
+    def chat_postMessage(self, **kw):
+        if self.after_posting:
+            self.real.chat_postMessage(**kw)
+        raise Crash
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -184,18 +199,8 @@ def test_after_downtime_a_digest_within_grace_is_sent_late_and_older_ones_are_sk
 def test_crash_between_recorded_and_sent_ends_with_one_message(env):
     sched, slack, clock, teams, path = env
 
-    class DiesBeforePosting:
-        def __init__(self, real):
-            self.real = real
-
-        def chat_postMessage(self, **kw):
-            raise Crash
-
-        def __getattr__(self, name):
-            return getattr(self.real, name)
-
     real = sched.client
-    sched.client = DiesBeforePosting(real)
+    sched.client = Dies(real, after_posting=False)
     with pytest.raises(Crash):
         sched.run_digest("payments")
     db = open_db(path, create=False)
@@ -211,19 +216,8 @@ def test_crash_between_recorded_and_sent_ends_with_one_message(env):
 def test_crash_between_sent_and_recorded_ends_with_one_message(env):
     sched, slack, clock, teams, path = env
 
-    class DiesAfterPosting:
-        def __init__(self, real):
-            self.real = real
-
-        def chat_postMessage(self, **kw):
-            self.real.chat_postMessage(**kw)
-            raise Crash
-
-        def __getattr__(self, name):
-            return getattr(self.real, name)
-
     real = sched.client
-    sched.client = DiesAfterPosting(real)
+    sched.client = Dies(real, after_posting=True)
     with pytest.raises(Crash):
         sched.run_digest("payments")
     [message] = posted(slack, teams["payments"].channel)
