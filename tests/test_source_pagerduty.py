@@ -247,7 +247,7 @@ def test_a_changed_service_list_reads_the_history_again(pd):
 # -- faults: the stored data is exactly right after each --------------------------------------------------
 def test_429_with_retry_after_is_waited_out(pd):
     history(pd)
-    pd.arm(3, Fault(429, {"Retry-After": "7"}), Fault(429, {"Retry-After": "2"}))
+    pd.arm_listing(3, Fault(429, {"Retry-After": "7"}), Fault(429, {"Retry-After": "2"}))
     db, waits = new_db(), []
     result = sync(db, pd, waits=waits)
     assert result.ok, result.errors
@@ -257,7 +257,7 @@ def test_429_with_retry_after_is_waited_out(pd):
 
 def test_a_burst_of_5xx_is_absorbed(pd):
     spread(pd, 150, "2026-01-20 00:00", 2)
-    pd.arm(1, Fault(500), Fault(502), Fault(503), Fault(504))
+    pd.arm_listing(1, Fault(500), Fault(502), Fault(503), Fault(504))
     db = new_db()
     assert sync(db, pd).ok
     assert rows(db) == expected(pd) and len(rows(db)) == 150
@@ -265,7 +265,7 @@ def test_a_burst_of_5xx_is_absorbed(pd):
 
 def test_a_connection_dropped_mid_page_is_retried(pd):
     spread(pd, 250, "2026-01-20 00:00", 1)
-    pd.arm(12, Fault(drop=True))  # after the first pages of the incident-heavy window
+    pd.arm_listing(12, Fault(drop=True))  # after the first pages of the incident-heavy window
     db = new_db()
     assert sync(db, pd).ok
     assert rows(db) == expected(pd) and len(rows(db)) == 250
@@ -274,7 +274,7 @@ def test_a_connection_dropped_mid_page_is_retried(pd):
 
 def test_malformed_json_is_retried(pd):
     spread(pd, 120, "2026-01-20 00:00", 1)
-    pd.arm(12, Fault(body=b'{"incidents": [{"id": "Q'))
+    pd.arm_listing(12, Fault(body=b'{"incidents": [{"id": "Q'))
     db = new_db()
     assert sync(db, pd).ok
     assert rows(db) == expected(pd) and len(rows(db)) == 120

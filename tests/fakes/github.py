@@ -27,7 +27,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from fakes.server import FakeServer, Fault, Reply, Request
+from builders import ts
+
+from fakes.server import FakeApi, FakeServer, Reply, Request
 
 API = "https://api.github.com"
 WEB = "https://github.com"
@@ -40,11 +42,7 @@ def when(value: str | float | None) -> str | None:
     """``"2026-01-05 09:00"`` (UTC) or epoch seconds -> GitHub's ``2026-01-05T09:00:00Z``."""
     if value is None:
         return None
-    if isinstance(value, int | float):
-        dt = datetime.fromtimestamp(value, UTC)
-    else:
-        dt = datetime.fromisoformat(value)
-        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    dt = datetime.fromtimestamp(ts(value), UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -92,12 +90,12 @@ def _error(status: int, message: str) -> Reply:
     return Reply(status, {"message": message, "documentation_url": "https://docs.github.com/rest"})
 
 
-class FakeGitHub:
+class FakeGitHub(FakeApi):
     """Repositories in memory, served over real HTTP; builders and mutators change them."""
 
     def __init__(self, token: str, server: FakeServer | None = None) -> None:
         self.token = token
-        self.server = server or FakeServer()
+        super().__init__(server)
         self.pulls: dict[str, dict[int, dict]] = defaultdict(dict)  # {"pull", "detail", "reviews", ...}
         self.deployments: dict[str, dict[int, dict]] = defaultdict(dict)
         self.statuses: dict[int, list[dict]] = defaultdict(list)  # oldest first
@@ -115,19 +113,8 @@ class FakeGitHub:
         self.not_modified: list[str] = []  # paths answered 304
         self.server.route("GET", "/repos/*", self._dispatch)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def close(self) -> None:
-        self.server.close()
-
     def changed(self) -> None:
         self.version += 1
-
-    def arm(self, path: str, after: int, *faults: Fault) -> None:
-        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
-        self.server.arm(path, after, *faults)
 
     # -- pull requests -----------------------------------------------------------------------------
     def add_pull(

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode
 
-from fakes.server import FakeServer, Fault, Reply, Request
+from builders import ts
+
+from fakes.server import FakeApi, FakeServer, Reply, Request
 
 API = "/api/v4"
 WEB = "https://gitlab.example.com"
@@ -45,11 +47,7 @@ def when(value: str | float | None, offset_hours: int = 0) -> str | None:
     """``"2026-01-05 09:00"`` (UTC) or epoch seconds -> ``2026-01-05T09:00:00.000Z`` (or with an offset)."""
     if value is None:
         return None
-    if isinstance(value, int | float):
-        dt = datetime.fromtimestamp(value, UTC)
-    else:
-        dt = datetime.fromisoformat(value)
-        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    dt = datetime.fromtimestamp(ts(value), UTC)
     if offset_hours:
         return dt.astimezone(timezone(timedelta(hours=offset_hours))).isoformat(timespec="milliseconds")
     return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -352,12 +350,12 @@ class Deployment:
         }
 
 
-class FakeGitLab:
+class FakeGitLab(FakeApi):
     """Projects, merge requests and deployments in memory, served at ``<url>/api/v4``."""
 
     def __init__(self, token: str, server: FakeServer | None = None) -> None:
         self.token = token
-        self.server = server or FakeServer()
+        super().__init__(server)
         self.projects: dict[str, dict] = {}
         self.mrs: dict[str, dict[int, MR]] = {}
         self.deployments: dict[str, dict[int, Deployment]] = {}
@@ -375,18 +373,7 @@ class FakeGitLab:
         self._version = 0
         self.server.route("GET", f"{API}/projects/*", self._serve)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def close(self) -> None:
-        self.server.close()
-
     # -- faults ----------------------------------------------------------------------------------------
-    def arm(self, path: str, after: int, *faults: Fault) -> None:
-        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
-        self.server.arm(path, after, *faults)
-
     # -- data ------------------------------------------------------------------------------------------
     def _changed(self) -> None:
         self._version += 1
@@ -427,7 +414,7 @@ class FakeGitLab:
         iid = len(self.mrs[project]) + 1
         while iid in self.mrs[project]:
             iid += 1
-        created_ts = _ts(created)
+        created_ts = ts(created)
         sha = f"{proj['id']:04x}{iid:08x}".ljust(40, "a")
         mr = MR(
             project=proj,
@@ -442,14 +429,14 @@ class FakeGitLab:
             draft=draft,
             sha=sha,
             labels=list(labels),
-            commits=[(f"{iid:06x}{k:02x}".ljust(40, "c"), _ts(c)) for k, c in enumerate(commits)],
+            commits=[(f"{iid:06x}{k:02x}".ljust(40, "c"), ts(c)) for k, c in enumerate(commits)],
             diffs=dict(diffs if diffs is not None else {"app/main.py": (10, 2)}),
         )
         self.mrs[project][iid] = mr
         if merged is not None:
             self.merge(project, iid, merged, squash=squash)
         elif closed is not None:
-            self.edit(project, iid, closed, closed=_ts(closed))
+            self.edit(project, iid, closed, closed=ts(closed))
         self._changed()
         return mr
 
@@ -458,13 +445,13 @@ class FakeGitLab:
         mr = self.mrs[project][iid]
         for k, v in fields.items():
             setattr(mr, k, v)
-        mr.updated = max(mr.updated, _ts(at))
+        mr.updated = max(mr.updated, ts(at))
         self._changed()
         return mr
 
     def merge(self, project: str, iid: int, at: str | float, *, squash: bool = False) -> MR:
         mr = self.mrs[project][iid]
-        t = _ts(at)
+        t = ts(at)
         merge_sha = f"m{mr.project['id']:03x}{iid:08x}".ljust(40, "e")
         self.history.setdefault(project, []).append(merge_sha)
         return self.edit(
@@ -482,14 +469,14 @@ class FakeGitLab:
         """A comment (or system note); GitLab touches the MR's ``updated_at``."""
         mr = self.mrs[project][iid]
         self._notes += 1
-        n = Note(self._notes, _ts(at), author, body, system)
+        n = Note(self._notes, ts(at), author, body, system)
         mr.notes.append(n)
         self.edit(project, iid, at)
         return n
 
     def approve(self, project: str, iid: int, at: str | float, approver: str) -> None:
         """An approval: listed by ``/approvals`` and written as a system note, as GitLab does."""
-        self.mrs[project][iid].approvals.append((approver, _ts(at)))
+        self.mrs[project][iid].approvals.append((approver, ts(at)))
         self.note(project, iid, at, approver, "approved this merge request", system=True)
 
     def ready(self, project: str, iid: int, at: str | float) -> None:
@@ -517,8 +504,8 @@ class FakeGitLab:
     ) -> Deployment:
         """A deployment of ``project`` to ``environment``, finished at ``finished``, shipping ``mrs``."""
         proj = self.project(project)
-        fin = _ts(finished) if finished is not None else None
-        start = _ts(started) if started is not None else (fin - 300 if fin is not None else 0.0)
+        fin = ts(finished) if finished is not None else None
+        start = ts(started) if started is not None else (fin - 300 if fin is not None else 0.0)
         did = self._next_id()
         dep = Deployment(
             project=proj,
@@ -547,7 +534,7 @@ class FakeGitLab:
         commits = self.history.setdefault(project, [])
         if not commits:
             commits.append(f"c{pid:07x}".ljust(40, "0"))
-        fin = _ts(finished)
+        fin = ts(finished)
         pipeline = {
             "id": pid,
             "iid": len(self.pipelines.setdefault(project, {})) + 1,
@@ -796,12 +783,6 @@ class FakeGitLab:
 
 def _not_found(what: str) -> Reply:
     return Reply(404, {"message": f"404 {what} Not Found"})
-
-
-def _ts(value: str | float) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    return instant(when(value))
 
 
 __all__ = ["FakeGitLab", "MR", "Deployment", "Note", "user", "when"]

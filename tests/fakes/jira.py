@@ -44,7 +44,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from fakes.server import FakeServer, Fault, Reply, Request
+from fakes.server import FakeApi, FakeServer, Reply, Request
 from metrics.sample import CATEGORIES, STATUSES
 
 CLOUD, DATACENTER = "cloud", "datacenter"
@@ -161,7 +161,7 @@ class Query:
         return bool(self.where)
 
 
-class FakeJira:
+class FakeJira(FakeApi):
     """Issues and sprints in memory, served over real HTTP; ``add``/``move``/``delete``... change them."""
 
     def __init__(
@@ -177,7 +177,7 @@ class FakeJira:
         changelog_cap: int | None = 100,
     ) -> None:
         self.token, self.user, self.deployment = token, user, deployment
-        self.server = server or FakeServer()
+        super().__init__(server)
         self.zone = ZoneInfo(zone)
         self.page_cap, self.id_page_cap, self.changelog_cap = page_cap, id_page_cap, changelog_cap
         self.issues: dict[str, dict] = {}  # id -> payload without changelog
@@ -209,18 +209,7 @@ class FakeJira:
         else:
             self.server.route("GET", "/rest/api/2/search", self._search_datacenter)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def close(self) -> None:
-        self.server.close()
-
     # -- faults ----------------------------------------------------------------------------------------
-    def arm(self, path: str, after: int, *faults: Fault) -> None:
-        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
-        self.server.arm(path, after, *faults)
-
     def expire_tokens(self) -> None:
         """Every page token handed out so far becomes invalid (they live 7 days on Cloud)."""
         self.token_epoch += 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from fakes.server import FakeServer, Fault, Reply, Request
+from fakes.server import FakeApi, FakeServer, Fault, Reply, Request
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 MAX_OFFSET = 10_000
@@ -86,25 +86,18 @@ def _six_months_after(dt: datetime) -> datetime:
             day -= 1
 
 
-class FakePagerDuty:
+class FakePagerDuty(FakeApi):
     """Incidents in memory, served over real HTTP; ``add``/``acknowledge``/``resolve`` change them."""
 
     def __init__(self, token: str, server: FakeServer | None = None) -> None:
         self.token = token
-        self.server = server or FakeServer()
+        super().__init__(server)
         self.incidents: dict[str, dict] = {}
         self.outage: Callable[[Request], bool] | None = None
         self.server.route("GET", "/incidents", self._list)
         self.server.route("GET", "/incidents/*", self._one)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def close(self) -> None:
-        self.server.close()
-
-    def arm(self, after: int, *faults: Fault) -> None:
+    def arm_listing(self, after: int, *faults: Fault) -> None:
         """Queue ``faults`` on ``/incidents`` once ``after`` more listing requests have been answered."""
         self.server.arm("/incidents", after, *faults)
 

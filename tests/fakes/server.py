@@ -177,3 +177,21 @@ class FakeServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class FakeApi:
+    """What every tool's fake shares: its loopback server, URL, armed faults and shutdown."""
+
+    def __init__(self, server: FakeServer | None = None) -> None:
+        self.server = server or FakeServer()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        self.server.close()
+
+    def arm(self, path: str, after: int, *faults: Fault) -> None:
+        """Queue ``faults`` on ``path`` once ``after`` more requests to it have been answered."""
+        self.server.arm(path, after, *faults)
