@@ -11,7 +11,7 @@ from slack_bolt import App
 
 from bot import format as fmt
 from bot.render import render_json
-from bot.settings_modal import is_member
+from bot.settings_modal import user_channels
 from metrics.catalogue import CATALOGUE
 from metrics.dataset import TeamData
 from metrics.teams import Team, list_teams
@@ -61,7 +61,8 @@ def team_rows(db, team: Team, now: datetime) -> list[dict]:
 
 
 def home_view(db, client, user: str, now: datetime) -> dict:
-    mine = [t for t in list_teams(db) if t.channel and is_member(client, t.channel, user)][:MAX_TEAMS]
+    channels = user_channels(client, user)
+    mine = [t for t in list_teams(db) if t.channel in channels][:MAX_TEAMS]
     teams = [{"team": t, "rows": team_rows(db, t, now)} for t in mine]
     return render_json("home.json.j2", teams=teams)
 

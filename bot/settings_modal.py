@@ -36,6 +36,25 @@ def is_member(client, channel: str, user: str) -> bool:
             return False
 
 
+def user_channels(client, user: str) -> set[str]:
+    """Every channel ``user`` is in that the bot can see (paged ``users.conversations``): one call
+    for all of a user's teams instead of a membership check per team."""
+    channels: set[str] = set()
+    cursor = None
+    while True:
+        resp = client.users_conversations(
+            user=user,
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=1000,
+            cursor=cursor,
+        )
+        channels |= {c["id"] for c in resp.get("channels", [])}
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return channels
+
+
 def seen_statuses(db, team: Team) -> list[str]:
     """Statuses actually seen in the team's items (current and historical), most used first."""
     if not team.jira_projects:

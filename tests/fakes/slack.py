@@ -128,6 +128,12 @@ class MockSlack(FakeServer):
                 "members": self.members.get(body.get("channel"), []),
                 "response_metadata": {"next_cursor": ""},
             }
+        if method == "users.conversations":
+            user = body.get("user")
+            return {
+                "channels": [{"id": c} for c, members in self.members.items() if user in members],
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "conversations.info":
             return {"channel": {"id": body.get("channel"), "name": "team-channel", "is_archived": False}}
         if method == "users.info":
