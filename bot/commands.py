@@ -62,25 +62,7 @@ def answer(deps: Deps, team: Team, cmd, client=None) -> dict:
                 "response_type": "ephemeral",
                 "text": "No North Star metrics are set for the organisation yet.",
             }
-        blocks = []
-        for mid in ids:
-            figure = replies.metric_message(team, metric_result(deps, team, mid, None))["blocks"][0]
-            blocks.append({**figure, "block_id": f"ns:{mid}"})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "north_star_actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "set_north_star",
-                        "text": {"type": "plain_text", "text": "Change (admins)"},
-                        "value": "north_star",
-                    }
-                ],
-            }
-        )
-        return {"response_type": "ephemeral", "text": "North Star metrics", "blocks": blocks}
+        return replies.north_star_message(team, [metric_result(deps, team, mid, None) for mid in ids])
     if cmd.name == "digest":
         d = build_digest(deps.store.db, team, now)
         payload = digest_message(d, now)

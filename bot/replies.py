@@ -34,12 +34,12 @@ def working_message() -> dict:
     return {"response_type": "ephemeral", "text": "Working on it…"}
 
 
-def metric_message(team: Team, result: Result) -> dict:
+def _figure(team: Team, result: Result) -> dict:
+    """One figure as the reply templates show it."""
     metric = CATALOGUE[result.metric]
     target = team.targets.get(metric.id)
     status = target_status(metric, result.value, target)
-    return render_json(
-        "metric.json.j2",
+    return dict(
         team=team.name,
         id=metric.id,
         name=metric.name,
@@ -61,6 +61,15 @@ def metric_message(team: Team, result: Result) -> dict:
             "until": iso(result.window.end),
         },
     )
+
+
+def metric_message(team: Team, result: Result) -> dict:
+    return render_json("metric.json.j2", f=_figure(team, result))
+
+
+def north_star_message(team: Team, results: list[Result]) -> dict:
+    """The organisation's North Star figures for the team, with the admins' button to change them."""
+    return render_json("north_star.json.j2", figures=[_figure(team, r) for r in results])
 
 
 def _item_line(item: dict) -> dict:
