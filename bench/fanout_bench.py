@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fanout_bench: {args.db} does not exist: run `make bench` first to build it", file=sys.stderr)
         return 2
     r = run(Path(args.db), args.teams)
-    print(f"digest fan-out: {r['teams']} teams, 6 metrics each, per-channel rate limit on")
+    print(
+        f"digest fan-out: {r['teams']} teams, {len(NORTH_STAR) + len(DETERMINANTS)} metrics each, per-channel rate limit on"
+    )
     print(
         f"  compose one digest  p50 {r['compose_p50_ms']} ms   p95 {r['compose_p95_ms']} ms   (target median <= {TARGET_MS:.0f} ms)"
     )

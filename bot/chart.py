@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-matplotlib.use("Agg")  # no display: render to memory only
-import matplotlib.pyplot as plt  # noqa: E402
-from slack_sdk import WebClient  # noqa: E402
-from slack_sdk.errors import SlackApiError  # noqa: E402
-
-from metrics import stats  # noqa: E402
-from metrics.catalogue.base import DURATION, Metric, Result  # noqa: E402
+from metrics import stats
+from metrics.catalogue.base import DURATION, Metric, Result
 
 
 def points(result: Result) -> list[tuple[str, float, bool]]:
@@ -31,37 +27,37 @@ def points(result: Result) -> list[tuple[str, float, bool]]:
 
 def png(metric: Metric, result: Result, target: float | None) -> bytes:
     """The chart as PNG bytes: weekly points (the unfinished week hollow), target, limits."""
+    # Imported here: matplotlib takes a few hundred ms to load and most runs never draw. A bare
+    # Figure (no pyplot) has no global state, so listeners in Bolt's thread pool can draw at once.
+    from matplotlib.figure import Figure
+
     pts = points(result)
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-    try:
-        weeks = [w for w, _v, _c in pts]
-        values = [v for _w, v, _c in pts]
-        ax.plot(weeks, values, color="#1264a3", linewidth=1.8, zorder=2)
-        for w, v, complete in pts:
-            ax.plot(
-                [w], [v], "o", color="#1264a3", markerfacecolor="#1264a3" if complete else "white", zorder=3
-            )
-        limits = stats.xmr_limits([v for _w, v, c in pts if c])
-        if limits is not None:
-            ax.axhline(limits.centre, color="#888888", linewidth=1, label="average")
-            ax.axhline(limits.upper, color="#bbbbbb", linestyle="--", linewidth=1, label="process limits")
-            if limits.lower > 0:
-                ax.axhline(limits.lower, color="#bbbbbb", linestyle="--", linewidth=1)
-        if target is not None:
-            ax.axhline(target, color="#e01e5a", linewidth=1.4, label="target")
-        unit = "hours" if metric.kind == DURATION else metric.unit
-        ax.set_title(f"{metric.name}: {result.team}, weekly", fontsize=11)
-        ax.set_ylabel(unit)
-        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-        ax.grid(axis="y", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left")
-        fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 3.6), dpi=100)
+    ax = fig.subplots()
+    weeks = [w for w, _v, _c in pts]
+    values = [v for _w, v, _c in pts]
+    ax.plot(weeks, values, color="#1264a3", linewidth=1.8, zorder=2)
+    for w, v, complete in pts:
+        ax.plot([w], [v], "o", color="#1264a3", markerfacecolor="#1264a3" if complete else "white", zorder=3)
+    limits = stats.xmr_limits([v for _w, v, c in pts if c])
+    if limits is not None:
+        ax.axhline(limits.centre, color="#888888", linewidth=1, label="average")
+        ax.axhline(limits.upper, color="#bbbbbb", linestyle="--", linewidth=1, label="process limits")
+        if limits.lower > 0:
+            ax.axhline(limits.lower, color="#bbbbbb", linestyle="--", linewidth=1)
+    if target is not None:
+        ax.axhline(target, color="#e01e5a", linewidth=1.4, label="target")
+    unit = "hours" if metric.kind == DURATION else metric.unit
+    ax.set_title(f"{metric.name}: {result.team}, weekly", fontsize=11)
+    ax.set_ylabel(unit)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
 
 
 def upload(
