@@ -3,6 +3,8 @@ named in the config's ``[org] admins``)."""
 
 from __future__ import annotations
 
+import json
+
 from slack_bolt import App
 
 from bot.render import render_json
@@ -28,13 +30,19 @@ def register(app: App, deps) -> None:
             respond(replace_original=False, text="Only workspace admins can set the North Star metrics.")
             return
         chosen = get_org(deps.store.db).get("north_star", [])
-        view = render_json("north_star_modal.json.j2", metrics=list(CATALOGUE.values()), chosen=chosen)
+        view = render_json(
+            "north_star_modal.json.j2",
+            metrics=list(CATALOGUE.values()),
+            chosen=chosen,
+            meta=json.dumps({"by": user}),
+        )
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(CALLBACK)
     def submit(ack, body, view, client):
         user = body["user"]["id"]
-        if not may_set(client, deps, user):
+        # Checked (users.info) when the modal opened; no Web API call before the 3-second ack.
+        if json.loads(view.get("private_metadata") or "{}").get("by") != user:
             ack(response_action="errors", errors={"metrics": "Only workspace admins can set the North Star."})
             return
         values = view["state"]["values"]["metrics"]["v"].get("selected_options") or []

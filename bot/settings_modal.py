@@ -76,7 +76,9 @@ NUDGE_LABELS = {
 }
 
 
-def view(db, team: Team, channel: str) -> dict:
+def view(db, team: Team, channel: str, opener: str | None = None) -> dict:
+    """The settings modal; ``opener`` (a channel member, checked when it opened) is recorded so the
+    submission is accepted without another membership call before Slack's 3-second ack."""
     seen = seen_statuses(db, team)
     mapped = {s.lower() for stage in team.workflow for s in stage["statuses"]}
     statuses = sorted(set(seen) | {s for stage in team.workflow for s in stage["statuses"]})[:100]
@@ -90,7 +92,7 @@ def view(db, team: Team, channel: str) -> dict:
         targets="\n".join(f"{k} = {v:g}" for k, v in team.targets.items()),
         statuses=statuses,
         unmapped=[s for s in seen if s.lower() not in mapped],
-        meta=json.dumps({"channel": channel, "team": team.name}),
+        meta=json.dumps({"channel": channel, "team": team.name, "by": opener}),
     )
 
 
@@ -105,7 +107,7 @@ def open_modal(client, deps, trigger_id: str | None, user: str | None, channel: 
             log.info("settings refused for %s in %s", user, channel)
         return
     team = team_for_channel(db, channel) or Team(name=f"team-{channel.lower()}", channel=channel)
-    client.views_open(trigger_id=trigger_id, view=view(db, team, channel))
+    client.views_open(trigger_id=trigger_id, view=view(db, team, channel, opener=user))
 
 
 def _values(state: dict) -> dict:
@@ -191,7 +193,7 @@ def register(app: App, deps) -> None:
     def submit(ack, body, client, view):
         meta = json.loads(view.get("private_metadata") or "{}")
         channel, user = meta.get("channel", ""), body["user"]["id"]
-        if not is_member(client, channel, user):
+        if not user or meta.get("by") != user:
             ack(
                 response_action="errors", errors={"name": "Only members of the team's channel can change it."}
             )

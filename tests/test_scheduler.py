@@ -160,7 +160,12 @@ def test_a_schedule_changed_in_chat_takes_effect_at_once(env):
     )
     from bot.settings_modal import view
 
-    v = view(open_db(path, create=False), get_team(open_db(path, create=False), "payments"), team.channel)
+    v = view(
+        open_db(path, create=False),
+        get_team(open_db(path, create=False), "payments"),
+        team.channel,
+        opener="U1",
+    )
     state = initial_state(v)
     state["values"]["day"]["v"]["selected_option"] = {
         "text": {"type": "plain_text", "text": "Wed"},

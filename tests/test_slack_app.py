@@ -194,6 +194,12 @@ def test_north_star_is_set_by_admins_only_and_logged(env):
 
     assert get_org(db)["north_star"] == ["throughput"]
     assert settings_log(db, "*org*")[-1]["who"] == "UADMIN1"
+    # A submission by anyone but the admin who opened the modal is refused, without a Web API call.
+    calls = len(slack.calls)
+    resp = interaction(
+        app, {"type": "view_submission", "user": {"id": "U1"}, "view": {**view, "state": state}}
+    )
+    assert ack_json(resp)["response_action"] == "errors" and len(slack.calls) == calls
 
 
 def test_hostile_tool_text_pings_nobody(env):
