@@ -115,17 +115,12 @@ def expected_reviews(gh: FakeGitHub, pulls: dict) -> set:
     }
 
 
+DEPLOYMENT_COLUMNS = ("service", "environment", "production", "status", "started", "finished", "sha")
+
+
 def deployment_rows(db) -> dict:
     return {
-        r["id"]: (
-            r["service"],
-            r["environment"],
-            r["production"],
-            r["status"],
-            r["started"],
-            r["finished"],
-            r["sha"],
-        )
+        r["id"]: tuple(r[c] for c in DEPLOYMENT_COLUMNS)
         for r in db.query("select * from deployments where source = 'github'")
     }
 
@@ -137,15 +132,7 @@ def expected_deployments(gh: FakeGitHub, *, now: float = NOW, days: int = 365, r
             continue
         payload = {**dep, "statuses": list(reversed(gh.statuses[did]))}
         r = gh_norm.deployment_row(payload, "github", ["production"])
-        out[str(did)] = (
-            r["service"],
-            r["environment"],
-            r["production"],
-            r["status"],
-            r["started"],
-            r["finished"],
-            r["sha"],
-        )
+        out[str(did)] = tuple(r[c] for c in DEPLOYMENT_COLUMNS)
     return out
 
 

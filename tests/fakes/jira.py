@@ -568,17 +568,24 @@ class FakeJira(FakeApi):
         cap = self.id_page_cap if fields == ["id"] and not expand else self.page_cap
         return max(1, min(int(req.arg("maxResults", "50")), cap))
 
-    def _search_cloud(self, req: Request) -> Reply:
+    def _search_request(self, req: Request, default_fields: list[str] | None):
+        """``(reply, None)`` for a refused search, else ``(None, (query, fields, expand))``."""
         if self.before_search is not None:
             self.before_search(req)
         denied = self._denied(req)
         if denied is not None:
-            return denied
+            return denied, None
         query, error = self._query(req)
         if error is not None:
-            return error
-        fields = self._fields_arg(req, ["id"])
+            return error, None
         expand = "changelog" in (req.arg("expand") or "").split(",")
+        return None, (query, self._fields_arg(req, default_fields), expand)
+
+    def _search_cloud(self, req: Request) -> Reply:
+        refused, parsed = self._search_request(req, ["id"])
+        if refused is not None:
+            return refused
+        query, fields, expand = parsed
         size = self._page_size(req, fields, expand)
         matches = self._matching(query)
         start = 0
@@ -597,16 +604,10 @@ class FakeJira(FakeApi):
         return Reply(200, body)
 
     def _search_datacenter(self, req: Request) -> Reply:
-        if self.before_search is not None:
-            self.before_search(req)
-        denied = self._denied(req)
-        if denied is not None:
-            return denied
-        query, error = self._query(req)
-        if error is not None:
-            return error
-        fields = self._fields_arg(req, None)
-        expand = "changelog" in (req.arg("expand") or "").split(",")
+        refused, parsed = self._search_request(req, None)
+        if refused is not None:
+            return refused
+        query, fields, expand = parsed
         size = min(
             int(req.arg("maxResults", "50")), 1000 if fields == ["id"] and not expand else self.page_cap
         )
