@@ -22,7 +22,16 @@ from metrics.timeutil import parse_instant
 JIRA_KEY = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]+-\d+(?!\d)")
 URL = re.compile(r"https?://[^\s<>()\[\]{}\"'`|]+")
 TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]{7,}(?![A-Za-z0-9])")
-REPO_IN_URL = re.compile(r"/repos/([^/]+/[^/]+)/")
+REPO_IN_URL = re.compile(r"/repos/([^/]+/[^/]+?)(?:/|$)")
+
+
+def _repo_in(*urls: str | None) -> str | None:
+    """``owner/repo`` from the first API URL that names one."""
+    for url in urls:
+        m = REPO_IN_URL.search(url or "")
+        if m:
+            return m.group(1)
+    return None
 
 
 def find_refs(*texts: str | None) -> list[str]:
@@ -59,12 +68,9 @@ def split_pull_id(external_id: str) -> tuple[str, int]:
 
 
 def _repo_of_pull(payload: dict) -> str:
-    repo = ((payload.get("base") or {}).get("repo") or {}).get("full_name")
+    repo = ((payload.get("base") or {}).get("repo") or {}).get("full_name") or _repo_in(payload.get("url"))
     if repo:
         return repo
-    m = REPO_IN_URL.search(payload.get("url") or "")
-    if m:
-        return m.group(1)
     raise ValueError(f"pull request {payload.get('number')}: no base.repo.full_name nor API url")
 
 
@@ -250,8 +256,7 @@ def normalise_compare(db, source: str, payload: dict, options: dict, external_id
     ).fetchone()
     repo = row[0] if row and row[0] else None
     if repo is None:
-        m = REPO_IN_URL.search(payload.get("url") or "")
-        repo = m.group(1) if m else None
+        repo = _repo_in(payload.get("url"))
     shas = [c.get("sha") for c in payload.get("commits") or [] if c.get("sha")]
     numbers: list[int] = []
     for start in range(0, len(shas), 500):
@@ -278,14 +283,6 @@ def normalise_compare(db, source: str, payload: dict, options: dict, external_id
 # -- the alternative deployment signals: releases and workflow runs -----------------------------------
 RUN_FINAL = ("completed",)
 SEVERITY_LABEL = re.compile(r"^(sev(erity)?[\s:/_-]*\w+|p[0-4])$", re.IGNORECASE)
-
-
-def _repo_in(*urls: str | None) -> str | None:
-    for url in urls:
-        m = re.search(r"/repos/([^/]+/[^/]+?)(?:/|$)", url or "")
-        if m:
-            return m.group(1)
-    return None
 
 
 def _production_environment(production_environments: list[str]) -> str:
