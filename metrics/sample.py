@@ -720,7 +720,7 @@ class DeliverySimulation(Clock):
         if rng.random() < 0.4:
             reviews.append((ready + rng.randint(120, 600), "sonarcloud[bot]", "Bot", "COMMENTED"))
         if rng.random() < 0.05:
-            reviews.append((ready + rng.randint(60, 300), "acme-ci", "Bot", "APPROVED"))
+            reviews.append((ready + rng.randint(60, 300), "acme-ci[bot]", "Bot", "APPROVED"))
         if rng.random() < 0.08:
             reviews.append((ready + rng.randint(300, 1200), pr.author, "User", "COMMENTED"))
         if rng.random() >= 0.05:  # else merged without a human review

@@ -13,11 +13,12 @@ from datetime import date, timedelta
 import pytest
 from builders import new_db, run_sync, team, ts
 from fakes.github import FakeGitHub, when
+from fakes.github_graphql import ALIAS
 from fakes.server import Fault
 
 from metrics.catalogue import compute
 from metrics.normalise import github as gh_norm
-from metrics.normalise import ingest
+from metrics.normalise import ingest, rebuild
 from metrics.sources.github import OVERLAP, RECONCILE_EVERY, RUN_CAP
 from metrics.store import open_db
 from metrics.timeutil import Window, local_midnight, parse_instant, zone
@@ -200,6 +201,15 @@ def requests(gh: FakeGitHub, start: int = 0, suffix: str = "") -> list:
     return [r for r in gh.server.log[start:] if r.path.endswith(suffix)]
 
 
+def asked(gh: FakeGitHub, start: int = 0) -> list[list[int]]:
+    """The PR numbers each GraphQL batch query asked for, in order."""
+    return [
+        [int(n) for _, n in ALIAS.findall(r.json()["query"])]
+        for r in requests(gh, start, "/graphql")
+        if ALIAS.search(r.json()["query"])
+    ]
+
+
 # -- histories -------------------------------------------------------------------------------------------
 def pulls_history(gh: FakeGitHub, n: int = 230, repo: str = PAY) -> list[int]:
     """``n`` PRs over the last ~100 days: merged after a review, some drafts made ready, some open,
@@ -284,7 +294,13 @@ def test_first_sync_pages_through_pulls_with_their_children_and_pinned_headers(g
         assert r.headers["authorization"] == f"Bearer {TOKEN}"
         assert r.headers["accept"] == "application/vnd.github+json"
         assert r.headers["x-github-api-version"] == "2022-11-28"
-    assert len(requests(gh, suffix="/reviews")) == 270 and len(requests(gh, suffix="/timeline")) == 270
+    # The same rows again from the stored nodes alone.
+    rebuild(db, {"github": source(gh, repos=[PAY, WEB])})
+    assert pull_rows(db) == want and review_rows(db) == expected_reviews(gh, want)
+    # Each page's PRs in GraphQL batches of at most 50; no REST request per PR.
+    assert [len(b) for b in asked(gh)] == [50, 50, 50, 50, 30, 40]
+    assert sorted(n for b in asked(gh) for n in b) == sorted(n for _, n in want)
+    assert not [r for r in gh.server.log if "/pulls/" in r.path or r.path.endswith("/timeline")]
     assert status(db, "pulls")["state"]["repos"][PAY]["cursor"] == max(
         p["pull"]["updated_at"] for p in gh.pulls[PAY].values()
     )
@@ -304,15 +320,8 @@ def test_a_changed_pr_alone_has_its_children_refetched_and_the_walk_stops_at_the
     assert review_rows(db) == expected_reviews(gh, expected_pulls(gh, now=NOW + DAY))
     listing = requests(gh, start, f"/repos/{PAY}/pulls")
     assert len(listing) == 1  # page 1 holds both changes, then a PR older than cursor - overlap
-    children = sorted(
-        r.path for r in requests(gh, start) if r.path.endswith(("/reviews", "/commits", "/timeline"))
-    )
-    assert children == sorted(
-        f"/repos/{PAY}/{kind}/{n}/{child}"
-        for n in (changed, numbers[60])
-        for kind, child in (("pulls", "reviews"), ("pulls", "commits"), ("issues", "timeline"))
-    )
-    assert status(db, "pulls")["rows_changed"] == 3  # the reviewed PR and its reviews; the renamed PR
+    assert [sorted(b) for b in asked(gh, start)] == [sorted([changed, numbers[60]])]
+    assert status(db, "pulls")["rows_changed"] == 2  # the reviewed PR, the renamed PR: one payload each
     title = db.execute("select title from pull_requests where number = ?", [numbers[60]]).fetchone()[0]
     assert title == "Renamed PAY-99"
 
@@ -345,7 +354,7 @@ def test_second_sync_with_no_remote_change_is_answered_with_304s_and_writes_noth
     # The still-running deployment is re-read: its statuses answer 304 too.
     running = [r for r in requests(gh, start) if r.path.endswith("/statuses")]
     assert running and all(r.path in gh.not_modified for r in running)
-    assert not [r for r in requests(gh, start) if r.path.endswith(("/reviews", "/commits", "/timeline"))]
+    assert not requests(gh, start, "/graphql")
 
 
 # -- deployments ---------------------------------------------------------------------------------------------
@@ -577,8 +586,7 @@ def test_a_connection_dropped_mid_page_is_retried(gh):
 
 def test_malformed_json_is_retried(gh):
     pulls_history(gh)
-    numbers = sorted(gh.pulls[PAY])
-    gh.arm(f"/repos/{PAY}/pulls/{numbers[-5]}/reviews", 0, Fault(body=b'[{"id": 1, "user": {'))
+    gh.arm("/graphql", 2, Fault(body=b'{"data": {"repository": {"p12": {"number'))
     gh.arm(f"/repos/{PAY}/pulls", 2, Fault(body=b'[{"url": "https://api.github.com/re'))
     db = new_db()
     assert sync(db, gh).ok
@@ -645,23 +653,88 @@ def test_an_interrupted_walk_resumes_at_the_page_where_it_stopped(gh):
     assert resumed.ok, resumed.errors
     listing = requests(gh, start, f"/repos/{PAY}/pulls")
     assert [r.arg("page") for r in listing] == ["3"]  # the saved Link, as given
-    singles = {r.path for r in requests(gh, start) if r.path.startswith(f"/repos/{PAY}/pulls/")}
-    assert not any(f"/pulls/{n}/" in p or p.endswith(f"/pulls/{n}") for (_, n) in stored for p in singles)
+    assert not {n for b in asked(gh, start) for n in b} & {n for (_, n) in stored}
     assert pull_rows(db) == expected_pulls(gh) and len(pull_rows(db)) == 232 - 2
     assert review_rows(db) == expected_reviews(gh, expected_pulls(gh))
     assert "walk" not in status(db, "pulls")["state"]["repos"][PAY]
 
 
-def test_children_stored_before_an_interruption_are_fetched_again_with_their_parent(gh):
-    numbers = pulls_history(gh, 10)
-    target = numbers[4]
-    gh.outage = lambda r: r.path == f"/repos/{PAY}/issues/{target}/timeline"
+def test_a_batch_stored_before_an_interruption_is_not_read_again(gh):
+    numbers = pulls_history(gh, 120)
+    batches = 0
+
+    def second_batch(r) -> bool:
+        nonlocal batches
+        batches += r.path == "/graphql"
+        return batches >= 2
+
+    gh.outage = second_batch
     db = new_db()
-    assert not sync(db, gh).ok
-    assert (PAY, target) not in pull_rows(db)  # reviews and commits stored; the PR itself not yet
+    failed = sync(db, gh)
+    assert not failed.ok and "/graphql" in failed.errors[0]
+    first = set(asked(gh)[0])
+    assert len(first) == 50 and {n for (_, n) in pull_rows(db)} == first
     gh.outage = None
+    start = len(gh.server.log)
     assert sync(db, gh).ok
+    again = {n for b in asked(gh, start) for n in b}
+    assert again == set(numbers) - first
     assert pull_rows(db) == expected_pulls(gh) and review_rows(db) == expected_reviews(gh, expected_pulls(gh))
+
+
+def test_connections_past_one_page_are_read_to_the_end(gh):
+    """A PR with 130 commits, 140 reviews and 120 labels: GitHub gives 100 of each per query; the rest
+    come from follow-up queries on that PR, and the stored node holds them all."""
+    big = gh.add_pull(PAY, NOW - 5 * DAY, commits=130, labels=tuple(f"l{k}" for k in range(120)))
+    for k in range(140):
+        gh.review(PAY, big, NOW - 4 * DAY + k * 60, f"reviewer{k % 7}", "COMMENTED")
+    gh.add_pull(PAY, NOW - 3 * DAY, reviews=[(NOW - 2 * DAY, "hubot", "APPROVED")])
+    db = new_db()
+    assert sync(db, gh).ok
+    assert pull_rows(db) == expected_pulls(gh)
+    assert review_rows(db) == expected_reviews(gh, expected_pulls(gh))
+    follow = [r.json() for r in requests(gh, suffix="/graphql") if not ALIAS.search(r.json()["query"])]
+    connection = [f["query"].split("pullRequest(number: $number) { ")[1].split("(")[0] for f in follow]
+    assert sorted(connection) == ["commits", "labels", "reviews"]
+    assert {f["variables"]["number"] for f in follow} == {big}
+    node = json.loads(
+        db.execute(
+            "select payload from raw where kind = 'pull_node' and external_id = ?", [f"{PAY}#{big}"]
+        ).fetchone()[0]
+    )
+    assert [len(node[c]["nodes"]) for c in ("commits", "reviews", "labels")] == [130, 140, 120]
+    assert "pageInfo" not in node["reviews"]
+    labels = db.execute("select labels from pull_requests where number = ?", [big]).fetchone()[0]
+    assert json.loads(labels) == [f"l{k}" for k in range(120)]
+
+
+def test_graphql_rate_limited_answer_is_waited_until_the_reset(gh):
+    """GitHub reports spent GraphQL points as a 200 with a RATE_LIMITED error."""
+    pulls_history(gh, 20)
+    reset = int(time.time()) + 42
+    body = b'{"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}'
+    gh.arm("/graphql", 0, Fault(200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}, body))
+    db, waits = new_db(), []
+    result = sync(db, gh, waits=waits)
+    assert result.ok, result.errors
+    assert len(waits) == 1 and 30 <= waits[0] <= 43
+    assert pull_rows(db) == expected_pulls(gh)
+
+
+def test_a_pr_graphql_cannot_find_comes_back_as_none_and_a_missing_repo_fails(gh):
+    from metrics.sources import github_graphql
+    from metrics.sources.github import GitHubConnector
+    from metrics.sources.http import SourceError
+
+    n = gh.add_pull(PAY, NOW - DAY)
+    http = GitHubConnector.make_http(source(gh), TOKEN)
+    url = github_graphql.endpoint(gh.url)
+    nodes = dict(github_graphql.pull_nodes(http, url, PAY, [n, 999999]))
+    assert nodes[999999] is None and nodes[n]["number"] == n and nodes[n]["author"]["login"] == "octocat"
+    with pytest.raises(SourceError, match="NOT_FOUND: Could not resolve to a Repository"):
+        list(github_graphql.pull_nodes(http, url, "acme/gone", [1]))
+    assert github_graphql.endpoint("https://ghe.acme.com/api/v3") == "https://ghe.acme.com/api/graphql"
+    assert github_graphql.endpoint("https://api.github.com") == "https://api.github.com/graphql"
 
 
 # -- metrics from synced data equal metrics from the same payloads ingested directly ------------------------

@@ -1,10 +1,16 @@
-"""GitHub REST payloads -> ``pull_requests``, ``reviews``, ``deployments``, ``deployment_changes``,
+"""GitHub payloads -> ``pull_requests``, ``reviews``, ``deployments``, ``deployment_changes``,
 ``incidents``.
 
-A PR arrives in pieces (the list object merged with the single GET, then its reviews, commits and
-timeline): each piece owns its own columns, so they can be normalised in any order after the PR row
-exists. List payloads (reviews, commits, timeline) carry no PR number, so they are keyed by the raw
-external id ``"owner/repo#number"``; a ``compare`` is keyed by its deployment's id.
+A PR comes in one of two shapes, keyed by the raw external id ``"owner/repo#number"``:
+
+- ``pull_node``, what the connector stores: the GraphQL ``PullRequest`` node with its reviews,
+  commits, labels and ready-for-review events, all columns from one payload;
+- REST pieces, what the sample history and stores synced before GraphQL hold: ``pull`` (the list
+  object merged with the single GET), ``pull_reviews``, ``pull_commits``, ``pull_timeline``. Each piece
+  owns its own columns, so they can be normalised in any order after the PR row exists.
+
+Both fill the same columns the same way (a bot's login ends in ``[bot]`` whichever API said it), so a
+rebuild from either gives the same rows. A ``compare`` is keyed by its deployment's id.
 
 Deployments come from one signal per source: ``deployment`` (the Deployments API, with statuses),
 ``release`` (published releases) or ``workflow_run`` (runs of the deploy workflow); the latter two are
@@ -185,6 +191,83 @@ def normalise_commits(db, source: str, payload: list, options: dict, external_id
 def normalise_timeline(db, source: str, payload: list, options: dict, external_id: str | None = None) -> None:
     repo, number = split_pull_id(external_id or "")
     _set_pull_column(db, source, repo, number, "ready", ready_at(payload))
+
+
+def _node_user(author: dict | None) -> dict | None:
+    """A GraphQL ``author`` as REST spells it: bots are ``Bot`` and their login ends in ``[bot]`` over
+    REST, while GraphQL gives ``__typename: Bot`` and the bare name. The rows must not depend on which
+    API fed them."""
+    if not author:
+        return None
+    login = str(author.get("login") or "")
+    if author.get("__typename") == "Bot":
+        return {"login": login if login.endswith("[bot]") else f"{login}[bot]", "type": "Bot"}
+    return {"login": login, "type": "User"}
+
+
+def _nodes(node: dict, connection: str) -> list[dict]:
+    return list((node.get(connection) or {}).get("nodes") or [])
+
+
+def normalise_pull_node(
+    db, source: str, payload: dict, options: dict, external_id: str | None = None
+) -> None:
+    """A GraphQL ``PullRequest`` node (``metrics.sources.github_graphql``): the PR row with its line
+    counts, first commit and ready time, and its reviews, all from the one payload. Its columns are
+    the REST pieces' columns, filled the same way."""
+    repo, number = split_pull_id(external_id or "")
+    user = _node_user(payload.get("author"))
+    merged = parse_instant(payload.get("mergedAt"))
+    labels = [label.get("name") for label in _nodes(payload, "labels")]
+    row = {
+        "source": source,
+        "repo": repo,
+        "number": number,
+        "title": payload.get("title"),
+        "url": payload.get("url"),
+        "state": "merged" if merged is not None else str(payload.get("state") or "").lower() or None,
+        "draft": int(bool(payload.get("isDraft"))),
+        "created": parse_instant(payload.get("createdAt")),
+        "merged": merged,
+        "closed": parse_instant(payload.get("closedAt")),
+        "updated": parse_instant(payload.get("updatedAt")),
+        "additions": payload.get("additions"),
+        "deletions": payload.get("deletions"),
+        "labels": json.dumps(labels),
+        "merge_sha": (payload.get("mergeCommit") or {}).get("oid") if merged is not None else None,
+        "head_ref": payload.get("headRefName"),
+        "refs": json.dumps(find_refs(payload.get("title"), payload.get("body"), payload.get("headRefName"))),
+        "author": (user or {}).get("login"),
+        "author_bot": int(is_bot(user)),
+        "first_commit": min(
+            (
+                d
+                for c in _nodes(payload, "commits")
+                if (d := parse_instant((c.get("commit") or {}).get("authoredDate")))
+            ),
+            default=None,
+        ),
+        "ready": min(
+            (d for e in _nodes(payload, "timelineItems") if (d := parse_instant(e.get("createdAt")))),
+            default=None,
+        ),
+    }
+    upsert(db, "pull_requests", row, ("source", "repo", "number"))
+    reviews = [
+        {
+            "id": r.get("databaseId"),
+            "user": _node_user(r.get("author")),
+            "state": r.get("state"),
+            "submitted_at": r.get("submittedAt"),
+        }
+        for r in _nodes(payload, "reviews")
+    ]
+    replace_children(
+        db,
+        "reviews",
+        {"source": source, "repo": repo, "number": number},
+        review_rows(reviews, source, repo, number),
+    )
 
 
 def deployment_row(payload: dict, source: str, production_environments: list[str]) -> dict:
@@ -419,6 +502,7 @@ NORMALISERS = {
     "pull_reviews": normalise_reviews,
     "pull_commits": normalise_commits,
     "pull_timeline": normalise_timeline,
+    "pull_node": normalise_pull_node,
     "deployment": normalise_deployment,
     "release": normalise_release,
     "workflow_run": normalise_workflow_run,
@@ -432,6 +516,7 @@ ORDER = [
     "pull_commits",
     "pull_timeline",
     "pull_reviews",
+    "pull_node",
     "deployment",
     "release",
     "workflow_run",

@@ -1,6 +1,7 @@
-"""GitHub REST: pull requests (with their reviews, commits and timeline), deployments by the source's
-signal (Deployments API, releases or runs of a deploy workflow, each linked to the PRs it shipped
-through compares) and issues labelled as incidents, for each configured repository.
+"""GitHub: pull requests (listed over REST, read over GraphQL with their reviews, commits and
+ready-for-review events), deployments by the source's signal (Deployments API, releases or runs of a
+deploy workflow, each linked to the PRs it shipped through compares) and issues labelled as
+incidents, for each configured repository.
 
 Streams and state (one ``sync_status`` row per stream, one entry per repository inside it)::
 
@@ -12,9 +13,11 @@ Streams and state (one ``sync_status`` row per stream, one entry per repository 
 Pull requests take no ``since``: the list is walked newest-updated first and the walk stops at the first
 PR updated before ``cursor - OVERLAP`` (``history_days`` back on a first sync). The walk's position (the
 ``Link rel="next"`` URL as given) is saved after every page, so an interrupted walk resumes there; the
-cursor moves only when a walk completes. A PR whose ``updated_at`` equals the stored one is skipped; any
-other has its single GET, reviews, commits and timeline fetched and stored *before* the PR itself, so a
-run interrupted between them refetches the lot. PRs cannot be deleted: no reconciliation.
+cursor moves only when a walk completes. A PR whose ``updated_at`` equals the stored one is skipped;
+the others of the page are read in GraphQL batches (``github_graphql``: line counts, reviews, commits,
+labels and ready-for-review events in one node per PR) and each is stored as one ``pull_node``
+payload, so a run interrupted inside a page refetches only the PRs not yet stored. PRs cannot be
+deleted: no reconciliation.
 
 The first page of every list is a conditional request (``If-None-Match`` with the stored ETag): a run
 with no remote change is answered by 304s and writes nothing. Deployment statuses are fetched the same
@@ -40,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from metrics.normalise import github as gh
+from metrics.sources import github_graphql as graphql
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
 from metrics.store.raw import get_raw, stored_updated, transaction
@@ -56,9 +60,6 @@ RUN_CAP = 1000  # results one filtered runs query can return
 EDGE_LOOKBACK = 100  # deployments read past the history window to find the base of the first compare
 FINAL_STATES = {"success", "failure", "error", "inactive"}
 SIGNALS = ("deployments", "releases", "workflow_runs")
-# Fields of the single GET kept on the stored PR (mergeability is recomputed in the background and
-# would rewrite an unchanged PR).
-DETAIL = ("merged", "commits", "additions", "deletions", "changed_files")
 
 
 class GitHubConnector(Connector):
@@ -79,6 +80,10 @@ class GitHubConnector(Connector):
     @property
     def repos(self) -> list[str]:
         return list(self.ctx.source.get("repos") or [])
+
+    @property
+    def graphql_url(self) -> str:
+        return graphql.endpoint(self.ctx.source.get("url") or DEFAULT_URL)
 
     @property
     def environments(self) -> list[str]:
@@ -187,14 +192,17 @@ class GitHubConnector(Connector):
             # never to a conditional first page (whose ETag is already kept) that would answer 304.
             rs["walk"] = walk = {**walk, "next": page.url}
             self._save()
-            top, done = parse_instant(walk["top"]), False
+            top, done, moved = parse_instant(walk["top"]), False, []
             for pr in _items(page, f"repos/{repo}/pulls"):
                 updated = parse_instant(pr.get("updated_at")) or 0.0
                 if updated < floor:
                     done = True
                     break
                 top = updated if top is None else max(top, updated)
-                self._pull(repo, pr)
+                ext = f"{repo}#{pr['number']}"
+                if stored_updated(self.ctx.db, self.ctx.name, "pull_node", ext) != pr.get("updated_at"):
+                    moved.append(int(pr["number"]))
+            self._store_pulls(repo, moved)
             nxt = None if done else page.link("next")
             walk = {**walk, "top": iso(top), "next": nxt}
             if nxt is None:
@@ -206,25 +214,12 @@ class GitHubConnector(Connector):
         rs["cursor"] = walk["top"]
         self._save()
 
-    def _pull(self, repo: str, pr: dict) -> None:
-        """Store a PR whose ``updated_at`` moved, its children first; an unchanged one costs nothing."""
-        number = int(pr["number"])
-        ext = f"{repo}#{number}"
-        updated = pr.get("updated_at")
-        if stored_updated(self.ctx.db, self.ctx.name, "pull", ext) == updated:
-            return
-        base = f"repos/{repo}/pulls/{number}"
-        page = self.ctx.http.get(base)
-        detail = page.data if page is not None and isinstance(page.data, dict) else {}
-        children = {
-            "pull_reviews": self._all(f"{base}/reviews"),
-            "pull_commits": self._all(f"{base}/commits"),
-            "pull_timeline": self._all(f"repos/{repo}/issues/{number}/timeline"),
-        }
-        for kind, payload in children.items():
-            self.ctx.ingest(self.stream, kind, ext, updated, payload)
-        merged = {**pr, **{k: detail[k] for k in DETAIL if k in detail}}
-        self.ctx.ingest(self.stream, "pull", ext, updated, merged)
+    def _store_pulls(self, repo: str, numbers: list[int]) -> None:
+        """Read the PRs of one list page whose ``updated_at`` moved (GraphQL, in batches) and store
+        each as one ``pull_node``. One gone since it was listed is skipped."""
+        for number, node in graphql.pull_nodes(self.ctx.http, self.graphql_url, repo, numbers):
+            if node is not None:
+                self.ctx.ingest(self.stream, "pull_node", f"{repo}#{number}", node.get("updatedAt"), node)
 
     # -- deployments ---------------------------------------------------------------------------------
     def _deployments(self, repo: str, rs: dict) -> None:

@@ -3,7 +3,8 @@
 Connection errors and 500/502/504 bursts are retried by urllib3's ``Retry`` (exponential backoff with
 jitter). What urllib3 cannot do is handled here, in one loop:
 
-- 429, 503 and GitHub's rate-limit 403: wait ``Retry-After`` seconds, else until ``X-RateLimit-Reset`` when
+- 429, 503, GitHub's rate-limit 403 (and a 200 the caller's ``limited`` recognises: GraphQL's spent
+  points): wait ``Retry-After`` seconds, else until ``X-RateLimit-Reset`` when
   ``X-RateLimit-Remaining`` is 0, else back off; a wait longer than ``max_wait`` fails fast as
   ``RateLimited`` (the source shows "data as of ...") instead of hanging the sync;
 - a body cut off mid-page, or malformed JSON: the request is tried again;
@@ -150,8 +151,10 @@ class Http:
         """GET and decode JSON; ``None`` for a 304 when ``conditional`` and the ETag still matches."""
         return self.request("GET", path_or_url, params=params, conditional=conditional)
 
-    def post(self, path_or_url: str, body: dict) -> Page:
-        page = self.request("POST", path_or_url, json_body=body)
+    def post(self, path_or_url: str, body: dict, *, limited: Callable[[object], bool] | None = None) -> Page:
+        """POST JSON and decode JSON. ``limited`` tells a rate-limit answer sent as a 200 (GraphQL
+        reports spent points in its body): it is waited out like a 429."""
+        page = self.request("POST", path_or_url, json_body=body, limited=limited)
         assert page is not None
         return page
 
@@ -163,6 +166,7 @@ class Http:
         params: dict | None = None,
         json_body: dict | None = None,
         conditional: bool = False,
+        limited: Callable[[object], bool] | None = None,
     ) -> Page | None:
         url = self.url(path_or_url)
         where = urlsplit(url).path or "/"
@@ -193,25 +197,16 @@ class Http:
                     self.not_modified += 1
                     return None
                 if status in (403, 429, 503):
-                    wait = self._rate_limit_wait(resp, failures)
-                    if wait is None:
-                        raise AuthError(f"{method} {where}: permission denied ({status})", status)
-                    if waited + wait > self.policy.max_wait:
-                        raise RateLimited(
-                            f"{method} {where}: rate limited ({status}); the source asks to wait "
-                            f"{wait:.0f} s, more than the {self.policy.max_wait:.0f} s we allow"
-                        )
-                    failures += 1
-                    if failures >= self.policy.attempts:
-                        raise RateLimited(f"{method} {where}: still rate limited after {failures} tries")
-                    self.policy.sleep(wait)
-                    waited += wait
+                    failures, waited = self._wait_out(resp, failures, waited, f"{method} {where}")
                     continue
                 if status == 401:
                     raise AuthError(f"{method} {where}: authentication failed (401); check the token", 401)
                 if status >= 400:
                     raise SourceError(f"{method} {where}: HTTP {status}{_reason(resp)}", status)
                 data = resp.json()
+                if limited is not None and limited(data):
+                    failures, waited = self._wait_out(resp, failures, waited, f"{method} {where}")
+                    continue
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
                 failures += 1
                 if failures >= self.policy.attempts:
@@ -244,6 +239,25 @@ class Http:
             yield page
             nxt = page.link("next")
             page = self.get(nxt) if nxt else None
+
+    def _wait_out(
+        self, resp: requests.Response, failures: int, waited: float, what: str
+    ) -> tuple[int, float]:
+        """Sleep as a rate-limited answer asks; the new (failures, waited), or the error that ends it."""
+        status = resp.status_code
+        wait = self._rate_limit_wait(resp, failures)
+        if wait is None:
+            raise AuthError(f"{what}: permission denied ({status})", status)
+        if waited + wait > self.policy.max_wait:
+            raise RateLimited(
+                f"{what}: rate limited ({status}); the source asks to wait "
+                f"{wait:.0f} s, more than the {self.policy.max_wait:.0f} s we allow"
+            )
+        failures += 1
+        if failures >= self.policy.attempts:
+            raise RateLimited(f"{what}: still rate limited after {failures} tries")
+        self.policy.sleep(wait)
+        return failures, waited + wait
 
     def _rate_limit_wait(self, resp: requests.Response, failures: int) -> float | None:
         """Seconds to wait for a 429 / rate-limit 403 (SOURCES.md order), None for a plain 403."""

@@ -1,5 +1,6 @@
 """A loopback GitHub REST API (2022-11-28): pulls and their reviews, commits and timeline, deployments
-and statuses, compare, releases, workflow runs, issues.
+and statuses, compare, releases, workflow runs, issues; and the GraphQL endpoint's pull requests over
+the same data (``fakes.github_graphql``).
 
 Payloads follow the examples of GitHub's OpenAPI description (github/rest-api-description,
 ``pull-request-simple``, ``pull-request``, ``deployment``, ``deployment-status``, ``commit-comparison``,
@@ -29,6 +30,7 @@ from urllib.parse import urlencode
 
 from builders import ts
 
+from fakes import github_graphql
 from fakes.server import FakeApi, FakeServer, Reply, Request
 
 API = "https://api.github.com"
@@ -112,6 +114,7 @@ class FakeGitHub(FakeApi):
         self.outage: Callable[[Request], bool] | None = None
         self.not_modified: list[str] = []  # paths answered 304
         self.server.route("GET", "/repos/*", self._dispatch)
+        self.server.route("POST", "/graphql", lambda req: github_graphql.answer(self, req))
 
     def changed(self) -> None:
         self.version += 1
