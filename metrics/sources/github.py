@@ -31,7 +31,8 @@ running are remembered (``open``) and re-read until final. Each successful deplo
 PRs it shipped by ``compare/<previous successful sha>...<sha>``; the first one in the history window is
 compared with the newest successful deployment before it (``edge``). Deletions: every
 ``RECONCILE_EVERY`` the window's ids are listed and each stored id missing from the listing is
-confirmed by a single GET (404) before its rows go. Workflow runs are not reconciled.
+confirmed by a single GET (404) before its rows go. Workflow runs deleted in GitHub are kept: runs are
+deleted by clean-up, and a deployment that ran stays in the DORA history.
 
 Incidents: ``GET /issues?labels=<label>&state=all&sort=updated&direction=desc`` per incident label
 (``incident_labels``, default ``["incident"]``), walked like pulls, pull requests skipped; periodically, stored incident issues the listing no

@@ -331,7 +331,8 @@ class GitLabConnector(Connector):
         """Successful pipelines on ``deploy_ref`` (default ``main``), oldest update first. Each new
         one is stored with the compare from the previous one's sha (what it shipped), the compare
         first so an interruption leaves the pipeline to redo. Finished pipelines do not change, so a
-        re-listed one already stored costs nothing; deleted pipelines are not reconciled."""
+        re-listed one already stored costs nothing. Deleted pipelines are kept: GitLab deletes them by
+        retention (automatic pipeline clean-up), and a deployment that ran stays in the DORA history."""
         ps = state["projects"].setdefault(project, {})
         ref = self.ctx.source.get("deploy_ref") or "main"
         params = {"ref": ref, "status": "success", "order_by": "updated_at", "sort": "asc"}
