@@ -11,6 +11,7 @@ from metrics.digest import Digest, Figure
 from metrics.timeutil import iso
 
 MAX_BLOCKS = 50
+SECTION_TEXT = 3000  # Slack's limit on a section's text
 
 
 def _row(f: Figure) -> dict:
@@ -62,17 +63,26 @@ def message(d: Digest, now: datetime, channel: str | None = None, late: datetime
     due = late.astimezone(d.team.tz).strftime("%a %d %b %H:%M %Z") if late else None
     payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel, late=due)
     payload["text"] = cut(payload["text"], 3900)
-    if len(payload["blocks"]) > MAX_BLOCKS:
-        # More metrics than a message can hold: keep the head, say where the rest is.
-        keep = payload["blocks"][: MAX_BLOCKS - 1]
-        keep.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": "More figures: `/vsm metrics` in this channel."}],
-            }
-        )
-        payload["blocks"] = keep
+    for block in payload["blocks"]:
+        if block["type"] == "section":  # e.g. every figure signalling at once
+            block["text"]["text"] = cut(block["text"]["text"], SECTION_TEXT)
+    payload["blocks"] = _fit(payload["blocks"])
     return payload
+
+
+def _fit(blocks: list[dict]) -> list[dict]:
+    """At most ``MAX_BLOCKS``: with more figures than a message holds, the last figures give way to a
+    pointer to ``/vsm metrics``, and what follows the figures (signals, freshness, the buttons) stays."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    last = max(i for i, b in enumerate(blocks) if str(b.get("block_id", "")).startswith("fig:"))
+    head, tail = blocks[: last + 1], blocks[last + 1 :]
+    more = {
+        "type": "context",
+        "block_id": "more_figures",
+        "elements": [{"type": "mrkdwn", "text": "More figures: `/vsm metrics` in this channel."}],
+    }
+    return head[: MAX_BLOCKS - len(tail) - 1] + [more] + tail
 
 
 def text(d: Digest, now: datetime) -> str:
