@@ -7,7 +7,6 @@ store a handful of times, not a dozen.
 
 from __future__ import annotations
 
-import gc
 import json
 import sqlite3
 import time
@@ -19,6 +18,8 @@ from operator import itemgetter
 
 import sqlite_utils
 
+from metrics.runtime import gc_paused
+from metrics.store import flows as flow_store
 from metrics.store.statuses import status_table
 from metrics.teams import Team
 from metrics.timeutil import zone
@@ -27,6 +28,7 @@ from metrics.workflow import DONE, Flow, Workflow, replay_steps
 _ITEM_KEY = itemgetter(0, 1)  # (source, key) of a transitions row
 _AT_SEQ = itemgetter(2, 3)  # (at, seq) of a transitions row
 _UNKNOWN = (None, None)  # a code with no statuses row: treated as an unmapped, unnamed status
+_KEYS_PER_QUERY = 500  # bound parameters per transitions query, well under SQLite's limit
 
 
 @dataclass(slots=True)
@@ -179,13 +181,8 @@ class TeamData:
             return hit[1]
         # A load allocates tens of thousands of small objects that all stay alive: the cyclic GC
         # would only walk them again and again (it was the p95 tail of every flow metric).
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             value = load(start)
-        finally:
-            if gc_was_on:
-                gc.enable()
         self._cache[name] = (start, value)
         return value
 
@@ -201,45 +198,89 @@ class TeamData:
         done = [s.lower() for s in self.workflow.statuses_of([DONE])]
         cond = f"w.project in ({_in(projects)}) and w.deleted = 0 and (w.updated >= ? or not (lower(w.status) in ({_in(done)}) or coalesce(lower(w.status_id), '') in ({_in(done)})))"
         params = [*projects, start, *done, *done]
-        # Plain tuples, not dicts: this load is the floor under every flow metric's latency.
-        rows = self.db.execute(
-            "select w.source, w.key, w.project, w.type, w.summary, w.url, w.status, w.status_id, "
-            f"w.resolution, w.created from work_items w where {cond}",
-            params,
-        ).fetchall()
-        # The wanted items' transitions, filtered in SQL (a primary-key seek per item) and grouped per
-        # item as they come (PK order): no Python work for the rows of items done long ago.
+        # One read transaction: the items, their stored flows and the transitions of the others come
+        # from one snapshot, and the flows replayed here are stored in it or not at all (see
+        # metrics.store.flows, which also says when stored flows are forgotten).
+        with self.db.atomic():
+            # Plain tuples, not dicts: this load is the floor under every flow metric's latency.
+            rows = self.db.execute(
+                "select w.source, w.key, w.project, w.type, w.summary, w.url, w.status, w.status_id, "
+                f"w.resolution, w.created, {flow_store.COLUMNS} from work_items w left join flows f "
+                f"on f.workflow = ? and f.source = w.source and f.key = w.key where {cond}",
+                [self.workflow.fingerprint, *params],
+            ).fetchall()
+            replayed = self._replay_unstored(rows)
+            flags: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+            if self.team.impediments_wait:
+                for src, key, f_start, f_end in self.db.execute(
+                    "select f.source, f.key, f.start, f.end from flags f "
+                    f"join work_items w on w.source = f.source and w.key = f.key where {cond}",
+                    params,
+                ):
+                    flags[(src, key)].append((f_start, f_end if f_end else self.now))
+        types = {k.lower(): v for k, v in self.team.work_types.items()}
+        discarded = {r.lower() for r in self.team.discarded_resolutions}
+        stored_flow = flow_store.StoredFlow
+        out = []
+        for src, key, project, type_, summary, url, status, _, resolution, created, *stored in rows:
+            k = (src, key)
+            out.append(
+                Item(
+                    src,
+                    key,
+                    project,
+                    type_ or "",
+                    types.get((type_ or "").lower(), "unclassified"),
+                    summary or "",
+                    url or "",
+                    status or "",
+                    created,
+                    resolution,
+                    (resolution or "").lower() in discarded,
+                    replayed[k] if stored[2] is None else stored_flow(*stored),
+                    flags.get(k, []),
+                )
+            )
+        return out
+
+    def _replay_unstored(self, rows: list[tuple]) -> dict[tuple[str, str], Flow]:
+        """Replay the loader's ``rows`` that have no stored flow for the team's workflow, and store
+        their flows. Called inside the transaction that read ``rows``, so the transitions come from
+        the same snapshot."""
+        unstored = [r for r in rows if r[12] is None]  # a stored flow always has its dates
+        if not unstored:
+            return {}
+        # Their transitions by primary-key seeks, as (project, source, key) lists of at most
+        # _KEYS_PER_QUERY, grouped per item as they come (PK order): no read at all for the items
+        # whose flows are stored, whatever their number. An item's transitions carry its project
+        # (both come from one payload), so a flow depends on the item's own rows and the mapping,
+        # never on which team's scope loaded it, and teams with the same mapping share it.
+        wanted: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for r in unstored:
+            wanted[(r[2], r[0])].append(r[1])
         trans: dict[tuple[str, str], list[tuple]] = {}
-        for k, group in groupby(
-            self.db.execute(
-                "select source, key, at, seq, from_code, to_code from transitions "
-                f"where project in ({_in(projects)}) and (source, key) in "
-                f"(select w.source, w.key from work_items w where {cond})",
-                [*projects, *params],
-            ),
-            _ITEM_KEY,
-        ):
-            trans.setdefault(k, []).extend(group)
+        for (project, src), keys in wanted.items():
+            for i in range(0, len(keys), _KEYS_PER_QUERY):
+                part = keys[i : i + _KEYS_PER_QUERY]
+                for k, group in groupby(
+                    self.db.execute(
+                        "select source, key, at, seq, from_code, to_code from transitions "
+                        f"where project = ? and source = ? and key in ({_in(part)})",
+                        [project, src, *part],
+                    ),
+                    _ITEM_KEY,
+                ):
+                    trans.setdefault(k, []).extend(group)
         # Status code -> (stage index, label), once per source rather than once per transition.
         stage_of = {
             src: {
                 code: (self.workflow.stage_index(sid, name), name or sid)
                 for code, (sid, name) in table.items()
             }
-            for src, table in status_table(self.db, sorted({r[0] for r in rows})).items()
+            for src, table in status_table(self.db, sorted({r[0] for r in unstored})).items()
         }
-        flags: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-        if self.team.impediments_wait:
-            for src, key, f_start, f_end in self.db.execute(
-                "select f.source, f.key, f.start, f.end from flags f "
-                f"join work_items w on w.source = f.source and w.key = f.key where {cond}",
-                params,
-            ):
-                flags[(src, key)].append((f_start, f_end if f_end else self.now))
-        types = {k.lower(): v for k, v in self.team.work_types.items()}
-        discarded = {r.lower() for r in self.team.discarded_resolutions}
-        out = []
-        for src, key, project, type_, summary, url, status, status_id, resolution, created in rows:
+        flows = {}
+        for src, key, _, _, _, _, status, status_id, _, created, *_ in unstored:
             k = (src, key)
             changes = trans.get(k)
             if changes:
@@ -249,24 +290,9 @@ class TeamData:
                 steps += [(c[2], *codes.get(c[5], _UNKNOWN)) for c in changes]
             else:
                 steps = [(created, self.workflow.stage_index(status_id, status), status or status_id)]
-            out.append(
-                Item(
-                    source=src,
-                    key=key,
-                    project=project,
-                    type=type_ or "",
-                    category=types.get((type_ or "").lower(), "unclassified"),
-                    summary=summary or "",
-                    url=url or "",
-                    status=status or "",
-                    created=created,
-                    resolution=resolution,
-                    discarded=(resolution or "").lower() in discarded,
-                    flow=replay_steps(self.workflow, steps),
-                    impediments=flags.get(k, []),
-                )
-            )
-        return out
+            flows[k] = replay_steps(self.workflow, steps)
+        flow_store.store(self.db, self.workflow, ((src, key, f) for (src, key), f in flows.items()))
+        return flows
 
     def unmapped_statuses(self, start: float) -> list[str]:
         """Statuses seen in the team's items that its workflow does not map (a data-quality note)."""

@@ -7,6 +7,8 @@ status timeline and the committed/done instants every flow metric starts from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +18,9 @@ from metrics.errors import VsmError
 
 BACKLOG, COMMITTED, DONE = "backlog", "committed", "done"
 ACTIVE, WAITING = "active", "waiting"
+# Bump whenever ``replay_steps`` (or how a status finds its stage) changes what it returns: flows
+# stored by an older version then carry another fingerprint and are never read again.
+REPLAY_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,14 @@ class Workflow:
     @cached_property
     def in_flow_indices(self) -> list[int]:
         return [i for i, s in enumerate(self.stages) if s.in_flow]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names everything a replay depends on besides the item's own rows: the stages with their
+        kinds and statuses, and the replay rules' version. Stored flows are keyed by it, so a new
+        mapping (or new rules) can never be answered with flows replayed under the old one."""
+        text = json.dumps([REPLAY_VERSION, self.to_dict()], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def _lookup(self, status_id: str | None, status_name: str | None) -> int | None:
         if status_id is not None:

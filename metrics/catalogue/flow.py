@@ -73,7 +73,9 @@ def quality_notes(
             notes.append(discarded.format(n=n))
     if negative:
         notes.append(f"{negative} negative durations left out")
-    unmapped = sorted({s for it in items if _in_play(it, start, end) for s in it.flow.unmapped})
+    unmapped = sorted(
+        {s for it in items if it.flow.unmapped and _in_play(it, start, end) for s in it.flow.unmapped}
+    )
     if unmapped:
         notes.append("unmapped statuses ignored: " + ", ".join(unmapped))
     return notes

@@ -277,3 +277,51 @@ def m004_deliveries(db):
         {"team": str, "kind": str, "subject": str, "sent": float},
         pk=("team", "kind", "subject"),
     )
+
+
+@MIGRATIONS()
+def m005_flows(db):
+    # Replayed flows, a derived cache (see metrics.store.flows): one row per (workflow fingerprint,
+    # item). A flow is a function of the team's mapping (the fingerprint), the item's creation and
+    # current status, its transitions and the status codes; the triggers below delete an item's rows
+    # whenever any of those rows is written, whoever writes it, so a stored flow is never stale.
+    _clustered(
+        db,
+        "flows",
+        {
+            "workflow": str,
+            "source": str,
+            "key": str,
+            "committed": float,
+            "done": float,
+            "dates": bytes,
+            "timeline": bytes,
+            "unmapped": str,
+        },
+        pk=("workflow", "source", "key"),
+    )
+    db["flows"].create_index(["source", "key"])
+    forget = "delete from flows where source = {r}.source and key = {r}.key;"
+    for name, event, rows in (
+        ("transitions_insert", "after insert on transitions", ("new",)),
+        ("transitions_update", "after update on transitions", ("old", "new")),
+        ("transitions_delete", "after delete on transitions", ("old",)),
+        ("work_items_insert", "after insert on work_items", ("new",)),
+        (
+            "work_items_update",
+            "after update of source, key, project, created, status, status_id on work_items",
+            ("old", "new"),
+        ),
+        ("work_items_delete", "after delete on work_items", ("old",)),
+    ):
+        body = " ".join(forget.format(r=r) for r in rows)
+        db.execute(f"create trigger flows_forget_{name} {event} begin {body} end")
+    # A status code's id or name is read by every replay of its source: any change to the codes
+    # (a new one included, which a transition written earlier may already name) forgets the source.
+    for name, event, rows in (
+        ("statuses_insert", "after insert on statuses", ("new",)),
+        ("statuses_update", "after update on statuses", ("old", "new")),
+        ("statuses_delete", "after delete on statuses", ("old",)),
+    ):
+        body = " ".join(f"delete from flows where source = {r}.source;" for r in rows)
+        db.execute(f"create trigger flows_forget_{name} {event} begin {body} end")
