@@ -26,6 +26,7 @@ import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from metrics.store.tx import transaction
 from metrics.teams import now_iso
 from metrics.timeutil import parse_instant
 
@@ -90,7 +91,7 @@ def settled(db: sqlite_utils.Database, key: Key) -> Outcome | None:
 
 
 def _write(db: sqlite_utils.Database, key: Key, channel: str, **fields) -> None:
-    with db.atomic():
+    with transaction(db):
         db["deliveries"].upsert(
             {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": channel}
             | fields,

@@ -24,6 +24,7 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.pull_requests import stale_prs
 from metrics.dataset import TeamData
 from metrics.digest import digest_window, headline, target_status
+from metrics.store.tx import transaction
 from metrics.teams import DAYS, NUDGE_KINDS, Team
 from metrics.timeutil import days_ending_today, parse_instant
 
@@ -65,7 +66,7 @@ def recently_nudged(db: sqlite_utils.Database, team: Team, kind: str, now: float
 
 def record_nudged(db: sqlite_utils.Database, team: Team, nudge: Nudge, at: float) -> None:
     """Remember every item a delivered nudge named (also the ones counted in ``more``)."""
-    with db.atomic():
+    with transaction(db):
         db.conn.executemany(
             "insert or replace into nudge_log (team, kind, subject, sent) values (?, ?, ?, ?)",
             [(team.name, nudge.kind, i["subject"], at) for i in nudge.items],

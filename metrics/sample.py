@@ -35,7 +35,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from metrics.normalise import rebuild
-from metrics.store.raw import save_raw, transaction
+from metrics.store.raw import save_raw
+from metrics.store.tx import transaction
 from metrics.teams import Team
 from metrics.timeutil import WEEK, iso
 from metrics.workflow import Workflow

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from metrics.errors import VsmError
 from metrics.store.flows import forget_workflow
+from metrics.store.tx import transaction
 from metrics.timeutil import zone
 from metrics.workflow import Workflow
 
@@ -161,7 +162,7 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None 
     if not changes:
         return {}
     at = now_iso()
-    with db.atomic():
+    with transaction(db):
         db["teams"].upsert(
             {
                 "name": team.name,
@@ -208,7 +209,7 @@ def set_org(db: sqlite_utils.Database, key: str, value, who: str) -> None:
     old = get_org(db).get(key)
     if old == value:
         return
-    with db.atomic():
+    with transaction(db):
         db["org"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
         db["settings_log"].insert(
             {

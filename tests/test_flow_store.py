@@ -20,6 +20,7 @@ from metrics.dataset import TeamData
 from metrics.normalise import ingest
 from metrics.store import flows, open_db
 from metrics.store.flows import StoredFlow
+from metrics.store.tx import transaction
 from metrics.teams import list_teams
 from metrics.timeutil import days_ending_today
 from metrics.workflow import Flow, Workflow
@@ -317,3 +318,20 @@ def test_now_does_not_enter_a_stored_flow():
     early = TeamData(db, team(), ts("2026-01-03 00:00")).items(0)[0].flow
     late = TeamData(db, team(), datetime(2026, 6, 1, tzinfo=UTC)).items(0)[0].flow
     assert isinstance(late, StoredFlow) and late == early
+
+
+def test_a_writer_that_reads_first_is_not_failed_by_a_command_storing_flows(tmp_path):
+    """Writers take the write lock before their first read (``metrics.store.tx``): a command storing
+    flows in between cannot make them fail. With a deferred ``BEGIN``, the command's commit left the
+    writer's read snapshot stale, and SQLite refused its first write at once ("database is locked")."""
+    path = tmp_path / "store.db"
+    sync, command = open_db(path), open_db(path)
+    item(sync, "PAY-1", "2026-01-01 09:00", [("2026-01-02 09:00", "In Progress")])
+    with transaction(sync):
+        sync.execute("select count(*) from raw").fetchone()  # reads first, as save_raw does
+        assert "PAY-1" in by_key(command)  # the command's figures stand, without waiting
+        assert stored(command) == 0  # but it could not store its flows: the writer holds the lock
+        ingest(sync, "jira", "issue", "10042", None, jira_issue(), JIRA)
+    assert sync.execute("select count(*) from raw where kind = 'issue'").fetchone()[0] == 1
+    by_key(command)
+    assert stored(command) > 0

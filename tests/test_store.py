@@ -76,8 +76,8 @@ def test_team_window_queries_use_indexes(tmp_path):
 
 
 def test_status_codes_are_stable_per_source_and_survive_a_rollback(tmp_path):
-    from metrics.store.raw import transaction
     from metrics.store.statuses import status_code, status_table
+    from metrics.store.tx import transaction
 
     db = open_db(tmp_path / "s.db")
     a = status_code(db, "jira", "3", "In Progress")

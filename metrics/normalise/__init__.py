@@ -18,7 +18,8 @@ import sqlite_utils
 
 from metrics.errors import VsmError
 from metrics.normalise import github, gitlab, jira, pagerduty
-from metrics.store.raw import iter_raw, save_raw, transaction
+from metrics.store.raw import iter_raw, save_raw
+from metrics.store.tx import transaction
 
 TOOLS: dict[str, ModuleType] = {"jira": jira, "github": github, "gitlab": gitlab, "pagerduty": pagerduty}
 

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from metrics.normalise import ingest
 from metrics.sources.http import Http
+from metrics.store.tx import transaction
 from metrics.teams import now_iso
 from metrics.timeutil import iso
 
@@ -60,7 +61,7 @@ class SyncContext:
 
     def checkpoint(self, stream: str, state: dict) -> None:
         """Save the stream's state (its cursor); written at once, so a crash resumes from here."""
-        with self.db.atomic():
+        with transaction(self.db):
             self.db.execute(
                 "insert into sync_status (source, stream, cursor, updated) values (?, ?, ?, ?) "
                 "on conflict(source, stream) do update set cursor = excluded.cursor, updated = excluded.updated",

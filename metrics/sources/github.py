@@ -47,7 +47,8 @@ from metrics.normalise import github as gh
 from metrics.sources import github_graphql as graphql
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
-from metrics.store.raw import get_raw, stored_updated, transaction
+from metrics.store.raw import get_raw, stored_updated
+from metrics.store.tx import transaction
 from metrics.timeutil import iso, parse_instant
 
 DEFAULT_URL = "https://api.github.com"

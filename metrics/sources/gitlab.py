@@ -32,7 +32,8 @@ from urllib.parse import quote
 from metrics.normalise import gitlab as gl
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
-from metrics.store.raw import get_raw, stored_updated, transaction
+from metrics.store.raw import get_raw, stored_updated
+from metrics.store.tx import transaction
 from metrics.timeutil import iso, parse_instant
 
 OVERLAP = 600.0  # seconds re-read behind the cursor: clock skew, late commits of GitLab's writes

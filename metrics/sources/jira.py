@@ -52,7 +52,8 @@ from urllib.parse import quote, urlsplit
 
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, RateLimited, SourceError
-from metrics.store.raw import get_raw, transaction
+from metrics.store.raw import get_raw
+from metrics.store.tx import transaction
 from metrics.timeutil import parse_instant
 
 ISSUES, SPRINTS = "issues", "sprints"

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from metrics.sources.base import Connector, Progress, SyncContext
 from metrics.sources.http import Policy, SourceError, check_transport
+from metrics.store.tx import transaction
 from metrics.teams import now_iso
 
 KINDS = ("jira", "github", "gitlab", "pagerduty")
@@ -52,7 +53,7 @@ def _record(
     db: sqlite_utils.Database, source: str, stream: str, *, ok: bool, message: str | None, changed: int
 ) -> None:
     at = now_iso()
-    with db.atomic():
+    with transaction(db):
         db.execute(
             "insert into sync_status (source, stream, updated) values (?, ?, ?) "
             "on conflict(source, stream) do nothing",
@@ -141,7 +142,7 @@ def sync_source(
             message = _scrub(f"{exc.__class__.__name__}: {exc}", token)
             result.errors.append(f"{stream}: unexpected error {message}")
             _record(db, name, stream, ok=False, message=f"unexpected error {message}", changed=0)
-    with db.atomic():
+    with transaction(db):
         db.conn.executemany(
             "insert or replace into http_etags (source, key, etag) values (?, ?, ?)",
             [(name, k, v) for k, v in http.etags.items()],

@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlite_utils
 
-from metrics.store.statuses import forget_codes
+from metrics.store.tx import transaction
 
 
 def canonical(payload: dict | list) -> str:
     """The stored text of a payload: key order and whitespace fixed, so equal content compares equal."""
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-@contextmanager
-def transaction(db: sqlite_utils.Database):
-    """Commit on success, roll back on error; nested, a savepoint inside the open transaction.
-
-    Not ``with db.conn:``: sqlite-utils' ``execute`` commits every write made outside an explicit
-    ``BEGIN``, so that block would neither group writes nor roll them back.
-    """
-    try:
-        with db.atomic():
-            yield
-    except BaseException:
-        forget_codes(db)  # codes handed out inside the rolled-back transaction no longer exist
-        raise
 
 
 def save_raw(
