@@ -252,8 +252,10 @@ def sprint(
 
 
 def fast_policy(waits: list | None = None) -> Policy:
-    """Retries that never sleep: every wait is appended to ``waits`` instead."""
-    return Policy(backoff=0.001, backoff_max=0.01, sleep=(waits if waits is not None else []).append)
+    """Retries that never sleep: every wait is appended to ``waits`` instead. The backoff is tiny
+    (urllib3 sleeps it for real on 5xx); the cap is the production one, so the floors our own waits
+    keep (a minute for GitHub's secondary limits) show in ``waits`` as they are."""
+    return Policy(backoff=0.001, sleep=(waits if waits is not None else []).append)
 
 
 def run_sync(

@@ -721,6 +721,35 @@ def test_graphql_rate_limited_answer_is_waited_until_the_reset(gh):
     assert pull_rows(db) == expected_pulls(gh)
 
 
+def test_a_batch_github_gives_up_on_is_asked_again_in_halves(gh):
+    """GitHub times out on heavy queries (a 200 with an untyped error): the batch is split until each
+    part passes, so a page of long PRs cannot stall the repo's sync."""
+    numbers = pulls_history(gh, 60)
+    gh.graphql_limit = 12
+    db = new_db()
+    result = sync(db, gh)
+    assert result.ok, result.errors
+    assert pull_rows(db) == expected_pulls(gh) and review_rows(db) == expected_reviews(gh, expected_pulls(gh))
+    sizes = [len(b) for b in asked(gh)]
+    assert sizes[:3] == [50, 25, 12]  # 50 times out, then 25, then 12 passes
+    assert sorted(n for b in asked(gh) if len(b) <= 12 for n in b) == sorted(numbers)
+    gh.graphql_limit = 0  # nothing passes, not even one PR: the stream fails, naming the cause
+    gh.edit_pull(PAY, numbers[0], NOW + HOUR, title="Renamed")
+    failed = sync(db, gh, now=NOW + DAY)
+    assert not failed.ok and "GitHub gave up on the query" in failed.errors[0]
+
+
+def test_a_secondary_graphql_limit_without_a_reset_waits_a_minute(gh):
+    pulls_history(gh, 20)
+    body = b'{"errors": [{"type": "RATE_LIMITED", "message": "You have exceeded a secondary rate limit."}]}'
+    gh.arm("/graphql", 0, Fault(200, {}, body))
+    db, waits = new_db(), []
+    result = sync(db, gh, waits=waits)
+    assert result.ok, result.errors
+    assert len(waits) == 1 and waits[0] >= 60
+    assert pull_rows(db) == expected_pulls(gh)
+
+
 def test_a_pr_graphql_cannot_find_comes_back_as_none_and_a_missing_repo_fails(gh):
     from metrics.sources import github_graphql
     from metrics.sources.github import GitHubConnector

@@ -14,16 +14,20 @@ its ``pageInfo`` dropped (a cursor into a finished read means nothing later).
 
 GraphQL answers 200 even for errors: ``errors[].type`` ``NOT_FOUND`` on a PR's alias means the PR is
 gone (transferred with its repo, or out of the token's reach): it comes back as None. A
-``RATE_LIMITED`` error is waited out like a REST rate limit (``x-ratelimit-reset``); any other error
-fails the repo's stream with the error's type and message.
+``RATE_LIMITED`` error (or a secondary-limit message) is waited out like a REST rate limit
+(``x-ratelimit-reset``, else at least a minute). A query GitHub gives up on (an untyped "Something
+went wrong ... timeout" error, a 502/504 after retries, no answer in time) is asked again in halves,
+down to one PR: a batch too heavy for GitHub (long bodies, many reviews) cannot stall a repo's sync.
+Any other error fails the repo's stream with the error's type and message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from metrics.sources.http import Http, SourceError
+from metrics.sources.http import Http, SourceError, TimedOut
 
 BATCH = 50  # PRs per query: 50 x 4 connections x 100 stays far under the 500,000-node limit
 PAGE = 100  # nodes per connection page: GitHub's maximum for ``first``
@@ -41,13 +45,14 @@ CONNECTIONS = {
 }
 SCALARS = (
     "number title url state isDraft body createdAt updatedAt closedAt mergedAt additions deletions "
-    "changedFiles headRefName baseRefName mergeCommit { oid } author { __typename login }"
+    "headRefName mergeCommit { oid } author { __typename login }"
 )
+ALIAS = re.compile(r"p\d+")
 
 
 def _connection(field: str, after: str = "") -> str:
     name, args, nodes = CONNECTIONS[field]
-    return f"{name}(first: {PAGE}{args}{after}) {{ totalCount pageInfo {{ hasNextPage endCursor }} {nodes} }}"
+    return f"{name}(first: {PAGE}{args}{after}) {{ pageInfo {{ hasNextPage endCursor }} {nodes} }}"
 
 
 FRAGMENT = (
@@ -63,7 +68,7 @@ def batch_query(numbers: list[int]) -> str:
     """One query for ``numbers``, aliased ``p<number>`` so the answer maps back to them."""
     aliases = " ".join(f"p{n}: pullRequest(number: {n}) {{ ...pull }}" for n in numbers)
     return (
-        "query($owner: String!, $name: String!) { rateLimit { cost remaining resetAt } "
+        "query($owner: String!, $name: String!) { "
         f"repository(owner: $owner, name: $name) {{ {aliases} }} }} {FRAGMENT}"
     )
 
@@ -87,10 +92,17 @@ def endpoint(rest_base: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+class TooHeavy(SourceError):
+    """GitHub gave up on a query (its untyped timeout error): smaller batches may pass."""
+
+
 def rate_limited(data: object) -> bool:
-    """A 200 whose errors say the GraphQL points are spent: :class:`Http` waits it out."""
+    """A 200 whose errors say the GraphQL points, or a secondary limit, are spent: :class:`Http`
+    waits it out."""
     return isinstance(data, dict) and any(
-        isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in data.get("errors") or []
+        isinstance(e, dict)
+        and (e.get("type") == "RATE_LIMITED" or "secondary rate limit" in str(e.get("message")).lower())
+        for e in data.get("errors") or []
     )
 
 
@@ -100,14 +112,32 @@ def pull_nodes(http: Http, url: str, repo: str, numbers: list[int]) -> Iterator[
     failure later on loses nothing already read."""
     owner, name = repo.split("/", 1)
     for start in range(0, len(numbers), BATCH):
-        chunk = numbers[start : start + BATCH]
+        yield from _batch(http, url, owner, name, numbers[start : start + BATCH])
+
+
+def _batch(
+    http: Http, url: str, owner: str, name: str, chunk: list[int]
+) -> Iterator[tuple[int, dict | None]]:
+    try:
         data = _ask(http, url, batch_query(chunk), {"owner": owner, "name": name})
-        found = data.get("repository")
-        if not isinstance(found, dict):
-            raise SourceError(f"POST /graphql: repository {repo} not found")
-        for n in chunk:
-            node = found.get(f"p{n}")
-            yield n, (_complete(http, url, owner, name, node) if isinstance(node, dict) else None)
+    except SourceError as exc:
+        if len(chunk) == 1 or not _gave_up(exc):
+            raise
+        half = len(chunk) // 2
+        yield from _batch(http, url, owner, name, chunk[:half])
+        yield from _batch(http, url, owner, name, chunk[half:])
+        return
+    found = data.get("repository")
+    if not isinstance(found, dict):
+        raise SourceError(f"POST /graphql: repository {owner}/{name} not found")
+    for n in chunk:
+        node = found.get(f"p{n}")
+        yield n, (_complete(http, url, owner, name, node) if isinstance(node, dict) else None)
+
+
+def _gave_up(exc: SourceError) -> bool:
+    """GitHub, or the way to it, gave up on the query rather than refused it."""
+    return isinstance(exc, TooHeavy | TimedOut) or exc.status in (502, 504)
 
 
 def _complete(http: Http, url: str, owner: str, name: str, node: dict) -> dict:
@@ -136,10 +166,14 @@ def _ask(http: Http, url: str, query: str, variables: dict) -> dict:
     body = page.data if isinstance(page.data, dict) else {}
     for error in body.get("errors") or []:
         path = error.get("path") or []
-        if error.get("type") == "NOT_FOUND" and len(path) == 2 and str(path[1]).startswith("p"):
+        if error.get("type") == "NOT_FOUND" and len(path) == 2 and ALIAS.fullmatch(str(path[1])):
             continue  # one PR gone: its alias is null
-        kind = error.get("type") or "error"
-        raise SourceError(f"POST /graphql: {kind}: {str(error.get('message'))[:200]}")
+        message = str(error.get("message"))
+        if not error.get("type") and (
+            "timeout" in message.lower() or "something went wrong" in message.lower()
+        ):
+            raise TooHeavy(f"POST /graphql: GitHub gave up on the query: {message[:200]}")
+        raise SourceError(f"POST /graphql: {error.get('type') or 'error'}: {message[:200]}")
     data = body.get("data")
     if not isinstance(data, dict):
         raise SourceError("POST /graphql: the response has no data")

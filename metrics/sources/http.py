@@ -55,6 +55,10 @@ class RateLimited(SourceError):
     """The source asked us to wait longer than we will."""
 
 
+class TimedOut(SourceError):
+    """No answer within the read timeout, every try: a query too heavy for the source, perhaps."""
+
+
 @dataclass
 class Policy:
     """How hard to try. Tests shrink the waits; production keeps the defaults."""
@@ -218,7 +222,7 @@ class Http:
             except requests.exceptions.Timeout:
                 failures += 1
                 if failures >= self.policy.attempts:
-                    raise SourceError(f"{method} {where}: timed out") from None
+                    raise TimedOut(f"{method} {where}: timed out") from None
                 self._backoff(failures)
                 continue
             except ValueError:  # malformed JSON (requests' JSONDecodeError is a ValueError)
@@ -248,9 +252,10 @@ class Http:
         wait = self._rate_limit_wait(resp, failures)
         if wait is None:
             raise AuthError(f"{what}: permission denied ({status})", status)
+        said = "rate limited" if status == 200 else f"rate limited ({status})"
         if waited + wait > self.policy.max_wait:
             raise RateLimited(
-                f"{what}: rate limited ({status}); the source asks to wait "
+                f"{what}: {said}; the source asks to wait "
                 f"{wait:.0f} s, more than the {self.policy.max_wait:.0f} s we allow"
             )
         failures += 1
@@ -284,8 +289,9 @@ class Http:
                     pass
         if resp.status_code == 403 and not _looks_rate_limited(resp):
             return None
-        # A secondary limit, or a 429/503 with no hint: at least a minute for GitHub's 403s, else backoff.
-        base = 60.0 if resp.status_code == 403 else self.policy.backoff * (2**failures)
+        # A secondary limit, or a 429/503 with no hint: at least a minute for GitHub's limits (a 403, or
+        # a 200 whose body says so: GraphQL), else backoff.
+        base = 60.0 if resp.status_code in (200, 403) else self.policy.backoff * (2**failures)
         return min(base, self.policy.backoff_max) + random.uniform(0, self.policy.backoff / 2)
 
     def _backoff(self, failures: int) -> None:

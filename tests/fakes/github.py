@@ -113,6 +113,7 @@ class FakeGitHub(FakeApi):
         self._index: dict[str, tuple[int, dict[str, int]]] = {}
         self.outage: Callable[[Request], bool] | None = None
         self.not_modified: list[str] = []  # paths answered 304
+        self.graphql_limit: int | None = None  # GraphQL batches of more PRs time out, as heavy queries do
         self.server.route("GET", "/repos/*", self._dispatch)
         self.server.route("POST", "/graphql", lambda req: github_graphql.answer(self, req))
 

@@ -11,7 +11,8 @@ Nodes are built from the same data the REST routes serve (so both APIs always ag
 GitHub's schema: ``state`` ``OPEN``/``CLOSED``/``MERGED``, ``isDraft``, ``mergeCommit { oid }`` only once
 merged, ``author { __typename login }`` with a bot's login without ``[bot]``, and connections with
 ``totalCount``, ``pageInfo { hasNextPage endCursor }`` and ``nodes``, paged by ``first`` (1-100, as
-GitHub validates) and an opaque ``after`` cursor. Every request is authenticated (401 otherwise), and
+GitHub validates) and an opaque ``after`` cursor. ``graphql_limit`` makes batches of more PRs time out
+the way GitHub reports it: a 200 with an untyped "Something went wrong ... timeout" error. Every request is authenticated (401 otherwise), and
 errors come back as GitHub sends them: HTTP 200 with ``errors``.
 """
 
@@ -25,6 +26,10 @@ from fakes.server import Reply, Request
 ALIAS = re.compile(r"(\w+):\s*pullRequest\(number:\s*(\d+)\)")
 CONNECTION = re.compile(r"\b(labels|commits|reviews|timelineItems)\(first:\s*(\d+)")
 ONE_PR = re.compile(r"pullRequest\(number:\s*\$number\)")
+TIMEOUT = (
+    "Something went wrong while executing your query. This may be the result of a timeout, or it could "
+    "be a GitHub bug. Please include `7C1C:2D4F:1B2A3C:3E4F5A:65F0A1B2` when reporting this issue."
+)
 
 
 def _cursor(index: int) -> str:
@@ -148,9 +153,12 @@ def answer(fake, req: Request) -> Reply:
         (field, first), *_ = firsts.items()
         pr = None if p is None else {field: _page(connections(p)[field], first, variables.get("after"))}
         return Reply(200, {"data": {"repository": {"pullRequest": pr}}}, headers)
+    aliases = ALIAS.findall(query)
+    if fake.graphql_limit is not None and len(aliases) > fake.graphql_limit:
+        return Reply(200, {"data": None, "errors": [{"message": TIMEOUT}]}, headers)
     data: dict = {}
     errors = []
-    for alias, number in ALIAS.findall(query):
+    for alias, number in aliases:
         p = pulls.get(int(number))
         data[alias] = None if p is None else node(p, firsts)
         if p is None:
