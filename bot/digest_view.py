@@ -11,7 +11,7 @@ from metrics.digest import Digest, Figure
 from metrics.timeutil import iso
 
 MAX_BLOCKS = 50
-SECTION_TEXT = 3000  # Slack's limit on a section's text
+SECTION_TEXT = 3000  # Slack's limit on a text object's text
 
 
 def _row(f: Figure) -> dict:
@@ -63,9 +63,10 @@ def message(d: Digest, now: datetime, channel: str | None = None, late: datetime
     due = late.astimezone(d.team.tz).strftime("%a %d %b %H:%M %Z") if late else None
     payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel, late=due)
     payload["text"] = cut(payload["text"], 3900)
-    for block in payload["blocks"]:
-        if block["type"] == "section":  # e.g. every figure signalling at once
-            block["text"]["text"] = cut(block["text"]["text"], SECTION_TEXT)
+    for block in payload["blocks"]:  # e.g. every figure signalling at once, a long data-quality note
+        for text in [block.get("text") or {}, *block.get("elements", [])]:
+            if text.get("type") == "mrkdwn":
+                text["text"] = cut(text["text"], SECTION_TEXT)
     payload["blocks"] = _fit(payload["blocks"])
     return payload
 

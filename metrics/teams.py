@@ -118,6 +118,9 @@ class Team:
             Workflow.from_list(self.workflow)
         except VsmError as exc:
             raise VsmError(f"team {self.name}: workflow: {exc}") from exc
+        repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if repeated:
+            raise VsmError(f"team {self.name}: metrics: {', '.join(repeated)} chosen twice")
         if catalogue_ids is not None:
             for key, chosen in (("metrics", self.metrics), ("targets", self.targets)):
                 for m in chosen:

@@ -85,6 +85,12 @@ def test_invalid_toml_names_the_line(tmp_path):
         ('channel = "C0123456789"', 'channel = "C0123456789"\nbogus = 1', "unknown key 'bogus'", "bogus ="),
         ('in_progress = ["In Progress"]', "in_progress = 3", "list of status", "[team.workflow]"),
         ("north_star = []", 'north_star = ["nope"]', "unknown metric 'nope'", "north_star ="),
+        (
+            'waiting_stages = ["review"]',
+            'waiting_stages = ["review"]\nmetrics = ["throughput", "wip", "throughput"]',
+            "throughput chosen twice",
+            "metrics =",
+        ),
     ],
 )
 def test_invalid_values_name_key_and_line(tmp_path, old, new, message, marker):

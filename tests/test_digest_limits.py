@@ -53,3 +53,18 @@ def test_every_figure_signalling_stays_within_the_section_limit(sample_digest):
     assert_valid_message(payload)
     signals = next(b for b in payload["blocks"] if b.get("block_id") == "signals")
     assert len(signals["text"]["text"]) == digest_view.SECTION_TEXT
+
+
+def test_many_sources_and_a_long_shared_note_stay_within_a_context_block(sample_digest):
+    d, now = sample_digest
+    fresh = [{"source": f"jira-{k}", "as_of": "2026-11-30 08:00 UTC", "error": k == 3} for k in range(12)]
+    note = "unmapped statuses ignored: " + ", ".join(f"Status {k}" for k in range(400))
+    figures = [replace(f, result=replace(f.result, notes=[note])) for f in d.determinants]
+    payload = digest_view.message(replace(d, freshness=fresh, determinants=figures), now)
+    assert_valid_message(payload)
+    blocks = {b.get("block_id"): b for b in payload["blocks"]}
+    (freshness,) = blocks["freshness"]["elements"]
+    assert "jira-0 data as of" in freshness["text"] and "jira-11 data as of" in freshness["text"]
+    assert "jira-3 data as of 2026-11-30 08:00 UTC (last sync failed)" in freshness["text"]
+    quality = blocks["quality"]["elements"][0]["text"]
+    assert quality.startswith("Data quality: unmapped statuses") and len(quality) == digest_view.SECTION_TEXT
