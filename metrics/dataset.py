@@ -29,6 +29,9 @@ _ITEM_KEY = itemgetter(0, 1)  # (source, key) of a transitions row
 _AT_SEQ = itemgetter(2, 3)  # (at, seq) of a transitions row
 _UNKNOWN = (None, None)  # a code with no statuses row: treated as an unmapped, unnamed status
 _KEYS_PER_QUERY = 500  # bound parameters per transitions query, well under SQLite's limit
+# A loader row: the work item's 10 columns, then ``flows.COLUMNS`` (committed, done, dates, ...).
+_ITEM_COLUMNS = 10
+_STORED_DATES = _ITEM_COLUMNS + 2  # NULL when the item has no stored flow: a stored one always has dates
 
 
 @dataclass(slots=True)
@@ -237,7 +240,7 @@ class TeamData:
                     created,
                     resolution,
                     (resolution or "").lower() in discarded,
-                    replayed[k] if stored[2] is None else stored_flow(*stored),
+                    replayed[k] if stored[_STORED_DATES - _ITEM_COLUMNS] is None else stored_flow(*stored),
                     flags.get(k, []),
                 )
             )
@@ -247,7 +250,7 @@ class TeamData:
         """Replay the loader's ``rows`` that have no stored flow for the team's workflow, and store
         their flows. Called inside the transaction that read ``rows``, so the transitions come from
         the same snapshot."""
-        unstored = [r for r in rows if r[12] is None]  # a stored flow always has its dates
+        unstored = [r for r in rows if r[_STORED_DATES] is None]
         if not unstored:
             return {}
         # Their transitions by primary-key seeks, as (project, source, key) lists of at most
@@ -283,6 +286,8 @@ class TeamData:
         for src, key, _, _, _, _, status, status_id, _, created, *_ in unstored:
             k = (src, key)
             changes = trans.get(k)
+            # These steps are part of what a stored flow depends on: a change here needs a new
+            # workflow.REPLAY_VERSION, or flows stored before it would still be read.
             if changes:
                 changes.sort(key=_AT_SEQ)  # time order, ties by changelog id
                 codes = stage_of[src]

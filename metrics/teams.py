@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from metrics.errors import VsmError
-from metrics.store.flows import forget_workflow
+from metrics.store import flows
 from metrics.store.tx import transaction
 from metrics.timeutil import zone
 from metrics.workflow import Workflow
@@ -180,7 +180,7 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None 
         if old is not None:
             db.execute("update teams set created = coalesce(created, ?) where name = ?", [at, team.name])
         if old_team is not None and old_team.flow.fingerprint != team.flow.fingerprint:
-            _forget_unused_flows(db, old_team.flow.fingerprint)
+            flows.keep_only(db, [t.flow.fingerprint for t in list_teams(db)])
         db["settings_log"].insert(
             {
                 "team": team.name,
@@ -191,13 +191,6 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None 
             }
         )
     return changes
-
-
-def _forget_unused_flows(db: sqlite_utils.Database, fingerprint: str) -> None:
-    """Drop the flows stored for a mapping that no team uses any more (one just changed its own).
-    Not needed for correctness, a new mapping never reads them: it keeps the store from growing."""
-    if all(t.flow.fingerprint != fingerprint for t in list_teams(db)):
-        forget_workflow(db, fingerprint)
 
 
 def settings_log(db: sqlite_utils.Database, team: str) -> list[dict]:

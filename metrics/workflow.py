@@ -18,8 +18,9 @@ from metrics.errors import VsmError
 
 BACKLOG, COMMITTED, DONE = "backlog", "committed", "done"
 ACTIVE, WAITING = "active", "waiting"
-# Bump whenever ``replay_steps`` (or how a status finds its stage) changes what it returns: flows
-# stored by an older version then carry another fingerprint and are never read again.
+# Bump whenever a replay can change what it returns: ``replay_steps``, how a status finds its stage,
+# or how ``TeamData._replay_unstored`` (metrics/dataset.py) builds the steps it replays. Flows stored
+# by an older version then carry another fingerprint and are never read again.
 REPLAY_VERSION = 1
 
 

@@ -130,6 +130,13 @@ def store(db: sqlite_utils.Database, workflow: Workflow, flows: Iterable[tuple[s
     return True
 
 
-def forget_workflow(db: sqlite_utils.Database, fingerprint: str) -> None:
-    """Drop every flow replayed under ``fingerprint`` (a mapping no team uses any more)."""
-    db.execute("delete from flows where workflow = ?", [fingerprint])
+def keep_only(db: sqlite_utils.Database, fingerprints: Iterable[str]) -> None:
+    """Drop the flows of every mapping not in ``fingerprints`` (the mappings teams use now),
+    including any a computation that began before a mapping change stored after it."""
+    kept = sorted(set(fingerprints))
+    db.execute(
+        f"delete from flows where workflow not in ({', '.join('?' * len(kept))})"
+        if kept
+        else "delete from flows",
+        kept,
+    )
