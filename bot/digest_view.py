@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime
 
 from bot import format as fmt
-from bot.render import cut, render_json, render_text
+from bot.render import cut, cut_mrkdwn, render_json, render_text
 from metrics.digest import Digest, Figure
 from metrics.timeutil import iso
 
@@ -66,7 +66,7 @@ def message(d: Digest, now: datetime, channel: str | None = None, late: datetime
     for block in payload["blocks"]:  # e.g. every figure signalling at once, a long data-quality note
         for text in [block.get("text") or {}, *block.get("elements", [])]:
             if text.get("type") == "mrkdwn":
-                text["text"] = cut(text["text"], SECTION_TEXT)
+                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
     payload["blocks"] = _fit(payload["blocks"])
     return payload
 

@@ -34,6 +34,19 @@ def cut(text: object, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def cut_mrkdwn(text: str, limit: int) -> str:
+    """``cut`` for escaped mrkdwn: never ends inside an entity (``&amp;``) or a link (``<url|label>``),
+    which Slack would show as a broken fragment."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        at = head.rfind(opener)
+        if at > head.rfind(closer):
+            head = head[:at]
+    return head + "…"
+
+
 def link(url: str | None, label: object) -> Trusted:
     """``<url|label>`` with both parts escaped; just the label when there is no URL."""
     if not url:

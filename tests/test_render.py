@@ -1,7 +1,7 @@
 """Rendering: Slack escaping in templates and display formats (METRICS.md: one decimal, half-up)."""
 
 from bot import format as fmt
-from bot.render import Trusted, escape_mrkdwn, link, slack_env
+from bot.render import Trusted, cut_mrkdwn, escape_mrkdwn, link, slack_env
 
 
 def render(source: str, **ctx) -> str:
@@ -23,6 +23,13 @@ def test_trusted_and_links():
 
 def test_plain_text_is_cut_not_escaped():
     assert render("{{ t|plain(5) }}", t="a<b>cdefg") == "a<b>…"
+
+
+def test_mrkdwn_is_never_cut_inside_an_entity_or_a_link():
+    assert cut_mrkdwn("ab &amp; cd", 6) == "ab …"
+    assert cut_mrkdwn("see <https://x.io/a|PAY-1> now", 12) == "see …"
+    assert cut_mrkdwn("<https://x.io|A> &lt;b&gt; tail", 24) == "<https://x.io|A> &lt;b…"
+    assert cut_mrkdwn("short", 10) == "short"
 
 
 def test_escape_only_three_characters():
