@@ -209,50 +209,28 @@ def _nodes(node: dict, connection: str) -> list[dict]:
     return list((node.get(connection) or {}).get("nodes") or [])
 
 
-def normalise_pull_node(
-    db, source: str, payload: dict, options: dict, external_id: str | None = None
-) -> None:
-    """A GraphQL ``PullRequest`` node (``metrics.sources.github_graphql``): the PR row with its line
-    counts, first commit and ready time, and its reviews, all from the one payload. Its columns are
-    the REST pieces' columns, filled the same way."""
-    repo, number = split_pull_id(external_id or "")
-    user = _node_user(payload.get("author"))
-    merged = parse_instant(payload.get("mergedAt"))
-    labels = [label.get("name") for label in _nodes(payload, "labels")]
-    row = {
-        "source": source,
-        "repo": repo,
-        "number": number,
-        "title": payload.get("title"),
-        "url": payload.get("url"),
-        "state": "merged" if merged is not None else str(payload.get("state") or "").lower() or None,
-        "draft": int(bool(payload.get("isDraft"))),
-        "created": parse_instant(payload.get("createdAt")),
-        "merged": merged,
-        "closed": parse_instant(payload.get("closedAt")),
-        "updated": parse_instant(payload.get("updatedAt")),
-        "additions": payload.get("additions"),
-        "deletions": payload.get("deletions"),
-        "labels": json.dumps(labels),
-        "merge_sha": (payload.get("mergeCommit") or {}).get("oid") if merged is not None else None,
-        "head_ref": payload.get("headRefName"),
-        "refs": json.dumps(find_refs(payload.get("title"), payload.get("body"), payload.get("headRefName"))),
-        "author": (user or {}).get("login"),
-        "author_bot": int(is_bot(user)),
-        "first_commit": min(
-            (
-                d
-                for c in _nodes(payload, "commits")
-                if (d := parse_instant((c.get("commit") or {}).get("authoredDate")))
-            ),
-            default=None,
-        ),
-        "ready": min(
-            (d for e in _nodes(payload, "timelineItems") if (d := parse_instant(e.get("createdAt")))),
-            default=None,
-        ),
+def _rest_pieces(node: dict, repo: str) -> tuple[dict, list[dict], list[dict], list[dict]]:
+    """A GraphQL ``PullRequest`` node as the REST pieces the PR normalisers read: the list object
+    (with the single GET's line counts), its reviews, commits and timeline. Only the fields they read."""
+    pull = {
+        "number": node.get("number"),
+        "title": node.get("title"),
+        "body": node.get("body"),
+        "html_url": node.get("url"),
+        "state": str(node.get("state") or "").lower() or None,
+        "draft": node.get("isDraft"),
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "closed_at": node.get("closedAt"),
+        "merged_at": node.get("mergedAt"),
+        "additions": node.get("additions"),
+        "deletions": node.get("deletions"),
+        "labels": _nodes(node, "labels"),
+        "merge_commit_sha": (node.get("mergeCommit") or {}).get("oid"),
+        "head": {"ref": node.get("headRefName")},
+        "base": {"repo": {"full_name": repo}},
+        "user": _node_user(node.get("author")),
     }
-    upsert(db, "pull_requests", row, ("source", "repo", "number"))
     reviews = [
         {
             "id": r.get("databaseId"),
@@ -260,8 +238,30 @@ def normalise_pull_node(
             "state": r.get("state"),
             "submitted_at": r.get("submittedAt"),
         }
-        for r in _nodes(payload, "reviews")
+        for r in _nodes(node, "reviews")
     ]
+    commits = [
+        {"commit": {"author": {"date": (c.get("commit") or {}).get("authoredDate")}}}
+        for c in _nodes(node, "commits")
+    ]
+    timeline = [
+        {"event": "ready_for_review", "created_at": e.get("createdAt")} for e in _nodes(node, "timelineItems")
+    ]
+    return pull, reviews, commits, timeline
+
+
+def normalise_pull_node(
+    db, source: str, payload: dict, options: dict, external_id: str | None = None
+) -> None:
+    """A GraphQL ``PullRequest`` node (``metrics.sources.github_graphql``): the PR row with its first
+    commit and ready time, and its reviews, all from the one payload, through the REST pieces'
+    own row builders so both shapes fill the columns the same way."""
+    repo, number = split_pull_id(external_id or "")
+    pull, reviews, commits, timeline = _rest_pieces(payload, repo)
+    row = pull_row(pull, source)
+    row["first_commit"] = first_commit(commits)
+    row["ready"] = ready_at(timeline)
+    upsert(db, "pull_requests", row, ("source", "repo", "number"))
     replace_children(
         db,
         "reviews",
