@@ -47,7 +47,7 @@ from metrics.normalise import github as gh
 from metrics.sources import github_graphql as graphql
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
-from metrics.store.raw import get_raw, stored_updated
+from metrics.store.raw import get_raw, stored_updates
 from metrics.store.tx import transaction
 from metrics.timeutil import iso, parse_instant
 
@@ -194,17 +194,19 @@ class GitHubConnector(Connector):
             # never to a conditional first page (whose ETag is already kept) that would answer 304.
             rs["walk"] = walk = {**walk, "next": page.url}
             self._save()
-            top, done, moved = parse_instant(walk["top"]), False, []
+            top, done, listed = parse_instant(walk["top"]), False, {}
             for pr in _items(page, f"repos/{repo}/pulls"):
                 updated = parse_instant(pr.get("updated_at")) or 0.0
                 if updated < floor:
                     done = True
                     break
                 top = updated if top is None else max(top, updated)
-                ext = f"{repo}#{pr['number']}"
-                if stored_updated(self.ctx.db, self.ctx.name, "pull_node", ext) != pr.get("updated_at"):
-                    moved.append(int(pr["number"]))
-            self._store_pulls(repo, moved)
+                listed[f"{repo}#{pr['number']}"] = pr
+            stored = stored_updates(self.ctx.db, self.ctx.name, "pull_node", list(listed))
+            self._store_pulls(
+                repo,
+                [int(pr["number"]) for ext, pr in listed.items() if stored.get(ext) != pr.get("updated_at")],
+            )
             nxt = None if done else page.link("next")
             walk = {**walk, "top": iso(top), "next": nxt}
             if nxt is None:

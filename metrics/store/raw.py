@@ -82,11 +82,24 @@ def get_raw(db: sqlite_utils.Database, source: str, kind: str, external_id: str)
 
 def stored_updated(db: sqlite_utils.Database, source: str, kind: str, external_id: str) -> str | None:
     """The stored payload's ``updated_at`` (None when absent): enough to skip an unchanged parent."""
-    row = db.execute(
-        "select updated_at from raw where source = ? and kind = ? and external_id = ?",
-        [source, kind, str(external_id)],
-    ).fetchone()
-    return row[0] if row else None
+    return stored_updates(db, source, kind, [external_id]).get(str(external_id))
+
+
+def stored_updates(
+    db: sqlite_utils.Database, source: str, kind: str, external_ids: list[str]
+) -> dict[str, str]:
+    """``stored_updated`` for a page of ids in one query: id -> stored ``updated_at`` (absent when not
+    stored)."""
+    ids = [str(i) for i in external_ids]
+    if not ids:
+        return {}
+    return dict(
+        db.execute(
+            "select external_id, updated_at from raw where source = ? and kind = ? "
+            f"and external_id in ({', '.join('?' * len(ids))})",
+            [source, kind, *ids],
+        ).fetchall()
+    )
 
 
 # -- writing normalised rows (shared by the normalisers; they run in the caller's transaction) -------
