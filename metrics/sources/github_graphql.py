@@ -32,13 +32,12 @@ from metrics.sources.http import Http, SourceError, TimedOut
 BATCH = 50  # PRs per query: 50 x 4 connections x 100 stays far under the 500,000-node limit
 PAGE = 100  # nodes per connection page: GitHub's maximum for ``first``
 
-# The selection inside each connection, keyed by the connection's field (with its arguments).
+# Each connection of a PR: (its arguments besides first/after, the selection of its nodes).
 CONNECTIONS = {
-    "labels": ("labels", "", "nodes { name }"),
-    "commits": ("commits", "", "nodes { commit { authoredDate } }"),
-    "reviews": ("reviews", "", "nodes { databaseId state submittedAt author { __typename login } }"),
+    "labels": ("", "nodes { name }"),
+    "commits": ("", "nodes { commit { authoredDate } }"),
+    "reviews": ("", "nodes { databaseId state submittedAt author { __typename login } }"),
     "timelineItems": (
-        "timelineItems",
         ", itemTypes: [READY_FOR_REVIEW_EVENT]",
         "nodes { __typename ... on ReadyForReviewEvent { createdAt } }",
     ),
@@ -51,8 +50,8 @@ ALIAS = re.compile(r"p\d+")
 
 
 def _connection(field: str, after: str = "") -> str:
-    name, args, nodes = CONNECTIONS[field]
-    return f"{name}(first: {PAGE}{args}{after}) {{ pageInfo {{ hasNextPage endCursor }} {nodes} }}"
+    args, nodes = CONNECTIONS[field]
+    return f"{field}(first: {PAGE}{args}{after}) {{ pageInfo {{ hasNextPage endCursor }} {nodes} }}"
 
 
 FRAGMENT = (
