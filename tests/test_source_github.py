@@ -843,7 +843,8 @@ def test_change_failure_and_restore_from_synced_incident_issues_equal_direct_ing
 
 
 def _direct_payloads(gh: FakeGitHub) -> list:
-    """The fake's data as the payload kinds the connector stores, built without HTTP."""
+    """The fake's data as raw payloads built without HTTP: PRs as REST pieces (the sample's shape),
+    so the test also holds the connector's GraphQL nodes to the rows the REST pieces give."""
     out: list = []
     for n, p in gh.pulls[PAY].items():
         ext = f"{PAY}#{n}"

@@ -125,28 +125,15 @@ def answer(fake, req: Request) -> Reply:
     except (ValueError, KeyError, TypeError):
         return Reply(400, {"message": "Problems parsing JSON"})
     firsts = {name: int(k) for name, k in CONNECTION.findall(query)}
-    if any(not 1 <= k <= 100 for k in firsts.values()):
-        name, k = next((n, k) for n, k in firsts.items() if not 1 <= k <= 100)
-        return _errors(
-            [f"Requesting {k} records on the `{name}` connection exceeds the `first` limit of 100."]
-        )
+    for name, k in firsts.items():
+        if not 1 <= k <= 100:
+            message = f"Requesting {k} records on the `{name}` connection exceeds the `first` limit of 100."
+            return Reply(200, {"errors": [{"message": message}]})
     repo = f"{variables.get('owner')}/{variables.get('name')}"
     headers = {"x-ratelimit-resource": "graphql", "x-ratelimit-remaining": "4999"}
     if repo not in fake.pulls:
-        return Reply(
-            200,
-            {
-                "data": {"repository": None},
-                "errors": [
-                    {
-                        "type": "NOT_FOUND",
-                        "path": ["repository"],
-                        "message": f"Could not resolve to a Repository with the name '{repo}'.",
-                    }
-                ],
-            },
-            headers,
-        )
+        error = _not_found(["repository"], f"a Repository with the name '{repo}'")
+        return Reply(200, {"data": {"repository": None}, "errors": [error]}, headers)
     pulls = fake.pulls[repo]
     if ONE_PR.search(query):
         p = pulls.get(int(variables.get("number", -1)))
@@ -156,24 +143,19 @@ def answer(fake, req: Request) -> Reply:
     aliases = ALIAS.findall(query)
     if fake.graphql_limit is not None and len(aliases) > fake.graphql_limit:
         return Reply(200, {"data": None, "errors": [{"message": TIMEOUT}]}, headers)
-    data: dict = {}
-    errors = []
-    for alias, number in aliases:
-        p = pulls.get(int(number))
-        data[alias] = None if p is None else node(p, firsts)
-        if p is None:
-            errors.append(
-                {
-                    "type": "NOT_FOUND",
-                    "path": ["repository", alias],
-                    "message": f"Could not resolve to a PullRequest with the number of {number}.",
-                }
-            )
-    body = {"data": {"rateLimit": {"cost": 1, "remaining": 4999}, "repository": data}}
+    found = {alias: pulls.get(int(number)) for alias, number in aliases}
+    body: dict = {
+        "data": {"repository": {a: None if p is None else node(p, firsts) for a, p in found.items()}}
+    }
+    errors = [
+        _not_found(["repository", alias], f"a PullRequest with the number of {number}")
+        for alias, number in aliases
+        if found[alias] is None
+    ]
     if errors:
         body["errors"] = errors
     return Reply(200, body, headers)
 
 
-def _errors(messages: list[str]) -> Reply:
-    return Reply(200, {"errors": [{"message": m} for m in messages]})
+def _not_found(path: list[str], what: str) -> dict:
+    return {"type": "NOT_FOUND", "path": path, "message": f"Could not resolve to {what}."}
