@@ -251,6 +251,14 @@ def sprint(
     return row
 
 
+def assert_not_in_files(folder, *secrets: str) -> None:
+    """None of ``secrets`` anywhere in the files of ``folder`` (the database, its WAL and journal)."""
+    for f in folder.iterdir():
+        data = f.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, (f.name, secret[:6])
+
+
 def fast_policy(waits: list | None = None) -> Policy:
     """Retries that never sleep: every wait is appended to ``waits`` instead. The backoff is tiny
     (urllib3 sleeps it for real on 5xx); the cap is the production one, so the floors our own waits

@@ -11,7 +11,7 @@ import time
 from datetime import date, timedelta
 
 import pytest
-from builders import new_db, run_sync, team, ts
+from builders import assert_not_in_files, new_db, run_sync, team, ts
 from fakes.github import FakeGitHub, when
 from fakes.github_graphql import ALIAS
 from fakes.server import Fault
@@ -621,9 +621,7 @@ def test_the_token_is_never_stored_nor_shown(gh, tmp_path):
     errors = bad.errors + down.errors
     assert errors and all(TOKEN not in e and "rotated" not in e for e in errors)
     db.conn.close()
-    for f in tmp_path.iterdir():
-        data = f.read_bytes()
-        assert TOKEN.encode() not in data and b"Bearer" not in data, f.name
+    assert_not_in_files(tmp_path, TOKEN, "Bearer")
 
 
 def test_one_failing_repo_does_not_stop_the_others(gh):

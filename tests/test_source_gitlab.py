@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 import requests
-from builders import new_db, run_sync, team, ts
+from builders import assert_not_in_files, new_db, run_sync, team, ts
 from fakes.gitlab import FakeGitLab
 from fakes.server import Fault
 
@@ -518,8 +518,7 @@ def test_the_token_is_never_stored_nor_shown(gl, tmp_path):
     errors = bad.errors + down.errors
     assert len(errors) == 4 and all(TOKEN not in e for e in errors)
     db.conn.close()
-    for f in tmp_path.iterdir():
-        assert TOKEN.encode() not in f.read_bytes(), f.name
+    assert_not_in_files(tmp_path, TOKEN)
 
 
 def test_one_failing_project_does_not_stop_the_others(gl):

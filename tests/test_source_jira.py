@@ -12,7 +12,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from builders import new_db, run_sync, ts
+from builders import assert_not_in_files, new_db, run_sync, ts
 from fakes.jira import DATACENTER, SPRINT_FIELD, FakeJira
 from fakes.server import Fault
 
@@ -367,8 +367,7 @@ def test_the_token_is_never_stored_nor_shown(jira, tmp_path):
     errors = bad.errors + down.errors
     assert len(errors) == 2 and all(TOKEN not in e and "rotated" not in e for e in errors)
     db.conn.close()
-    for f in tmp_path.iterdir():
-        assert TOKEN.encode() not in f.read_bytes(), f.name
+    assert_not_in_files(tmp_path, TOKEN)
 
 
 def test_plain_http_to_a_remote_host_is_refused_before_any_request(jira):

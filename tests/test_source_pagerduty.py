@@ -10,7 +10,7 @@ import json
 from datetime import date
 
 import pytest
-from builders import deploy, new_db, run_sync, team, ts
+from builders import assert_not_in_files, deploy, new_db, run_sync, team, ts
 from fakes.pagerduty import FakePagerDuty, _six_months_after
 from fakes.server import Fault
 
@@ -304,9 +304,7 @@ def test_the_token_is_never_stored_nor_shown(pd, tmp_path):
     errors = bad.errors + down.errors
     assert len(errors) == 2 and all(TOKEN not in e and "rotated" not in e for e in errors)
     db.conn.close()
-    for f in tmp_path.iterdir():
-        data = f.read_bytes()
-        assert TOKEN.encode() not in data and b"Token token=" not in data, f.name
+    assert_not_in_files(tmp_path, TOKEN, "Token token=")
 
 
 # -- resumption --------------------------------------------------------------------------------------------
