@@ -31,7 +31,7 @@ _UNKNOWN = (None, None)  # a code with no statuses row: treated as an unmapped, 
 _KEYS_PER_QUERY = 500  # bound parameters per transitions query, well under SQLite's limit
 # A loader row: the work item's 10 columns, then ``flows.COLUMNS`` (committed, done, dates, ...).
 _ITEM_COLUMNS = 10
-_STORED_DATES = _ITEM_COLUMNS + 2  # NULL when the item has no stored flow: a stored one always has dates
+_DATES = 2  # ``dates`` in flows.COLUMNS: NULL when the item has no stored flow (a stored one has dates)
 
 
 @dataclass(slots=True)
@@ -240,7 +240,7 @@ class TeamData:
                     created,
                     resolution,
                     (resolution or "").lower() in discarded,
-                    replayed[k] if stored[_STORED_DATES - _ITEM_COLUMNS] is None else stored_flow(*stored),
+                    replayed[k] if stored[_DATES] is None else stored_flow(*stored),
                     flags.get(k, []),
                 )
             )
@@ -250,7 +250,7 @@ class TeamData:
         """Replay the loader's ``rows`` that have no stored flow for the team's workflow, and store
         their flows. Called inside the transaction that read ``rows``, so the transitions come from
         the same snapshot."""
-        unstored = [r for r in rows if r[_STORED_DATES] is None]
+        unstored = [r for r in rows if r[_ITEM_COLUMNS + _DATES] is None]
         if not unstored:
             return {}
         # Their transitions by primary-key seeks, as (project, source, key) lists of at most
