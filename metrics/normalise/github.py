@@ -28,6 +28,7 @@ from metrics.timeutil import parse_instant
 JIRA_KEY = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]+-\d+(?!\d)")
 URL = re.compile(r"https?://[^\s<>()\[\]{}\"'`|]+")
 TOKEN = re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]{7,}(?![A-Za-z0-9])")
+RELEASE, RUN = "release-", "run-"  # id prefixes of the deployments a release or a workflow run makes
 REPO_IN_URL = re.compile(r"/repos/([^/]+/[^/]+?)(?:/|$)")
 
 
@@ -386,7 +387,7 @@ def release_row(payload: dict, source: str, production_environments: list[str]) 
     prerelease = bool(payload.get("prerelease"))
     return {
         "source": source,
-        "id": f"release-{payload['id']}",
+        "id": f"{RELEASE}{payload['id']}",
         "service": _repo_in(payload.get("url"), payload.get("html_url")),
         "environment": "prerelease" if prerelease else _production_environment(production_environments),
         "production": int(not prerelease),
@@ -410,7 +411,7 @@ def workflow_run_row(payload: dict, source: str, production_environments: list[s
     repo = (payload.get("repository") or {}).get("full_name") or _repo_in(payload.get("url"))
     return {
         "source": source,
-        "id": f"run-{payload['id']}",
+        "id": f"{RUN}{payload['id']}",
         "service": repo,
         "environment": _production_environment(production_environments),
         "production": 1,
@@ -436,7 +437,7 @@ def _replace_deployment(db, source: str, deployment_id: str, row: dict | None) -
 def normalise_release(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
     """Upsert the release's deployment row; a release turned back into a draft loses it."""
     row = release_row(payload, source, list(options.get("production_environments") or []))
-    _replace_deployment(db, source, f"release-{payload['id']}", row)
+    _replace_deployment(db, source, f"{RELEASE}{payload['id']}", row)
 
 
 def normalise_workflow_run(

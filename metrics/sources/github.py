@@ -433,7 +433,7 @@ class GitHubConnector(Connector):
                         break
                     continue
                 top = created if top is None else max(top, created)
-                ext = f"release-{rel['id']}"
+                ext = f"{gh.RELEASE}{rel['id']}"
                 listed.add(ext)
                 if self.ctx.ingest(
                     self.stream, "release", ext, rel.get("published_at") or rel.get("created_at"), rel
@@ -447,26 +447,23 @@ class GitHubConnector(Connector):
         if top is not None:
             rs["cursor"] = iso(top)
         if full:
-            changed_from = self._drop_missing(repo, "release", listed, changed_from)
+            changed_from = self._drop_missing_releases(repo, listed, changed_from)
         if changed_from is not None:
             self._link(repo, gh._production_environment(self.environments), changed_from, edge)
         if first or full:
             rs["reconciled"] = iso(self.ctx.now)
         self._save()
 
-    def _drop_missing(
-        self, repo: str, kind: str, listed: set[str], changed_from: float | None
-    ) -> float | None:
+    def _drop_missing_releases(self, repo: str, listed: set[str], changed_from: float | None) -> float | None:
         """Stored releases of the window the full listing lacks, confirmed gone by a single GET."""
-        prefix = {"release": "release-"}[kind]
         stored = self.ctx.db.execute(
             "select id, started from deployments where source = ? and service = ? and id like ? and started >= ?",
-            [self.ctx.name, repo, prefix + "%", self.ctx.history_start],
+            [self.ctx.name, repo, gh.RELEASE + "%", self.ctx.history_start],
         ).fetchall()
         for did, started in stored:
-            if did in listed or self._maybe(f"repos/{repo}/releases/{did[len(prefix) :]}") is not None:
+            if did in listed or self._maybe(f"repos/{repo}/releases/{did[len(gh.RELEASE) :]}") is not None:
                 continue
-            self._forget(did, kind, did)
+            self._forget(did, "release", did)
             changed_from = started if changed_from is None else min(changed_from, started)
         return changed_from
 
@@ -526,7 +523,7 @@ class GitHubConnector(Connector):
 
     def _run(self, run: dict, rs: dict) -> float | None:
         """Store a run; its start when it changed. Unfinished runs stay in ``open``."""
-        ext = f"run-{run['id']}"
+        ext = f"{gh.RUN}{run['id']}"
         changed = self.ctx.ingest(self.stream, "workflow_run", ext, run.get("updated_at"), run)
         open_ = rs.setdefault("open", {})
         if run.get("status") == "completed":
