@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Found through the import system, not as a path beside this file: in the source tree the templates
+# sit at the top (``templates/``), in an installed wheel inside the package (``bot/templates``).
+TEMPLATES = str(files("bot.templates"))
 
 
 class Trusted(str):

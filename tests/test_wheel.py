@@ -1,0 +1,98 @@
+"""What a user installs: the built wheel, in a fresh virtual environment, run from outside the checkout.
+
+`make test` installs the project in editable mode, where every file of the checkout is reachable; a
+wheel holds only what the packaging declares. This test builds the wheel from a copy of the sources,
+installs it (without dependencies) into a new venv whose only other path is the test venv's
+site-packages (for the dependencies; a path in a ``.pth`` file does not run that directory's own
+``.pth`` files, so the editable install stays out of sight), and renders every sample digest, as text
+and as Slack payloads, from a directory that holds nothing of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "README.md", "bot", "metrics", "templates")
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VSM_CONFIG", "VSM_NOW")}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout's sources (the build leaves no files in the tree)."""
+    src = tmp_path_factory.mktemp("src")
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, src / name)
+    out = tmp_path_factory.mktemp("dist")
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out)]
+    done = _run([*build, str(src)], cwd=src)
+    assert done.returncode == 0, done.stderr
+    (built,) = out.glob("vsm_bot-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv holding the wheel; returns its ``bin`` folder."""
+    env_dir = tmp_path_factory.mktemp("venv")
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    done = _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+        env_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env_dir)
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(purelib.stdout.strip()) / "vsm_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    return env_dir / "bin"
+
+
+def test_the_wheel_holds_every_module_and_template(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(ROOT).as_posix() for d in ("bot", "metrics") for p in (ROOT / d).rglob("*.py")}
+    templates = {f"bot/templates/{p.name}" for p in (ROOT / "templates").glob("*.j2")}
+    assert templates and modules
+    assert sorted(modules - names) == []  # a new subpackage missing from pyproject's list shows here
+    assert sorted(templates - names) == []
+
+
+def test_the_installed_wheel_renders_every_sample_digest(installed, tmp_path):
+    where = _run(
+        [str(installed / "python"), "-c", "import bot, metrics; print(bot.__file__, metrics.__file__)"],
+        tmp_path,
+    )
+    assert where.returncode == 0, where.stderr
+    assert str(ROOT) not in where.stdout and str(installed.parent) in where.stdout
+
+    db = tmp_path / "demo.db"
+    demo = _run([str(installed / "vsm"), "demo", "--db", str(db)], tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    teams = json.loads(_run([str(installed / "vsm"), "teams", "--json", "--db", str(db)], tmp_path).stdout)
+    assert len(teams) >= 3
+    for team in teams:
+        assert f"{team['name']} · value-stream digest" in demo.stdout
+        payload = _run(
+            [str(installed / "vsm"), "digest", "--team", team["name"], "--json", "--db", str(db)], tmp_path
+        )
+        assert payload.returncode == 0, payload.stderr
+        message = json.loads(payload.stdout)
+        assert message["channel"] == team["channel"] and message["text"] and message["blocks"]
