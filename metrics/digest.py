@@ -14,7 +14,7 @@ import sqlite_utils
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
-from metrics.runtime import gc_paused
+from metrics.runtime import gc_deferred
 from metrics.sources.sync import freshness
 from metrics.teams import Team, get_org
 from metrics.timeutil import Window, local_midnight
@@ -84,7 +84,7 @@ def build_digest(
         target = team.targets.get(mid)
         return Figure(metric, result, target, target_status(metric, result.value, target))
 
-    with gc_paused():  # the figures' objects live until the digest is rendered: see gc_paused
+    with gc_deferred():  # the figures' objects live until the digest is rendered: see gc_deferred
         north_star = [figure(m) for m in north]
         determinants = [figure(m) for m in own]
     return Digest(team, window, north_star, determinants, freshness(db))
