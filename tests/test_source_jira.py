@@ -19,9 +19,9 @@ from fakes.server import Fault
 from metrics.catalogue import compute
 from metrics.normalise import ingest
 from metrics.sample import sample_teams, simulate
-from metrics.sources.jira import FIELDS, OVERLAP_MS, RECONCILE_EVERY, epoch_ms
+from metrics.sources.jira import FIELDS, OVERLAP_MS, RECONCILE_EVERY, deployment, epoch_ms
 from metrics.store import open_db
-from metrics.store.raw import canonical
+from metrics.store.raw import canonical, get_raw
 from metrics.timeutil import Window, local_midnight, zone
 
 TOKEN = "ATATT3xFfGF0-jira+S3cr3t-9QwZ"
@@ -32,6 +32,7 @@ HOUR = 3600.0
 JQL = "project in (PAY, WEB)"
 CLOUD_SEARCH = "/rest/api/3/search/jql"
 DC_SEARCH = "/rest/api/2/search"
+SERVER_INFO = "/rest/api/2/serverInfo"
 
 
 @pytest.fixture
@@ -55,8 +56,7 @@ def source(fake: FakeJira, **kw) -> dict:
         "url": fake.url,
         "token_env": "JIRA_TOKEN",
         "jql": JQL,
-        "deployment": fake.deployment,
-        "history_days": 365,
+        "history_days": 365,  # no ``deployment``: the connector asks the site (serverInfo)
     }
     if fake.user:
         cfg["user"] = fake.user
@@ -191,6 +191,100 @@ def test_removed_search_endpoints_answer_410_and_a_cloud_site_taken_for_data_cen
     result = sync(new_db(), jira, deployment="datacenter")
     assert not result.ok
     assert "HTTP 410" in result.errors[0] and 'deployment = "cloud"' in result.errors[0]
+    assert jira.server.requests_to(SERVER_INFO) == []  # the setting overrides: the site is not asked
+
+
+# -- Cloud or Data Center: the site says (serverInfo), once per sync ------------------------------------
+def remembered(db) -> dict | None:
+    return get_raw(db, "jira", "server_info", "server_info")
+
+
+def test_a_cloud_site_on_its_own_domain_is_found_by_server_info_once_per_sync(jira):
+    _sprints(jira)
+    history(jira, 12)
+    db = new_db()
+    result = sync(db, jira, boards=["1", "2"])  # two streams, one question
+    assert result.ok, result.errors
+    assert len(jira.server.requests_to(SERVER_INFO)) == 1
+    assert searches(jira) and jira.server.requests_to(DC_SEARCH) == []
+    assert stored(db) == expected(jira, fields=[*FIELDS, SPRINT_FIELD]) and len(sprint_rows(db)) == 60
+    assert remembered(db) == {"baseUrl": jira.url, "deploymentType": "Cloud", "version": "1001.0.0-SNAPSHOT"}
+    # Asked again at the next sync (a site can migrate); the same answer writes nothing.
+    before = raw_snapshot(db)
+    assert sync(db, jira, now=NOW + HOUR, boards=["1", "2"]).ok
+    assert len(jira.server.requests_to(SERVER_INFO)) == 2 and raw_snapshot(db) == before
+
+
+@pytest.mark.parametrize("kind", ["Server", "DataCenter"])
+def test_a_data_center_site_is_found_by_server_info(kind):
+    fake = FakeJira(TOKEN, deployment=DATACENTER, user=None, page_cap=20, deployment_type=kind)
+    try:
+        history(fake, 12)
+        db = new_db()
+        assert sync(db, fake).ok
+        assert fake.server.requests_to(SERVER_INFO) and fake.server.requests_to(DC_SEARCH)
+        assert not [r for r in fake.server.log if r.path.startswith("/rest/api/3/")]
+        assert stored(db) == expected(fake) and remembered(db)["deploymentType"] == kind
+        fake.deployment_type = "DataCenter" if kind == "Server" else "Server"  # the site changed
+        assert sync(db, fake, now=NOW + HOUR).ok
+        assert remembered(db)["deploymentType"] == fake.deployment_type
+    finally:
+        fake.close()
+
+
+def test_the_answer_decides_over_the_host_name_and_the_setting_over_both():
+    dc_answer = {"deploymentType": "DataCenter"}
+    assert deployment({"url": "https://jira.acme.atlassian.net"}, dc_answer) == "datacenter"
+    assert deployment({"url": "https://jira.acme.com"}, {"deploymentType": "Cloud"}) == "cloud"
+    assert deployment({"url": "https://jira.acme.com", "deployment": "cloud"}, dc_answer) == "cloud"
+    assert deployment({"url": "https://acme.atlassian.net"}, {"message": "not jira"}) == "cloud"
+    assert deployment({"url": "https://jira.acme.com"}) == "datacenter"
+
+
+def test_an_explicit_deployment_is_used_without_asking(jira):
+    history(jira, 12)
+    db = new_db()
+    assert sync(db, jira, deployment="cloud").ok
+    assert jira.server.requests_to(SERVER_INFO) == [] and remembered(db) is None
+    assert stored(db) == expected(jira)
+    bad = sync(new_db(), jira, deployment="server")
+    assert not bad.ok and "deployment must be" in bad.errors[0]
+
+
+@pytest.mark.parametrize("fault", [Fault(404), Fault(401), Fault(body=b"<html>Sign in</html>")])
+def test_server_info_unreadable_falls_back_to_the_host_rule_and_says_so(jira, fault):
+    history(jira, 12)
+    jira.server.fail(SERVER_INFO, *[fault] * 5)
+    result = sync(new_db(), jira)  # Cloud on 127.0.0.1: the host rule takes it for Data Center
+    assert not result.ok and "HTTP 410" in result.errors[0]
+    message = result.errors[0]
+    assert "could not ask the site" in message and "Jira Data Center by its host name" in message
+    assert 'deployment = "cloud"' in message and TOKEN not in message
+
+
+def test_server_info_unreadable_on_data_center_still_syncs(dc):
+    history(dc, 12)
+    dc.server.fail(SERVER_INFO, Fault(401))
+    db = new_db()
+    assert sync(db, dc).ok
+    assert stored(db) == expected(dc) and remembered(db) is None
+
+
+def test_server_info_unreadable_later_uses_the_answer_the_site_gave_before(jira):
+    history(jira, 12)
+    db = new_db()
+    assert sync(db, jira).ok
+    jira.server.fail(SERVER_INFO, Fault(404))
+    jira.move_status("PAY-1", NOW + HOUR, "In Review")
+    n = len(jira.server.log)
+    assert sync(db, jira, now=NOW + DAY).ok
+    assert searches(jira, n) and jira.server.requests_to(DC_SEARCH) == []
+    assert stored(db) == expected(jira, now=NOW + DAY)
+    jira.token = "rotated"  # a failing sync names the remembered answer as the guess
+    jira.server.fail(SERVER_INFO, Fault(404))
+    bad = sync(db, jira, now=NOW + 2 * DAY)
+    assert not bad.ok and "401" in bad.errors[0]
+    assert "took it for Jira Cloud as the site said at an earlier sync" in bad.errors[0]
 
 
 # -- incremental --------------------------------------------------------------------------------------

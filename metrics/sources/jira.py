@@ -3,6 +3,13 @@
 Two streams: ``issues`` (every issue the configured JQL selects, with its *complete* changelog) and,
 when ``boards`` are configured, ``sprints`` (the Agile API's active and closed sprints of each board).
 
+Cloud or Data Center: the ``deployment`` setting when given (an override), else what
+``GET /rest/api/2/serverInfo`` answers (``deploymentType`` ``Cloud``, or ``Server``/``DataCenter``),
+asked once per sync because a site can migrate and Cloud sites can have their own domains (the host
+name does not tell). The answer is remembered in ``raw`` (kind ``server_info``): when serverInfo cannot
+be read (some sites want auth there, a proxy may hide it) the last answer is used, else the host rule
+(``*.atlassian.net`` is Cloud), and an error of that sync names the guess so the override is easy to find.
+
 Issues, Cloud: ``GET /rest/api/3/search/jql`` with ``nextPageToken`` (the old ``/rest/api/{2,3}/search``
 answer 410 Gone there). Data Center: ``GET /rest/api/2/search`` with ``startAt``/``total``. Both with the
 fields named (Cloud returns only ids otherwise), ``expand=changelog``, and the JQL
@@ -52,7 +59,7 @@ from urllib.parse import quote, urlsplit
 
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, RateLimited, SourceError
-from metrics.store.raw import get_raw
+from metrics.store.raw import get_raw, save_raw
 from metrics.store.tx import transaction
 from metrics.timeutil import parse_instant
 
@@ -81,16 +88,44 @@ SPRINT_SCHEMA = "com.pyxis.greenhopper.jira:gh-sprint"
 CLOUD, DATACENTER = "cloud", "datacenter"
 
 
-def deployment(source: dict) -> str:
-    """``cloud`` or ``datacenter``: as configured, else Cloud for ``*.atlassian.net`` (and the OAuth
-    gateway ``api.atlassian.com``), Data Center for any other host."""
+SERVER_INFO = "/rest/api/2/serverInfo"  # on both deployments; no auth needed on most sites
+SERVER_INFO_KIND = "server_info"  # the raw kind the answer is remembered under (one row per source)
+SERVER_INFO_KEPT = ("baseUrl", "deploymentType", "version")  # not serverTime: it changes every call
+DEPLOYMENT_TYPES = {"cloud": CLOUD, "server": DATACENTER, "datacenter": DATACENTER}
+LABELS = {CLOUD: "Jira Cloud", DATACENTER: "Jira Data Center"}
+
+
+def configured_deployment(source: dict) -> str | None:
+    """The ``deployment`` setting (``cloud``/``datacenter``), checked, or None when not set."""
     value = source.get("deployment")
-    if value:
-        if value not in (CLOUD, DATACENTER):
-            raise SourceError(f"deployment must be {CLOUD!r} or {DATACENTER!r}, not {value!r}")
-        return value
-    host = (urlsplit(source.get("url") or "").hostname or "").lower()
+    if not value:
+        return None
+    if value not in (CLOUD, DATACENTER):
+        raise SourceError(f"deployment must be {CLOUD!r} or {DATACENTER!r}, not {value!r}")
+    return value
+
+
+def deployment_by_host(url: str) -> str:
+    """The last resort when the site cannot say: Cloud for ``*.atlassian.net`` (and the OAuth gateway
+    ``api.atlassian.com``), Data Center for any other host (wrong for Cloud on its own domain)."""
+    host = (urlsplit(url or "").hostname or "").lower()
     return CLOUD if host.endswith(".atlassian.net") or host == "api.atlassian.com" else DATACENTER
+
+
+def deployment_of(server_info: object) -> str | None:
+    """``cloud``/``datacenter`` from a serverInfo answer's ``deploymentType``; None when it names
+    neither (a proxy's page, an unknown value): then the answer cannot decide."""
+    if not isinstance(server_info, dict):
+        return None
+    return DEPLOYMENT_TYPES.get(str(server_info.get("deploymentType") or "").lower())
+
+
+def deployment(source: dict, server_info: object = None) -> str:
+    """``cloud`` or ``datacenter``: as configured, else as the site's serverInfo answer says, else by
+    the host name."""
+    return (
+        configured_deployment(source) or deployment_of(server_info) or deployment_by_host(source.get("url"))
+    )
 
 
 def base_jql(jql: str) -> str:
@@ -127,7 +162,9 @@ class JiraConnector(Connector):
     """Issues (with full changelogs) selected by ``jql``, and sprints of the configured ``boards``."""
 
     kind = "jira"
-    cloud = True  # set from the config at each sync (``deployment``)
+    cloud = True  # set at each sync: the ``deployment`` setting, else the site's serverInfo answer
+    detected: str | None = None  # this sync's answer (one connector per sync: asked once per sync)
+    guess: str | None = None  # why the deployment is a guess (serverInfo unreadable), for error messages
 
     @staticmethod
     def make_http(source: dict, token: str) -> Http:
@@ -143,9 +180,14 @@ class JiraConnector(Connector):
 
     def sync(self, stream: str, state: dict) -> dict:
         self.cloud = self._check_config() == CLOUD
-        if stream == SPRINTS:
-            return self._sync_sprints(state)
-        return self._sync_issues(state)
+        try:
+            if stream == SPRINTS:
+                return self._sync_sprints(state)
+            return self._sync_issues(state)
+        except SourceError as exc:
+            if self.guess is None:
+                raise
+            raise type(exc)(f"{exc} ({self.guess})", exc.status) from None
 
     # -- configuration -------------------------------------------------------------------------------
     def _check_config(self) -> str:
@@ -157,7 +199,39 @@ class JiraConnector(Connector):
         boards = self.ctx.source.get("boards") or []
         if not isinstance(boards, list) or not all(str(b).isdigit() for b in boards):
             raise SourceError("boards must be a list of board ids (numbers)")
-        return deployment(self.ctx.source)
+        configured = configured_deployment(self.ctx.source)
+        if configured is not None:
+            return configured
+        if self.detected is None:
+            self.detected = self._detect_deployment()
+        return self.detected
+
+    def _detect_deployment(self) -> str:
+        """Ask serverInfo and remember the answer; when it cannot say, use the remembered answer of an
+        earlier sync, else the host rule, and keep the reason in ``guess`` for this sync's errors."""
+        try:
+            page = self.ctx.http.get(SERVER_INFO)
+        except RateLimited:
+            raise  # the search would be limited too: fail the stream as rate-limited
+        except SourceError as exc:
+            return self._fallback(str(exc))
+        data = page.data if page is not None else None
+        found = deployment_of(data)
+        if found is None:
+            return self._fallback(f"GET {SERVER_INFO}: no deploymentType Cloud, Server or DataCenter")
+        kept = {k: data[k] for k in SERVER_INFO_KEPT if k in data}
+        save_raw(self.ctx.db, self.ctx.name, SERVER_INFO_KIND, SERVER_INFO_KIND, None, kept)
+        return found
+
+    def _fallback(self, reason: str) -> str:
+        stored = get_raw(self.ctx.db, self.ctx.name, SERVER_INFO_KIND, SERVER_INFO_KIND)
+        chosen = deployment(self.ctx.source, stored)
+        how = "as the site said at an earlier sync" if deployment_of(stored) else "by its host name"
+        self.guess = (
+            f"could not ask the site whether it is Cloud or Data Center ({reason}); "
+            f'took it for {LABELS[chosen]} {how}; set deployment = "cloud" or "datacenter" to say'
+        )
+        return chosen
 
     @property
     def api(self) -> str:

@@ -22,7 +22,11 @@ Data Center (``deployment="datacenter"``): ``/rest/api/2`` only, ``GET /rest/api
 ``GET /rest/api/2/issue/{key}?expand=changelog`` with the whole history (oldest first), sprint fields as
 the Java object strings, a personal access token as ``Authorization: Bearer``.
 
-Both: ``GET /rest/api/{v}/field`` and the Agile ``GET /rest/agile/1.0/board/{id}/sprint``
+Both: ``GET /rest/api/2/serverInfo`` (also ``/rest/api/3/serverInfo`` on Cloud) answers without auth
+(``server_info_auth=True`` for the sites that want it) with ``deploymentType`` ``"Cloud"``, or
+``"Server"``/``"DataCenter"`` (``deployment_type``), ``baseUrl`` the site's own address (a Cloud site on
+its own domain: this fake runs on 127.0.0.1, and still answers 410 on the removed searches), and a
+``serverTime`` that changes on every call; ``GET /rest/api/{v}/field`` and the Agile ``GET /rest/agile/1.0/board/{id}/sprint``
 (``state`` filter, ``startAt``/``maxResults`` <= 50/``isLast``).
 
 JQL is understood only as far as the connector writes it: ``AND`` of ``project = K`` / ``project in
@@ -175,8 +179,13 @@ class FakeJira(FakeApi):
         page_cap: int = 100,
         id_page_cap: int = 5000,
         changelog_cap: int | None = 100,
+        deployment_type: str | None = None,
+        server_info_auth: bool = False,
     ) -> None:
         self.token, self.user, self.deployment = token, user, deployment
+        self.deployment_type = deployment_type or ("Cloud" if deployment == CLOUD else "Server")
+        self.server_info_auth = server_info_auth
+        self.clock = 1770681600.0  # serverTime: advances on every call, as a real clock would
         super().__init__(server)
         self.zone = ZoneInfo(zone)
         self.page_cap, self.id_page_cap, self.changelog_cap = page_cap, id_page_cap, changelog_cap
@@ -200,6 +209,8 @@ class FakeJira(FakeApi):
         self.server.route("GET", "/rest/api/*", lambda r: _error(404, "Not found"))
         self.server.route("GET", "/rest/agile/1.0/board/*", self._sprints)
         self.server.route("GET", f"/rest/api/{v}/field", self._fields)
+        for info in {"/rest/api/2/serverInfo", f"/rest/api/{v}/serverInfo"}:
+            self.server.route("GET", info, self._server_info)
         self.server.route("GET", f"/rest/api/{v}/issue/*", self._issue)
         if deployment == CLOUD:
             for path in ("/rest/api/3/search", "/rest/api/2/search"):
@@ -662,6 +673,41 @@ class FakeJira(FakeApi):
                 "histories": list(hist),
             }
         return Reply(200, out)
+
+    def _server_info(self, req: Request) -> Reply:
+        """``/serverInfo``: anonymous unless the site wants auth. Cloud's example in swagger-v3 (plus
+        the ``displayUrl`` Cloud adds); Data Center's as its v2 reference shows, ``databaseBuildNumber``
+        included. ``serverTitle`` is the site's name; ``baseUrl`` where it is served."""
+        if self.server_info_auth:
+            denied = self._denied(req)
+            if denied is not None:
+                return denied
+        self.clock += 1.0
+        body = {
+            "baseUrl": self.url,
+            "deploymentType": self.deployment_type,
+            "serverTime": self.when(self.clock),
+            "serverTitle": "Acme Jira",
+        }
+        if self.deployment == CLOUD:
+            body |= {
+                "displayUrl": self.url,
+                "version": "1001.0.0-SNAPSHOT",
+                "versionNumbers": [1001, 0, 0],
+                "buildNumber": 100287,
+                "buildDate": "2026-01-29T00:00:00.000+0000",
+                "scmInfo": "a7c0e4d4e6b9b3b1b6d1d8f6e0bd2d3c1b2a0f9e",
+            }
+        else:
+            body |= {
+                "version": "9.12.15",
+                "versionNumbers": [9, 12, 15],
+                "buildNumber": 9120015,
+                "buildDate": "2024-10-01T00:00:00.000+0000",
+                "databaseBuildNumber": 9120015,
+                "scmInfo": "2c0a6e3e0bf2d3f1c9a4e5b6d7c8e9f0a1b2c3d4",
+            }
+        return Reply(200, body)
 
     def _fields(self, req: Request) -> Reply:
         denied = self._denied(req)
