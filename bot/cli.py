@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot import digest_view
-from bot import format as fmt
-from metrics import catalogue
-from metrics.config import Config, load_config
-from metrics.digest import build_digest
 from metrics.errors import VsmError
-from metrics.runtime import settle
-from metrics.store import open_db
-from metrics.teams import get_team, list_teams, seed_from_config
-from metrics.timeutil import dates_window, days_ending_today, parse_period, zone
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from metrics.config import Config
+
+# Start-up cost is paid by every command, so this module imports only what parsing needs. Each
+# command imports what it uses when it runs: `vsm metrics` never loads the Slack SDK, the HTTP
+# client or the template engine, and only `vsm serve` loads the Slack app and the scheduler.
 
 DEMO_DB = "vsm-demo.db"
 
@@ -79,16 +78,26 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _open(args, cfg: Config):
-    """The existing database (read commands never create one), with config-declared teams seeded."""
-    db = open_db(args.db or cfg.db_path, create=False)
+def _open(args, cfg: Config, *, create: bool = False) -> sqlite_utils.Database:
+    """The database, with config-declared teams seeded; only ``vsm sync`` may create it (read
+    commands never do)."""
+    from metrics.store import open_db
+    from metrics.teams import seed_from_config
+
+    db = open_db(args.db or cfg.db_path, create=create)
     for warning in seed_from_config(db, cfg.teams, cfg.org):
         print(f"vsm: note: {warning}", file=sys.stderr)
     return db
 
 
 def cmd_demo(args, cfg: Config) -> int:
+    from pathlib import Path
+
+    from bot import digest_view
+    from metrics.digest import build_digest
     from metrics.sample import SAMPLE_ORG, build_sample, sample_teams
+    from metrics.store import open_db
+    from metrics.teams import list_teams, seed_from_config
 
     t = now()
     path = Path(args.db or DEMO_DB)
@@ -112,6 +121,10 @@ def cmd_demo(args, cfg: Config) -> int:
 
 
 def cmd_teams(args, cfg: Config) -> int:
+    import json
+
+    from metrics.teams import list_teams
+
     teams = list_teams(_open(args, cfg))
     if args.json:
         rows = [
@@ -136,6 +149,10 @@ def cmd_teams(args, cfg: Config) -> int:
 
 
 def cmd_metrics(args, cfg: Config) -> int:
+    import json
+
+    from metrics import catalogue
+
     entries = [m.entry() for m in catalogue.CATALOGUE.values()]
     if args.json:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
@@ -146,6 +163,13 @@ def cmd_metrics(args, cfg: Config) -> int:
 
 
 def cmd_metric(args, cfg: Config) -> int:
+    import json
+
+    from bot import format as fmt
+    from metrics import catalogue
+    from metrics.teams import get_team
+    from metrics.timeutil import dates_window, days_ending_today, parse_period, zone
+
     metric = catalogue.get(args.id)
     if args.period and (args.since or args.until):
         raise VsmError("use either --period or --since/--until, not both")
@@ -185,6 +209,12 @@ def cmd_metric(args, cfg: Config) -> int:
 
 
 def cmd_digest(args, cfg: Config) -> int:
+    import json
+
+    from bot import digest_view
+    from metrics.digest import build_digest
+    from metrics.teams import get_team
+
     db = _open(args, cfg)
     team = get_team(db, args.team)
     t = now()
@@ -225,9 +255,7 @@ def cmd_sync(args, cfg: Config) -> int:
     if not cfg.sources:
         raise VsmError("no [[source]] in the config: nothing to sync")
     chosen = [cfg.source(args.source)] if args.source else cfg.sources
-    db = open_db(args.db or cfg.db_path)
-    for warning in seed_from_config(db, cfg.teams, cfg.org):
-        print(f"vsm: note: {warning}", file=sys.stderr)
+    db = _open(args, cfg, create=True)
     progress = _Progress(sys.stderr)
     failed = []
     for source in chosen:
@@ -247,10 +275,12 @@ def cmd_sync(args, cfg: Config) -> int:
 
 
 def cmd_serve(args, cfg: Config) -> int:
-    from bot.serve import serve
-
     if not 0 < args.port < 65536:
         raise VsmError(f"--port {args.port} is not a TCP port")
+    from bot.serve import serve
+    from metrics.runtime import settle
+
+    settle()  # after the app's imports: the long-lived process's modules are frozen out of the GC
     serve(cfg, args.db or cfg.db_path, http=args.http, port=args.port)
     return 0
 
@@ -267,9 +297,10 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    settle()
     try:
         args = build_parser().parse_args(argv)
+        from metrics.config import load_config
+
         cfg = load_config(args.config)
         return COMMANDS[args.command](args, cfg)
     except VsmError as exc:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:  # Jinja2 is imported when a template is first rendered, not by every importer
+    import jinja2
 
 # Found through the import system, not as a path beside this file: in the source tree the templates
 # sit at the top (``templates/``), in an installed wheel inside the package (``bot/templates``).
@@ -78,6 +80,8 @@ def _tojson(value: object) -> Trusted:
 
 @cache
 def slack_env() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,
@@ -95,6 +99,8 @@ def slack_env() -> jinja2.Environment:
 
 @cache
 def text_env() -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,

@@ -8,8 +8,7 @@ the digests use.
 from __future__ import annotations
 
 from datetime import datetime
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from metrics.catalogue import dora, flow, forecast, pull_requests, scrum
 from metrics.catalogue.base import Metric, Result
@@ -17,6 +16,9 @@ from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.teams import Team
 from metrics.timeutil import Window
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 CATALOGUE: dict[str, Metric] = {
     m.id: m for module in (flow, forecast, dora, scrum, pull_requests) for m in module.METRICS

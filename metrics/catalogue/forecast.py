@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from metrics.catalogue.base import CUSTOM, Metric, Result, low_sample_note, series_weeks
 from metrics.catalogue.flow import FAMILY, delivered
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.timeutil import Window, iso, local_midnight
+
+if TYPE_CHECKING:  # numpy is imported where a forecast is computed: not on every command's start-up
+    import numpy as np
 
 TRIALS = 10_000
 HISTORY_DAYS = 84  # 12 weeks
@@ -56,6 +58,8 @@ class DailyThroughput:
         first = end_day - timedelta(days=HISTORY_DAYS)
         midnight = local_midnight(end_day, self.tz).timestamp()
         first_step = end_day if midnight == as_of else end_day + timedelta(days=1)
+        import numpy as np
+
         counts = np.zeros(HISTORY_DAYS, dtype=np.int32)
         items = []
         for at, day, key in self.done:
@@ -67,6 +71,8 @@ class DailyThroughput:
 
 def trial_totals(samples: np.ndarray, days: int, seed: int = SEED, trials: int = TRIALS) -> np.ndarray:
     """Per trial, the total of ``days`` daily samples drawn with replacement."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     samples = np.asarray(samples, dtype=np.int32)
     return samples[rng.integers(0, len(samples), size=(trials, days), dtype=np.int32)].sum(axis=1)
@@ -80,6 +86,8 @@ def trial_steps(samples: np.ndarray, n_items: int, seed: int = SEED, trials: int
     each draw is non-zero with probability q, so the zero days number NegBin(k, q). That keeps a slow
     team (one item a month, N = 20) as fast as a busy one, with the same answer.
     """
+    import numpy as np
+
     samples = np.asarray(samples, dtype=np.int32)
     nonzero = samples[samples > 0]
     if not len(nonzero):
@@ -124,6 +132,8 @@ def _how_many(counts: np.ndarray, first: date, first_step: date, days: int, seed
     }
     if not counts.any():
         return out | {_key(c): None for c in CONFIDENCES} | {"note": NO_HISTORY}
+    import numpy as np
+
     totals = trial_totals(counts, days, seed, trials)
     return out | {_key(c): math.floor(np.quantile(totals, 1 - c)) for c in CONFIDENCES}
 
@@ -139,6 +149,8 @@ def _when(counts: np.ndarray, first: date, first_step: date, n_items: int, seed:
     if not counts.any():
         none = {_key(c): None for c in CONFIDENCES}
         return out | none | {"dates": dict(none), "note": NO_HISTORY}
+    import numpy as np
+
     steps = trial_steps(counts, n_items, seed, trials)
     answers = {_key(c): math.ceil(np.quantile(steps, c)) for c in CONFIDENCES}
     dates = {k: (first_step + timedelta(days=n - 1)).isoformat() for k, n in answers.items()}

@@ -14,13 +14,19 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlite_utils
-
-from metrics.sources.base import Connector, Progress, SyncContext
-from metrics.sources.http import Policy, SourceError, check_transport
 from metrics.store.tx import transaction
 from metrics.teams import now_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from metrics.sources.base import Connector, Progress
+    from metrics.sources.http import Policy
+
+# The connectors and their HTTP client (requests, urllib3) are imported by the functions that sync:
+# every digest reads ``freshness`` from here, and a digest or a `vsm metric` never touches a network.
 
 KINDS = ("jira", "github", "gitlab", "pagerduty")
 
@@ -84,6 +90,9 @@ def _connector(
 ) -> Connector:
     """The source's connector on its HTTP client (auth, policy, stored ETags), or a SourceError
     saying why it cannot run."""
+    from metrics.sources.base import SyncContext
+    from metrics.sources.http import SourceError, check_transport
+
     token_env = source.get("token_env")
     if token_env and not token:
         raise SourceError(f"environment variable {token_env} is not set")
@@ -114,6 +123,8 @@ def sync_source(
     policy: Policy | None = None,
 ) -> SourceResult:
     """Sync every stream of one source; errors are recorded and returned, never raised."""
+    from metrics.sources.http import SourceError
+
     env = os.environ if env is None else env
     name = source["name"]
     result = SourceResult(name)
