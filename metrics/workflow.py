@@ -21,7 +21,8 @@ ACTIVE, WAITING = "active", "waiting"
 # Bump whenever a replay can change what it returns: ``replay_steps``, how a status finds its stage,
 # or how ``TeamData._replay_unstored`` (metrics/dataset.py) builds the steps it replays. Flows stored
 # by an older version then carry another fingerprint and are never read again.
-REPLAY_VERSION = 1
+# 2: a flow carries the time spent in each unmapped status during its cycle (``Flow.unmapped_time``).
+REPLAY_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,10 @@ class Flow:
     done: float | None  # set iff the item is in the done stage after the replay
     timeline: list[tuple[float, int | None]]  # (entered at, stage index or None if unmapped)
     unmapped: set[str]
+    # Seconds in each unmapped status between committed and done ("" for a status with no name): time
+    # that counts as waiting, kept by name so a data-quality note can say where it went. Empty unless
+    # the item was committed and is done.
+    unmapped_time: dict[str, float] = field(default_factory=dict)
 
     @property
     def closed_without_flow(self) -> bool:
@@ -213,9 +218,11 @@ def replay_steps(workflow: Workflow, steps: Sequence[tuple[float, int | None, st
     dates: list[float | None] = [None] * n
     unmapped: set[str] = set()
     timeline: list[tuple[float, int | None]] = []
+    any_unmapped = False
     for at, i, label in steps:
         timeline.append((at, i))
         if i is None:
+            any_unmapped = True
             if label:
                 unmapped.add(label)
             continue
@@ -230,15 +237,34 @@ def replay_steps(workflow: Workflow, steps: Sequence[tuple[float, int | None, st
             committed = dates[i]
             break
     done = dates[workflow.done_index]
-    return Flow(dates, committed, done, timeline, unmapped)
+    flow = Flow(dates, committed, done, timeline, unmapped)
+    if any_unmapped and committed is not None and done is not None:
+        flow.unmapped_time = _unmapped_time(steps, committed, done)
+    return flow
+
+
+def _unmapped_time(
+    steps: Sequence[tuple[float, int | None, str | None]], start: float, end: float
+) -> dict[str, float]:
+    """Seconds in each unmapped status inside ``[start, end)``, by label ("" when it has none).
+
+    Only time between two steps counts: after the last step the item is done (``end`` is a step's
+    instant), so an unmapped status entered after done never enters the cycle."""
+    out: dict[str, float] = {}
+    for (at, i, label), (nxt, _, _) in zip(steps, steps[1:], strict=False):
+        a, b = max(at, start), min(nxt, end)
+        if i is None and b > a:
+            out[label or ""] = out.get(label or "", 0.0) + (b - a)
+    return out
 
 
 def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[float, float]] = ()) -> float:
     """Time in active stages between committed and done, walking the status timeline.
 
     Time inside an impediment (flagged) interval counts as waiting when the team opts in: the caller
-    passes those intervals. Time in an unmapped status counts as the last mapped stage's (the
-    status change is ignored, as METRICS.md says).
+    passes those intervals. Time in an unmapped status counts as waiting (METRICS.md): a status nobody
+    mapped ("Blocked", "On Hold") is not active work, so carrying the previous stage through it would
+    count a blocked item as busy. Only stage dates ignore an unmapped status.
     """
     if flow.committed is None or flow.done is None:
         return 0.0
@@ -251,12 +277,7 @@ def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[f
         else:
             merged.append([s, e])
     total = 0.0
-    # An unmapped status is ignored (METRICS.md): the item stays in the last mapped stage it entered.
-    points, last = [], None
-    for at, stage in flow.timeline:
-        last = stage if stage is not None else last
-        points.append((at, last))
-    points.append((end, None))
+    points = [*flow.timeline, (end, None)]
     for (at, stage), (nxt, _) in zip(points, points[1:], strict=False):
         a, b = max(at, start), min(nxt, end)
         if b <= a or stage is None or workflow.stages[stage].kind != ACTIVE:

@@ -457,6 +457,72 @@ def test_flow_efficiency_impediments_count_as_waiting_when_the_team_opts_in():
     assert r.extra["mean"] == 40.0  # (40 + 60 + 20) / 3
 
 
+def blocked_db():
+    """PAY-1: In Progress 2 h, Blocked (unmapped) 4 h, In Progress 2 h, Done; PAY-2 On Hold 1 h 30."""
+    db = new_db()
+    item(
+        db,
+        "PAY-1",
+        "2026-02-02 00:00",
+        [
+            ("2026-02-02 00:00", "In Progress"),
+            ("2026-02-02 02:00", "Blocked"),
+            ("2026-02-02 06:00", "In Progress"),
+            ("2026-02-02 08:00", "Done"),
+        ],
+    )
+    item(
+        db,
+        "PAY-2",
+        "2026-02-03 00:00",
+        [
+            ("2026-02-03 00:00", "In Progress"),
+            ("2026-02-03 01:00", "On Hold"),
+            ("2026-02-03 02:30", "In Progress"),
+            ("2026-02-03 04:00", "Done"),
+        ],
+    )
+    return db
+
+
+def test_flow_efficiency_counts_time_in_an_unmapped_status_as_waiting_and_names_it():
+    r = run(blocked_db(), "flow-efficiency", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
+    # PAY-1: 4 h active of 8 h = 50% (not 100%); PAY-2: 2.5 h of 4 h = 62.5%
+    assert [(i["key"], i["efficiency"], i["active_hours"]) for i in r.items] == [
+        ("PAY-1", 50.0, 4.0),
+        ("PAY-2", 62.5, 2.5),
+    ]
+    assert r.items[0]["unmapped_hours"] == {"Blocked": 4.0}
+    assert r.value == 56.25
+    assert "time in statuses no stage maps (Blocked 4.0 h, On Hold 1.5 h) counted as waiting" in r.notes
+
+
+def test_flow_efficiency_unmapped_note_counts_the_window_only():
+    r = run(blocked_db(), "flow-efficiency", "2026-02-03", "2026-02-10", "2026-03-01 00:00")
+    assert [i["key"] for i in r.items] == ["PAY-2"]
+    assert "time in statuses no stage maps (On Hold 1.5 h) counted as waiting" in r.notes
+
+
+def test_flow_efficiency_time_in_an_unmapped_status_before_commitment_does_not_count():
+    db = new_db()
+    item(
+        db,
+        "PAY-1",
+        "2026-02-02 00:00",
+        [
+            ("2026-02-02 00:00", "Blocked"),  # 6 h before commitment: outside the cycle
+            ("2026-02-02 06:00", "In Progress"),  # committed
+            ("2026-02-02 07:00", "Blocked"),  # 1 h inside it
+            ("2026-02-02 08:00", "In Progress"),
+            ("2026-02-02 10:00", "Done"),
+        ],
+    )
+    r = run(db, "flow-efficiency", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
+    assert [(i["efficiency"], i["active_hours"], i["hours"]) for i in r.items] == [(75.0, 3.0, 4.0)]
+    assert r.items[0]["unmapped_hours"] == {"Blocked": 1.0}
+    assert "time in statuses no stage maps (Blocked 1.0 h) counted as waiting" in r.notes
+
+
 def test_flow_efficiency_empty_window():
     r = run(efficiency_db(), "flow-efficiency", "2026-03-02", "2026-03-09", "2026-04-01 00:00")
     assert r.value is None

@@ -358,18 +358,60 @@ def test_active_seconds_subtracts_impediments_once_even_when_they_overlap():
     assert active_seconds(WF, f, [(ts("2026-01-01 08:00"), ts("2026-01-01 11:00"))]) == 9 * H
 
 
-def test_active_seconds_treats_an_unmapped_status_as_ignored():
+def test_active_seconds_counts_an_unmapped_status_after_commitment_as_waiting():
     f = flow_of(
         "2026-01-01 00:00",
         "Backlog",
         [
-            ("2026-01-01 10:00", "In Progress"),
-            ("2026-01-01 12:00", "Blocked"),  # unmapped: the item stays in progress
-            ("2026-01-01 13:00", "In Review"),
-            ("2026-01-01 15:00", "Done"),
+            ("2026-01-01 10:00", "In Progress"),  # active 10:00-12:00 = 2 h
+            ("2026-01-01 12:00", "Blocked"),  # unmapped: waiting 12:00-16:00 = 4 h
+            ("2026-01-01 16:00", "In Progress"),  # active 16:00-17:00 = 1 h
+            ("2026-01-01 17:00", "Done"),
         ],
     )
-    assert active_seconds(WF, f) == 3 * H  # 10:00-13:00 in progress; 13:00-15:00 waiting
+    # Stage dates ignore Blocked (committed 10:00, done 17:00); time-in-stage does not.
+    assert (f.committed, f.done) == (ts("2026-01-01 10:00"), ts("2026-01-01 17:00"))
+    assert active_seconds(WF, f) == 3 * H  # 2 h + 1 h of a 7 h cycle, not 7 h
+    assert f.unmapped_time == {"Blocked": 4 * H}
+
+
+def test_unmapped_time_adds_up_per_status_inside_the_cycle_only():
+    f = flow_of(
+        "2026-01-01 00:00",
+        "Backlog",
+        [
+            ("2026-01-01 01:00", "On Hold"),  # before commitment: not in the cycle
+            ("2026-01-01 03:00", "In Progress"),  # committed
+            ("2026-01-01 04:00", "Blocked"),  # 1 h
+            ("2026-01-01 05:00", "In Review"),
+            ("2026-01-01 06:00", "Blocked"),  # 30 min
+            ("2026-01-01 06:30", "On Hold"),  # 1 h 30
+            ("2026-01-01 08:00", "Done"),
+            ("2026-01-02 08:00", "Archived"),  # after done: not in the cycle
+        ],
+    )
+    assert f.committed == ts("2026-01-01 03:00") and f.done == ts("2026-01-01 08:00")
+    assert f.unmapped_time == {"Blocked": 1.5 * H, "On Hold": 1.5 * H}
+    assert f.unmapped == {"On Hold", "Blocked", "Archived"}
+    assert active_seconds(WF, f) == 1 * H  # 03:00-04:00 only: review and the unmapped spans wait
+
+
+def test_an_unmapped_status_before_commitment_does_not_count():
+    f = flow_of(
+        "2026-01-01 00:00",
+        "Backlog",
+        [("2026-01-01 01:00", "Blocked"), ("2026-01-01 09:00", "In Progress"), ("2026-01-01 12:00", "Done")],
+    )
+    assert f.committed == ts("2026-01-01 09:00")
+    assert f.unmapped_time == {}
+    assert active_seconds(WF, f) == 3 * H  # the whole cycle
+
+
+def test_unmapped_time_is_kept_only_for_items_that_flowed_to_done():
+    still_blocked = flow_of(
+        "2026-01-01 00:00", "Backlog", [("2026-01-01 01:00", "In Progress"), ("2026-01-01 02:00", "Blocked")]
+    )
+    assert still_blocked.unmapped == {"Blocked"} and still_blocked.unmapped_time == {}
 
 
 def test_active_seconds_is_zero_for_items_not_done_or_never_committed():

@@ -15,7 +15,9 @@ Shared rules, applied the same way in every metric here:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 import numpy as np
@@ -79,6 +81,32 @@ def quality_notes(
     if unmapped:
         notes.append("unmapped statuses ignored: " + ", ".join(unmapped))
     return notes
+
+
+UNNAMED = "a status with no name"  # time in a status code the store has no name for
+
+
+def unmapped_time_note(items: Iterable[Item]) -> list[str]:
+    """Names each unmapped status with its hours in the cycles of ``items``, most first.
+
+    That time counts as waiting (METRICS.md): the note says so, so that a team whose efficiency
+    dropped because nobody mapped "Blocked" sees why, and can map it to a waiting stage."""
+    total: Counter = Counter()
+    for it in items:
+        total.update(it.flow.unmapped_time)
+    if not total:
+        return []
+    parts = [f"{s or UNNAMED} {one_decimal(hours(t))} h" for s, t in sorted(total.items(), key=_most_first)]
+    return [f"time in statuses no stage maps ({', '.join(parts)}) counted as waiting"]
+
+
+def _most_first(entry: tuple[str, float]) -> tuple[float, str]:
+    return -entry[1], entry[0]
+
+
+def one_decimal(x: float) -> str:
+    """Half-up at one decimal, as figures are shown (bot.format.one_decimal; metrics cannot import bot)."""
+    return str(Decimal(repr(float(x))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def delivered(it: Item) -> bool:
@@ -292,8 +320,8 @@ class FlowEfficiency(_ItemMetric):
 
     value = median of the item ratios in %, ``extra.mean`` their mean. Cycle time 0 is skipped (and
     counted in a note). With the team's ``impediments_wait`` option, flagged time inside active stages
-    counts as waiting. Time in an unmapped status counts as the stage the item was in (the status
-    change is ignored).
+    counts as waiting. Time in an unmapped status after commitment counts as waiting (METRICS.md), and
+    a note names those statuses with their hours: a low figure may be a mapping nobody finished.
     """
 
     id = "flow-efficiency"
@@ -307,15 +335,19 @@ class FlowEfficiency(_ItemMetric):
     )
     kind = CUSTOM
 
+    @staticmethod
+    def cycles(items: list[Item], start: float, end: float) -> Iterator[tuple[Item, float]]:
+        """Delivered items done in ``[start, end)`` with their cycle time, zero or negative included."""
+        for it in items:
+            if delivered(it) and start <= it.flow.done < end:
+                yield it, it.flow.done - it.flow.committed
+
     def select(
         self, data: TeamData, items: list[Item], start: float, end: float
     ) -> tuple[list[Picked], Counter]:
         picked, left_out = [], Counter()
         wait = data.team.impediments_wait
-        for it in items:
-            if not delivered(it) or not start <= it.flow.done < end:
-                continue
-            cycle = it.flow.done - it.flow.committed
+        for it, cycle in self.cycles(items, start, end):
             if cycle < 0:
                 left_out["negative"] += 1
             elif cycle == 0:
@@ -327,20 +359,21 @@ class FlowEfficiency(_ItemMetric):
 
     def left_out(self, data: TeamData, items: list[Item], start: float, end: float) -> Counter:
         """Only the counts: the notes need no active time."""
-        out = Counter()
-        for it in items:
-            if delivered(it) and start <= it.flow.done < end:
-                cycle = it.flow.done - it.flow.committed
-                if cycle <= 0:
-                    out["negative" if cycle < 0 else "zero"] += 1
-        return out
+        return Counter("negative" if c < 0 else "zero" for _, c in self.cycles(items, start, end) if c <= 0)
+
+    def notes(self, items: list[Item], start: float, end: float, left_out: Counter) -> list[str]:
+        measured = (it for it, cycle in self.cycles(items, start, end) if cycle > 0)
+        return super().notes(items, start, end, left_out) + unmapped_time_note(measured)
 
     def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:
         cycle = at - it.flow.committed
-        return _span(it, it.flow.committed, at, cycle) | {
+        out = _span(it, it.flow.committed, at, cycle) | {
             "active_hours": hours(value * cycle),
             "efficiency": round(100 * value, 4),
         }
+        if it.flow.unmapped_time:  # waiting time the team may not know it has: name it per item too
+            out["unmapped_hours"] = {s or UNNAMED: hours(t) for s, t in sorted(it.flow.unmapped_time.items())}
+        return out
 
     def aggregate(self, obs: list[Observation], window: Window) -> float | None:
         m = stats.median([o.value for o in obs])

@@ -14,7 +14,10 @@ rules' version) and the item. It is a cache, never a source of truth:
 
 Encoding: ``dates`` is the stage dates as little-endian doubles, ``timeline`` the entry instants as
 doubles followed by the stage indices as signed bytes; NaN stands for None (SQLite stores no NaN, so
-no real instant is NaN) and -1 for an unmapped status. ``unmapped`` is a JSON list, NULL when empty.
+no real instant is NaN) and -1 for an unmapped status. ``unmapped`` is a JSON object: each unmapped
+status the item passed through -> its seconds between committed and done (0 when none; "" for time in
+a status with no name), NULL when there is none. One column carries both the names the unmapped-status
+note lists and the time flow efficiency counts as waiting.
 """
 
 from __future__ import annotations
@@ -58,8 +61,15 @@ def encode(flow: Flow) -> tuple[float | None, float | None, bytes, bytes, str | 
         flow.done,
         _doubles(len(flow.stage_dates)).pack(*[_NAN if d is None else d for d in flow.stage_dates]),
         _steps(len(ats)).pack(*ats, *stages),
-        json.dumps(sorted(flow.unmapped), ensure_ascii=False) if flow.unmapped else None,
+        _encode_unmapped(flow),
     )
+
+
+def _encode_unmapped(flow: Flow) -> str | None:
+    if not flow.unmapped and not flow.unmapped_time:
+        return None
+    times = dict.fromkeys(flow.unmapped, 0.0) | flow.unmapped_time
+    return json.dumps(times, sort_keys=True, ensure_ascii=False)
 
 
 def _unpack(dates: bytes, timeline: bytes) -> tuple[list[float | None], list[tuple[float, int | None]]]:
@@ -75,10 +85,10 @@ def _unpack(dates: bytes, timeline: bytes) -> tuple[list[float | None], list[tup
 
 
 class StoredFlow(Flow):
-    """A flow read back from the store (the inverse of ``encode``). ``committed``, ``done`` and
-    ``unmapped`` are read at once; the stage dates and the timeline are unpacked on first use, since
-    most figures (cycle time, throughput, lead time...) need neither and unpacking them was a quarter of
-    a warm load. Equal to a replayed ``Flow`` with the same fields."""
+    """A flow read back from the store (the inverse of ``encode``). ``committed``, ``done``,
+    ``unmapped`` and ``unmapped_time`` are read at once; the stage dates and the timeline are unpacked
+    on first use, since most figures (cycle time, throughput, lead time...) need neither and unpacking
+    them was a quarter of a warm load. Equal to a replayed ``Flow`` with the same fields."""
 
     __slots__ = ("_packed",)
 
@@ -87,7 +97,9 @@ class StoredFlow(Flow):
     ):
         self.committed = committed
         self.done = done
-        self.unmapped = set(json.loads(unmapped)) if unmapped else set()
+        times = json.loads(unmapped) if unmapped else {}
+        self.unmapped = {s for s in times if s}  # "" only names time in a status with no name
+        self.unmapped_time = {s: t for s, t in times.items() if t}
         self._packed = (dates, timeline)
 
     def __getattr__(self, name: str):
@@ -101,7 +113,7 @@ class StoredFlow(Flow):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Flow):
             return NotImplemented
-        fields = ("stage_dates", "committed", "done", "timeline", "unmapped")
+        fields = ("stage_dates", "committed", "done", "timeline", "unmapped", "unmapped_time")
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
     __hash__ = None  # like Flow's
