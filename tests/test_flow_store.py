@@ -22,7 +22,7 @@ from metrics.store import flows, open_db
 from metrics.store.flows import StoredFlow
 from metrics.store.tx import transaction
 from metrics.teams import list_teams
-from metrics.timeutil import days_ending_today
+from metrics.timeutil import dates_window, days_ending_today, zone
 from metrics.workflow import Flow, Workflow
 
 T0 = ts("2026-02-01 00:00")
@@ -35,7 +35,7 @@ def stored(db, key: str | None = None) -> int:
 
 
 def flow_fields(flow: Flow) -> tuple:
-    return (flow.stage_dates, flow.committed, flow.done, flow.timeline, flow.unmapped)
+    return (flow.stage_dates, flow.committed, flow.done, flow.timeline, flow.unmapped, flow.unmapped_time)
 
 
 def item_fields(items) -> list[tuple]:
@@ -72,7 +72,7 @@ def sample(sample_db, tmp_path):
 
 
 def test_stored_flows_are_the_replayed_ones_for_every_sample_team(sample):
-    checked, unmapped, moved_back, unchanged = 0, 0, 0, 0
+    checked, unmapped, waited, moved_back, unchanged = 0, 0, 0, 0, 0
     for t in list_teams(sample):
         fingerprint = t.flow.fingerprint
         sample.execute("delete from flows")
@@ -88,9 +88,10 @@ def test_stored_flows_are_the_replayed_ones_for_every_sample_team(sample):
         # The cases the encoding must carry: unmapped statuses (no stage), moves back (cleared
         # dates), items that never moved.
         unmapped += sum(bool(it.flow.unmapped) for it in read)
+        waited += sum(bool(it.flow.unmapped_time) for it in read)  # in an unmapped status in its cycle
         moved_back += sum(went_back(it.flow) for it in read)
         unchanged += sum(len(it.flow.timeline) == 1 for it in read)
-    assert checked > 1000 and unmapped > 30 and moved_back > 100 and unchanged > 100
+    assert checked > 1000 and unmapped > 30 and waited > 30 and moved_back > 100 and unchanged > 100
 
 
 def test_every_catalogue_figure_is_the_same_read_from_stored_flows(sample):
@@ -284,6 +285,14 @@ def test_storing_outside_the_reading_transaction_is_refused():
     "flow",
     [
         Flow([1.0, None, 2.5, None, 9.0], 2.5, 9.0, [(1.0, 0), (2.5, 2), (3.0, None), (9.0, 4)], {"Blocked"}),
+        Flow(
+            [1.0, None, 2.5, None, 9.0],
+            2.5,
+            9.0,
+            [(1.0, 0), (2.5, 2), (3.0, None), (4.0, 2), (5.0, None), (6.0, None), (9.0, 4), (10.0, None)],
+            {"Blocked", "On Hold", "Archived"},  # Archived only after done: no time
+            {"Blocked": 1.0, "On Hold": 1.0, "": 3.0},  # "": a status code with no name
+        ),
         Flow([None] * 5, None, None, [(None, None)], {"Bloqué ✓", "On hold"}),  # no creation instant
         Flow([5.0, None, None, None, None], None, None, [], set()),
     ],
@@ -293,6 +302,41 @@ def test_a_stored_flow_reads_back_equal(flow):
     assert flow_fields(back) == flow_fields(flow)
     assert back == flow and flow == back
     assert back != Flow(flow.stage_dates, flow.committed, 1e9, flow.timeline, flow.unmapped)
+    if flow.unmapped_time:
+        assert back != Flow(flow.stage_dates, flow.committed, flow.done, flow.timeline, flow.unmapped)
+
+
+def test_flows_stored_by_replay_version_1_are_replayed_again(monkeypatch):
+    """Version 1 kept no time per unmapped status (its ``unmapped`` was a JSON list of names). A
+    database holding its flows must give version 2's figure and note: the old rows carry the old
+    fingerprint, so they are never read, and the item is replayed and stored anew."""
+    db = new_db()
+    item(
+        db,
+        "PAY-1",
+        "2026-01-05 00:00",
+        [
+            ("2026-01-05 00:00", "In Progress"),
+            ("2026-01-05 02:00", "Blocked"),
+            ("2026-01-05 06:00", "In Progress"),
+            ("2026-01-05 08:00", "Done"),
+        ],
+    )
+    with monkeypatch.context() as m:
+        m.setattr(workflow_module, "REPLAY_VERSION", 1)
+        v1 = Workflow.from_list(team().workflow).fingerprint
+    committed, done, dates, timeline, _ = flows.encode(by_key(db)["PAY-1"].flow)
+    db.execute("delete from flows")
+    db.execute(
+        "insert into flows values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [v1, SRC, "PAY-1", committed, done, dates, timeline, '["Blocked"]'],  # as version 1 wrote it
+    )
+    window = dates_window("2026-01-01", "2026-02-01", zone("UTC"))
+    result = CATALOGUE["flow-efficiency"].compute(TeamData(db, team(), T0), window)
+    assert result.value == 50.0  # 4 h in progress of 8 h: the 4 h in Blocked wait
+    assert "time in statuses no stage maps (Blocked 4.0 h) counted as waiting" in result.notes
+    rows = dict(db.execute("select workflow, unmapped from flows").fetchall())
+    assert rows == {v1: '["Blocked"]', team().flow.fingerprint: '{"Blocked": 14400.0}'}
 
 
 def test_the_fingerprint_names_the_mapping_and_the_replay_rules(monkeypatch):

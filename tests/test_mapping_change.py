@@ -81,3 +81,34 @@ def test_flows_stored_under_the_old_mapping_are_never_read_and_are_dropped_once_
     save_team(db, twin, who="U3")
     assert stored_flows(db) == {new: 1}  # no team maps the old way any more
     assert compute(db, get_team(db, "pay-twin"), "cycle-time", window, NOW).value["p85"] == 24.0
+
+
+def test_mapping_blocked_to_a_waiting_stage_keeps_the_figure_and_drops_the_note():
+    """Time in an unmapped status already waits (METRICS.md); mapping it names the stage, so the
+    figure stays and the note asking about it goes."""
+    db = new_db()
+    save_team(db, team(), who="U1")
+    item(
+        db,
+        "PAY-1",
+        "2026-01-04 09:00",
+        [
+            ("2026-01-05 09:00", "In Progress"),  # 24 h active
+            ("2026-01-06 09:00", "Blocked"),  # 48 h blocked
+            ("2026-01-08 09:00", "In Progress"),  # 24 h active
+            ("2026-01-09 09:00", "Done"),
+        ],
+    )
+    window = dates_window("2026-01-01", "2026-02-01", zone("UTC"))
+    before = compute(db, get_team(db, "pay"), "flow-efficiency", window, NOW)
+    assert before.value == 50.0
+    assert "time in statuses no stage maps (Blocked 48.0 h) counted as waiting" in before.notes
+
+    t = get_team(db, "pay")
+    t.workflow.insert(-1, {"stage": "blocked", "kind": "waiting", "statuses": ["Blocked"]})
+    save_team(db, t, who="U2")
+
+    after = compute(db, get_team(db, "pay"), "flow-efficiency", window, NOW)
+    assert after.value == 50.0
+    assert not [n for n in after.notes if "no stage maps" in n or "unmapped" in n]
+    assert stored_flows(db) == {get_team(db, "pay").flow.fingerprint: 1}
