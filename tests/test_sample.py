@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from metrics import stats
+from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import baseline_window
 from metrics.dataset import TeamData
 from metrics.normalise import NORMALISED_TABLES
@@ -180,6 +181,24 @@ def test_flows_cover_the_edge_cases(db):
         one(db, "select count(*) from status_changes where to_status in ('On Hold', 'Blocked')") > 10
     )  # unmapped
     assert one(db, "select count(*) from flags") > 10
+
+
+def test_plat_519_blocked_detour_counts_as_waiting():
+    """Issue 9 item 6, as reported: built as of 3 Dec 2026, PLAT-519 went In Progress 19 Nov 03:34:15
+    -> Blocked (unmapped) 07:52:56 -> In Progress 23 Nov 04:29:27 -> Peer Review 24 Nov 04:07:08 ->
+    Done 06:39:04. Carrying In Progress through Blocked made it 97.9% efficient; the rule says
+    (4:18:41 + 23:37:41) / 123:04:49 = 22.7%."""
+    db = new_db()
+    build_sample(db, date(2026, 12, 3))
+    platform = next(t for t in sample_teams() if t.name == "platform")
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    window = days_ending_today(90, platform.tz, now)
+    result = CATALOGUE["flow-efficiency"].compute(TeamData(db, platform, now), window)
+    plat_519 = next(i for i in result.items if i["key"] == "PLAT-519")
+    assert (plat_519["hours"], plat_519["active_hours"]) == (123.0803, 27.9394)
+    assert round(plat_519["efficiency"], 1) == 22.7
+    assert plat_519["unmapped_hours"] == {"Blocked": 92.6086}
+    assert any(n.startswith("time in statuses no stage maps (Blocked ") for n in result.notes)
 
 
 def test_sprints_change_scope_after_start(db):
