@@ -203,7 +203,15 @@ def _node_user(author: dict | None) -> dict | None:
     login = str(author.get("login") or "")
     if author.get("__typename") == "Bot":
         return {"login": login if login.endswith("[bot]") else f"{login}[bot]", "type": "Bot"}
-    return {"login": login, "type": "User"}
+    return {"login": login, "type": author.get("__typename") or "User"}
+
+
+def _review_id(review: dict) -> str | int | None:
+    """REST's review ``id``: ``fullDatabaseId`` (a string: review ids outgrew GraphQL's 32-bit
+    ``databaseId``), else ``databaseId`` in nodes stored before the connector asked for the former.
+    Both are the same number, so the row's id does not depend on when the node was stored."""
+    full = review.get("fullDatabaseId")
+    return full if full is not None else review.get("databaseId")
 
 
 def _nodes(node: dict, connection: str) -> list[dict]:
@@ -234,7 +242,7 @@ def _rest_pieces(node: dict, repo: str) -> tuple[dict, list[dict], list[dict], l
     }
     reviews = [
         {
-            "id": r.get("databaseId"),
+            "id": _review_id(r),
             "user": _node_user(r.get("author")),
             "state": r.get("state"),
             "submitted_at": r.get("submittedAt"),

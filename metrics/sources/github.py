@@ -5,7 +5,7 @@ incidents, for each configured repository.
 
 Streams and state (one ``sync_status`` row per stream, one entry per repository inside it)::
 
-    pulls:       {"repos": {"o/r": {"cursor": ISO, "walk": {"floor", "top", "next"}?}}}
+    pulls:       {"repos": {"o/r": {"cursor": ISO, "walk": {"floor", "top", "next"}?, "unread": {n: why}?}}}
     deployments: {"signal": "deployments", "repos": {"o/r": {"production": {"cursor", "open", "edge",
                   "reconciled"}}}}   (releases: one entry per repo; workflow_runs: "pass" as below)
     incidents:   {"repos": {"o/r": {"incident": {"cursor": ISO}, "reconciled": ISO}}}
@@ -16,7 +16,9 @@ PR updated before ``cursor - OVERLAP`` (``history_days`` back on a first sync). 
 cursor moves only when a walk completes. A PR whose ``updated_at`` equals the stored one is skipped;
 the others of the page are read in GraphQL batches (``github_graphql``: line counts, reviews, commits,
 labels and ready-for-review events in one node per PR) and each is stored as one ``pull_node``
-payload, so a run interrupted inside a page refetches only the PRs not yet stored. PRs cannot be
+payload, so a run interrupted inside a page refetches only the PRs not yet stored. A PR GitHub answers
+with an error on a field its rows need is not stored: it is kept in ``unread`` (number -> why), the
+walk goes on, the repo's stream fails naming it, and the next sync asks for it first. PRs cannot be
 deleted: no reconciliation.
 
 The first page of every list is a conditional request (``If-None-Match`` with the stored ETag): a run
@@ -181,6 +183,11 @@ class GitHubConnector(Connector):
 
     # -- pull requests -------------------------------------------------------------------------------
     def _pulls(self, repo: str, rs: dict) -> None:
+        """Walk the list down to the floor, reading the changed PRs. PRs GitHub could not read last
+        time (``unread``) are asked first; any still unread at the end fail the repo's stream, naming
+        them, after everything else is stored and the cursor has moved."""
+        if rs.get("unread"):
+            self._store_pulls(repo, sorted(int(n) for n in rs["unread"]), rs)
         walk = rs.get("walk")
         if walk is None:
             walk = {"floor": iso(self._floor(rs.get("cursor"))), "top": rs.get("cursor"), "next": None}
@@ -206,6 +213,7 @@ class GitHubConnector(Connector):
             self._store_pulls(
                 repo,
                 [int(pr["number"]) for ext, pr in listed.items() if stored.get(ext) != pr.get("updated_at")],
+                rs,
             )
             nxt = None if done else page.link("next")
             walk = {**walk, "top": iso(top), "next": nxt}
@@ -217,13 +225,23 @@ class GitHubConnector(Connector):
         rs.pop("walk", None)
         rs["cursor"] = walk["top"]
         self._save()
+        if rs.get("unread"):
+            raise SourceError(_unread_message(rs["unread"]))
 
-    def _store_pulls(self, repo: str, numbers: list[int]) -> None:
+    def _store_pulls(self, repo: str, numbers: list[int], rs: dict) -> None:
         """Read the PRs of one list page whose ``updated_at`` moved (GraphQL, in batches) and store
-        each as one ``pull_node``. One gone since it was listed is skipped."""
+        each as one ``pull_node``. One gone since it was listed is skipped; one GitHub could not read
+        is remembered in ``rs["unread"]`` (number -> why) to be asked again, not silently lost."""
+        unread = rs.setdefault("unread", {})
         for number, node in graphql.pull_nodes(self.ctx.http, self.graphql_url, repo, numbers):
+            if isinstance(node, graphql.Unreadable):
+                unread[str(number)] = node.reason
+                continue
+            unread.pop(str(number), None)
             if node is not None:
                 self.ctx.ingest(self.stream, "pull_node", f"{repo}#{number}", node.get("updatedAt"), node)
+        if not unread:
+            rs.pop("unread")
 
     # -- deployments ---------------------------------------------------------------------------------
     def _deployments(self, repo: str, rs: dict) -> None:
@@ -608,6 +626,14 @@ def _items(page: Page, path: str, key: str | None = None) -> list:
     if not isinstance(data, list):
         raise SourceError(f"GET /{path.split('?')[0]}: expected a list")
     return data
+
+
+def _unread_message(unread: dict[str, str], shown: int = 5) -> str:
+    """The PRs GitHub could not read, each with the field and error, the first ``shown`` of them."""
+    items = sorted(unread.items(), key=lambda kv: int(kv[0]))
+    listed = "; ".join(f"#{n}: {why}" for n, why in items[:shown])
+    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+    return f"GitHub could not read {len(items)} pull request(s), asked again next sync: {listed}{more}"
 
 
 def _chain(first: Page, http: Http) -> Iterator[Page]:

@@ -1,6 +1,6 @@
 """A loopback GitHub REST API (2022-11-28): pulls and their reviews, commits and timeline, deployments
 and statuses, compare, releases, workflow runs, issues; and the GraphQL endpoint's pull requests over
-the same data (``fakes.github_graphql``).
+the same data (``fakes.github_graphql``, a graphql-core executor on a subset of GitHub's schema).
 
 Payloads follow the examples of GitHub's OpenAPI description (github/rest-api-description,
 ``pull-request-simple``, ``pull-request``, ``deployment``, ``deployment-status``, ``commit-comparison``,
@@ -108,12 +108,18 @@ class FakeGitHub(FakeApi):
         self.issues: dict[str, dict[int, dict]] = defaultdict(dict)
         self.numbers: dict[str, int] = defaultdict(lambda: 1346)
         self.ids = iter(range(1_000_001, 10**12))
+        # Review ids are past 2**31 - 1 on GitHub today (GraphQL's 32-bit ``databaseId`` cannot hold them).
+        self.review_ids = iter(range(2_480_002_890, 10**12))
         self.version = 0
         self._cache: dict[tuple, tuple[int, list]] = {}
         self._index: dict[str, tuple[int, dict[str, int]]] = {}
         self.outage: Callable[[Request], bool] | None = None
         self.not_modified: list[str] = []  # paths answered 304
-        self.graphql_limit: int | None = None  # GraphQL batches of more PRs time out, as heavy queries do
+        self.graphql_limit: int | None = None  # GraphQL queries of more PRs time out, as heavy queries do
+        self.graphql_spent = 0  # the next GraphQL queries are answered RATE_LIMITED
+        self.graphql_reset: int | None = None  # their x-ratelimit-reset (default: an hour from now)
+        # {(repo, number, PullRequest field): (error type, message)}: that field fails, as on GitHub
+        self.graphql_field_errors: dict[tuple[str, int, str], tuple[str, str]] = {}
         self.server.route("GET", "/repos/*", self._dispatch)
         self.server.route("POST", "/graphql", lambda req: github_graphql.answer(self, req))
 
@@ -291,7 +297,7 @@ class FakeGitHub(FakeApi):
     ) -> None:
         """A review; ``at=None`` is a pending one (no ``submitted_at``)."""
         p = self.pulls[repo][n]
-        rid = next(self.ids)
+        rid = next(self.review_ids)
         review = {
             "id": rid,
             "node_id": f"MDE3OlB1bGxSZXF1ZXN0UmV2aWV3{rid}",
