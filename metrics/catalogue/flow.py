@@ -362,7 +362,8 @@ class FlowEfficiency(_ItemMetric):
         return Counter("negative" if c < 0 else "zero" for _, c in self.cycles(items, start, end) if c <= 0)
 
     def notes(self, items: list[Item], start: float, end: float, left_out: Counter) -> list[str]:
-        measured = (it for it, cycle in self.cycles(items, start, end) if cycle > 0)
+        waited = [it for it in items if it.flow.unmapped_time]  # few: a cheap filter first
+        measured = (it for it, cycle in self.cycles(waited, start, end) if cycle > 0)
         return super().notes(items, start, end, left_out) + unmapped_time_note(measured)
 
     def explain(self, it: Item, at: float, value: float, info: str | None) -> dict:

@@ -97,9 +97,12 @@ class StoredFlow(Flow):
     ):
         self.committed = committed
         self.done = done
-        times = json.loads(unmapped) if unmapped else {}
-        self.unmapped = {s for s in times if s}  # "" only names time in a status with no name
-        self.unmapped_time = {s: t for s, t in times.items() if t}
+        if unmapped:  # most items have none: this runs for every stored flow a load reads
+            times = json.loads(unmapped)
+            self.unmapped = {s for s in times if s}  # "" only names time in a status with no name
+            self.unmapped_time = {s: t for s, t in times.items() if t}
+        else:
+            self.unmapped, self.unmapped_time = set(), {}
         self._packed = (dates, timeline)
 
     def __getattr__(self, name: str):
