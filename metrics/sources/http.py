@@ -9,17 +9,26 @@ jitter). What urllib3 cannot do is handled here, in one loop:
   ``RateLimited`` (the source shows "data as of ...") instead of hanging the sync;
 - a body cut off mid-page, or malformed JSON: the request is tried again;
 - ``ETag`` / ``If-None-Match``: a 304 comes back as ``None`` (nothing changed, and on GitHub it does
-  not count against the rate limit).
+  not count against the rate limit);
+- the token goes only to the configured origin: redirects are followed here, never by requests (which
+  keeps custom credential headers such as GitLab's ``PRIVATE-TOKEN`` across hosts), and every URL sent
+  to, a next link or a redirect's target, passes ``Http.url``, which refuses another origin;
+- each exchange has a total deadline (``Policy.deadline``), from sending to the last byte of the body:
+  a read timeout bounds only the silence between two reads, so a source trickling a byte a second
+  would otherwise hold one request, and the sync, as long as it likes.
 
-Errors carry no secret: messages name the URL path and status, never headers or tokens.
+Errors name the URL path and status, never headers; a source's own error message is kept whole, as it
+may echo a credential: ``scrub`` removes it before anything is stored or shown (the sync engine does).
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,10 +36,14 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 USER_AGENT = "vsm-bot/0.1 (+https://github.com/vsm-bot/vsm-bot)"
+MAX_REDIRECTS = 5
+CHUNK = 64 * 1024  # the most one socket read of a body returns
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class SourceError(Exception):
@@ -56,7 +69,8 @@ class RateLimited(SourceError):
 
 
 class TimedOut(SourceError):
-    """No answer within the read timeout, every try: a query too heavy for the source, perhaps."""
+    """No answer within the read timeout, every try, or no whole answer within the deadline: a query
+    too heavy for the source, perhaps, or a source too slow to wait for."""
 
 
 @dataclass
@@ -67,7 +81,11 @@ class Policy:
     backoff: float = 1.0  # first backoff in seconds, doubled each time, with jitter
     backoff_max: float = 60.0
     max_wait: float = 900.0  # the longest rate-limit wait we accept before failing the stream
-    timeout: tuple[float, float] = (10.0, 60.0)  # connect, read
+    timeout: tuple[float, float] = (10.0, 60.0)  # connect, read (the longest silence between reads)
+    # One exchange, from sending to the body's last byte (its same-origin redirects included). Longer
+    # than the read timeout, which keeps its own meaning; a response still arriving past it is given up
+    # at once, not tried again: a source that trickles once trickles again.
+    deadline: float = 120.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
@@ -105,6 +123,7 @@ class Http:
         etags: dict[str, str] | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
+        self.origin = _origin(self.base_url)  # the only place the credentials are sent
         self.etags = etags if etags is not None else {}
         self.requests_made = 0
         self.not_modified = 0
@@ -131,10 +150,12 @@ class Http:
     def policy(self, policy: Policy) -> None:
         """Setting a policy also rebuilds urllib3's retries from it (their backoff is the policy's)."""
         self._policy = policy
+        # Read errors are not retried inside urllib3 (``read=False``): the loop in ``request`` retries
+        # them, within its attempts, and urllib3 would retry a read cut short by the deadline.
         retry = Retry(
             total=policy.attempts,
             connect=policy.attempts,
-            read=policy.attempts,
+            read=False,
             status=policy.attempts,
             status_forcelist={500, 502, 504},
             allowed_methods={"GET", "POST"},
@@ -149,7 +170,23 @@ class Http:
         self.session.mount("https://", adapter)
 
     def url(self, path_or_url: str) -> str:
-        return path_or_url if "://" in path_or_url else urljoin(self.base_url, path_or_url.lstrip("/"))
+        """A path under the base, or a URL the source gave (a next link, one saved in a cursor) once
+        checked: every URL this client sends to passes here or ``_same_origin`` (redirects), so the
+        credentials go to the configured origin only. The origin includes the scheme, so a plain-http
+        URL is followed only where the base itself is plain http, which ``check_transport`` allowed."""
+        if "://" not in path_or_url:
+            return urljoin(self.base_url, path_or_url.lstrip("/"))
+        self._same_origin(path_or_url, "a link")
+        return path_or_url
+
+    def _same_origin(self, url: str, what: str) -> None:
+        """Refuse, naming both origins (never the whole URL, whose query may be signed), a URL outside
+        the configured origin."""
+        origin = _origin(url)
+        if origin != self.origin:
+            raise SourceError(
+                f"{what} to {origin} refused: the source's token is sent only to its own origin, {self.origin}"
+            )
 
     def get(self, path_or_url: str, params: dict | None = None, *, conditional: bool = False) -> Page | None:
         """GET and decode JSON; ``None`` for a 304 when ``conditional`` and the ETag still matches."""
@@ -182,18 +219,9 @@ class Http:
         waited = 0.0
         while True:
             try:
-                self.requests_made += 1
                 began = time.perf_counter()
                 try:
-                    resp = self.session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json_body,
-                        headers=headers,
-                        timeout=self.policy.timeout,
-                    )
-                    resp.content  # noqa: B018 - read the body here, so its transfer counts as waiting
+                    resp = self._exchange(method, url, params, json_body, headers, f"{method} {where}")
                 finally:
                     self.wait_seconds += time.perf_counter() - began
                 status = resp.status_code
@@ -235,6 +263,75 @@ class Http:
             if conditional and etag:
                 self.etags[key] = etag
             return Page(data, resp.headers, resp.url)
+
+    def _exchange(
+        self, method: str, url: str, params: dict | None, json_body: dict | None, headers: dict, what: str
+    ) -> requests.Response:
+        """One request and its whole body within ``policy.deadline``, redirects followed here: requests
+        would follow any, and past a host change it drops ``Authorization`` but not a custom credential
+        header (``PRIVATE-TOKEN``). A redirect keeps the origin or is refused."""
+        deadline = time.monotonic() + self.policy.deadline
+        for _ in range(MAX_REDIRECTS + 1):
+            self.requests_made += 1
+            connect, read = self.policy.timeout
+            left = self._left(deadline, what)
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    timeout=(min(connect, left), min(read, left)),
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException:
+                self._left(deadline, what)  # the deadline, not the source, cut it short: not retried
+                raise
+            self._read_body(resp, deadline, what)
+            if not resp.is_redirect:
+                return resp
+            url = urljoin(resp.url, resp.headers["Location"])
+            self._same_origin(url, f"{what}: a redirect")
+            if resp.status_code not in (307, 308):  # 301/302/303: the target is read with a GET
+                method, json_body = "GET", None
+            params = None  # the Location carries its own query
+        raise SourceError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
+    def _read_body(self, resp: requests.Response, deadline: float, what: str) -> None:
+        """The whole body into ``resp.content`` by the deadline, one socket read at a time, each allowed
+        no longer than what is left: reading a fixed size would wait for a trickle to fill it."""
+        raw, chunks = resp.raw, []
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        try:
+            while True:
+                left = self._left(deadline, what)
+                if sock is not None:
+                    sock.settimeout(min(self.policy.timeout[1], left))
+                chunk = raw.read1(CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            resp.close()
+            self._left(deadline, what)
+            raise requests.exceptions.ReadTimeout() from None
+        except (urllib3.exceptions.HTTPError, OSError):  # cut off mid-body, or undecodable
+            resp.close()
+            raise requests.exceptions.ChunkedEncodingError() from None
+        except TimedOut:
+            resp.close()  # closes the connection: nothing more is read from it
+            raise
+        resp._content = b"".join(chunks)  # what ``resp.content`` would have read, in one piece
+        resp._content_consumed = True
+
+    def _left(self, deadline: float, what: str) -> float:
+        """Seconds left before ``deadline``; the error that ends the exchange once none are."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimedOut(f"{what}: no whole answer within the {self.policy.deadline:g} s deadline")
+        return left
 
     def paginate_links(self, path_or_url: str, params: dict | None = None) -> Iterator[Page]:
         """Follow ``Link: rel="next"`` as given until it is absent."""
@@ -317,6 +414,31 @@ def check_transport(base_url: str, allow_plain_http: bool = False) -> None:
         )
 
 
+def _origin(url: str) -> str:
+    """``scheme://host:port``, the port explicit (``https://h`` and ``https://h:443`` are one origin)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:  # not a port: an origin of its own, matching none
+        port = "?"
+    host = parts.hostname or ""
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def scrub(text: str, token: str | None, user: str | None = None) -> str:
+    """``text`` without the token in any form a source may echo back: as is, ``user:token``, and the
+    base64 of either (an echoed ``Authorization: Basic`` header), in any letter case (an echo may be
+    lower-cased). Run it before text is cut: a cut could leave part of a secret no longer recognised."""
+    if not token:
+        return text
+    forms = {token, f"{user}:{token}"} if user else {token}
+    # Unpadded: the form matches whether or not an echo kept the "=" padding.
+    forms |= {base64.b64encode(f.encode()).decode().rstrip("=") for f in forms}
+    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, "***", text, flags=re.IGNORECASE)
+
+
 def _looks_rate_limited(resp: requests.Response) -> bool:
     if resp.headers.get("X-RateLimit-Remaining") == "0":
         return True
@@ -328,7 +450,8 @@ def _looks_rate_limited(resp: requests.Response) -> bool:
 
 
 def _reason(resp: requests.Response) -> str:
-    """A short, safe reason from an error body (JSON message fields only, cut to 200 characters)."""
+    """The reason from an error body (JSON message fields only). Not cut here: a source may echo the
+    credentials, and the engine must see them whole to scrub them before it cuts the line."""
     try:
         body = resp.json()
     except ValueError:
@@ -338,4 +461,4 @@ def _reason(resp: requests.Response) -> str:
         msg = body.get("message") or body.get("error") or body.get("errorMessages")
     if isinstance(msg, list):
         msg = "; ".join(str(m) for m in msg)
-    return f": {str(msg)[:200]}" if msg else ""
+    return f": {msg}" if msg else ""

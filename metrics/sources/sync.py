@@ -50,9 +50,12 @@ def connector_class(kind: str) -> type[Connector]:
     return importlib.import_module(f"metrics.sources.{kind}").CONNECTOR
 
 
-def _scrub(message: str, secret: str | None) -> str:
-    text = " ".join(str(message).split())[:500]
-    return text.replace(secret, "***") if secret else text
+def _scrub(message: object, token: str | None, user: str | None) -> str:
+    """One line, safe to store and show: the token in every form gone (``http.scrub``), then cut to
+    500 characters (cut before, a secret split at the edge would no longer be recognised)."""
+    from metrics.sources.http import scrub
+
+    return " ".join(scrub(str(message), token, user).split())[:500]
 
 
 def _record(
@@ -130,11 +133,12 @@ def sync_source(
     result = SourceResult(name)
     token_env = source.get("token_env")
     token = env.get(token_env) if token_env else None
+    user = source.get("user")
     try:
         connector = _connector(db, source, token, time.time() if now is None else now, policy)
         streams = connector.streams()
     except SourceError as exc:  # no token, no connector, a plain-http URL, a bad configuration
-        result.errors.append(_scrub(str(exc), token))
+        result.errors.append(_scrub(exc, token, user))
         _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
         return result
     ctx, http = connector.ctx, connector.ctx.http
@@ -147,10 +151,11 @@ def sync_source(
             ctx.checkpoint(stream, state)
             _record(db, name, stream, ok=True, message=None, changed=ctx.changed - before)
         except SourceError as exc:
-            result.errors.append(f"{stream}: {_scrub(str(exc), token)}")
-            _record(db, name, stream, ok=False, message=_scrub(str(exc), token), changed=0)
+            message = _scrub(exc, token, user)
+            result.errors.append(f"{stream}: {message}")
+            _record(db, name, stream, ok=False, message=message, changed=0)
         except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the others
-            message = _scrub(f"{exc.__class__.__name__}: {exc}", token)
+            message = _scrub(f"{exc.__class__.__name__}: {exc}", token, user)
             result.errors.append(f"{stream}: unexpected error {message}")
             _record(db, name, stream, ok=False, message=f"unexpected error {message}", changed=0)
     with transaction(db):
