@@ -528,6 +528,87 @@ def test_github_bot_author_by_type_or_login_suffix():
     ]
 
 
+def _actor(u: dict) -> dict:
+    """A REST user as GraphQL's ``Actor``: the type in ``__typename``, a bot's login without ``[bot]``."""
+    bot = u["type"] == "Bot"
+    return {"__typename": u["type"], "login": u["login"].removesuffix("[bot]") if bot else u["login"]}
+
+
+def pull_node(rest: dict, reviews: list[dict], id_field: str) -> dict:
+    """A PR's REST pieces as the connector stores them since GraphQL: one ``PullRequest`` node, each
+    connection's ``nodes`` complete and no ``pageInfo``. Review ids under ``id_field``:
+    ``fullDatabaseId`` (a BigInt, so a string: what the connector asks now) or ``databaseId`` (an Int,
+    in nodes stored before review ids outgrew 32 bits)."""
+    return {
+        "number": rest["number"],
+        "title": rest["title"],
+        "url": rest["html_url"],
+        "state": "MERGED" if rest["merged_at"] else rest["state"].upper(),
+        "isDraft": rest["draft"],
+        "body": rest["body"] or "",
+        "createdAt": rest["created_at"],
+        "updatedAt": rest["updated_at"],
+        "closedAt": rest["closed_at"],
+        "mergedAt": rest["merged_at"],
+        "additions": rest["additions"],
+        "deletions": rest["deletions"],
+        "headRefName": rest["head"]["ref"],
+        "mergeCommit": {"oid": rest["merge_commit_sha"]} if rest["merged_at"] else None,
+        "author": _actor(rest["user"]),
+        "labels": {"nodes": [{"name": x["name"]} for x in rest["labels"]]},
+        "commits": {"nodes": [{"commit": {"authoredDate": c["commit"]["author"]["date"]}} for c in COMMITS]},
+        "reviews": {
+            "nodes": [
+                {
+                    id_field: str(r["id"]) if id_field == "fullDatabaseId" else r["id"],
+                    "state": r["state"],
+                    "submittedAt": r.get("submitted_at"),
+                    "author": _actor(r["user"]),
+                }
+                for r in reviews
+            ]
+        },
+        "timelineItems": {
+            "nodes": [
+                {"__typename": "ReadyForReviewEvent", "createdAt": e["created_at"]}
+                for e in TIMELINE
+                if e["event"] == "ready_for_review"
+            ]
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("id_field", "first_id"),
+    [("fullDatabaseId", 2_480_002_890), ("databaseId", 80)],  # as stored now / before the change
+)
+def test_github_pull_node_gives_the_rows_of_its_rest_pieces(id_field, first_id):
+    """Review ids past 2**31 - 1 come as ``fullDatabaseId`` strings; nodes stored earlier hold
+    ``databaseId``. Either way, and after a rebuild, the rows are those REST's pieces give, bots
+    spelled ``x[bot]`` as REST spells them."""
+    rest = pull(user=user("renovate[bot]", "Bot"))
+    reviews = [{**r, "id": r["id"] - 80 + first_id} for r in REVIEWS]
+    from_rest, from_node = new_db(), new_db()
+    for kind, payload in (("pull", rest), ("pull_reviews", reviews), ("pull_commits", COMMITS)):
+        ingest(from_rest, "github", kind, "acme/payments#42", None, payload, GITHUB)
+    ingest(from_rest, "github", "pull_timeline", "acme/payments#42", None, TIMELINE, GITHUB)
+    node = pull_node(rest, reviews, id_field)
+    ingest(from_node, "github", "pull_node", "acme/payments#42", None, node, GITHUB)
+
+    def rows(db) -> tuple:
+        return list(db["pull_requests"].rows), sorted(db["reviews"].rows, key=lambda r: r["id"])
+
+    assert rows(from_node) == rows(from_rest)
+    prs, review_rows = rows(from_node)
+    assert (prs[0]["author"], prs[0]["author_bot"]) == ("renovate[bot]", 1)
+    assert review_rows[0]["id"] == str(first_id)
+    assert (review_rows[1]["reviewer"], review_rows[1]["reviewer_bot"]) == ("sonarcloud[bot]", 1)
+    from_node["pull_requests"].delete_where()
+    from_node["reviews"].delete_where()
+    rebuild(from_node, {"github": GITHUB})
+    assert rows(from_node) == rows(from_rest)
+
+
 def test_github_deployments():
     db = new_db()
     ingest_github(db)

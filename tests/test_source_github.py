@@ -15,6 +15,7 @@ from builders import assert_not_in_files, new_db, run_sync, team, ts
 from fakes.github import FakeGitHub, when
 from fakes.github_graphql import ALIAS
 from fakes.server import Fault
+from requests import post as http_post
 
 from metrics.catalogue import compute
 from metrics.normalise import github as gh_norm
@@ -709,9 +710,7 @@ def test_connections_past_one_page_are_read_to_the_end(gh):
 def test_graphql_rate_limited_answer_is_waited_until_the_reset(gh):
     """GitHub reports spent GraphQL points as a 200 with a RATE_LIMITED error."""
     pulls_history(gh, 20)
-    reset = int(time.time()) + 42
-    body = b'{"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded for user ID 1."}]}'
-    gh.arm("/graphql", 0, Fault(200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}, body))
+    gh.graphql_spent, gh.graphql_reset = 1, int(time.time()) + 42
     db, waits = new_db(), []
     result = sync(db, gh, waits=waits)
     assert result.ok, result.errors
@@ -762,6 +761,171 @@ def test_a_pr_graphql_cannot_find_comes_back_as_none_and_a_missing_repo_fails(gh
         list(github_graphql.pull_nodes(http, url, "acme/gone", [1]))
     assert github_graphql.endpoint("https://ghe.acme.com/api/v3") == "https://ghe.acme.com/api/graphql"
     assert github_graphql.endpoint("https://api.github.com") == "https://api.github.com/graphql"
+
+
+def test_review_ids_past_32_bits_sync_fully_with_rest_ids_and_bot_spellings(gh):
+    """Review ids are past 2,147,483,647, which GitHub's GraphQL ``databaseId`` (a 32-bit Int) cannot
+    hold: the repo syncs whole, each review keyed by REST's id, bots spelled ``x[bot]`` as REST does."""
+    n = gh.add_pull(
+        PAY,
+        NOW - 3 * DAY,
+        reviews=[
+            (NOW - 2 * DAY, "copilot-pull-request-reviewer[bot]", "COMMENTED"),
+            (NOW - DAY, "hubot", "APPROVED"),
+        ],
+        merged=NOW - HOUR,
+    )
+    bot = gh.add_pull(PAY, NOW - 2 * DAY, author="dependabot[bot]", author_type="Bot")
+    db = new_db()
+    result = sync(db, gh)
+    assert result.ok, result.errors
+    assert pull_rows(db) == expected_pulls(gh) and len(pull_rows(db)) == 2
+    assert review_rows(db) == expected_reviews(gh, expected_pulls(gh))
+    reviewers = db.execute("select id, reviewer, reviewer_bot from reviews order by id").fetchall()
+    assert reviewers == [
+        ("2480002890", "copilot-pull-request-reviewer[bot]", 1),
+        ("2480002891", "hubot", 0),
+    ]
+    author = db.execute("select author, author_bot from pull_requests where number = ?", [bot]).fetchone()
+    assert tuple(author) == ("dependabot[bot]", 1)
+    node = json.loads(
+        db.execute("select payload from raw where external_id = ?", [f"{PAY}#{n}"]).fetchone()[0]
+    )
+    assert [r["fullDatabaseId"] for r in node["reviews"]["nodes"]] == ["2480002890", "2480002891"]
+    assert node["reviews"]["nodes"][0]["author"] == {
+        "__typename": "Bot",
+        "login": "copilot-pull-request-reviewer",
+    }
+
+
+def graphql_post(gh: FakeGitHub, query: str, variables: dict | None = None, token: str | None = TOKEN):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {"query": query, "variables": variables or {}}
+    return http_post(f"{gh.url}/graphql", json=body, headers=headers, timeout=10)
+
+
+def test_the_graphql_fake_answers_as_github_does(gh):
+    """Any query is executed on GitHub's schema, so the fake answers what GitHub answers: a 32-bit
+    ``databaseId`` past 2**31 - 1 is null with an untyped coercion error at its path, the BigInt
+    ``fullDatabaseId`` is a string, a bot's login has no ``[bot]``, connections need ``first``/``last``
+    of at most 100, an unknown PR is null with ``NOT_FOUND``; all with HTTP 200."""
+    n = gh.add_pull(PAY, NOW - DAY, reviews=[(NOW - HOUR, "copilot-pull-request-reviewer[bot]", "COMMENTED")])
+    repo = '{ repository(owner: "acme", name: "pay") { %s } }'
+    query = repo % (
+        f"pullRequest(number: {n}) {{ reviews(first: 5) {{ nodes {{ databaseId fullDatabaseId "
+        "author { __typename login } } } }"
+    )
+    ids = graphql_post(gh, query)
+    assert ids.status_code == 200
+    assert ids.json() == {
+        "data": {
+            "repository": {
+                "pullRequest": {
+                    "reviews": {
+                        "nodes": [
+                            {
+                                "databaseId": None,
+                                "fullDatabaseId": "2480002890",
+                                "author": {"__typename": "Bot", "login": "copilot-pull-request-reviewer"},
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+        "errors": [
+            {
+                "path": ["repository", "pullRequest", "reviews", "nodes", 0, "databaseId"],
+                "locations": [{"line": 1, "column": query.index("databaseId") + 1}],
+                "message": "Int cannot represent non 32-bit signed integer value: 2480002890",
+            }
+        ],
+    }
+    query = repo % f"pullRequest(number: {n}) {{ reviews {{ totalCount }} }}"
+    unbounded = graphql_post(gh, query).json()
+    assert unbounded["data"] == {"repository": {"pullRequest": {"reviews": None}}}
+    assert unbounded["errors"] == [
+        {
+            "type": "MISSING_PAGINATION_BOUNDARIES",
+            "path": ["repository", "pullRequest", "reviews"],
+            "locations": [{"line": 1, "column": query.index("reviews") + 1}],
+            "message": "You must provide a `first` or `last` value to properly paginate the `reviews` "
+            "connection.",
+        }
+    ]
+    excessive = graphql_post(
+        gh, repo % f"p{n}: pullRequest(number: {n}) {{ number commits(first: 101) {{ totalCount }} }}"
+    ).json()
+    # ``commits`` is non-null: its error nulls the PR, as GraphQL propagates it.
+    assert excessive["data"] == {"repository": {f"p{n}": None}}
+    assert [(e["type"], e["path"], e["message"]) for e in excessive["errors"]] == [
+        (
+            "EXCESSIVE_PAGINATION",
+            ["repository", f"p{n}", "commits"],
+            "Requesting 101 records on the `commits` connection exceeds the `first` limit of 100 records.",
+        )
+    ]
+    missing = graphql_post(gh, repo % "p9: pullRequest(number: 999999) { number }").json()
+    assert missing["data"] == {"repository": {"p9": None}}
+    assert [(e["type"], e["path"], e["message"]) for e in missing["errors"]] == [
+        ("NOT_FOUND", ["repository", "p9"], "Could not resolve to a PullRequest with the number of 999999.")
+    ]
+    anonymous = graphql_post(gh, repo % "id", token=None)
+    assert anonymous.status_code == 401 and anonymous.json()["message"] == "Bad credentials"
+    gh.graphql_spent = 1
+    spent = graphql_post(gh, repo % "id")
+    assert spent.status_code == 200 and spent.headers["x-ratelimit-remaining"] == "0"
+    assert [e["type"] for e in spent.json()["errors"]] == ["RATE_LIMITED"]
+
+
+def test_a_field_error_on_one_pr_is_that_prs_alone(gh):
+    """An error on a field the rows do not read (labels) leaves it empty and the PR is stored; one on a
+    field they need (the merge commit) keeps that PR out, not the others: the stream fails naming it,
+    the cursor moves, and the next sync asks for that PR alone."""
+    a = gh.add_pull(PAY, NOW - 3 * DAY, labels=("feature",), merged=NOW - 2 * DAY)
+    b = gh.add_pull(PAY, NOW - 3 * DAY, reviews=[(NOW - 2 * DAY, "hubot", "APPROVED")], merged=NOW - DAY)
+    c = gh.add_pull(PAY, NOW - 2 * DAY, reviews=[(NOW - DAY, "mona", "APPROVED")])
+    forbidden = ("FORBIDDEN", "Resource not accessible by integration")
+    gh.graphql_field_errors = {(PAY, a, "labels"): forbidden, (PAY, b, "mergeCommit"): forbidden}
+    db = new_db()
+    failed = sync(db, gh)
+    assert not failed.ok
+    assert f"#{b}: mergeCommit: FORBIDDEN: Resource not accessible by integration" in failed.errors[0]
+    assert f"#{a}" not in failed.errors[0]
+    want = expected_pulls(gh)
+    assert pull_rows(db) == {k: v for k, v in want.items() if k != (PAY, b)}
+    assert review_rows(db) == expected_reviews(gh, {(PAY, c): None})
+    assert db.execute("select labels from pull_requests where number = ?", [a]).fetchone()[0] == "[]"
+    state = status(db, "pulls")["state"]["repos"][PAY]
+    assert list(state["unread"]) == [str(b)] and state["cursor"] == gh.pulls[PAY][b]["pull"]["updated_at"]
+    gh.graphql_field_errors = {}
+    start = len(gh.server.log)
+    again = sync(db, gh, now=NOW + HOUR)
+    assert again.ok, again.errors
+    assert asked(gh, start) == [[b]]
+    assert pull_rows(db) == want and review_rows(db) == expected_reviews(gh, want)
+    assert "unread" not in status(db, "pulls")["state"]["repos"][PAY]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "error"),
+    [
+        ("labels", "MISSING_PAGINATION_BOUNDARIES: You must provide a `first` or `last` value"),
+        ("labels(first: 101)", "EXCESSIVE_PAGINATION: Requesting 101 records on the `labels` connection"),
+    ],
+)
+def test_a_pagination_error_fails_the_stream_even_on_an_optional_field(gh, monkeypatch, bounds, error):
+    """GitHub's pagination errors say the query is wrong, so every PR would fail alike: they fail the
+    repo's stream rather than pass as one PR's optional field."""
+    from metrics.sources import github_graphql
+
+    gh.add_pull(PAY, NOW - DAY, labels=("feature",))
+    bad = github_graphql.FRAGMENT.replace("labels(first: 100)", bounds)
+    monkeypatch.setattr(github_graphql, "FRAGMENT", bad)
+    db = new_db()
+    result = sync(db, gh)
+    assert not result.ok and error in result.errors[0]
+    assert pull_rows(db) == {}
 
 
 # -- metrics from synced data equal metrics from the same payloads ingested directly ------------------------

@@ -253,7 +253,9 @@ type PullRequestTimelineItemsEdge { cursor: String! node: PullRequestTimelineIte
 def schema() -> GraphQLSchema:
     """The schema, built once: ``BigInt`` is serialised as a string, as GitHub does."""
     built = build_schema(SDL)
-    built.type_map["BigInt"].serialize = lambda value: str(int(value))
+    big = built.type_map["BigInt"]
+    # graphql-core 3.3 coerces output with ``coerce_output_value``; 3.2 with ``serialize``.
+    big.serialize = big.coerce_output_value = lambda value: str(int(value))
     return built
 
 
