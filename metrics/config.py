@@ -9,15 +9,89 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from metrics.errors import VsmError
-from metrics.teams import Team
+from metrics.teams import (
+    TEAM_NAME,
+    TEAM_RULES,
+    Rule,
+    Team,
+    check_number,
+    check_org,
+    check_setting,
+    check_target,
+    is_number,
+    number_allowed,
+    shown,
+    string_list,
+    unknown_key,
+)
 from metrics.workflow import Workflow
 
 SOURCE_KINDS = ("jira", "github", "gitlab", "pagerduty")
 DEFAULT_CONFIG = "vsm.toml"
+SECTIONS = ("database", "slack", "schedule", "source", "team", "org")
+SCHEDULE_KEYS = ("sync_every_minutes", "grace_hours")
+TEAM_KEYS = ("name", "waiting_stages", *TEAM_RULES)
+# What each connector can take as its deployment signal (metrics/sources/github.py, gitlab.py).
+DEPLOYMENT_SIGNALS = {
+    "github": ("deployments", "releases", "workflow_runs"),
+    "gitlab": ("deployments", "pipelines"),
+}
+URL_ALLOWED = "an http:// or https:// URL with a host, such as https://acme.atlassian.net"
+
+
+def _is_url(value: object) -> bool:
+    """An absolute http(s) URL naming a host (and a valid port, if any): ``https://`` alone is not."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a bad port raises ValueError
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _text(allowed: str) -> Rule:
+    return Rule(allowed, lambda v: isinstance(v, str) and v != "")
+
+
+def _ids(allowed: str) -> Rule:
+    return Rule(allowed, lambda v: isinstance(v, list) and all(type(x) in (str, int) for x in v))
+
+
+# Every key a [[source]] may have (the connectors read no others), with what it may hold.
+SOURCE_RULES: dict[str, Rule] = {
+    "name": _text("a name"),
+    "kind": Rule(" or ".join(SOURCE_KINDS), lambda v: v in SOURCE_KINDS),
+    "url": Rule(URL_ALLOWED, _is_url),
+    "user": _text("the account's user name or email"),
+    "token_env": Rule(
+        "the name of an environment variable, such as JIRA_TOKEN",
+        lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) is not None,
+    ),
+    "jql": _text("a JQL query"),
+    "history_days": Rule(number_allowed("history_days"), lambda v: is_number(v, 1, 3650, whole=True)),
+    "deployment": Rule("cloud or datacenter", lambda v: v in ("cloud", "datacenter")),
+    "boards": _ids("a list of board ids"),
+    "sprint_field": _text("a Jira field id such as customfield_10020"),
+    "points_field": _text("a Jira field id such as customfield_10016"),
+    "flag_field": _text("a Jira field id such as customfield_10021"),
+    "repos": Rule("a list of repositories such as acme/payments", string_list),
+    "projects": Rule("a list of GitLab project paths such as acme/mobile", string_list),
+    "services": Rule("a list of service ids", string_list),
+    "production_environments": Rule("a list of environment names", string_list),
+    "deployment_signal": _text("the kind's deployment signal"),
+    "deploy_workflow": _text("a workflow name or file, such as deploy.yml"),
+    "deploy_ref": _text("a branch or tag, such as main"),
+    "incident_labels": Rule("a list of labels", string_list),
+    "incident_label": _text("a label"),
+    "allow_plain_http": Rule("true or false", lambda v: isinstance(v, bool)),
+}
 
 
 @dataclass
@@ -50,8 +124,10 @@ def _line_of(text: str, header: str, index: int, key: str | None) -> int | None:
             if count == index:
                 start = n
                 break
-    if start is None:
-        return None
+    if start is None:  # not a table: a top-level key of that name (`schedule = 5`)
+        return next(
+            (n + 1 for n, line in enumerate(lines) if re.match(rf"^\s*{re.escape(header)}\s*=", line)), None
+        )
     if key is None:
         return start + 1
     for n in range(start + 1, len(lines)):
@@ -93,147 +169,222 @@ def load_config(path: str | None = None) -> Config:
     return parse_config(data, text, p)
 
 
-def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config:
-    where = str(path or DEFAULT_CONFIG)
+class _Fail:
+    """Builds the one-line errors: ``FILE, line N: WHERE: KEY: what is wrong and what is allowed``."""
 
-    def fail(msg: str, header: str | None = None, index: int = 0, key: str | None = None) -> VsmError:
-        line = _line_of(text, header, index, key) if header else None
-        loc = f"{where}, line {line}" if line else where
+    def __init__(self, text: str, path: Path | None) -> None:
+        self.text, self.where = text, str(path or DEFAULT_CONFIG)
+
+    def __call__(
+        self, msg: str, header: str | None = None, index: int = 0, key: str | None = None
+    ) -> VsmError:
+        line = _line_of(self.text, header, index, key) if header else None
+        loc = f"{self.where}, line {line}" if line else self.where
         return VsmError(f"{loc}: {msg}")
 
-    known_top = {"database", "slack", "schedule", "source", "team", "org"}
-    for k in data:
-        if k not in known_top:
-            raise fail(f"unknown section [{k}] (expected one of {', '.join(sorted(known_top))})")
-    cfg = Config(path=path)
-    db = data.get("database", {})
-    if not isinstance(db, dict) or not isinstance(db.get("path", "vsm.db"), str):
-        raise fail("database.path must be a string")
-    cfg.db_path = db.get("path", "vsm.db")
-    slack = data.get("slack", {})
-    cfg.slack_api_url = os.environ.get("SLACK_API_URL") or slack.get("api_url", cfg.slack_api_url)
-    for key in ("token", "bot_token", "app_token", "signing_secret"):
-        if key in slack:
-            raise fail(f"slack.{key}: secrets never go in the file; set them in the environment")
-    schedule = data.get("schedule", {})
-    for key, low, high in (("sync_every_minutes", 5, 1440), ("grace_hours", 0, 72)):
-        if key not in schedule:
-            continue
-        value = schedule[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise fail(f"schedule.{key} must be a number from {low} to {high}", "schedule", 0, key)
-        setattr(cfg, key, value)
 
+def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config:
+    """Check every section, key and value of a parsed file; the first problem is a VsmError."""
+    fail = _Fail(text, path)
+    for k in data:
+        if k not in SECTIONS:
+            raise fail(unknown_key(k, SECTIONS).replace("unknown key", "unknown section", 1), k)
+        tables = k in ("source", "team")
+        if not (
+            isinstance(data[k], list) and all(isinstance(x, dict) for x in data[k])
+            if tables
+            else isinstance(data[k], dict)
+        ):
+            shape = f"[[{k}]] tables (an array of tables)" if tables else f"a [{k}] table"
+            raise fail(f"{k}: expected {shape}, not {shown(data[k])}", k)
+    cfg = Config(path=path)
+    _database(cfg, data.get("database", {}), fail)
+    _slack(cfg, data.get("slack", {}), fail)
+    _schedule(cfg, data.get("schedule", {}), fail)
     names: set[str] = set()
     for i, src in enumerate(data.get("source", [])):
-
-        def bad(msg: str, key: str | None = None, i=i) -> VsmError:
-            return fail(msg, "source", i, key)
-
-        if not isinstance(src, dict):
-            raise bad("each [[source]] must be a table")
-        for key in ("name", "kind"):
-            if not isinstance(src.get(key), str) or not src.get(key):
-                raise bad(
-                    f"source #{i + 1}: `{key}` is required and must be a string", key if key in src else None
-                )
-        if src["name"] in names:
-            raise bad(f"source name {src['name']!r} is used twice", "name")
-        names.add(src["name"])
-        if src["kind"] not in SOURCE_KINDS:
-            raise bad(
-                f"source {src['name']}: kind {src['kind']!r} is not one of {', '.join(SOURCE_KINDS)}", "kind"
-            )
-        if "token" in src:
-            raise bad(
-                f"source {src['name']}: put the secret in an environment variable and name it in token_env",
-                "token",
-            )
-        if not isinstance(src.get("url", ""), str) or not re.match(r"^https?://", src.get("url", "http://")):
-            raise bad(f"source {src['name']}: url must start with http:// or https://", "url")
-        hd = src.get("history_days", 365)
-        if not isinstance(hd, int) or isinstance(hd, bool) or not 1 <= hd <= 3650:
-            raise bad(
-                f"source {src['name']}: history_days must be a whole number from 1 to 3650", "history_days"
-            )
-        for key in ("repos", "projects", "services", "production_environments"):
-            if key in src and not (isinstance(src[key], list) and all(isinstance(x, str) for x in src[key])):
-                raise bad(f"source {src['name']}: {key} must be a list of strings", key)
-        cfg.sources.append({"history_days": 365, **src})
-
-    team_fields = {f.name for f in fields(Team)}
-    team_names: set[str] = set()
+        cfg.sources.append(_source(src, i, names, fail))
     for i, raw in enumerate(data.get("team", [])):
+        cfg.teams.append(_team(raw, i, cfg.teams, fail))
+    cfg.org = _org(data.get("org", {}), fail)
+    return cfg
 
-        def bad(msg: str, key: str | None = None, i=i) -> VsmError:
-            return fail(msg, "team", i, key)
 
-        if not isinstance(raw, dict):
-            raise bad("each [[team]] must be a table")
-        t = dict(raw)
-        if not isinstance(t.get("name"), str) or not t["name"]:
-            raise bad(f"team #{i + 1}: `name` is required", "name" if "name" in t else None)
-        if t["name"].lower() in team_names:
-            raise bad(f"team name {t['name']!r} is used twice", "name")
-        team_names.add(t["name"].lower())
-        waiting = t.pop("waiting_stages", [])
-        if "workflow" in t:
-            if not isinstance(t["workflow"], dict):
-                raise bad(
-                    f"team {t['name']}: [team.workflow] must be a table of stage = [statuses]", "workflow"
-                )
-            try:
-                t["workflow"] = Workflow.from_config(t["workflow"], waiting).to_dict()
-            except VsmError as exc:
-                raise bad(f"team {t['name']}: {exc}", "workflow") from exc
-        if "work_types" in t and isinstance(t["work_types"], dict):
-            t["work_types"] = {k.lower(): v for k, v in t["work_types"].items()}
-        if "targets" in t:
-            if not isinstance(t["targets"], dict):
-                raise bad(f"team {t['name']}: targets must be a table of metric = number", "targets")
-            for m, v in t["targets"].items():
-                try:
-                    t["targets"][m] = parse_target(v)
-                except VsmError as exc:
-                    raise bad(f"team {t['name']}: target {m}: {exc}", "targets") from exc
-        if "digest" in t:
-            if not isinstance(t["digest"], dict):
-                raise bad(
-                    f'team {t["name"]}: digest must be a table such as {{ day = "mon", time = "09:00" }}',
-                    "digest",
-                )
-            t["digest"] = {"day": "mon", "time": "09:00", "period_days": 28, **t["digest"]}
-        unknown = sorted(set(t) - team_fields)
-        if unknown:
-            raise bad(f"team {t['name']}: unknown key {unknown[0]!r}", unknown[0])
-        for key in ("jira_projects", "repos", "gitlab_projects", "services", "metrics", "boards"):
-            if key in t and not (isinstance(t[key], list) and all(isinstance(x, str | int) for x in t[key])):
-                raise bad(f"team {t['name']}: {key} must be a list", key)
-        if "boards" in t:
-            t["boards"] = [str(b) for b in t["boards"]]
-        team = Team(**t)
+def _database(cfg: Config, db: dict, fail: _Fail) -> None:
+    for key, value in db.items():
+        if key != "path":
+            raise fail(f"database: {unknown_key(key, ['path'])}", "database", 0, key)
+        if not isinstance(value, str) or not value:
+            raise fail(f"database: path: expected a file path, not {shown(value)}", "database", 0, key)
+        cfg.db_path = value
+
+
+def _slack(cfg: Config, slack: dict, fail: _Fail) -> None:
+    for key, value in slack.items():
+        if key in ("token", "bot_token", "app_token", "signing_secret"):
+            raise fail(
+                f"slack.{key}: secrets never go in the file; set them in the environment", "slack", 0, key
+            )
+        if key != "api_url":
+            raise fail(f"slack: {unknown_key(key, ['api_url'])}", "slack", 0, key)
+        if not _is_url(value):
+            raise fail(f"slack: api_url: expected {URL_ALLOWED}, not {shown(value)}", "slack", 0, key)
+    cfg.slack_api_url = os.environ.get("SLACK_API_URL") or slack.get("api_url", cfg.slack_api_url)
+
+
+def _schedule(cfg: Config, schedule: dict, fail: _Fail) -> None:
+    for key, value in schedule.items():
+        if key not in SCHEDULE_KEYS:
+            raise fail(f"schedule: {unknown_key(key, SCHEDULE_KEYS)}", "schedule", 0, key)
         try:
-            from metrics.catalogue import ids
-
-            team.validate(ids())
+            setattr(cfg, key, check_number(key, value))
         except VsmError as exc:
-            key = _guess_key(str(exc))
-            raise bad(str(exc), key) from exc
-        cfg.teams.append(team)
+            raise fail(f"schedule: {exc}", "schedule", 0, key) from None
 
-    org = data.get("org", {})
-    if not isinstance(org, dict):
-        raise fail("[org] must be a table")
+
+def _source(src: dict, i: int, names: set[str], fail: _Fail) -> dict:
+    """One [[source]]: its keys known, each of the right shape; secrets only by variable name."""
+    name = src.get("name")
+    label = f"source #{i + 1}"
+    if isinstance(name, str) and name:
+        label = f"source {_name(name)}"
+    for key in ("name", "kind"):
+        if not isinstance(src.get(key), str) or not src.get(key):
+            raise fail(
+                f"{label}: `{key}` is required and must be a string", "source", i, key if key in src else None
+            )
+    if src["kind"] not in SOURCE_KINDS:
+        raise fail(
+            f"{label}: kind {shown(src['kind'])} is not one of {', '.join(SOURCE_KINDS)}", "source", i, "kind"
+        )
+    if "token" in src:
+        raise fail(
+            f"{label}: put the secret in an environment variable and name it in token_env",
+            "source",
+            i,
+            "token",
+        )
+    for key, value in src.items():
+        rule = SOURCE_RULES.get(key)
+        if rule is None:
+            raise fail(f"{label}: {unknown_key(key, SOURCE_RULES)}", "source", i, key)
+        if not rule.ok(value):
+            raise fail(f"{label}: {key}: expected {rule.allowed}, not {shown(value)}", "source", i, key)
+    if name in names:
+        raise fail(f"source name {name!r} is used twice", "source", i, "name")
+    names.add(name)
+    signals = DEPLOYMENT_SIGNALS.get(src["kind"], ())
+    if "deployment_signal" in src and src["deployment_signal"] not in signals:
+        allowed = " or ".join(signals) if signals else f"nothing (kind {src['kind']} has no deployments)"
+        raise fail(
+            f"{label}: deployment_signal: expected {allowed}, not {shown(src['deployment_signal'])}",
+            "source",
+            i,
+            "deployment_signal",
+        )
+    if src["kind"] == "jira" and "url" not in src:
+        raise fail(f"{label}: url: required for kind jira; expected {URL_ALLOWED}", "source", i)
+    return {"history_days": 365, **src}
+
+
+def _team(raw: dict, i: int, teams: list[Team], fail: _Fail) -> Team:
+    """One [[team]]: known keys of the right shape, targets in base units, its own channel."""
     from metrics.catalogue import ids
 
-    for m in org.get("north_star", []):
-        if m not in ids():
-            line = next(
-                (n + 1 for n, ln in enumerate(text.splitlines()) if ln.strip().startswith("north_star")), None
+    def bad(msg: str, key: str | None = None) -> VsmError:
+        return fail(msg, "team", i, key)
+
+    t = dict(raw)
+    if not isinstance(t.get("name"), str) or not t["name"]:
+        raise bad(f"team #{i + 1}: `name` is required", "name" if "name" in t else None)
+    label = f"team {_name(t['name'])}"
+    for key in t:
+        if key not in TEAM_KEYS:
+            raise bad(f"{label}: {unknown_key(key, TEAM_KEYS)}", key)
+    for other in teams:
+        if other.name.lower() == t["name"].lower():
+            raise bad(f"team name {shown(t['name'])} is used twice", "name")
+    for key, value in t.items():
+        try:
+            _team_value(t, key, value)
+        except VsmError as exc:
+            raise bad(f"{label}: {exc}", key) from None
+    t.pop("waiting_stages", None)
+    team = Team(**t)
+    try:
+        team.validate(ids())
+    except VsmError as exc:
+        raise bad(str(exc), _guess_key(str(exc))) from exc
+    for other in teams:
+        if team.channel and other.channel == team.channel:
+            message = (
+                f"{team.channel} is already the channel of team {other.name}; allowed: one team per channel"
             )
-            raise VsmError(f"{where}{f', line {line}' if line else ''}: org.north_star: unknown metric {m!r}")
-    cfg.org = org
-    return cfg
+            raise bad(f"{label}: channel: {message}", "channel")
+    return team
+
+
+def _team_value(t: dict, key: str, value: object) -> None:
+    """Check one team key as the file writes it, and turn it into the stored form in ``t``."""
+    if key == "workflow":
+        t[key] = _workflow(value, t.get("waiting_stages", []))
+    elif key == "waiting_stages":
+        if not string_list(value):
+            raise VsmError(f"waiting_stages: expected a list of stage names, not {shown(value)}")
+    elif key == "targets":
+        check_setting(key, value)
+        t[key] = {}
+        for m, v in value.items():  # type: ignore[union-attr]
+            try:
+                t[key][m] = parse_target(v, m)
+            except VsmError as exc:
+                raise VsmError(f"target {m}: {exc}") from None
+    elif key == "digest":
+        check_setting(key, value)
+        t[key] = {"day": "mon", "time": "09:00", "period_days": 28, **value}  # type: ignore[dict-item]
+    elif key == "boards":
+        check_setting(key, value)
+        t[key] = [str(b) for b in value]  # type: ignore[union-attr]
+    elif key == "work_types":
+        check_setting(key, value)
+        t[key] = {k.lower(): v for k, v in value.items()}  # type: ignore[union-attr]
+    elif key != "name":
+        check_setting(key, value)
+
+
+def _workflow(table: object, waiting: object) -> list[dict]:
+    """``[team.workflow]``: ordered stages, each a non-empty list of statuses (or a table of them)."""
+    if not isinstance(table, dict):
+        raise VsmError("workflow: [team.workflow] must be a table of stage = [statuses]")
+    for name, spec in table.items():
+        stage = _name(name)
+        if isinstance(spec, dict):
+            for key in spec:
+                if key not in ("statuses", "waiting"):
+                    raise VsmError(f"workflow: {stage}: {unknown_key(key, ('statuses', 'waiting'))}")
+            if not isinstance(spec.get("waiting", False), bool):
+                raise VsmError(
+                    f"workflow: {stage}: waiting: expected true or false, not {shown(spec['waiting'])}"
+                )
+            spec = spec.get("statuses")
+        if isinstance(spec, list) and not spec:
+            raise VsmError(f"workflow: {stage}: expected a non-empty list of statuses (names or ids), not []")
+    return Workflow.from_config(table, waiting if string_list(waiting) else []).to_dict()
+
+
+def _org(org: dict, fail: _Fail) -> dict:
+    for key, value in org.items():
+        try:
+            check_org(key, value)
+        except VsmError as exc:
+            raise fail(f"org: {exc}", "org", 0, key) from None
+    return org
+
+
+def _name(name: str) -> str:
+    """A user's name for a team, source or stage as an error shows it: quoted when it is unusual, so a
+    name holding a newline or markup cannot break the one-line error."""
+    return name if TEAM_NAME.fullmatch(name) else shown(name)
 
 
 def _guess_key(message: str) -> str | None:
@@ -245,21 +396,19 @@ def _guess_key(message: str) -> str | None:
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
 
 
-def parse_target(value) -> float:
-    """A target in the metric's base unit: a number, or a duration string (``36h``, ``5d``, ``2w``) in hours."""
-    if isinstance(value, bool):
-        raise VsmError("must be a number or a duration such as 5d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise VsmError("must not be negative")
-        return float(value)
+def parse_target(value: object, metric: str = "") -> float:
+    """A target in the metric's base unit, from a number or a duration string (``36h``, ``5d``, ``2w``,
+    in hours), checked finite and within the metric's bounds (``metrics.teams.check_target``): the
+    file and the settings modal both read targets here."""
     if isinstance(value, str):
         m = _DURATION.match(value.lower())
         if m:
-            return float(m.group(1)) * {"h": 1, "d": 24, "w": 168}[m.group(2)]
-        v = value.strip().rstrip("%")
-        try:
-            return parse_target(float(v))
-        except ValueError:
-            pass
-    raise VsmError(f"{value!r} is not a number or a duration such as 36h, 5d, 2w")
+            value = float(m.group(1)) * {"h": 1, "d": 24, "w": 168}[m.group(2)]
+        else:
+            try:
+                value = float(value.strip().rstrip("%"))  # also reads "inf" and "nan": checked below
+            except ValueError:
+                raise VsmError(f"{shown(value)} is not a number or a duration such as 36h, 5d, 2w") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise VsmError(f"{shown(value)} is not a number or a duration such as 36h, 5d, 2w")
+    return check_target(metric, value)
