@@ -122,6 +122,10 @@ class PullRequest:
 
 @dataclass(slots=True)
 class Deployment:
+    """One deployment: a (service, environment, pipeline run)'s successful production records, placed
+    at the run's last finish (METRICS.md: an observation belongs to the window of its end event).
+    ``id``, ``sha`` and ``url`` are the last record's; ``started`` the run's first record's."""
+
     source: str
     id: str
     service: str
@@ -131,9 +135,14 @@ class Deployment:
     sha: str | None
     url: str | None
     changes: list[tuple[str, int]] = field(default_factory=list)  # (repo, number) shipped first here
+    records: list[str] = field(default_factory=list)  # ids of the run's records (``source``'s)
 
     def ref(self) -> dict:
-        return {"key": f"{self.service}@{(self.sha or self.id)[:10]}", "url": self.url}
+        """Keyed by the deployment's own id, never by its commit: a redeploy of the same sha is another
+        deployment and must be another item. ``<service>/deployments/<id>`` (GitLab's ids already read
+        so)."""
+        own = self.id.removeprefix(f"{self.service}/deployments/")
+        return {"key": f"{self.service}/deployments/{own}", "sha": self.sha, "url": self.url}
 
 
 @dataclass(slots=True)
@@ -160,6 +169,15 @@ def named_rows(db: sqlite_utils.Database, sql: str, params: list) -> sqlite3.Cur
 
 def _in(values: list[str]) -> str:
     return ",".join("?" * len(values)) or "NULL"
+
+
+_DEPLOYED = "production = 1 and lower(status) = 'success'"  # the deployment records that count
+
+
+def _run_key(r: dict) -> tuple[str, str, str]:
+    """The deployment a ``deployments`` record belongs to: its (service, environment, pipeline run);
+    a record without a run is a deployment of its own."""
+    return (r["service"], r["environment"], r["run"] or f"id:{r['source']}:{r['id']}")
 
 
 class TeamData:
@@ -348,31 +366,37 @@ class TeamData:
     # -- deployments ---------------------------------------------------------------------------------
     def deployments(self, start: float) -> list[Deployment]:
         """Successful production deployments of the team's services and repos finished at/after
-        ``start``: one per (service, environment, run), keeping the run's last finish."""
+        ``start``: one per (service, environment, run), placed at the run's last finish, with what all
+        its records shipped (also those of its records that finished before ``start``)."""
         return self.cached("deploys", start, self._load_deployments)
 
     def _load_deployments(self, start: float) -> list[Deployment]:
         scope = self.team.services + self.team.all_repos
         if not scope:
             return []
+        later = list(
+            self.db.query(
+                f"select * from deployments where service in ({_in(scope)}) and finished >= ? "
+                f"and {_DEPLOYED} order by finished",
+                [*scope, start],
+            )
+        )
         runs: dict[tuple, Deployment] = {}
         records: dict[tuple[str, str], tuple] = {}  # every record id -> its run
-        for r in self.db.query(
-            f"select * from deployments where service in ({_in(scope)}) and finished >= ? "
-            f"and production = 1 and lower(status) = 'success' order by finished",
-            [*scope, start],
-        ):
-            run_key = (r["service"], r["environment"], r["run"] or f"id:{r['source']}:{r['id']}")
+        for r in self._earlier_records(later, start) + later:  # in finish order: the last wins
+            run_key = _run_key(r)
             records[(r["source"], r["id"])] = run_key
+            first = runs.get(run_key)
             runs[run_key] = Deployment(
                 r["source"],
                 r["id"],
                 r["service"],
                 r["environment"],
-                r["started"],
+                r["started"] if first is None else first.started,
                 r["finished"],
                 r["sha"],
                 r["url"],
+                records=(first.records if first is not None else []) + [r["id"]],
             )
         ids = [i for _, i in records]
         for chunk in range(0, len(ids), 900):
@@ -384,6 +408,26 @@ class TeamData:
                 if run_key is not None and (c["repo"], c["number"]) not in runs[run_key].changes:
                     runs[run_key].changes.append((c["repo"], c["number"]))
         return sorted(runs.values(), key=lambda d: d.finished)
+
+    def _earlier_records(self, later: list[dict], start: float) -> list[dict]:
+        """The records finished before ``start`` of the runs that finish at/after it: part of those
+        deployments (what they shipped ships at the run's finish), so never counted before ``start``."""
+        wanted = {_run_key(r) for r in later if r["run"]}
+        names = sorted({k[2] for k in wanted})
+        out: list[dict] = []
+        for i in range(0, len(names), _KEYS_PER_QUERY):
+            part = names[i : i + _KEYS_PER_QUERY]
+            # A seek per run (index on run); ``+finished`` keeps SQLite off the (service, finished)
+            # index, which would scan the service's whole history before ``start``.
+            out += [
+                r
+                for r in self.db.query(
+                    f"select * from deployments where run in ({_in(part)}) and +finished < ? and {_DEPLOYED}",
+                    [*part, start],
+                )
+                if _run_key(r) in wanted
+            ]
+        return sorted(out, key=lambda r: r["finished"])
 
     # -- incidents -----------------------------------------------------------------------------------
     def incidents(self, start: float) -> list[Incident]:

@@ -439,5 +439,72 @@ def test_compute_entry_point_and_json_shape():
         "start": "2026-01-05T09:00:00Z",
         "end": "2026-01-07T09:00:00Z",
         "hours": 48.0,
-        "deployment": "acme/pay@deploysha-",
+        "deployment": "acme/pay/deployments/d1",
     }
+
+
+# -- one rule places a deployment: its run's last finish -------------------------------------------------
+def test_a_deployment_started_before_the_window_and_finished_inside_it_is_in_both():
+    """One run, two production records (a region per job): the first finished before the window
+    and shipped PR 1, the last finished inside it. One deployment, at the last finish, in both."""
+    db = new_db()
+    pr(db, 1, "2026-01-04 08:00", merged="2026-01-04 09:00")
+    deploy(db, "r1-eu", "2026-01-04 22:00", run="r1", sha="abc", prs=[1])
+    deploy(db, "r1-us", "2026-01-05 02:00", run="r1", sha="abc")
+    w = win()
+    for horizon in (w.start, ts("2025-06-01 00:00")):  # loaded from the window's start, or earlier
+        data = TeamData(db, team(), ts(NOW))
+        data.deployments(horizon)  # the load every metric below reuses
+        lead, _ = CATALOGUE["lead-time-for-changes"].observations(data, w.start, w.end)
+        freq, _ = CATALOGUE["deployment-frequency"].observations(data, w.start, w.end)
+        assert [(o.at, o.explain()["key"], o.explain()["deployment"]) for o in lead] == [
+            (ts("2026-01-05 02:00"), "acme/pay#1", "acme/pay/deployments/r1-us")
+        ]
+        assert [(o.at, o.explain()["key"]) for o in freq] == [
+            (ts("2026-01-05 02:00"), "acme/pay/deployments/r1-us")
+        ]
+
+
+def test_a_run_begun_before_the_load_horizon_is_in_both_figures():
+    db = new_db()
+    pr(db, 1, "2025-04-01 08:00", merged="2025-04-01 09:00")
+    deploy(db, "r1-eu", "2025-04-01 12:00", run="r1", prs=[1])  # before the 18 Aug 2025 horizon
+    deploy(db, "r1-us", "2026-01-05 02:00", run="r1")  # a manual job, played months later
+    assert run(db, "deployment-frequency").sample_size == 1
+    lead = run(db, "lead-time-for-changes")
+    assert lead.sample_size == 1 and lead.items[0]["end"] == "2026-01-05T02:00:00Z"
+
+
+def test_a_deployment_finished_after_the_window_is_in_neither():
+    db = new_db()
+    pr(db, 2, "2026-01-29 08:00", merged="2026-01-29 09:00")
+    deploy(db, "r2-eu", "2026-01-30 10:00", run="r2", prs=[2])  # inside the window
+    deploy(db, "r2-us", "2026-02-03 10:00", run="r2")  # the run ends after it
+    assert run(db, "deployment-frequency").sample_size == 0
+    lead = run(db, "lead-time-for-changes")
+    assert lead.sample_size == 0 and lead.extra["awaiting_deployment"] == 1
+
+
+def test_an_incident_during_a_run_is_not_linked_to_that_run():
+    db = new_db()
+    deploy(db, "r1-eu", "2026-01-06 10:00", run="r1")
+    deploy(db, "r1-us", "2026-01-08 10:00", run="r1")  # the deployment finishes here
+    incident(db, "i1", "2026-01-07 10:00")  # before it finished, and no deployment before that
+    r = run(db, "change-failure-rate")
+    assert r.value == 0.0 and [u["key"] for u in r.extra["unlinked_incidents"]] == ["i1"]
+
+
+def test_two_deployments_of_the_same_sha_are_two_items():
+    db = new_db()
+    deploy(db, "101", "2026-01-06 10:00", run="r1", sha="abc123")
+    deploy(db, "102", "2026-01-07 10:00", run="r2", sha="abc123")  # a redeploy of the same commit
+    for metric in ("deployment-frequency", "change-failure-rate", "rework-rate"):
+        items = run(db, metric).items
+        assert [(i["key"], i["sha"]) for i in items] == [
+            ("acme/pay/deployments/101", "abc123"),
+            ("acme/pay/deployments/102", "abc123"),
+        ], metric
+    gitlab = Deployment(
+        "gitlab", "acme/mobile/deployments/41", "acme/mobile", "production", None, 1.0, "f0", None
+    )
+    assert gitlab.ref()["key"] == "acme/mobile/deployments/41"  # GitLab's ids already name the project

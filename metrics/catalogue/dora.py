@@ -4,6 +4,13 @@ A deployment is what ``TeamData.deployments`` returns: one successful production
 environment, pipeline run), keeping the run's last finish; a redeploy is a new run and counts again.
 Each deployment's ``changes`` are the PRs it shipped for the first time to that service.
 
+One rule places a deployment, everywhere: the run's last finish (METRICS.md: an observation belongs to
+the window of its end event). A run whose first records finished before a load's start and whose last
+finished after it is a deployment after that start in every metric (frequency, lead time, failure and
+rework rates) and in the checks for what shipped or finished earlier (``_shipped_before``,
+``_any_deployment_before``), which therefore skip its records. Items are keyed by the deployment's own
+id (``Deployment.ref``): a redeploy of the same sha is another item.
+
 Linking rules (METRICS.md, as Apache DevLake):
 - a PR's deployment is the first (by finish) successful production deployment of the team whose
   changes hold it; a PR already shipped before the loaded horizon is not re-counted at a later one;
@@ -115,7 +122,7 @@ def _load_shipped(data: TeamData, start: float) -> Shipped:
     for d in deployments:  # sorted by finish
         for key in d.changes:
             first.setdefault(key, d)
-    for key in _shipped_before(data, list(first), start):
+    for key in _shipped_before(data, list(first), start, _record_ids(deployments)):
         del first[key]
     prs = {(p.repo, p.number): p for p in data.pull_requests(start)}
     wanted = {key for d in deployments for key in d.changes}
@@ -133,9 +140,18 @@ def _by_repo(keys: list[tuple[str, int]]) -> dict[str, list[int]]:
     return out
 
 
-def _shipped_before(data: TeamData, keys: list[tuple[str, int]], start: float) -> set[tuple[str, int]]:
+def _record_ids(deployments: list[Deployment]) -> set[tuple[str, str]]:
+    """(source, id) of every record of ``deployments``: records finished before the load's start that
+    belong to a run finishing after it are part of that later deployment, not an earlier one."""
+    return {(d.source, r) for d in deployments for r in d.records}
+
+
+def _shipped_before(
+    data: TeamData, keys: list[tuple[str, int]], start: float, later: set[tuple[str, str]]
+) -> set[tuple[str, int]]:
     """PRs that an in-scope deployment finished before ``start`` already shipped (e.g. to another
-    service): their first deployment lies before every window we compute, so none of ours counts."""
+    service): their first deployment lies before every window we compute, so none of ours counts.
+    A record of a run in ``later`` (finishing at/after ``start``) is not such a deployment."""
     scope = data.team.services + data.team.all_repos
     out: set[tuple[str, int]] = set()
     if not keys or not scope:
@@ -148,13 +164,14 @@ def _shipped_before(data: TeamData, keys: list[tuple[str, int]], start: float) -
             # probed it for every PR: 1.5 ms of each lead time for changes on the bench, growing
             # with history.
             for r in data.db.query(
-                f"select distinct c.repo, c.number from deployment_changes c cross join deployments d "
-                f"on d.source = c.source and d.id = c.deployment_id "
+                f"select c.repo, c.number, d.source, d.id from deployment_changes c "
+                f"cross join deployments d on d.source = c.source and d.id = c.deployment_id "
                 f"where c.repo = ? and c.number in ({_in(part)}) and d.service in ({_in(scope)}) "
                 f"and d.production = 1 and lower(d.status) = 'success' and d.finished < ?",
                 [repo, *part, *scope, start],
             ):
-                out.add((r["repo"], r["number"]))
+                if (r["source"], r["id"]) not in later:
+                    out.add((r["repo"], r["number"]))
     return out
 
 
@@ -353,19 +370,19 @@ def link_incidents(
     return linked, unlinked
 
 
-def _any_deployment_before(data: TeamData, ts: float) -> bool:
+def _any_deployment_before(data: TeamData, ts: float, loaded: list[Deployment]) -> bool:
+    """Whether a deployment older than the ``loaded`` ones finished before ``ts`` (the records of a
+    loaded run finish with that run, so they do not count)."""
     scope = data.team.services + data.team.all_repos
     if not scope:
         return False
-    row = next(
-        data.db.query(
-            f"select 1 from deployments where service in ({_in(scope)}) and finished < ? "
-            f"and production = 1 and lower(status) = 'success' limit 1",
-            [*scope, ts],
-        ),
-        None,
+    later = _record_ids(loaded)
+    rows = data.db.query(
+        f"select source, id from deployments where service in ({_in(scope)}) and finished < ? "
+        f"and production = 1 and lower(status) = 'success'",
+        [*scope, ts],
     )
-    return row is not None
+    return any((r["source"], r["id"]) not in later for r in rows)
 
 
 class ChangeFailureRate(Metric):
@@ -402,7 +419,7 @@ class ChangeFailureRate(Metric):
         linked, unlinked = link_incidents(deployments, data.incidents(window.start))
         unlinked = [x for x in unlinked if window.contains(x.created)]
         # No loaded deployment precedes them; an older one (before the load horizon) still links them.
-        if unlinked and _any_deployment_before(data, min(x.created for x in unlinked)):
+        if unlinked and _any_deployment_before(data, min(x.created for x in unlinked), deployments):
             unlinked = []
         result.extra["unlinked_incidents"] = [x.ref() | {"created": iso(x.created)} for x in unlinked]
         result.extra["linked_incidents"] = sum(

@@ -325,3 +325,10 @@ def m005_flows(db):
     ):
         body = " ".join(f"delete from flows where source = {r}.source;" for r in rows)
         db.execute(f"create trigger flows_forget_{name} {event} begin {body} end")
+
+
+@MIGRATIONS()
+def m006_deployments_by_run(db):
+    # A deployment is a pipeline run's records (metrics.dataset): its records that finished before a
+    # load's start are found by run, not by scanning the service's whole history.
+    db["deployments"].create_index(["run"])
