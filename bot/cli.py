@@ -159,6 +159,7 @@ def cmd_metrics(args, cfg: Config) -> int:
         return 0
     for e in entries:
         print(f"{e['id']:<24} {e['name']:<28} {e['unit']:<14} better: {e['better']:<8} {e['definition']}")
+    print("Each metric's rule, edge cases and a worked example: docs/metrics.md in the vsm-bot repository")
     return 0
 
 
