@@ -1,0 +1,205 @@
+"""The project's own docs/ keep up with the code.
+
+A user reads docs/ to learn what a metric means or what a `vsm.toml` key does, so a metric or a key
+added without its documentation must fail here, not surprise a user later. The keys come from the
+code itself: the parser (``metrics.config.parse_config``) names the keys it allows whenever it
+refuses an unknown one, and the connectors and normalisers read their ``[[source]]`` keys by name.
+Every documented key must also be one the parser accepts, so a renamed key cannot leave the docs
+behind.
+"""
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from slackkit import assert_valid_message
+
+from bot.replies import help_message
+from metrics.catalogue import CATALOGUE
+from metrics.config import parse_config
+from metrics.errors import VsmError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+UNKNOWN = "zz_no_such_key"  # close to no real key, so the parser lists them all instead of guessing
+
+# How each part of vsm.toml is named in the headings of the docs' reference tables.
+MARKERS = {
+    "database": "`[database]`",
+    "slack": "`[slack]`",
+    "schedule": "`[schedule]`",
+    "source": "`[[source]]`",
+    "team": "`[[team]]`",
+    "org": "`[org]`",
+}
+# A file whose only fault is one unknown key in the part: the parser's answer lists the part's keys.
+PROBES = {
+    "database": {"database": {UNKNOWN: 1}},
+    "slack": {"slack": {UNKNOWN: 1}},
+    "schedule": {"schedule": {UNKNOWN: 1}},
+    "source": {"source": [{"name": "s", "kind": "jira", "url": "https://acme.atlassian.net", UNKNOWN: 1}]},
+    "team": {"team": [{"name": "t", UNKNOWN: 1}]},
+    "org": {"org": {UNKNOWN: 1}},
+}
+
+
+# -- what the code accepts -----------------------------------------------------------------------------
+def allowed_by_parser(data: dict) -> set[str]:
+    """The keys ``parse_config`` says are allowed when it refuses the unknown one in ``data``."""
+    with pytest.raises(VsmError) as refused:
+        parse_config(data)
+    listed = re.search(r"allowed: ([^)]*)\)", str(refused.value))
+    assert listed, f"the parser no longer lists what is allowed: {refused.value}"
+    return {key.strip() for key in listed.group(1).split(",")}
+
+
+def config_sections() -> set[str]:
+    return allowed_by_parser({UNKNOWN: {}})
+
+
+def keys_accepted() -> dict[str, set[str]]:
+    """Every key of every part of vsm.toml the parser accepts, by part."""
+    return {section: allowed_by_parser(data) for section, data in PROBES.items()}
+
+
+def _name(node: ast.AST) -> str | None:
+    """The variable a table is read from: ``source``, ``self.ctx.source`` -> ``source``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def source_keys_read() -> set[str]:
+    """The ``[[source]]`` keys connectors (``self.ctx.source``, ``source``) and normalisers
+    (``options``) read by name: ``x.get("key"…)`` or ``x["key"]``."""
+    keys = set()
+    for folder in ("sources", "normalise"):
+        for path in sorted((ROOT / "metrics" / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+                    table, key = (
+                        (_name(node.func.value), node.args[0]) if node.func.attr == "get" else (None, None)
+                    )
+                elif isinstance(node, ast.Subscript):
+                    table, key = _name(node.value), node.slice
+                else:
+                    continue
+                if (
+                    table in ("source", "options")
+                    and isinstance(key, ast.Constant)
+                    and isinstance(key.value, str)
+                ):
+                    keys.add(key.value)
+    return keys
+
+
+# -- what the docs say ---------------------------------------------------------------------------------
+def keys_documented() -> dict[str, set[str]]:
+    """Per part of vsm.toml, the keys that start a row of a table under a heading naming that part
+    (``### `[[source]]` keys every kind takes``), in docs/sources.md and docs/slack.md."""
+    out: dict[str, set[str]] = {section: set() for section in MARKERS}
+    for page in ("sources.md", "slack.md"):
+        current: list[str] = []
+        for line in (DOCS / page).read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                current = [s for s, marker in MARKERS.items() if marker in line]
+                continue
+            row = re.match(r"^\|\s*`([a-z_]+)`\s*\|", line)
+            if row:
+                for section in current:
+                    out[section].add(row.group(1))
+    return out
+
+
+def metric_sections() -> list[str]:
+    """The metric ids that head a section of docs/metrics.md (``### `cycle-time`: Cycle time``)."""
+    text = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    return re.findall(r"^#{2,4} `([a-z0-9-]+)`", text, flags=re.MULTILINE)
+
+
+# -- the tests -----------------------------------------------------------------------------------------
+def test_every_catalogue_metric_has_a_section_in_metrics_md():
+    documented = metric_sections()
+    missing = [m for m in CATALOGUE if m not in documented]
+    assert not missing, f"docs/metrics.md has no section for {missing}"
+
+
+def test_metrics_md_documents_no_metric_the_catalogue_lacks():
+    documented = metric_sections()
+    assert sorted(set(documented) - set(CATALOGUE)) == []
+    assert len(documented) == len(set(documented)), "a metric has two sections"
+
+
+def test_every_config_section_has_its_reference_table():
+    assert config_sections() == set(MARKERS), "a new vsm.toml section needs a MARKERS entry and its docs"
+    documented = keys_documented()
+    assert [s for s in MARKERS if not documented[s]] == []
+
+
+def test_every_config_key_the_parser_accepts_is_documented():
+    accepted, documented = keys_accepted(), keys_documented()
+    missing = {s: sorted(accepted[s] - documented[s]) for s in MARKERS if accepted[s] - documented[s]}
+    assert not missing, f"keys vsm.toml accepts but docs/sources.md or docs/slack.md lack: {missing}"
+
+
+def test_every_source_key_a_connector_reads_is_documented():
+    missing = sorted(source_keys_read() - keys_documented()["source"])
+    assert not missing, f"[[source]] keys read by a connector but not in docs/sources.md: {missing}"
+
+
+def test_every_documented_config_key_is_accepted():
+    accepted, documented = keys_accepted(), keys_documented()
+    stale = {s: sorted(documented[s] - accepted[s]) for s in MARKERS if documented[s] - accepted[s]}
+    assert not stale, f"documented keys vsm.toml refuses (renamed? removed?): {stale}"
+
+
+def test_the_key_lists_hold_what_they_must():
+    """The probes and the scan themselves: a format change must not make them quietly empty."""
+    accepted = keys_accepted()
+    assert accepted["database"] == {"path"}
+    assert accepted["slack"] == {"api_url"}
+    assert {"sync_every_minutes", "grace_hours"} <= accepted["schedule"]
+    assert {"name", "kind", "url", "token_env", "history_days", "jql", "repos"} <= accepted["source"]
+    assert {"channel", "metrics", "workflow", "waiting_stages", "stale_pr_hours"} <= accepted["team"]
+    assert {"north_star", "admins"} <= accepted["org"]
+    assert not {"token", "bot_token", "signing_secret"} & (accepted["slack"] | accepted["source"])
+    read = source_keys_read()
+    assert {"name", "kind", "token_env", "history_days", "deploy_workflow", "points_field"} <= read
+    assert {"production_environments", "allow_plain_http"} <= read
+
+
+def test_vsm_metrics_points_to_the_docs():
+    env = {k: v for k, v in os.environ.items() if k != "VSM_CONFIG"}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "metrics"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    last = run.stdout.rstrip("\n").splitlines()[-1]
+    assert "docs/metrics.md" in last
+    assert (DOCS / "metrics.md").is_file()
+
+
+def _mrkdwn(block: dict) -> list[str]:
+    if "text" in block:
+        return [block["text"]["text"]]
+    return [e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn"]
+
+
+def test_slack_help_points_to_the_docs():
+    for payload in (help_message(), help_message("I don't know `x`")):
+        assert_valid_message(payload)
+        text = "\n".join(t for b in payload["blocks"] for t in _mrkdwn(b))
+        assert "`docs/metrics.md` in the vsm-bot repository" in text
+        # Slack users get no command-line hints: `/vsm …` yes, `vsm metric …` no.
+        assert not re.search(r"(?<![/\w-])vsm (demo|teams|metrics?|digest|sync|serve)\b", text)
