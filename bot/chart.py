@@ -1,62 +1,105 @@
 """A metric's weekly series as a PNG (matplotlib), with the team's target and the process limits,
 uploaded to the channel with ``files_upload_v2`` (``files.upload`` is retired).
 
-The limits are the XmR natural process limits of the complete weeks shown (the same rule the digest
-uses to call a signal): a point outside them is worth a look, a point inside is noise.
+The limits are the ones the figure's signal was judged against (``Result.limits``: the XmR limits of
+its baseline, METRICS.md "Any chart of the series draws these same limits"), never limits of the weeks
+shown: a chart that drew other lines than the verdict used could show a point outside its limits next
+to "within normal variation". A target judged on p85 (durations, PR size) is drawn against the weekly
+p85, its own labelled line, beside the weekly median the limits are about.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from metrics import stats
 from metrics.catalogue.base import DURATION, Metric, Result
 
-
-def points(result: Result) -> list[tuple[str, float, bool]]:
-    """(week, value, complete) of the numeric weekly points."""
-    return [
-        (p["week"], float(p["value"]), not p.get("partial"))
-        for p in result.series
-        if isinstance(p.get("value"), int | float)
-    ]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def png(metric: Metric, result: Result, target: float | None) -> bytes:
-    """The chart as PNG bytes: weekly points (the unfinished week hollow), target, limits."""
+@dataclass(frozen=True)
+class Line:
+    label: str
+    values: list[float | None]  # one per week of ``Drawing.weeks``
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the chart draws, decided apart from matplotlib so that it can be checked."""
+
+    title: str
+    unit: str
+    weeks: list[str]
+    complete: list[bool]  # the unfinished current week is drawn hollow
+    series: Line  # the weekly points the signal rules test (median for durations)
+    p85: Line | None  # the weekly p85, for a metric whose target is judged on it
+    limits: dict | None  # the Result's: centre, upper, lower
+    target: float | None
+    target_label: str
+    note: str | None  # why there are no limits, e.g. "not enough history for a signal (7 weeks)"
+
+
+def drawing(metric: Metric, result: Result, target: float | None) -> Drawing:
+    """The weekly points, the limits the verdict used, and the target against the statistic it is
+    judged on (p85 for durations: a target met by the median can still be missed)."""
+    shown = [p for p in result.series if isinstance(p.get("value"), int | float)]
+    on_p85 = metric.judged_on_p85 and any("p85" in p for p in shown)
+    median = "weekly median" if on_p85 else "weekly"
+    return Drawing(
+        title=f"{metric.name}: {result.team}, weekly",
+        unit="hours" if metric.kind == DURATION else metric.unit,
+        weeks=[p["week"] for p in shown],
+        complete=[not p.get("partial") for p in shown],
+        series=Line(median, [float(p["value"]) for p in shown]),
+        p85=Line("weekly p85", [p.get("p85") for p in shown]) if on_p85 else None,
+        limits=result.limits,
+        target=target,
+        target_label="target (on p85)" if on_p85 else "target",
+        note=result.signal_note,
+    )
+
+
+def figure(d: Drawing) -> Figure:
+    """The drawing on a matplotlib Figure: weekly points (the unfinished week hollow), the weekly p85
+    where the target is judged on it, the limits the verdict used, the target, and the note."""
     # Imported here: matplotlib takes a few hundred ms to load and most runs never draw. A bare
     # Figure (no pyplot) has no global state, so listeners in Bolt's thread pool can draw at once.
     from matplotlib.figure import Figure
 
-    pts = points(result)
     fig = Figure(figsize=(8, 3.6), dpi=100)
     ax = fig.subplots()
-    weeks = [w for w, _v, _c in pts]
-    values = [v for _w, v, _c in pts]
-    ax.plot(weeks, values, color="#1264a3", linewidth=1.8, zorder=2)
-    for w, v, complete in pts:
+    ax.plot(d.weeks, d.series.values, color="#1264a3", linewidth=1.8, zorder=2, label=d.series.label)
+    for w, v, complete in zip(d.weeks, d.series.values, d.complete, strict=True):
         ax.plot([w], [v], "o", color="#1264a3", markerfacecolor="#1264a3" if complete else "white", zorder=3)
-    limits = stats.xmr_limits([v for _w, v, c in pts if c])
-    if limits is not None:
-        ax.axhline(limits.centre, color="#888888", linewidth=1, label="average")
-        ax.axhline(limits.upper, color="#bbbbbb", linestyle="--", linewidth=1, label="process limits")
-        if limits.lower > 0:
-            ax.axhline(limits.lower, color="#bbbbbb", linestyle="--", linewidth=1)
-    if target is not None:
-        ax.axhline(target, color="#e01e5a", linewidth=1.4, label="target")
-    unit = "hours" if metric.kind == DURATION else metric.unit
-    ax.set_title(f"{metric.name}: {result.team}, weekly", fontsize=11)
-    ax.set_ylabel(unit)
+    if d.p85 is not None:
+        ax.plot(d.weeks, d.p85.values, color="#e8912d", linewidth=1.4, marker=".", label=d.p85.label)
+    if d.limits is not None:
+        ax.axhline(d.limits["centre"], color="#888888", linewidth=1, label="average (baseline)")
+        ax.axhline(d.limits["upper"], color="#bbbbbb", linestyle="--", linewidth=1, label="process limits")
+        ax.axhline(d.limits["lower"], color="#bbbbbb", linestyle="--", linewidth=1)
+    if d.target is not None:
+        ax.axhline(d.target, color="#e01e5a", linewidth=1.4, label=d.target_label)
+    if d.note:
+        ax.text(0.99, 0.03, d.note, transform=ax.transAxes, ha="right", fontsize=7, color="#555555")
+    ax.set_title(d.title, fontsize=11)
+    ax.set_ylabel(d.unit)
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     ax.grid(axis="y", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
+    return fig
+
+
+def png(metric: Metric, result: Result, target: float | None) -> bytes:
+    """The chart as PNG bytes."""
     out = io.BytesIO()
-    fig.savefig(out, format="png")
+    figure(drawing(metric, result, target)).savefig(out, format="png")
     return out.getvalue()
 
 

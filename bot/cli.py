@@ -203,7 +203,7 @@ def cmd_metric(args, cfg: Config) -> int:
     spark = fmt.sparkline(result.series)
     if spark:
         print(f"  weekly: {spark}")
-    print(f"  {result.signal or 'within normal variation'}")
+    print(f"  {fmt.verdict(result.signal, result.signal_note)}")
     for note in result.notes:
         print(f"  note: {note}")
     return 0

@@ -25,6 +25,7 @@ def _row(f: Figure) -> dict:
         "target": fmt.target(m, f.target, f.target_status),
         "target_status": f.target_status,
         "signal": r.signal,
+        "signal_note": r.signal_note,
         "notes": r.notes,
         "n": r.sample_size,
         "explain": {"metric": m.id, "team": r.team, "since": iso(r.window.start), "until": iso(r.window.end)},

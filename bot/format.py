@@ -87,6 +87,13 @@ def sparkline(series: list[dict]) -> str:
     return "".join(out)
 
 
+def verdict(signal: str | None, note: str | None) -> str:
+    """What the signal rules said, in one line: the signal, else why none could be given (too short a
+    history), else "within normal variation". A missing signal is not a calm one when it was never
+    tested, so the note is never dropped."""
+    return signal or note or "within normal variation"
+
+
 def target(metric: Metric, target_value: float | None, status: str | None) -> str:
     if target_value is None:
         return ""

@@ -53,6 +53,7 @@ def _figure(team: Team, result: Result) -> dict:
         target=fmt.target(metric, target, status),
         target_status=status,
         signal=result.signal,
+        signal_note=result.signal_note,
         notes=result.notes,
         explain={
             "metric": metric.id,

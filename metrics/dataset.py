@@ -207,6 +207,45 @@ class TeamData:
         self._cache[name] = (start, value)
         return value
 
+    # -- where each source's history begins ----------------------------------------------------------
+    def history_start(self, sources: tuple[str, ...]) -> float | None:
+        """The first instant from which every one of ``sources`` (``items``, ``prs``, ``deployments``,
+        ``incidents``, ``sprints``) has data for the team; None when one has none. Weeks before it are
+        unknown, not zeros (METRICS.md "Signal versus noise"). A sync reads a tool from
+        ``history_days`` back by *update* time, so the history begins at the earliest update stored
+        (an item's last status change, a PR's update, a deployment's finish, an incident's creation,
+        a sprint's start): an open item's older creation date says nothing of the weeks it falls in."""
+        if not sources:
+            raise ValueError("a metric's history names the sources it comes from")
+        firsts = [
+            self.cached(f"history:{s}", float("-inf"), lambda _, s=s: self._first_data(s)) for s in sources
+        ]
+        return None if None in firsts else max(firsts)
+
+    def _first_data(self, source: str) -> float | None:
+        team, scope = self.team, self.team.services + self.team.all_repos
+        if source == "sprints" and not team.boards:  # the sprints holding the team's items
+            firsts = [
+                self.db.execute(
+                    "select min(s.start) from sprint_events e join sprints s on s.source = e.source "
+                    "and s.id = e.sprint_id where e.key >= ? and e.key < ?",
+                    [f"{p}-", f"{p}."],
+                ).fetchone()[0]
+                for p in team.jira_projects
+            ]
+            return min((f for f in firsts if f is not None), default=None)
+        sql, keys = {
+            "items": (
+                "select min(updated) from work_items where deleted = 0 and project in",
+                team.jira_projects,
+            ),
+            "prs": ("select min(updated) from pull_requests where repo in", team.all_repos),
+            "deployments": ("select min(finished) from deployments where service in", scope),
+            "incidents": ("select min(created) from incidents where service in", scope),
+            "sprints": ("select min(start) from sprints where board in", [str(b) for b in team.boards]),
+        }[source]
+        return self.db.execute(f"{sql} ({_in(keys)})", keys).fetchone()[0] if keys else None
+
     # -- work items ----------------------------------------------------------------------------------
     def items(self, start: float) -> list[Item]:
         """Items that were done at or after ``start`` or are still open, with their flows."""

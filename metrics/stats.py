@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from scipy import stats as _scipy
+from datetime import date
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -37,47 +36,109 @@ class Limits:
     upper: float
 
 
-def xmr_limits(baseline: Sequence[float], floor_zero: bool = True) -> Limits | None:
-    """Natural process limits X̄ ± 2.66·mR̄ of a baseline series (counts floored at 0)."""
+def xmr_limits(
+    baseline: Sequence[float], floor_zero: bool = True, ceiling: float | None = None
+) -> Limits | None:
+    """Natural process limits X̄ ± 2.66·mR̄ of a baseline series. Counts are floored at 0 and rates
+    clipped to 0–100% (``ceiling``): a limit no point can cross is drawn where the scale ends."""
     if len(baseline) < 2:
         return None
     centre = sum(baseline) / len(baseline)
     mr_bar = sum(abs(b - a) for a, b in zip(baseline, baseline[1:], strict=False)) / (len(baseline) - 1)
-    lower = centre - 2.66 * mr_bar
-    return Limits(centre, mr_bar, max(0.0, lower) if floor_zero else lower, centre + 2.66 * mr_bar)
+    lower, upper = centre - 2.66 * mr_bar, centre + 2.66 * mr_bar
+    if floor_zero:
+        lower = max(0.0, lower)
+    if ceiling is not None:
+        upper = min(ceiling, upper)
+    return Limits(centre, mr_bar, lower, upper)
 
 
-def xmr_signal(baseline: Sequence[float], current: Sequence[float], floor_zero: bool = True) -> str | None:
-    """The first Western Electric-style rule the current points break, or None.
+@dataclass(frozen=True)
+class Finding:
+    """Which rule the current points break, and the index (in ``current``) of the last point it
+    covers: a run is worded by the week it ends, so a reader knows whether it is still going on."""
 
-    Rules (METRICS.md): a point beyond a natural process limit; 3 of 4 consecutive points beyond
-    X̄ ± 1.33·mR̄ on one side; 8 in a row on one side of X̄ (the run may start in the baseline).
+    rule: str  # "above" | "below" | "high" | "low" | "run above" | "run below"
+    end: int
+
+    @property
+    def is_run(self) -> bool:
+        return self.rule not in ("above", "below")
+
+
+def xmr_finding(baseline: Sequence[float], current: Sequence[float], lim: Limits) -> Finding | None:
+    """The first rule (in METRICS.md's order) the current points break against ``lim``, or None.
+
+    Rules: a point beyond a natural process limit; 3 of 4 consecutive points beyond X̄ ± 1.33·mR̄ on
+    one side; 8 in a row on one side of X̄ (a run may start in the baseline). Of several runs of one
+    rule, the one ending latest is reported: it says most about now.
     """
-    lim = xmr_limits(baseline, floor_zero)
-    if lim is None or not current:
+    if not current:
         return None
-    for v in current:
-        if v > lim.upper and lim.mr_bar > 0:
-            return "above the upper process limit"
-        if v < lim.lower and lim.mr_bar > 0:
-            return "below the lower process limit"
+    if lim.mr_bar > 0:
+        for i, v in enumerate(current):
+            if v > lim.upper or v < lim.lower:
+                return Finding("above" if v > lim.upper else "below", i)
     series = list(baseline[-7:]) + list(current)
     n_base = len(series) - len(current)
     hi, lo = lim.centre + 1.33 * lim.mr_bar, lim.centre - 1.33 * lim.mr_bar
-    for end in range(max(n_base, 3), len(series)):
-        window = series[end - 3 : end + 1]
-        if len(window) == 4 and lim.mr_bar > 0:
+    if lim.mr_bar > 0:
+        for end in reversed(range(max(n_base, 3), len(series))):
+            window = series[end - 3 : end + 1]
             if sum(v > hi for v in window) >= 3:
-                return "3 of 4 recent weeks high"
+                return Finding("high", end - n_base)
             if sum(v < lo for v in window) >= 3:
-                return "3 of 4 recent weeks low"
-    for end in range(max(n_base, 7), len(series)):
+                return Finding("low", end - n_base)
+    for end in reversed(range(max(n_base, 7), len(series))):
         run = series[end - 7 : end + 1]
         if all(v > lim.centre for v in run):
-            return "8 weeks in a row above the average"
+            return Finding("run above", end - n_base)
         if all(v < lim.centre for v in run):
-            return "8 weeks in a row below the average"
+            return Finding("run below", end - n_base)
     return None
+
+
+def week_label(monday: date) -> str:
+    """``19 Oct``: the Monday a week starts, as METRICS.md words a run's end."""
+    return f"{monday.day} {monday:%b}"
+
+
+def wording(finding: Finding, end_week: date | None = None, recent: bool = True) -> str:
+    """The plain-language signal. A run says the week it ends ("ending the week of 19 Oct") and is
+    "recent" only when that is the period's last completed week (``recent``)."""
+    if finding.rule == "above":
+        return "above the upper process limit"
+    if finding.rule == "below":
+        return "below the lower process limit"
+    now = "recent " if recent else ""
+    if finding.rule in ("high", "low"):
+        text = f"3 of 4 {now}weeks {finding.rule}"
+    else:
+        text = f"8 {now}weeks in a row {finding.rule.split()[1]} the average"
+    return text if end_week is None else f"{text}, ending the week of {week_label(end_week)}"
+
+
+def xmr_signal(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    floor_zero: bool = True,
+    weeks: Sequence[date] | None = None,
+    last_week: date | None = None,
+) -> str | None:
+    """The signal the current points give against the baseline's limits, worded, or None.
+
+    ``weeks`` are the Mondays of the current points and ``last_week`` the period's last completed
+    week: with them a run is worded by its end week and is "recent" only when it ends there; without
+    them a run ending at the last point is recent.
+    """
+    lim = xmr_limits(baseline, floor_zero)
+    finding = None if lim is None else xmr_finding(baseline, current, lim)
+    if finding is None:
+        return None
+    if weeks is None:
+        return wording(finding, None, finding.end == len(current) - 1)
+    end_week = weeks[finding.end]
+    return wording(finding, end_week, end_week == last_week)
 
 
 MIN_SIDE = 10
@@ -90,6 +151,8 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
         return None
     if len(set(a) | set(b)) == 1:
         return 1.0
+    from scipy import stats as _scipy  # here: scipy.stats costs half a second of every start-up
+
     return float(_scipy.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
@@ -98,4 +161,6 @@ def fisher_p(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float | None:
     if n_a < MIN_SIDE or n_b < MIN_SIDE:
         return None
     table = [[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]]
+    from scipy import stats as _scipy  # here: scipy.stats costs half a second of every start-up
+
     return float(_scipy.fisher_exact(table, alternative="two-sided").pvalue)

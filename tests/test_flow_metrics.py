@@ -82,8 +82,11 @@ def test_cycle_time_percentiles_and_exclusions():
         "url": "https://jira.example/browse/PAY-1",
     }
     assert r.notes == ["1 closed without flow", "1 discarded left out", "1 negative durations left out"]
-    # week of 2 Feb: median(1, 2, 3) = 2; week of 9 Feb: median(4, 10) = 7
-    assert r.series == [{"week": "2026-02-02", "value": 2.0}, {"week": "2026-02-09", "value": 7.0}]
+    # week of 2 Feb: median(1, 2, 3) = 2, p85 2 + 0.7 = 2.7; week of 9 Feb: median(4, 10) = 7, p85 9.1
+    assert r.series == [
+        {"week": "2026-02-02", "value": 2.0, "p85": 2.7},
+        {"week": "2026-02-09", "value": 7.0, "p85": 9.1},
+    ]
     assert r.previous == {"p50": 5.0, "p85": 5.0}  # PAY-10 alone, 5 h
 
 

@@ -174,7 +174,7 @@ def test_pr_size_in_lines_not_hours():
     assert r.unit == "lines"
     assert r.sample_size == 5
     assert r.items[0]["lines"] == 10
-    assert r.series[0] == {"week": "2026-01-05", "value": 30.0}  # weekly median, lines
+    assert r.series[0] == {"week": "2026-01-05", "value": 30.0, "p85": 64.0}  # weekly median and p85, lines
     assert "1 merged PRs without line counts left out" in r.notes
     assert r.previous is None
 

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from datetime import date, timedelta
+
 import pytest
 
 from metrics import stats
@@ -29,7 +33,40 @@ def test_xmr_signals():
     assert stats.xmr_signal(base, [14]) == "above the upper process limit"
     # 1.33·mR̄ ≈ 1.93: three of four above 11.93 without crossing 13.87
     assert stats.xmr_signal(base, [12.5, 12.5, 10, 12.5]) == "3 of 4 recent weeks high"
-    assert "8 weeks in a row" in stats.xmr_signal(base, [10.5] * 8)
+    assert stats.xmr_signal(base, [10.5] * 8) == "8 recent weeks in a row above the average"
+
+
+def test_a_run_is_worded_by_the_week_it_ends():
+    base = [10, 11, 9, 10, 11, 9, 10, 11, 9, 10, 11, 9]  # X̄ = 10
+    mondays = [date(2026, 1, 5) + timedelta(weeks=k) for k in range(13)]
+    # 8 weeks below the average, then 5 ordinary weeks: the run ended the week of 23 Feb.
+    current = [9.5] * 8 + [10.5, 9.5, 10.5, 9.5, 10.5]
+    signal = stats.xmr_signal(base, current, weeks=mondays, last_week=mondays[-1])
+    assert signal == "8 weeks in a row below the average, ending the week of 23 Feb"
+    # The same run ending in the period's last completed week is recent.
+    current = [10.5, 9.5, 10.5, 9.5, 10.5] + [9.5] * 8
+    signal = stats.xmr_signal(base, current, weeks=mondays, last_week=mondays[-1])
+    assert signal == "8 recent weeks in a row below the average, ending the week of 30 Mar"
+    # Of several 3-of-4 runs, the one ending latest is reported, with its end.
+    current = [12.5, 12.5, 12.5, 10, 10, 12.5, 12.5, 10, 12.5, 10, 10, 10, 10]
+    signal = stats.xmr_signal(base, current, weeks=mondays, last_week=mondays[-1])
+    assert signal == "3 of 4 weeks high, ending the week of 2 Mar"
+
+
+def test_rate_limits_are_clipped_to_100_percent():
+    lim = stats.xmr_limits([90, 100, 80, 100], ceiling=100.0)  # X̄ 92.5, mR̄ 50/3: UNPL 136.8
+    assert lim.upper == 100.0
+    assert lim.lower == pytest.approx(92.5 - 2.66 * 50 / 3)
+
+
+def test_importing_the_metrics_loads_neither_scipy_nor_numpy():
+    """scipy.stats costs half a second, numpy a tenth: every `vsm` start-up would pay them."""
+    code = (
+        "import sys, bot.cli, bot.format, metrics.catalogue, metrics.stats, metrics.digest;"
+        "print(sorted(m for m in ('scipy', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_two_sample_tests_need_ten_a_side():

@@ -33,7 +33,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from metrics import stats
-from metrics.catalogue.base import COUNT, DURATION, RATE, Metric, Observation, Result, span
+from metrics.catalogue.base import (
+    COUNT,
+    DEPLOYMENTS,
+    DURATION,
+    INCIDENTS,
+    PRS,
+    RATE,
+    Metric,
+    Observation,
+    Result,
+    span,
+)
 from metrics.dataset import Deployment, Incident, PullRequest, TeamData, named_rows
 from metrics.timeutil import Window, iso
 
@@ -264,6 +275,7 @@ class DeploymentFrequency(Metric):
     family = "dora"
     definition = "successful production deployments per week (by finish time), and deployment days per week"
     kind = COUNT
+    history = (DEPLOYMENTS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = [
@@ -300,6 +312,7 @@ class LeadTimeForChanges(Metric):
     family = "dora"
     definition = "earliest commit → first successful production deployment containing the PR; p50, p85"
     kind = DURATION
+    history = (DEPLOYMENTS, PRS)  # a lead time needs the deployment and the PR it shipped
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         ship = shipped(data, start)
@@ -400,6 +413,7 @@ class ChangeFailureRate(Metric):
     family = "dora"
     definition = "deployments with ≥ 1 linked incident ÷ deployments, capped at 100%"
     kind = RATE
+    history = (DEPLOYMENTS, INCIDENTS)  # before incidents were known, every deployment looks fine
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         deployments = data.deployments(start)
@@ -446,6 +460,7 @@ class TimeToRestore(Metric):
     family = "dora"
     definition = "resolved − created per incident resolved in window; p50, p85"
     kind = DURATION
+    history = (INCIDENTS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -508,6 +523,7 @@ class ReworkRate(Metric):
     family = "dora"
     definition = "deployments shipping a revert, hotfix or incident-linked PR ÷ deployments"
     kind = RATE
+    history = (DEPLOYMENTS, PRS)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         patterns, notes = rework_patterns(data.team.rework_patterns)

@@ -14,30 +14,31 @@ Shared rules, applied the same way in every metric here:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
-import numpy as np
-
 from metrics import stats
 from metrics.catalogue.base import (
     COUNT,
     CUSTOM,
     DURATION,
-    MIN_BASELINE_WEEKS,
+    ITEMS,
     Metric,
     Observation,
     Result,
-    baseline_window,
     hours,
+    last_tested_week,
     low_sample_note,
     series_weeks,
+    tested_points,
+    xmr_verdict,
 )
 from metrics.dataset import Item, TeamData
-from metrics.timeutil import Window, iso, local_midnight, week_start
+from metrics.timeutil import Window, iso, local_midnight
 from metrics.workflow import Flow, Workflow, active_seconds
 
 FAMILY = "flow"
@@ -129,6 +130,8 @@ class WipCounter:
     """Counts items with ``committed <= t < done`` for many instants at once (two sorted arrays)."""
 
     def __init__(self, items: list[Item]):
+        import numpy as np  # here, not at start-up: numpy is a tenth of a second every `vsm` run pays
+
         starts, ends = [], []
         for it in items:
             c = it.flow.committed
@@ -136,11 +139,13 @@ class WipCounter:
                 continue
             starts.append(c)
             d = it.flow.done
-            ends.append(np.inf if d is None else max(d, c))
+            ends.append(math.inf if d is None else max(d, c))
         self.starts = np.sort(np.asarray(starts, dtype=float))
         self.ends = np.sort(np.asarray(ends, dtype=float))
 
     def at(self, times: list[float]) -> list[int]:
+        import numpy as np
+
         t = np.asarray(times, dtype=float)
         counts = np.searchsorted(self.starts, t, "right") - np.searchsorted(self.ends, t, "right")
         return [int(c) for c in counts]
@@ -186,6 +191,7 @@ class _ItemMetric(Metric):
 
     closed_note: str | None = "{n} closed without flow"
     discarded_note: str | None = "{n} discarded left out"
+    history = (ITEMS,)
 
     def load(self, data: TeamData, start: float) -> list[Item]:
         return data.items(start)
@@ -475,10 +481,11 @@ class Wip(Metric):
         "items committed and not done, sampled at the end of each local day; current value and window average"
     )
     kind = CUSTOM
+    history = (ITEMS,)
 
     def compute(self, data: TeamData, window: Window) -> Result:
         tz, now = window.tz, data.now
-        base, prev = baseline_window(window), window.previous()
+        base, prev = self.baseline(data, window), window.previous()
         items = data.items(min(base.start, prev.start))
         wip = WipCounter(items)
 
@@ -525,9 +532,13 @@ class Wip(Metric):
             extra={"current": wip.at([at])[0], "current_items": current_items},
         )
         result.notes += low_sample_note(result)
-        result.signal = _xmr(
-            [v for _s, v, c in weekly(base) if c and v is not None],
-            [v for s, v, c in points if c and s >= window.start and v is not None],
+        result.judged(
+            xmr_verdict(
+                base,
+                tested_points(weekly(base), base),
+                tested_points(points, window),
+                last_tested_week(window, now),
+            )
         )
         return result
 
@@ -541,12 +552,6 @@ class FlowLoad(Wip):
     unit = "items"
     better = "context"
     definition = "= window average of `wip`"
-
-
-def _xmr(baseline: list[float], current: list[float], floor_zero: bool = True) -> str | None:
-    if len(baseline) < MIN_BASELINE_WEEKS or not current:
-        return None
-    return stats.xmr_signal(baseline, current, floor_zero)
 
 
 # -- aging WIP -----------------------------------------------------------------------------------------------
@@ -741,20 +746,9 @@ class NetFlow(_ItemMetric):
     def weekly(self, obs: list[Observation]) -> float:
         return float(sum(o.value for o in obs))
 
-    def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
-        """XmR on completed weeks; net flow goes negative, so its lower limit is not floored at 0."""
-        by_week = Counter()
-        for o in obs:
-            by_week[week_start(o.at, window.tz)] += o.value
-
-        def points(w: Window) -> list[float]:
-            return [
-                float(by_week[datetime.fromtimestamp(s, w.tz).date()])
-                for s, _e, complete in series_weeks(w, now)
-                if complete and w.start <= s < w.end
-            ]
-
-        return _xmr(points(base), points(window), floor_zero=False)
+    def bounds(self) -> tuple[bool, float | None]:
+        """Net flow goes negative, so its lower process limit is not floored at 0."""
+        return False, None
 
 
 METRICS: list[Metric] = [

@@ -9,7 +9,17 @@ one of those.
 from __future__ import annotations
 
 from metrics import stats
-from metrics.catalogue.base import CUSTOM, DURATION, RATE, Metric, Observation, hours, span
+from metrics.catalogue.base import (
+    CUSTOM,
+    DURATION,
+    PRS,
+    RATE,
+    Metric,
+    Observation,
+    hours,
+    previous_weeks,
+    span,
+)
 from metrics.dataset import PullRequest, TeamData
 from metrics.timeutil import Window, iso
 
@@ -38,6 +48,7 @@ class PrPickupTime(Metric):
     family = "pull_requests"
     definition = "ready for review → first review by a non-author, non-bot; p50, p85"
     kind = DURATION
+    history = (PRS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -63,6 +74,7 @@ class PrReviewTime(Metric):
     family = "pull_requests"
     definition = "first non-author, non-bot review → merge; merged PRs; p50, p85"
     kind = DURATION
+    history = (PRS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -86,6 +98,7 @@ class PrCycleTime(Metric):
     family = "pull_requests"
     definition = "earliest commit author date → merge; merged PRs; p50, p85"
     kind = DURATION
+    history = (PRS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -115,6 +128,7 @@ class PrSize(Metric):
     family = "pull_requests"
     definition = "additions + deletions per merged PR; p50, p85"
     kind = CUSTOM  # a distribution like a duration, but in lines: its own aggregate and weekly point
+    history = (PRS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -148,18 +162,18 @@ class PrSize(Metric):
     def weekly(self, obs: list[Observation]) -> float | None:
         return round(stats.median([o.value for o in obs]), 4) if obs else None
 
-    def signal(self, obs: list[Observation], window: Window, base: Window, now: float) -> str | None:
-        """XmR on weekly medians (shared), else Mann–Whitney of this window's sizes vs the baseline's."""
-        rule = super().signal(obs, window, base, now)
-        if rule:
-            return rule
-        a = [o.value for o in obs if window.contains(o.at)]
-        b = [o.value for o in obs if base.contains(o.at)]
-        p = stats.mann_whitney_p(a, b)
+    def weekly_p85(self, obs: list[Observation]) -> float | None:
+        return round(stats.percentile([o.value for o in obs], 0.85), 4) if obs else None
+
+    judged_on_p85 = True  # a size target is judged on p85, like a duration's
+
+    def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> str | None:
+        """Mann–Whitney of this window's sizes vs the baseline's (after the shared XmR on medians)."""
+        p = stats.mann_whitney_p(in_window, in_base)
         if p is None or p >= stats.ALPHA:
             return None
-        up = (stats.median(a) or 0) > (stats.median(b) or 0)
-        return f"{'larger' if up else 'smaller'} than the previous 20 weeks (Mann–Whitney p = {p:.3f})"
+        up = (stats.median(in_window) or 0) > (stats.median(in_base) or 0)
+        return f"{'larger' if up else 'smaller'} than {previous_weeks(base)} (Mann–Whitney p = {p:.3f})"
 
 
 class MergedWithoutReview(Metric):
@@ -172,6 +186,7 @@ class MergedWithoutReview(Metric):
     family = "pull_requests"
     definition = "merged PRs with no non-author, non-bot review before merge ÷ merged PRs"
     kind = RATE
+    history = (PRS,)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from metrics import stats
-from metrics.catalogue.base import CUSTOM, LOW_SAMPLE, Metric, Result, baseline_window, series_weeks
+from metrics.catalogue.base import (
+    CUSTOM,
+    ITEMS,
+    LOW_SAMPLE,
+    SPRINTS,
+    Metric,
+    Result,
+    previous_weeks,
+    series_weeks,
+)
 from metrics.dataset import TeamData
 from metrics.store.statuses import status_table
 from metrics.timeutil import Window, iso
@@ -277,6 +286,7 @@ class SprintMetric(Metric):
     family = "scrum"
     kind = CUSTOM
     bounded = True  # numerator <= denominator, so Fisher's exact test applies
+    history = (SPRINTS, ITEMS)  # membership is replayed from the items' Sprint-field history
 
     def fraction(self, f: SprintFigures) -> tuple[int, int]:
         raise NotImplementedError
@@ -290,7 +300,7 @@ class SprintMetric(Metric):
         return num, den, (round(100 * num / den, 4) if den else None)
 
     def compute(self, data: TeamData, window: Window) -> Result:
-        base = baseline_window(window)
+        base = self.baseline(data, window)
         prev = window.previous()
         figures, notes = sprint_figures(data, min(base.start, prev.start))
         current = [f for f in figures if window.contains(f.end)]
@@ -331,7 +341,7 @@ class SprintMetric(Metric):
         return {k: sum(getattr(f, k) for f in figures) for k in keys}
 
     def signal_of(self, figures: list[SprintFigures], window: Window, base: Window) -> str | None:
-        """Fisher's exact test of the window's pooled items against the 20 weeks before it."""
+        """Fisher's exact test of the window's pooled items against the (up to 20) weeks before it."""
         if not self.bounded:
             return None
         a = self.pooled([f for f in figures if window.contains(f.end)])
@@ -339,7 +349,7 @@ class SprintMetric(Metric):
         p = stats.fisher_p(a[0], a[1], b[0], b[1])
         if p is None or p >= stats.ALPHA or a[2] is None or b[2] is None:
             return None
-        return f"{'higher' if a[2] > b[2] else 'lower'} than the previous 20 weeks (Fisher p = {p:.3f})"
+        return f"{'higher' if a[2] > b[2] else 'lower'} than {previous_weeks(base)} (Fisher p = {p:.3f})"
 
 
 class SprintCompletion(SprintMetric):
