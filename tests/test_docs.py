@@ -13,15 +13,19 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from slackkit import assert_valid_message
 
+from bot.format import duration, one_decimal
 from bot.replies import help_message
+from metrics import stats
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_config
 from metrics.errors import VsmError
+from metrics.workflow import Transition, Workflow, active_seconds, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -172,6 +176,78 @@ def test_the_key_lists_hold_what_they_must():
     read = source_keys_read()
     assert {"name", "kind", "token_env", "history_days", "deploy_workflow", "points_field"} <= read
     assert {"production_environments", "allow_plain_http"} <= read
+
+
+def _utc(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def _flow(workflow: Workflow, created: str, changes: list[tuple[str, str, str]]):
+    """An item replayed from ``(when, from, to)`` status changes, times in UTC."""
+    moves = [Transition(_utc(at), n, None, a, None, b) for n, (at, a, b) in enumerate(changes)]
+    return replay(workflow, _utc(created), None, changes[-1][2], moves)
+
+
+WORKED = Workflow.from_config(
+    {
+        "backlog": ["To Do"],
+        "committed": ["Selected"],
+        "in_progress": ["In Progress"],
+        "review": {"statuses": ["In Review"], "waiting": True},
+        "done": ["Done"],
+    }
+)
+
+
+def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
+    """The numbers a reader checks by hand are the ones vsm-bot gives, through the real code."""
+    text = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    # Stage dates: a move back to the backlog clears the first attempt; committed is skipped.
+    pay7 = _flow(
+        WORKED,
+        "2026-03-02T09:00",
+        [
+            ("2026-03-03T10:00", "To Do", "Selected"),
+            ("2026-03-04T09:00", "Selected", "In Progress"),
+            ("2026-03-05T11:00", "In Progress", "To Do"),
+            ("2026-03-06T09:30", "To Do", "In Progress"),
+            ("2026-03-09T14:00", "In Progress", "In Review"),
+            ("2026-03-10T16:30", "In Review", "Done"),
+        ],
+    )
+    cycle, lead = (pay7.done - pay7.committed) / 3600, (pay7.done - _utc("2026-03-02T09:00")) / 3600
+    assert (cycle, lead) == (103.0, 199.5)
+    assert f"= {cycle:g} h, shown `{duration(cycle)}`" in text
+    assert f"= {lead:g} h, shown `{duration(lead)}`" in text
+    # Percentiles: linear interpolation, both between two values.
+    hours = [6, 20, 26, 40, 52, 75, 98, 130]
+    p50, p85 = stats.percentile(hours, 0.5), stats.percentile(hours, 0.85)
+    assert f"**{p50:g} h**, shown `{duration(p50)}`" in text
+    assert f"**{p85:.2f} h**, shown `{duration(p85)}`" in text
+    # Flow efficiency: Blocked is mapped to no stage, so its 20 h wait.
+    plat12 = _flow(
+        WORKED,
+        "2026-03-06T09:00",
+        [
+            ("2026-03-09T09:00", "To Do", "Selected"),
+            ("2026-03-09T13:00", "Selected", "In Progress"),
+            ("2026-03-10T13:00", "In Progress", "Blocked"),
+            ("2026-03-11T09:00", "Blocked", "In Progress"),
+            ("2026-03-11T17:00", "In Progress", "In Review"),
+            ("2026-03-12T11:00", "In Review", "Done"),
+        ],
+    )
+    active, cycle = active_seconds(WORKED, plat12) / 3600, (plat12.done - plat12.committed) / 3600
+    assert (active, cycle) == (32.0, 74.0)
+    assert f"efficiency {active:g} ÷ {cycle:g} = **{one_decimal(100 * active / cycle)}%**" in text
+    # XmR: the limits of the 12-week baseline, and which weeks break a rule.
+    baseline = [8, 10, 9, 11, 7, 10, 12, 9, 8, 10, 11, 9]
+    lim = stats.xmr_limits(baseline)
+    assert f"{one_decimal(lim.lower)} to {one_decimal(lim.upper)} items a week" in text
+    assert f"mR̄ = 23 ÷ 11 = {lim.mr_bar:.2f}" in text
+    assert stats.xmr_signal(baseline, [16]) == "above the upper process limit"
+    assert (stats.xmr_signal(baseline, [13, 11, 13, 14]) or "").startswith("3 of 4")
+    assert stats.xmr_signal(baseline, [14]) is None
 
 
 def test_vsm_metrics_points_to_the_docs():
