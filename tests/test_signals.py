@@ -163,6 +163,18 @@ def test_the_two_sample_test_uses_only_the_history_of_every_source_the_metric_ne
     assert r.signal_note is None
 
 
+def test_a_sparse_series_says_it_has_too_few_weekly_points():
+    """An incident every other week for 20 weeks: 20 weeks of history, but only 10 weekly medians, too
+    few for limits (without the note, the figure read as "within normal variation")."""
+    db = new_db()
+    for k in range(0, 24, 2):
+        monday = date(2025, 10, 13) + timedelta(weeks=k)
+        incident(db, f"i{k}", f"{monday} 10:00", f"{monday} 12:00")
+    r = compute(db, "time-to-restore", win("2026-03-02", "2026-03-30"), "2026-04-01 00:00")
+    assert r.value == {"p50": 2.0, "p85": 2.0}
+    assert (r.signal, r.signal_note) == (None, "too few weeks with data for a signal (10 of 20 weeks)")
+
+
 # -- which weeks are tested, and how a run is worded -------------------------------------------------------
 def test_a_partial_week_is_not_tested_and_recent_means_the_last_completed_week():
     db = new_db()
