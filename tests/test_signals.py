@@ -143,6 +143,18 @@ def test_every_surface_tells_a_missing_signal_from_a_calm_one(tmp_path, capsys, 
     )
 
 
+def test_a_calm_figure_with_enough_history_is_within_normal_variation():
+    db = new_db()
+    weekly_deploys(db, "2025-10-13", ALTERNATING + [11] * 4)
+    r = compute(db, "deployment-frequency", win("2026-03-02", "2026-03-30"), "2026-04-01 00:00")
+    assert (r.signal, r.signal_note, r.limits["centre"]) == (None, None, 11.0)
+    d = Digest(team(), r.window, [Figure(CATALOGUE["deployment-frequency"], r, None, None)], [])
+    now = datetime(2026, 4, 1, tzinfo=UTC)
+    assert "Signals: none; everything is within normal variation." in digest_view.text(d, now)
+    signals = next(b for b in digest_view.message(d, now)["blocks"] if b.get("block_id") == "signals")
+    assert signals["text"]["text"] == "No signals: every figure is within normal variation."
+
+
 def test_the_two_sample_test_uses_only_the_history_of_every_source_the_metric_needs():
     """Deployments since 13 Oct 2025, incidents known only since 19 Jan 2026. Before then every
     deployment looks successful: counted, they made 40% failures look like a change (Fisher)."""
