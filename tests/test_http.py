@@ -1,9 +1,11 @@
 """The shared HTTP layer against a real loopback server: retries, rate limits, ETags, safe errors."""
 
+import time
+
 import pytest
 from fakes.server import FakeServer, Fault, Reply
 
-from metrics.sources.http import AuthError, Http, Policy, RateLimited, SourceError
+from metrics.sources.http import AuthError, Http, Policy, RateLimited, SourceError, TimedOut
 
 
 @pytest.fixture
@@ -104,3 +106,44 @@ def test_user_agent_and_auth_header_are_sent(server):
     h = server.requests_to("/items")[0].headers
     assert h["user-agent"].startswith("vsm-bot/")
     assert h["authorization"] == "Bearer s3cret"
+
+
+def test_a_same_origin_redirect_is_followed_with_the_credentials(server):
+    """GitHub answers a renamed repository's old path with a 301 to its new one; a GraphQL POST
+    redirected with 307 or 308 is sent again with its body."""
+    server.route("GET", "/old", lambda r: Reply(301, {}, {"Location": "/items?page=9"}))
+    server.route("POST", "/graphql-old", lambda r: Reply(307, {}, {"Location": f"{server.url}/graphql"}))
+    server.route("POST", "/graphql", lambda r: Reply(200, {"data": r.json()}))
+    http = client(server)
+    page = http.get("/old")
+    assert page.data == {"page": "9"} and page.url == f"{server.url}/items?page=9"
+    assert server.requests_to("/items")[0].headers["authorization"] == "Bearer s3cret"
+    assert http.post("/graphql-old", {"query": "{ viewer { login } }"}).data == {
+        "data": {"query": "{ viewer { login } }"}
+    }
+    assert http.requests_made == 4
+
+
+def test_a_trickling_answer_is_given_up_at_the_deadline_and_not_tried_again(server):
+    """A byte every 20 ms keeps every read well inside the read timeout; 400 bytes would take 8 s."""
+    body = {"values": ["x" * 380]}
+    server.route("GET", "/slow", lambda r: Reply(200, body, trickle=0.02))
+    server.route("POST", "/slow", lambda r: Reply(200, body, trickle=0.02))
+    http = client(server, timeout=(1.0, 1.0), deadline=0.4)
+    for call in (lambda: http.get("/slow"), lambda: http.post("/slow", {"query": "{}"})):
+        began = time.monotonic()
+        with pytest.raises(TimedOut, match="within the 0.4 s deadline"):
+            call()
+        assert time.monotonic() - began < 1.5
+    assert [r.method for r in server.requests_to("/slow")] == ["GET", "POST"]
+
+
+def test_a_source_silent_past_the_deadline_is_given_up_before_the_read_timeout(server):
+    server.route("GET", "/silent", lambda r: Reply(200, {"n": 1}, delay=1.5))
+    http = client(server, timeout=(1.0, 5.0), deadline=0.3)
+    began = time.monotonic()
+    with pytest.raises(TimedOut, match="deadline"):
+        http.get("/silent")
+    assert time.monotonic() - began < 1.0
+    assert len(server.requests_to("/silent")) == 1
+    assert http.get("/items").data == {"page": "1"}  # the client is still usable

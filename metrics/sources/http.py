@@ -432,10 +432,11 @@ def scrub(text: str, token: str | None, user: str | None = None) -> str:
     lower-cased). Run it before text is cut: a cut could leave part of a secret no longer recognised."""
     if not token:
         return text
-    forms = {token, f"{user}:{token}"} if user else {token}
-    # Unpadded: the form matches whether or not an echo kept the "=" padding.
-    forms |= {base64.b64encode(f.encode()).decode().rstrip("=") for f in forms}
-    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    plain = {token, f"{user}:{token}"} if user else {token}
+    # Base64 matched without its "=" padding, then the padding if the echo kept it.
+    encoded = {base64.b64encode(f.encode()).decode().rstrip("=") for f in plain}
+    forms = [(f, re.escape(f)) for f in plain] + [(f, re.escape(f) + "=*") for f in encoded]
+    pattern = "|".join(p for _, p in sorted(forms, key=lambda form: len(form[0]), reverse=True))
     return re.sub(pattern, "***", text, flags=re.IGNORECASE)
 
 

@@ -5,17 +5,28 @@ a handler gets a ``Request`` and returns ``Reply`` (status, JSON body or raw byt
 Faults are queued per path: ``server.fail("/path", Fault(status=429, headers={"Retry-After": "1"}))``
 answers the next request to that path with the fault instead of the handler. ``Fault(drop=True)``
 sends the headers and half the body, then closes the connection (a connection dropped mid-page);
-``Fault(body=b"{not json")`` sends malformed JSON.
+``Fault(body=b"{not json")`` sends malformed JSON. A slow source: ``Reply(delay=2)`` answers after two
+seconds, ``Reply(trickle=0.05)`` sends its body one byte every 50 ms. ``FakeServer(tls=True)`` speaks
+https with a self-signed certificate for 127.0.0.1 (made once with the ``openssl`` command); a client
+trusts it through ``server.ca``.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
+import ssl
+import subprocess
+import tempfile
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -40,6 +51,8 @@ class Reply:
     status: int = 200
     body: object = None  # JSON-encoded unless bytes
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds of silence before the status line
+    trickle: float = 0.0  # when set, the body goes out one byte at a time, this many seconds apart
 
 
 @dataclass
@@ -53,8 +66,26 @@ class Fault:
 Handler = Callable[[Request], Reply]
 
 
+@functools.cache
+def _certificate() -> tuple[str, str]:
+    """A self-signed certificate and key for 127.0.0.1, made once per test run."""
+    if not shutil.which("openssl"):
+        raise RuntimeError("FakeServer(tls=True) needs the openssl command")
+    folder = Path(tempfile.mkdtemp(prefix="vsm-fake-tls-"))
+    atexit.register(shutil.rmtree, folder, True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
 class FakeServer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
         self.routes: list[tuple[str, str, Handler]] = []
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.log: list[Request] = []
@@ -91,14 +122,28 @@ class FakeServer:
                 reply = fake.dispatch(req)
                 fake._answered(parts.path)
                 raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                try:
+                    self._reply(reply, raw)
+                except (BrokenPipeError, ConnectionResetError):  # it gave up on a slow answer
+                    self.close_connection = True
+
+            def _reply(self, reply: Reply, raw: bytes) -> None:
+                if reply.delay:
+                    time.sleep(reply.delay)
                 self.send_response(reply.status)
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                if self.command != "HEAD" and reply.status != 304:
+                if self.command == "HEAD" or reply.status == 304:
+                    return
+                if not reply.trickle:
                     self.wfile.write(raw)
+                    return
+                for i in range(len(raw)):  # each byte well within a read timeout, the whole far beyond
+                    self.wfile.write(raw[i : i + 1])
+                    time.sleep(reply.trickle)
 
             def _fault(self, fault: Fault) -> None:
                 body = fault.body if fault.body is not None else json.dumps({"message": "fault"}).encode()
@@ -121,12 +166,18 @@ class FakeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
+        self.ca: str | None = None  # the certificate a client trusts, when tls
+        if tls:
+            self.ca, key = _certificate()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.ca, key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """``path`` may end with ``*`` to match a prefix; later routes win over earlier ones."""
