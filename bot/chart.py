@@ -82,12 +82,13 @@ def figure(d: Drawing) -> Figure:
     if d.limits is not None:
         ax.axhline(d.limits["centre"], color="#888888", linewidth=1, label="average (baseline)")
         ax.axhline(d.limits["upper"], color="#bbbbbb", linestyle="--", linewidth=1, label="process limits")
-        ax.axhline(d.limits["lower"], color="#bbbbbb", linestyle="--", linewidth=1)
+        if d.limits["lower"] != 0:  # a limit floored at 0 says nothing: no count goes below it
+            ax.axhline(d.limits["lower"], color="#bbbbbb", linestyle="--", linewidth=1)
     if d.target is not None:
         ax.axhline(d.target, color="#e01e5a", linewidth=1.4, label=d.target_label)
+    ax.set_title(d.title, fontsize=11, loc="left")
     if d.note:
-        ax.text(0.99, 0.03, d.note, transform=ax.transAxes, ha="right", fontsize=7, color="#555555")
-    ax.set_title(d.title, fontsize=11)
+        ax.set_title(d.note, fontsize=8, loc="right", color="#555555")
     ax.set_ylabel(d.unit)
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     ax.grid(axis="y", alpha=0.3)
