@@ -147,3 +147,13 @@ def test_a_source_silent_past_the_deadline_is_given_up_before_the_read_timeout(s
     assert time.monotonic() - began < 1.0
     assert len(server.requests_to("/silent")) == 1
     assert http.get("/items").data == {"page": "1"}  # the client is still usable
+
+
+def test_a_token_with_a_line_break_is_a_clear_error_naming_no_secret(server):
+    """A token read from a file keeps its final newline; requests refuses such a header (a ValueError,
+    not to be taken for malformed JSON and tried again)."""
+    policy = Policy(backoff=0.001, sleep=[].append)
+    http = Http(server.url, {"Authorization": "Bearer s3cret\n"}, policy=policy)
+    with pytest.raises(SourceError, match="header value is invalid") as exc:
+        http.get("/items")
+    assert "s3cret" not in str(exc.value) and server.requests_to("/items") == []

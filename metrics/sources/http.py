@@ -47,7 +47,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class SourceError(Exception):
-    """A source failed; the message is safe to show and store (no token, no header values).
+    """A source failed. The message names no header value, but it may quote the source's own error
+    message, which may echo a credential: ``scrub`` it before it is stored or shown.
     ``status`` is the HTTP status when the source answered with an error, so connectors can tell
     "gone" (404/410) from a real failure without reading the message."""
 
@@ -253,6 +254,11 @@ class Http:
                     raise TimedOut(f"{method} {where}: timed out") from None
                 self._backoff(failures)
                 continue
+            except requests.exceptions.InvalidHeader:  # a ValueError too, but ours: not worth a retry
+                raise SourceError(
+                    f"{method} {where}: a header value is invalid (a space or line break at the end of "
+                    "the token?)"
+                ) from None
             except ValueError:  # malformed JSON (requests' JSONDecodeError is a ValueError)
                 failures += 1
                 if failures >= self.policy.attempts:
