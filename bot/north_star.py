@@ -9,7 +9,8 @@ from slack_bolt import App
 
 from bot.render import render_json
 from metrics.catalogue import CATALOGUE
-from metrics.teams import get_org, set_org
+from metrics.errors import VsmError
+from metrics.teams import check_org, get_org, set_org
 
 CALLBACK = "north_star"
 
@@ -19,6 +20,19 @@ def may_set(client, deps, user: str) -> bool:
         return True
     info = client.users_info(user=user).get("user") or {}
     return bool(info.get("is_admin") or info.get("is_owner"))
+
+
+def _problem(ids: list) -> str | None:
+    """What is wrong with a submitted choice, checked as the config's ``[org] north_star`` is: a
+    forged id is refused, not silently dropped (the admin would believe it was saved)."""
+    if not 1 <= len(ids) <= 5:
+        return "Choose one to five metrics."
+    try:
+        check_org("north_star", ids)
+    except VsmError:
+        unknown = next((m for m in ids if m not in CATALOGUE), None)
+        return f"Unknown metric “{str(unknown)[:40]}”." if unknown else "Choose each metric once."
+    return None
 
 
 def register(app: App, deps) -> None:
@@ -46,9 +60,10 @@ def register(app: App, deps) -> None:
             ack(response_action="errors", errors={"metrics": "Only workspace admins can set the North Star."})
             return
         values = view["state"]["values"]["metrics"]["v"].get("selected_options") or []
-        ids = [o["value"] for o in values if o["value"] in CATALOGUE]
-        if not 1 <= len(ids) <= 5:
-            ack(response_action="errors", errors={"metrics": "Choose one to five metrics."})
+        ids = [o.get("value") for o in values]
+        problem = _problem(ids)
+        if problem:
+            ack(response_action="errors", errors={"metrics": problem})
             return
         ack()
         set_org(deps.store.db, "north_star", ids, who=user)

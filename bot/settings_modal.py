@@ -16,8 +16,17 @@ from bot.render import escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_target
 from metrics.errors import VsmError
-from metrics.teams import DAYS, NUDGE_KINDS, Team, save_team, team_for_channel
-from metrics.timeutil import zone
+from metrics.teams import (
+    DAYS,
+    NUDGE_KINDS,
+    TEAM_NAME,
+    TEAM_RULES,
+    Team,
+    TeamConflict,
+    create_team,
+    save_team,
+    team_for_channel,
+)
 from metrics.workflow import Workflow
 
 log = logging.getLogger("vsm.bot")
@@ -76,9 +85,10 @@ NUDGE_LABELS = {
 }
 
 
-def view(db, team: Team, channel: str, opener: str | None = None) -> dict:
+def view(db, team: Team, channel: str, opener: str | None = None, new: bool = False) -> dict:
     """The settings modal; ``opener`` (a channel member, checked when it opened) is recorded so the
-    submission is accepted without another membership call before Slack's 3-second ack."""
+    submission is accepted without another membership call before Slack's 3-second ack. ``new``: the
+    form sets up a team (the channel had none), so its submission may only create one."""
     seen = seen_statuses(db, team)
     mapped = {s.lower() for stage in team.workflow for s in stage["statuses"]}
     statuses = sorted(set(seen) | {s for stage in team.workflow for s in stage["statuses"]})[:100]
@@ -92,7 +102,7 @@ def view(db, team: Team, channel: str, opener: str | None = None) -> dict:
         targets="\n".join(f"{k} = {v:g}" for k, v in team.targets.items()),
         statuses=statuses,
         unmapped=[s for s in seen if s.lower() not in mapped],
-        meta=json.dumps({"channel": channel, "team": team.name, "by": opener}),
+        meta=json.dumps({"channel": channel, "team": team.name, "by": opener, "new": new}),
     )
 
 
@@ -106,8 +116,10 @@ def open_modal(client, deps, trigger_id: str | None, user: str | None, channel: 
         except Exception:  # noqa: BLE001 - App Home has no response URL; the modal simply does not open
             log.info("settings refused for %s in %s", user, channel)
         return
-    team = team_for_channel(db, channel) or Team(name=f"team-{channel.lower()}", channel=channel)
-    client.views_open(trigger_id=trigger_id, view=view(db, team, channel, opener=user))
+    team = team_for_channel(db, channel)
+    new = team is None
+    team = team or Team(name=f"team-{channel.lower()}", channel=channel)
+    client.views_open(trigger_id=trigger_id, view=view(db, team, channel, opener=user, new=new))
 
 
 def _values(state: dict) -> dict:
@@ -126,43 +138,26 @@ def _values(state: dict) -> dict:
 
 
 def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
-    """The submitted settings applied to a copy of the team, and inline errors by block id."""
+    """The submitted settings applied to a copy of the team, and inline errors by block id.
+
+    Every value is checked as if forged: Slack sends what the form offered, but a submission is only
+    a signed request, so a metric id, day or time outside the form's options is refused here too.
+    """
     errors: dict[str, str] = {}
     new = Team.from_json(team.to_json())
-    name = (values.get("name") or "").strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}", name):
+    new.name = str(values.get("name") or "").strip()
+    if not TEAM_NAME.fullmatch(new.name):
         errors["name"] = "Letters, digits, space, _ . - (up to 64)."
-    new.name = name
     new.metrics = values.get("metrics") or []
-    targets: dict[str, float] = {}
-    for n, line in enumerate((values.get("targets") or "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        metric, _, raw = line.partition("=")
-        metric = metric.strip()
-        if metric not in CATALOGUE:
-            errors["targets"] = f"Line {n}: unknown metric “{metric[:40]}”."
-            break
-        try:
-            targets[metric] = parse_target(raw.strip())
-        except VsmError as exc:
-            errors["targets"] = f"Line {n}: {exc}"[:150]
-            break
-    new.targets = targets
-    tz = (values.get("timezone") or "").strip()
-    try:
-        zone(tz)
-    except VsmError:
+    unknown = [m for m in new.metrics if m not in CATALOGUE]
+    if unknown:
+        errors["metrics"] = f"Unknown metric “{str(unknown[0])[:40]}”."
+    new.targets = _targets(values.get("targets") or "", errors)
+    new.timezone = str(values.get("timezone") or "").strip()
+    if not TEAM_RULES["timezone"].ok(new.timezone):
         errors["timezone"] = "An IANA time zone such as Europe/London."
-    new.timezone = tz
-    new.digest = {**team.digest, "day": values.get("day") or "mon", "time": values.get("time") or "09:00"}
-    hour = int((values.get("time") or "09:00")[:2])
-    if 1 <= hour < 3:
-        errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."
-    workflow = []
-    for stage in team.workflow:
-        chosen = values.get(f"stage:{stage['stage']}") or []
-        workflow.append({**stage, "statuses": chosen})
+    new.digest = _digest(team.digest, values, errors)
+    workflow = [{**stage, "statuses": values.get(f"stage:{stage['stage']}") or []} for stage in team.workflow]
     try:
         Workflow.from_list(workflow)
         new.workflow = workflow
@@ -174,6 +169,36 @@ def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
         new_value = [x.strip() for x in (values.get(key) or "").replace("\n", ",").split(",") if x.strip()]
         setattr(new, key, new_value)
     return new, errors
+
+
+def _targets(text: str, errors: dict[str, str]) -> dict[str, float]:
+    """``metric = value`` lines, each read and bounded as the config file's targets are."""
+    targets: dict[str, float] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        metric, _, raw = line.partition("=")
+        metric = metric.strip()
+        if metric not in CATALOGUE:
+            errors["targets"] = f"Line {n}: unknown metric “{metric[:40]}”."
+            break
+        try:
+            targets[metric] = parse_target(raw.strip(), metric)
+        except VsmError as exc:
+            errors["targets"] = f"Line {n}: {metric}: {exc}"[:150]
+            break
+    return targets
+
+
+def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
+    day, time = values.get("day") or "mon", values.get("time") or "09:00"
+    if day not in DAYS:
+        errors["day"] = "A day of the week."
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(time)):
+        errors["time"] = "A time such as 09:00."
+    elif 1 <= int(time[:2]) < 3:
+        errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."
+    return {**current, "day": day, "time": time}
 
 
 def describe(changes: dict) -> str:
@@ -188,6 +213,44 @@ def describe(changes: dict) -> str:
     return "; ".join(parts)
 
 
+def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
+    """ "Set up a team here": only ever a new team. A name (or this channel) already taken is an error
+    on the form, and nothing is written: submitting `payments` from another channel must not take
+    over the payments team, its settings or its digests."""
+    new, errors = apply(Team(name="new", channel=channel), values)
+    if errors:
+        return new, {}, errors
+    try:
+        return new, create_team(db, new, who=user), {}
+    except TeamConflict as exc:
+        if exc.key == "name":
+            return new, {}, {"name": f"“{new.name}” is another team's name. Choose another one."}
+        return new, {}, {"name": "This channel has a team now. Close this form and open /vsm settings again."}
+    except VsmError as exc:
+        return new, {}, {"name": str(exc)[:150]}
+
+
+def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
+    """The channel's own team, changed by one of its members: its name and channel stay (they key its
+    history, its log and where its digests go)."""
+    if meta.get("new") or meta.get("team") != team.name:
+        # The form was opened for another team (or to set one up) and the channel's team changed since.
+        return (
+            team,
+            {},
+            {"name": "This channel's team changed. Close this form and open /vsm settings again."},
+        )
+    new, errors = apply(team, values)
+    new.name, new.channel = team.name, team.channel
+    errors.pop("name", None)
+    if errors:
+        return new, {}, errors
+    try:
+        return new, save_team(db, new, who=user), {}
+    except VsmError as exc:
+        return new, {}, {"name": str(exc)[:150]}
+
+
 def register(app: App, deps) -> None:
     @app.view(CALLBACK)
     def submit(ack, body, client, view):
@@ -198,25 +261,20 @@ def register(app: App, deps) -> None:
                 response_action="errors", errors={"name": "Only members of the team's channel can change it."}
             )
             return
-        db = deps.store.db
-        existing = team_for_channel(db, channel)
-        team = existing or Team(name=meta.get("team") or channel, channel=channel)
-        new, errors = apply(team, _values(view["state"]))
-        if existing is not None:
-            new.name = existing.name  # a team keeps its name: it keys its history and its log
-            errors.pop("name", None)
+        existing = team_for_channel(deps.store.db, channel)
+        if existing is None:
+            team, changes, errors = _create(deps.store.db, channel, user, _values(view["state"]))
+        else:
+            team, changes, errors = _edit(deps.store.db, existing, meta, user, _values(view["state"]))
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        try:
-            changes = save_team(db, new, who=user, what=None)
-        except VsmError as exc:
-            ack(response_action="errors", errors={"name": str(exc)[:150]})
-            return
         ack()
         if changes:
-            deps.on_team_saved(new)
-            client.chat_postMessage(
-                channel=channel,
-                text=f"<@{user}> changed the team settings: {escape_mrkdwn(describe(changes))}"[:3900],
+            deps.on_team_saved(team)
+            said = (
+                f"set up the team {team.name}"
+                if existing is None
+                else f"changed the team settings: {describe(changes)}"
             )
+            client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])

@@ -313,3 +313,148 @@ def test_a_chart_the_bot_cannot_post_gets_a_hint_not_an_error(env):
         "(the chart could not be posted: not_in_channel (invite the bot to the channel))"
     )
     assert "Throughput" in reply["text"]
+
+
+def _open_settings(app, slack, channel: str, user: str) -> dict:
+    """``/vsm settings`` in ``channel``: the modal Slack was asked to open."""
+    before = len(slack.calls_to("views.open"))
+    command(app, "settings", channel=channel, user=user, response_url=f"{slack.url}/response/9")
+    opened = slack.calls_to("views.open")
+    assert len(opened) == before + 1
+    return opened[-1].body["view"]
+
+
+def _submit(app, view: dict, state: dict, user: str):
+    return interaction(
+        app, {"type": "view_submission", "user": {"id": user}, "view": {**view, "id": "V1", "state": state}}
+    )
+
+
+def _team_row(db_path, name: str) -> dict | None:
+    return next(open_db(db_path, create=False).query("select * from teams where name = ?", [name]), None)
+
+
+def test_setting_up_a_team_cannot_take_over_another_team(env):
+    """Issue 10.1: "Set up a team here" in a new channel, named like an existing team, is refused on the
+    name field; the existing team's row and change log stay exactly as they were."""
+    app, slack, team, db_path = env
+    slack.members["CNEWCHAN1"] = ["U3"]
+    row = _team_row(db_path, team.name)
+    log = settings_log(open_db(db_path, create=False), team.name)
+    # `/vsm settings` in a channel no team uses offers "Set up a team here"; the button opens the form.
+    button = ack_json(command(app, "settings", channel="CNEWCHAN1", user="U3"))["blocks"][0]["accessory"]
+    assert button["action_id"] == "setup_team"
+    interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": "U3"},
+            "channel": {"id": "CNEWCHAN1"},
+            "response_url": f"{slack.url}/response/2",
+            "trigger_id": "t",
+            "actions": [{**button, "block_id": "no_team", "type": "button"}],
+        },
+    )
+    [opened] = slack.calls_to("views.open")
+    view = opened.body["view"]
+    assert_valid_view(view)
+    state = initial_state(view)
+    for name in (team.name, team.name.upper()):  # any case of a taken name
+        state["values"]["name"]["v"]["value"] = name
+        body = ack_json(_submit(app, view, state, "U3"))
+        assert body["response_action"] == "errors" and set(body["errors"]) == {"name"}
+        assert "another team's name" in body["errors"]["name"]
+    assert _team_row(db_path, team.name) == row
+    assert settings_log(open_db(db_path, create=False), team.name) == log
+    assert slack.calls_to("chat.postMessage") == []
+
+    # A free name sets the team up in that channel, logged as created.
+    state["values"]["name"]["v"]["value"] = "checkout"
+    assert _submit(app, view, state, "U3").body == ""
+    db = open_db(db_path, create=False)
+    assert get_team(db, "checkout").channel == "CNEWCHAN1"
+    assert [r["what"] for r in settings_log(db, "checkout")] == ["created"]
+    [announce] = slack.calls_to("chat.postMessage")
+    assert announce.body["text"] == "<@U3> set up the team checkout"
+    # The same set-up form again, now that the channel has a team: refused, nothing replaced.
+    state["values"]["name"]["v"]["value"] = "checkout2"
+    body = ack_json(_submit(app, view, state, "U3"))
+    assert body["response_action"] == "errors" and "team changed" in body["errors"]["name"]
+    assert get_team(db, "checkout").channel == "CNEWCHAN1"
+    assert _team_row(db_path, "checkout2") is None
+
+
+def test_editing_a_team_keeps_its_name_and_channel(env):
+    app, slack, team, db_path = env
+    view = _open_settings(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    state["values"]["name"]["v"]["value"] = "mobile"  # another team's name
+    state["values"]["timezone"]["v"]["value"] = "Europe/Paris"
+    assert _submit(app, view, state, "U1").body == ""
+    db = open_db(db_path, create=False)
+    assert get_team(db, team.name).timezone == "Europe/Paris"
+    assert get_team(db, team.name).channel == team.channel
+    mobile = next(t for t in sample_teams() if t.name == "mobile")
+    assert (
+        get_team(db, "mobile").channel == mobile.channel
+        and get_team(db, "mobile").timezone == mobile.timezone
+    )
+
+
+@pytest.mark.parametrize(
+    "targets,expected",
+    [
+        ("cycle-time = inf", "not inf"),
+        ("throughput = nan", "not nan"),
+        ("throughput = -3", "not -3"),
+        ("change-failure-rate = 250", "percentage from 0 to 100"),
+        ("cycle-time = 1e999", "not inf"),
+    ],
+)
+def test_non_finite_or_out_of_range_targets_get_a_field_error(env, targets, expected):
+    app, slack, team, db_path = env
+    log = settings_log(open_db(db_path, create=False), team.name)
+    view = _open_settings(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    state["values"]["targets"]["v"]["value"] = targets
+    body = ack_json(_submit(app, view, state, "U1"))
+    assert body["response_action"] == "errors" and set(body["errors"]) == {"targets"}
+    assert expected in body["errors"]["targets"] and body["errors"]["targets"].startswith("Line 1: ")
+    assert settings_log(open_db(db_path, create=False), team.name) == log
+
+
+def test_a_forged_submission_with_an_unknown_metric_is_refused(env):
+    app, slack, team, db_path = env
+    before = get_team(open_db(db_path, create=False), team.name)
+    view = _open_settings(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    forged = {"text": {"type": "plain_text", "text": "Lines of code"}, "value": "lines-of-code"}
+    state["values"]["metrics"]["v"]["selected_options"].append(forged)
+    state["values"]["day"]["v"]["selected_option"] = {
+        "text": {"type": "plain_text", "text": "x"},
+        "value": "someday",
+    }
+    state["values"]["time"]["v"]["selected_time"] = "9am"
+    body = ack_json(_submit(app, view, state, "U1"))
+    assert body["response_action"] == "errors"
+    assert body["errors"] == {
+        "metrics": "Unknown metric “lines-of-code”.",
+        "day": "A day of the week.",
+        "time": "A time such as 09:00.",
+    }
+    assert get_team(open_db(db_path, create=False), team.name) == before
+
+
+def test_a_forged_north_star_submission_with_an_unknown_metric_is_refused(env):
+    app, slack, team, db_path = env
+    from metrics.teams import get_org
+
+    before = get_org(open_db(db_path, create=False))
+    view = {"type": "modal", "callback_id": "north_star", "private_metadata": json.dumps({"by": "UADMIN1"})}
+    options = [
+        {"text": {"type": "plain_text", "text": m}, "value": m} for m in ("throughput", "lines-of-code")
+    ]
+    state = {"values": {"metrics": {"v": {"type": "multi_static_select", "selected_options": options}}}}
+    body = ack_json(_submit(app, view, state, "UADMIN1"))
+    assert body == {"response_action": "errors", "errors": {"metrics": "Unknown metric “lines-of-code”."}}
+    assert get_org(open_db(db_path, create=False)) == before

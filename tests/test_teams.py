@@ -1,4 +1,5 @@
 import json
+import threading
 
 import pytest
 
@@ -6,6 +7,8 @@ from metrics.errors import VsmError
 from metrics.store import open_db
 from metrics.teams import (
     Team,
+    TeamConflict,
+    create_team,
     get_org,
     get_team,
     list_teams,
@@ -73,3 +76,94 @@ def test_org_settings_are_logged(db):
     set_org(db, "north_star", ["deployment-frequency"], who="U1")  # unchanged: not logged again
     assert get_org(db) == {"north_star": ["deployment-frequency"]}
     assert [r["what"] for r in settings_log(db, "*org*")] == ["changed org north_star"]
+
+
+def _snapshot(db) -> tuple[list, list]:
+    return list(db.query("select * from teams order by name")), list(db.query("select * from settings_log"))
+
+
+def test_a_new_team_never_replaces_an_existing_one(db):
+    """Issue 10.1: creating takes a free name and a free channel; saving never moves a team."""
+    save_team(db, Team(name="payments", channel="C1", metrics=["cycle-time"]), who="U1")
+    before = _snapshot(db)
+    for name, channel, key in (
+        ("payments", "C2", "name"),
+        ("PAYMENTS", "C2", "name"),
+        ("web", "C1", "channel"),
+    ):
+        with pytest.raises(TeamConflict) as exc:
+            create_team(db, Team(name=name, channel=channel), who="U2")
+        assert exc.value.key == key
+    with pytest.raises(VsmError, match="team payments belongs to channel C1; it cannot be saved from C2"):
+        save_team(db, Team(name="payments", channel="C2", metrics=["wip"]), who="U2")
+    with pytest.raises(TeamConflict, match=r"the name 'Payments' is taken by another team \(payments\)"):
+        save_team(db, Team(name="Payments", channel="C2"), who="U2")
+    assert _snapshot(db) == before
+    # Teams with no channel yet (declared in the file without one) do not collide with each other.
+    create_team(db, Team(name="web"), who="U2")
+    create_team(db, Team(name="data"), who="U2")
+    assert [t.name for t in list_teams(db)] == ["data", "payments", "web"]
+
+
+def test_two_set_ups_racing_for_one_name_create_one_team(tmp_path):
+    """The INSERT decides under the write lock: of two connections creating the same team at once,
+    exactly one wins and the other is told the name is taken, every time."""
+    path = tmp_path / "race.db"
+    open_db(path)
+    for n in range(8):
+        barrier, outcomes = threading.Barrier(2), []
+
+        def attempt(channel: str, n=n, barrier=barrier, outcomes=outcomes) -> None:
+            conn = open_db(path)
+            barrier.wait()
+            try:
+                create_team(conn, Team(name=f"team{n}", channel=channel), who=channel)
+                outcomes.append("created")
+            except TeamConflict as exc:
+                outcomes.append(exc.key)
+
+        threads = [
+            threading.Thread(target=attempt, args=(f"C{n}A",)),
+            threading.Thread(target=attempt, args=(f"C{n}B",)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(outcomes) == ["created", "name"]
+    db = open_db(path)
+    assert len(list_teams(db)) == 8 and len(list(db["settings_log"].rows)) == 8
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"targets": {"cycle-time": float("inf")}}, "targets: cycle-time: expected a duration"),
+        ({"targets": {"throughput": float("nan")}}, "targets: throughput: expected a number from 0"),
+        ({"targets": {"no-such": 1.0}}, "targets: unknown metric 'no-such'"),
+        ({"metrics": ["cycle-time", "lines-of-code"]}, "metrics: unknown metric 'lines-of-code'"),
+        ({"stale_pr_hours": float("inf")}, "stale_pr_hours: expected a number of hours from 1 to 720"),
+        ({"nudge_repeat_hours": -1}, "nudge_repeat_hours: expected a number of hours"),
+        ({"channel": "#general"}, "channel: expected a Slack channel id"),
+        ({"nudges": 5}, "nudges: expected a list of nudge kinds"),
+        (
+            {"digest": {"day": "mon", "time": "09:00", "period_days": float("nan")}},
+            "digest: period_days: expected",
+        ),
+    ],
+)
+def test_values_that_would_break_a_team_are_never_saved(db, settings, message):
+    with pytest.raises(VsmError, match=message.replace("(", r"\(")):
+        save_team(db, Team(**{"name": "web", "channel": "C1", **settings}), who="U1")
+    assert _snapshot(db) == ([], [])
+
+
+def test_org_settings_are_checked_before_they_are_stored(db):
+    for key, value, message in (
+        ("admins", 5, "org admins: expected a list of Slack user ids"),
+        ("north_star", ["lines-of-code"], "org north_star: unknown metric 'lines-of-code'"),
+        ("nort_star", [], "did you mean 'north_star'"),
+    ):
+        with pytest.raises(VsmError, match=message):
+            set_org(db, key, value, who="U1")
+    assert get_org(db) == {} and settings_log(db, "*org*") == []
