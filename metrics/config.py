@@ -23,8 +23,7 @@ from metrics.teams import (
     check_org,
     check_setting,
     check_target,
-    is_number,
-    number_allowed,
+    number_rule,
     shown,
     string_list,
     unknown_key,
@@ -41,6 +40,9 @@ DEPLOYMENT_SIGNALS = {
     "github": ("deployments", "releases", "workflow_runs"),
     "gitlab": ("deployments", "pipelines"),
 }
+# Keys a kind cannot do without (the others have defaults): Jira has no default site, and its search
+# needs a bounded query.
+REQUIRED = {"jira": ("url", "jql")}
 URL_ALLOWED = "an http:// or https:// URL with a host, such as https://acme.atlassian.net"
 
 
@@ -60,10 +62,6 @@ def _text(allowed: str) -> Rule:
     return Rule(allowed, lambda v: isinstance(v, str) and v != "")
 
 
-def _ids(allowed: str) -> Rule:
-    return Rule(allowed, lambda v: isinstance(v, list) and all(type(x) in (str, int) for x in v))
-
-
 # Every key a [[source]] may have (the connectors read no others), with what it may hold.
 SOURCE_RULES: dict[str, Rule] = {
     "name": _text("a name"),
@@ -75,9 +73,9 @@ SOURCE_RULES: dict[str, Rule] = {
         lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) is not None,
     ),
     "jql": _text("a JQL query"),
-    "history_days": Rule(number_allowed("history_days"), lambda v: is_number(v, 1, 3650, whole=True)),
+    "history_days": number_rule("history_days"),
     "deployment": Rule("cloud or datacenter", lambda v: v in ("cloud", "datacenter")),
-    "boards": _ids("a list of board ids"),
+    "boards": TEAM_RULES["boards"],
     "sprint_field": _text("a Jira field id such as customfield_10020"),
     "points_field": _text("a Jira field id such as customfield_10016"),
     "flag_field": _text("a Jira field id such as customfield_10021"),
@@ -273,17 +271,15 @@ def _source(src: dict, i: int, names: set[str], fail: _Fail) -> dict:
     if name in names:
         raise fail(f"source name {name!r} is used twice", "source", i, "name")
     names.add(name)
-    signals = DEPLOYMENT_SIGNALS.get(src["kind"], ())
-    if "deployment_signal" in src and src["deployment_signal"] not in signals:
-        allowed = " or ".join(signals) if signals else f"nothing (kind {src['kind']} has no deployments)"
-        raise fail(
-            f"{label}: deployment_signal: expected {allowed}, not {shown(src['deployment_signal'])}",
-            "source",
-            i,
-            "deployment_signal",
-        )
-    if src["kind"] == "jira" and "url" not in src:
-        raise fail(f"{label}: url: required for kind jira; expected {URL_ALLOWED}", "source", i)
+    signal = src.get("deployment_signal")
+    if signal is not None and signal not in DEPLOYMENT_SIGNALS.get(src["kind"], ()):
+        kinds = "; ".join(f"{k}: {' or '.join(v)}" for k, v in DEPLOYMENT_SIGNALS.items())
+        message = f"deployment_signal: {shown(signal)} is not one for kind {src['kind']} (allowed: {kinds})"
+        raise fail(f"{label}: {message}", "source", i, "deployment_signal")
+    for key in REQUIRED.get(src["kind"], ()):
+        if key not in src:
+            allowed = SOURCE_RULES[key].allowed
+            raise fail(f"{label}: {key}: required for kind {src['kind']}; expected {allowed}", "source", i)
     return {"history_days": 365, **src}
 
 

@@ -98,7 +98,10 @@ def is_number(value: object, low: float, high: float, whole: bool = False) -> bo
         return False
     if whole and not isinstance(value, int):
         return False
-    return math.isfinite(value) and low <= value <= high
+    try:
+        return math.isfinite(value) and low <= value <= high
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def number_allowed(key: str) -> str:
@@ -150,7 +153,7 @@ def _is_zone(value: object) -> bool:
     return isinstance(value, str)
 
 
-def _number_rule(key: str) -> Rule:
+def number_rule(key: str) -> Rule:
     low, high, whole, _ = NUMBERS[key]
     return Rule(number_allowed(key), lambda v: is_number(v, low, high, whole))
 
@@ -165,8 +168,7 @@ TEAM_RULES: dict[str, Rule] = {
     "jira_projects": Rule("a list of Jira project keys", string_list),
     "jql": Rule("a JQL string", lambda v: isinstance(v, str)),
     "boards": Rule(
-        "a list of board ids",
-        lambda v: string_list(v) or (isinstance(v, list) and all(type(b) in (int, str) for b in v)),
+        "a list of board ids", lambda v: isinstance(v, list) and all(type(b) in (int, str) for b in v)
     ),
     "repos": Rule("a list of repositories such as acme/payments", string_list),
     "gitlab_projects": Rule("a list of GitLab project paths", string_list),
@@ -192,12 +194,12 @@ TEAM_RULES: dict[str, Rule] = {
     "impediments_wait": Rule("true or false", lambda v: isinstance(v, bool)),
     "include_bot_prs": Rule("true or false", lambda v: isinstance(v, bool)),
     "rework_patterns": Rule("a list of regular expressions", string_list),
-    "stale_pr_hours": _number_rule("stale_pr_hours"),
+    "stale_pr_hours": number_rule("stale_pr_hours"),
     "nudges": Rule(
         f"a list of nudge kinds ({', '.join(NUDGE_KINDS)})",
         lambda v: string_list(v) and set(v) <= set(NUDGE_KINDS),  # type: ignore[arg-type]
     ),
-    "nudge_repeat_hours": _number_rule("nudge_repeat_hours"),
+    "nudge_repeat_hours": number_rule("nudge_repeat_hours"),
     "snooze_until": Rule("an ISO 8601 instant, or empty", lambda v: isinstance(v, str)),
 }
 

@@ -233,6 +233,18 @@ def _line(text: str, marker: str, last: bool = False) -> int:
         ('jql = "project in (PAY)"', "jql = 5", "source jira: jql: expected a JQL query, not 5", "jql ="),
         (
             'jql = "project in (PAY)"',
+            "",
+            "source jira: jql: required for kind jira; expected a JQL query",
+            "[[source]]",
+        ),
+        (
+            'jql = "project in (PAY)"',
+            'jql = "project in (PAY)"\ndeployment_signal = "releases"',
+            "source jira: deployment_signal: 'releases' is not one for kind jira (allowed: github: deployments or",
+            "deployment_signal",
+        ),
+        (
+            'jql = "project in (PAY)"',
             "history_days = 1e9",
             "source jira: history_days: expected a whole number of days",
             "history_days =",

@@ -167,3 +167,17 @@ def test_org_settings_are_checked_before_they_are_stored(db):
         with pytest.raises(VsmError, match=message):
             set_org(db, key, value, who="U1")
     assert get_org(db) == {} and settings_log(db, "*org*") == []
+
+
+def test_a_file_team_whose_name_or_channel_is_taken_is_not_created_but_named(db):
+    create_team(db, Team(name="checkout", channel="C1"), who="U1")  # set up in Slack
+    declared = [
+        Team(name="web", channel="C1"),
+        Team(name="Checkout", channel="C2"),
+        Team(name="data", channel="C3"),
+    ]
+    assert seed_from_config(db, declared, {}) == [
+        "team web: not created from vsm.toml: channel C1 already has a team (checkout)",
+        "team Checkout: not created from vsm.toml: the name 'Checkout' is taken by another team (checkout)",
+    ]
+    assert [(t.name, t.channel) for t in list_teams(db)] == [("checkout", "C1"), ("data", "C3")]
