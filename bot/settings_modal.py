@@ -214,9 +214,9 @@ def describe(changes: dict) -> str:
 
 
 def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
-    """ "Set up a team here": only ever a new team. A name (or this channel) already taken is an error
-    on the form, and nothing is written: submitting `payments` from another channel must not take
-    over the payments team, its settings or its digests."""
+    """The "Set up a team here" form: only ever a new team. A name (or this channel) already taken is
+    an error on the form, and nothing is written: submitting `payments` from another channel must not
+    take over the payments team, its settings or its digests."""
     new, errors = apply(Team(name="new", channel=channel), values)
     if errors:
         return new, {}, errors
