@@ -45,6 +45,7 @@ PROJECT = "TEAM"
 TEAM_ISSUES = 4000
 JIRA_USER, JIRA_TOKEN = "bench@acme.com", "bench-token-not-secret"
 HOUR, DAY = 3600.0, 86400.0
+HEAVY = ("scipy", "numpy")  # named beside a command's time when it loaded them
 # The team's workflow, by the Jira status names the fake serves (metrics.sample.STATUSES).
 BACKLOG, SELECTED, IN_PROGRESS, IN_REVIEW, DONE = (
     "Backlog",
@@ -183,14 +184,32 @@ def run_vsm(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str
     proc = subprocess.run([vsm_exe(), *args], env=env, cwd=cwd, capture_output=True, text=True)
     took = time.perf_counter() - began
     if proc.returncode != 0:
-        raise RuntimeError(f"vsm {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        raise RuntimeError(f"vsm {' '.join(args)} exited {proc.returncode}: {' '.join(errors)[-2000:]}")
     return took, proc.stdout
+
+
+def heavy_imports(args: list[str], env: dict[str, str], cwd: Path) -> list[str]:
+    """Which of the big numerical packages one `vsm` process loaded (``-X importtime``): the
+    usual reason a command is slow, shown beside its time."""
+    proc = subprocess.run(
+        [vsm_exe(), *args],
+        env=env | {"PYTHONPROFILEIMPORTTIME": "1"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    names = {
+        line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")
+    }
+    return [name for name in HEAVY if name in names]
 
 
 def time_commands(
     metrics: list[str], where: list[str], team: str, env: dict[str, str], cwd: Path, runs: int
 ) -> list[dict]:
-    """Per metric: one untimed run (it stores the replayed flows), then ``runs`` timed ones."""
+    """Per metric: one untimed run (it stores the replayed flows), then ``runs`` timed ones, then
+    one untimed run that names the numerical packages the command loaded."""
     rows = []
     for metric in metrics:
         args = ["metric", metric, "--team", team, "--period", PERIOD, *where]
@@ -200,7 +219,10 @@ def time_commands(
         except RuntimeError as exc:
             rows.append({"metric": metric, "error": str(exc)})
             continue
-        rows.append({"metric": metric, "median_ms": statistics.median(times), "max_ms": max(times)})
+        loads = heavy_imports(args, env, cwd)
+        rows.append(
+            {"metric": metric, "median_ms": statistics.median(times), "max_ms": max(times), "loads": loads}
+        )
     return rows
 
 
@@ -246,20 +268,24 @@ def verdict(team: dict, flow: set[str]) -> list[str]:
         if "error" in r:
             misses.append(f"{r['metric']}: {r['error']}")
         elif r["metric"] in flow and r["median_ms"] > TARGET_MS:
-            misses.append(f"{r['metric']}: median {r['median_ms']:.0f} ms > {TARGET_MS:.0f} ms")
+            loads = f" (loads {', '.join(r['loads'])})" if r["loads"] else ""
+            misses.append(f"{r['metric']}: median {r['median_ms']:.0f} ms > {TARGET_MS:.0f} ms{loads}")
     return misses
 
 
 def table(result: dict, flow: set[str], judged: bool) -> list[str]:
-    lines = [result["what"], f"  {'metric':<24}{'median ms':>10}{'max ms':>9}"]
+    lines = [result["what"], f"  {'metric':<24}{'median ms':>10}{'max ms':>9}  {'':<6}loads"]
     for r in result["rows"]:
         if "error" in r:
             lines.append(f"  {r['metric']:<24}ERROR {r['error']}")
             continue
         mark = ""
         if judged and r["metric"] in flow:
-            mark = "  pass" if r["median_ms"] <= TARGET_MS else "  FAIL"
-        lines.append(f"  {r['metric']:<24}{r['median_ms']:>10.0f}{r['max_ms']:>9.0f}{mark}")
+            mark = "pass" if r["median_ms"] <= TARGET_MS else "FAIL"
+        loads = ", ".join(r["loads"])
+        lines.append(
+            f"  {r['metric']:<24}{r['median_ms']:>10.0f}{r['max_ms']:>9.0f}  {mark:<6}{loads}".rstrip()
+        )
     return lines
 
 

@@ -94,6 +94,14 @@ def run_jam(jira_url: str) -> tuple[float, dict]:
         return took, read_jam(folder)
 
 
+def jam_startup() -> float:
+    """Wall time of ``jira-agile-metrics --help``: the tool's imports (pandas, matplotlib, seaborn,
+    statsmodels) with no work, to tell its start-up from its fetching and computing."""
+    began = time.perf_counter()
+    subprocess.run([str(JAM), "--help"], capture_output=True, check=True)
+    return time.perf_counter() - began
+
+
 def _rows(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
@@ -201,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     now = anchor(args.day)
     until = datetime.fromtimestamp(now, UTC).date()
     since = until - timedelta(days=365)  # the whole history: the team's issues span 52 weeks
-    jam_times, vsm_times = [], []
+    jam_times, vsm_times, startups = [], [], []
     with jira_team(args.issues, now) as jira:
         for _ in range(args.runs):
+            startups.append(jam_startup())
             took, jam = run_jam(jira.url)
             jam_times.append(took)
             times, ours = run_vsm_side(jira.url, now, since, until)
@@ -217,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  {'jira-agile-metrics (fetch, cycle time, percentiles, throughput, CFD)':<72}{statistics.median(jam_times):>7.2f} s"
     )
+    label = "  of which its start-up alone (jira-agile-metrics --help)"
+    print(f"  {label:<72}{statistics.median(startups):>7.2f} s")
     for name, seconds in med.items():
         label = "vsm sync (fetch and store)" if name == "sync" else f"vsm metric {name} --json"
         print(f"  {label:<72}{seconds:>7.2f} s")
