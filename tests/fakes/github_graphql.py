@@ -65,81 +65,83 @@ TIMELINE_TYPES = {
     "merged": "MergedEvent",
     "reopened": "ReopenedEvent",
 }
+
+
+def _item_type(typename: str) -> str:
+    """``ReadyForReviewEvent`` -> ``READY_FOR_REVIEW_EVENT`` (the ``itemTypes`` enum's spelling)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", typename).upper()
+
+
 ACTOR_TYPES = {"Bot", "Mannequin", "Organization"}  # REST ``user.type``; anything else is a User
 
 # A subset of GitHub's public schema (octokit/graphql-schema), same names, types and nullability;
-# descriptions, most fields and the Node/UniformResourceLocatable interfaces left out.
-SDL = """
+# descriptions, most fields and the Node/UniformResourceLocatable interfaces left out. The types that
+# GitHub repeats field for field (the actors, the connections and their edges, the timeline events)
+# are written once below and stamped out per name.
+DEPRECATED_ID = (
+    'databaseId: Int @deprecated(reason: "`databaseId` will be removed because it does not support '
+    '64-bit signed integer identifiers. Use `fullDatabaseId` instead. Removal on 2024-07-01 UTC.")'
+)
+ACTOR_FIELDS = ("avatarUrl(size: Int): URI!", "login: String!", "resourcePath: URI!", "url: URI!")
+
+
+def _fields(*fields: str) -> str:
+    """A type's body, one field a line, in GitHub's alphabetical order."""
+    return "".join(f"  {f}\n" for f in sorted(fields))
+
+
+def _actor_sdl(name: str) -> str:
+    return f"type {name} implements Actor {{\n{_fields(*ACTOR_FIELDS, 'databaseId: Int', 'id: ID!')}}}"
+
+
+def _connection_sdl(prefix: str, node: str, *counts: str) -> str:
+    """``<prefix>Connection`` of ``node`` items (``counts``: its fields besides the usual four) and
+    its ``<prefix>Edge``."""
+    fields = _fields(
+        f"edges: [{prefix}Edge]", f"nodes: [{node}]", "pageInfo: PageInfo!", "totalCount: Int!", *counts
+    )
+    return f"type {prefix}Connection {{\n{fields}}}\n\ntype {prefix}Edge {{ cursor: String! node: {node} }}"
+
+
+def _event_sdl(name: str) -> str:
+    return f"type {name} {{ actor: Actor createdAt: DateTime! id: ID! }}"
+
+
+EVENTS = sorted(TIMELINE_TYPES.values())
+
+SDL = f"""
 scalar BigInt
 scalar DateTime
 scalar GitObjectID
 scalar URI
 
-type Query {
+type Query {{
   repository(owner: String!, name: String!, followRenames: Boolean = true): Repository
-}
+}}
 
-type Repository {
+type Repository {{
   id: ID!
   nameWithOwner: String!
   pullRequest(number: Int!): PullRequest
-}
+}}
 
-interface Actor {
-  avatarUrl(size: Int): URI!
-  login: String!
-  resourcePath: URI!
-  url: URI!
-}
+interface Actor {{
+{_fields(*ACTOR_FIELDS)}}}
 
-type User implements Actor {
-  avatarUrl(size: Int): URI!
-  databaseId: Int
-  id: ID!
-  login: String!
-  resourcePath: URI!
-  url: URI!
-}
+{chr(10).join(_actor_sdl(name) for name in ("User", *sorted(ACTOR_TYPES)))}
 
-type Bot implements Actor {
-  avatarUrl(size: Int): URI!
-  databaseId: Int
-  id: ID!
-  login: String!
-  resourcePath: URI!
-  url: URI!
-}
-
-type Mannequin implements Actor {
-  avatarUrl(size: Int): URI!
-  databaseId: Int
-  id: ID!
-  login: String!
-  resourcePath: URI!
-  url: URI!
-}
-
-type Organization implements Actor {
-  avatarUrl(size: Int): URI!
-  databaseId: Int
-  id: ID!
-  login: String!
-  resourcePath: URI!
-  url: URI!
-}
-
-type PageInfo {
+type PageInfo {{
   endCursor: String
   hasNextPage: Boolean!
   hasPreviousPage: Boolean!
   startCursor: String
-}
+}}
 
-enum PullRequestState { CLOSED MERGED OPEN }
+enum PullRequestState {{ CLOSED MERGED OPEN }}
 
-enum PullRequestReviewState { APPROVED CHANGES_REQUESTED COMMENTED DISMISSED PENDING }
+enum PullRequestReviewState {{ APPROVED CHANGES_REQUESTED COMMENTED DISMISSED PENDING }}
 
-type PullRequest {
+type PullRequest {{
   additions: Int!
   author: Actor
   baseRefName: String!
@@ -148,7 +150,7 @@ type PullRequest {
   closedAt: DateTime
   commits(after: String, before: String, first: Int, last: Int): PullRequestCommitConnection!
   createdAt: DateTime!
-  databaseId: Int @deprecated(reason: "`databaseId` will be removed because it does not support 64-bit signed integer identifiers. Use `fullDatabaseId` instead. Removal on 2024-07-01 UTC.")
+  {DEPRECATED_ID}
   deletions: Int!
   fullDatabaseId: BigInt
   headRefName: String!
@@ -170,82 +172,47 @@ type PullRequest {
   title: String!
   updatedAt: DateTime!
   url: URI!
-}
+}}
 
-type PullRequestReview {
+type PullRequestReview {{
   author: Actor
   body: String!
   createdAt: DateTime!
-  databaseId: Int @deprecated(reason: "`databaseId` will be removed because it does not support 64-bit signed integer identifiers. Use `fullDatabaseId` instead. Removal on 2024-07-01 UTC.")
+  {DEPRECATED_ID}
   fullDatabaseId: BigInt
   id: ID!
   state: PullRequestReviewState!
   submittedAt: DateTime
   url: URI!
-}
+}}
 
-type PullRequestReviewConnection {
-  edges: [PullRequestReviewEdge]
-  nodes: [PullRequestReview]
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
+{_connection_sdl("PullRequestReview", "PullRequestReview")}
 
-type PullRequestReviewEdge { cursor: String! node: PullRequestReview }
-
-type Commit {
+type Commit {{
   authoredDate: DateTime!
   committedDate: DateTime!
   id: ID!
   message: String!
   oid: GitObjectID!
-}
+}}
 
-type PullRequestCommit { commit: Commit! id: ID! url: URI! }
+type PullRequestCommit {{ commit: Commit! id: ID! url: URI! }}
 
-type PullRequestCommitConnection {
-  edges: [PullRequestCommitEdge]
-  nodes: [PullRequestCommit]
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
+{_connection_sdl("PullRequestCommit", "PullRequestCommit")}
 
-type PullRequestCommitEdge { cursor: String! node: PullRequestCommit }
+type Label {{ color: String! description: String id: ID! name: String! }}
 
-type Label { color: String! description: String id: ID! name: String! }
+{_connection_sdl("Label", "Label")}
 
-type LabelConnection {
-  edges: [LabelEdge]
-  nodes: [Label]
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
+{chr(10).join(_event_sdl(event) for event in TIMELINE_TYPES.values())}
 
-type LabelEdge { cursor: String! node: Label }
+union PullRequestTimelineItems = {" | ".join(EVENTS)}
 
-type ReadyForReviewEvent { actor: Actor createdAt: DateTime! id: ID! }
-type ConvertToDraftEvent { actor: Actor createdAt: DateTime! id: ID! }
-type ClosedEvent { actor: Actor createdAt: DateTime! id: ID! }
-type MergedEvent { actor: Actor createdAt: DateTime! id: ID! }
-type ReopenedEvent { actor: Actor createdAt: DateTime! id: ID! }
+enum PullRequestTimelineItemsItemType {{
+  {" ".join(_item_type(event) for event in EVENTS)}
+}}
 
-union PullRequestTimelineItems =
-  ClosedEvent | ConvertToDraftEvent | MergedEvent | ReadyForReviewEvent | ReopenedEvent
-
-enum PullRequestTimelineItemsItemType {
-  CLOSED_EVENT CONVERT_TO_DRAFT_EVENT MERGED_EVENT READY_FOR_REVIEW_EVENT REOPENED_EVENT
-}
-
-type PullRequestTimelineItemsConnection {
-  edges: [PullRequestTimelineItemsEdge]
-  filteredCount: Int!
-  nodes: [PullRequestTimelineItems]
-  pageCount: Int!
-  pageInfo: PageInfo!
-  totalCount: Int!
-}
-
-type PullRequestTimelineItemsEdge { cursor: String! node: PullRequestTimelineItems }
+{_connection_sdl("PullRequestTimelineItems", "PullRequestTimelineItems", "filteredCount: Int!", "pageCount: Int!")}
 """
 
 
@@ -401,11 +368,6 @@ def _event(e: dict) -> dict:
         "createdAt": e["created_at"],
         "id": e.get("node_id") or f"E_{e.get('id')}",
     }
-
-
-def _item_type(typename: str) -> str:
-    """``ReadyForReviewEvent`` -> ``READY_FOR_REVIEW_EVENT`` (the ``itemTypes`` enum's spelling)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", typename).upper()
 
 
 def _raiser(type_: str, message: str):
