@@ -13,10 +13,10 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from builders import ts
 from slackkit import assert_valid_message
 
 from bot.format import duration, one_decimal
@@ -178,14 +178,13 @@ def test_the_key_lists_hold_what_they_must():
     assert {"production_environments", "allow_plain_http"} <= read
 
 
-def _utc(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-
-
-def _flow(workflow: Workflow, created: str, changes: list[tuple[str, str, str]]):
-    """An item replayed from ``(when, from, to)`` status changes, times in UTC."""
-    moves = [Transition(_utc(at), n, None, a, None, b) for n, (at, a, b) in enumerate(changes)]
-    return replay(workflow, _utc(created), None, changes[-1][2], moves)
+def _flow(workflow: Workflow, created: str, initial: str, steps: list[tuple[str, str]]):
+    """An item created in ``initial`` and replayed through ``(when, to)`` status changes, times in UTC."""
+    moves, status = [], initial
+    for n, (at, to) in enumerate(steps):
+        moves.append(Transition(ts(at), n, None, status, None, to))
+        status = to
+    return replay(workflow, ts(created), None, status, moves)
 
 
 WORKED = Workflow.from_config(
@@ -206,16 +205,17 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
     pay7 = _flow(
         WORKED,
         "2026-03-02T09:00",
+        "To Do",
         [
-            ("2026-03-03T10:00", "To Do", "Selected"),
-            ("2026-03-04T09:00", "Selected", "In Progress"),
-            ("2026-03-05T11:00", "In Progress", "To Do"),
-            ("2026-03-06T09:30", "To Do", "In Progress"),
-            ("2026-03-09T14:00", "In Progress", "In Review"),
-            ("2026-03-10T16:30", "In Review", "Done"),
+            ("2026-03-03T10:00", "Selected"),
+            ("2026-03-04T09:00", "In Progress"),
+            ("2026-03-05T11:00", "To Do"),
+            ("2026-03-06T09:30", "In Progress"),
+            ("2026-03-09T14:00", "In Review"),
+            ("2026-03-10T16:30", "Done"),
         ],
     )
-    cycle, lead = (pay7.done - pay7.committed) / 3600, (pay7.done - _utc("2026-03-02T09:00")) / 3600
+    cycle, lead = (pay7.done - pay7.committed) / 3600, (pay7.done - ts("2026-03-02T09:00")) / 3600
     assert (cycle, lead) == (103.0, 199.5)
     assert f"= {cycle:g} h, shown `{duration(cycle)}`" in text
     assert f"= {lead:g} h, shown `{duration(lead)}`" in text
@@ -228,13 +228,14 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
     plat12 = _flow(
         WORKED,
         "2026-03-06T09:00",
+        "To Do",
         [
-            ("2026-03-09T09:00", "To Do", "Selected"),
-            ("2026-03-09T13:00", "Selected", "In Progress"),
-            ("2026-03-10T13:00", "In Progress", "Blocked"),
-            ("2026-03-11T09:00", "Blocked", "In Progress"),
-            ("2026-03-11T17:00", "In Progress", "In Review"),
-            ("2026-03-12T11:00", "In Review", "Done"),
+            ("2026-03-09T09:00", "Selected"),
+            ("2026-03-09T13:00", "In Progress"),
+            ("2026-03-10T13:00", "Blocked"),
+            ("2026-03-11T09:00", "In Progress"),
+            ("2026-03-11T17:00", "In Review"),
+            ("2026-03-12T11:00", "Done"),
         ],
     )
     active, cycle = active_seconds(WORKED, plat12) / 3600, (plat12.done - plat12.committed) / 3600
