@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
 from slack_bolt import App
 
@@ -18,6 +17,7 @@ from metrics.config import parse_target
 from metrics.errors import VsmError
 from metrics.teams import (
     DAYS,
+    DIGEST_TIME,
     NUDGE_KINDS,
     TEAM_NAME,
     TEAM_RULES,
@@ -194,7 +194,7 @@ def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     day, time = values.get("day") or "mon", values.get("time") or "09:00"
     if day not in DAYS:
         errors["day"] = "A day of the week."
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(time)):
+    if not DIGEST_TIME.fullmatch(str(time)):
         errors["time"] = "A time such as 09:00."
     elif 1 <= int(time[:2]) < 3:
         errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."

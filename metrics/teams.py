@@ -49,6 +49,7 @@ TEAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 # or a mention such as `<!channel>` would fail on every post, or ping a whole channel.
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{1,31}")
 USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
+DIGEST_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")  # HH:MM, 24 h
 DEFAULT_WORKFLOW = {
     "backlog": ["Backlog", "To Do", "Open"],
     "committed": ["Selected", "Selected for Development", "Ready"],
@@ -219,7 +220,7 @@ def check_digest(digest: dict) -> None:
     day, time = digest.get("day", "mon"), digest.get("time", "09:00")
     if str(day).lower()[:3] not in DAYS:
         raise VsmError(f"digest: day {shown(day)} is not one of {', '.join(DAYS)}")
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(time)):
+    if not DIGEST_TIME.fullmatch(str(time)):
         raise VsmError(f"digest: time {shown(time)} must be HH:MM (24 h)")
     try:
         check_number("period_days", digest.get("period_days", 28))
