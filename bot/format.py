@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
-from metrics.catalogue.base import Metric
+from metrics.catalogue.base import Metric, one_decimal
 from metrics.digest import headline
 
 SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def one_decimal(x: float) -> str:
-    return str(Decimal(repr(float(x))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def duration(hours: float | None) -> str:

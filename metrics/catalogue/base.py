@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from metrics import stats
@@ -120,6 +121,11 @@ def low_sample_note(result: Result) -> list[str]:
 
 def hours(seconds: float) -> float:
     return round(seconds / 3600, 4)
+
+
+def one_decimal(x: float) -> str:
+    """Half-up at one decimal, as every figure is shown (the bot's formats and the catalogue's notes)."""
+    return str(Decimal(repr(float(x))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def span(ref: dict, start: float, end: float, **extra) -> Observation | None:

@@ -18,7 +18,6 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from metrics import stats
@@ -33,6 +32,7 @@ from metrics.catalogue.base import (
     hours,
     last_tested_week,
     low_sample_note,
+    one_decimal,
     series_weeks,
     tested_points,
     xmr_verdict,
@@ -103,11 +103,6 @@ def unmapped_time_note(items: Iterable[Item]) -> list[str]:
 
 def _most_first(entry: tuple[str, float]) -> tuple[float, str]:
     return -entry[1], entry[0]
-
-
-def one_decimal(x: float) -> str:
-    """Half-up at one decimal, as figures are shown (bot.format.one_decimal; metrics cannot import bot)."""
-    return str(Decimal(repr(float(x))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def delivered(it: Item) -> bool:
