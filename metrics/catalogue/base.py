@@ -186,7 +186,8 @@ def baseline_window(window: Window, history_start: float | None = float("-inf"))
     return Window(local_midnight(start, window.tz), local_midnight(first, window.tz))
 
 
-def week_of(ts: float, window: Window) -> date:
+def local_day(ts: float, window: Window) -> date:
+    """The team-local date of an instant (of a week start: its Monday)."""
     return datetime.fromtimestamp(ts, window.tz).date()
 
 
@@ -195,14 +196,16 @@ def tested_points(points: Iterable[tuple[float, float | None, bool]], w: Window)
     weeks that start inside ``w`` and have a value. A partial current week always looks low, and a week
     begun before the window is not the window's."""
     return [
-        (week_of(s, w), v) for s, v, complete in points if complete and w.start <= s < w.end and v is not None
+        (local_day(s, w), v)
+        for s, v, complete in points
+        if complete and w.start <= s < w.end and v is not None
     ]
 
 
 def last_tested_week(w: Window, now: float) -> date | None:
     """The period's last completed week: a run ending there is "recent"."""
     weeks = [s for s, _e, complete in series_weeks(w, now) if complete and s >= w.start]
-    return week_of(weeks[-1], w) if weeks else None
+    return local_day(weeks[-1], w) if weeks else None
 
 
 def not_enough_history(weeks: int) -> str:
@@ -341,7 +344,7 @@ class Metric:
         for s, e, complete in series_weeks(window, data.now):
             week = between(s, e)
             series.append(
-                {"week": week_of(s, window).isoformat(), "value": self.weekly(week)}
+                {"week": local_day(s, window).isoformat(), "value": self.weekly(week)}
                 | ({"p85": self.weekly_p85(week)} if self.judged_on_p85 else {})
                 | ({} if complete else {"partial": True})
             )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from metrics import stats
 from metrics.catalogue.base import (
@@ -43,6 +43,7 @@ from metrics.catalogue.base import (
     Metric,
     Observation,
     Result,
+    local_day,
     span,
 )
 from metrics.dataset import Deployment, Incident, PullRequest, TeamData, named_rows
@@ -59,10 +60,6 @@ FAILURE_RATE_CLUSTERS = {
 
 def _in(values) -> str:
     return ",".join("?" * len(values)) or "NULL"
-
-
-def _local_day(ts: float, window: Window) -> date:
-    return datetime.fromtimestamp(ts, window.tz).date()
 
 
 def frequency_level(median_days_per_week: float, median_days_per_month: float) -> str:
@@ -291,7 +288,7 @@ class DeploymentFrequency(Metric):
             result.value = result.previous = None
             result.notes.append("no services or repositories configured: no deployments to count")
             return result
-        days = {_local_day(d.finished, window) for d in data.deployments(window.start)}
+        days = {local_day(d.finished, window) for d in data.deployments(window.start)}
         result.extra.update(deployment_days(days, window))
         return result
 
