@@ -2,7 +2,7 @@
 uploaded to the channel with ``files_upload_v2`` (``files.upload`` is retired).
 
 The limits are the ones the figure's signal was judged against (``Result.limits``: the XmR limits of
-its baseline, METRICS.md "Any chart of the series draws these same limits"), never limits of the weeks
+its baseline, docs/metrics.md "Any chart of the series draws these same limits"), never limits of the weeks
 shown: a chart that drew other lines than the verdict used could show a point outside its limits next
 to "within normal variation". A target judged on p85 (durations, PR size) is drawn against the weekly
 p85, its own labelled line, beside the weekly median the limits are about.

@@ -1,4 +1,4 @@
-"""``vsm``: the command line (INTERFACE.md). Errors are one line on stderr and exit code 2."""
+"""``vsm``: the command line (README "Command line"). Errors are one line on stderr and exit code 2."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ MAX_TEAMS = 15  # 6 blocks a team keeps the view under Slack's 100
 
 
 class SeenEvents:
-    """Event ids seen in the last hour: Slack retries an event it thinks we missed (SLACK.md)."""
+    """Event ids seen in the last hour: Slack retries an event it thinks we missed (docs/slack.md)."""
 
     def __init__(self, ttl: float = 3600) -> None:
         self.ttl = ttl

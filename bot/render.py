@@ -1,7 +1,7 @@
 """Jinja2 rendering for Slack payloads and terminal text, with Slack's escaping rules built in.
 
 Slack templates (``*.json.j2``) produce JSON. Every ``{{ ... }}`` is escaped twice by default: for mrkdwn
-(``&``, ``<``, ``>`` and nothing else, per SLACK.md) and for a JSON string. Text we built ourselves
+(``&``, ``<``, ``>`` and nothing else, per docs/slack.md) and for a JSON string. Text we built ourselves
 (a link with a configured URL, a ``<@U…>`` mention) is marked ``Trusted`` and skips the mrkdwn step;
 ``plain`` text is cut to a length and skips it too, since ``plain_text`` is never parsed for mentions.
 """

@@ -1,7 +1,7 @@
 """``vsm.toml``: read with the standard library, checked up front, every error naming its key and line.
 
 The file declares the database, the sources (secrets only by environment-variable name), the teams
-(created in the database on first start) and org settings. See INTERFACE.md for the contract.
+(created in the database on first start) and org settings. The keys are documented in docs/sources.md and docs/slack.md.
 """
 
 from __future__ import annotations

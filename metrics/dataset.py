@@ -123,7 +123,7 @@ class PullRequest:
 @dataclass(slots=True)
 class Deployment:
     """One deployment: a (service, environment, pipeline run)'s successful production records, placed
-    at the run's last finish (METRICS.md: an observation belongs to the window of its end event).
+    at the run's last finish (docs/metrics.md: an observation belongs to the window of its end event).
     ``id``, ``sha`` and ``url`` are the last record's; ``started`` the run's first record's."""
 
     source: str
@@ -211,7 +211,7 @@ class TeamData:
     def history_start(self, sources: tuple[str, ...]) -> float | None:
         """The first instant from which every one of ``sources`` (``items``, ``prs``, ``deployments``,
         ``incidents``, ``sprints``) has data for the team; None when one has none. Weeks before it are
-        unknown, not zeros (METRICS.md "Signal versus noise"). A sync reads a tool from
+        unknown, not zeros (docs/metrics.md "Signal or noise"). A sync reads a tool from
         ``history_days`` back by *update* time, so the history begins at the earliest update stored
         (an item's last status change, a PR's update, a deployment's finish, an incident's creation,
         a sprint's start): an open item's older creation date says nothing of the weeks it falls in."""

@@ -1,4 +1,4 @@
-"""Percentiles, process-behaviour (XmR) limits and two-sample tests, exactly as METRICS.md defines them."""
+"""Percentiles, process-behaviour (XmR) limits and two-sample tests, exactly as docs/metrics.md defines them."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Finding:
 
 
 def xmr_finding(baseline: Sequence[float], current: Sequence[float], lim: Limits) -> Finding | None:
-    """The first rule (in METRICS.md's order) the current points break against ``lim``, or None.
+    """The first rule (in docs/metrics.md's order) the current points break against ``lim``, or None.
 
     Rules: a point beyond a natural process limit; 3 of 4 consecutive points beyond X̄ ± 1.33·mR̄ on
     one side; 8 in a row on one side of X̄ (a run may start in the baseline). Of several runs of one
@@ -99,7 +99,7 @@ def xmr_finding(baseline: Sequence[float], current: Sequence[float], lim: Limits
 
 
 def week_label(monday: date) -> str:
-    """``19 Oct``: the Monday a week starts, as METRICS.md words a run's end."""
+    """``19 Oct``: the Monday a week starts, as docs/metrics.md words a run's end."""
     return f"{monday.day} {monday:%b}"
 
 

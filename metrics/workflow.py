@@ -1,4 +1,4 @@
-"""Workflow mapping and stage dates: the jira-agile-metrics rules of METRICS.md, on exact instants.
+"""Workflow mapping and stage dates: the jira-agile-metrics rules of docs/metrics.md, on exact instants.
 
 A team maps the tool's statuses to ordered stages: ``backlog`` -> ``committed`` -> in-progress stages
 (each active or waiting) -> ``done``. ``replay`` turns one item's status history into stage dates, a
@@ -203,7 +203,7 @@ def replay(
 
 
 def replay_steps(workflow: Workflow, steps: Sequence[tuple[float, int | None, str | None]]) -> Flow:
-    """Stage dates by METRICS.md rules 1–5, exact instants.
+    """Stage dates by docs/metrics.md rules 1–5, exact instants.
 
     ``steps`` are ``(at, stage index or None if unmapped, status label)`` in replay order, the first
     being the status the item was created in, at ``created``.
@@ -262,7 +262,7 @@ def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[f
     """Time in active stages between committed and done, walking the status timeline.
 
     Time inside an impediment (flagged) interval counts as waiting when the team opts in: the caller
-    passes those intervals. Time in an unmapped status counts as waiting (METRICS.md): a status nobody
+    passes those intervals. Time in an unmapped status counts as waiting (docs/metrics.md): a status nobody
     mapped ("Blocked", "On Hold") is not active work, so carrying the previous stage through it would
     count a blocked item as busy. Only stage dates ignore an unmapped status.
     """

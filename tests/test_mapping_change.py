@@ -84,7 +84,7 @@ def test_flows_stored_under_the_old_mapping_are_never_read_and_are_dropped_once_
 
 
 def test_mapping_blocked_to_a_waiting_stage_keeps_the_figure_and_drops_the_note():
-    """Time in an unmapped status already waits (METRICS.md); mapping it names the stage, so the
+    """Time in an unmapped status already waits (docs/metrics.md); mapping it names the stage, so the
     figure stays and the note asking about it goes."""
     db = new_db()
     save_team(db, team(), who="U1")

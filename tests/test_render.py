@@ -1,4 +1,4 @@
-"""Rendering: Slack escaping in templates and display formats (METRICS.md: one decimal, half-up)."""
+"""Rendering: Slack escaping in templates and display formats (docs/metrics.md: one decimal, half-up)."""
 
 from bot import format as fmt
 from bot.render import Trusted, cut_mrkdwn, escape_mrkdwn, link, slack_env

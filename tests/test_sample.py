@@ -19,7 +19,7 @@ from tests.builders import new_db
 
 END = date(2026, 4, 13)  # 26 weeks back is 2025-10-13: both DST changes of London and New York inside
 CUTOFF = datetime(2026, 4, 13, tzinfo=UTC).timestamp()
-# The ids of METRICS.md's tables (the catalogue is written elsewhere; the settings must name these).
+# The ids of docs/metrics.md's tables (the catalogue is written elsewhere; the settings must name these).
 METRIC_IDS = {
     "cycle-time",
     "lead-time",

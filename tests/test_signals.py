@@ -1,4 +1,4 @@
-"""Signal versus noise (METRICS.md): a baseline holds only weeks on or after the first week in which the
+"""Signal versus noise (docs/metrics.md): a baseline holds only weeks on or after the first week in which the
 metric's source has data, a short history gives a note instead of an XmR verdict, a partial week is
 not tested, a run says when it ended, and a chart draws the limits the verdict used.
 

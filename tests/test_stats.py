@@ -8,7 +8,7 @@ from metrics import stats
 
 
 def test_percentile_linear_interpolation_matches_metrics_md():
-    # METRICS.md: [1,2,3,4,10] -> p50 = 3; p85: h = 4*0.85 = 3.4 -> 4 + 0.4*(10-4) = 6.4
+    # docs/metrics.md: [1,2,3,4,10] -> p50 = 3; p85: h = 4*0.85 = 3.4 -> 4 + 0.4*(10-4) = 6.4
     assert stats.percentile([10, 1, 3, 2, 4], 0.5) == 3
     assert stats.percentile([1, 2, 3, 4, 10], 0.85) == pytest.approx(6.4)
 

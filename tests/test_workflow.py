@@ -1,4 +1,4 @@
-"""Stage dates by METRICS.md rules 1-6, on exact instants (metrics.workflow.replay)."""
+"""Stage dates by docs/metrics.md rules 1-6, on exact instants (metrics.workflow.replay)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def flow_of(created: str, initial: str, steps: list[tuple[str, str]], wf: Workfl
     return replay(wf, ts(created), None, current, trans)
 
 
-# -- the worked example of METRICS.md -------------------------------------------------------------------
+# -- the worked example of docs/metrics.md -------------------------------------------------------------------
 def test_worked_example_backfills_committed_from_first_dated_in_flow_stage():
     f = flow_of(
         "2026-01-01 09:00",

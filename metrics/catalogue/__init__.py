@@ -1,4 +1,4 @@
-"""The metric catalogue: every metric of METRICS.md, by stable id.
+"""The metric catalogue: every metric of docs/metrics.md, by stable id.
 
 Families live in their own modules (``flow``, ``forecast``, ``dora``, ``pull_requests``, ``scrum``);
 each lists its metrics in ``METRICS``. ``compute`` is the one entry point the CLI, the Slack app and

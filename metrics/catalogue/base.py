@@ -232,7 +232,7 @@ def xmr_verdict(
     last_week: date | None,
     bounds: tuple[bool, float | None] = (True, None),
 ) -> Verdict:
-    """METRICS.md's XmR rules on (Monday, value) points against the ``baseline`` points of ``base``.
+    """docs/metrics.md's XmR rules on (Monday, value) points against the ``baseline`` points of ``base``.
     Fewer than 12 weeks of history in ``base`` (or, for a sparse series, fewer than 12 weeks with a
     point) give no verdict but a note saying so, so that "no signal" is never read as "within normal
     variation". Otherwise the limits are kept with the verdict: a chart draws the very lines the
@@ -390,7 +390,7 @@ class Metric:
         return replace(verdict, signal=two_sample, note=None) if two_sample else verdict
 
     def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> str | None:
-        """Mann–Whitney for durations, Fisher's exact for rates (METRICS.md), worded, or None."""
+        """Mann–Whitney for durations, Fisher's exact for rates (docs/metrics.md), worded, or None."""
         if self.kind == DURATION:
             p = stats.mann_whitney_p(in_window, in_base)
             if p is not None and p < stats.ALPHA:

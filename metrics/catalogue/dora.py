@@ -4,14 +4,14 @@ A deployment is what ``TeamData.deployments`` returns: one successful production
 environment, pipeline run), keeping the run's last finish; a redeploy is a new run and counts again.
 Each deployment's ``changes`` are the PRs it shipped for the first time to that service.
 
-One rule places a deployment, everywhere: the run's last finish (METRICS.md: an observation belongs to
+One rule places a deployment, everywhere: the run's last finish (docs/metrics.md: an observation belongs to
 the window of its end event). A run whose first records finished before a load's start and whose last
 finished after it is a deployment after that start in every metric (frequency, lead time, failure and
 rework rates) and in the checks for what shipped or finished earlier (``_shipped_before``,
 ``_any_deployment_before``), which therefore skip its records. Items are keyed by the deployment's own
 id (``Deployment.ref``): a redeploy of the same sha is another item.
 
-Linking rules (METRICS.md, as Apache DevLake):
+Linking rules (docs/metrics.md, as Apache DevLake):
 - a PR's deployment is the first (by finish) successful production deployment of the team whose
   changes hold it; a PR already shipped before the loaded horizon is not re-counted at a later one;
 - an incident links to the latest deployment of the team that finished strictly before the incident
@@ -22,7 +22,7 @@ A PR merged before S but deployed after it is missing there, so the PRs a deploy
 completed here with one query per repository by (repo, number) (``_load_prs_by_key``). Those rows only
 carry what lead time and rework need (no reviews).
 
-Performance levels follow METRICS.md's table and are context for the team, never a ranking.
+Performance levels follow docs/metrics.md's table and are context for the team, never a ranking.
 """
 
 from __future__ import annotations

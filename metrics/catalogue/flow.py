@@ -1,11 +1,11 @@
-"""The flow (Kanban) family of METRICS.md: every figure starts from the replayed stage dates.
+"""The flow (Kanban) family of docs/metrics.md: every figure starts from the replayed stage dates.
 
 Shared rules, applied the same way in every metric here:
 
 - An item is *flow-eligible* when it has a committed date (rule 6: items closed without flow never
   entered the team's system and stay out of cycle time, throughput, WIP, flow efficiency and net flow).
 - Discarded resolutions (*Won't Do*, *Duplicate*) stay out of throughput, cycle time and flow
-  efficiency only, as METRICS.md lists. Read literally, they (and items closed without flow) still
+  efficiency only, as docs/metrics.md lists. Read literally, they (and items closed without flow) still
   count in lead time, flow distribution and time to value; the explain items flag them.
 - Historical WIP uses the final stage dates (as a cumulative-flow diagram does): an item is in WIP at
   ``t`` iff ``committed <= t < done`` (done = +inf when not done).
@@ -90,7 +90,7 @@ UNNAMED = "a status with no name"  # time in a status code the store has no name
 def unmapped_time_note(items: Iterable[Item]) -> list[str]:
     """Names each unmapped status with its hours in the cycles of ``items``, most first.
 
-    That time counts as waiting (METRICS.md): the note says so, so that a team whose efficiency
+    That time counts as waiting (docs/metrics.md): the note says so, so that a team whose efficiency
     dropped because nobody mapped "Blocked" sees why, and can map it to a waiting stage."""
     total: Counter = Counter()
     for it in items:
@@ -259,7 +259,7 @@ class CycleTime(_ItemMetric):
 class LeadTime(_ItemMetric):
     """Created -> done for every item done in the window.
 
-    METRICS.md excludes items closed without flow and discarded items from other metrics, not from
+    docs/metrics.md excludes items closed without flow and discarded items from other metrics, not from
     lead time: they count here (lead time needs no commitment) and the explain items flag them.
     """
 
@@ -321,7 +321,7 @@ class FlowEfficiency(_ItemMetric):
 
     value = median of the item ratios in %, ``extra.mean`` their mean. Cycle time 0 is skipped (and
     counted in a note). With the team's ``impediments_wait`` option, flagged time inside active stages
-    counts as waiting. Time in an unmapped status after commitment counts as waiting (METRICS.md), and
+    counts as waiting. Time in an unmapped status after commitment counts as waiting (docs/metrics.md), and
     a note names those statuses with their hours: a low figure may be a mapping nobody finished.
     """
 

@@ -1,4 +1,4 @@
-"""Monte Carlo forecast (METRICS.md "Forecast"): resample the team's recent daily throughput.
+"""Monte Carlo forecast (docs/metrics.md "Forecast"): resample the team's recent daily throughput.
 
 Calendar: all days. The history is the 84 complete local days (12 weeks) before the as-of instant's
 local day, zero-filled; the forecast covers whole local days from the first local midnight at or after

@@ -13,7 +13,7 @@ stored is complete. The stored node is the API's node with each connection's ``n
 its ``pageInfo`` dropped (a cursor into a finished read means nothing later).
 
 GraphQL answers 200 even for errors, and a field that fails is null in ``data`` with an error naming
-its ``path``. Each error is judged on its own (SOURCES.md, "GitHub GraphQL"):
+its ``path``. Each error is judged on its own (docs/sources.md, "GitHub GraphQL"):
 
 - about the whole query (no PR alias in its ``path``): ``RATE_LIMITED`` (or a secondary-limit
   message) is waited out like a REST rate limit (``x-ratelimit-reset``, else at least a minute); an

@@ -368,7 +368,7 @@ class Http:
         return failures, waited + wait
 
     def _rate_limit_wait(self, resp: requests.Response, failures: int) -> float | None:
-        """Seconds to wait for a 429 / rate-limit 403 (SOURCES.md order), None for a plain 403."""
+        """Seconds to wait for a 429 / rate-limit 403 (docs/sources.md order), None for a plain 403."""
         h = resp.headers
         retry_after = h.get("Retry-After")
         if retry_after is not None:

@@ -6,7 +6,7 @@ created, items[{field, fieldtype, fieldId, from, fromString, to, toString}]}``, 
 the API user's zone as ``2026-01-05T09:00:00.000+0000``, Agile sprints ``{id, self, state, name,
 startDate, endDate, completeDate, createdDate, originBoardId, goal}``.
 
-Cloud (``deployment="cloud"``) behaves as SOURCES.md says:
+Cloud (``deployment="cloud"``) behaves as docs/sources.md says:
 
 - ``GET /rest/api/3/search/jql``: ``nextPageToken`` (opaque, tied to its query, absent on the last
   page), ``isLast``, no ``total``; ``fields`` defaults to ``id`` only; a bounded JQL is required;

@@ -1,4 +1,4 @@
-"""A loopback mock of Slack's Web API (SLACK.md, "Testing a Slack app without Slack").
+"""A loopback mock of Slack's Web API (Slack's own testing advice; docs/layout.md "Conventions").
 
 Every call is recorded with its method, auth header and decoded body (form or JSON). Replies are
 ``{"ok": true, ...}`` with canned fields per method; ``server.fail("/chat.postMessage", Fault(429,
