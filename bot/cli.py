@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--http", action="store_true")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address HTTP mode listens on (default 127.0.0.1: put a TLS proxy in front; 0.0.0.0 for all)",
+    )
     return parser
 
 
@@ -282,7 +287,7 @@ def cmd_serve(args, cfg: Config) -> int:
     from metrics.runtime import settle
 
     settle()  # after the app's imports: the long-lived process's modules are frozen out of the GC
-    serve(cfg, args.db or cfg.db_path, http=args.http, port=args.port)
+    serve(cfg, args.db or cfg.db_path, http=args.http, host=args.host, port=args.port)
     return 0
 
 

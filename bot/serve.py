@@ -41,7 +41,15 @@ def _need(env: Mapping[str, str], name: str, why: str) -> str:
     return value
 
 
-def serve(cfg: Config, db_path: str, *, http: bool, port: int, env: Mapping[str, str] | None = None) -> None:
+def serve(
+    cfg: Config,
+    db_path: str,
+    *,
+    http: bool,
+    port: int,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+) -> None:
     env = os.environ if env is None else env
     bot_token = _need(env, "SLACK_BOT_TOKEN", "the bot token, xoxb-…")
     if http:
