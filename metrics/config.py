@@ -32,6 +32,7 @@ from metrics.workflow import Workflow
 
 SOURCE_KINDS = ("jira", "github", "gitlab", "pagerduty")
 DEFAULT_CONFIG = "vsm.toml"
+DEFAULT_PRODUCTION = ("production",)
 SECTIONS = ("database", "slack", "schedule", "source", "team", "org")
 SCHEDULE_KEYS = ("sync_every_minutes", "grace_hours")
 TEAM_KEYS = ("name", "waiting_stages", *TEAM_RULES)
@@ -44,6 +45,13 @@ DEPLOYMENT_SIGNALS = {
 # needs a bounded query.
 REQUIRED = {"jira": ("url", "jql")}
 URL_ALLOWED = "an http:// or https:// URL with a host, such as https://acme.atlassian.net"
+
+
+def production_environments(source: dict) -> list[str]:
+    """The environment names whose deployments count, as a GitHub or GitLab source configures them:
+    ``production`` when it names none, for both tools (docs/sources.md), so a source left at its
+    defaults still has deployments."""
+    return list(source.get("production_environments") or DEFAULT_PRODUCTION)
 
 
 def _is_url(value: object) -> bool:

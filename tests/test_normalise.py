@@ -638,6 +638,17 @@ def test_github_deployments():
     )
 
 
+def test_github_deployments_count_in_production_when_no_environment_is_configured():
+    """A source left at its defaults counts deployments to ``production`` (docs/sources.md), as
+    GitLab does: with no list configured none counted before."""
+    db = new_db()
+    defaults = {"kind": "github", "url": "https://api.github.com"}
+    for kind, external_id, payload in github_payloads():
+        ingest(db, "github", kind, external_id, None, payload, defaults)
+    rows = {r["id"]: r["production"] for r in db["deployments"].rows}
+    assert rows["1001"] == 1
+
+
 def test_github_compare_links_merged_prs_only():
     db = new_db()
     ingest_github(db)

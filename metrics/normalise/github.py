@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 
+from metrics.config import production_environments
 from metrics.store.raw import get_raw, replace_children, upsert
 from metrics.timeutil import parse_instant
 
@@ -329,7 +330,7 @@ def deployment_row(payload: dict, source: str, production_environments: list[str
 def normalise_deployment(
     db, source: str, payload: dict, options: dict, external_id: str | None = None
 ) -> None:
-    row = deployment_row(payload, source, list(options.get("production_environments") or []))
+    row = deployment_row(payload, source, production_environments(options))
     upsert(db, "deployments", row, ("source", "id"))
 
 
@@ -377,8 +378,8 @@ RUN_FINAL = ("completed",)
 SEVERITY_LABEL = re.compile(r"^(sev(erity)?[\s:/_-]*\w+|p[0-4])$", re.IGNORECASE)
 
 
-def _production_environment(production_environments: list[str]) -> str:
-    return (list(production_environments) or ["production"])[0]
+def _production_environment(environments: list[str]) -> str:
+    return environments[0]
 
 
 def release_row(payload: dict, source: str, production_environments: list[str]) -> dict | None:
@@ -444,14 +445,14 @@ def _replace_deployment(db, source: str, deployment_id: str, row: dict | None) -
 
 def normalise_release(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
     """Upsert the release's deployment row; a release turned back into a draft loses it."""
-    row = release_row(payload, source, list(options.get("production_environments") or []))
+    row = release_row(payload, source, production_environments(options))
     _replace_deployment(db, source, f"{RELEASE}{payload['id']}", row)
 
 
 def normalise_workflow_run(
     db, source: str, payload: dict, options: dict, external_id: str | None = None
 ) -> None:
-    row = workflow_run_row(payload, source, list(options.get("production_environments") or []))
+    row = workflow_run_row(payload, source, production_environments(options))
     upsert(db, "deployments", row, ("source", "id"))
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 
+from metrics.config import production_environments
 from metrics.normalise.github import find_refs
 from metrics.store.raw import get_raw, replace_children, upsert
 from metrics.timeutil import parse_instant
@@ -370,9 +371,7 @@ def normalise_deployment(
     db, source: str, payload: dict, options: dict, external_id: str | None = None
 ) -> None:
     project, _ = split_deployment_id(external_id or "")
-    row = deployment_row(
-        payload, source, project, list(options.get("production_environments") or ["production"])
-    )
+    row = deployment_row(payload, source, project, production_environments(options))
     upsert(db, "deployments", row, ("source", "id"))
 
 
@@ -405,7 +404,7 @@ def _split_pipeline_id(external_id: str) -> tuple[str, str]:
 def normalise_pipeline(db, source: str, payload: dict, options: dict, external_id: str | None = None) -> None:
     """A successful pipeline on the deploy branch as a production deployment of its project."""
     project, pid = _split_pipeline_id(external_id or "")
-    environments = list(options.get("production_environments") or ["production"])
+    environments = production_environments(options)
     row = {
         "source": source,
         "id": f"pipeline-{pid}",

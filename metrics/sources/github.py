@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from metrics.config import production_environments
 from metrics.normalise import github as gh
 from metrics.sources import github_graphql as graphql
 from metrics.sources.base import Connector
@@ -91,7 +92,7 @@ class GitHubConnector(Connector):
 
     @property
     def environments(self) -> list[str]:
-        return list(self.ctx.source.get("production_environments") or ["production"])
+        return production_environments(self.ctx.source)
 
     @property
     def signal(self) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
+from metrics.config import production_environments
 from metrics.normalise import gitlab as gl
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
@@ -68,7 +69,7 @@ class GitLabConnector(Connector):
 
     @property
     def environments(self) -> list[str]:
-        return list(self.ctx.source.get("production_environments") or ["production"])
+        return production_environments(self.ctx.source)
 
     def sync(self, stream: str, state: dict) -> dict:
         """Each project on its own: one failing project does not stop the others (its error is raised
