@@ -145,22 +145,63 @@ MIN_SIDE = 10
 ALPHA = 0.05
 
 
+def _average_ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
+    """Ranks 1..n in the order of ``values``, tied values sharing their average rank, and the size
+    of each group of ties (for the variance's tie correction)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided Mann–Whitney U p-value, or None with fewer than 10 observations a side."""
-    if len(a) < MIN_SIDE or len(b) < MIN_SIDE:
+    """Two-sided Mann–Whitney U p-value, or None with fewer than 10 observations a side.
+
+    The normal approximation with tie correction and continuity correction: what scipy's
+    ``mannwhitneyu`` computes for samples this size (it is exact only below 9 a side, which never
+    reaches here). Written out because importing scipy.stats costs about half a second, three times
+    a command's whole budget; tests/test_stats.py checks it against scipy.
+    """
+    n1, n2 = len(a), len(b)
+    if n1 < MIN_SIDE or n2 < MIN_SIDE:
         return None
     if len(set(a) | set(b)) == 1:
         return 1.0
-    from scipy import stats as _scipy  # here: scipy.stats costs half a second of every start-up
-
-    return float(_scipy.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    ranks, ties = _average_ranks([*a, *b])
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    n = n1 + n2
+    tie_term = sum(t**3 - t for t in ties)
+    sd = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+    z = (u - n1 * n2 / 2 - 0.5) / sd
+    return min(1.0, max(0.0, math.erfc(z / math.sqrt(2))))  # 2 · P(Z > z)
 
 
 def fisher_p(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float | None:
-    """Two-sided Fisher's exact p-value for two proportions, or None with fewer than 10 a side."""
+    """Two-sided Fisher's exact p-value for two proportions, or None with fewer than 10 a side.
+
+    The sum of the probabilities of every table with the same margins that is no more likely than
+    the one observed, in exact integer arithmetic (the hypergeometric numerators share one
+    denominator), as scipy's ``fisher_exact`` defines it; written out for the same start-up reason
+    as ``mann_whitney_p`` and checked against scipy in tests/test_stats.py.
+    """
     if n_a < MIN_SIDE or n_b < MIN_SIDE:
         return None
-    table = [[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]]
-    from scipy import stats as _scipy  # here: scipy.stats costs half a second of every start-up
+    hits = hits_a + hits_b
 
-    return float(_scipy.fisher_exact(table, alternative="two-sided").pvalue)
+    def weight(x: int) -> int:  # tables with x hits in a: C(n_a, x) · C(n_b, hits - x)
+        return math.comb(n_a, x) * math.comb(n_b, hits - x)
+
+    observed = weight(hits_a)
+    support = range(max(0, hits - n_b), min(hits, n_a) + 1)
+    as_extreme = sum(w for w in map(weight, support) if w <= observed)
+    return min(1.0, as_extreme / math.comb(n_a + n_b, hits))

@@ -73,7 +73,8 @@ def heavy(modules: set[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def team_db(tmp_path_factory) -> Path:
-    """One team with work done in the last weeks, enough for a throughput figure and its series."""
+    """One team with work done in the last weeks and in the months before: enough for a figure, its
+    series and a two-sample test of the window against its baseline (10 or more a side)."""
     path = tmp_path_factory.mktemp("startup") / "vsm.db"
     db = open_db(path)
     save_team(db, team(), who="test")
@@ -84,6 +85,17 @@ def team_db(tmp_path_factory) -> Path:
             f"PAY-{n}",
             f"2026-10-{day:02d} 09:00",
             [(f"2026-11-{day - 1:02d} 10:00", "In Progress"), (done, "Done")],
+        )
+    for n, day in enumerate(range(1, 28), start=100):  # slower work, a month or two before
+        month = 8 + n % 2
+        item(
+            db,
+            f"PAY-{n}",
+            f"2026-{month - 1:02d}-{day:02d} 09:00",
+            [
+                (f"2026-{month:02d}-{day:02d} 10:00", "In Progress"),
+                (f"2026-{month + 1:02d}-{day:02d} 16:00", "Done"),
+            ],
         )
     db.conn.close()
     return path
@@ -107,12 +119,35 @@ def test_catalogue_listing_loads_nothing_heavy(tmp_path):
     assert heavy(imported("metrics", "--json", cwd=tmp_path)) == []
 
 
-def test_a_flow_metric_loads_nothing_heavy(team_db, tmp_path):
+@pytest.mark.parametrize("metric", ["throughput", "cycle-time", "lead-time", "wip", "aging-wip"])
+def test_a_flow_metric_loads_nothing_heavy(team_db, tmp_path, metric):
+    """Cycle and lead time run a Mann–Whitney test on this team (written out in metrics.stats, not
+    scipy's), WIP counts with bisect (not numpy)."""
     modules = imported(
-        "metric", "throughput", "--team", "pay", "--period", "30d", "--db", str(team_db), cwd=tmp_path
+        "metric", metric, "--team", "pay", "--period", "30d", "--db", str(team_db), cwd=tmp_path
     )
     assert "metrics.catalogue.flow" in modules
     assert heavy(modules) == []
+
+
+def test_the_fixture_team_reaches_the_two_sample_test(team_db, monkeypatch, capsys):
+    """The probe above means something only if cycle time's test ran: it needs 10 items a side."""
+    import bot.cli
+    from metrics.catalogue.base import Metric
+
+    calls = []
+    original = Metric.two_sample
+
+    def spy(self, in_window, in_base, base):
+        calls.append((len(in_window), len(in_base)))
+        return original(self, in_window, in_base, base)
+
+    monkeypatch.setattr(Metric, "two_sample", spy)
+    monkeypatch.setenv("VSM_NOW", NOW)
+    assert (
+        bot.cli.main(["metric", "cycle-time", "--team", "pay", "--period", "30d", "--db", str(team_db)]) == 0
+    )
+    assert calls and min(calls[0]) >= 10, calls
 
 
 def test_listing_teams_loads_neither_the_catalogue_nor_anything_heavy(team_db, tmp_path):

@@ -75,3 +75,42 @@ def test_two_sample_tests_need_ten_a_side():
     assert stats.fisher_p(1, 9, 1, 10) is None
     assert stats.fisher_p(10, 10, 0, 10) < 0.001
     assert stats.fisher_p(5, 10, 5, 10) == pytest.approx(1.0)
+
+
+def _samples(rnd, n: int, kind: str, shift: float) -> list[float]:
+    if kind == "continuous":
+        return [rnd.expovariate(1) + shift for _ in range(n)]
+    return [float(rnd.randint(0, 4) + round(shift)) for _ in range(n)]  # heavy ties, as hours in days
+
+
+def test_mann_whitney_agrees_with_scipy():
+    """The written-out normal approximation (ties, continuity) gives scipy's p-value on samples
+    of every size a signal meets, with and without ties, with and without a real shift."""
+    import random
+
+    from scipy.stats import mannwhitneyu
+
+    rnd = random.Random(7)
+    for case in range(300):
+        kind, shift = rnd.choice(["continuous", "ties"]), rnd.choice([0.0, 0.3, 1.0])
+        a = _samples(rnd, rnd.randint(10, 120), kind, 0.0)
+        b = _samples(rnd, rnd.randint(10, 120), kind, shift)
+        expected = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        assert stats.mann_whitney_p(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-300), case
+
+
+def test_fisher_agrees_with_scipy():
+    import random
+
+    from scipy.stats import fisher_exact
+
+    rnd = random.Random(11)
+    cases = [(0, 10, 0, 10), (10, 10, 10, 10), (0, 10, 10, 10), (3, 40, 3, 40), (1, 500, 30, 500)]
+    for _ in range(300):
+        n_a, n_b = rnd.randint(10, 200), rnd.randint(10, 200)
+        cases.append((rnd.randint(0, n_a), n_a, rnd.randint(0, n_b), n_b))
+    for hits_a, n_a, hits_b, n_b in cases:
+        table = [[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]]
+        expected = float(fisher_exact(table, alternative="two-sided").pvalue)
+        got = stats.fisher_p(hits_a, n_a, hits_b, n_b)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-300), (hits_a, n_a, hits_b, n_b)
