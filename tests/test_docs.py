@@ -83,23 +83,25 @@ def source_keys_read() -> set[str]:
     """The ``[[source]]`` keys connectors (``self.ctx.source``, ``source``) and normalisers
     (``options``) read by name: ``x.get("key"…)`` or ``x["key"]``."""
     keys = set()
+    paths = [ROOT / "metrics" / "config.py"]  # its production_environments(source), shared by both tools
     for folder in ("sources", "normalise"):
-        for path in sorted((ROOT / "metrics" / folder).glob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                    table, key = (
-                        (_name(node.func.value), node.args[0]) if node.func.attr == "get" else (None, None)
-                    )
-                elif isinstance(node, ast.Subscript):
-                    table, key = _name(node.value), node.slice
-                else:
-                    continue
-                if (
-                    table in ("source", "options")
-                    and isinstance(key, ast.Constant)
-                    and isinstance(key.value, str)
-                ):
-                    keys.add(key.value)
+        paths += sorted((ROOT / "metrics" / folder).glob("*.py"))
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+                table, key = (
+                    (_name(node.func.value), node.args[0]) if node.func.attr == "get" else (None, None)
+                )
+            elif isinstance(node, ast.Subscript):
+                table, key = _name(node.value), node.slice
+            else:
+                continue
+            if (
+                table in ("source", "options")
+                and isinstance(key, ast.Constant)
+                and isinstance(key.value, str)
+            ):
+                keys.add(key.value)
     return keys
 
 
