@@ -763,6 +763,7 @@ def test_rebuild_reproduces_identical_rows():
         "reviews": 5,
         "deployments": 3,
         "deployment_changes": 1,
+        "deployment_commits": 3,
         "incidents": 1,
     }
     db.execute("update work_items set status = 'tampered'")

@@ -34,6 +34,7 @@ NORMALISED_TABLES = (
     "reviews",
     "deployments",
     "deployment_changes",
+    "deployment_commits",
     "incidents",
 )
 

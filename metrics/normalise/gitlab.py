@@ -32,7 +32,7 @@ import json
 import re
 
 from metrics.config import production_environments
-from metrics.normalise.github import find_refs
+from metrics.normalise.github import find_refs, forget_changes, link_deployment, link_pull
 from metrics.store.raw import get_raw, replace_children, upsert
 from metrics.timeutil import parse_instant
 
@@ -306,6 +306,7 @@ def derive_merge_request(db, source: str, project: str, iid: int, mr: dict | Non
         diffs=get_raw(db, source, "merge_request_diffs", ext),
     )
     upsert(db, "pull_requests", row, ("source", "repo", "number"))
+    link_pull(db, source, project, iid, row["merge_sha"])
     reviews = review_rows(
         notes or [],
         get_raw(db, source, "merge_request_approvals", ext),
@@ -425,27 +426,11 @@ def normalise_pipeline_compare(
     db, source: str, payload: dict, options: dict, external_id: str | None = None
 ) -> None:
     """The MRs a pipeline shipped: merged MRs of the project whose merge (or squash, or fast-forward
-    head) commit is among the compare's commits. MRs must be normalised first (``ORDER``)."""
+    head) commit is among the compare's commits. Joined both ways (``github.link_deployment`` here,
+    ``link_pull`` when an MR is written), so an MR stored after the compare is linked too."""
     project, pid = _split_pipeline_id(external_id or "")
     shas = [c.get("id") for c in payload.get("commits") or [] if c.get("id")]
-    numbers: set[int] = set()
-    for start in range(0, len(shas), 500):
-        part = shas[start : start + 500]
-        numbers |= {
-            r[0]
-            for r in db.execute(
-                "select number from pull_requests where source = ? and repo = ? "
-                f"and merge_sha in ({', '.join('?' * len(part))})",
-                [source, project, *part],
-            )
-        }
-    did = f"pipeline-{pid}"
-    replace_children(
-        db,
-        "deployment_changes",
-        {"source": source, "deployment_id": did},
-        [{"source": source, "deployment_id": did, "repo": project, "number": n} for n in sorted(numbers)],
-    )
+    link_deployment(db, source, f"pipeline-{pid}", project, shas)
 
 
 # -- deletions --------------------------------------------------------------------------------------
@@ -471,7 +456,7 @@ def forget_deployment(db, source: str, project: str, did: str) -> None:
         [source, deployment_id(project, did), *DEPLOYMENT_KINDS],
     )
     db.execute("delete from deployments where source = ? and id = ?", [source, str(did)])
-    db.execute("delete from deployment_changes where source = ? and deployment_id = ?", [source, str(did)])
+    forget_changes(db, source, str(did))
 
 
 NORMALISERS = {

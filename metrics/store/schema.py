@@ -332,3 +332,39 @@ def m006_deployments_by_run(db):
     # A deployment is a pipeline run's records (metrics.dataset): its records that finished before a
     # load's start are found by run, not by scanning the service's whole history.
     db["deployments"].create_index(["run"])
+
+
+@MIGRATIONS()
+def m007_deployment_commits(db):
+    # The commits of each compare that decides what a deployment shipped (GitHub ``compare``, GitLab
+    # ``pipeline_compare``), by deployment: a PR stored after the compare is linked by its merge commit
+    # (metrics.normalise.github.link_pull), so a pulls stream that failed while the deployments
+    # stream went on no longer loses those links for good. Filled from the stored compares, and the
+    # links a failed sync had missed are made now.
+    _clustered(
+        db,
+        "deployment_commits",
+        {"source": str, "deployment_id": str, "repo": str, "sha": str},
+        pk=("source", "deployment_id", "sha"),
+    )
+    db["deployment_commits"].create_index(["source", "repo", "sha"])
+    db.execute(
+        "insert or ignore into deployment_commits (source, deployment_id, repo, sha) "
+        "select r.source, r.external_id, d.service, json_extract(c.value, '$.sha') "
+        "from raw r join deployments d on d.source = r.source and d.id = r.external_id, "
+        "json_each(r.payload, '$.commits') c "
+        "where r.kind = 'compare' and json_extract(c.value, '$.sha') is not null"
+    )
+    db.execute(
+        "insert or ignore into deployment_commits (source, deployment_id, repo, sha) "
+        "select d.source, d.id, d.service, json_extract(c.value, '$.id') "
+        "from deployments d join raw r on r.source = d.source and r.kind = 'pipeline_compare' "
+        "and r.external_id = d.service || '/pipelines/' || substr(d.id, 10), "
+        "json_each(r.payload, '$.commits') c "
+        "where d.id like 'pipeline-%' and json_extract(c.value, '$.id') is not null"
+    )
+    db.execute(
+        "insert or ignore into deployment_changes (source, deployment_id, repo, number) "
+        "select k.source, k.deployment_id, k.repo, p.number from deployment_commits k "
+        "join pull_requests p on p.source = k.source and p.repo = k.repo and p.merge_sha = k.sha"
+    )
