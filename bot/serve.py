@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from bot.app import create_app, web_client
 from bot.scheduler import Scheduler
@@ -18,7 +19,38 @@ from metrics.sources.sync import sync_sources
 from metrics.store import open_db
 from metrics.teams import seed_from_config
 
+if TYPE_CHECKING:
+    from slack_bolt import App
+
 log = logging.getLogger("vsm.serve")
+
+# HTTP mode's server (waitress, through Bolt's WSGI adapter). Why each value:
+EVENTS_PATH = "/slack/events"  # the one request URL of the manifest: commands, interactivity, events
+THREADS = 8
+"""Threads that run the app. Reading and writing sockets is done by one event loop, so a slow or idle
+client holds no thread; a thread is held only from a complete request to its answer. Bolt acknowledges
+first and runs the work on its own pool, so an answer takes milliseconds; 8 lets a few slow ones
+(a modal's ``views.open`` call to Slack, a busy database) overlap without queueing the rest."""
+CHANNEL_TIMEOUT_S = 20
+"""A connection with no byte in either direction for this long is closed: an idle connection, a
+request line or headers never finished, a body shorter than its Content-Length. Slack sends a
+request in one go and gives up on an answer after 3 s, so 20 s only ever cuts dead connections,
+while leaving a reverse proxy's keep-alive connections (keep its idle timeout below this) open."""
+CLEANUP_INTERVAL_S = 2
+"""How often the timeout above is checked (waitress's default, 30 s, would let a dead connection live
+up to 50 s)."""
+CONNECTION_LIMIT = 500
+"""Open connections at once; past this waitress stops accepting (the kernel's backlog queues the
+rest) instead of failing. Dead ones cost a socket each until the timeout cuts them, so the limit is
+high; it stays under the usual 1,024 open files a process may have, with room for the database and
+the connections to Slack."""
+MAX_BODY_BYTES = 1 << 20
+"""Slack's payloads are small: a slash command is under 1 KB, the largest (a modal submission with
+its view, 100 blocks at most) tens of KB. 1 MiB leaves room and refuses anything bigger with 413
+before it is read into memory."""
+MAX_HEADER_BYTES = 16 << 10
+"""Slack sends a dozen short headers; a proxy adds a few ``X-Forwarded-*``. 16 KiB (waitress's default
+is 256 KiB) bounds what a client can make the server hold for a request that has not started."""
 
 
 def sync_job(sources: list[dict], db_path: str) -> None:
@@ -80,8 +112,89 @@ def serve(
     )
     scheduler.start()
     if http:
-        app.start(port=port, path="/slack/events")
+        http_server(app, host=host, port=port).run()
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         SocketModeHandler(app, app_token).start()
+
+
+def _timestamp_ok(value: str | None) -> bool:
+    """Slack's ``X-Slack-Request-Timestamp`` is Unix seconds in ASCII digits. Bolt's verifier calls
+    ``int()`` on it, so anything else (``abc``, ``²``, ``1e9``) raised inside Bolt and came back as a
+    500 with a traceback; the front refuses it instead, as the unsigned request it is."""
+    return value is not None and 0 < len(value) <= 12 and value.isascii() and value.isdigit()
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    """A client-chosen string (a path) as it may go into a log line: quoted, cut, no line breaks."""
+    return repr(text[:limit])
+
+
+def wsgi_app(app: App, path: str = EVENTS_PATH) -> Callable[..., Iterable[bytes]]:
+    """The WSGI application HTTP mode serves: only ``POST path`` reaches the Bolt app, anything else
+    is a 404. Every refusal is one log line with the client's address, never a header value or the
+    body (a slash command's body carries Slack's legacy verification ``token``)."""
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    bolt = SlackRequestHandler(app, path=path)
+    # Bolt's verifier logs a refused request's signature, timestamp and whole body at INFO: the one
+    # line below says what matters without them.
+    logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
+
+    def answer(start_response: Callable[..., Any], status: str) -> list[bytes]:
+        body = status.encode()
+        start_response(
+            status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def application(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method, where = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        client = environ.get("REMOTE_ADDR", "?")
+        if method != "POST" or where != path:
+            log.info("404 %s %s from %s", _one_line(method, 10), _one_line(where), client)
+            return answer(start_response, "404 Not Found")
+        if not _timestamp_ok(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")):
+            log.warning("401 from %s: X-Slack-Request-Timestamp missing or not a number", client)
+            return answer(start_response, "401 Unauthorized")
+        status: list[str] = []
+
+        def record(s: str, headers: list, exc_info: Any = None) -> Callable:
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        try:
+            out = bolt(environ, record)
+        except Exception as e:  # Bolt answers its listeners' errors itself; this is a bug in the adapter
+            log.error("500 from %s: %s: %s", client, type(e).__name__, " ".join(str(e).split())[:200])
+            return answer(start_response, "500 Internal Server Error")
+        if status and status[0].startswith("401"):
+            log.warning("401 from %s: bad signature, or a timestamp more than 5 minutes off", client)
+        return out
+
+    return application
+
+
+def http_server(app: App, *, host: str, port: int) -> Any:
+    """Waitress serving :func:`wsgi_app` on ``host:port``; ``.run()`` serves until the process ends.
+    Bolt's ``App.start`` is a development server that handles one connection at a time, so one idle
+    or half-sent connection stalled every other request (docs/slack.md, "Run it")."""
+    from waitress.server import create_server
+
+    server = create_server(
+        wsgi_app(app),
+        host=host,
+        port=port,
+        threads=THREADS,
+        channel_timeout=CHANNEL_TIMEOUT_S,
+        cleanup_interval=CLEANUP_INTERVAL_S,
+        connection_limit=CONNECTION_LIMIT,
+        max_request_body_size=MAX_BODY_BYTES,
+        max_request_header_size=MAX_HEADER_BYTES,
+        asyncore_use_poll=True,  # select() cannot watch a descriptor numbered 1,024 or more
+        expose_tracebacks=False,
+        ident="vsm-bot",
+    )
+    log.info("serving Slack requests on http://%s:%s%s", host, server.effective_port, EVENTS_PATH)
+    return server
