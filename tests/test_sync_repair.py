@@ -25,7 +25,7 @@ from metrics.catalogue import compute
 from metrics.sources.http import Policy
 from metrics.sources.sync import sync_source
 from metrics.store.schema import MIGRATIONS
-from metrics.timeutil import Window, local_midnight, zone
+from metrics.timeutil import Window, local_midnight, parse_instant, zone
 
 GH_TOKEN = "ghp_R3pairT0kenValue0123456789abcdefXYZ"
 PAY = "acme/pay"
@@ -271,3 +271,32 @@ def test_the_migration_links_what_stored_compares_hold_and_a_failed_sync_left_un
     assert changes(db, "github") == {("77", PAY, 1), ("77", PAY, 2)}
     assert changes(db, "gitlab") == {("pipeline-9", MOBILE, 1), ("pipeline-9", MOBILE, 2)}
     assert db.execute("select count(*) from deployment_commits").fetchone()[0] == 4
+
+
+# -- the deployments stream's own derived part: the compares -------------------------------------------
+@pytest.mark.parametrize("signal", ["deployments", "releases"])
+def test_deployments_stored_whose_compares_failed_are_linked_by_the_next_sync(signal):
+    """The compares run after the deployments are stored; when they fail, the stored deployments are
+    no longer "changed" on the next sync, which must still make their compares."""
+    gh = FakeGitHub(GH_TOKEN)
+    try:
+        github_history(gh)
+        if signal == "releases":
+            for k, dep in enumerate(sorted(gh.deployments[PAY].values(), key=lambda d: d["id"])):
+                gh.release(PAY, f"v1.{k}", parse_instant(dep["created_at"]) + 600, target=dep["sha"])
+        source = {**github_source(gh), "deployment_signal": signal}
+        clean = new_db()
+        assert run_sync(clean, source, "GITHUB_TOKEN", GH_TOKEN, NOW).ok
+        assert len(changes(clean)) > 100
+        gh.outage = lambda req: "/compare/" in req.path
+        db = new_db()
+        failed = run_sync(db, source, "GITHUB_TOKEN", GH_TOKEN, NOW)
+        assert [e.split(":")[0] for e in failed.errors] == ["deployments"], failed.errors
+        assert changes(db) == set()
+        gh.outage = None
+        repaired = run_sync(db, source, "GITHUB_TOKEN", GH_TOKEN, NOW)
+        assert repaired.ok, repaired.errors
+        assert changes(db) == changes(clean)
+        assert lead_time(db) == lead_time(clean)
+    finally:
+        gh.close()

@@ -7,7 +7,7 @@ Streams and state (one ``sync_status`` row per stream, one entry per repository 
 
     pulls:       {"repos": {"o/r": {"cursor": ISO, "walk": {"floor", "top", "next"}?, "unread": {n: why}?}}}
     deployments: {"signal": "deployments", "repos": {"o/r": {"production": {"cursor", "open", "edge",
-                  "reconciled"}}}}   (releases: one entry per repo; workflow_runs: "pass" as below)
+                  "reconciled", "link_from"?}}}}   (releases: one entry per repo; workflow_runs: "pass")
     incidents:   {"repos": {"o/r": {"incident": {"cursor": ISO}, "reconciled": ISO}}}
 
 Pull requests take no ``since``: the list is walked newest-updated first and the walk stops at the first
@@ -31,7 +31,10 @@ production environment, newest first, with their statuses), ``releases`` (publis
 that are halved until each holds at most 1,000 runs: the API's cap per filtered query). Deployments still
 running are remembered (``open``) and re-read until final. Each successful deployment is linked to the
 PRs it shipped by ``compare/<previous successful sha>...<sha>``; the first one in the history window is
-compared with the newest successful deployment before it (``edge``). Deletions: every
+compared with the newest successful deployment before it (``edge``). A deployment that changed marks
+the compares from its start as to be made (``link_from``, saved with the deployment itself), and the
+mark goes only once they are made: a compare that fails is made by the next sync. PRs stored after
+their deployment's compare are linked to it when they are stored (``metrics.normalise.github``). Deletions: every
 ``RECONCILE_EVERY`` the window's ids are listed and each stored id missing from the listing is
 confirmed by a single GET (404) before its rows go. Workflow runs deleted in GitHub are kept: runs are
 deleted by clean-up, and a deployment that ran stays in the DORA history.
@@ -261,7 +264,6 @@ class GitHubConnector(Connector):
         floor, top = self._floor(es.get("cursor")), parse_instant(es.get("cursor"))
         need_edge, past = first and "edge" not in es, 0
         seen: set[str] = set()
-        changed_from: float | None = None
         params = {"environment": environment, "per_page": PER_PAGE}
         for page in self._walk(f"repos/{repo}/deployments", params, es):
             done = False
@@ -277,20 +279,16 @@ class GitHubConnector(Connector):
                     continue
                 top = created if top is None else max(top, created)
                 seen.add(str(dep["id"]))
-                if self._deployment(repo, dep, es):
-                    changed_from = created if changed_from is None else min(changed_from, created)
+                self._deployment(repo, dep, es)
             self._save()
             if done:
                 break
         for did in sorted(set(es.get("open") or {}) - seen):
-            at = self._recheck(repo, did, es)
-            if at is not None:
-                changed_from = at if changed_from is None else min(changed_from, at)
+            self._recheck(repo, did, es)
         es.pop("walking", None)
         if top is not None:
             es["cursor"] = iso(top)
-        if changed_from is not None:
-            self._link(repo, environment, changed_from, es.get("edge"))
+        self._linked(repo, environment, es, es.get("edge"))
         if first:
             es["reconciled"] = iso(self.ctx.now)
         elif self._due(es):
@@ -316,7 +314,8 @@ class GitHubConnector(Connector):
         """Store a deployment with its statuses; keep it in ``open`` until a status is final."""
         did = str(dep["id"])
         payload = {**dep, "statuses": self._statuses(repo, did)}
-        changed = self.ctx.ingest(self.stream, "deployment", did, dep.get("updated_at"), payload)
+        at = parse_instant(dep.get("created_at"))
+        changed = self._store(es, "deployment", did, dep.get("updated_at"), payload, at)
         states = {s.get("state") for s in payload["statuses"]}
         open_ = es.setdefault("open", {})
         latest = payload["statuses"][0].get("state") if payload["statuses"] else None
@@ -336,17 +335,46 @@ class GitHubConnector(Connector):
             return True
         return False
 
-    def _recheck(self, repo: str, did: str, es: dict) -> float | None:
-        """Re-read a deployment still running that the listing did not cover; its start if changed."""
+    def _recheck(self, repo: str, did: str, es: dict) -> None:
+        """Re-read a deployment still running that the listing did not cover."""
         dep = self._maybe(f"repos/{repo}/deployments/{did}")
         if dep is None:
             es.get("open", {}).pop(did, None)
             if not es.get("open"):
                 es.pop("open", None)
             self._forget(did, "deployment", did)
-            return None
-        changed = self._deployment(repo, dep, es)
-        return parse_instant(dep.get("created_at")) if changed else None
+            return
+        self._deployment(repo, dep, es)
+
+    # -- what a deployment shipped: compares, made from what was stored --------------------------------
+    def _store(
+        self, es: dict, kind: str, ext: str, updated: str | None, payload: dict, at: float | None
+    ) -> bool:
+        """Store one deployment (a deployment, release or run); when it changed, the mark that the
+        compares from ``at`` on must be made (``link_from``) is saved in the same transaction.
+        ``_linked`` makes them and only then drops the mark: a sync that fails, or dies, between
+        storing a deployment and comparing it leaves the compares to the next sync, which would
+        otherwise see the deployment unchanged and never compare it (docs/sources.md, "A failed
+        sync")."""
+        with transaction(self.ctx.db):
+            changed = self.ctx.ingest(self.stream, kind, ext, updated, payload)
+            if changed and at is not None:
+                self._relink_from(es, at)
+        return changed
+
+    def _relink_from(self, es: dict, at: float) -> None:
+        """Mark the compares from ``at`` on as to be made, and save the mark (inside the caller's
+        transaction, with the change that calls for it)."""
+        since = parse_instant(es.get("link_from"))
+        es["link_from"] = iso(at if since is None else min(since, at))
+        self._save()
+
+    def _linked(self, repo: str, environment: str, es: dict, edge: dict | None) -> None:
+        """Make the compares ``link_from`` asks for, then drop the mark."""
+        since = parse_instant(es.get("link_from"))
+        if since is not None:
+            self._link(repo, environment, since, edge)
+            es.pop("link_from", None)
 
     def _link(self, repo: str, environment: str, since: float, edge: dict | None) -> None:
         """Compare each successful deployment started at/after ``since`` with the previous successful
@@ -384,9 +412,15 @@ class GitHubConnector(Connector):
             payload = {"url": self.ctx.http.url(path), "status": "unknown", "commits": []}
         self.ctx.ingest(self.stream, "compare", did, None, payload)
 
-    def _forget(self, deployment_id: str, raw_kind: str, raw_id: str) -> None:
+    def _forget(
+        self, deployment_id: str, raw_kind: str, raw_id: str, es: dict | None = None, at: float | None = None
+    ) -> None:
+        """A deployment deleted remotely; the one after it now ships its changes: with ``es``, the
+        compares from ``at`` (its start) are marked to be made again, in the same transaction."""
         with transaction(self.ctx.db):
             gh.forget_deployment(self.ctx.db, self.ctx.name, deployment_id, raw_kind, raw_id)
+            if es is not None and at is not None:
+                self._relink_from(es, at)
         self.ctx.changed += 1
 
     def _reconcile_deployments(self, repo: str, environment: str, es: dict) -> None:
@@ -405,17 +439,14 @@ class GitHubConnector(Connector):
             "and lower(environment) = lower(?) and started >= ?",
             [self.ctx.name, repo, environment, start],
         ).fetchall()
-        gone_from = None
         for did, started in stored:
             if did in listed or self._maybe(f"repos/{repo}/deployments/{did}") is not None:
                 continue
-            self._forget(did, "deployment", did)
             es.get("open", {}).pop(did, None)
-            gone_from = started if gone_from is None else min(gone_from, started)
+            self._forget(did, "deployment", did, es, started)
         if not es.get("open"):
             es.pop("open", None)
-        if gone_from is not None:
-            self._link(repo, environment, gone_from, es.get("edge"))
+        self._linked(repo, environment, es, es.get("edge"))
         es["reconciled"] = iso(self.ctx.now)
 
     # -- releases as deployments -----------------------------------------------------------------------
@@ -427,7 +458,6 @@ class GitHubConnector(Connector):
         floor = self.ctx.history_start if full else self._floor(rs.get("cursor"))
         top = parse_instant(rs.get("cursor"))
         listed: set[str] = set()
-        changed_from: float | None = None
         edge, past = rs.get("edge"), 0
         path = f"repos/{repo}/releases"
         if full:
@@ -454,11 +484,8 @@ class GitHubConnector(Connector):
                 top = created if top is None else max(top, created)
                 ext = f"{gh.RELEASE}{rel['id']}"
                 listed.add(ext)
-                if self.ctx.ingest(
-                    self.stream, "release", ext, rel.get("published_at") or rel.get("created_at"), rel
-                ):
-                    at = published or created
-                    changed_from = at if changed_from is None else min(changed_from, at)
+                updated = rel.get("published_at") or rel.get("created_at")
+                self._store(rs, "release", ext, updated, rel, published or created)
             self._save()
             if done:
                 break
@@ -466,14 +493,13 @@ class GitHubConnector(Connector):
         if top is not None:
             rs["cursor"] = iso(top)
         if full:
-            changed_from = self._drop_missing_releases(repo, listed, changed_from)
-        if changed_from is not None:
-            self._link(repo, gh._production_environment(self.environments), changed_from, edge)
+            self._drop_missing_releases(repo, listed, rs)
+        self._linked(repo, gh._production_environment(self.environments), rs, edge)
         if first or full:
             rs["reconciled"] = iso(self.ctx.now)
         self._save()
 
-    def _drop_missing_releases(self, repo: str, listed: set[str], changed_from: float | None) -> float | None:
+    def _drop_missing_releases(self, repo: str, listed: set[str], rs: dict) -> None:
         """Stored releases of the window the full listing lacks, confirmed gone by a single GET."""
         stored = self.ctx.db.execute(
             "select id, started from deployments where source = ? and service = ? and id like ? and started >= ?",
@@ -482,9 +508,7 @@ class GitHubConnector(Connector):
         for did, started in stored:
             if did in listed or self._maybe(f"repos/{repo}/releases/{did[len(gh.RELEASE) :]}") is not None:
                 continue
-            self._forget(did, "release", did)
-            changed_from = started if changed_from is None else min(changed_from, started)
-        return changed_from
+            self._forget(did, "release", did, rs, started)
 
     # -- workflow runs as deployments ------------------------------------------------------------------
     def _runs(self, repo: str, rs: dict) -> None:
@@ -493,7 +517,6 @@ class GitHubConnector(Connector):
         if "pass" not in rs:
             rs["pass"] = {"since": iso(self._floor(rs.get("cursor"))), "until": iso(self.ctx.now)}
         seen: set[str] = set()
-        changed_from: float | None = None
         until = parse_instant(rs["pass"]["until"])
         while parse_instant(rs["pass"]["since"]) < until:
             since = parse_instant(rs["pass"]["since"])
@@ -502,9 +525,7 @@ class GitHubConnector(Connector):
                 for run in _items(page, "actions/runs", key="workflow_runs"):
                     if self._is_deploy(run):
                         seen.add(str(run["id"]))
-                        at = self._run(run, rs)
-                        if at is not None:
-                            changed_from = at if changed_from is None else min(changed_from, at)
+                        self._run(run, rs)
             rs["pass"]["since"] = iso(end)
             self._save()
         for run_id in sorted(set(rs.get("open") or {}) - seen):
@@ -512,14 +533,11 @@ class GitHubConnector(Connector):
             if run is None:
                 rs["open"].pop(run_id, None)
                 continue
-            at = self._run(run, rs)
-            if at is not None:
-                changed_from = at if changed_from is None else min(changed_from, at)
+            self._run(run, rs)
         if not rs.get("open"):
             rs.pop("open", None)
         rs["cursor"] = rs.pop("pass")["until"]
-        if changed_from is not None:
-            self._link(repo, gh._production_environment(self.environments), changed_from, None)
+        self._linked(repo, gh._production_environment(self.environments), rs, None)
         self._save()
 
     def _run_range(self, repo: str, since: float, end: float) -> tuple[float, Iterator[Page]]:
@@ -540,16 +558,16 @@ class GitHubConnector(Connector):
         path = str(run.get("path") or "")
         return run.get("name") == wanted or path == wanted or path.rsplit("/", 1)[-1] == wanted
 
-    def _run(self, run: dict, rs: dict) -> float | None:
-        """Store a run; its start when it changed. Unfinished runs stay in ``open``."""
+    def _run(self, run: dict, rs: dict) -> None:
+        """Store a run. Unfinished runs stay in ``open``."""
         ext = f"{gh.RUN}{run['id']}"
-        changed = self.ctx.ingest(self.stream, "workflow_run", ext, run.get("updated_at"), run)
+        at = parse_instant(run.get("run_started_at") or run.get("created_at"))
+        self._store(rs, "workflow_run", ext, run.get("updated_at"), run, at)
         open_ = rs.setdefault("open", {})
         if run.get("status") == "completed":
             open_.pop(str(run["id"]), None)
         else:
             open_[str(run["id"])] = run.get("created_at")
-        return parse_instant(run.get("run_started_at") or run.get("created_at")) if changed else None
 
     # -- incidents -----------------------------------------------------------------------------------
     def _incidents(self, repo: str, rs: dict) -> None:
