@@ -19,7 +19,7 @@ import sqlite_utils
 from builders import new_db, run_sync, team, ts
 from fakes.github import FakeGitHub
 from fakes.gitlab import FakeGitLab
-from fakes.server import Fault, Reply
+from fakes.server import FakeServer, Fault, Reply
 
 from metrics.catalogue import compute
 from metrics.sources.http import Policy
@@ -300,3 +300,35 @@ def test_deployments_stored_whose_compares_failed_are_linked_by_the_next_sync(si
         assert lead_time(db) == lead_time(clean)
     finally:
         gh.close()
+
+
+# -- a walk saved under another configured url --------------------------------------------------------
+def test_a_walk_saved_under_a_url_whose_origin_changed_starts_again_from_the_top(clean_github):
+    """The pulls walk saves its next link; the source then moves (another host, port or scheme) and
+    the configured url with it. The saved link now names another origin, which the token is never
+    sent to: the walk starts again from the first page, instead of failing on every sync."""
+    expected_changes, expected_lead = clean_github
+    gh = FakeGitHub(GH_TOKEN)
+    first, moved = gh.server, FakeServer()
+    try:
+        github_history(gh)
+        listing = f"/repos/{PAY}/pulls"
+        gh.outage = lambda req: req.path == listing and req.arg("page") == "2"
+        db = new_db()
+        failed = gh_sync(db, gh)
+        assert not failed.ok and failed.errors[0].startswith("pulls:"), failed.errors
+        walk = json.loads(db.execute("select cursor from sync_status where stream = 'pulls'").fetchone()[0])[
+            "repos"
+        ][PAY]["walk"]
+        assert walk["next"].startswith(gh.url + listing)
+        gh.outage = None
+        moved.routes = first.routes  # the same API, now at another origin
+        gh.server, asked_before = moved, len(first.log)
+        repaired = gh_sync(db, gh)
+        assert repaired.ok, repaired.errors
+        assert [r.arg("page", "1") for r in moved.log if r.path == listing] == ["1", "2"]
+        assert len(first.log) == asked_before  # nothing, the token least of all, went to the old origin
+        assert changes(db) == expected_changes and lead_time(db) == expected_lead
+    finally:
+        first.close()
+        moved.close()

@@ -193,6 +193,8 @@ class GitHubConnector(Connector):
         if rs.get("unread"):
             self._store_pulls(repo, sorted(int(n) for n in rs["unread"]), rs)
         walk = rs.get("walk")
+        if walk is not None and not self.ctx.http.owns(walk.get("next") or ""):
+            walk = None  # saved under another configured url, whose origin is refused: walk again
         if walk is None:
             walk = {"floor": iso(self._floor(rs.get("cursor"))), "top": rs.get("cursor"), "next": None}
             params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}

@@ -180,6 +180,12 @@ class Http:
         self._same_origin(path_or_url, "a link")
         return path_or_url
 
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` is in the configured origin. A connector asks before following a link it
+        saved in a cursor: one saved under another configured url (the source moved) would be
+        refused for good, so the walk starts again instead."""
+        return _origin(url) == self.origin
+
     def _same_origin(self, url: str, what: str) -> None:
         """Refuse, naming both origins (never the whole URL, whose query may be signed), a URL outside
         the configured origin."""
