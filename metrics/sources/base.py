@@ -4,6 +4,13 @@ A connector lists its streams (``issues``, ``pulls``, ``deployments``...) and sy
 the stream's saved state. It stores every payload through ``SyncContext.ingest`` and saves its state
 with ``checkpoint`` after each page: an interrupted sync resumes from the last checkpoint, and the
 pages in between are simply fetched again (upserts by key make that harmless).
+
+The rule a state keeps: it only passes what was stored and derived. What depends on a part that
+failed is left for the next sync to redo: a stored item the next sync will see unchanged carries its
+pending work in the state, saved in the transaction that stores it (GitHub's ``link_from``), and a
+row joining two streams is derived from both sides (``metrics.normalise.github.link_pull``), so
+neither stream's order of arrival nor its failure can leave the join short (docs/sources.md, "A
+failed sync").
 """
 
 from __future__ import annotations
