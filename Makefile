@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench bench-slack bench-fanout bench-sync bench-cli bench-jam clean
+.PHONY: demo test lint format bench bench-slack bench-http bench-fanout bench-sync bench-cli bench-jam clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(VENV)/.installed
 bench-slack: $(VENV)/.installed
 	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
 	$(BIN)/python bench/slack_bench.py
+
+bench-http: $(VENV)/.installed
+	$(BIN)/python bench/http_bench.py
 
 bench-fanout: $(VENV)/.installed
 	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
