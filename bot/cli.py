@@ -72,27 +72,93 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def now() -> datetime:
-    """The clock; ``VSM_NOW`` (ISO 8601) pins it for reproducible runs and tests."""
+    """The clock; ``VSM_NOW`` (ISO 8601) pins it for reproducible runs and tests.
+
+    A pinned time is checked here, once, against the dates a window can be computed for
+    (``metrics.timeutil.EARLIEST``/``LATEST``): every command stretches its window from it (the
+    previous period, the baseline weeks), and a time near year 1 or 9999 would otherwise end in an
+    OverflowError deep in a metric.
+    """
     pinned = os.environ.get("VSM_NOW")
     if pinned:
         try:
             dt = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
         except ValueError as exc:
             raise VsmError(f"VSM_NOW {pinned!r} is not an ISO 8601 time") from exc
+        from datetime import timedelta
+
+        from metrics.timeutil import EARLIEST, LATEST
+
+        if not EARLIEST <= dt.date() < LATEST:
+            raise VsmError(
+                f"VSM_NOW {pinned!r} is out of range: times from {EARLIEST} to {LATEST - timedelta(days=1)}"
+            )
         return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return datetime.now(UTC)
 
 
-def _open(args, cfg: Config, *, create: bool = False) -> sqlite_utils.Database:
-    """The database, with config-declared teams seeded; only ``vsm sync`` may create it (read
-    commands never do)."""
+def _db_path(args, cfg: Config) -> str:
+    """The database file a command works on: ``--db``, else the config's (the sample's for demo)."""
+    if args.command == "demo":
+        return args.db or DEMO_DB
+    return args.db or cfg.db_path
+
+
+def _open(args, cfg: Config) -> sqlite_utils.Database:
+    """The database, read-only: the commands that only read never create or change a file.
+
+    Teams and org settings declared in vsm.toml are written into the database by the commands that
+    write (`vsm sync`, `vsm serve`: ``_open_for_writing``); here, whatever that would do or report is
+    said as a note instead.
+    """
+    from metrics.store import open_db
+
+    db = open_db(_db_path(args, cfg), readonly=True)
+    for note in _config_notes(db, cfg):
+        print(f"vsm: note: {note}", file=sys.stderr)
+    return db
+
+
+def _open_for_writing(args, cfg: Config) -> sqlite_utils.Database:
+    """The database, created when missing, with the teams and org settings of vsm.toml seeded."""
     from metrics.store import open_db
     from metrics.teams import seed_from_config
 
-    db = open_db(args.db or cfg.db_path, create=create)
+    db = open_db(_db_path(args, cfg), create=True)
     for warning in seed_from_config(db, cfg.teams, cfg.org):
         print(f"vsm: note: {warning}", file=sys.stderr)
     return db
+
+
+def _config_notes(db: sqlite_utils.Database, cfg: Config) -> list[str]:
+    """How vsm.toml's teams and org settings differ from the database, without writing: the same
+    differences ``metrics.teams.seed_from_config`` reports, plus what it would add."""
+    from metrics.teams import Team, diff, get_org
+
+    stored = {r["name"]: r["settings"] for r in db.query("select name, settings from teams")}
+    notes = []
+    for team in cfg.teams:
+        if team.name not in stored:
+            notes.append(
+                f"team {team.name}: declared in vsm.toml, not in the database yet "
+                "(`vsm sync` or `vsm serve` adds it)"
+            )
+            continue
+        changed = sorted(diff(Team.from_json(stored[team.name]), team))
+        if changed:
+            notes.append(
+                f"team {team.name}: vsm.toml differs from the database on {', '.join(changed)}; "
+                "the database wins (the team changes its settings in Slack)"
+            )
+    org = get_org(db)
+    for key, value in cfg.org.items():
+        if key not in org:
+            notes.append(
+                f"org {key}: set in vsm.toml, not in the database yet (`vsm sync` or `vsm serve` adds it)"
+            )
+        elif org[key] != value:
+            notes.append(f"org {key}: vsm.toml differs from the database; the database wins")
+    return notes
 
 
 def cmd_demo(args, cfg: Config) -> int:
@@ -105,7 +171,7 @@ def cmd_demo(args, cfg: Config) -> int:
     from metrics.teams import list_teams, seed_from_config
 
     t = now()
-    path = Path(args.db or DEMO_DB)
+    path = Path(_db_path(args, cfg))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = open_db(path)
@@ -261,7 +327,7 @@ def cmd_sync(args, cfg: Config) -> int:
     if not cfg.sources:
         raise VsmError("no [[source]] in the config: nothing to sync")
     chosen = [cfg.source(args.source)] if args.source else cfg.sources
-    db = _open(args, cfg, create=True)
+    db = _open_for_writing(args, cfg)
     progress = _Progress(sys.stderr)
     failed = []
     for source in chosen:
@@ -303,6 +369,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = cfg = None
     try:
         args = build_parser().parse_args(argv)
         from metrics.config import load_config
@@ -316,6 +383,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A database error can surface in any query, long after the file opened cleanly (a damaged
+        # page is only read when a query needs it): it is answered here, at the one boundary, rather
+        # than around every query. sqlite3 is looked up, not imported: a command that never loaded
+        # it cannot have raised its errors, and `vsm metrics` does not pay for loading it.
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is None or not isinstance(exc, sqlite3.DatabaseError) or cfg is None:
+            raise
+        from metrics.store import damaged, is_damaged
+
+        path = _db_path(args, cfg)
+        message = damaged(path, exc) if is_damaged(exc) else f"the database {path}: {exc}"
+        print(f"vsm: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,19 +181,26 @@ def test_read_commands_do_not_create_a_database(tmp_path):
     assert not (tmp_path / "nothing.db").exists()
 
 
-def test_config_teams_are_seeded_and_disagreement_is_reported(demo, tmp_path):
+def test_config_teams_are_reported_by_read_commands_without_writing(demo, tmp_path):
+    """Read commands never write: a team vsm.toml declares is a note naming the command that adds
+    it (seeding itself is `vsm sync`'s and `vsm serve`'s), and a disagreement is reported as before."""
     cwd, _ = demo
     db = tmp_path / "copy.db"
     db.write_bytes((cwd / "vsm-demo.db").read_bytes())
+    before = db.read_bytes()
     cfg = tmp_path / "vsm.toml"
-    cfg.write_text('[[team]]\nname = "newteam"\nchannel = "C9"\ntimezone = "Europe/Paris"\n')
+    cfg.write_text('[[team]]\nname = "newteam"\nchannel = "C0NEWTEAM1"\ntimezone = "Europe/Paris"\n')
     run = vsm("teams", "--json", "--config", str(cfg), "--db", str(db), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "newteam" in [t["name"] for t in json.loads(run.stdout)]
-    cfg.write_text('[[team]]\nname = "newteam"\nchannel = "C9"\ntimezone = "Asia/Tokyo"\n')
+    assert "newteam" not in [t["name"] for t in json.loads(run.stdout)]
+    assert "team newteam: declared in vsm.toml, not in the database yet" in run.stderr
+    assert "`vsm sync` or `vsm serve` adds it" in run.stderr
+    cfg.write_text('[[team]]\nname = "payments"\nchannel = "C0SAMPLEPAY"\ntimezone = "Asia/Tokyo"\n')
     run = vsm("teams", "--config", str(cfg), "--db", str(db), cwd=tmp_path)
-    assert "vsm.toml differs from the database on timezone" in run.stderr
-    assert "Europe/Paris" in run.stdout
+    assert run.returncode == 0, run.stderr
+    assert "team payments: vsm.toml differs from the database on" in run.stderr
+    assert "timezone" in run.stderr and "Europe/London" in run.stdout
+    assert db.read_bytes() == before
 
 
 def test_sync_without_sources_is_a_clear_error(tmp_path):

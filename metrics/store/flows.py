@@ -30,6 +30,7 @@ from functools import cache
 
 import sqlite_utils
 
+from metrics.store import is_readonly
 from metrics.workflow import Flow, Workflow
 
 _NAN = float("nan")
@@ -129,10 +130,13 @@ def store(db: sqlite_utils.Database, workflow: Workflow, flows: Iterable[tuple[s
     the database is unchanged since that snapshot (otherwise SQLite answers "locked" at once, with
     no wait); a read-only database refuses it too. Either way nothing is stored and the caller's
     figures, computed from a consistent snapshot, stand: a miss costs a replay, never a wrong flow.
+
+    A connection opened read-only (``open_db(..., readonly=True)``: the read commands) is not even
+    tried: its flows stay in memory, and the file is never written by a command that only reads.
     """
     if not db.conn.in_transaction:
         raise RuntimeError("flows.store: call inside the transaction that read the flows' inputs")
-    if len(workflow.stages) > MAX_STAGES:
+    if len(workflow.stages) > MAX_STAGES or is_readonly(db):
         return False
     rows = [(workflow.fingerprint, src, key, *encode(flow)) for src, key, flow in flows]
     if not rows:
