@@ -9,12 +9,14 @@ from datetime import timedelta
 from slack_bolt import App
 
 from bot import chart, replies, settings_modal
+from bot.command_parse import first_action, message_channel, obj, selected_value, text, user_id
 from bot.digest_view import message as digest_message
+from bot.settings_modal import tell
 from metrics import catalogue
 from metrics.digest import build_digest
 from metrics.errors import VsmError
 from metrics.teams import get_team, save_team, team_for_channel
-from metrics.timeutil import Window, dates_window, iso, parse_instant
+from metrics.timeutil import dates_window, iso, parse_instant, window_between
 
 log = logging.getLogger("vsm.bot")
 
@@ -24,80 +26,122 @@ def open_settings(client, deps, trigger_id: str | None, user: str | None, channe
     settings_modal.open_modal(client, deps, trigger_id, user, channel, respond)
 
 
+def _spec(value: str) -> dict:
+    """An Explain button's value (``replies._figure``): JSON with metric, team, since and until."""
+    try:
+        return obj(json.loads(value))
+    except ValueError:
+        return {}
+
+
+def _refused(kind: str, body: dict, why: str) -> None:
+    """A click the bot will not act on: acknowledged, answered where it can be, and one log line."""
+    log.info("%s refused for %r: %s", kind, user_id(body), why)
+
+
 def register(app: App, deps) -> None:
     @app.action("explain")
     def explain(ack, body, respond):
         ack()
+        spec = _spec(text(first_action(body).get("value")))
         try:
-            spec = json.loads(body["actions"][0]["value"])
-            team = get_team(deps.store.db, spec["team"])
-            start, end = parse_instant(spec["since"]), parse_instant(spec["until"])
-            from datetime import datetime
-
-            window = Window(datetime.fromtimestamp(start, team.tz), datetime.fromtimestamp(end, team.tz))
-            result = catalogue.compute(deps.store.db, team, spec["metric"], window, deps.clock())
-            respond(replace_original=False, **replies.explain_message(team, result))
-        except (VsmError, KeyError, ValueError, TypeError) as exc:
-            respond(replace_original=False, **replies.help_message(f"Cannot explain that figure: {exc}"))
+            team = get_team(deps.store.db, text(spec.get("team")))
+            start, end = parse_instant(text(spec.get("since"))), parse_instant(text(spec.get("until")))
+            if start is None or end is None:
+                raise VsmError("the button does not say which period")
+            window = window_between(start, end, team.tz, "the period")
+            result = catalogue.compute(deps.store.db, team, text(spec.get("metric")), window, deps.clock())
+        except (VsmError, ValueError) as exc:  # parse_instant: ValueError on a malformed time
+            _refused("explain", body, str(exc))
+            tell(
+                respond, replace_original=False, **replies.help_message(f"Cannot explain that figure: {exc}")
+            )
+            return
+        tell(respond, replace_original=False, **replies.explain_message(team, result))
 
     @app.action("post_digest")
     def post_digest(ack, body, client, respond):
         ack()
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        team = team_for_channel(deps.store.db, channel or "")
+        channel, user = message_channel(body), user_id(body)
+        team = team_for_channel(deps.store.db, channel)
         if team is None:
-            respond(replace_original=False, text="This channel has no team any more.")
+            tell(respond, replace_original=False, text="This channel has no team any more.")
+            return
+        # Whoever clicks must be in the channel now, not only when the preview was made.
+        member = deps.members.is_member(client, team.channel, user)
+        if not member:
+            _refused("post_digest", body, f"not a member of {team.channel}")
+            tell(
+                respond,
+                replace_original=False,
+                text="Could not check the channel's members just now; try again in a minute."
+                if member is None
+                else f"Only members of <#{team.channel}> can post its digest there.",
+            )
             return
         now = deps.clock()
         client.chat_postMessage(
             **digest_message(build_digest(deps.store.db, team, now), now, channel=team.channel)
         )
-        respond(replace_original=True, text=f"Posted the digest to <#{team.channel}>.")
+        tell(respond, replace_original=True, text=f"Posted the digest to <#{team.channel}>.")
 
     @app.action("setup_team")
     def setup_team(ack, body, client, respond):
         ack()
-        channel = body["actions"][0].get("value") or (body.get("channel") or {}).get("id", "")
-        open_settings(client, deps, body.get("trigger_id"), body["user"]["id"], channel, respond)
+        channel = text(first_action(body).get("value")) or message_channel(body)
+        open_settings(client, deps, text(body.get("trigger_id")), user_id(body), channel, respond)
 
     @app.action("adjust_metrics")
     def adjust_metrics(ack, body, client, respond):
         ack()
         # From a digest: the message's channel; from App Home: the team's channel in the button.
-        channel = (body.get("channel") or {}).get("id") or body["actions"][0].get("value", "")
-        open_settings(client, deps, body.get("trigger_id"), body["user"]["id"], channel, respond)
+        channel = message_channel(body) or text(first_action(body).get("value"))
+        open_settings(client, deps, text(body.get("trigger_id")), user_id(body), channel, respond)
 
     @app.action("chart")
     def chart_action(ack, body, client, respond):
         ack()
-        channel = (body.get("channel") or {}).get("id") or ""
-        team = team_for_channel(deps.store.db, channel)
+        team = team_for_channel(deps.store.db, message_channel(body))
         try:
             if team is None:
                 raise VsmError("this channel has no team")
-            mid, since, until = body["actions"][0]["selected_option"]["value"].split("|")
+            parts = selected_value(first_action(body)).split("|")
+            if len(parts) != 3:
+                raise VsmError("the menu did not say which metric and period")
+            mid, since, until = parts
             window = dates_window(since, until, team.tz)
             result = catalogue.compute(deps.store.db, team, mid, window, deps.clock())
-            problem = chart.upload(client, team.channel, catalogue.get(mid), result, team.targets.get(mid))
-            if problem:
-                respond(replace_original=False, text=problem[0].upper() + problem[1:] + ".")
-        except (VsmError, KeyError, ValueError) as exc:
-            respond(replace_original=False, **replies.help_message(f"Cannot chart that: {exc}"))
+        except VsmError as exc:
+            _refused("chart", body, str(exc))
+            tell(respond, replace_original=False, **replies.help_message(f"Cannot chart that: {exc}"))
+            return
+        problem = chart.upload(client, team.channel, catalogue.get(mid), result, team.targets.get(mid))
+        if problem:
+            tell(respond, replace_original=False, text=problem[0].upper() + problem[1:] + ".")
 
     @app.action("snooze_nudges")
     def snooze(ack, body, client, respond):
         ack()
-        channel = (body.get("channel") or {}).get("id") or ""
-        user = body["user"]["id"]
-        choice = body["actions"][0]["selected_option"]["value"]
+        channel, user = message_channel(body), user_id(body)
+        choice = selected_value(first_action(body))
         if choice == "settings":
-            open_settings(client, deps, body.get("trigger_id"), user, channel, respond)
+            open_settings(client, deps, text(body.get("trigger_id")), user, channel, respond)
+            return
+        # "0" resumes; 1 to 30 days snooze. ASCII digits only: "²".isdigit() is True, int("²") fails.
+        if not (choice.isascii() and choice.isdigit() and len(choice) <= 2 and int(choice) <= 30):
+            _refused("snooze_nudges", body, f"choice {choice[:20]!r}")
+            tell(respond, replace_original=False, text="Choose how long to snooze the nudges from the menu.")
             return
         team = team_for_channel(deps.store.db, channel)
-        if team is None or not settings_modal.is_member(client, channel, user):
-            respond(replace_original=False, text="Only members of the team's channel can snooze its nudges.")
+        if team is None or not deps.members.is_member(client, channel, user):
+            _refused("snooze_nudges", body, f"not a member of {channel!r}")
+            tell(
+                respond,
+                replace_original=False,
+                text="Only members of the team's channel can snooze its nudges.",
+            )
             return
-        days = int(choice) if choice.isdigit() and int(choice) <= 30 else 0
+        days = int(choice)
         now = deps.clock()
         team.snooze_until = iso((now + timedelta(days=days)).timestamp()) if days else ""
         if save_team(deps.store.db, team, who=user, what="snoozed nudges" if days else "resumed nudges"):

@@ -10,8 +10,9 @@ from datetime import datetime
 from slack_bolt import App
 
 from bot import chart, replies
-from bot.command_parse import parse
+from bot.command_parse import parse, text
 from bot.digest_view import message as digest_message
+from bot.settings_modal import MemberCache
 from bot.store import Store
 from metrics import catalogue
 from metrics.catalogue.forecast import when
@@ -31,6 +32,8 @@ class Deps:
     admins: list[str] = field(default_factory=list)
     # Called with the saved team after every settings change (the scheduler re-plans its jobs).
     on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
+    # Channel members, re-read at most once a minute: every change is authorised against them.
+    members: MemberCache = field(default_factory=MemberCache)
 
 
 def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
@@ -90,14 +93,14 @@ def answer(deps: Deps, team: Team, cmd, client=None) -> dict:
 def register(app: App, deps: Deps) -> None:
     @app.command("/vsm")
     def vsm(ack, command, respond):
-        cmd = parse(command.get("text"))
+        cmd = parse(text(command.get("text")))
         if cmd.name in ("help", "error"):
             ack(replies.help_message(cmd.error))
             return
         if cmd.name == "metrics":
             ack(replies.catalogue_message())
             return
-        channel = command.get("channel_id", "")
+        channel = text(command.get("channel_id"))
         team = team_for_channel(deps.store.db, channel)
         if team is None:
             ack(replies.no_team_message(channel))

@@ -10,6 +10,7 @@ from datetime import datetime
 from slack_bolt import App
 
 from bot import format as fmt
+from bot.command_parse import text
 from bot.render import render_json
 from bot.settings_modal import user_channels
 from metrics.catalogue import CATALOGUE
@@ -72,7 +73,7 @@ def register(app: App, deps) -> None:
 
     @app.event("app_home_opened")
     def opened(event, body, client):
-        if event.get("tab", "home") != "home" or not seen.first_time(body.get("event_id")):
+        user = text(event.get("user"))
+        if not user or event.get("tab", "home") != "home" or not seen.first_time(text(body.get("event_id"))):
             return
-        user = event["user"]
         client.views_publish(user_id=user, view=home_view(deps.store.db, client, user, deps.clock()))

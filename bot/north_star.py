@@ -4,15 +4,19 @@ named in the config's ``[org] admins``)."""
 from __future__ import annotations
 
 import json
+import logging
 
 from slack_bolt import App
 
+from bot.command_parse import obj, private_metadata, state_values, text, user_id
 from bot.render import render_json
+from bot.settings_modal import tell
 from metrics.catalogue import CATALOGUE
 from metrics.errors import VsmError
 from metrics.teams import check_org, get_org, set_org
 
 CALLBACK = "north_star"
+log = logging.getLogger("vsm.bot")
 
 
 def may_set(client, deps, user: str) -> bool:
@@ -39,9 +43,11 @@ def register(app: App, deps) -> None:
     @app.action("set_north_star")
     def open_modal(ack, body, client, respond):
         ack()
-        user = body["user"]["id"]
-        if not may_set(client, deps, user):
-            respond(replace_original=False, text="Only workspace admins can set the North Star metrics.")
+        user = user_id(body)
+        if not user or not may_set(client, deps, user):
+            tell(
+                respond, replace_original=False, text="Only workspace admins can set the North Star metrics."
+            )
             return
         chosen = get_org(deps.store.db).get("north_star", [])
         view = render_json(
@@ -50,17 +56,18 @@ def register(app: App, deps) -> None:
             chosen=chosen,
             meta=json.dumps({"by": user}),
         )
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        client.views_open(trigger_id=text(body.get("trigger_id")), view=view)
 
     @app.view(CALLBACK)
     def submit(ack, body, view, client):
-        user = body["user"]["id"]
+        view, user = obj(view), user_id(body)
         # Checked (users.info) when the modal opened; no Web API call before the 3-second ack.
-        if json.loads(view.get("private_metadata") or "{}").get("by") != user:
+        if not user or private_metadata(view).get("by") != user:
+            log.info("north star submission refused for %r", user)
             ack(response_action="errors", errors={"metrics": "Only workspace admins can set the North Star."})
             return
-        values = view["state"]["values"]["metrics"]["v"].get("selected_options") or []
-        ids = [o.get("value") for o in values]
+        chosen = state_values(view).get("metrics", {}).get("v", {}).get("selected_options")
+        ids = [text(obj(o).get("value")) for o in chosen] if isinstance(chosen, list) else []
         problem = _problem(ids)
         if problem:
             ack(response_action="errors", errors={"metrics": problem})

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.command_parse import obj, private_metadata, state_values, text, user_id
 from bot.render import escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_target
@@ -33,16 +39,69 @@ log = logging.getLogger("vsm.bot")
 CALLBACK = "team_settings"
 
 
-def is_member(client, channel: str, user: str) -> bool:
-    """Whether ``user`` is in ``channel`` (paged ``conversations.members``)."""
+MEMBERS_TTL = 60.0
+
+
+class MemberCache:
+    """Who is in each channel, as ``conversations.members`` said at most ``ttl`` seconds ago.
+
+    Every change (a settings save, a team set up, a digest posted, nudges snoozed) is authorised
+    against the channel's members when it happens, not only when its form was opened: someone who left
+    the channel since cannot use a form or a preview they still hold. The check sits before a modal's
+    3-second acknowledgement, so it must be quick, and a burst of clicks (a preview posted by several
+    people, a double click) must not cost a call each: one paged fetch per channel serves them all for
+    ``ttl`` seconds. 60 s bounds how long someone removed from a channel keeps its rights, and keeps a
+    busy channel far below ``conversations.members``' tier-4 limit (100+ calls a minute).
+    """
+
+    def __init__(self, ttl: float = MEMBERS_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def is_member(self, client, channel: str, user: str) -> bool | None:
+        """Whether ``user`` is in ``channel``; ``None`` when Slack could not say (the caller refuses)."""
+        if not channel or not user:
+            return False
+        with self._lock:
+            lock = self._locks.setdefault(channel, threading.Lock())
+        with lock:  # concurrent clicks on one channel wait for one fetch
+            cached = self._members.get(channel)
+            if cached is None or self.clock() - cached[0] >= self.ttl:
+                try:
+                    cached = (self.clock(), frozenset(_channel_members(client, channel)))
+                except (SlackApiError, SlackClientError, OSError) as exc:
+                    log.warning("membership of %s unknown: %s", channel, _reason(exc))
+                    return None
+                self._members[channel] = cached
+        return user in cached[1]
+
+
+def _channel_members(client, channel: str) -> set[str]:
+    """Every member of ``channel`` (paged ``conversations.members``)."""
+    members: set[str] = set()
     cursor = None
     while True:
         resp = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
-        if user in resp.get("members", []):
-            return True
+        members |= {m for m in resp.get("members") or [] if isinstance(m, str)}
         cursor = (resp.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
-            return False
+            return members
+
+
+def _reason(exc: Exception) -> str:
+    """A Slack failure in a few words (its error code), never the request (which carries the token)."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or exc.response.status_code)
+    return type(exc).__name__
+
+
+def before_ack(client) -> WebClient:
+    """``client`` without retries and with a 2-second timeout, for a call made before a 3-second
+    acknowledgement: the app's client sleeps through rate limits, which Slack would not wait for."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=2, retry_handlers=[])
 
 
 def user_channels(client, user: str) -> set[str]:
@@ -86,9 +145,9 @@ NUDGE_LABELS = {
 
 
 def view(db, team: Team, channel: str, opener: str | None = None, new: bool = False) -> dict:
-    """The settings modal; ``opener`` (a channel member, checked when it opened) is recorded so the
-    submission is accepted without another membership call before Slack's 3-second ack. ``new``: the
-    form sets up a team (the channel had none), so its submission may only create one."""
+    """The settings modal; ``opener`` (a channel member when it opened) is recorded so only they can
+    submit it, and only while still a member (``MemberCache``). ``new``: the form sets up a team (the
+    channel had none), so its submission may only create one."""
     seen = seen_statuses(db, team)
     mapped = {s.lower() for stage in team.workflow for s in stage["statuses"]}
     statuses = sorted(set(seen) | {s for stage in team.workflow for s in stage["statuses"]})[:100]
@@ -106,35 +165,64 @@ def view(db, team: Team, channel: str, opener: str | None = None, new: bool = Fa
     )
 
 
+def tell(respond, message: str = "", **payload) -> None:
+    """Answer a click through its ``response_url``, when it has one: a click in App Home (or a forged
+    one) has none, and then the log line is all the answer there is."""
+    try:
+        if message:
+            payload = {"replace_original": False, "text": message, **payload}
+        respond(**payload)
+    except Exception as exc:  # noqa: BLE001 - see above; respond raises ValueError or a network error
+        log.info("could not answer (%s): %s", type(exc).__name__, message or payload.get("text", ""))
+
+
 def open_modal(client, deps, trigger_id: str | None, user: str | None, channel: str, respond) -> None:
     db = deps.store.db
-    if not user or not is_member(client, channel, user):
-        try:
-            respond(
-                replace_original=False, text="Only members of the team's channel can change its settings."
-            )
-        except Exception:  # noqa: BLE001 - App Home has no response URL; the modal simply does not open
-            log.info("settings refused for %s in %s", user, channel)
+    member = deps.members.is_member(client, channel, user or "")
+    if not member:
+        log.info("settings refused for %s in %s", user, channel)
+        tell(
+            respond,
+            "Could not check the channel's members just now; try again in a minute."
+            if member is None
+            else "Only members of the team's channel can change its settings.",
+        )
         return
     team = team_for_channel(db, channel)
     new = team is None
     team = team or Team(name=f"team-{channel.lower()}", channel=channel)
-    client.views_open(trigger_id=trigger_id, view=view(db, team, channel, opener=user, new=new))
+    try:
+        client.views_open(trigger_id=trigger_id, view=view(db, team, channel, opener=user, new=new))
+    except SlackApiError as exc:  # an expired or forged trigger_id
+        log.info("settings modal not opened for %s: %s", user, _reason(exc))
+        tell(respond, "Slack would not open the settings form; run `/vsm settings` again.")
 
 
-def _values(state: dict) -> dict:
-    out = {}
-    for block_id, actions in state.get("values", {}).items():
+def _values(state: dict[str, dict]) -> dict[str, str | list[str]]:
+    """Block id -> the submitted string (or strings), from ``command_parse.state_values``. Anything
+    that is not a string where Slack sends one reads as empty, so ``apply`` sees only str and list."""
+    out: dict[str, str | list[str]] = {}
+    for block_id, actions in state.items():
         for _action_id, v in actions.items():
             if v.get("type") in ("multi_static_select", "checkboxes"):
-                out[block_id] = [o["value"] for o in v.get("selected_options") or []]
+                options = v.get("selected_options")
+                out[block_id] = [text(obj(o).get("value")) for o in options if isinstance(options, list)]
             elif v.get("type") == "static_select":
-                out[block_id] = (v.get("selected_option") or {}).get("value")
+                out[block_id] = text(obj(v.get("selected_option")).get("value"))
             elif v.get("type") == "timepicker":
-                out[block_id] = v.get("selected_time")
+                out[block_id] = text(v.get("selected_time"))
             else:
-                out[block_id] = v.get("value")
+                out[block_id] = text(v.get("value"))
     return out
+
+
+def _str(values: dict, key: str) -> str:
+    return text(values.get(key)).strip()
+
+
+def _list(values: dict, key: str) -> list[str]:
+    got = values.get(key)
+    return [x for x in got if isinstance(x, str)] if isinstance(got, list) else []
 
 
 def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
@@ -145,28 +233,28 @@ def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
     """
     errors: dict[str, str] = {}
     new = Team.from_json(team.to_json())
-    new.name = str(values.get("name") or "").strip()
+    new.name = _str(values, "name")
     if not TEAM_NAME.fullmatch(new.name):
         errors["name"] = "Letters, digits, space, _ . - (up to 64)."
-    new.metrics = values.get("metrics") or []
+    new.metrics = _list(values, "metrics")
     unknown = [m for m in new.metrics if m not in CATALOGUE]
     if unknown:
         errors["metrics"] = f"Unknown metric “{str(unknown[0])[:40]}”."
-    new.targets = _targets(values.get("targets") or "", errors)
-    new.timezone = str(values.get("timezone") or "").strip()
+    new.targets = _targets(_str(values, "targets"), errors)
+    new.timezone = _str(values, "timezone")
     if not TEAM_RULES["timezone"].ok(new.timezone):
         errors["timezone"] = "An IANA time zone such as Europe/London."
     new.digest = _digest(team.digest, values, errors)
-    workflow = [{**stage, "statuses": values.get(f"stage:{stage['stage']}") or []} for stage in team.workflow]
+    workflow = [{**stage, "statuses": _list(values, f"stage:{stage['stage']}")} for stage in team.workflow]
     try:
         Workflow.from_list(workflow)
         new.workflow = workflow
     except VsmError as exc:
         errors["stage:done"] = str(exc)[:150]
     if "nudges" in values:
-        new.nudges = [k for k in NUDGE_KINDS if k in (values.get("nudges") or [])]
+        new.nudges = [k for k in NUDGE_KINDS if k in _list(values, "nudges")]
     for key in ("jira_projects", "repos", "services"):
-        new_value = [x.strip() for x in (values.get(key) or "").replace("\n", ",").split(",") if x.strip()]
+        new_value = [x.strip() for x in _str(values, key).replace("\n", ",").split(",") if x.strip()]
         setattr(new, key, new_value)
     return new, errors
 
@@ -191,10 +279,10 @@ def _targets(text: str, errors: dict[str, str]) -> dict[str, float]:
 
 
 def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
-    day, time = values.get("day") or "mon", values.get("time") or "09:00"
+    day, time = _str(values, "day") or "mon", _str(values, "time") or "09:00"
     if day not in DAYS:
         errors["day"] = "A day of the week."
-    if not DIGEST_TIME.fullmatch(str(time)):
+    if not time.isascii() or not DIGEST_TIME.fullmatch(time):  # the pattern's \d takes any script's digits
         errors["time"] = "A time such as 09:00."
     elif 1 <= int(time[:2]) < 3:
         errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."
@@ -251,21 +339,38 @@ def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, di
         return new, {}, {"name": str(exc)[:150]}
 
 
+def _refusal(deps, client, meta: dict, user: str) -> dict[str, str] | None:
+    """Why ``user`` may not submit this form, as a modal error; ``None`` when they may. The form
+    must have been opened by them (``private_metadata``), and they must be in the channel now: leaving
+    the channel after opening the form takes the right away (``MemberCache``)."""
+    channel = text(meta.get("channel"))
+    if not user or not channel or meta.get("by") != user:
+        return {"name": "Only members of the team's channel can change it."}
+    member = deps.members.is_member(before_ack(client), channel, user)
+    if member is None:
+        return {"name": "Could not check the channel's members just now; try again in a minute."}
+    if not member:
+        return {"name": "Only members of the team's channel can change it, and you are not in it now."}
+    return None
+
+
 def register(app: App, deps) -> None:
     @app.view(CALLBACK)
     def submit(ack, body, client, view):
-        meta = json.loads(view.get("private_metadata") or "{}")
-        channel, user = meta.get("channel", ""), body["user"]["id"]
-        if not user or meta.get("by") != user:
-            ack(
-                response_action="errors", errors={"name": "Only members of the team's channel can change it."}
-            )
+        view = obj(view)
+        meta, user = private_metadata(view), user_id(body)
+        refused = _refusal(deps, client, meta, user)
+        if refused:
+            log.info("settings submission refused for %r in %r", user, meta.get("channel"))
+            ack(response_action="errors", errors=refused)
             return
+        channel = meta["channel"]
+        values = _values(state_values(view))
         existing = team_for_channel(deps.store.db, channel)
         if existing is None:
-            team, changes, errors = _create(deps.store.db, channel, user, _values(view["state"]))
+            team, changes, errors = _create(deps.store.db, channel, user, values)
         else:
-            team, changes, errors = _edit(deps.store.db, existing, meta, user, _values(view["state"]))
+            team, changes, errors = _edit(deps.store.db, existing, meta, user, values)
         if errors:
             ack(response_action="errors", errors=errors)
             return

@@ -7,6 +7,7 @@ starts on Monday 00:00 where the team works, across DST changes.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -17,6 +18,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from metrics.errors import VsmError
 
 WEEK = 7 * 86400
+# Windows a person may ask for: dates from 1970 to 2199, at most ten years long. Every window is
+# later stretched (the previous period of equal length, 20 weeks of baseline, whole weeks), and
+# datetime stops at years 1 and 9999: checked here, a typo such as `9999Q4` or `--since 0001-01-01`
+# is one clear error instead of an OverflowError deep in a metric.
+EARLIEST = date(1970, 1, 1)
+LATEST = date(2200, 1, 1)  # exclusive: the last allowed day is 2199-12-31
+MAX_DAYS = 3660
+# Instants a window may start or end at, a day of slack either side for any zone's offset.
+_FIRST_TS = datetime(EARLIEST.year, 1, 1, tzinfo=UTC).timestamp() - 2 * 86400
+_LAST_TS = datetime(LATEST.year, 1, 1, tzinfo=UTC).timestamp() + 2 * 86400
 
 
 def parse_instant(text: str | None) -> float | None:
@@ -115,15 +126,41 @@ class Window:
         return f"{self.since.date().isoformat()} – {last.isoformat()}"
 
 
+def sane_days(since: date, until: date, what: str) -> tuple[date, date]:
+    """``[since, until)`` if it is a window we can compute (see ``EARLIEST``), else a one-line error
+    naming ``what`` the user typed."""
+    if since < EARLIEST or until > LATEST:
+        raise VsmError(f"{what} is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}")
+    if (until - since).days > MAX_DAYS:
+        raise VsmError(f"{what} is too long: at most {MAX_DAYS} days (10 years)")
+    return since, until
+
+
+def window_between(start: float, end: float, tz: ZoneInfo, what: str = "window") -> Window:
+    """The window between two instants (a button's ``since``/``until``), checked as a typed one is:
+    a forged instant in year 1 or 9999 is refused before any arithmetic."""
+    if not (math.isfinite(start) and math.isfinite(end)) or not _FIRST_TS <= start < end <= _LAST_TS:
+        raise VsmError(f"{what} is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}")
+    since, until = datetime.fromtimestamp(start, tz), datetime.fromtimestamp(end, tz)
+    sane_days(since.date(), until.date(), what)
+    return Window(since, until)
+
+
 def days_ending_today(days: int, tz: ZoneInfo, now: datetime) -> Window:
     """The last ``days`` local days, today included: until = the coming local midnight."""
     today = now.astimezone(tz).date()
-    until = local_midnight(today + timedelta(days=1), tz)
-    return Window(local_midnight(today + timedelta(days=1 - days), tz), until)
+    if not EARLIEST <= today < LATEST:  # a pinned clock (VSM_NOW) far in the past or future
+        raise VsmError(
+            f"today ({today}) is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}"
+        )
+    since, until = sane_days(today + timedelta(days=1 - days), today + timedelta(days=1), f"{days} days")
+    return Window(local_midnight(since, tz), local_midnight(until, tz))
 
 
-_PERIOD = re.compile(r"^(\d{1,4})([dw])$")
-_QUARTER = re.compile(r"^(\d{4})-?q([1-4])$")
+# ASCII digits only: \d would also take other scripts' digits, and str.isdigit() takes "²", which
+# int() then refuses with a ValueError.
+_PERIOD = re.compile(r"^([0-9]{1,4})([dw])$", re.ASCII)
+_QUARTER = re.compile(r"^([0-9]{4})-?q([1-4])$", re.ASCII)
 
 
 def parse_period(text: str, tz: ZoneInfo, now: datetime) -> Window:
@@ -138,6 +175,10 @@ def parse_period(text: str, tz: ZoneInfo, now: datetime) -> Window:
     m = _QUARTER.match(t)
     if m:
         year, q = int(m.group(1)), int(m.group(2))
+        if not EARLIEST.year <= year < LATEST.year:
+            raise VsmError(
+                f"period {text!r} is out of range: quarters from {EARLIEST.year} to {LATEST.year - 1}"
+            )
         start = date(year, 3 * q - 2, 1)
         end = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)
         return Window(local_midnight(start, tz), local_midnight(end, tz))
@@ -156,4 +197,5 @@ def dates_window(since: str, until: str, tz: ZoneInfo) -> Window:
     s, u = parse_date(since, "--since"), parse_date(until, "--until")
     if u <= s:
         raise VsmError(f"--until {until} must be after --since {since}")
+    sane_days(s, u, f"--since {since} --until {until}")
     return Window(local_midnight(s, tz), local_midnight(u, tz))
