@@ -1,0 +1,197 @@
+"""Issue 10 item 10: a change is authorised against the channel's members when it is made.
+
+Someone who opened the settings form, the set-up form or a digest preview while in the channel, and
+has left it since, can change nothing and post nothing. Membership comes from the mock Slack's
+``conversations.members`` (which the tests edit at runtime), cached per channel for ``MEMBERS_TTL``
+seconds on a clock the tests move.
+"""
+
+import threading
+
+import pytest
+from fakes.slack import MockSlack
+from slackkit import NOW, SECRET, ack_json, command, initial_state, interaction
+
+from bot.app import create_app, web_client
+from bot.settings_modal import MEMBERS_TTL, MemberCache
+from bot.store import Store
+from metrics.sample import sample_teams
+from metrics.store import open_db
+from metrics.teams import get_team, settings_log
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_ttl(self) -> None:
+        self.now += MEMBERS_TTL + 1
+
+
+@pytest.fixture
+def env(sample_db, tmp_path):
+    db_path = tmp_path / "authz.db"
+    db_path.write_bytes(sample_db.read_bytes())
+    payments = next(t for t in sample_teams() if t.name == "payments")
+    clock = Clock()
+    with MockSlack(members={payments.channel: ["U1", "U2"], "CNEWCHAN1": ["U3"]}) as slack:
+        app = create_app(
+            Store(db_path),
+            web_client("xoxb-test", slack.base_url),
+            signing_secret=SECRET,
+            process_before_response=True,
+            clock=lambda: NOW,
+            members=MemberCache(clock=clock),
+        )
+        yield app, slack, payments, db_path, clock
+
+
+def _leave(slack, channel: str, user: str) -> None:
+    slack.members[channel] = [u for u in slack.members[channel] if u != user]
+
+
+def _submit(app, view: dict, state: dict, user: str):
+    return interaction(
+        app, {"type": "view_submission", "user": {"id": user}, "view": {**view, "id": "V1", "state": state}}
+    )
+
+
+def _click(app, slack, channel: str, user: str, action: dict):
+    return interaction(
+        app,
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "channel": {"id": channel},
+            "response_url": f"{slack.url}/response/click",
+            "trigger_id": "t",
+            "actions": [action],
+        },
+    )
+
+
+POST = {"action_id": "post_digest", "block_id": "preview_actions", "type": "button", "value": "payments"}
+
+
+def _settings_form(app, slack, channel: str, user: str) -> dict:
+    command(app, "settings", channel=channel, user=user, response_url=f"{slack.url}/response/9")
+    [opened] = slack.calls_to("views.open")
+    return opened.body["view"]
+
+
+def test_a_member_who_left_cannot_save_the_settings_form_they_opened(env):
+    app, slack, team, db_path, clock = env
+    view = _settings_form(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    state["values"]["timezone"]["v"]["value"] = "Europe/Paris"
+    before = get_team(open_db(db_path, create=False), team.name)
+    log = settings_log(open_db(db_path, create=False), team.name)
+
+    _leave(slack, team.channel, "U1")
+    clock.pass_ttl()
+    body = ack_json(_submit(app, view, state, "U1"))
+    assert body["response_action"] == "errors"
+    assert "not in it now" in body["errors"]["name"]
+    db = open_db(db_path, create=False)
+    assert get_team(db, team.name) == before
+    assert settings_log(db, team.name) == log
+    assert slack.calls_to("chat.postMessage") == []
+
+    # Back in the channel, the same form saves (the refusal was the membership, nothing else).
+    slack.members[team.channel].append("U1")
+    clock.pass_ttl()
+    assert _submit(app, view, state, "U1").body == ""
+    assert get_team(open_db(db_path, create=False), team.name).timezone == "Europe/Paris"
+
+
+def test_a_member_who_left_cannot_set_up_a_team_in_that_channel(env):
+    app, slack, team, db_path, clock = env
+    button = ack_json(command(app, "settings", channel="CNEWCHAN1", user="U3"))["blocks"][0]["accessory"]
+    _click(app, slack, "CNEWCHAN1", "U3", {**button, "block_id": "no_team", "type": "button"})
+    [opened] = slack.calls_to("views.open")
+    view = opened.body["view"]
+    state = initial_state(view)
+    state["values"]["name"]["v"]["value"] = "checkout"
+
+    _leave(slack, "CNEWCHAN1", "U3")
+    clock.pass_ttl()
+    body = ack_json(_submit(app, view, state, "U3"))
+    assert body["response_action"] == "errors" and set(body["errors"]) == {"name"}
+    db = open_db(db_path, create=False)
+    assert next(db.query("select name from teams where name = 'checkout'"), None) is None
+    assert settings_log(db, "checkout") == []
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_member_who_left_cannot_post_the_digest_they_previewed(env):
+    app, slack, team, _, clock = env
+    command(app, "digest", channel=team.channel, user="U1", response_url=f"{slack.url}/response/1")
+    [preview] = slack.responses()
+    assert preview["blocks"][-1]["elements"][0]["action_id"] == "post_digest"
+
+    _leave(slack, team.channel, "U1")
+    clock.pass_ttl()
+    assert _click(app, slack, team.channel, "U1", POST).status == 200
+    assert slack.calls_to("chat.postMessage") == []
+    reply = slack.responses()[-1]
+    assert reply["text"] == f"Only members of <#{team.channel}> can post its digest there."
+    assert reply["replace_original"] is False  # the preview stays, for a member to post
+
+    # Someone who was never in the channel, clicking a preview passed to them: refused as well.
+    assert _click(app, slack, team.channel, "UOUT", POST).status == 200
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_membership_is_read_once_per_channel_within_the_ttl(env):
+    """The cache is honoured: a burst of clicks costs one ``conversations.members`` call, and someone
+    removed keeps their rights at most ``MEMBERS_TTL`` seconds."""
+    app, slack, team, _, clock = env
+    for user in ("U1", "U2", "U1"):
+        _click(app, slack, team.channel, user, POST)
+    assert len(slack.calls_to("conversations.members")) == 1
+    assert len(slack.calls_to("chat.postMessage")) == 3
+
+    _leave(slack, team.channel, "U2")
+    clock.now += MEMBERS_TTL - 1  # still cached: U2's click is allowed, with no new call
+    _click(app, slack, team.channel, "U2", POST)
+    assert len(slack.calls_to("conversations.members")) == 1
+    assert len(slack.calls_to("chat.postMessage")) == 4
+    clock.now += 2  # expired: read again, and U2 is refused
+    _click(app, slack, team.channel, "U2", POST)
+    assert len(slack.calls_to("conversations.members")) == 2
+    assert len(slack.calls_to("chat.postMessage")) == 4
+
+
+def test_concurrent_clicks_share_one_membership_call(env):
+    app, slack, team, _, _ = env
+    threads = [threading.Thread(target=_click, args=(app, slack, team.channel, "U1", POST)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(slack.calls_to("conversations.members")) == 1
+    assert len(slack.calls_to("chat.postMessage")) == 6
+
+
+def test_when_slack_cannot_say_who_is_in_the_channel_nothing_is_changed(env):
+    """Fail closed: a membership call that fails refuses the change, and is not cached."""
+    app, slack, team, db_path, clock = env
+    view = _settings_form(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    state["values"]["timezone"]["v"]["value"] = "Europe/Paris"
+    clock.pass_ttl()
+    slack.errors["conversations.members"] = "ratelimited"
+    body = ack_json(_submit(app, view, state, "U1"))
+    assert body["response_action"] == "errors" and "try again" in body["errors"]["name"]
+    _click(app, slack, team.channel, "U1", POST)
+    assert "try again" in slack.responses()[-1]["text"]
+    assert get_team(open_db(db_path, create=False), team.name).timezone == team.timezone
+    assert slack.calls_to("chat.postMessage") == []
+    del slack.errors["conversations.members"]
+    assert _submit(app, view, state, "U1").body == ""  # the failure was not cached
+    assert get_team(open_db(db_path, create=False), team.name).timezone == "Europe/Paris"
