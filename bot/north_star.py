@@ -70,6 +70,7 @@ def register(app: App, deps) -> None:
         ids = [text(obj(o).get("value")) for o in chosen] if isinstance(chosen, list) else []
         problem = _problem(ids)
         if problem:
+            log.info("north star from %s not saved: %s", user, problem)
             ack(response_action="errors", errors={"metrics": problem})
             return
         ack()

@@ -372,6 +372,7 @@ def register(app: App, deps) -> None:
         else:
             team, changes, errors = _edit(deps.store.db, existing, meta, user, values)
         if errors:
+            log.info("settings for %s not saved, errors in: %s", channel, ", ".join(sorted(errors)))
             ack(response_action="errors", errors=errors)
             return
         ack()

@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import logging
 import random
 import sqlite3
 
+import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, ack_json, command
+from slackkit import NOW, SECRET, ack_json, command, event, interaction
 
 from bot.app import create_app, web_client
 from bot.command_parse import parse
@@ -36,6 +38,14 @@ HOSTILE = [
     "cycle-time 0d",
     "metrics metrics",
     "help me please",
+    # issue 10 item 8: each was a 500 ("dispatch_failed")
+    "forecast ²",  # "²".isdigit() is True, int("²") raises
+    "forecast ٣",
+    "forecast " + "9" * 5000,  # int() refuses more than 4,300 digits
+    "cycle-time 9999Q4",  # the quarter's end is year 10000
+    "throughput 0000q1",
+    "cycle-time 0001q1",
+    "cycle-time ٣٠d",
 ]
 WORDS = [
     "cycle-time",
@@ -137,3 +147,203 @@ def test_fuzzed_commands_get_short_ephemeral_replies_and_write_nothing(sample_db
             assert "text" in reply and len(reply["text"]) < 4000
         assert not [c for c in slack.calls if c.method == "chat.postMessage"]  # nothing posted to channels
     assert content(db_path) == before
+
+
+# Issue 10 item 8: forged clicks and modal submissions, signed as Slack signs them but shaped as Slack
+# never sends them. The user is a channel member: even a member's forgery changes nothing.
+PERIOD_1 = {"since": "0001-01-01T00:00:00Z", "until": "0001-02-01T00:00:00Z"}
+PERIOD_9999 = {"since": "9999-01-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"}
+
+
+def _explain(**spec) -> dict:
+    return {"action_id": "explain", "type": "button", "value": json.dumps({"metric": "cycle-time", **spec})}
+
+
+def _chart(value: str) -> dict:
+    return {"action_id": "chart", "type": "static_select", "selected_option": {"value": value}}
+
+
+def _snooze(option) -> dict:
+    action = {"action_id": "snooze_nudges", "type": "overflow"}
+    return action if option is None else {**action, "selected_option": {"value": option}}
+
+
+CLICKS = {
+    "explain, empty actions": [],
+    "explain, actions not a list": "explain",
+    "explain, action not an object": ["explain"],
+    "explain, value not JSON": [{"action_id": "explain", "type": "button", "value": "{nope"}],
+    "explain, value a list": [{"action_id": "explain", "type": "button", "value": "[1, 2]"}],
+    "explain, no value": [{"action_id": "explain", "type": "button"}],
+    "explain, window in year 1": [_explain(team="payments", **PERIOD_1)],
+    "explain, window in year 9999": [_explain(team="payments", **PERIOD_9999)],
+    "explain, no until": [_explain(team="payments", since="2026-01-01T00:00:00Z")],
+    "explain, times not strings": [_explain(team="payments", since=5, until=[1])],
+    "explain, garbage time": [_explain(team="payments", since="2026-99-01", until="x")],
+    "chart, year 1": [_chart("cycle-time|0001-01-01|0001-02-01")],
+    "chart, year 9999": [_chart("cycle-time|9999-01-01|9999-12-31")],
+    "chart, ten thousand years": [_chart("cycle-time|1970-01-01|2199-12-31")],
+    "chart, no separators": [_chart("cycle-time")],
+    "chart, no option": [{"action_id": "chart", "type": "static_select"}],
+    "chart, unknown metric": [_chart("lines-of-code|2026-01-01|2026-02-01")],
+    "snooze, no option": [_snooze(None)],
+    "snooze, superscript two": [_snooze("²")],
+    "snooze, a year": [_snooze("365")],
+    "snooze, option not an object": [{"action_id": "snooze_nudges", "selected_option": "7"}],
+}
+
+
+def _settings_view(meta, state=None, **extra) -> dict:
+    view = {"type": "modal", "callback_id": "team_settings", "private_metadata": meta, **extra}
+    if state is not None:
+        view["state"] = state
+    return view
+
+
+def _meta(**kw) -> str:
+    return json.dumps(
+        {"channel": sample_teams()[0].channel, "team": sample_teams()[0].name, "by": "U1", **kw}
+    )
+
+
+SUBMISSIONS = {
+    "settings, metadata not JSON": _settings_view("{nope", {"values": {}}),
+    "settings, metadata a list": _settings_view("[1]", {"values": {}}),
+    "settings, metadata a number": _settings_view(5),
+    "settings, channel not a string": _settings_view(json.dumps({"channel": ["C"], "by": "U1"})),
+    "settings, no state": _settings_view(_meta()),
+    "settings, values a list": _settings_view(_meta(), {"values": ["x"]}),
+    "settings, state a string": _settings_view(_meta(), "x"),
+    "settings, options not a list": _settings_view(
+        _meta(), {"values": {"metrics": {"v": {"type": "multi_static_select", "selected_options": "wip"}}}}
+    ),
+    "settings, options not objects": _settings_view(
+        _meta(), {"values": {"metrics": {"v": {"type": "multi_static_select", "selected_options": [1]}}}}
+    ),
+    "settings, numbers for text": _settings_view(
+        _meta(),
+        {
+            "values": {
+                "name": {"v": {"type": "plain_text_input", "value": 5}},
+                "targets": {"v": {"type": "plain_text_input", "value": ["cycle-time = 3"]}},
+                "repos": {"v": {"type": "plain_text_input", "value": {"a": 1}}},
+                "day": {"v": {"type": "multi_static_select", "selected_options": [{"value": "mon"}]}},
+                "time": {"v": {"type": "timepicker", "selected_time": "٠٩:٠٠"}},
+            }
+        },
+    ),
+    "settings, no type": {"callback_id": "team_settings", "private_metadata": _meta()},
+    "north star, metadata not JSON": {"type": "modal", "callback_id": "north_star", "private_metadata": "{"},
+    "north star, no state": {
+        "type": "modal",
+        "callback_id": "north_star",
+        "private_metadata": '{"by": "U1"}',
+    },
+    "north star, options a string": {
+        "type": "modal",
+        "callback_id": "north_star",
+        "private_metadata": '{"by": "U1"}',
+        "state": {"values": {"metrics": {"v": {"selected_options": "throughput"}}}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def forged_env(sample_db, tmp_path_factory):
+    db_path = tmp_path_factory.mktemp("forged") / "forged.db"
+    db_path.write_bytes(sample_db.read_bytes())
+    channel = sample_teams()[0].channel
+    with MockSlack(members={channel: ["U1"]}) as slack:
+        app = create_app(
+            Store(db_path),
+            web_client("xoxb-test", slack.base_url),
+            signing_secret=SECRET,
+            process_before_response=True,
+            clock=lambda: NOW,
+            admins=["U1"],
+        )
+        yield app, slack, channel, db_path, content(db_path)
+
+
+def _assert_nothing_happened(resp, slack, db_path, before, caplog) -> None:
+    assert resp.status in (200, 400), resp.status  # an answer or a refusal, never a 500
+    assert content(db_path) == before
+    assert not slack.calls_to("chat.postMessage") and not slack.calls_to("views.open")
+    for record in caplog.records:
+        assert record.exc_info is None and "\n" not in record.getMessage(), record.getMessage()
+    assert [r for r in caplog.records if r.name == "vsm.bot"], "the refusal is logged"
+
+
+@pytest.mark.parametrize("name", list(CLICKS))
+def test_forged_clicks_are_acknowledged_and_change_nothing(forged_env, name, caplog):
+    app, slack, channel, db_path, before = forged_env
+    caplog.set_level(logging.INFO)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "channel": {"id": channel},
+        "response_url": f"{slack.url}/response/forged",
+        "trigger_id": "t",
+        "actions": CLICKS[name],
+    }
+    answered = len(slack.responses())
+    resp = interaction(app, payload)
+    _assert_nothing_happened(resp, slack, db_path, before, caplog)
+    for reply in slack.responses()[answered:]:  # whatever is said is said to the clicker alone
+        assert reply.get("response_type", "ephemeral") == "ephemeral" and reply["text"]
+
+
+def test_a_forged_click_without_a_response_url_or_user_is_refused(forged_env, caplog):
+    app, slack, channel, db_path, before = forged_env
+    caplog.set_level(logging.INFO)
+    for action in (_snooze("7"), {"action_id": "post_digest", "type": "button"}, _explain(team="x")):
+        resp = interaction(app, {"type": "block_actions", "channel": {"id": channel}, "actions": [action]})
+        _assert_nothing_happened(resp, slack, db_path, before, caplog)
+
+
+@pytest.mark.parametrize("name", list(SUBMISSIONS))
+def test_forged_submissions_get_a_form_error_and_change_nothing(forged_env, name, caplog):
+    app, slack, channel, db_path, before = forged_env
+    caplog.set_level(logging.INFO)
+    resp = interaction(app, {"type": "view_submission", "user": {"id": "U1"}, "view": SUBMISSIONS[name]})
+    _assert_nothing_happened(resp, slack, db_path, before, caplog)
+    if SUBMISSIONS[name].get("type") == "modal":
+        body = ack_json(resp)
+        assert body["response_action"] == "errors" and all(body["errors"].values())
+
+
+def test_a_forged_home_event_without_a_user_is_ignored(forged_env):
+    app, slack, *_ = forged_env
+    assert event(app, {"type": "app_home_opened", "tab": "home"}, event_id="EvNoUser").status == 200
+    assert event(app, {"tab": "home"}, event_id="EvNoType").status == 200
+    assert not slack.calls_to("views.publish")
+
+
+def test_the_last_resort_answers_a_listener_bug_in_one_line(forged_env, caplog, monkeypatch):
+    """A bug no listener caught: the command gets a short ephemeral answer, the log one line with the
+    file and line, and no traceback."""
+    from bot import commands
+
+    app, slack, channel, db_path, before = forged_env
+
+    def broken(text):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(commands, "parse", broken)
+    caplog.set_level(logging.INFO)
+    resp = command(app, "help", channel=channel)
+    assert resp.status == 200
+    assert ack_json(resp) == {
+        "response_type": "ephemeral",
+        "text": "Sorry, that failed on our side; it has been logged.",
+    }
+    [line] = [r for r in caplog.records if r.name == "vsm.bot"]
+    assert line.exc_info is None
+    assert (
+        line.getMessage()
+        == "command failed: RuntimeError: boom second line (test_slack_fuzz.py:"
+        + str(broken.__code__.co_firstlineno + 1)
+        + ")"
+    )
+    # A request that fails the signature check still gets 401 when an error is raised on the way.
+    assert command(app, "help", channel=channel, secret="wrong").status == 401
