@@ -207,3 +207,76 @@ def test_sync_without_sources_is_a_clear_error(tmp_path):
     run = vsm("sync", "--db", "x.db", cwd=tmp_path)
     assert run.returncode == 2 and "no [[source]]" in run.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    "pinned,args,message",
+    [
+        (
+            "9999-12-31T23:59:00Z",
+            ["digest", "--team", "payments"],
+            "VSM_NOW '9999-12-31T23:59:00Z' is out of range",
+        ),
+        ("9999-12-31T23:59:00Z", ["metric", "cycle-time", "--team", "payments"], "VSM_NOW '9999-12-31"),
+        (
+            "9999-06-30T00:00:00Z",
+            ["metric", "cycle-time", "--team", "payments", "--period", "12w"],
+            "VSM_NOW '9999-06-30T00:00:00Z' is out of range",
+        ),
+        (
+            "0001-01-01T00:00:00Z",
+            ["digest", "--team", "payments"],
+            "VSM_NOW '0001-01-01T00:00:00Z' is out of range",
+        ),
+        ("0001-01-01T00:00:00Z", ["metric", "lead-time", "--team", "payments"], "VSM_NOW '0001-01-01"),
+        ("yesterday", ["digest", "--team", "payments"], "VSM_NOW 'yesterday' is not an ISO 8601 time"),
+    ],
+)
+def test_a_pinned_clock_out_of_range_is_one_line_exit_2(demo, pinned, args, message):
+    cwd, _ = demo
+    before = digest_of(cwd / "vsm-demo.db")
+    run = vsm(*args, "--db", "vsm-demo.db", cwd=cwd, env={"VSM_NOW": pinned})
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert digest_of(cwd / "vsm-demo.db") == before
+
+
+def damage(path: Path) -> None:
+    """Overwrite every seventh page of the file's second half with noise: the schema and the small
+    tables at the front still read, so the damage shows mid-query, as it does on a failing disk."""
+    import random
+
+    noise = random.Random(7)
+    page = 4096
+    with open(path, "r+b") as f:
+        pages = f.seek(0, 2) // page
+        for n in range(pages // 2, pages - 10, 7):
+            f.seek(n * page)
+            f.write(noise.randbytes(page))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["metric", "cycle-time", "--team", "payments", "--period", "90d"],
+        ["digest", "--team", "payments", "--json"],
+    ],
+    ids=["metric", "digest"],
+)
+def test_a_damaged_database_is_one_line_naming_the_file_and_the_fix(demo, tmp_path, args):
+    cwd, _ = demo
+    db = tmp_path / "damaged.db"
+    src = sqlite3.connect(cwd / "vsm-demo.db")
+    dst = sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    damage(db)
+    opened = vsm("teams", "--db", str(db), cwd=tmp_path)
+    assert opened.returncode == 0 and "payments" in opened.stdout  # the file opens: damage is mid-query
+    run = vsm(*args, "--db", str(db), cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert f"the database {db} is damaged (database disk image is malformed)" in run.stderr
+    assert "restore it from a backup" in run.stderr and "vsm sync" in run.stderr
