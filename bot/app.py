@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -46,12 +45,6 @@ def web_client(
     return client
 
 
-def _where(error: BaseException) -> str:
-    """``file.py:42`` of the innermost frame: enough to find a bug from one log line."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
-
-
 def last_resort(signing_secret: str | None) -> Callable[..., BoltResponse]:
     """Bolt's global error handler, for what no listener caught (each listener validates its input,
     so this is a bug or a forged payload nobody foresaw): one log line, and an answer Slack can show
@@ -62,8 +55,7 @@ def last_resort(signing_secret: str | None) -> Callable[..., BoltResponse]:
     def handle(error: Exception, request: BoltRequest, body: dict) -> BoltResponse:
         body = obj(body)
         kind = str(body.get("type") or ("command" if "command" in body else "request"))
-        said = " ".join(str(error).split())[:200]  # one line, whatever the exception's text holds
-        log.error("%s failed: %s: %s (%s)", kind, type(error).__name__, said, _where(error))
+        log.error("%s failed: %s", kind, commands.error_line(error))
         if verifier is not None:
             try:
                 stamp = (request.headers.get("x-slack-request-timestamp") or ["0"])[0]
@@ -133,7 +125,7 @@ class VsmApp(App):
         try:
             return super().dispatch(req)
         except Exception as error:  # noqa: BLE001 - the last line of defence
-            log.error("request failed in Bolt: %s (%s)", type(error).__name__, _where(error))
+            log.error("request failed in Bolt: %s", commands.error_line(error))
             return BoltResponse(status=400, body="")
 
 

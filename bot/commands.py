@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +13,7 @@ from slack_bolt import App
 from bot import chart, replies
 from bot.command_parse import parse, text
 from bot.digest_view import message as digest_message
-from bot.settings_modal import MemberCache
+from bot.settings_modal import MemberCache, tell
 from bot.store import Store
 from metrics import catalogue
 from metrics.catalogue.forecast import when
@@ -23,6 +24,15 @@ from metrics.teams import Team, get_org, team_for_channel
 from metrics.timeutil import days_ending_today, parse_period
 
 log = logging.getLogger("vsm.bot")
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: message (file.py:42)`` on one line: what failed and where, found again from one log
+    line; the traceback would spread a user's request over many lines of the server's log."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+    said = " ".join(str(error).split())[:200]
+    return f"{type(error).__name__}: {said} ({where})"
 
 
 @dataclass
@@ -118,10 +128,10 @@ def register(app: App, deps: Deps) -> None:
             reply = answer(deps, team, cmd, app.client)
         except VsmError as exc:
             reply = replies.help_message(str(exc))
-        except Exception:  # noqa: BLE001 - the user gets a short answer, the log gets the detail
-            log.exception("/vsm %s failed", cmd.name)
+        except Exception as exc:  # noqa: BLE001 - the user gets a short answer, the log one line
+            log.error("/vsm %s failed: %s", cmd.name, error_line(exc))
             reply = {
                 "response_type": "ephemeral",
                 "text": "Sorry, that failed on our side; it has been logged.",
             }
-        respond(replace_original=True, **reply)
+        tell(respond, replace_original=True, **reply)

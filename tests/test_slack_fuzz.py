@@ -347,3 +347,37 @@ def test_the_last_resort_answers_a_listener_bug_in_one_line(forged_env, caplog, 
     )
     # A request that fails the signature check still gets 401 when an error is raised on the way.
     assert command(app, "help", channel=channel, secret="wrong").status == 401
+
+
+def test_a_failure_after_the_ack_is_one_line_and_a_short_answer(forged_env, caplog, monkeypatch):
+    from bot import commands
+
+    app, slack, channel, *_ = forged_env
+
+    def broken(*args, **kwargs):
+        raise OSError("database disk image is malformed")
+
+    monkeypatch.setattr(commands, "answer", broken)
+    caplog.set_level(logging.INFO)
+    answered = len(slack.responses())
+    command(app, "cycle-time 30d", channel=channel, response_url=f"{slack.url}/response/late")
+    [reply] = slack.responses()[answered:]
+    assert reply["text"] == "Sorry, that failed on our side; it has been logged."
+    [line] = [r for r in caplog.records if r.name == "vsm.bot"]
+    assert line.exc_info is None
+    assert line.getMessage().startswith("/vsm metric failed: OSError: database disk image is malformed (")
+
+
+def test_an_error_inside_bolt_itself_is_a_400_and_one_line(forged_env, caplog, monkeypatch):
+    from slack_bolt import App
+
+    app, _, channel, *_ = forged_env
+
+    def broken(self, req):
+        raise KeyError("view")
+
+    monkeypatch.setattr(App, "dispatch", broken)
+    caplog.set_level(logging.INFO)
+    assert command(app, "help", channel=channel).status == 400
+    [line] = caplog.records
+    assert line.exc_info is None and line.getMessage().startswith("request failed in Bolt: KeyError")
