@@ -172,6 +172,7 @@ def cmd_demo(args, cfg: Config) -> int:
 
     t = now()
     path = Path(_db_path(args, cfg))
+    _check_replaceable(path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = open_db(path)
@@ -189,6 +190,21 @@ def cmd_demo(args, cfg: Config) -> int:
     )
     print(f"  vsm digest --team {first} --json --db {path}   # the exact Slack message payload")
     return 0
+
+
+def _check_replaceable(path) -> None:
+    """`vsm demo` deletes the file it rebuilds: only a vsm database (even a damaged or older one) or
+    an empty file, never a mistyped ``--db`` naming another application's database or a document."""
+    from metrics.store import NotVsmDatabase, open_db
+
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    try:
+        open_db(path, readonly=True).conn.close()
+    except NotVsmDatabase as exc:
+        raise VsmError(f"{exc}: `vsm demo` replaces only a vsm database (choose another --db)") from None
+    except VsmError:
+        pass  # a vsm database it cannot read (damaged, older and read-only): rebuilding is the fix
 
 
 def cmd_teams(args, cfg: Config) -> int:

@@ -140,6 +140,17 @@ def test_a_file_that_is_not_a_vsm_database_is_refused_and_left_as_it_was(tmp_pat
     assert snapshot(tmp_path) == before  # byte-for-byte, same mtime, and no -wal, -shm or journal
 
 
+@pytest.mark.parametrize("kind", ["foreign", "text"])
+def test_demo_does_not_replace_a_file_that_is_not_a_vsm_database(tmp_path, kind):
+    """`vsm demo` deletes the database it rebuilds: a mistyped --db must not cost another file."""
+    path = tmp_path / "notes.db"
+    foreign_sqlite(path) if kind == "foreign" else path.write_text("minutes of the meeting\n")
+    before = snapshot(tmp_path)
+    run = vsm("demo", "--db", str(path), cwd=tmp_path)
+    one_line_error(run, str(path), "not a vsm one", "`vsm demo` replaces only a vsm database")
+    assert snapshot(tmp_path) == before
+
+
 def test_writers_refuse_another_applications_database(tmp_path):
     path = tmp_path / "app.db"
     foreign_sqlite(path)

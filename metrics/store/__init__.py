@@ -22,6 +22,11 @@ _MAGIC = b"SQLite format 3\x00"
 _DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
+class NotVsmDatabase(VsmError):
+    """The file exists but is not a vsm database (empty, not SQLite, another application's): nothing
+    vsm does may change it."""
+
+
 def is_damaged(exc: sqlite3.Error) -> bool:
     """True when ``exc`` says the database file itself is damaged (as opposed to locked, read-only...)."""
     return getattr(exc, "sqlite_errorcode", None) in _DAMAGED or "malformed" in str(exc)
@@ -82,7 +87,9 @@ def open_db(path: str | Path, *, create: bool = True, readonly: bool = False) ->
         is_vsm, _ = _vsm_state(db)
         if not is_vsm and db.execute("select count(*) from sqlite_master").fetchone()[0]:
             conn.close()
-            raise VsmError(f"{p} is a SQLite database of something else, not a vsm one: choose another --db")
+            raise NotVsmDatabase(
+                f"{p} is a SQLite database of something else, not a vsm one: choose another --db"
+            )
         db.enable_wal()
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
@@ -142,17 +149,17 @@ def _open_readonly(p: Path) -> sqlite_utils.Database:
     if not p.exists():
         raise VsmError(f"no database at {p} (run `vsm demo` or `vsm sync` first)")
     if not p.is_file():
-        raise VsmError(f"{p} is not a file, so not a vsm database")
+        raise NotVsmDatabase(f"{p} is not a file, so not a vsm database")
     if p.stat().st_size == 0:
-        raise VsmError(f"{p} is empty, not a vsm database (run `vsm demo` or `vsm sync` to build one)")
+        raise NotVsmDatabase(f"{p} is empty, not a vsm database (run `vsm demo` or `vsm sync` to build one)")
     if not _has_magic(p):
-        raise VsmError(f"{p} is not a SQLite database, so not a vsm one")
+        raise NotVsmDatabase(f"{p} is not a SQLite database, so not a vsm one")
     try:
         db = _connect_readonly(p)
         is_vsm, pending = _vsm_state(db)
         if not is_vsm:
             db.conn.close()
-            raise VsmError(f"{p} is a SQLite database of something else, not a vsm one")
+            raise NotVsmDatabase(f"{p} is a SQLite database of something else, not a vsm one")
         if pending:
             db.conn.close()
             writable = os.access(p, os.W_OK) and os.access(p.resolve().parent, os.W_OK | os.X_OK)
