@@ -213,6 +213,27 @@ def test_bad_timestamps_unsigned_requests_and_other_paths_are_refused_in_one_log
     assert post(served.url, HELP, signed(HELP, content_type=FORM)).status_code == 200
 
 
+def test_unsigned_bodies_bolt_cannot_parse_are_refused_before_parsing(served):
+    """Bolt parses a body before checking its signature, and these shapes raise in that parsing:
+    unsigned, they are refused at the front, unparsed; signed (only Slack could), a 400."""
+    stamp = str(int(time.time()))
+    forged = [
+        (FORM, "payload=%5B1%2C2%5D"),
+        ("application/json", '{"type": "event_callback", "team": 5, "authorizations": 5}'),
+        (FORM, "payload=%7B%22type%22%3A%22block_actions%22%2C%22team%22%3A5%7D"),
+    ]
+    for content_type, body in forged:
+        headers = {"content-type": [content_type], "x-slack-request-timestamp": [stamp]}
+        headers["x-slack-signature"] = ["v0=" + "0" * 64]
+        assert post(served.url, body, headers).status_code == 401, body
+    content_type, body = forged[0]
+    assert post(served.url, body, signed(body, content_type=content_type)).status_code in (200, 400)
+    log = served.wait_for_log("401 from 127.0.0.1: bad signature")
+    assert log.count("401 from 127.0.0.1: bad signature") >= len(forged)
+    assert "Traceback" not in log and " 500 " not in log
+    assert post(served.url, HELP, signed(HELP, content_type=FORM)).status_code == 200
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs all of 127.0.0.0/8 on loopback")
 def test_listens_on_127_0_0_1_unless_told_otherwise(served, tmp_path, slack):
     # On Linux every 127.x.y.z address is local: a server on 0.0.0.0 answers on 127.0.0.2 too.
