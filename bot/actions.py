@@ -15,7 +15,7 @@ from bot.settings_modal import tell
 from metrics import catalogue
 from metrics.digest import build_digest
 from metrics.errors import VsmError
-from metrics.teams import get_team, save_team, team_for_channel
+from metrics.teams import save_team, team_for_channel
 from metrics.timeutil import dates_window, iso, parse_instant, window_between
 
 log = logging.getLogger("vsm.bot")
@@ -45,7 +45,11 @@ def register(app: App, deps) -> None:
         ack()
         spec = _spec(text(first_action(body).get("value")))
         try:
-            team = get_team(deps.store.db, text(spec.get("team")))
+            # The channel decides the team, as for /vsm: a button's value is the clicker's to forge,
+            # and must not show another team's items in this channel.
+            team = team_for_channel(deps.store.db, message_channel(body))
+            if team is None or team.name != text(spec.get("team")):
+                raise VsmError("this button belongs to another channel's team")
             start, end = parse_instant(text(spec.get("since"))), parse_instant(text(spec.get("until")))
             if start is None or end is None:
                 raise VsmError("the button does not say which period")

@@ -104,6 +104,19 @@ def test_explain_lists_the_items_behind_the_figure(env):
     assert_valid_message(explain)
 
 
+def test_explain_shows_only_the_team_of_the_channel_it_is_clicked_in(env):
+    """A forged Explain naming another team, clicked in payments' channel, shows none of its items."""
+    app, slack, team, _ = env
+    command(app, "cycle-time 90d", channel=team.channel, response_url=f"{slack.url}/response/1")
+    spec = json.loads(slack.responses()[0]["blocks"][-1]["elements"][0]["value"])
+    forged = json.dumps(spec | {"team": "mobile"})
+    _block_action(app, slack, team, {"action_id": "explain", "value": forged, "type": "button"})
+    reply = slack.responses()[-1]
+    assert "items behind the figure" not in reply["text"]
+    assert "belongs to another channel's team" in json.dumps(reply)
+    assert "MOB-" not in json.dumps(reply)
+
+
 def test_channel_without_a_team_is_offered_a_setup(env):
     app, *_ = env
     body = ack_json(command(app, "cycle-time", channel="CNOTEAM"))
