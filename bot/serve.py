@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from functools import partial
@@ -111,9 +112,12 @@ def serve(
         admins=list(cfg.org.get("admins", [])),
         on_team_saved=scheduler.plan_team,
     )
+    # The address is taken before the scheduler starts: a second `vsm serve` on a port in use stops
+    # here, before it plans or catches up work against the database the first one serves.
+    server = http_server(app, secret, host=host, port=port) if http else None
     scheduler.start()
-    if http:
-        http_server(app, secret, host=host, port=port).run()
+    if server is not None:
+        server.run()
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -132,6 +136,9 @@ def _one_line(text: str, limit: int = 100) -> str:
     return repr(text[:limit])
 
 
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
 def _signed_body(environ: dict, verifier: Any) -> bytes | None:
     """The request's body if Slack signed it, else None; the body is put back for Bolt to read.
 
@@ -145,9 +152,10 @@ def _signed_body(environ: dict, verifier: Any) -> bytes | None:
         return None
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
-    ok = verifier.is_valid(
-        body, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
-    )
+    signature = environ.get("HTTP_X_SLACK_SIGNATURE") or ""
+    if not _SIGNATURE.fullmatch(signature):  # hmac.compare_digest raises on non-ASCII text
+        return None
+    ok = verifier.is_valid(body, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), signature)
     return body if ok else None
 
 
@@ -209,19 +217,26 @@ def http_server(app: App, signing_secret: str, *, host: str, port: int) -> Any:
     or half-sent connection stalled every other request (docs/slack.md, "Run it")."""
     from waitress.server import create_server
 
-    server = create_server(
-        wsgi_app(app, signing_secret),
-        host=host,
-        port=port,
-        threads=THREADS,
-        channel_timeout=CHANNEL_TIMEOUT_S,
-        cleanup_interval=CLEANUP_INTERVAL_S,
-        connection_limit=CONNECTION_LIMIT,
-        max_request_body_size=MAX_BODY_BYTES,
-        max_request_header_size=MAX_HEADER_BYTES,
-        asyncore_use_poll=True,  # select() cannot watch a descriptor numbered 1,024 or more
-        expose_tracebacks=False,
-        ident="vsm-bot",
+    try:
+        server = create_server(
+            wsgi_app(app, signing_secret),
+            host=host,
+            port=port,
+            threads=THREADS,
+            channel_timeout=CHANNEL_TIMEOUT_S,
+            cleanup_interval=CLEANUP_INTERVAL_S,
+            connection_limit=CONNECTION_LIMIT,
+            max_request_body_size=MAX_BODY_BYTES,
+            max_request_header_size=MAX_HEADER_BYTES,
+            asyncore_use_poll=True,  # select() cannot watch a descriptor numbered 1,024 or more
+            expose_tracebacks=False,
+            ident="vsm-bot",
+        )
+    except (OSError, ValueError) as exc:  # in use, not ours to bind, or a host that does not resolve
+        raise VsmError(f"cannot listen on {host}:{port}: {exc}") from exc
+    # A host that resolves to several addresses (localhost: IPv4 and IPv6) gets one socket each.
+    where = ", ".join(
+        f"{h}:{p}" for h, p in getattr(server, "effective_listen", [(host, server.effective_port)])
     )
-    log.info("serving Slack requests on http://%s:%s%s", host, server.effective_port, EVENTS_PATH)
+    log.info("serving Slack requests on %s, path %s", where, EVENTS_PATH)
     return server

@@ -131,6 +131,25 @@ def test_missing_tokens_name_the_variable(tmp_path):
     assert not (tmp_path / "x.db").exists()  # bad input changed nothing
 
 
+def test_an_address_it_cannot_listen_on_is_one_line_before_any_work(served, tmp_path, slack):
+    """A second `vsm serve` on a port in use, or a host that does not resolve, stops in one line
+    with exit 2, before its scheduler starts (it would plan and catch up work on the database)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+    }
+    for where in (["--port", str(served.port)], ["--host", "nosuchhost.invalid"]):
+        db = tmp_path / "second.db"
+        proc = run_vsm("serve", "--http", *where, "--db", str(db), env=env, cwd=tmp_path)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, err
+        lines = [line for line in err.splitlines() if line.startswith("vsm:")]
+        assert len(lines) == 1 and "cannot listen on" in lines[0], err
+        assert "Traceback" not in err
+
+
 FORM = "application/x-www-form-urlencoded"
 HELP = urlencode({"command": "/vsm", "text": "help", "user_id": "U1", "channel_id": "C1", "team_id": "T1"})
 
@@ -203,6 +222,9 @@ def test_bad_timestamps_unsigned_requests_and_other_paths_are_refused_in_one_log
     assert post(served.url, body, unstamped).status_code == 401
     unsigned = {"content-type": [FORM], "x-slack-request-timestamp": [str(int(time.time()))]}
     assert post(served.url, body, unsigned).status_code == 401
+    for forged in ("v0=\u00e9\u00e9", "v0=" + "g" * 64, "v1=" + "0" * 64):  # é: compare_digest raises on it
+        headers = {**unsigned, "x-slack-signature": [forged.encode("utf-8").decode("latin-1")]}
+        assert post(served.url, body, headers).status_code == 401, forged
     assert requests.get(served.url, timeout=10).status_code == 404
     assert requests.post(served.url.replace("/slack/events", "/admin"), timeout=10).status_code == 404
     log = served.wait_for_log("401 from 127.0.0.1: bad signature")
