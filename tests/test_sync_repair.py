@@ -238,6 +238,55 @@ def test_a_sync_the_merge_requests_stream_failed_is_repaired_by_the_next(faults,
         gl.close()
 
 
+# -- the pipelines signal: a page part-stored, its compare base not checkpointed ----------------------
+def fail_after(marker: str, answered: int):
+    """An outage on paths holding ``marker`` from its ``answered + 1``-th request on: the pipelines
+    stream stops part-way through its (single) page, after storing ``answered`` pipelines or so."""
+    count = {"n": 0}
+
+    def outage(req) -> bool:
+        if marker not in req.path:
+            return False
+        count["n"] += 1
+        return count["n"] > answered
+
+    return outage
+
+
+@pytest.mark.parametrize("before_window", [False, True], ids=["base in the window", "base before it"])
+@pytest.mark.parametrize(
+    "marker", ["/repository/compare", "/pipelines/"], ids=["compare 500", "pipelines/<id> 500"]
+)
+def test_a_sync_the_pipelines_stream_failed_mid_page_is_repaired_by_the_next(marker, before_window):
+    """The stream stores each pipeline as it goes but saves the previous one's sha (the next compare's
+    base) only with the page's cursor; the next sync re-lists the page and skips the stored ones, so
+    the base must come from them, not from the state the failed sync saved: else the next new
+    pipeline has no compare (its changes unlinked) or one from the pipeline before the window (it
+    claims the changes earlier pipelines shipped)."""
+    gl = FakeGitLab(GL_TOKEN)
+    try:
+        if before_window:
+            gl.add_pipeline(MOBILE, NOW - 400 * DAY)  # before the 365-day history: the first base
+        gitlab_history(gl)
+        clean = new_db()
+        assert gl_sync(clean, gl).ok
+        expected_changes, expected_lead = changes(clean, "gitlab"), lead_time(clean, GITLAB_TEAM)
+        assert len(expected_changes) > 100
+        gl.outage = fail_after(marker, 10)
+        db = new_db()
+        failed = gl_sync(db, gl)
+        assert [e.split(":")[0] for e in failed.errors] == ["pipelines"], failed.errors
+        stored = db.execute("select count(*) from raw where kind = 'pipeline'").fetchone()[0]
+        assert 5 < stored < 30  # part of the page stored, its cursor not
+        gl.outage = None
+        repaired = gl_sync(db, gl)
+        assert repaired.ok, repaired.errors
+        assert changes(db, "gitlab") == expected_changes
+        assert lead_time(db, GITLAB_TEAM) == expected_lead
+    finally:
+        gl.close()
+
+
 # -- a database a failed sync broke before this fix is repaired when it is opened ---------------------
 def test_the_migration_links_what_stored_compares_hold_and_a_failed_sync_left_unlinked():
     """Links missing from a database synced before compares kept their commits (GitHub compares,
