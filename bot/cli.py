@@ -256,7 +256,7 @@ def cmd_metric(args, cfg: Config) -> int:
     from bot import format as fmt
     from metrics import catalogue
     from metrics.teams import get_team
-    from metrics.timeutil import dates_window, days_ending_today, parse_period, zone
+    from metrics.timeutil import dates_window, default_window, parse_period, zone
 
     metric = catalogue.get(args.id)
     if args.period and (args.since or args.until):
@@ -277,7 +277,7 @@ def cmd_metric(args, cfg: Config) -> int:
     elif args.since:
         window = dates_window(args.since, args.until, team.tz)
     else:
-        window = days_ending_today(30, team.tz, t)
+        window = default_window(team.tz, t)
     result = catalogue.compute(db, team, metric.id, window, t)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))

@@ -21,7 +21,7 @@ from metrics.dataset import TeamData
 from metrics.digest import build_digest
 from metrics.errors import VsmError
 from metrics.teams import Team, get_org, team_for_channel
-from metrics.timeutil import days_ending_today, parse_period
+from metrics.timeutil import default_window, parse_period
 
 log = logging.getLogger("vsm.bot")
 
@@ -48,7 +48,7 @@ class Deps:
 
 def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
     now = deps.clock()
-    window = parse_period(period, team.tz, now) if period else days_ending_today(30, team.tz, now)
+    window = parse_period(period, team.tz, now) if period else default_window(team.tz, now)
     return catalogue.compute(deps.store.db, team, metric_id, window, now)
 
 

@@ -16,7 +16,7 @@ from bot.settings_modal import user_channels
 from metrics.catalogue import CATALOGUE
 from metrics.dataset import TeamData
 from metrics.teams import Team, list_teams
-from metrics.timeutil import days_ending_today
+from metrics.timeutil import default_window
 
 log = logging.getLogger("vsm.bot")
 MAX_TEAMS = 15  # 6 blocks a team keeps the view under Slack's 100
@@ -44,7 +44,7 @@ class SeenEvents:
 
 def team_rows(db, team: Team, now: datetime) -> list[dict]:
     data = TeamData(db, team, now)
-    window = days_ending_today(30, team.tz, now)
+    window = default_window(team.tz, now)
     rows = []
     for mid in team.metrics[:8]:
         metric = CATALOGUE.get(mid)
