@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from metrics.errors import VsmError
+from metrics.kinds import SOURCE_KINDS
 from metrics.teams import (
     TEAM_NAME,
     TEAM_RULES,
@@ -30,7 +31,6 @@ from metrics.teams import (
 )
 from metrics.workflow import Workflow
 
-SOURCE_KINDS = ("jira", "github", "gitlab", "pagerduty")
 DEFAULT_CONFIG = "vsm.toml"
 DEFAULT_PRODUCTION = ("production",)
 SECTIONS = ("database", "slack", "schedule", "source", "team", "org")

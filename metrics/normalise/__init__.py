@@ -17,11 +17,9 @@ from types import ModuleType
 import sqlite_utils
 
 from metrics.errors import VsmError
-from metrics.normalise import github, gitlab, jira, pagerduty
+from metrics.kinds import SOURCE_KINDS, normaliser
 from metrics.store.raw import iter_raw, save_raw
 from metrics.store.tx import transaction
-
-TOOLS: dict[str, ModuleType] = {"jira": jira, "github": github, "gitlab": gitlab, "pagerduty": pagerduty}
 
 # Every normalised table carries ``source``; a rebuild clears a source's rows in all of them.
 NORMALISED_TABLES = (
@@ -41,9 +39,11 @@ NORMALISED_TABLES = (
 
 def _tool(source_name: str, options: dict) -> ModuleType:
     kind = (options or {}).get("kind")
-    module = TOOLS.get(kind or "")
+    module = normaliser(kind) if isinstance(kind, str) else None
     if module is None:
-        raise VsmError(f"source {source_name}: no normaliser for kind {kind!r} (one of: {', '.join(TOOLS)})")
+        raise VsmError(
+            f"source {source_name}: no normaliser for kind {kind!r} (one of: {', '.join(SOURCE_KINDS)})"
+        )
     return module
 
 
@@ -96,6 +96,8 @@ def rebuild(db: sqlite_utils.Database, sources: dict[str, dict]) -> dict[str, in
     parents first (PRs before their reviews and before the compares that link them to deployments).
     Work items tombstoned as deleted stay so. Returns the number of payloads normalised per source.
     """
+    from metrics.normalise.github import normalise_pull
+
     modules = {name: _tool(name, options) for name, options in sources.items()}
     counts: dict[str, int] = {}
     with transaction(db):
@@ -114,7 +116,7 @@ def rebuild(db: sqlite_utils.Database, sources: dict[str, dict]) -> dict[str, in
             for kind in module.ORDER:
                 fn = module.NORMALISERS[kind]
                 for raw in iter_raw(db, name, kind):
-                    if fn is github.normalise_pull:
+                    if fn is normalise_pull:
                         fn(db, name, raw["payload"], options, raw["external_id"], with_children=False)
                     else:
                         fn(db, name, raw["payload"], options, raw["external_id"])
@@ -124,4 +126,4 @@ def rebuild(db: sqlite_utils.Database, sources: dict[str, dict]) -> dict[str, in
     return counts
 
 
-__all__ = ["normalise", "ingest", "rebuild", "TOOLS", "NORMALISED_TABLES"]
+__all__ = ["normalise", "ingest", "rebuild", "NORMALISED_TABLES"]

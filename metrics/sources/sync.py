@@ -8,7 +8,6 @@ stored or shown.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from metrics.kinds import connector_class
 from metrics.store.tx import transaction
 from metrics.teams import now_iso
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 # The connectors and their HTTP client (requests, urllib3) are imported by the functions that sync:
 # every digest reads ``freshness`` from here, and a digest or a `vsm metric` never touches a network.
-
-KINDS = ("jira", "github", "gitlab", "pagerduty")
 
 
 @dataclass
@@ -43,11 +41,6 @@ class SourceResult:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def connector_class(kind: str) -> type[Connector]:
-    """``metrics.sources.<kind>.CONNECTOR``."""
-    return importlib.import_module(f"metrics.sources.{kind}").CONNECTOR
 
 
 def _scrub(message: object, token: str | None, user: str | None) -> str:
@@ -101,7 +94,7 @@ def _connector(
         raise SourceError(f"environment variable {token_env} is not set")
     try:
         cls = connector_class(source["kind"])
-    except (ImportError, AttributeError):
+    except (KeyError, ImportError, AttributeError):
         raise SourceError(f"no connector for kind {source['kind']!r} yet") from None
     http = cls.make_http(source, token or "")
     check_transport(http.base_url, bool(source.get("allow_plain_http")))
