@@ -197,11 +197,14 @@ def fisher_p(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float | None:
     if n_a < MIN_SIDE or n_b < MIN_SIDE:
         return None
     hits = hits_a + hits_b
-
-    def weight(x: int) -> int:  # tables with x hits in a: C(n_a, x) · C(n_b, hits - x)
-        return math.comb(n_a, x) * math.comb(n_b, hits - x)
-
-    observed = weight(hits_a)
-    support = range(max(0, hits - n_b), min(hits, n_a) + 1)
-    as_extreme = sum(w for w in map(weight, support) if w <= observed)
+    lo, hi = max(0, hits - n_b), min(hits, n_a)
+    # Tables with x hits in a weigh C(n_a, x) · C(n_b, hits - x); each weight follows from the one
+    # before by an exact integer step, so the sum costs one comb pair, not one per table.
+    w = math.comb(n_a, lo) * math.comb(n_b, hits - lo)
+    weights = [w]
+    for x in range(lo, hi):
+        w = w * (n_a - x) * (hits - x) // ((x + 1) * (n_b - hits + x + 1))
+        weights.append(w)
+    observed = weights[hits_a - lo]
+    as_extreme = sum(v for v in weights if v <= observed)
     return min(1.0, as_extreme / math.comb(n_a + n_b, hits))

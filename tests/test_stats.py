@@ -106,6 +106,7 @@ def test_fisher_agrees_with_scipy():
 
     rnd = random.Random(11)
     cases = [(0, 10, 0, 10), (10, 10, 10, 10), (0, 10, 10, 10), (3, 40, 3, 40), (1, 500, 30, 500)]
+    cases += [(3333, 10_000, 5000, 10_000), (500, 4000, 540, 4000)]  # a busy repository's 20 weeks
     for _ in range(300):
         n_a, n_b = rnd.randint(10, 200), rnd.randint(10, 200)
         cases.append((rnd.randint(0, n_a), n_a, rnd.randint(0, n_b), n_b))
