@@ -137,12 +137,15 @@ def register(app: App, deps) -> None:
             tell(respond, replace_original=False, text="Choose how long to snooze the nudges from the menu.")
             return
         team = team_for_channel(deps.store.db, channel)
-        if team is None or not deps.members.is_member(client, channel, user):
+        member = deps.members.is_member(client, channel, user) if team is not None else False
+        if not member:
             _refused("snooze_nudges", body, f"not a member of {channel!r}")
             tell(
                 respond,
                 replace_original=False,
-                text="Only members of the team's channel can snooze its nudges.",
+                text="Could not check the channel's members just now; try again in a minute."
+                if member is None
+                else "Only members of the team's channel can snooze its nudges.",
             )
             return
         days = int(choice)

@@ -19,7 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import actions, commands, home, north_star
 from bot.command_parse import obj
-from bot.settings_modal import MemberCache
+from bot.settings_modal import MemberCache, tell
 from bot.store import Store
 
 log = logging.getLogger("vsm.bot")
@@ -52,7 +52,7 @@ def last_resort(signing_secret: str | None) -> Callable[..., BoltResponse]:
     header, say) stays refused: 401, not the 200 the listeners' answer would be."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
-    def handle(error: Exception, request: BoltRequest, body: dict) -> BoltResponse:
+    def handle(error: Exception, request: BoltRequest, body: dict, respond=None) -> BoltResponse:
         body = obj(body)
         kind = str(body.get("type") or ("command" if "command" in body else "request"))
         log.error("%s failed: %s", kind, commands.error_line(error))
@@ -78,6 +78,8 @@ def last_resort(signing_secret: str | None) -> Callable[..., BoltResponse]:
                 return BoltResponse(
                     status=200, body={"response_action": "errors", "errors": {inputs[0]: SORRY[:150]}}
                 )
+        if respond is not None and isinstance(body.get("response_url"), str):
+            tell(respond, SORRY)  # a click already acknowledged: say so where it was clicked
         return BoltResponse(status=200, body="")  # a click: acknowledged, nothing done
 
     return handle

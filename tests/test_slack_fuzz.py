@@ -289,6 +289,8 @@ def test_forged_clicks_are_acknowledged_and_change_nothing(forged_env, name, cap
     answered = len(slack.responses())
     resp = interaction(app, payload)
     _assert_nothing_happened(resp, slack, db_path, before, caplog)
+    # refused by the listener itself, not caught by the last-resort handler as a crash
+    assert not [r.getMessage() for r in caplog.records if " failed: " in r.getMessage()]
     for reply in slack.responses()[answered:]:  # whatever is said is said to the clicker alone
         assert reply.get("response_type", "ephemeral") == "ephemeral" and reply["text"]
 
@@ -347,6 +349,33 @@ def test_the_last_resort_answers_a_listener_bug_in_one_line(forged_env, caplog, 
     )
     # A request that fails the signature check still gets 401 when an error is raised on the way.
     assert command(app, "help", channel=channel, secret="wrong").status == 401
+
+
+def test_the_last_resort_tells_the_clicker_when_a_click_fails(forged_env, caplog, monkeypatch):
+    """A click is acknowledged before its work: when that work fails unforeseen, the clicker hears
+    so where they clicked, not silence."""
+    from bot import actions
+
+    app, slack, channel, *_ = forged_env
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(actions, "team_for_channel", broken)
+    caplog.set_level(logging.INFO)
+    answered = len(slack.responses())
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "channel": {"id": channel},
+        "response_url": f"{slack.url}/response/click",
+        "trigger_id": "t",
+        "actions": [{"action_id": "post_digest", "type": "button", "value": "{}"}],
+    }
+    assert interaction(app, payload).status == 200
+    [reply] = slack.responses()[answered:]
+    assert reply["text"] == "Sorry, that failed on our side; it has been logged."
+    assert any(" failed: RuntimeError: boom" in r.getMessage() for r in caplog.records)
 
 
 def test_a_failure_after_the_ack_is_one_line_and_a_short_answer(forged_env, caplog, monkeypatch):
