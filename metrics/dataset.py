@@ -23,7 +23,7 @@ from metrics.store import flows as flow_store
 from metrics.store.statuses import status_table
 from metrics.teams import Team
 from metrics.timeutil import zone
-from metrics.workflow import DONE, Flow, Workflow, replay_steps
+from metrics.workflow import DONE, Flow, Workflow, item_steps, replay_steps
 
 _ITEM_KEY = itemgetter(0, 1)  # (source, key) of a transitions row
 _AT_SEQ = itemgetter(2, 3)  # (at, seq) of a transitions row
@@ -339,20 +339,21 @@ class TeamData:
             }
             for src, table in status_table(self.db, sorted({r[0] for r in unstored})).items()
         }
+        # How a transitions row reads, per source: its from status and the step it makes.
+        readers = {
+            src: (
+                lambda c, codes=codes: codes.get(c[4], _UNKNOWN),
+                lambda c, codes=codes: (c[2], *codes.get(c[5], _UNKNOWN)),
+            )
+            for src, codes in stage_of.items()
+        }
         flows = {}
+        workflow = self.workflow
         for src, key, _, _, _, _, status, status_id, _, created, *_ in unstored:
             k = (src, key)
-            changes = trans.get(k)
-            # These steps are part of what a stored flow depends on: a change here needs a new
-            # workflow.REPLAY_VERSION, or flows stored before it would still be read.
-            if changes:
-                changes.sort(key=_AT_SEQ)  # time order, ties by changelog id
-                codes = stage_of[src]
-                steps = [(created, *codes.get(changes[0][4], _UNKNOWN))]
-                steps += [(c[2], *codes.get(c[5], _UNKNOWN)) for c in changes]
-            else:
-                steps = [(created, self.workflow.stage_index(status_id, status), status or status_id)]
-            flows[k] = replay_steps(self.workflow, steps)
+            initial, entered = readers[src]
+            steps = item_steps(workflow, created, status_id, status, trans.get(k), _AT_SEQ, initial, entered)
+            flows[k] = replay_steps(workflow, steps)
         flow_store.store(self.db, self.workflow, ((src, key, f) for (src, key), f in flows.items()))
         return flows
 

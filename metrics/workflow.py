@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from metrics.errors import VsmError
 
 BACKLOG, COMMITTED, DONE = "backlog", "committed", "done"
 ACTIVE, WAITING = "active", "waiting"
 # Bump whenever a replay can change what it returns: ``replay_steps``, how a status finds its stage,
-# or how ``TeamData._replay_unstored`` (metrics/dataset.py) builds the steps it replays. Flows stored
+# or how ``item_steps`` builds the steps replayed (for ``replay`` and ``TeamData``'s loader alike). Flows stored
 # by an older version then carry another fingerprint and are never read again.
 # 2: a flow carries the time spent in each unmapped status during its cycle (``Flow.unmapped_time``).
 REPLAY_VERSION = 2
@@ -182,6 +182,45 @@ class Flow:
 
 _NONES: list[None] = [None] * 64
 
+Step = tuple[float, int | None, str | None]  # (at, stage index or None if unmapped, status label)
+C = TypeVar("C")
+
+
+def item_steps(
+    workflow: Workflow,
+    created: float,
+    current_id: str | None,
+    current_status: str | None,
+    changes: list[C] | None,
+    order: Callable[[C], Any] | None,
+    initial: Callable[[C], tuple[int | None, str | None]],
+    entered: Callable[[C], Step],
+) -> list[Step]:
+    """The steps ``replay_steps`` replays for one item (rules 1 and 2), in the one place they are built:
+    ``replay`` reads ``Transition`` tuples and the loader reads status codes, so each passes how to
+    read its changes, and both replay the same steps from the same history.
+
+    ``changes`` is sorted in place by ``order`` (time, ties by changelog id); ``initial(first)`` is the
+    (stage index, label) of the first change's ``from`` status, which the item was created in;
+    ``entered(change)`` is the step the change makes. With no changes, the item has sat in its current
+    status since ``created``."""
+    if not changes:
+        return [(created, workflow.stage_index(current_id, current_status), current_status or current_id)]
+    changes.sort(key=order)
+    steps = [(created, *initial(changes[0]))]
+    steps += map(entered, changes)
+    return steps
+
+
+def _from_stage(workflow: Workflow) -> Callable[[Transition], tuple[int | None, str | None]]:
+    index = workflow.stage_index
+    return lambda t: (index(t[2], t[3]), t[3] or t[2])
+
+
+def _entered(workflow: Workflow) -> Callable[[Transition], Step]:
+    index = workflow.stage_index
+    return lambda t: (t[0], index(t[4], t[5]), t[5] or t[4])
+
 
 def replay(
     workflow: Workflow,
@@ -191,18 +230,21 @@ def replay(
     transitions: Sequence[Transition],
 ) -> Flow:
     """Stage dates of an item from its status changes (see ``replay_steps`` for the rules)."""
-    index = workflow.stage_index
-    if transitions:
-        ordered = sorted(transitions)  # (at, seq, ...): time order, ties by changelog id
-        first = ordered[0]
-        steps = [(created, index(first[2], first[3]), first[3] or first[2])]
-        steps += [(t[0], index(t[4], t[5]), t[5] or t[4]) for t in ordered]
-    else:
-        steps = [(created, index(current_id, current_status), current_status or current_id)]
+    # Sorted as whole tuples (at, seq, ...): time order, ties by changelog id.
+    steps = item_steps(
+        workflow,
+        created,
+        current_id,
+        current_status,
+        list(transitions),
+        None,
+        _from_stage(workflow),
+        _entered(workflow),
+    )
     return replay_steps(workflow, steps)
 
 
-def replay_steps(workflow: Workflow, steps: Sequence[tuple[float, int | None, str | None]]) -> Flow:
+def replay_steps(workflow: Workflow, steps: Sequence[Step]) -> Flow:
     """Stage dates by docs/metrics.md rules 1–5, exact instants.
 
     ``steps`` are ``(at, stage index or None if unmapped, status label)`` in replay order, the first
