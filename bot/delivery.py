@@ -27,8 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from metrics.store.tx import transaction
-from metrics.teams import now_iso
-from metrics.timeutil import parse_instant
+from metrics.timeutil import now_iso, parse_instant
 
 log = logging.getLogger("vsm.delivery")
 

@@ -14,14 +14,13 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 
 import sqlite_utils
 
 from metrics.errors import VsmError
 from metrics.store import flows
 from metrics.store.tx import transaction
-from metrics.timeutil import zone
+from metrics.timeutil import now_iso, zone
 from metrics.workflow import Workflow
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -342,10 +341,6 @@ class Team:
                 check_target(m, value)
             except VsmError as exc:
                 raise VsmError(f"targets: {m}: {exc}") from None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def get_team(db: sqlite_utils.Database, name: str) -> Team:

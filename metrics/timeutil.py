@@ -51,6 +51,12 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def now_iso() -> str:
+    """The wall clock as stored in audit and status columns (whole seconds, UTC): the real time even
+    under ``VSM_NOW``, since it records when something happened, not what a figure is as of."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA zone, or a clear error naming the bad value."""
     try:

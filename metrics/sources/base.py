@@ -24,8 +24,7 @@ import sqlite_utils
 from metrics.normalise import ingest
 from metrics.sources.http import Http
 from metrics.store.tx import transaction
-from metrics.teams import now_iso
-from metrics.timeutil import iso
+from metrics.timeutil import iso, now_iso
 
 Progress = Callable[[str, str, int], None]  # (source, stream, payloads stored so far)
 

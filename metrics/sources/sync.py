@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from metrics.kinds import connector_class
 from metrics.store.tx import transaction
-from metrics.teams import now_iso
+from metrics.timeutil import now_iso
 
 if TYPE_CHECKING:
     import sqlite_utils
