@@ -7,10 +7,11 @@ import json
 import logging
 
 from slack_bolt import App
+from slack_sdk.errors import SlackApiError
 
 from bot.command_parse import obj, private_metadata, state_values, text, user_id
 from bot.render import render_json
-from bot.settings_modal import tell
+from bot.settings_modal import before_ack, tell
 from metrics.catalogue import CATALOGUE
 from metrics.errors import VsmError
 from metrics.teams import check_org, get_org, set_org
@@ -19,10 +20,16 @@ CALLBACK = "north_star"
 log = logging.getLogger("vsm.bot")
 
 
-def may_set(client, deps, user: str) -> bool:
+def may_set(client, deps, user: str) -> bool | None:
+    """Whether ``user`` may set the North Star now: named in ``[org] admins``, or a workspace admin
+    or owner; None when Slack cannot say (the change is refused, never guessed)."""
     if user in deps.admins:
         return True
-    info = client.users_info(user=user).get("user") or {}
+    try:
+        info = client.users_info(user=user).get("user") or {}
+    except (SlackApiError, OSError) as exc:
+        log.info("could not read %s's admin status: %s", user, type(exc).__name__)
+        return None
     return bool(info.get("is_admin") or info.get("is_owner"))
 
 
@@ -56,13 +63,22 @@ def register(app: App, deps) -> None:
             chosen=chosen,
             meta=json.dumps({"by": user}),
         )
-        client.views_open(trigger_id=text(body.get("trigger_id")), view=view)
+        try:
+            client.views_open(trigger_id=text(body.get("trigger_id")), view=view)
+        except SlackApiError as exc:  # an expired or forged trigger_id
+            log.info("north star modal not opened for %s: %s", user, exc.response.get("error"))
+            tell(respond, "Slack would not open the North Star form; click the button again.")
 
     @app.view(CALLBACK)
     def submit(ack, body, view, client):
         view, user = obj(view), user_id(body)
-        # Checked (users.info) when the modal opened; no Web API call before the 3-second ack.
-        if not user or private_metadata(view).get("by") != user:
+        # Checked again at the moment of the write: an admin demoted since the form opened may not
+        # save it. One users.info call, with the short pre-ack client (no retries, 2 s).
+        if (
+            not user
+            or private_metadata(view).get("by") != user
+            or not may_set(before_ack(client), deps, user)
+        ):
             log.info("north star submission refused for %r", user)
             ack(response_action="errors", errors={"metrics": "Only workspace admins can set the North Star."})
             return

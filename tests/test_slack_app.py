@@ -213,6 +213,14 @@ def test_north_star_is_set_by_admins_only_and_logged(env):
         app, {"type": "view_submission", "user": {"id": "U1"}, "view": {**view, "state": state}}
     )
     assert ack_json(resp)["response_action"] == "errors" and len(slack.calls) == calls
+    # The form's opener is re-checked at submit: one who is no admin now (demoted since it opened,
+    # here U1, whom users.info says is none) saves nothing.
+    demoted = {**view, "state": state, "private_metadata": json.dumps({"by": "U1"})}
+    logged, asked = len(settings_log(db, "*org*")), len(slack.calls_to("users.info"))
+    resp = interaction(app, {"type": "view_submission", "user": {"id": "U1"}, "view": demoted})
+    assert ack_json(resp)["response_action"] == "errors"
+    assert len(slack.calls_to("users.info")) == asked + 1
+    assert len(settings_log(db, "*org*")) == logged and get_org(db)["north_star"] == ["throughput"]
 
 
 def test_hostile_tool_text_pings_nobody(env):
