@@ -15,7 +15,7 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
 from metrics.runtime import gc_deferred
-from metrics.sources.sync import freshness
+from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org
 from metrics.timeutil import Window, local_midnight
 

@@ -6,8 +6,8 @@ from fakes.jira import FakeJira
 from fakes.pagerduty import FakePagerDuty
 
 from bot.cli import main
-from metrics.sources.sync import freshness
 from metrics.store import open_db
+from metrics.store.sync_status import freshness
 
 
 def test_one_failing_source_never_stops_the_others(tmp_path, monkeypatch, capsys):

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from metrics.sources.http import Policy
 
 # The connectors and their HTTP client (requests, urllib3) are imported by the functions that sync:
-# every digest reads ``freshness`` from here, and a digest or a `vsm metric` never touches a network.
+# a process that only reads (a digest, `vsm metric`) never loads them. Reads of ``sync_status``
+# (freshness) live in metrics/store/sync_status.py.
 
 
 @dataclass
@@ -174,12 +175,3 @@ def sync_sources(
     """Sync the sources (or just ``only``), each on its own: one failing never stops the others."""
     chosen = [s for s in sources if only is None or s["name"] == only]
     return [sync_source(db, s, env=env, now=now, progress=progress, policy=policy) for s in chosen]
-
-
-def freshness(db: sqlite_utils.Database) -> list[dict]:
-    """Per source: the oldest last success over its streams (the data is as fresh as its stalest
-    stream), and the latest error if any stream failed since."""
-    rows = db.execute(
-        "select source, min(coalesce(last_success, '')), max(last_error) from sync_status group by source"
-    ).fetchall()
-    return [{"source": s, "as_of": a or None, "error": e} for s, a, e in rows]
