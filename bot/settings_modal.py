@@ -40,6 +40,10 @@ CALLBACK = "team_settings"
 
 
 MEMBERS_TTL = 60.0
+PRE_ACK_S = 2.0
+"""The most a membership check made before a 3-second acknowledgement may take, all of it: waiting
+for another click's fetch of the same channel, and every page of ``conversations.members``."""
+MEMBERS_UNKNOWN = "Could not check the channel's members just now; try again in a minute."
 
 
 class MemberCache:
@@ -61,34 +65,51 @@ class MemberCache:
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def is_member(self, client, channel: str, user: str) -> bool | None:
-        """Whether ``user`` is in ``channel``; ``None`` when Slack could not say (the caller refuses)."""
+    def is_member(self, client, channel: str, user: str, *, within: float | None = None) -> bool | None:
+        """Whether ``user`` is in ``channel``; ``None`` when Slack could not say (the caller refuses).
+
+        ``within``: seconds the whole check may take (``PRE_ACK_S`` before an acknowledgement). The
+        wait for another click's fetch and every page share it, each call is made without retries
+        (``before_ack``) in the time left, and running out is ``None``, as when Slack fails."""
         if not channel or not user:
             return False
+        deadline = None if within is None else self.clock() + within
         with self._lock:
             lock = self._locks.setdefault(channel, threading.Lock())
-        with lock:  # concurrent clicks on one channel wait for one fetch
+        # Concurrent clicks on one channel wait for one fetch (a check with a deadline, only so long).
+        if not lock.acquire(timeout=-1 if deadline is None else max(deadline - self.clock(), 0)):
+            log.warning("membership of %s unknown: another read of it is still running", channel)
+            return None
+        try:
             cached = self._members.get(channel)
             if cached is None or self.clock() - cached[0] >= self.ttl:
                 try:
-                    cached = (self.clock(), frozenset(_channel_members(client, channel)))
+                    cached = (self.clock(), frozenset(self._fetch(client, channel, deadline)))
                 except (SlackApiError, SlackClientError, OSError) as exc:
                     log.warning("membership of %s unknown: %s", channel, _reason(exc))
                     return None
                 self._members[channel] = cached
+        finally:
+            lock.release()
         return user in cached[1]
 
-
-def _channel_members(client, channel: str) -> set[str]:
-    """Every member of ``channel`` (paged ``conversations.members``)."""
-    members: set[str] = set()
-    cursor = None
-    while True:
-        resp = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
-        members |= {m for m in resp.get("members") or [] if isinstance(m, str)}
-        cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return members
+    def _fetch(self, client, channel: str, deadline: float | None) -> set[str]:
+        """Every member of ``channel`` (paged ``conversations.members``), by ``deadline`` if given:
+        each page then gets the time left, and none left raises ``TimeoutError``."""
+        members: set[str] = set()
+        cursor = None
+        while True:
+            page = client
+            if deadline is not None:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise TimeoutError(f"{len(members)} members read when the time ran out")
+                page = before_ack(client, timeout=left)
+            resp = page.conversations_members(channel=channel, cursor=cursor, limit=1000)
+            members |= {m for m in resp.get("members") or [] if isinstance(m, str)}
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return members
 
 
 def _reason(exc: Exception) -> str:
@@ -98,10 +119,10 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def before_ack(client) -> WebClient:
-    """``client`` without retries and with a 2-second timeout, for a call made before a 3-second
+def before_ack(client, timeout: float = PRE_ACK_S) -> WebClient:
+    """``client`` without retries and with a short timeout (2 s), for a call made before a 3-second
     acknowledgement: the app's client sleeps through rate limits, which Slack would not wait for."""
-    return WebClient(token=client.token, base_url=client.base_url, timeout=2, retry_handlers=[])
+    return WebClient(token=client.token, base_url=client.base_url, timeout=timeout, retry_handlers=[])
 
 
 def user_channels(client, user: str) -> set[str]:
@@ -346,9 +367,9 @@ def _refusal(deps, client, meta: dict, user: str) -> dict[str, str] | None:
     channel = text(meta.get("channel"))
     if not user or not channel or meta.get("by") != user:
         return {"name": "Only members of the team's channel can change it."}
-    member = deps.members.is_member(before_ack(client), channel, user)
+    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
     if member is None:
-        return {"name": "Could not check the channel's members just now; try again in a minute."}
+        return {"name": MEMBERS_UNKNOWN}
     if not member:
         return {"name": "Only members of the team's channel can change it, and you are not in it now."}
     return None

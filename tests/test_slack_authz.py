@@ -7,13 +7,14 @@ seconds on a clock the tests move.
 """
 
 import threading
+import time
 
 import pytest
 from fakes.slack import MockSlack
 from slackkit import NOW, SECRET, ack_json, command, initial_state, interaction
 
 from bot.app import create_app, web_client
-from bot.settings_modal import MEMBERS_TTL, MemberCache
+from bot.settings_modal import MEMBERS_TTL, PRE_ACK_S, MemberCache
 from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
@@ -195,3 +196,56 @@ def test_when_slack_cannot_say_who_is_in_the_channel_nothing_is_changed(env):
     del slack.errors["conversations.members"]
     assert _submit(app, view, state, "U1").body == ""  # the failure was not cached
     assert get_team(open_db(db_path, create=False), team.name).timezone == "Europe/Paris"
+
+
+class PagedSlack(MockSlack):
+    """``conversations.members`` one member a page, as a big channel pages, each page costing
+    ``page_s`` on the cache's clock; ``hold`` (an Event) keeps a page waiting until it is set."""
+
+    def __init__(self, members: dict[str, list[str]], clock: Clock, page_s: float) -> None:
+        super().__init__(members=members)
+        self.clock, self.page_s = clock, page_s
+        self.hold: threading.Event | None = None
+
+    def _canned(self, method: str, body: dict) -> dict:
+        if method != "conversations.members":
+            return super()._canned(method, body)
+        if self.hold is not None:
+            self.hold.wait(10)
+        self.clock.now += self.page_s
+        members, at = self.members.get(body.get("channel"), []), int(body.get("cursor") or 0)
+        more = str(at + 1) if at + 1 < len(members) else ""
+        return {"members": members[at : at + 1], "response_metadata": {"next_cursor": more}}
+
+
+def test_a_check_before_the_ack_gives_up_within_its_time_and_refuses():
+    """Before a modal's 3-second ack, every page of a big channel shares one deadline (``PRE_ACK_S``):
+    out of time, the member is unknown, which refuses, and nothing half-read is cached. After an ack
+    the same check reads every page."""
+    clock = Clock()
+    with PagedSlack({"CBIG": ["U1", "U2", "U3", "U4", "U5"]}, clock, page_s=0.8) as slack:
+        client, cache = web_client("xoxb-test", slack.base_url), MemberCache(clock=clock)
+        assert cache.is_member(client, "CBIG", "U5", within=PRE_ACK_S) is None
+        assert len(slack.calls_to("conversations.members")) == 3  # 2.4 s of pages: the third ran out
+        assert cache.is_member(client, "CBIG", "U5") is True  # not cached: read again, all five pages
+        assert len(slack.calls_to("conversations.members")) == 3 + 5
+        assert cache.is_member(client, "CBIG", "U5", within=PRE_ACK_S) is True  # now from the cache
+
+
+def test_a_check_before_the_ack_waits_for_another_read_only_so_long():
+    """A click's read of the channel (after its ack, with retries) holds the channel; a submission
+    that needs the same channel before its ack waits only its own time, then refuses."""
+    clock = Clock()
+    with PagedSlack({"C1": ["U1"]}, clock, page_s=0) as slack:
+        client, cache = web_client("xoxb-test", slack.base_url), MemberCache(clock=clock)
+        slack.hold = threading.Event()
+        slow = threading.Thread(target=cache.is_member, args=(client, "C1", "U1"))
+        slow.start()
+        while not slack.calls_to("conversations.members"):
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert cache.is_member(client, "C1", "U1", within=0.2) is None
+        assert time.monotonic() - started < 1
+        slack.hold.set()
+        slow.join()
+        assert cache.is_member(client, "C1", "U1", within=0.2) is True
