@@ -11,7 +11,7 @@ from slack_bolt import App
 from bot import chart, replies, settings_modal
 from bot.command_parse import first_action, message_channel, obj, selected_value, text, user_id
 from bot.digest_view import message as digest_message
-from bot.settings_modal import tell
+from bot.settings_modal import allowed, tell
 from metrics import catalogue
 from metrics.digest import build_digest
 from metrics.errors import VsmError
@@ -72,16 +72,8 @@ def register(app: App, deps) -> None:
             tell(respond, replace_original=False, text="This channel has no team any more.")
             return
         # Whoever clicks must be in the channel now, not only when the preview was made.
-        member = deps.members.is_member(client, team.channel, user)
-        if not member:
-            _refused("post_digest", body, f"not a member of {team.channel}")
-            tell(
-                respond,
-                replace_original=False,
-                text="Could not check the channel's members just now; try again in a minute."
-                if member is None
-                else f"Only members of <#{team.channel}> can post its digest there.",
-            )
+        refusal = f"Only members of <#{team.channel}> can post its digest there."
+        if not allowed(deps, client, team.channel, user, respond, refusal):
             return
         now = deps.clock()
         client.chat_postMessage(
@@ -137,16 +129,8 @@ def register(app: App, deps) -> None:
             tell(respond, replace_original=False, text="Choose how long to snooze the nudges from the menu.")
             return
         team = team_for_channel(deps.store.db, channel)
-        member = deps.members.is_member(client, channel, user) if team is not None else False
-        if not member:
-            _refused("snooze_nudges", body, f"not a member of {channel!r}")
-            tell(
-                respond,
-                replace_original=False,
-                text="Could not check the channel's members just now; try again in a minute."
-                if member is None
-                else "Only members of the team's channel can snooze its nudges.",
-            )
+        refusal = "Only members of the team's channel can snooze its nudges."  # no team: no members
+        if not allowed(deps, client, team.channel if team else "", user, respond, refusal):
             return
         days = int(choice)
         now = deps.clock()

@@ -197,17 +197,22 @@ def tell(respond, message: str = "", **payload) -> None:
         log.info("could not answer (%s): %s", type(exc).__name__, message or payload.get("text", ""))
 
 
+def allowed(deps, client, channel: str, user: str, respond, refusal: str) -> bool:
+    """Whether ``user`` is in ``channel`` now (``deps.members``), for a click made after its ack. When
+    not, the refusal is logged and told to the clicker: ``refusal``, or ``MEMBERS_UNKNOWN`` when Slack
+    could not say."""
+    member = deps.members.is_member(client, channel, user)
+    if not member:
+        said = MEMBERS_UNKNOWN if member is None else refusal
+        log.info("refused %r in %r: %s", user, channel, said)
+        tell(respond, said)
+    return bool(member)
+
+
 def open_modal(client, deps, trigger_id: str | None, user: str | None, channel: str, respond) -> None:
     db = deps.store.db
-    member = deps.members.is_member(client, channel, user or "")
-    if not member:
-        log.info("settings refused for %s in %s", user, channel)
-        tell(
-            respond,
-            "Could not check the channel's members just now; try again in a minute."
-            if member is None
-            else "Only members of the team's channel can change its settings.",
-        )
+    refusal = "Only members of the team's channel can change its settings."
+    if not allowed(deps, client, channel, user or "", respond, refusal):
         return
     team = team_for_channel(db, channel)
     new = team is None
