@@ -132,11 +132,23 @@ class Window:
         return f"{self.since.date().isoformat()} – {last.isoformat()}"
 
 
+def _out_of_range(what: str) -> VsmError:
+    return VsmError(f"{what} is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}")
+
+
+def check_day(day: date, what: str) -> date:
+    """``day`` if a window may hold it (``EARLIEST`` to ``LATEST``, exclusive), else a one-line error
+    naming ``what`` it came from (a pinned clock, today)."""
+    if not EARLIEST <= day < LATEST:
+        raise _out_of_range(what)
+    return day
+
+
 def sane_days(since: date, until: date, what: str) -> tuple[date, date]:
     """``[since, until)`` if it is a window we can compute (see ``EARLIEST``), else a one-line error
     naming ``what`` the user typed."""
     if since < EARLIEST or until > LATEST:
-        raise VsmError(f"{what} is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}")
+        raise _out_of_range(what)
     if (until - since).days > MAX_DAYS:
         raise VsmError(f"{what} is too long: at most {MAX_DAYS} days (10 years)")
     return since, until
@@ -146,7 +158,7 @@ def window_between(start: float, end: float, tz: ZoneInfo, what: str = "window")
     """The window between two instants (a button's ``since``/``until``), checked as a typed one is:
     a forged instant in year 1 or 9999 is refused before any arithmetic."""
     if not (math.isfinite(start) and math.isfinite(end)) or not _FIRST_TS <= start < end <= _LAST_TS:
-        raise VsmError(f"{what} is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}")
+        raise _out_of_range(what)
     since, until = datetime.fromtimestamp(start, tz), datetime.fromtimestamp(end, tz)
     sane_days(since.date(), until.date(), what)
     return Window(since, until)
@@ -155,10 +167,7 @@ def window_between(start: float, end: float, tz: ZoneInfo, what: str = "window")
 def days_ending_today(days: int, tz: ZoneInfo, now: datetime) -> Window:
     """The last ``days`` local days, today included: until = the coming local midnight."""
     today = now.astimezone(tz).date()
-    if not EARLIEST <= today < LATEST:  # a pinned clock (VSM_NOW) far in the past or future
-        raise VsmError(
-            f"today ({today}) is out of range: dates from {EARLIEST} to {LATEST - timedelta(days=1)}"
-        )
+    check_day(today, f"today ({today})")  # a pinned clock (VSM_NOW) far in the past or future
     since, until = sane_days(today + timedelta(days=1 - days), today + timedelta(days=1), f"{days} days")
     return Window(local_midnight(since, tz), local_midnight(until, tz))
 
@@ -185,7 +194,7 @@ def parse_period(text: str, tz: ZoneInfo, now: datetime) -> Window:
     m = _PERIOD.match(t)
     if m:
         n = int(m.group(1)) * (7 if m.group(2) == "w" else 1)
-        if not 1 <= n <= 3660:
+        if not 1 <= n <= MAX_DAYS:
             raise VsmError(f"period {text!r} is out of range (1d to 10 years)")
         return days_ending_today(n, tz, now)
     m = _QUARTER.match(t)
