@@ -111,6 +111,11 @@ def register(app: App, deps) -> None:
             _refused("chart", body, str(exc))
             tell(respond, replace_original=False, **replies.help_message(f"Cannot chart that: {exc}"))
             return
+        # The chart is posted to the channel: like a digest, only by whoever is in it now (a public
+        # channel's digest menu is there for anyone browsing it).
+        refusal = f"Only members of <#{team.channel}> can post a chart there."
+        if not allowed(deps, client, team.channel, user_id(body), respond, refusal):
+            return
         problem = chart.upload(client, team.channel, catalogue.get(mid), result, team.targets.get(mid))
         if problem:
             tell(respond, replace_original=False, text=problem[0].upper() + problem[1:] + ".")

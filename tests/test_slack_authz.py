@@ -249,3 +249,20 @@ def test_a_check_before_the_ack_waits_for_another_read_only_so_long():
         slack.hold.set()
         slow.join()
         assert cache.is_member(client, "C1", "U1", within=0.2) is True
+
+
+def test_only_a_member_can_post_a_chart_from_the_digest_menu(env):
+    """The chart menu posts a PNG to the channel: someone browsing a public channel's digest, not in
+    it, posts nothing."""
+    app, slack, team, _, _ = env
+    command(app, "digest", channel=team.channel, user="U1", response_url=f"{slack.url}/response/1")
+    actions = next(b for b in slack.responses()[0]["blocks"] if b.get("block_id") == "digest_actions")
+    select = next(e for e in actions["elements"] if e["action_id"] == "chart")
+    action = {"action_id": "chart", "block_id": "digest_actions", "type": "static_select"}
+    action["selected_option"] = select["options"][0]
+
+    assert _click(app, slack, team.channel, "UOUT", action).status == 200
+    assert slack.calls_to("files.getUploadURLExternal") == [] and slack.uploads == []
+    assert slack.responses()[-1]["text"] == f"Only members of <#{team.channel}> can post a chart there."
+    _click(app, slack, team.channel, "U1", action)
+    assert len(slack.uploads) == 1
