@@ -23,6 +23,7 @@ import json
 import re
 
 from metrics.config import production_environments
+from metrics.normalise.deploys import forget_changes, link_deployment, link_pull
 from metrics.store.raw import get_raw, replace_children, upsert
 from metrics.timeutil import parse_instant
 
@@ -340,8 +341,9 @@ def normalise_compare(db, source: str, payload: dict, options: dict, external_id
     """The PRs a deployment shipped first: those whose merge commit is among the compare's commits
     (compare = previous deployed sha ... this deployment's sha).
 
-    The repo is the deployment's, else the compare URL's. The commits are kept (``link_deployment``),
-    so a PR stored after its deployment's compare, by a later sync, is still linked to it.
+    The repo is the deployment's, else the compare URL's. The commits are kept
+    (``metrics.normalise.deploys``), so a PR stored after its deployment's compare, by a later sync, is
+    still linked to it.
     """
     if not external_id:
         raise ValueError("a compare payload needs its deployment id as external id")
@@ -354,66 +356,6 @@ def normalise_compare(db, source: str, payload: dict, options: dict, external_id
         repo = _repo_in(payload.get("url"))
     shas = [c.get("sha") for c in payload.get("commits") or [] if c.get("sha")]
     link_deployment(db, source, deployment_id, repo, shas)
-
-
-# -- deployment_changes: the join of two streams -------------------------------------------------------
-# A deployment's changes join its compare (the deployments stream) with the PRs' merge commits (the pulls
-# stream), and the two streams are synced, and may fail, apart: a compare stored while some of its PRs
-# are not yet (a pulls stream that failed part-way, a PR listed after the deployment) must not be linked
-# once and never again. So the join is redone from whichever side changes: a compare keeps its commits
-# in ``deployment_commits`` and links the PRs stored now (``link_deployment``); a PR, when its row is
-# written, links itself to every stored compare holding its merge commit (``link_pull``). Whatever the
-# order of arrival, the links are those of a clean database. GitLab's pipeline compares use the same two.
-
-
-def link_deployment(db, source: str, deployment_id: str, repo: str | None, shas: list[str]) -> None:
-    """Keep a compare's commits and replace its deployment's changes with the stored PRs of ``repo``
-    merged by one of them (call inside a transaction)."""
-    where = {"source": source, "deployment_id": deployment_id}
-    replace_children(
-        db,
-        "deployment_commits",
-        where,
-        [{**where, "repo": repo, "sha": sha} for sha in dict.fromkeys(shas)],
-    )
-    numbers: set[int] = set()
-    for start in range(0, len(shas), 500):
-        part = shas[start : start + 500]
-        numbers |= {
-            r[0]
-            for r in db.execute(
-                f"select number from pull_requests where source = ? and repo = ? "
-                f"and merge_sha in ({', '.join('?' * len(part))})",
-                [source, repo, *part],
-            )
-        }
-    replace_children(
-        db,
-        "deployment_changes",
-        where,
-        [{**where, "repo": repo, "number": n} for n in sorted(numbers)],
-    )
-
-
-def link_pull(db, source: str, repo: str, number: int, merge_sha: str | None) -> None:
-    """A PR's row was just written: link it to the stored compares that hold its merge commit, and
-    unlink it from those that do not (a merge commit that changed, a PR no longer merged). Links that
-    no compare made (GitLab's own deployment MR lists) are left alone. Call inside a transaction."""
-    db.execute(
-        "delete from deployment_changes where source = ? and repo = ? and number = ? "
-        "and exists (select 1 from deployment_commits k where k.source = deployment_changes.source "
-        "and k.deployment_id = deployment_changes.deployment_id) "
-        "and not exists (select 1 from deployment_commits k where k.source = deployment_changes.source "
-        "and k.deployment_id = deployment_changes.deployment_id and k.sha = ?)",
-        [source, repo, number, merge_sha],
-    )
-    if merge_sha:
-        db.execute(
-            "insert or ignore into deployment_changes (source, deployment_id, repo, number) "
-            "select source, deployment_id, repo, ? from deployment_commits "
-            "where source = ? and repo = ? and sha = ?",
-            [number, source, repo, merge_sha],
-        )
 
 
 # -- the alternative deployment signals: releases and workflow runs -----------------------------------
@@ -538,12 +480,6 @@ def forget_deployment(db, source: str, deployment_id: str, raw_kind: str, raw_id
     )
     db.execute("delete from deployments where source = ? and id = ?", [source, deployment_id])
     forget_changes(db, source, deployment_id)
-
-
-def forget_changes(db, source: str, deployment_id: str) -> None:
-    """A deployment gone: what it shipped, and the commits a later PR would be linked by."""
-    for table in ("deployment_changes", "deployment_commits"):
-        db.execute(f"delete from {table} where source = ? and deployment_id = ?", [source, deployment_id])
 
 
 def forget_issue(db, source: str, issue_id: str) -> None:

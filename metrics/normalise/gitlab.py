@@ -32,7 +32,8 @@ import json
 import re
 
 from metrics.config import production_environments
-from metrics.normalise.github import find_refs, forget_changes, link_deployment, link_pull
+from metrics.normalise.deploys import forget_changes, link_deployment, link_pull
+from metrics.normalise.github import find_refs
 from metrics.store.raw import get_raw, replace_children, upsert
 from metrics.timeutil import parse_instant
 
@@ -426,7 +427,7 @@ def normalise_pipeline_compare(
     db, source: str, payload: dict, options: dict, external_id: str | None = None
 ) -> None:
     """The MRs a pipeline shipped: merged MRs of the project whose merge (or squash, or fast-forward
-    head) commit is among the compare's commits. Joined both ways (``github.link_deployment`` here,
+    head) commit is among the compare's commits. Joined both ways (``deploys.link_deployment`` here,
     ``link_pull`` when an MR is written), so an MR stored after the compare is linked too."""
     project, pid = _split_pipeline_id(external_id or "")
     shas = [c.get("id") for c in payload.get("commits") or [] if c.get("id")]

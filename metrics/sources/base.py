@@ -8,7 +8,7 @@ pages in between are simply fetched again (upserts by key make that harmless).
 The rule a state keeps: it only passes what was stored and derived. What depends on a part that
 failed is left for the next sync to redo: a stored item the next sync will see unchanged carries its
 pending work in the state, saved in the transaction that stores it (GitHub's ``link_from``), and a
-row joining two streams is derived from both sides (``metrics.normalise.github.link_pull``), so
+row joining two streams is derived from both sides (``metrics.normalise.deploys``), so
 neither stream's order of arrival nor its failure can leave the join short (docs/sources.md, "A
 failed sync").
 """

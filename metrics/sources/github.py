@@ -34,7 +34,7 @@ PRs it shipped by ``compare/<previous successful sha>...<sha>``; the first one i
 compared with the newest successful deployment before it (``edge``). A deployment that changed marks
 the compares from its start as to be made (``link_from``, saved with the deployment itself), and the
 mark goes only once they are made: a compare that fails is made by the next sync. PRs stored after
-their deployment's compare are linked to it when they are stored (``metrics.normalise.github``). Deletions: every
+their deployment's compare are linked to it when they are stored (``metrics.normalise.deploys``). Deletions: every
 ``RECONCILE_EVERY`` the window's ids are listed and each stored id missing from the listing is
 confirmed by a single GET (404) before its rows go. Workflow runs deleted in GitHub are kept: runs are
 deleted by clean-up, and a deployment that ran stays in the DORA history.

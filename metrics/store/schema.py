@@ -338,7 +338,7 @@ def m006_deployments_by_run(db):
 def m007_deployment_commits(db):
     # The commits of each compare that decides what a deployment shipped (GitHub ``compare``, GitLab
     # ``pipeline_compare``), by deployment: a PR stored after the compare is linked by its merge commit
-    # (metrics.normalise.github.link_pull), so a pulls stream that failed while the deployments
+    # (metrics.normalise.deploys.link_pull), so a pulls stream that failed while the deployments
     # stream went on no longer loses those links for good. Filled from the stored compares, and the
     # links a failed sync had missed are made now.
     _clustered(
