@@ -198,18 +198,29 @@ PROFILES = (
 )
 
 
+def _team(p: Profile, channel: str, **settings) -> Team:
+    """The team a profile simulates: its name, zone, Jira project and board, repos and services come
+    from the profile, so the settings cannot name anything the history does not hold."""
+    return Team(
+        name=p.team,
+        channel=channel,
+        timezone=p.tz,
+        jira_projects=[p.project],
+        jql=f"project = {p.project}",
+        boards=[] if p.board is None else [str(p.board)],
+        repos=list(p.repos),
+        services=list(p.services),
+        **settings,
+    )
+
+
 def sample_teams() -> list[Team]:
     """The three sample teams, with different workflows, zones, metrics, targets and digests."""
+    payments, mobile, platform = PROFILES
     return [
-        Team(
-            name="payments",
-            channel="C0SAMPLEPAY",
-            timezone="Europe/London",
-            jira_projects=["PAY"],
-            jql="project = PAY",
-            boards=["1"],
-            repos=["acme/payments", "acme/ledger"],
-            services=["P1PAY7Q", "P1LDG8R"],
+        _team(
+            payments,
+            "C0SAMPLEPAY",
             metrics=[
                 "cycle-time",
                 "throughput",
@@ -234,15 +245,9 @@ def sample_teams() -> list[Team]:
                 }
             ).to_dict(),
         ),
-        Team(
-            name="mobile",
-            channel="C0SAMPLEMOB",
-            timezone="America/New_York",
-            jira_projects=["MOB"],
-            jql="project = MOB",
-            boards=["2"],
-            repos=["acme/mobile-app", "acme/mobile-backend"],
-            services=["P2MOB5T", "P2MBK6U"],
+        _team(
+            mobile,
+            "C0SAMPLEMOB",
             metrics=[
                 "lead-time",
                 "flow-efficiency",
@@ -264,14 +269,9 @@ def sample_teams() -> list[Team]:
                 }
             ).to_dict(),
         ),
-        Team(
-            name="platform",
-            channel="C0SAMPLEPLT",
-            timezone="Asia/Kolkata",
-            jira_projects=["PLAT"],
-            jql="project = PLAT",
-            repos=["acme/platform-infra", "acme/edge-gateway"],
-            services=["P3PLT9S", "P3EDG4V"],
+        _team(
+            platform,
+            "C0SAMPLEPLT",
             metrics=["cycle-time", "wip", "deployment-frequency", "change-failure-rate", "time-to-restore"],
             targets={"cycle-time": 144.0, "deployment-frequency": 15.0, "change-failure-rate": 10.0},
             digest={"day": "fri", "time": "16:00", "period_days": 28},
