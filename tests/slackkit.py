@@ -12,8 +12,25 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from slack_sdk.signature import SignatureVerifier
 
+from bot.app import create_app, web_client
+from bot.store import Store
+
 SECRET = "test-signing-secret"
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def slack_app(db_path, slack, **kw):
+    """The app on the database at ``db_path`` as these tests drive it: signed requests, each answered
+    after its listener has run (``process_before_response``), "now" pinned at ``NOW``, the Web API on
+    ``slack`` (a ``MockSlack``). ``kw`` goes to ``create_app`` (``admins``, ``members``)."""
+    return create_app(
+        Store(db_path),
+        web_client("xoxb-test", slack.base_url),
+        signing_secret=SECRET,
+        process_before_response=True,
+        clock=lambda: NOW,
+        **kw,
+    )
 
 
 def signed(body: str, *, ts: int | None = None, secret: str = SECRET, content_type: str) -> dict:

@@ -5,18 +5,15 @@ import json
 import pytest
 from fakes.slack import MockSlack
 from slackkit import (
-    NOW,
-    SECRET,
     ack_json,
     assert_valid_message,
     assert_valid_view,
     command,
     initial_state,
     interaction,
+    slack_app,
 )
 
-from bot.app import create_app, web_client
-from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.teams import get_team, settings_log
@@ -29,13 +26,7 @@ def env(sample_db, tmp_path):
     db_path.write_bytes(sample_db.read_bytes())
     payments = next(t for t in sample_teams() if t.name == "payments")
     with MockSlack(members={payments.channel: ["U1", "U2"]}) as slack:
-        app = create_app(
-            Store(db_path),
-            web_client("xoxb-test", slack.base_url),
-            signing_secret=SECRET,
-            process_before_response=True,
-            clock=lambda: NOW,
-        )
+        app = slack_app(db_path, slack)
         yield app, slack, payments, db_path
 
 

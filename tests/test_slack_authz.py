@@ -11,11 +11,10 @@ import time
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, ack_json, command, initial_state, interaction
+from slackkit import ack_json, command, initial_state, interaction, slack_app
 
-from bot.app import create_app, web_client
+from bot.app import web_client
 from bot.settings_modal import MEMBERS_TTL, PRE_ACK_S, MemberCache
-from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.teams import get_team, settings_log
@@ -41,14 +40,7 @@ def env(sample_db, tmp_path):
     payments = next(t for t in sample_teams() if t.name == "payments")
     clock = Clock()
     with MockSlack(members={payments.channel: ["U1", "U2"], "CNEWCHAN1": ["U3"]}) as slack:
-        app = create_app(
-            Store(db_path),
-            web_client("xoxb-test", slack.base_url),
-            signing_secret=SECRET,
-            process_before_response=True,
-            clock=lambda: NOW,
-            members=MemberCache(clock=clock),
-        )
+        app = slack_app(db_path, slack, members=MemberCache(clock=clock))
         yield app, slack, payments, db_path, clock
 
 

@@ -8,11 +8,9 @@ import sqlite3
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, ack_json, command, event, interaction
+from slackkit import ack_json, command, event, interaction, slack_app
 
-from bot.app import create_app, web_client
 from bot.command_parse import parse
-from bot.store import Store
 from metrics.sample import sample_teams
 
 HOSTILE = [
@@ -125,13 +123,7 @@ def test_fuzzed_commands_get_short_ephemeral_replies_and_write_nothing(sample_db
     channel = sample_teams()[0].channel
     before = content(db_path)
     with MockSlack(members={channel: ["U1"]}) as slack:
-        app = create_app(
-            Store(db_path),
-            web_client("xoxb-test", slack.base_url),
-            signing_secret=SECRET,
-            process_before_response=True,
-            clock=lambda: NOW,
-        )
+        app = slack_app(db_path, slack)
         for text in texts(2000):
             resp = command(app, text, channel=channel, response_url=f"{slack.url}/response/f")
             assert resp.status == 200, text
@@ -254,14 +246,7 @@ def forged_env(sample_db, tmp_path_factory):
     db_path.write_bytes(sample_db.read_bytes())
     channel = sample_teams()[0].channel
     with MockSlack(members={channel: ["U1"]}) as slack:
-        app = create_app(
-            Store(db_path),
-            web_client("xoxb-test", slack.base_url),
-            signing_secret=SECRET,
-            process_before_response=True,
-            clock=lambda: NOW,
-            admins=["U1"],
-        )
+        app = slack_app(db_path, slack, admins=["U1"])
         yield app, slack, channel, db_path, content(db_path)
 
 
