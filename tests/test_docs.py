@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from builders import ts
 from slackkit import assert_valid_message
+from test_workflow import flow_of
 
 from bot.format import duration, one_decimal
 from bot.replies import help_message
@@ -25,7 +26,7 @@ from metrics import stats
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_config
 from metrics.errors import VsmError
-from metrics.workflow import Transition, Workflow, active_seconds, replay
+from metrics.workflow import Workflow, active_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -180,15 +181,6 @@ def test_the_key_lists_hold_what_they_must():
     assert {"production_environments", "allow_plain_http"} <= read
 
 
-def _flow(workflow: Workflow, created: str, initial: str, steps: list[tuple[str, str]]):
-    """An item created in ``initial`` and replayed through ``(when, to)`` status changes, times in UTC."""
-    moves, status = [], initial
-    for n, (at, to) in enumerate(steps):
-        moves.append(Transition(ts(at), n, None, status, None, to))
-        status = to
-    return replay(workflow, ts(created), None, status, moves)
-
-
 WORKED = Workflow.from_config(
     {
         "backlog": ["To Do"],
@@ -204,8 +196,7 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
     """The numbers a reader checks by hand are the ones vsm-bot gives, through the real code."""
     text = (DOCS / "metrics.md").read_text(encoding="utf-8")
     # Stage dates: a move back to the backlog clears the first attempt; committed is skipped.
-    pay7 = _flow(
-        WORKED,
+    pay7 = flow_of(
         "2026-03-02T09:00",
         "To Do",
         [
@@ -216,6 +207,7 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
             ("2026-03-09T14:00", "In Review"),
             ("2026-03-10T16:30", "Done"),
         ],
+        WORKED,
     )
     cycle, lead = (pay7.done - pay7.committed) / 3600, (pay7.done - ts("2026-03-02T09:00")) / 3600
     assert (cycle, lead) == (103.0, 199.5)
@@ -227,8 +219,7 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
     assert f"**{p50:g} h**, shown `{duration(p50)}`" in text
     assert f"**{p85:.2f} h**, shown `{duration(p85)}`" in text
     # Flow efficiency: Blocked is mapped to no stage, so its 20 h wait.
-    plat12 = _flow(
-        WORKED,
+    plat12 = flow_of(
         "2026-03-06T09:00",
         "To Do",
         [
@@ -239,6 +230,7 @@ def test_the_worked_examples_of_metrics_md_are_what_the_code_computes():
             ("2026-03-11T17:00", "In Review"),
             ("2026-03-12T11:00", "Done"),
         ],
+        WORKED,
     )
     active, cycle = active_seconds(WORKED, plat12) / 3600, (plat12.done - plat12.committed) / 3600
     assert (active, cycle) == (32.0, 74.0)
