@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from metrics.config import production_environments
+from metrics.config import DEPLOYMENT_SIGNALS, production_environments
 from metrics.normalise import github as gh
 from metrics.sources import github_graphql as graphql
 from metrics.sources.base import Connector
@@ -67,7 +67,7 @@ RUN_WINDOW = 7 * 86400.0  # the widest ``created`` range asked for workflow runs
 RUN_CAP = 1000  # results one filtered runs query can return
 EDGE_LOOKBACK = 100  # deployments read past the history window to find the base of the first compare
 FINAL_STATES = {"success", "failure", "error", "inactive"}
-SIGNALS = ("deployments", "releases", "workflow_runs")
+SIGNALS = DEPLOYMENT_SIGNALS["github"]
 
 
 class GitHubConnector(Connector):

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
-from metrics.config import production_environments
+from metrics.config import DEPLOYMENT_SIGNALS, production_environments
 from metrics.normalise import gitlab as gl
 from metrics.sources.base import Connector
 from metrics.sources.http import AuthError, Http, Page, SourceError
@@ -59,7 +59,7 @@ class GitLabConnector(Connector):
 
     def streams(self) -> list[str]:
         signal = self.ctx.source.get("deployment_signal") or "deployments"
-        if signal not in ("deployments", "pipelines"):
+        if signal not in DEPLOYMENT_SIGNALS["gitlab"]:
             raise SourceError(f"deployment_signal must be 'deployments' or 'pipelines', not {signal!r}")
         return ["merge_requests", signal]
 
