@@ -63,6 +63,20 @@ def interaction(app, payload: dict):
     )
 
 
+def click(app, actions, *, channel: str, user: str = "U1", response_url: str):
+    """A click in ``channel`` by ``user``, as the ``block_actions`` payload Slack posts. ``actions``
+    goes in as given: Slack sends a list of one, a forgery may send anything."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": channel},
+        "response_url": response_url,
+        "trigger_id": "t",
+        "actions": actions,
+    }
+    return interaction(app, payload)
+
+
 def event(app, event: dict, event_id: str = "Ev1", retry: int | None = None):
     body = json.dumps(
         {

@@ -8,6 +8,7 @@ from slackkit import (
     ack_json,
     assert_valid_message,
     assert_valid_view,
+    click,
     command,
     initial_state,
     interaction,
@@ -31,17 +32,7 @@ def env(sample_db, tmp_path):
 
 
 def _block_action(app, slack, team, action: dict, user: str = "U1"):
-    return interaction(
-        app,
-        {
-            "type": "block_actions",
-            "user": {"id": user},
-            "channel": {"id": team.channel},
-            "response_url": f"{slack.url}/response/2",
-            "trigger_id": "t",
-            "actions": [action],
-        },
-    )
+    return click(app, [action], channel=team.channel, user=user, response_url=f"{slack.url}/response/2")
 
 
 def test_help_and_unknown_input_get_an_ephemeral_help(env):
@@ -356,17 +347,8 @@ def test_setting_up_a_team_cannot_take_over_another_team(env):
     # `/vsm settings` in a channel no team uses offers "Set up a team here"; the button opens the form.
     button = ack_json(command(app, "settings", channel="CNEWCHAN1", user="U3"))["blocks"][0]["accessory"]
     assert button["action_id"] == "setup_team"
-    interaction(
-        app,
-        {
-            "type": "block_actions",
-            "user": {"id": "U3"},
-            "channel": {"id": "CNEWCHAN1"},
-            "response_url": f"{slack.url}/response/2",
-            "trigger_id": "t",
-            "actions": [{**button, "block_id": "no_team", "type": "button"}],
-        },
-    )
+    setup = {**button, "block_id": "no_team", "type": "button"}
+    click(app, [setup], channel="CNEWCHAN1", user="U3", response_url=f"{slack.url}/response/2")
     [opened] = slack.calls_to("views.open")
     view = opened.body["view"]
     assert_valid_view(view)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import ack_json, command, initial_state, interaction, slack_app
+from slackkit import ack_json, click, command, initial_state, interaction, slack_app
 
 from bot.app import web_client
 from bot.settings_modal import MEMBERS_TTL, PRE_ACK_S, MemberCache
@@ -55,17 +55,7 @@ def _submit(app, view: dict, state: dict, user: str):
 
 
 def _click(app, slack, channel: str, user: str, action: dict):
-    return interaction(
-        app,
-        {
-            "type": "block_actions",
-            "user": {"id": user},
-            "channel": {"id": channel},
-            "response_url": f"{slack.url}/response/click",
-            "trigger_id": "t",
-            "actions": [action],
-        },
-    )
+    return click(app, [action], channel=channel, user=user, response_url=f"{slack.url}/response/click")
 
 
 POST = {"action_id": "post_digest", "block_id": "preview_actions", "type": "button", "value": "payments"}

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import ack_json, command, event, interaction, slack_app
+from slackkit import ack_json, click, command, event, interaction, slack_app
 
 from bot.command_parse import parse
 from metrics.sample import sample_teams
@@ -263,16 +263,8 @@ def _assert_nothing_happened(resp, slack, db_path, before, caplog) -> None:
 def test_forged_clicks_are_acknowledged_and_change_nothing(forged_env, name, caplog):
     app, slack, channel, db_path, before = forged_env
     caplog.set_level(logging.INFO)
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U1"},
-        "channel": {"id": channel},
-        "response_url": f"{slack.url}/response/forged",
-        "trigger_id": "t",
-        "actions": CLICKS[name],
-    }
     answered = len(slack.responses())
-    resp = interaction(app, payload)
+    resp = click(app, CLICKS[name], channel=channel, response_url=f"{slack.url}/response/forged")
     _assert_nothing_happened(resp, slack, db_path, before, caplog)
     # refused by the listener itself, not caught by the last-resort handler as a crash
     assert not [r.getMessage() for r in caplog.records if " failed: " in r.getMessage()]
@@ -349,15 +341,8 @@ def test_the_last_resort_tells_the_clicker_when_a_click_fails(forged_env, caplog
     monkeypatch.setattr(actions, "team_for_channel", broken)
     caplog.set_level(logging.INFO)
     answered = len(slack.responses())
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U1"},
-        "channel": {"id": channel},
-        "response_url": f"{slack.url}/response/click",
-        "trigger_id": "t",
-        "actions": [{"action_id": "post_digest", "type": "button", "value": "{}"}],
-    }
-    assert interaction(app, payload).status == 200
+    post = {"action_id": "post_digest", "type": "button", "value": "{}"}
+    assert click(app, [post], channel=channel, response_url=f"{slack.url}/response/click").status == 200
     [reply] = slack.responses()[answered:]
     assert reply["text"] == "Sorry, that failed on our side; it has been logged."
     assert any(" failed: RuntimeError: boom" in r.getMessage() for r in caplog.records)
