@@ -2,25 +2,29 @@
 
 `make test` installs the project in editable mode, where every file of the checkout is reachable; a
 wheel holds only what the packaging declares. This test builds the wheel from a copy of the sources,
-installs it (without dependencies) into a new venv whose only other path is the test venv's
-site-packages (for the dependencies; a path in a ``.pth`` file does not run that directory's own
-``.pth`` files, so the editable install stays out of sight), and renders every sample digest, as text
-and as Slack payloads, from a directory that holds nothing of the project.
+installs it (without dependencies) into a new venv whose only other path is a folder holding the
+distributions ``pip install vsm-bot`` would bring: the wheel's ``Requires-Dist``, followed through their
+own requirements, linked from the test venv (no network; the dev extra, pytest and the editable install
+stay out of sight, so a module importing an undeclared dependency fails here), and renders every
+sample digest, as text and as Slack payloads, from a directory that holds nothing of the project.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import venv
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "bot", "metrics", "templates")
@@ -60,10 +64,37 @@ def installed(wheel, tmp_path_factory) -> Path:
         env_dir,
     )
     assert done.returncode == 0, done.stderr
+    deps = tmp_path_factory.mktemp("deps")
+    for dist in _runtime_closure(wheel):
+        base = Path(dist.locate_file(""))
+        for top in {f.parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
+            if (base / top).exists() and not (deps / top).exists():
+                (deps / top).symlink_to(base / top)
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env_dir)
-    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(purelib.stdout.strip()) / "vsm_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    (Path(purelib.stdout.strip()) / "vsm_test_deps.pth").write_text(f"{deps}\n")
     return env_dir / "bin"
+
+
+def _runtime_closure(wheel: Path) -> list[md.Distribution]:
+    """The distributions installing the wheel brings: its ``Requires-Dist`` without extras, and theirs
+    (with the extras asked for), as installed in the test venv."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        wanted = [(r, "") for r in Parser().parsestr(z.read(meta).decode()).get_all("Requires-Dist") or []]
+    found: dict[str, md.Distribution] = {}
+    done: set[tuple[str, str]] = set()
+    while wanted:
+        line, extra = wanted.pop()
+        req = Requirement(line)
+        if req.marker and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        for asked in {"", *req.extras}:
+            if (name, asked) not in done:
+                done.add((name, asked))
+                found.setdefault(name, md.distribution(req.name))
+                wanted += [(r, asked) for r in found[name].requires or ()]
+    return list(found.values())
 
 
 def test_the_wheel_holds_every_module_and_template(wheel):
