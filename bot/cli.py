@@ -75,7 +75,7 @@ def now() -> datetime:
     """The clock; ``VSM_NOW`` (ISO 8601) pins it for reproducible runs and tests.
 
     A pinned time is checked here, once, against the dates a window can be computed for
-    (``metrics.timeutil.EARLIEST``/``LATEST``): every command stretches its window from it (the
+    (``metrics.timeutil.check_day``): every command stretches its window from it (the
     previous period, the baseline weeks), and a time near year 1 or 9999 would otherwise end in an
     OverflowError deep in a metric.
     """
@@ -85,14 +85,9 @@ def now() -> datetime:
             dt = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
         except ValueError as exc:
             raise VsmError(f"VSM_NOW {pinned!r} is not an ISO 8601 time") from exc
-        from datetime import timedelta
+        from metrics.timeutil import check_day
 
-        from metrics.timeutil import EARLIEST, LATEST
-
-        if not EARLIEST <= dt.date() < LATEST:
-            raise VsmError(
-                f"VSM_NOW {pinned!r} is out of range: times from {EARLIEST} to {LATEST - timedelta(days=1)}"
-            )
+        check_day(dt.date(), f"VSM_NOW {pinned!r}")
         return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return datetime.now(UTC)
 
