@@ -20,6 +20,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_env(slack_url: str) -> dict[str, str]:
+    """This process's environment with no Slack settings of its own, plus HTTP mode's: a bot token,
+    the signing secret and the Web API at ``slack_url`` (a ``MockSlack``)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack_url,
+    }
+
+
 def run_vsm(*args, env, **kw):
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", *args],
@@ -53,12 +64,7 @@ class Served:
 @contextlib.contextmanager
 def vsm_serve(tmp_path, slack_url: str, *extra: str, host: str = "127.0.0.1"):
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
-        "SLACK_BOT_TOKEN": "xoxb-test",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack_url,
-    }
+    env = serve_env(slack_url)
     log_path = tmp_path / f"serve-{port}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -134,12 +140,7 @@ def test_missing_tokens_name_the_variable(tmp_path):
 def test_an_address_it_cannot_listen_on_is_one_line_before_any_work(served, tmp_path, slack):
     """A second `vsm serve` on a port in use, or a host that does not resolve, stops in one line
     with exit 2, before its scheduler starts (it would plan and catch up work on the database)."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
-        "SLACK_BOT_TOKEN": "xoxb-test",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.base_url,
-    }
+    env = serve_env(slack.base_url)
     for where in (["--port", str(served.port)], ["--host", "nosuchhost.invalid"]):
         db = tmp_path / "second.db"
         proc = run_vsm("serve", "--http", *where, "--db", str(db), env=env, cwd=tmp_path)
