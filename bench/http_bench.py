@@ -26,7 +26,6 @@ import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 for p in (ROOT, ROOT / "tests"):
@@ -35,11 +34,10 @@ for p in (ROOT, ROOT / "tests"):
 
 import requests  # noqa: E402
 from fakes.slack import MockSlack  # noqa: E402
-from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
+from bench.slack_request import SECRET, signed_command  # noqa: E402
 from metrics.stats import percentile  # noqa: E402
 
-SECRET = "bench-signing-secret"
 P99_TARGET_S = 1.0
 
 
@@ -47,26 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def signed_help(n: int, response_url: str) -> tuple[str, dict]:
-    body = urlencode(
-        {
-            "command": "/vsm",
-            "text": "help",
-            "team_id": "T1",
-            "user_id": "U1",
-            "channel_id": "C1",
-            "response_url": f"{response_url}/{n}",
-            "trigger_id": "t",
-        }
-    )
-    stamp = str(int(time.time()))
-    return body, {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body),
-    }
 
 
 @contextlib.contextmanager
@@ -134,7 +112,7 @@ def run(idle: int, requests_n: int, clients: int) -> dict:
         failures: list[str] = []
         warm_up = "acknowledged"
         with requests.Session() as warm:  # the first request loads the command handlers; not timed
-            body, headers = signed_help(0, slack.url + "/response")
+            body, headers = signed_command("help", "C1", slack.url + "/response/0")
             try:
                 warm.post(url, data=body, headers=headers, timeout=10).raise_for_status()
             except requests.RequestException as e:
@@ -145,7 +123,8 @@ def run(idle: int, requests_n: int, clients: int) -> dict:
         def client(c: int, count: int) -> None:
             with requests.Session() as http:
                 for k in range(count):
-                    body, headers = signed_help(c * requests_n + k + 1, slack.url + "/response")
+                    n = c * requests_n + k + 1
+                    body, headers = signed_command("help", "C1", f"{slack.url}/response/{n}")
                     began = time.perf_counter()
                     try:
                         r = http.post(url, data=body, headers=headers, timeout=10)

@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 for p in (ROOT, ROOT / "tests"):
@@ -28,13 +27,12 @@ for p in (ROOT, ROOT / "tests"):
 
 from fakes.slack import MockSlack  # noqa: E402
 from slack_bolt.request import BoltRequest  # noqa: E402
-from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
+from bench.slack_request import SECRET, signed_command  # noqa: E402
 from bot.app import create_app, web_client  # noqa: E402
 from bot.store import Store  # noqa: E402
 from metrics.runtime import settle  # noqa: E402
 
-SECRET = "bench-signing-secret"
 ACK_TARGET_S = 3.0
 REPLY_TARGET_MS = 300.0
 METRICS = [
@@ -47,25 +45,8 @@ METRICS = [
 ]
 
 
-def signed_command(text: str, channel: str, response_url: str) -> BoltRequest:
-    body = urlencode(
-        {
-            "command": "/vsm",
-            "text": text,
-            "team_id": "T1",
-            "user_id": "U1",
-            "channel_id": channel,
-            "response_url": response_url,
-            "trigger_id": "t",
-        }
-    )
-    stamp = str(int(time.time()))
-    sig = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
-    headers = {
-        "content-type": ["application/x-www-form-urlencoded"],
-        "x-slack-request-timestamp": [stamp],
-        "x-slack-signature": [sig],
-    }
+def signed_request(text: str, channel: str, response_url: str) -> BoltRequest:
+    body, headers = signed_command(text, channel, response_url)
     return BoltRequest(body=body, headers=headers)
 
 
@@ -86,7 +67,7 @@ def run(db_path: Path, repeat: int, channel: str) -> dict:
                 n += 1
                 path = f"/response/{n}"
                 began = time.perf_counter()
-                resp = app.dispatch(signed_command(f"{metric} 90d", channel, slack.url + path))
+                resp = app.dispatch(signed_request(f"{metric} 90d", channel, slack.url + path))
                 acked = time.perf_counter()
                 assert resp.status == 200, resp.body
                 deadline = acked + 30

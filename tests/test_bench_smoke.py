@@ -196,3 +196,10 @@ def test_timing_phase_reports_the_team_window_and_memory(built):
     assert out["window"] == "2025-12-03 – 2026-03-02"
     assert len(out["metrics"]) == len(CATALOGUE)
     assert out["peak_mb"] > 0
+
+
+def test_the_http_bench_drives_vsm_serve_http_with_idle_connections_held():
+    """`make bench-http` at a tiny scale: the server it starts answers every signed command while the
+    idle connections stay open (a bench that answered none would print FAIL, not raise)."""
+    r = _load("http_bench").run(idle=2, requests_n=4, clients=2)
+    assert (r["count"], r["failed"], r["warm_up"], r["open_at_end"]) == (4, [], "acknowledged", 2)
