@@ -51,10 +51,8 @@ def free_port() -> int:
 def vsm_serve(workdir: Path, slack_url: str):
     """The production server as an operator starts it; yields its URL once it accepts connections."""
     port = free_port()
-    env = {
-        **{
-            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VSM_"))
-        },  # no config or clock of the caller
+    env = {  # none of the caller's Slack tokens, vsm.toml or pinned clock
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VSM_"))},
         "SLACK_BOT_TOKEN": "xoxb-bench",
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack_url,
