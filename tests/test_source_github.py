@@ -39,16 +39,7 @@ def gh():
 
 
 def source(gh: FakeGitHub, **kw) -> dict:
-    return {
-        "name": "github",
-        "kind": "github",
-        "url": gh.url,
-        "token_env": "GITHUB_TOKEN",
-        "repos": [PAY],
-        "production_environments": ["production"],
-        "history_days": 365,
-        **kw,
-    }
+    return gh.source(**{"repos": [PAY], **kw})
 
 
 def sync(db, gh, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):

@@ -40,16 +40,7 @@ def gl():
 
 
 def source(gl: FakeGitLab, **kw) -> dict:
-    return {
-        "name": "gitlab",
-        "kind": "gitlab",
-        "url": gl.url,
-        "token_env": "GITLAB_TOKEN",
-        "projects": [P],
-        "production_environments": ["production"],
-        "history_days": 365,
-        **kw,
-    }
+    return gl.source(**{"projects": [P], **kw})
 
 
 def sync(db, gl, *, now: float = NOW, token: str = TOKEN, waits: list | None = None, **kw):

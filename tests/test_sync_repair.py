@@ -48,22 +48,12 @@ def github_history(gh: FakeGitHub) -> None:
             gh.deploy(PAY, t, [(t, "queued"), (t + 600, "success")])
 
 
-def github_source(gh: FakeGitHub) -> dict:
-    return {
-        "name": "github",
-        "kind": "github",
-        "url": gh.url,
-        "token_env": "GITHUB_TOKEN",
-        "repos": [PAY],
-        "production_environments": ["production"],
-        "history_days": 365,
-    }
-
-
-def gh_sync(db, gh: FakeGitHub, policy: Policy | None = None):
+def gh_sync(db, gh: FakeGitHub, policy: Policy | None = None, **kw):
+    """Sync ``PAY`` from ``gh`` (``kw`` adds source keys), with no real sleeps unless ``policy``."""
+    source = gh.source(repos=[PAY], **kw)
     if policy is None:
-        return run_sync(db, github_source(gh), "GITHUB_TOKEN", GH_TOKEN, NOW)
-    return sync_source(db, github_source(gh), env={"GITHUB_TOKEN": GH_TOKEN}, policy=policy, now=NOW)
+        return run_sync(db, source, "GITHUB_TOKEN", GH_TOKEN, NOW)
+    return sync_source(db, source, env={"GITHUB_TOKEN": GH_TOKEN}, policy=policy, now=NOW)
 
 
 def changes(db, source: str = "github") -> set[tuple]:
@@ -85,16 +75,20 @@ def lead_time(db, who=None) -> tuple:
     return value.get("p50"), value.get("p85"), got["sample_size"]
 
 
+def synced_clean(sync, fake, source: str = "github", who=None) -> tuple[set, tuple]:
+    """What a database that only ever synced clean from ``fake`` holds: deployment changes and lead time."""
+    db = new_db()
+    result = sync(db, fake)
+    assert result.ok, result.errors
+    return changes(db, source), lead_time(db, who)
+
+
 @pytest.fixture(scope="module")
 def clean_github():
-    """What a database that only ever synced clean holds: deployment changes and lead time."""
     gh = FakeGitHub(GH_TOKEN)
     try:
         github_history(gh)
-        db = new_db()
-        result = gh_sync(db, gh)
-        assert result.ok, result.errors
-        yield changes(db), lead_time(db)
+        yield synced_clean(gh_sync, gh)
     finally:
         gh.close()
 
@@ -180,16 +174,7 @@ def gitlab_history(gl: FakeGitLab) -> None:
 
 
 def gl_sync(db, gl: FakeGitLab):
-    source = {
-        "name": "gitlab",
-        "kind": "gitlab",
-        "url": gl.url,
-        "token_env": "GITLAB_TOKEN",
-        "projects": [MOBILE],
-        "production_environments": ["production"],
-        "deployment_signal": "pipelines",
-        "history_days": 365,
-    }
+    source = gl.source(projects=[MOBILE], deployment_signal="pipelines")
     return run_sync(db, source, "GITLAB_TOKEN", GL_TOKEN, NOW)
 
 
@@ -198,10 +183,7 @@ def clean_gitlab():
     gl = FakeGitLab(GL_TOKEN)
     try:
         gitlab_history(gl)
-        db = new_db()
-        result = gl_sync(db, gl)
-        assert result.ok, result.errors
-        yield changes(db, "gitlab"), lead_time(db, GITLAB_TEAM)
+        yield synced_clean(gl_sync, gl, "gitlab", GITLAB_TEAM)
     finally:
         gl.close()
 
@@ -268,9 +250,7 @@ def test_a_sync_the_pipelines_stream_failed_mid_page_is_repaired_by_the_next(mar
         if before_window:
             gl.add_pipeline(MOBILE, NOW - 400 * DAY)  # before the 365-day history: the first base
         gitlab_history(gl)
-        clean = new_db()
-        assert gl_sync(clean, gl).ok
-        expected_changes, expected_lead = changes(clean, "gitlab"), lead_time(clean, GITLAB_TEAM)
+        expected_changes, expected_lead = synced_clean(gl_sync, gl, "gitlab", GITLAB_TEAM)
         assert len(expected_changes) > 100
         gl.outage = fail_after(marker, 10)
         db = new_db()
@@ -333,20 +313,20 @@ def test_deployments_stored_whose_compares_failed_are_linked_by_the_next_sync(si
         if signal == "releases":
             for k, dep in enumerate(sorted(gh.deployments[PAY].values(), key=lambda d: d["id"])):
                 gh.release(PAY, f"v1.{k}", parse_instant(dep["created_at"]) + 600, target=dep["sha"])
-        source = {**github_source(gh), "deployment_signal": signal}
-        clean = new_db()
-        assert run_sync(clean, source, "GITHUB_TOKEN", GH_TOKEN, NOW).ok
-        assert len(changes(clean)) > 100
+        expected_changes, expected_lead = synced_clean(
+            lambda db, gh: gh_sync(db, gh, deployment_signal=signal), gh
+        )
+        assert len(expected_changes) > 100
         gh.outage = lambda req: "/compare/" in req.path
         db = new_db()
-        failed = run_sync(db, source, "GITHUB_TOKEN", GH_TOKEN, NOW)
+        failed = gh_sync(db, gh, deployment_signal=signal)
         assert [e.split(":")[0] for e in failed.errors] == ["deployments"], failed.errors
         assert changes(db) == set()
         gh.outage = None
-        repaired = run_sync(db, source, "GITHUB_TOKEN", GH_TOKEN, NOW)
+        repaired = gh_sync(db, gh, deployment_signal=signal)
         assert repaired.ok, repaired.errors
-        assert changes(db) == changes(clean)
-        assert lead_time(db) == lead_time(clean)
+        assert changes(db) == expected_changes
+        assert lead_time(db) == expected_lead
     finally:
         gh.close()
 

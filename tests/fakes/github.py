@@ -123,6 +123,19 @@ class FakeGitHub(FakeApi):
         self.server.route("GET", "/repos/*", self._dispatch)
         self.server.route("POST", "/graphql", lambda req: github_graphql.answer(self, req))
 
+    def source(self, **kw) -> dict:
+        """A ``[[source]]`` syncing from this fake (token in ``GITHUB_TOKEN``, production deployments, a
+        year of history); ``kw`` adds to it or overrides it (``repos`` at least)."""
+        return {
+            "name": "github",
+            "kind": "github",
+            "url": self.url,
+            "token_env": "GITHUB_TOKEN",
+            "production_environments": ["production"],
+            "history_days": 365,
+            **kw,
+        }
+
     def changed(self) -> None:
         self.version += 1
 

@@ -373,6 +373,19 @@ class FakeGitLab(FakeApi):
         self._version = 0
         self.server.route("GET", f"{API}/projects/*", self._serve)
 
+    def source(self, **kw) -> dict:
+        """A ``[[source]]`` syncing from this fake (token in ``GITLAB_TOKEN``, production deployments, a
+        year of history); ``kw`` adds to it or overrides it (``projects`` at least)."""
+        return {
+            "name": "gitlab",
+            "kind": "gitlab",
+            "url": self.url,
+            "token_env": "GITLAB_TOKEN",
+            "production_environments": ["production"],
+            "history_days": 365,
+            **kw,
+        }
+
     # -- faults ----------------------------------------------------------------------------------------
     # -- data ------------------------------------------------------------------------------------------
     def _changed(self) -> None:
