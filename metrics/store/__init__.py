@@ -109,6 +109,11 @@ def _has_magic(p: Path) -> bool:
         return False
 
 
+def _writable(p: Path) -> bool:
+    """Whether this process may write ``p`` and create files beside it (SQLite's -wal, -shm)."""
+    return os.access(p, os.W_OK) and os.access(p.resolve().parent, os.W_OK | os.X_OK)
+
+
 def _readonly_uri(p: Path) -> str:
     """The URI a read-only connection opens ``p`` with.
 
@@ -123,8 +128,7 @@ def _readonly_uri(p: Path) -> str:
     """
     uri = p.resolve().as_uri() + "?mode=ro"
     side_files = Path(f"{p}-wal").exists() or Path(f"{p}-shm").exists()
-    writable = os.access(p, os.W_OK) and os.access(p.resolve().parent, os.W_OK | os.X_OK)
-    if not side_files and not writable:
+    if not side_files and not _writable(p):
         uri += "&immutable=1"
     return uri
 
@@ -162,8 +166,7 @@ def _open_readonly(p: Path) -> sqlite_utils.Database:
             raise NotVsmDatabase(f"{p} is a SQLite database of something else, not a vsm one")
         if pending:
             db.conn.close()
-            writable = os.access(p, os.W_OK) and os.access(p.resolve().parent, os.W_OK | os.X_OK)
-            if not writable:
+            if not _writable(p):
                 raise VsmError(
                     f"the database {p} was written by an older vsm and is read-only here: run any "
                     "writing command (`vsm sync`) on it once with write access to upgrade it"
