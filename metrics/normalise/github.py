@@ -363,10 +363,6 @@ RUN_FINAL = ("completed",)
 SEVERITY_LABEL = re.compile(r"^(sev(erity)?[\s:/_-]*\w+|p[0-4])$", re.IGNORECASE)
 
 
-def _production_environment(environments: list[str]) -> str:
-    return environments[0]
-
-
 def release_row(payload: dict, source: str, production_environments: list[str]) -> dict | None:
     """A published release as a deployment to production (``deployment_signal = "releases"``).
 
@@ -383,7 +379,7 @@ def release_row(payload: dict, source: str, production_environments: list[str]) 
         "source": source,
         "id": f"{RELEASE}{payload['id']}",
         "service": _repo_in(payload.get("url"), payload.get("html_url")),
-        "environment": "prerelease" if prerelease else _production_environment(production_environments),
+        "environment": "prerelease" if prerelease else production_environments[0],
         "production": int(not prerelease),
         "status": "success",
         "started": published,
@@ -407,7 +403,7 @@ def workflow_run_row(payload: dict, source: str, production_environments: list[s
         "source": source,
         "id": f"{RUN}{payload['id']}",
         "service": repo,
-        "environment": _production_environment(production_environments),
+        "environment": production_environments[0],
         "production": 1,
         "status": payload.get("conclusion") if completed else payload.get("status"),
         "started": parse_instant(payload.get("run_started_at") or payload.get("created_at")),

@@ -496,7 +496,7 @@ class GitHubConnector(Connector):
             rs["cursor"] = iso(top)
         if full:
             self._drop_missing_releases(repo, listed, rs)
-        self._linked(repo, gh._production_environment(self.environments), rs, edge)
+        self._linked(repo, self.environments[0], rs, edge)
         if first or full:
             rs["reconciled"] = iso(self.ctx.now)
         self._save()
@@ -539,7 +539,7 @@ class GitHubConnector(Connector):
         if not rs.get("open"):
             rs.pop("open", None)
         rs["cursor"] = rs.pop("pass")["until"]
-        self._linked(repo, gh._production_environment(self.environments), rs, None)
+        self._linked(repo, self.environments[0], rs, None)
         self._save()
 
     def _run_range(self, repo: str, since: float, end: float) -> tuple[float, Iterator[Page]]:
