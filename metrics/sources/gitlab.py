@@ -364,14 +364,12 @@ class GitLabConnector(Connector):
         ext = gl.pipeline_id(project, listed["id"])
         updated = listed.get("updated_at")
         if updated and stored_updated(self.ctx.db, self.ctx.name, "pipeline", ext) == updated:
-            # The next new pipeline's compare base is this one's sha, read from the store: a sync that
+            # The next new pipeline's compare base is this one's sha (the listing names it): a sync that
             # failed part-way through a page stored it without checkpointing ``last_sha``, so the
             # in-memory base would be the one before the page (or none) and the next compare would
             # claim changes earlier pipelines shipped, or be skipped (docs/sources.md, "A failed sync").
-            stored = get_raw(self.ctx.db, self.ctx.name, "pipeline", ext)
-            sha = stored.get("sha") if isinstance(stored, dict) else None
-            if sha:
-                ps["last_sha"] = sha
+            if listed.get("sha"):
+                ps["last_sha"] = listed["sha"]
             return
         single = self._maybe(self._path(project, f"pipelines/{listed['id']}"))
         if not isinstance(single, dict):
