@@ -366,9 +366,12 @@ class GitHubConnector(Connector):
 
     def _relink_from(self, es: dict, at: float) -> None:
         """Mark the compares from ``at`` on as to be made, and save the mark (inside the caller's
-        transaction, with the change that calls for it)."""
+        transaction, with the change that calls for it). A mark already from ``at`` or earlier covers it:
+        nothing to save."""
         since = parse_instant(es.get("link_from"))
-        es["link_from"] = iso(at if since is None else min(since, at))
+        if since is not None and since <= at:
+            return
+        es["link_from"] = iso(at)
         self._save()
 
     def _linked(self, repo: str, environment: str, es: dict, edge: dict | None) -> None:
