@@ -40,9 +40,9 @@ for p in (ROOT, ROOT / "tests"):
 from fakes.slack import MockSlack  # noqa: E402
 
 from bot.app import web_client  # noqa: E402
-from bot.delivery import EVENT_TYPE, ChannelPacer  # noqa: E402
-from bot.digest_view import message as digest_message  # noqa: E402
-from bot.scheduler import Scheduler  # noqa: E402
+from bot.render.digest import message as digest_message  # noqa: E402
+from bot.schedule.delivery import EVENT_TYPE, ChannelPacer  # noqa: E402
+from bot.schedule.scheduler import Scheduler  # noqa: E402
 from bot.store import Store  # noqa: E402
 from metrics.digest import build_digest, digest_window  # noqa: E402
 from metrics.runtime import settle  # noqa: E402

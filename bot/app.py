@@ -1,9 +1,10 @@
-"""The Bolt app: built by ``create_app``, with one ``register(app)`` per listener module."""
+"""The Bolt app: ``create_app`` builds it, with its dependencies (``Deps``) in every listener's context."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -15,15 +16,41 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.signature import SignatureVerifier
 
-from bot import actions, commands, home, north_star
-from bot.command_parse import obj
-from bot.settings_modal import MemberCache, tell
+from bot import listeners
+from bot.authz import MemberCache
+from bot.guards import PayloadShape, VsmApp, last_resort
+from bot.listeners.events.app_home import SeenEvents
 from bot.store import Store
+from metrics.teams import Team
 
 log = logging.getLogger("vsm.bot")
-SORRY = "Sorry, that failed on our side; it has been logged."
+
+
+@dataclass
+class Deps:
+    """What every listener needs besides the request, found in Bolt's context as ``context["deps"]``."""
+
+    store: Store
+    clock: Callable[[], datetime]
+    admins: list[str] = field(default_factory=list)
+    # Called with the saved team after every settings change (the scheduler re-plans its jobs).
+    on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
+    # Channel members, re-read at most once a minute: every change is authorised against them.
+    members: MemberCache = field(default_factory=MemberCache)
+    # Event ids seen in the last hour: Slack retries an event it thinks we missed.
+    seen_events: SeenEvents = field(default_factory=SeenEvents)
+
+
+class WithDeps(Middleware):
+    """Puts the app's ``Deps`` in the context of every request, before any listener runs."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]):
+        req.context["deps"] = self.deps
+        return next()
 
 
 def web_client(
@@ -43,92 +70,6 @@ def web_client(
         ]
     )
     return client
-
-
-def last_resort(signing_secret: str | None) -> Callable[..., BoltResponse]:
-    """Bolt's global error handler, for what no listener caught (each listener validates its input,
-    so this is a bug or a forged payload nobody foresaw): one log line, and an answer Slack can show
-    instead of "dispatch_failed". A request that fails the signature check (a malformed timestamp
-    header, say) stays refused: 401, not the 200 the listeners' answer would be."""
-    verifier = SignatureVerifier(signing_secret) if signing_secret else None
-
-    def handle(error: Exception, request: BoltRequest, body: dict, respond=None) -> BoltResponse:
-        body = obj(body)
-        kind = str(body.get("type") or ("command" if "command" in body else "request"))
-        log.error("%s failed: %s", kind, commands.error_line(error))
-        if verifier is not None:
-            try:
-                stamp = (request.headers.get("x-slack-request-timestamp") or ["0"])[0]
-                signature = (request.headers.get("x-slack-signature") or [""])[0]
-                signed = verifier.is_valid(request.raw_body, stamp, signature)
-            except (ValueError, TypeError):
-                signed = False
-            if not signed:
-                return BoltResponse(status=401, body="")
-        if "command" in body:
-            return BoltResponse(
-                status=200,
-                body={"response_type": "ephemeral", "text": SORRY},
-            )
-        if body.get("type") == "view_submission":  # keep the form open, with the message on it
-            blocks = obj(body.get("view")).get("blocks")
-            blocks = blocks if isinstance(blocks, list) else []
-            inputs = [obj(b).get("block_id") for b in blocks if obj(b).get("type") == "input"]
-            if inputs and isinstance(inputs[0], str):
-                return BoltResponse(
-                    status=200, body={"response_action": "errors", "errors": {inputs[0]: SORRY[:150]}}
-                )
-        if respond is not None and isinstance(body.get("response_url"), str):
-            tell(respond, SORRY)  # a click already acknowledged: say so where it was clicked
-        return BoltResponse(status=200, body="")  # a click: acknowledged, nothing done
-
-    return handle
-
-
-def malformed(body: dict) -> str | None:
-    """What makes a signed payload one Bolt itself cannot read, or ``None``. Bolt indexes some parts
-    before any listener runs (``actions[0]`` of a click, ``view.type``, ``event.type``) and again when
-    it calls the error handler, so such a payload must be stopped before it reaches them."""
-    kind = body.get("type")
-    if kind in ("block_actions", "interactive_message"):
-        actions = body.get("actions")
-        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
-            return "no actions"
-    if kind in ("view_submission", "view_closed"):
-        view = body.get("view")
-        if not isinstance(view, dict) or not all(
-            isinstance(view.get(k), str) for k in ("type", "callback_id")
-        ):
-            return "no view"
-    if kind == "event_callback" and not isinstance(obj(body.get("event")).get("type"), str):
-        return "no event type"
-    if kind == "workflow_step_edit" and not isinstance(body.get("workflow_step"), dict):
-        return "no workflow step"
-    return None
-
-
-class PayloadShape(Middleware):
-    """Acknowledges and drops a payload of the wrong shape (``malformed``), with one log line. Slack
-    never sends one; a signed forgery gets an ack and nothing else, like any other refused click."""
-
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]):
-        why = malformed(obj(req.body))
-        if why is None:
-            return next()
-        log.warning("ignored a malformed %s payload: %s", str(obj(req.body).get("type"))[:40], why)
-        return BoltResponse(status=200, body="")
-
-
-class VsmApp(App):
-    """Bolt's App, whose ``dispatch`` never raises: an error inside Bolt itself (its error handler
-    reading a payload it cannot parse, say) is one log line and a 400, not a traceback and a 500."""
-
-    def dispatch(self, req: BoltRequest) -> BoltResponse:
-        try:
-            return super().dispatch(req)
-        except Exception as error:  # noqa: BLE001 - the last line of defence
-            log.error("request failed in Bolt: %s", commands.error_line(error))
-            return BoltResponse(status=400, body="")
 
 
 def create_app(
@@ -152,15 +93,13 @@ def create_app(
         request_verification_enabled=signing_secret is not None,
         logger=log,
     )
-    ctx = commands.Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
+    deps = Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
     if on_team_saved is not None:
-        ctx.on_team_saved = on_team_saved
+        deps.on_team_saved = on_team_saved
     if members is not None:
-        ctx.members = members
+        deps.members = members
     app.error(last_resort(signing_secret))
     app.use(PayloadShape())
-    commands.register(app, ctx)
-    actions.register(app, ctx)
-    home.register(app, ctx)
-    north_star.register(app, ctx)
+    app.use(WithDeps(deps))
+    listeners.register(app)
     return app

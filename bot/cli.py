@@ -159,7 +159,7 @@ def _config_notes(db: sqlite_utils.Database, cfg: Config) -> list[str]:
 def cmd_demo(args, cfg: Config) -> int:
     from pathlib import Path
 
-    from bot import digest_view
+    from bot.render import digest as digest_view
     from metrics.digest import build_digest
     from metrics.sample import SAMPLE_ORG, build_sample, sample_teams
     from metrics.store import open_db
@@ -248,7 +248,7 @@ def cmd_metrics(args, cfg: Config) -> int:
 def cmd_metric(args, cfg: Config) -> int:
     import json
 
-    from bot import format as fmt
+    from bot.render import format as fmt
     from metrics import catalogue
     from metrics.teams import get_team
     from metrics.timeutil import dates_window, default_window, parse_period, zone
@@ -294,7 +294,7 @@ def cmd_metric(args, cfg: Config) -> int:
 def cmd_digest(args, cfg: Config) -> int:
     import json
 
-    from bot import digest_view
+    from bot.render import digest as digest_view
     from metrics.digest import build_digest
     from metrics.teams import get_team
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.app import create_app, web_client
-from bot.scheduler import Scheduler
+from bot.schedule.scheduler import Scheduler
 from bot.store import Store
 from metrics.config import Config
 from metrics.errors import VsmError

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from slackkit import NOW, assert_valid_message
 
-from bot import digest_view
+from bot.render import digest as digest_view
 from metrics.digest import Digest, build_digest
 from metrics.store import open_db
 from metrics.teams import list_teams

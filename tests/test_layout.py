@@ -130,3 +130,53 @@ def test_every_registered_kind_has_its_connector_and_normaliser(kind):
     assert connector_class(kind).kind == kind
     module = normaliser(kind)
     assert module is not None and set(module.ORDER) <= set(module.NORMALISERS)
+
+
+BOT = ROOT / "bot"
+SURFACES = ("commands", "actions", "events", "views")
+
+
+def test_every_listener_is_a_module_level_function_of_its_surface(tmp_path):
+    """Listeners are plain functions in ``bot/listeners/<surface>/``, not closures inside a
+    ``register``: each can be imported, read and tested alone (issue 11)."""
+    from slack_sdk import WebClient
+
+    from bot.app import create_app
+    from bot.store import Store
+
+    app = create_app(Store(tmp_path / "vsm.db"), WebClient(token="xoxb-layout"))
+    listeners = [listener.ack_function for listener in app._listeners]
+    assert len(listeners) >= 11
+    for fn in listeners:
+        surface = fn.__module__.split(".")[2] if fn.__module__.startswith("bot.listeners.") else None
+        assert surface in SURFACES, fn.__module__
+        assert "<locals>" not in fn.__qualname__, f"{fn.__module__}.{fn.__qualname__} is a closure"
+
+
+def test_action_and_callback_ids_are_named_once():
+    """No template or module writes an action id or a callback id as a literal: each is a name in
+    ``bot/ids.py``, every one of which some package's ``register(app)`` listens for."""
+    from bot import ids
+
+    literal = []
+    for path in [*(ROOT / "templates").glob("*.j2"), *BOT.rglob("*.py")]:
+        text = path.read_text()
+        for key in ('"action_id": "', '"callback_id": "', "action_id=", "callback_id="):
+            at = text.find(key)
+            while at != -1:
+                value = text[at + len(key) : at + len(key) + 12]
+                # "v": the one element of an input block, read back by its block id
+                if not value.startswith(("{{ ids.", 'v"', "ids.")):
+                    literal.append(f"{path.relative_to(ROOT)}: {text[at : at + 40]!r}")
+                at = text.find(key, at + 1)
+    assert literal == []
+    registered = set()
+    for init in (BOT / "listeners").glob("*/__init__.py"):
+        for node in ast.walk(ast.parse(init.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "ids"
+            ):
+                registered.add(node.attr)
+    assert registered == set(ids.for_templates())

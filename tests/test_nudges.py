@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from builders import item, new_db, pr, team, ts
 
-from bot import nudge_view
+from bot.render import nudge as nudge_view
 from metrics.nudges import find_nudges, last_digest_day, record_nudged
 from metrics.teams import NUDGE_KINDS
 

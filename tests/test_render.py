@@ -1,7 +1,7 @@
 """Rendering: Slack escaping in templates and display formats (docs/metrics.md: one decimal, half-up)."""
 
-from bot import format as fmt
-from bot.render import Trusted, cut_mrkdwn, escape_mrkdwn, link, slack_env
+from bot.render import format as fmt
+from bot.render.templates import Trusted, cut_mrkdwn, escape_mrkdwn, link, slack_env
 
 
 def render(source: str, **ctx) -> str:

@@ -14,8 +14,8 @@ from fakes.slack import MockSlack
 from slackkit import assert_valid_message, initial_state, interaction
 
 from bot.app import create_app, web_client
-from bot.delivery import EVENT_TYPE, ChannelPacer, Key, deliver, ledger_row
-from bot.scheduler import Scheduler, digest_trigger, last_fire
+from bot.schedule.delivery import EVENT_TYPE, ChannelPacer, Key, deliver, ledger_row
+from bot.schedule.scheduler import Scheduler, digest_trigger, last_fire
 from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
@@ -158,7 +158,7 @@ def test_a_schedule_changed_in_chat_takes_effect_at_once(env):
         clock=clock,
         on_team_saved=sched.plan_team,
     )
-    from bot.settings_modal import view
+    from bot.render.modals import settings_view as view
 
     v = view(
         open_db(path, create=False),

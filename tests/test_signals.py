@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from builders import deploy, incident, item, new_db, team, ts
 
-from bot import chart, digest_view, replies
 from bot.cli import main
+from bot.render import chart, replies
+from bot.render import digest as digest_view
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import SPRINTS, Result
 from metrics.dataset import TeamData

@@ -14,7 +14,7 @@ from fakes.slack import MockSlack
 from slackkit import ack_json, click, command, initial_state, interaction, slack_app
 
 from bot.app import web_client
-from bot.settings_modal import MEMBERS_TTL, PRE_ACK_S, MemberCache
+from bot.authz import MEMBERS_TTL, PRE_ACK_S, MemberCache
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.teams import get_team, settings_log

@@ -10,7 +10,7 @@ import pytest
 from fakes.slack import MockSlack
 from slackkit import ack_json, click, command, event, interaction, slack_app
 
-from bot.command_parse import parse
+from bot.listeners.commands.parse import parse
 from metrics.sample import sample_teams
 
 HOSTILE = [
@@ -301,7 +301,7 @@ def test_a_forged_home_event_without_a_user_is_ignored(forged_env):
 def test_the_last_resort_answers_a_listener_bug_in_one_line(forged_env, caplog, monkeypatch):
     """A bug no listener caught: the command gets a short ephemeral answer, the log one line with the
     file and line, and no traceback."""
-    from bot import commands
+    from bot.listeners.commands import vsm as commands
 
     app, slack, channel, db_path, before = forged_env
 
@@ -331,7 +331,7 @@ def test_the_last_resort_answers_a_listener_bug_in_one_line(forged_env, caplog, 
 def test_the_last_resort_tells_the_clicker_when_a_click_fails(forged_env, caplog, monkeypatch):
     """A click is acknowledged before its work: when that work fails unforeseen, the clicker hears
     so where they clicked, not silence."""
-    from bot import actions
+    from bot.listeners.actions import digest as actions
 
     app, slack, channel, *_ = forged_env
 
@@ -349,7 +349,7 @@ def test_the_last_resort_tells_the_clicker_when_a_click_fails(forged_env, caplog
 
 
 def test_a_failure_after_the_ack_is_one_line_and_a_short_answer(forged_env, caplog, monkeypatch):
-    from bot import commands
+    from bot.listeners.commands import vsm as commands
 
     app, slack, channel, *_ = forged_env
 

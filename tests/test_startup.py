@@ -153,7 +153,7 @@ def test_the_fixture_team_reaches_the_two_sample_test(team_db, monkeypatch, caps
 def test_listing_teams_loads_neither_the_catalogue_nor_anything_heavy(team_db, tmp_path):
     modules = imported("teams", "--db", str(team_db), cwd=tmp_path)
     assert heavy(modules) == []
-    assert "bot.format" not in modules
+    assert "bot.render.format" not in modules
 
 
 def test_sqlite_utils_loads_without_numpy_and_still_maps_numpy_once_loaded():

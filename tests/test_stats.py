@@ -62,7 +62,7 @@ def test_rate_limits_are_clipped_to_100_percent():
 def test_importing_the_metrics_loads_neither_scipy_nor_numpy():
     """scipy.stats costs half a second, numpy a tenth: every `vsm` start-up would pay them."""
     code = (
-        "import sys, bot.cli, bot.format, metrics.catalogue, metrics.stats, metrics.digest;"
+        "import sys, bot.cli, bot.render.format, metrics.catalogue, metrics.stats, metrics.digest;"
         "print(sorted(m for m in ('scipy', 'numpy', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -26,6 +26,7 @@ import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from bot.logline import slack_error
 from metrics.store.tx import transaction
 from metrics.timeutil import now_iso, parse_instant
 
@@ -143,7 +144,7 @@ def deliver(
         try:
             ts = find_posted(client, channel, key, since)
         except (SlackApiError, SlackRequestError, OSError) as exc:
-            return _failed(db, key, channel, row, f"history check: {_code(exc)}")
+            return _failed(db, key, channel, row, f"history check: {slack_error(exc)}")
         if ts is not None:
             _write(db, key, channel, state="sent", ts=ts, error=None, finished=now_iso())
             log.info("recovered %s: already in %s at %s", key, channel, ts)
@@ -159,7 +160,7 @@ def deliver(
     try:
         resp = client.chat_postMessage(**payload, metadata=metadata)
     except (SlackApiError, SlackRequestError, OSError) as exc:
-        return _failed(db, key, channel, {"attempts": attempts}, _code(exc))
+        return _failed(db, key, channel, {"attempts": attempts}, slack_error(exc))
     ts = resp.get("ts")
     _write(db, key, channel, state="sent", ts=ts, finished=now_iso())
     return Outcome(key, "sent", ts)
@@ -173,10 +174,3 @@ def _failed(db: sqlite_utils.Database, key: Key, channel: str, row: dict, error:
     )
     log.warning("could not deliver %s to %s: %s", key, channel, error)
     return Outcome(key, "failed", error=error)
-
-
-def _code(exc: Exception) -> str:
-    """Slack's error code (``is_archived``...) or the exception's class: never a token or a body."""
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-    return exc.__class__.__name__

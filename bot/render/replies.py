@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import format as fmt
-from bot.render import link, render_json
+from bot.render import format as fmt
+from bot.render.templates import link, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
 from metrics.digest import target_status

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import format as fmt
-from bot.render import cut, link, render_json
+from bot.render import format as fmt
+from bot.render.templates import cut, link, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.nudges import MAX_ITEMS, Nudge
 from metrics.teams import Team

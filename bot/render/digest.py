@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from bot import format as fmt
-from bot.render import cut, cut_mrkdwn, render_json, render_text
+from bot import ids
+from bot.render import format as fmt
+from bot.render.templates import cut, cut_mrkdwn, render_json, render_text
 from metrics.digest import Digest, Figure
+from metrics.teams import Team
 from metrics.timeutil import iso
 
 MAX_BLOCKS = 50
@@ -69,6 +71,29 @@ def message(d: Digest, now: datetime, channel: str | None = None, late: datetime
             if text.get("type") == "mrkdwn":
                 text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
     payload["blocks"] = _fit(payload["blocks"])
+    return payload
+
+
+def preview(d: Digest, now: datetime, team: Team) -> dict:
+    """``/vsm digest``: the digest as an ephemeral reply, its last block a "Post to channel" button."""
+    payload = message(d, now)
+    payload.pop("channel", None)
+    payload["response_type"] = "ephemeral"
+    payload["blocks"] = payload["blocks"][:49] + [
+        {
+            "type": "actions",
+            "block_id": "preview_actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ids.POST_DIGEST,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Post to channel"},
+                    "value": team.name[:150],
+                }
+            ],
+        }
+    ]
     return payload
 
 

@@ -25,9 +25,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
-from bot import nudge_view
-from bot.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
-from bot.digest_view import message as digest_message
+from bot.render import nudge as nudge_view
+from bot.render.digest import message as digest_message
+from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
 from metrics.nudges import find_nudges, record_nudged

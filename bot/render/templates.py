@@ -13,6 +13,8 @@ from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
+from bot import ids
+
 if TYPE_CHECKING:  # Jinja2 is imported when a template is first rendered, not by every importer
     import jinja2
 
@@ -94,6 +96,7 @@ def slack_env() -> jinja2.Environment:
     env.filters["trusted"] = Trusted
     env.filters["value_json"] = _tojson
     env.filters["raw_json"] = RawJson
+    env.globals["ids"] = ids.for_templates()
     return env
 
 

@@ -1,0 +1,92 @@
+"""``/vsm``: acknowledged at once; anything that reads metrics runs after the acknowledgement."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.listeners.actions.settings import open_settings
+from bot.listeners.commands.parse import Command, parse
+from bot.logline import error_line
+from bot.payload import tell, text
+from bot.render import chart, replies
+from bot.render.digest import preview
+from metrics import catalogue
+from metrics.catalogue.forecast import when
+from metrics.dataset import TeamData
+from metrics.digest import build_digest
+from metrics.errors import VsmError
+from metrics.teams import Team, get_org, team_for_channel
+from metrics.timeutil import default_window, parse_period
+
+if TYPE_CHECKING:
+    from bot.app import Deps
+
+log = logging.getLogger("vsm.bot")
+
+
+def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
+    now = deps.clock()
+    window = parse_period(period, team.tz, now) if period else default_window(team.tz, now)
+    return catalogue.compute(deps.store.db, team, metric_id, window, now)
+
+
+def answer(deps: Deps, team: Team, cmd: Command, client=None) -> dict:
+    """The final reply to a parsed command that needs the team's data (slow: after the ack)."""
+    now = deps.clock()
+    if cmd.name == "metric":
+        result = metric_result(deps, team, cmd.metric, cmd.period)
+        reply = replies.metric_message(team, result)
+        if cmd.chart and client is not None:
+            problem = chart.upload(
+                client, team.channel, catalogue.get(cmd.metric), result, team.targets.get(cmd.metric)
+            )
+            reply["text"] += f" ({problem})" if problem else " (chart posted to the channel)"
+        return reply
+    if cmd.name == "forecast":
+        result = when(TeamData(deps.store.db, team, now), cmd.items)
+        return replies.forecast_message(team, result, cmd.items, now)
+    if cmd.name == "northstar":
+        org = get_org(deps.store.db)
+        ids = [m for m in org.get("north_star", []) if m in catalogue.CATALOGUE]
+        if not ids:
+            return {
+                "response_type": "ephemeral",
+                "text": "No North Star metrics are set for the organisation yet.",
+            }
+        return replies.north_star_message(team, [metric_result(deps, team, mid, None) for mid in ids])
+    if cmd.name == "digest":
+        return preview(build_digest(deps.store.db, team, now), now, team)
+    raise VsmError(f"unexpected command {cmd.name}")
+
+
+def vsm(ack, command, respond, client, context) -> None:
+    deps = context["deps"]
+    cmd = parse(text(command.get("text")))
+    if cmd.name in ("help", "error"):
+        ack(replies.help_message(cmd.error))
+        return
+    if cmd.name == "metrics":
+        ack(replies.catalogue_message())
+        return
+    channel = text(command.get("channel_id"))
+    team = team_for_channel(deps.store.db, channel)
+    if team is None:
+        ack(replies.no_team_message(channel))
+        return
+    if cmd.name == "settings":
+        ack()
+        open_settings(client, deps, command.get("trigger_id"), command.get("user_id"), team.channel, respond)
+        return
+    ack(replies.working_message())
+    try:
+        reply = answer(deps, team, cmd, client)
+    except VsmError as exc:
+        reply = replies.help_message(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the user gets a short answer, the log one line
+        log.error("/vsm %s failed: %s", cmd.name, error_line(exc))
+        reply = {
+            "response_type": "ephemeral",
+            "text": "Sorry, that failed on our side; it has been logged.",
+        }
+    tell(respond, replace_original=True, **reply)
