@@ -16,6 +16,7 @@ from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
 from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
+from metrics.targets import target_status
 from metrics.teams import Team, get_org
 from metrics.timeutil import Window, local_midnight
 
@@ -44,21 +45,6 @@ class Digest:
     def nudges(self) -> list[Figure]:
         """Only real signals earn a line of their own: never a nudge for noise."""
         return [f for f in self.figures if f.result.signal]
-
-
-def headline(metric: Metric, value) -> float | None:
-    """The one number a target is compared with: p85 for durations (most items finish within it)."""
-    if isinstance(value, dict):
-        return value.get("p85")
-    return value if isinstance(value, int | float) else None
-
-
-def target_status(metric: Metric, value, target: float | None) -> str | None:
-    v = headline(metric, value)
-    if target is None or v is None or metric.better not in ("lower", "higher"):
-        return None
-    ok = v <= target if metric.better == "lower" else v >= target
-    return "met" if ok else "missed"
 
 
 def digest_window(team: Team, now: datetime) -> Window:

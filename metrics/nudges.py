@@ -23,8 +23,9 @@ import sqlite_utils
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.pull_requests import stale_prs
 from metrics.dataset import TeamData
-from metrics.digest import digest_window, headline, target_status
+from metrics.digest import digest_window
 from metrics.store.tx import transaction
+from metrics.targets import headline, target_status
 from metrics.teams import DAYS, NUDGE_KINDS, Team
 from metrics.timeutil import days_ending_today, parse_instant
 

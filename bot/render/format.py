@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from metrics.catalogue.base import Metric, one_decimal
-from metrics.digest import headline
+from metrics.targets import headline
 
 SPARKS = "▁▂▃▄▅▆▇█"
 

@@ -7,6 +7,7 @@ import logging
 
 from bot.payload import first_action, message_channel, obj, tell, text, user_id
 from bot.render import replies
+from bot.render.explain import explain_message
 from metrics import catalogue
 from metrics.errors import VsmError
 from metrics.teams import team_for_channel
@@ -42,4 +43,4 @@ def explain(ack, body, respond, context) -> None:
         log.info("explain refused for %r: %s", user_id(body), exc)
         tell(respond, replace_original=False, **replies.help_message(f"Cannot explain that figure: {exc}"))
         return
-    tell(respond, replace_original=False, **replies.explain_message(team, result))
+    tell(respond, replace_original=False, **explain_message(team, result))
