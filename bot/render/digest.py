@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot import ids
 from bot.render import format as fmt
+from bot.render.targets import target_line
 from bot.render.templates import cut, cut_mrkdwn, render_json, render_text
 from metrics.digest import Digest, Figure
 from metrics.teams import Team
@@ -24,7 +25,7 @@ def _row(f: Figure) -> dict:
         "value": fmt.value(m, r.value),
         "change": fmt.change(m, r.value, r.previous),
         "spark": fmt.sparkline(r.series),
-        "target": fmt.target(m, f.target, f.target_status),
+        "target": target_line(m, f.target, f.target_status),
         "target_status": f.target_status,
         "signal": r.signal,
         "signal_note": r.signal_note,

@@ -86,12 +86,3 @@ def verdict(signal: str | None, note: str | None) -> str:
     history), else "within normal variation". A missing signal is not a calm one when it was never
     tested, so the note is never dropped."""
     return signal or note or "within normal variation"
-
-
-def target(metric: Metric, target_value: float | None, status: str | None) -> str:
-    if target_value is None:
-        return ""
-    op = "≤" if metric.better == "lower" else "≥"
-    shown = duration(target_value) if metric.unit == "duration" else number(metric, target_value)
-    mark = {"met": "on target", "missed": "off target"}.get(status or "", "no figure yet")
-    return f"{mark} ({op} {shown})"

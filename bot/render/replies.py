@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.render import format as fmt
+from bot.render.targets import target_line
 from bot.render.templates import render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
@@ -48,7 +49,7 @@ def _figure(team: Team, result: Result) -> dict:
         previous=fmt.value(metric, result.previous),
         change=fmt.change(metric, result.value, result.previous),
         spark=fmt.sparkline(result.series),
-        target=fmt.target(metric, target, status),
+        target=target_line(metric, target, status),
         target_status=status,
         signal=result.signal,
         signal_note=result.signal_note,
