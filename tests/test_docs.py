@@ -21,7 +21,7 @@ from slackkit import assert_valid_message
 from test_workflow import flow_of
 
 from bot.render.format import duration, one_decimal
-from bot.render.replies import help_message
+from bot.render.usage import help_message
 from metrics import stats
 from metrics.catalogue import CATALOGUE
 from metrics.config import parse_config

@@ -14,17 +14,6 @@ from metrics.teams import Team
 from metrics.timeutil import iso
 
 
-def help_message(error: str | None = None) -> dict:
-    return render_json("help.json.j2", error=error)
-
-
-def catalogue_message() -> dict:
-    families: dict[str, list] = {}
-    for m in CATALOGUE.values():
-        families.setdefault(m.family, []).append(m)
-    return render_json("catalogue.json.j2", families=families)
-
-
 def no_team_message(channel: str) -> dict:
     return render_json("no_team.json.j2", channel=channel)
 

@@ -6,7 +6,7 @@ import logging
 
 from bot.authz import allowed
 from bot.payload import first_action, message_channel, selected_value, tell, user_id
-from bot.render import chart, replies
+from bot.render import chart, usage
 from metrics import catalogue
 from metrics.errors import VsmError
 from metrics.teams import team_for_channel
@@ -30,7 +30,7 @@ def chart_menu(ack, body, client, respond, context) -> None:
         result = catalogue.compute(deps.store.db, team, mid, window, deps.clock())
     except VsmError as exc:
         log.info("chart refused for %r: %s", user_id(body), exc)
-        tell(respond, replace_original=False, **replies.help_message(f"Cannot chart that: {exc}"))
+        tell(respond, replace_original=False, **usage.help_message(f"Cannot chart that: {exc}"))
         return
     # The chart is posted to the channel: like a digest, only by whoever is in it now (a public
     # channel's digest menu is there for anyone browsing it).

@@ -6,7 +6,7 @@ import json
 import logging
 
 from bot.payload import first_action, message_channel, obj, tell, text, user_id
-from bot.render import replies
+from bot.render import usage
 from bot.render.explain import explain_message
 from metrics import catalogue
 from metrics.errors import VsmError
@@ -41,6 +41,6 @@ def explain(ack, body, respond, context) -> None:
         result = catalogue.compute(deps.store.db, team, text(spec.get("metric")), window, deps.clock())
     except (VsmError, ValueError) as exc:  # parse_instant: ValueError on a malformed time
         log.info("explain refused for %r: %s", user_id(body), exc)
-        tell(respond, replace_original=False, **replies.help_message(f"Cannot explain that figure: {exc}"))
+        tell(respond, replace_original=False, **usage.help_message(f"Cannot explain that figure: {exc}"))
         return
     tell(respond, replace_original=False, **explain_message(team, result))

@@ -9,7 +9,7 @@ from bot.listeners.actions.settings import open_settings
 from bot.listeners.commands.parse import Command, parse
 from bot.logline import error_line
 from bot.payload import tell, text
-from bot.render import chart, replies
+from bot.render import chart, replies, usage
 from bot.render.digest import preview
 from metrics import catalogue
 from metrics.catalogue.forecast import when
@@ -64,10 +64,10 @@ def vsm(ack, command, respond, client, context) -> None:
     deps = context["deps"]
     cmd = parse(text(command.get("text")))
     if cmd.name in ("help", "error"):
-        ack(replies.help_message(cmd.error))
+        ack(usage.help_message(cmd.error))
         return
     if cmd.name == "metrics":
-        ack(replies.catalogue_message())
+        ack(usage.catalogue_message())
         return
     channel = text(command.get("channel_id"))
     team = team_for_channel(deps.store.db, channel)
@@ -82,7 +82,7 @@ def vsm(ack, command, respond, client, context) -> None:
     try:
         reply = answer(deps, team, cmd, client)
     except VsmError as exc:
-        reply = replies.help_message(str(exc))
+        reply = usage.help_message(str(exc))
     except Exception as exc:  # noqa: BLE001 - the user gets a short answer, the log one line
         log.error("/vsm %s failed: %s", cmd.name, error_line(exc))
         reply = {
