@@ -4,14 +4,25 @@ Calendar: all days. The history is the 84 complete local days (12 weeks) before 
 local day, zero-filled; the forecast covers whole local days from the first local midnight at or after
 the as-of instant (mid-day, today's remainder is in neither: history and steps share one calendar of
 whole days). Throughput counts what the ``throughput`` metric counts: delivered items (committed, done,
-not discarded). Trials are vectorised with numpy and seeded, so an answer can be reproduced; the seed
-is returned with it.
+not discarded). Trials are seeded, so an answer can be reproduced; the seed is returned with it.
+
+The trials run in plain Python: a `vsm metric forecast` process would otherwise spend more on
+importing numpy (about 50 ms) than the catalogue figure's 3 x 10,000 trials cost here (a few ms).
+Each daily sample is one byte of ``random.Random(seed).randbytes`` mapped onto the history by
+``bytes.translate`` (bytes past the largest multiple of the history's length are dropped, so every day
+is equally likely), and a trial's days are summed, or accumulated and bisected, by C loops. Only a
+"when" whose trials would draw over ``_PY_CELLS`` days in all (about 1,000 items or more, or a slow team) runs
+in numpy, imported then, with the empty-day shortcut of ``_trial_steps_numpy``.
 """
 
 from __future__ import annotations
 
 import math
+import random
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from metrics.catalogue.base import CUSTOM, Metric, Result, low_sample_note, series_weeks
@@ -20,7 +31,7 @@ from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.timeutil import Window, iso, local_midnight
 
-if TYPE_CHECKING:  # numpy is imported where a forecast is computed: not on every command's start-up
+if TYPE_CHECKING:  # numpy is imported only for a large "when" (_trial_steps_numpy)
     import numpy as np
 
 TRIALS = 10_000
@@ -30,6 +41,8 @@ SEED = 20_240_501
 HOW_MANY_DAYS = 14  # the catalogue figure: how many in the next two weeks
 WHEN_ITEMS = 20  # and when 20 more will be done
 _CHUNK_CELLS = 2_000_000  # bound on one draw matrix (trials x draws): memory stays small
+_PY_CELLS = 2_000_000  # days a "when" draws in plain Python at most (about 40 ms); beyond, numpy
+_BLOCK = 1 << 16  # daily samples drawn at a time in plain Python: memory stays small
 NO_HISTORY = "no items done in the 12 weeks before: no forecast"
 
 
@@ -50,7 +63,7 @@ class DailyThroughput:
             if delivered(it) and it.flow.done >= start
         )
 
-    def history(self, as_of: float) -> tuple[np.ndarray, list[dict], date, date]:
+    def history(self, as_of: float) -> tuple[list[int], list[dict], date, date]:
         """The 84 local days before the as-of instant's day, zero-filled; the items behind them; the
         history's first day; and the forecast's first day (the first local midnight at or after as_of).
         """
@@ -58,9 +71,7 @@ class DailyThroughput:
         first = end_day - timedelta(days=HISTORY_DAYS)
         midnight = local_midnight(end_day, self.tz).timestamp()
         first_step = end_day if midnight == as_of else end_day + timedelta(days=1)
-        import numpy as np
-
-        counts = np.zeros(HISTORY_DAYS, dtype=np.int32)
+        counts = [0] * HISTORY_DAYS
         items = []
         for at, day, key in self.done:
             if first <= day < end_day:
@@ -69,17 +80,88 @@ class DailyThroughput:
         return counts, items, first, first_step
 
 
-def trial_totals(samples: np.ndarray, days: int, seed: int = SEED, trials: int = TRIALS) -> np.ndarray:
+def _sampler(samples: Sequence[int], rng: random.Random) -> Callable[[int], Sequence[int]]:
+    """``draw(k)``: k daily samples drawn uniformly with replacement from ``samples``.
+
+    Up to 256 samples of 0..255 items (84 days of a team's throughput): one random byte per draw,
+    bytes at or past the largest multiple of len(samples) dropped (so each sample is equally likely:
+    252 of 256 bytes are kept for 84), the rest mapped onto the samples by ``bytes.translate``; a
+    ``bytes`` object comes back. Otherwise ``random.choices``, about ten times slower.
+    """
+    n = len(samples)
+    if not (n <= 256 and min(samples) >= 0 and max(samples) <= 255):
+        return lambda k: rng.choices(samples, k=k)
+    keep = 256 // n * n
+    table = bytes(samples[b % n] for b in range(keep)) + bytes(256 - keep)
+    dropped = bytes(range(keep, 256))
+
+    def draw(k: int) -> bytes:
+        out = rng.randbytes(k + k // 16 + 16).translate(table, dropped)  # enough, bar a rare top-up
+        while len(out) < k:
+            out += rng.randbytes(k - len(out) + 16).translate(table, dropped)
+        return out[:k]
+
+    return draw
+
+
+def trial_totals(samples: Sequence[int], days: int, seed: int = SEED, trials: int = TRIALS) -> list[int]:
     """Per trial, the total of ``days`` daily samples drawn with replacement."""
-    import numpy as np
+    draw = _sampler([int(s) for s in samples], random.Random(seed))
+    per_block = max(1, _BLOCK // days)
+    totals: list[int] = []
+    while len(totals) < trials:
+        n = min(per_block, trials - len(totals)) * days
+        drawn = draw(n)
+        totals += [sum(drawn[i : i + days]) for i in range(0, n, days)]
+    return totals
 
-    rng = np.random.default_rng(seed)
-    samples = np.asarray(samples, dtype=np.int32)
-    return samples[rng.integers(0, len(samples), size=(trials, days), dtype=np.int32)].sum(axis=1)
 
-
-def trial_steps(samples: np.ndarray, n_items: int, seed: int = SEED, trials: int = TRIALS) -> np.ndarray:
+def trial_steps(samples: Sequence[int], n_items: int, seed: int = SEED, trials: int = TRIALS) -> list[int]:
     """Per trial, the number of days drawn until the total reaches ``n_items``.
+
+    Day by day in plain Python while the trials would draw at most ``_PY_CELLS`` days in all (by
+    Wald's identity a trial draws (N + overshoot) / mean days, the overshoot under the largest
+    sample); beyond, in numpy with the empty-day shortcut (``_trial_steps_numpy``). The two draw
+    from one distribution, not one sequence: a seed reproduces an answer, not the other engine's.
+    """
+    samples = [int(s) for s in samples]
+    total = sum(samples)
+    if total <= 0:
+        raise ValueError("all-zero samples: no forecast")
+    days_per_trial = (n_items + max(samples) - 1) * len(samples) / total
+    if trials * days_per_trial > _PY_CELLS:
+        return _trial_steps_numpy(samples, n_items, seed, trials).tolist()
+    return _trial_steps_python(samples, n_items, seed, trials, days_per_trial)
+
+
+def _trial_steps_python(
+    samples: list[int], n_items: int, seed: int, trials: int, days_per_trial: float
+) -> list[int]:
+    """Day by day, as docs/metrics.md says: one stream of daily samples, each trial taking the days
+    that follow the previous trial's last one until its total reaches N (the running total is
+    accumulated and bisected, block by block, so the per-day work stays in C)."""
+    draw = _sampler(samples, random.Random(seed))
+    steps: list[int] = []
+    block = min(_BLOCK, math.ceil(trials * days_per_trial * 1.05) + 64)  # the whole stream, if small
+    need, taken = n_items, 0  # what the current trial still needs, and the days it drew before this block
+    while len(steps) < trials:
+        running = list(accumulate(draw(block)))
+        i, base = 0, 0  # the current trial's first day in this block, and the running total before it
+        while True:
+            j = bisect_left(running, base + need, i)  # the day the trial's total reaches N
+            if j == len(running):  # not in this block: carry the trial over
+                taken += len(running) - i
+                need -= running[-1] - base
+                break
+            steps.append(taken + j - i + 1)
+            if len(steps) == trials:
+                break
+            i, base, need, taken = j + 1, running[j], n_items, 0
+    return steps
+
+
+def _trial_steps_numpy(samples: list[int], n_items: int, seed: int, trials: int) -> np.ndarray:
+    """``trial_steps`` for many days per trial, vectorised.
 
     Drawing day by day until the total reaches N is, in distribution, the same as drawing only the
     non-zero days until the total reaches N (k draws, k <= N) and adding the zero days between them:
@@ -88,11 +170,9 @@ def trial_steps(samples: np.ndarray, n_items: int, seed: int = SEED, trials: int
     """
     import numpy as np
 
-    samples = np.asarray(samples, dtype=np.int32)
-    nonzero = samples[samples > 0]
-    if not len(nonzero):
-        raise ValueError("all-zero samples: no forecast")
-    q = len(nonzero) / len(samples)
+    array = np.asarray(samples, dtype=np.int32)
+    nonzero = array[array > 0]
+    q = len(nonzero) / len(array)
     rng = np.random.default_rng(seed)
     draws = np.zeros(trials, dtype=np.int64)
     totals = np.zeros(trials, dtype=np.int64)
@@ -112,16 +192,28 @@ def trial_steps(samples: np.ndarray, n_items: int, seed: int = SEED, trials: int
     return draws + (rng.negative_binomial(draws, q) if q < 1 else 0)
 
 
-def _history_info(counts: np.ndarray, first: date) -> dict:
+def quantile(values: Sequence[int], c: float) -> float:
+    """The c quantile of ``values``, interpolated linearly between order statistics (numpy's
+    default, ``np.quantile``; R's type 7)."""
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * c
+    lo = math.floor(h)
+    hi = min(lo + 1, len(ordered) - 1)
+    if ordered[lo] == ordered[hi]:
+        return float(ordered[lo])
+    return ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
+
+
+def _history_info(counts: list[int], first: date) -> dict:
     return {
         "since": first.isoformat(),
         "until": (first + timedelta(days=HISTORY_DAYS)).isoformat(),
         "days": HISTORY_DAYS,
-        "done": int(counts.sum()),
+        "done": sum(counts),
     }
 
 
-def _how_many(counts: np.ndarray, first: date, first_step: date, days: int, seed: int, trials: int) -> dict:
+def _how_many(counts: list[int], first: date, first_step: date, days: int, seed: int, trials: int) -> dict:
     out = {
         "days": days,
         "from": first_step.isoformat(),
@@ -130,15 +222,13 @@ def _how_many(counts: np.ndarray, first: date, first_step: date, days: int, seed
         "seed": seed,
         "trials": trials,
     }
-    if not counts.any():
+    if not any(counts):
         return out | {_key(c): None for c in CONFIDENCES} | {"note": NO_HISTORY}
-    import numpy as np
-
-    totals = trial_totals(counts, days, seed, trials)
-    return out | {_key(c): math.floor(np.quantile(totals, 1 - c)) for c in CONFIDENCES}
+    totals = sorted(trial_totals(counts, days, seed, trials))
+    return out | {_key(c): math.floor(quantile(totals, 1 - c)) for c in CONFIDENCES}
 
 
-def _when(counts: np.ndarray, first: date, first_step: date, n_items: int, seed: int, trials: int) -> dict:
+def _when(counts: list[int], first: date, first_step: date, n_items: int, seed: int, trials: int) -> dict:
     out = {
         "items": n_items,
         "from": first_step.isoformat(),
@@ -146,13 +236,11 @@ def _when(counts: np.ndarray, first: date, first_step: date, n_items: int, seed:
         "seed": seed,
         "trials": trials,
     }
-    if not counts.any():
+    if not any(counts):
         none = {_key(c): None for c in CONFIDENCES}
         return out | none | {"dates": dict(none), "note": NO_HISTORY}
-    import numpy as np
-
-    steps = trial_steps(counts, n_items, seed, trials)
-    answers = {_key(c): math.ceil(np.quantile(steps, c)) for c in CONFIDENCES}
+    steps = sorted(trial_steps(counts, n_items, seed, trials))
+    answers = {_key(c): math.ceil(quantile(steps, c)) for c in CONFIDENCES}
     dates = {k: (first_step + timedelta(days=n - 1)).isoformat() for k, n in answers.items()}
     return out | answers | {"dates": dates}
 
@@ -231,7 +319,7 @@ class Forecast(Metric):
             window=window,
             value=_figure(figure),
             unit=self.unit,
-            sample_size=int(counts.sum()),
+            sample_size=sum(counts),
             previous=_figure(previous),
             series=series,
             items=done,
