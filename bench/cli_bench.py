@@ -15,12 +15,18 @@ caches an installed copy has). `vsm metric` opens the database read-only and nev
 replayed flows, so every timed run replays the team's items: the figures are the whole path a person
 at a terminal waits for. Target: median <= 150 ms per command for the flow
 metrics on the 4,000-issue team. Exit 0 whatever the figures; the last line is ALL PASS or FAIL.
+
+Then, with no target, what `/vsm forecast N` costs (N up to MAX_FORECAST_ITEMS, 10,000): the trials of
+"when will N more be done" for histories from a busy team's to the slowest that still gets a forecast,
+each case in a fresh process, the first call (numpy's import included when the case needs numpy) and
+the median of three more (a bot process that has numpy loaded already).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -264,6 +270,66 @@ def team_database(issues: int, metrics: list[str], runs: int, day: date | None) 
     return {"what": f"{issues:,} Jira issues, one team (sync {sync_s:.1f} s)", "rows": rows}
 
 
+# -- /vsm forecast N ----------------------------------------------------------------------------------------
+
+FORECAST_ITEMS = (20, 1_000, 10_000)  # 10,000 is the most `/vsm forecast N` accepts
+# 84 days of items done per day, busiest first (metrics.catalogue.forecast.HISTORY_DAYS)
+FORECAST_HISTORIES = {
+    "9 a day": [7, 12, 9, 0, 15, 11, 10] * 12,  # the 4,000-issue team's pace
+    "1 a day": [0, 1, 1, 2, 0, 1, 2] * 12,
+    "1 a week": ([0] * 6 + [1]) * 12,
+    "1 in 12 weeks": [0] * 40 + [1] + [0] * 43,  # the slowest history that gets a forecast
+}
+_FORECAST_CASE = """
+import json, statistics, sys, time
+from metrics.catalogue.forecast import CONFIDENCES, quantile, trial_steps
+samples, n_items = json.loads(sys.argv[1]), int(sys.argv[2])
+def once():
+    began = time.perf_counter()
+    steps = sorted(trial_steps(samples, n_items))
+    answers = [quantile(steps, c) for c in CONFIDENCES]
+    return (time.perf_counter() - began) * 1000, answers
+first, answers = once()
+engine = "numpy" if "numpy" in sys.modules else "python"
+then = statistics.median(once()[0] for _ in range(3))
+print(json.dumps({"first_ms": first, "then_ms": then, "engine": engine, "days": answers}))
+"""
+
+
+def forecast_items() -> list[dict]:
+    """Per history and N, the trials of `/vsm forecast N` (``trial_steps`` and its percentiles)."""
+    rows = []
+    for name, samples in FORECAST_HISTORIES.items():
+        for n in FORECAST_ITEMS:
+            proc = subprocess.run(
+                [sys.executable, "-c", _FORECAST_CASE, json.dumps(samples), str(n)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                rows.append({"history": name, "items": n, "error": proc.stderr.strip()[-500:]})
+                continue
+            rows.append({"history": name, "items": n} | json.loads(proc.stdout))
+    return rows
+
+
+def forecast_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "/vsm forecast N: when N more items will be done (10,000 trials; a fresh process per case)",
+        f"  {'history':<16}{'N':>7}{'first ms':>10}{'then ms':>9}  {'engine':<8}days at 50/85/95%",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"  {r['history']:<16}{r['items']:>7,}  ERROR {r['error']}")
+            continue
+        days = " / ".join(f"{math.ceil(d):,}" for d in r["days"])
+        lines.append(
+            f"  {r['history']:<16}{r['items']:>7,}{r['first_ms']:>10.1f}{r['then_ms']:>9.1f}  {r['engine']:<8}{days}"
+        )
+    return lines
+
+
 # -- the report -------------------------------------------------------------------------------------------
 
 
@@ -303,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-bench-db", action="store_true", help="time only the team database")
     ap.add_argument("--day", type=date.fromisoformat, default=None, help="the team data's day")
     ap.add_argument("--metric", action="append", help="time only this metric (repeatable)")
+    ap.add_argument("--skip-forecast-n", action="store_true", help="do not time `/vsm forecast N`")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:  # no ./vsm.toml is picked up by accident
         entries, metrics_ms = catalogue(vsm_env(anchor()), Path(tmp), args.runs)
@@ -319,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     for result, judged in results:
         print()
         print("\n".join(table(result, flow, judged)))
+    if not args.skip_forecast_n:
+        print()
+        print("\n".join(forecast_table(forecast_items())))
     misses = verdict(results[-1][0], flow)
     print()
     print(f"target: median <= {TARGET_MS:.0f} ms for the flow metrics on the team database")
