@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from metrics.behind import behind
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
@@ -27,6 +28,9 @@ class Figure:
     result: Result
     target: float | None
     target_status: str | None  # "met" | "missed" | None (no target, no value, or a context metric)
+    # The work behind a signal or a missed target, so the team can act on it from the digest:
+    # {"heading": str, "items": [{"key", "title", "url", "detail"}]}, up to 3 items (metrics.behind).
+    behind: dict | None = None
 
 
 @dataclass
@@ -68,7 +72,8 @@ def build_digest(
         metric = CATALOGUE[mid]
         result = metric.compute(data, window)
         target = team.targets.get(mid)
-        return Figure(metric, result, target, target_status(metric, result.value, target))
+        status = target_status(metric, result.value, target)
+        return Figure(metric, result, target, status, behind(metric, result, data, status))
 
     with gc_deferred():  # the figures' objects live until the digest is rendered: see gc_deferred
         north_star = [figure(m) for m in north]

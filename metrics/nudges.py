@@ -2,11 +2,14 @@
 
 Three kinds, each one a team can switch off (``Team.nudges``):
 
-- ``target``: a heads-up while a target is about to be missed (the figure over the last
-  ``period_days``, today included, misses it before the period closes), and a note when the period
-  that closed at the last digest missed it. Said once per digest period.
-- ``stale-prs``: open, ready pull requests with no review for longer than ``stale_pr_hours``.
-- ``aging-items``: committed work items older than the team's p85 cycle time (``aging-wip``'s flags).
+- ``target``: judged on the same window as the digest and every other surface (``digest_window``: the
+  last ``period_days`` complete local days), never a running window of its own, so the figure a nudge
+  quotes is the one ``/vsm <metric>`` shows that day. A note when the period the last digest reported
+  missed a target; else a heads-up when the period as it stands now (what a digest sent today would
+  report) misses one, before the next digest closes it. Said once per digest period.
+- ``stale-prs``: open, ready pull requests with no review for longer than ``stale_pr_hours``, by title.
+- ``aging-items``: committed work items older than the team's p85 cycle time (``aging-wip``'s flags),
+  by title and the status the team wrote in its workflow mapping ("In Progress"), never a stage id.
 
 A nudge names work items and pull requests with their links, never people: the question is for the
 team. The same item is not named again within ``nudge_repeat_hours`` (``nudge_log``), and nothing is
@@ -20,6 +23,7 @@ from datetime import date, datetime, timedelta
 
 import sqlite_utils
 
+from metrics.behind import status_label
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.pull_requests import stale_prs
 from metrics.dataset import TeamData
@@ -97,13 +101,17 @@ def find_nudges(db: sqlite_utils.Database, team: Team, now: datetime) -> list[Nu
 
 
 def _target(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudge]:
+    """Targets judged on digest periods only. ``closed`` is the period the last digest reported (a
+    miss there is a note of what happened); ``current`` is the digest period as of today, the window
+    every surface shows now: a miss there, while the last digest's period met the target, is the
+    heads-up that the next digest will report a miss unless the coming days change it. On the digest
+    day the two are one window, and only the note is said."""
     period = last_digest_day(team, today)
-    running = days_ending_today(int(team.digest.get("period_days", 28)), team.tz, now)
+    current = digest_window(team, now)
     closed = digest_window(team, datetime.combine(period, datetime.min.time(), team.tz))
-    # The period that closed at the last digest first (missed), else the running one (at risk).
     checks = (
         ("missed", closed, f"missed its target in {closed.label()}"),
-        ("at-risk", running, "is heading for a missed target this period"),
+        ("at-risk", current, f"misses its target in {current.label()}, ahead of the next digest"),
     )
     items = []
     for mid, target in sorted(team.targets.items()):
@@ -151,20 +159,26 @@ def _stale_prs(data: TeamData, team: Team, now: datetime, today: date) -> list[N
 
 
 def _aging(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudge]:
+    # aging-wip's items are as of min(window end, now): a window ending after now reads "now".
     window = days_ending_today(7, team.tz, now)
     result = CATALOGUE["aging-wip"].compute(data, window)
     p85 = result.extra.get("p85_hours")
-    items = [
-        {
-            "subject": i["key"],
-            "key": i["key"],
-            "title": i.get("stage") or "",
-            "url": i.get("url") or "",
-            "detail": {"age_hours": i["age_hours"], "p85_hours": p85},
-        }
-        for i in result.items
-        if i["flagged"]
-    ]
+    by_key = {it.key: it for it in data.items(data.now)}  # the open items, from the same cached load
+    items = []
+    for i in result.items:
+        if not i["flagged"]:
+            continue
+        it = by_key.get(i["key"])
+        status = status_label(data.workflow, it) if it is not None else (i.get("stage") or "")
+        items.append(
+            {
+                "subject": i["key"],
+                "key": i["key"],
+                "title": it.summary if it is not None else "",
+                "url": i.get("url") or "",
+                "detail": {"age_hours": i["age_hours"], "p85_hours": p85, "status": status},
+            }
+        )
     if not items:
         return []
     return [

@@ -77,9 +77,10 @@ def test_aging_items_are_those_older_than_the_p85_cycle_time():
     item(db, "PAY-11", "2026-01-01 00:00", [("2026-01-08 00:00", "In Progress")])  # 2.5 d ago
     [nudge] = find_nudges(db, team(nudges=["aging-items"]), NOW)
     assert [i["subject"] for i in nudge.items] == ["PAY-10"]
-    assert nudge.items[0]["detail"] == {"age_hours": 132.0, "p85_hours": 105.6}
+    assert nudge.items[0]["detail"] == {"age_hours": 132.0, "p85_hours": 105.6, "status": "Selected"}
     text = nudge_view.message(team(), nudge)["blocks"][0]["text"]["text"]
-    assert "<https://jira.example/browse/PAY-10|PAY-10>" in text and "usual p85 4.4 d" in text
+    assert "<https://jira.example/browse/PAY-10|PAY-10> summary of PAY-10 — Selected, 5 days" in text
+    assert "usual p85 4.4 d" in text
 
 
 def test_target_missed_in_the_closed_period_then_at_risk_in_the_running_one():

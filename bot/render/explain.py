@@ -1,39 +1,119 @@
-"""Explain: the items behind a figure, each with its key (linked), title and figure."""
+"""Explain: the items behind a figure, each with its key (linked), title, dates and figure.
+
+A line reads "PAY-404 Improve onboarding flow · started 3 Nov, done 12 Nov · 9.0 d", a deployment's
+"api/deployments/81 · deployed 3 Nov 14:05". Dates are the team's local days. A signal's statistics
+(``Result.signal_detail``) come first: the digest and the figure reply say the signal in one plain line,
+and this is where a reader who wants the numbers behind it finds them. Nothing here is a command to
+type: Slack is not a terminal.
+"""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from bot.render import format as fmt
 from bot.render.templates import link, render_json
+from metrics.behind import age_text, day_text, span_text
 from metrics.catalogue import CATALOGUE
-from metrics.catalogue.base import Result
+from metrics.catalogue.base import Result, one_decimal
 from metrics.teams import Team
 
 EXPLAIN_LIMIT = 40
 
+_NET_FLOW = {"arrival": "committed", "departure": "done"}
 
-def _item_line(item: dict) -> dict:
-    """One observation as a line: its key (linked when the source gave a URL), title and figure."""
-    label = item.get("key") or item.get("sprint") or item.get("day") or "item"
-    title = item.get("title") or item.get("summary") or ""
-    figure = ""
+
+def _when(metric_id: str, item: dict, tz: ZoneInfo) -> str:
+    """The item's dates in words, by what the item is (its metric's start and end, a deployment's
+    finish, a merge, a day sample, a sprint)."""
+    span = span_text(metric_id, item, tz)
+    if span:
+        return span
+    if "finished" in item and "service" in item:  # a deployment: its time matters, not only its day
+        return f"deployed {day_text(item['finished'], tz, clock=True)}"
+    if "merged" in item:
+        return f"merged {day_text(item['merged'], tz)}"
+    if "event" in item:
+        return f"{_NET_FLOW.get(item['event'], item['event'])} {day_text(item.get('at'), tz)}"
+    if "sprint" in item:
+        return f"{day_text(item.get('start'), tz)} – {day_text(item.get('end'), tz)}"
+    if "age_hours" in item:
+        return item.get("status") or item.get("stage") or ""
+    if "done" in item:
+        return f"done {day_text(item['done'], tz)}"
+    return ""
+
+
+def _figure(metric_id: str, item: dict) -> str:
+    """The item's own number: its duration, share, size, or what made it count."""
+    if "efficiency" in item:
+        return f"{one_decimal(item['efficiency'])}% active of {fmt.duration(item['hours'])}"
     if "hours" in item:
-        figure = fmt.duration(item["hours"])
-    elif "value" in item and isinstance(item["value"], int | float):
-        figure = f"{fmt.one_decimal(item['value'])}%"
-    elif "done" in item:
-        figure = f"done {str(item['done'])[:10]}"
-    return {"label": link(item.get("url"), label), "title": title, "figure": figure}
+        return fmt.duration(item["hours"])
+    if "age_hours" in item:
+        return age_text(item["age_hours"]) + (" (older than usual)" if item.get("flagged") else "")
+    if "lines" in item:
+        return f"{item['lines']:,} lines"
+    if "reviewed" in item:
+        return "reviewed" if item["reviewed"] else "no review before merge"
+    if item.get("failed"):
+        return "followed by incident " + ", ".join(item.get("incidents", []))
+    if item.get("rework"):
+        return "shipped rework: " + ", ".join(p["key"] for p in item.get("rework_prs", []))
+    if "wip" in item:
+        return f"{item['wip']} in progress"
+    if "category" in item:
+        return item["category"]
+    if "value" in item and isinstance(item["value"], int | float):
+        return f"{one_decimal(item['value'])}%"
+    return ""
 
 
-def explain_message(team: Team, result: Result) -> dict:
+def _label(item: dict, tz: ZoneInfo) -> str:
+    if item.get("key"):
+        return link(item.get("url"), item["key"])
+    if item.get("sprint"):
+        return link(None, item["sprint"])
+    if item.get("day"):
+        return link(None, day_text(item.get("at"), tz) or item["day"])
+    return link(None, "item")
+
+
+def _item_line(metric_id: str, item: dict, tz: ZoneInfo) -> dict:
+    """One observation as a line: its key (linked when the source gave a URL), title, dates, figure."""
+    return {
+        "label": _label(item, tz),
+        "title": item.get("title") or item.get("summary") or "",
+        "when": _when(metric_id, item, tz),
+        "figure": _figure(metric_id, item),
+    }
+
+
+def _order(items: list[dict]) -> tuple[list[dict], str]:
+    """Longest first where items have a duration or an age; else as the metric listed them (in time)."""
+    if any("hours" in i for i in items):
+        return sorted(items, key=lambda i: -(i.get("hours") or 0)), "longest first"
+    if any("age_hours" in i for i in items):
+        return sorted(items, key=lambda i: -(i.get("age_hours") or 0)), "oldest first"
+    return items, ""
+
+
+def explain_message(team: Team, result: Result, items: list[dict] | None = None) -> dict:
+    """The Explain reply. ``items``: the result's items with their titles (``metrics.behind.titled``);
+    the result's own items when not given."""
     metric = CATALOGUE[result.metric]
-    items = sorted(result.items, key=lambda i: -(i.get("hours") or 0)) if result.items else []
+    tz = result.window.tz
+    ordered, order = _order(list(result.items if items is None else items))
+    detail = getattr(result, "signal_detail", None)
     return render_json(
         "explain.json.j2",
         team=team.name,
         name=metric.name,
         period=result.window.label(),
-        lines=[_item_line(i) for i in items[:EXPLAIN_LIMIT]],
-        more=max(0, len(items) - EXPLAIN_LIMIT),
-        total=len(items),
+        signal=result.signal if detail else None,
+        signal_detail=detail,
+        lines=[_item_line(metric.id, i, tz) for i in ordered[:EXPLAIN_LIMIT]],
+        order=order,
+        more=max(0, len(ordered) - EXPLAIN_LIMIT),
+        total=len(ordered),
     )

@@ -1,9 +1,14 @@
-"""Nudges as Slack messages: items with their links, never people."""
+"""Nudges as Slack messages: items by key (linked), title and what is due, never people.
+
+A line reads as a team says it: "PAY-404 Improve onboarding flow — In Progress, 21 days", or for a pull
+request "acme/pay#12 Fix the retry — waiting 3.1 d for a first review" (the key names the repository).
+"""
 
 from __future__ import annotations
 
 from bot.render import format as fmt
 from bot.render.templates import cut, link, render_json
+from metrics.behind import age_text
 from metrics.catalogue import CATALOGUE
 from metrics.nudges import MAX_ITEMS, Nudge
 from metrics.teams import Team
@@ -18,9 +23,10 @@ WHY = {
 def _detail(nudge: Nudge, item: dict) -> str:
     d = item["detail"]
     if nudge.kind == "stale-prs":
-        return f"waiting {fmt.duration(d['hours_waiting'])}"
+        return f"waiting {fmt.duration(d['hours_waiting'])} for a first review"
     if nudge.kind == "aging-items":
-        return f"age {fmt.duration(d['age_hours'])}, usual p85 {fmt.duration(d['p85_hours'])}"
+        status = f"{d['status']}, " if d.get("status") else ""
+        return f"{status}{age_text(d['age_hours'])} (usual p85 {fmt.duration(d['p85_hours'])})"
     metric = CATALOGUE[d["metric"]]
     return f"{fmt.number(metric, d['value'])} against a target of {fmt.number(metric, d['target'])}"
 
@@ -28,7 +34,7 @@ def _detail(nudge: Nudge, item: dict) -> str:
 def message(team: Team, nudge: Nudge) -> dict:
     """The ``chat.postMessage`` payload for one nudge."""
     items = [
-        {"link": link(i["url"], i["key"]), "title": cut(i["title"], 200), "detail": _detail(nudge, i)}
+        {"link": link(i["url"], i["key"]), "title": cut(i["title"], 120), "detail": _detail(nudge, i)}
         for i in nudge.items[:MAX_ITEMS]
     ]
     return render_json(

@@ -9,6 +9,8 @@ from bot.payload import first_action, message_channel, obj, tell, text, user_id
 from bot.render import usage
 from bot.render.explain import explain_message
 from metrics import catalogue
+from metrics.behind import titled
+from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.teams import team_for_channel
 from metrics.timeutil import parse_instant, window_between
@@ -38,9 +40,13 @@ def explain(ack, body, respond, context) -> None:
         if start is None or end is None:
             raise VsmError("the button does not say which period")
         window = window_between(start, end, team.tz, "the period")
-        result = catalogue.compute(deps.store.db, team, text(spec.get("metric")), window, deps.clock())
+        metric = catalogue.get(text(spec.get("metric")))
+        # One data load for the figure and the titles of the items behind it.
+        data = TeamData(deps.store.db, team, deps.clock())
+        result = metric.compute(data, window)
+        items = titled(data, result)
     except (VsmError, ValueError) as exc:  # parse_instant: ValueError on a malformed time
         log.info("explain refused for %r: %s", user_id(body), exc)
         tell(respond, replace_original=False, **usage.help_message(f"Cannot explain that figure: {exc}"))
         return
-    tell(respond, replace_original=False, **explain_message(team, result))
+    tell(respond, replace_original=False, **explain_message(team, result, items))

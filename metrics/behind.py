@@ -1,0 +1,324 @@
+"""The work behind a figure: the few items a lead would open first, with their titles and links.
+
+A figure says *that* something is off; a team acts on *which* work. The digest names up to three
+items under a signal or a missed target, nudges name items by title and by the status the team wrote
+in its workflow mapping, and Explain lists every item with its title and dates. Metrics keep only what
+they need to compute (often a key and a URL), so the titles come from the store here, through the same
+``TeamData`` loads the figure used (cached: no second read of the store).
+
+Everything here is team-level: items, pull requests, deployments and incidents, never a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import Metric, Result, one_decimal
+from metrics.dataset import Item, TeamData
+from metrics.timeutil import parse_instant
+from metrics.workflow import Workflow
+
+MAX_BEHIND = 3  # items named under one figure in a digest
+
+# What a duration's two instants are, per metric: Explain and the digest say "started 3 Nov, done
+# 12 Nov" rather than "start"/"end", which mean something else for every metric.
+SPAN_WORDS: dict[str, tuple[str, str]] = {
+    "cycle-time": ("started", "done"),
+    "flow-efficiency": ("started", "done"),
+    "lead-time": ("created", "done"),
+    "time-to-value": ("created", "delivered"),
+    "pr-pickup-time": ("ready", "first review"),
+    "pr-review-time": ("first review", "merged"),
+    "pr-cycle-time": ("first commit", "merged"),
+    "lead-time-for-changes": ("first commit", "deployed"),
+    "time-to-restore": ("opened", "restored"),
+}
+
+
+# -- words ----------------------------------------------------------------------------------------------
+def duration_text(hours: float | None) -> str:
+    """docs/metrics.md's display rule (one decimal; hours below a day, else days). ``bot`` has the same
+    rule in ``bot.render.format.duration``; ``metrics`` may not import ``bot``, and the digest's item
+    details are decided here, so the rule is written once more."""
+    if hours is None:
+        return "–"
+    return f"{one_decimal(hours)} h" if hours < 24 else f"{one_decimal(hours / 24)} d"
+
+
+def age_text(hours: float) -> str:
+    """An age as people say it: whole days once it is a day or more ("21 days"), else hours."""
+    if hours < 24:
+        return f"{one_decimal(hours)} h"
+    days = int(hours // 24)
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def day_text(when: str | float | None, tz: ZoneInfo, *, clock: bool = False) -> str:
+    """``3 Nov`` (``3 Nov 14:05`` with ``clock``) in the team's zone; "" when unknown."""
+    ts = parse_instant(when) if isinstance(when, str) else when
+    if ts is None:
+        return ""
+    dt = datetime.fromtimestamp(ts, tz)
+    return f"{dt.day} {dt:%b}" + (f" {dt:%H:%M}" if clock else "")
+
+
+def span_text(metric_id: str, item: dict, tz: ZoneInfo) -> str:
+    """``started 3 Nov, done 12 Nov`` for a duration's item; "" when the metric has no such words."""
+    words = SPAN_WORDS.get(metric_id)
+    if words is None or not item.get("start") or not item.get("end"):
+        return ""
+    return f"{words[0]} {day_text(item['start'], tz)}, {words[1]} {day_text(item['end'], tz)}"
+
+
+def status_label(workflow: Workflow, it: Item) -> str:
+    """The item's status as the team wrote it in its workflow mapping ("In Progress", not the stage id
+    ``in_progress``); the tool's own name for a status the team did not map ("Blocked")."""
+    current = it.status.strip().lower()
+    for stage in workflow.stages:
+        for status in stage.statuses:
+            if status.strip().lower() == current:
+                return status
+    return it.status
+
+
+# -- titles from the store ------------------------------------------------------------------------------
+class Titles:
+    """Title and link of work items, pull requests and incidents by key, from ``TeamData``'s cached
+    loads (``start``: the earliest end event of the items to be named)."""
+
+    def __init__(self, data: TeamData, start: float):
+        self.data, self.start = data, start
+        self._map: dict[str, tuple[str, str]] | None = None
+
+    def _build(self) -> dict[str, tuple[str, str]]:
+        d, s = self.data, self.start
+        out: dict[str, tuple[str, str]] = {}
+        for inc in d.incidents(s):
+            out[inc.id] = (inc.title, inc.url or "")
+        for pr in d.pull_requests(s):
+            out[pr.key] = (pr.title, pr.url)
+        for it in d.items(s):
+            out[it.key] = (it.summary, it.url)
+        return out
+
+    def get(self, key: str | None) -> tuple[str, str]:
+        if self._map is None:
+            self._map = self._build()
+        return self._map.get(key or "", ("", ""))
+
+
+def titled(data: TeamData, result: Result) -> list[dict]:
+    """The result's items, each with its ``title`` (and ``url`` when it had none) from the store: what
+    Explain lists. Items that already carry a title keep it."""
+    titles = Titles(data, min(result.window.start, data.now))
+    out = []
+    for i in result.items:
+        if i.get("title") or i.get("summary") or not i.get("key"):
+            out.append(i)
+            continue
+        title, url = titles.get(i["key"])
+        out.append(i | {"title": title, "url": i.get("url") or url})
+    return out
+
+
+# -- the digest's "behind" --------------------------------------------------------------------------------
+def _entry(key: str, title: str, url: str | None, detail: str) -> dict:
+    return {"key": key, "title": title or "", "url": url or "", "detail": detail}
+
+
+def _slowest(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    titles = Titles(data, result.window.start)
+    items = sorted(result.items, key=lambda i: (-(i.get("hours") or 0), str(i.get("key"))))
+    out = []
+    for i in items[:MAX_BEHIND]:
+        title, url = (i.get("title"), i.get("url")) if i.get("title") else titles.get(i.get("key"))
+        when = span_text(metric.id, i, data.tz)
+        out.append(
+            _entry(
+                i["key"],
+                title,
+                i.get("url") or url,
+                duration_text(i["hours"]) + (f", {when}" if when else ""),
+            )
+        )
+    heading = {
+        "time-to-restore": "Incidents that took longest to restore",
+        "pr-cycle-time": "Slowest merged PRs",
+        "lead-time-for-changes": "Slowest PRs to production",
+        "pr-pickup-time": "Slowest first reviews in the period",
+        "pr-review-time": "Slowest from first review to merge",
+    }.get(metric.id, "Slowest finished items")
+    return {"heading": heading, "items": out} if out else None
+
+
+def _least_efficient(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    titles = Titles(data, result.window.start)
+    items = sorted(result.items, key=lambda i: (i.get("efficiency") or 0, str(i.get("key"))))
+    out = []
+    for i in items[:MAX_BEHIND]:
+        title, url = titles.get(i["key"])
+        detail = f"{one_decimal(i['efficiency'])}% active over {duration_text(i['hours'])}"
+        out.append(_entry(i["key"], title, i.get("url") or url, detail))
+    return {"heading": "Finished items with the least active time", "items": out} if out else None
+
+
+def _oldest_open(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Committed items not done at the figure's end (or now), oldest commitment first."""
+    at = min(result.window.end, data.now)
+    open_items = [
+        it
+        for it in data.items(at)
+        if it.flow.committed is not None
+        and it.flow.committed <= at
+        and (it.flow.done is None or max(it.flow.done, it.flow.committed) > at)
+    ]
+    open_items.sort(key=lambda it: (it.flow.committed, it.key))
+    out = [
+        _entry(
+            it.key,
+            it.summary,
+            it.url,
+            f"{status_label(data.workflow, it)}, {age_text((at - it.flow.committed) / 3600)}",
+        )
+        for it in open_items[:MAX_BEHIND]
+    ]
+    return {"heading": "Oldest open items", "items": out} if out else None
+
+
+def _open_prs(reviewed: bool) -> Callable[[Metric, Result, TeamData], dict | None]:
+    """Open, ready PRs waiting longest: for a first review (``reviewed`` False) or, reviewed, to be
+    merged. None waiting: the slowest of the period instead."""
+
+    def pick(metric: Metric, result: Result, data: TeamData) -> dict | None:
+        at = min(result.window.end, data.now)
+        waiting = []
+        for pr in data.pull_requests(at):
+            if pr.merged is not None or pr.closed is not None or pr.draft or pr.ready_at > at:
+                continue
+            reviews = [r["submitted"] for r in pr.reviews if r["submitted"] <= at]
+            if bool(reviews) != reviewed:
+                continue
+            since = reviews[0] if reviewed else pr.ready_at
+            waiting.append((at - since, pr))
+        waiting.sort(key=lambda x: (-x[0], x[1].key))
+        if not waiting:
+            return _slowest(metric, result, data)
+        what = "since the first review" if reviewed else "without a review"
+        out = [_entry(pr.key, pr.title, pr.url, f"{duration_text(w / 3600)} {what}") for w, pr in waiting]
+        heading = (
+            "Reviewed PRs waiting longest to merge" if reviewed else "PRs waiting longest for a first review"
+        )
+        return {"heading": heading, "items": out[:MAX_BEHIND]}
+
+    return pick
+
+
+def _largest_prs(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    items = sorted(result.items, key=lambda i: (-(i.get("lines") or 0), str(i.get("key"))))
+    out = [
+        _entry(
+            i["key"],
+            i.get("title", ""),
+            i.get("url"),
+            f"{i['lines']:,} lines (+{i['additions']:,} −{i['deletions']:,}), merged {day_text(i['merged'], data.tz)}",
+        )
+        for i in items[:MAX_BEHIND]
+    ]
+    return {"heading": "Largest merged PRs", "items": out} if out else None
+
+
+def _unreviewed(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    items = sorted(
+        (i for i in result.items if not i.get("reviewed")), key=lambda i: i["merged"], reverse=True
+    )
+    out = [
+        _entry(i["key"], i.get("title", ""), i.get("url"), f"merged {day_text(i['merged'], data.tz)}")
+        for i in items[:MAX_BEHIND]
+    ]
+    return {"heading": "PRs merged without a review", "items": out} if out else None
+
+
+def _undeployed(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Deployment frequency: the merged work waiting longest for a deployment."""
+    shipping = CATALOGUE["lead-time-for-changes"].compute(data, result.window)
+    out = [
+        _entry(
+            p["key"],
+            p.get("title", ""),
+            p.get("url"),
+            f"merged {day_text(p['merged'], data.tz)}, not deployed",
+        )
+        for p in shipping.extra.get("awaiting", [])[:MAX_BEHIND]
+    ]
+    return {"heading": "Merged PRs waiting longest for a deployment", "items": out} if out else None
+
+
+def _failed_deployments(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Change failure rate: the incidents behind the failed deployments, latest deployment first."""
+    incidents = {inc.id: inc for inc in data.incidents(result.window.start)}
+    failed = sorted((i for i in result.items if i.get("failed")), key=lambda i: i["finished"], reverse=True)
+    out = []
+    for dep in failed:
+        for inc_id in dep.get("incidents", []):
+            inc = incidents.get(inc_id)
+            when = day_text(dep["finished"], data.tz, clock=True)
+            detail = f"after the {dep['service']} deployment of {when}"
+            out.append(_entry(inc_id, inc.title if inc else "", inc.url if inc else "", detail))
+    return (
+        {"heading": "Incidents after deployments in the period", "items": out[:MAX_BEHIND]} if out else None
+    )
+
+
+def _rework(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    deployments = sorted(
+        (i for i in result.items if i.get("rework")), key=lambda i: i["finished"], reverse=True
+    )
+    out = [
+        _entry(
+            pr["key"],
+            pr.get("title", ""),
+            pr.get("url"),
+            f"deployed {day_text(dep['finished'], data.tz)}, {pr.get('reason', 'rework')}",
+        )
+        for dep in deployments
+        for pr in dep.get("rework_prs", [])
+    ]
+    return {"heading": "Rework shipped in the period", "items": out[:MAX_BEHIND]} if out else None
+
+
+# Per metric: what a lead would open first. Metrics not listed (Scrum's sprint figures, forecast, flow
+# distribution) name no items: their figure is about sprints or shares, and Explain lists those.
+PICKERS: dict[str, Callable[[Metric, Result, TeamData], dict | None]] = {
+    "wip": _oldest_open,
+    "flow-load": _oldest_open,
+    "aging-wip": _oldest_open,
+    "net-flow": _oldest_open,
+    "throughput": _oldest_open,
+    "cycle-time": _slowest,
+    "lead-time": _slowest,
+    "time-to-value": _slowest,
+    "flow-efficiency": _least_efficient,
+    "pr-pickup-time": _open_prs(reviewed=False),
+    "pr-review-time": _open_prs(reviewed=True),
+    "pr-cycle-time": _slowest,
+    "lead-time-for-changes": _slowest,
+    "time-to-restore": _slowest,
+    "pr-size": _largest_prs,
+    "merged-without-review": _unreviewed,
+    "deployment-frequency": _undeployed,
+    "change-failure-rate": _failed_deployments,
+    "rework-rate": _rework,
+}
+
+
+def behind(metric: Metric, result: Result, data: TeamData, target_status: str | None) -> dict | None:
+    """``{"heading", "items": [{"key", "title", "url", "detail"}]}`` (up to ``MAX_BEHIND`` items) for a
+    figure with a real signal or a missed target, else None: a figure within its normal variation and
+    its target needs no list, and a digest that names work under every figure names none usefully."""
+    if not (result.signal or target_status == "missed"):
+        return None
+    pick = PICKERS.get(metric.id)
+    return pick(metric, result, data) if pick else None
