@@ -1,6 +1,8 @@
 """``/vsm`` text -> a command, without touching anything: safe to call on any input.
 
 Every reply to bad input says what was understood, so the user can fix one word instead of guessing.
+Metrics are found as people name them (``cycle time``, ``CT``, ``Cycle_Time``: see
+``metrics.catalogue.aliases``), and what is not found is answered with the closest names.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from metrics.catalogue import CATALOGUE
+from metrics.catalogue.aliases import FAMILY_TITLES, leading_name, suggest
 from metrics.errors import VsmError
 from metrics.timeutil import parse_period, zone
 
@@ -26,6 +28,7 @@ class Command:
     chart: bool = False
     items: int | None = None
     error: str | None = None  # plain text: the reply escapes it
+    family: str | None = None  # with "metrics": only this family's metrics (`/vsm dora`)
 
 
 def _shown(word: str) -> str:
@@ -51,26 +54,67 @@ def parse(text: str | None) -> Command:
                 error=f"`forecast` takes a number of items, 1 to {MAX_FORECAST_ITEMS:,}: `forecast 20`",
             )
         return Command("forecast", items=int(rest[0]))
-    if head in CATALOGUE:
-        period, chart = None, False
-        for word in rest:
-            w = word.lower()
-            if w == "chart" and not chart:
-                chart = True
-                continue
-            if period is None:
-                try:
-                    parse_period(w, zone("UTC"), datetime.now(UTC))
-                except VsmError:
-                    return Command(
-                        "error",
-                        metric=head,
-                        error=f"understood `{head}`, but not the period `{_shown(word)}`: use 7d, 30d, 90d, 12w or 2026Q3",
-                    )
-                period = w
-                continue
-            return Command(
-                "error", metric=head, error=f"understood `{head} {period}`, but not `{_shown(word)}`"
-            )
-        return Command("metric", metric=head, period=period, chart=chart)
-    return Command("error", error=f"I don't know `{_shown(words[0])}`")
+    found = leading_name(words)
+    if found is None:
+        return _unknown(words)
+    kind, ident, used = found
+    if kind == "family":
+        return _family(ident, words, used)
+    return _metric(ident, words[used:])
+
+
+def _family(family: str, words: list[str], used: int) -> Command:
+    """``/vsm dora``: the family's metrics, listed (what a lead asking "what is there on DORA" wants
+    first; each line says how to ask for its figure). Nothing may follow but a mistyped metric."""
+    rest = words[used:]
+    if not rest:
+        return Command("metrics", family=family)
+    close = [s for s in suggest(words, extra=SIMPLE + ("forecast",)) if s != family.replace("_", "-")]
+    if close:
+        return Command("error", error=f"I don't know `{_shown(' '.join(words))}`: {_did_you_mean(close)}")
+    return Command(
+        "error",
+        error=f"understood `{_shown(' '.join(words[:used]))}` (the {FAMILY_TITLES[family]} metrics), "
+        f"but not `{_shown(rest[0])}`: ask for one metric with a period, e.g. `/vsm cycle-time 90d`",
+    )
+
+
+def _metric(metric: str, rest: list[str]) -> Command:
+    """A metric's figure: a period and ``chart``, in any order, after its name."""
+    period, chart = None, False
+    for word in rest:
+        w = word.lower()
+        if w == "chart" and not chart:
+            chart = True
+            continue
+        if period is None:
+            try:
+                parse_period(w, zone("UTC"), datetime.now(UTC))
+            except VsmError:
+                return Command(
+                    "error",
+                    metric=metric,
+                    error=f"understood `{metric}`, but not the period `{_shown(word)}`: use 7d, 30d, 90d, 12w or 2026Q3",
+                )
+            period = w
+            continue
+        return Command(
+            "error", metric=metric, error=f"understood `{metric} {period}`, but not `{_shown(word)}`"
+        )
+    return Command("metric", metric=metric, period=period, chart=chart)
+
+
+def _did_you_mean(names: list[str]) -> str:
+    quoted = [f"`{n}`" for n in names]
+    return (
+        "did you mean "
+        + (" or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " or " + quoted[-1])
+        + "?"
+    )
+
+
+def _unknown(words: list[str]) -> Command:
+    """Neither a command nor a metric: the closest ids and commands, else a pointer to the list."""
+    close = suggest(words, extra=SIMPLE + ("forecast",))
+    hint = _did_you_mean(close) if close else "`/vsm help` lists what I know"
+    return Command("error", error=f"I don't know `{_shown(words[0])}`: {hint}")
