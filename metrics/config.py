@@ -401,9 +401,15 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
 
 
 def parse_target(value: object, metric: str = "") -> float:
-    """A target in the metric's base unit, from a number or a duration string (``36h``, ``5d``, ``2w``,
-    in hours), checked finite and within the metric's bounds (``metrics.teams.check_target``): the
-    file and the settings modal both read targets here."""
+    """A target in the metric's base unit, from a number or a text (``36h``, ``5d``, ``2w`` in hours;
+    ``80%``; ``"<= 8"`` with a stated direction, for a metric such as ``wip`` that has none), checked
+    against its metric (``metrics.targets.read_target``): the file and the settings modal both read
+    targets there. Without a known metric, only the number is read and bounded."""
+    from metrics.catalogue import CATALOGUE
+    from metrics.targets import read_target
+
+    if metric in CATALOGUE:
+        return read_target(CATALOGUE[metric], value)
     if isinstance(value, str):
         m = _DURATION.match(value.lower())
         if m:

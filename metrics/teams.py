@@ -20,6 +20,7 @@ import sqlite_utils
 from metrics.errors import VsmError
 from metrics.store import flows
 from metrics.store.tx import transaction
+from metrics.targets import MAX_NET_FLOW, Target, from_stored
 from metrics.timeutil import now_iso, zone
 from metrics.workflow import Workflow
 
@@ -69,12 +70,15 @@ NUMBERS: dict[str, tuple[float, float, bool, str]] = {
     "grace_hours": (0, 72, False, "hours"),
     "history_days": (1, 3650, True, "days"),
 }
-# Targets are in the metric's base unit (README "Targets"); their bounds follow the unit.
+# Targets are in the metric's base unit (README "Targets"); their bounds follow the unit. These are
+# the last guard before a save (finite, in range); ``metrics.targets.read_target`` checks what a team
+# types more closely (a positive bound, the operator against the metric's direction).
 _TARGET_BOUNDS = {
-    "duration": (8760.0, "a duration from 0 to 365d, such as 36h, 5d or 2w (a plain number is hours)"),
-    "%": (100.0, "a percentage from 0 to 100"),
+    "duration": (0.0, 8760.0, "a duration from 0 to 365d, such as 36h, 5d or 2w (a plain number is hours)"),
+    "%": (0.0, 100.0, "a percentage from 0 to 100"),
 }
-_OTHER_TARGET = (100_000.0, "a number from 0 to 100000")
+_OTHER_TARGET = (0.0, 100_000.0, "a number from 0 to 100000")
+_NET_FLOW_TARGET = (-MAX_NET_FLOW, MAX_NET_FLOW, f"a number from -{MAX_NET_FLOW:g} to {MAX_NET_FLOW:g}")
 
 
 def shown(value: object) -> str:
@@ -117,20 +121,23 @@ def check_number(key: str, value: object) -> float:
     return value  # type: ignore[return-value]
 
 
-def target_bounds(metric: str) -> tuple[float, str]:
-    """The highest target a metric may have, and how to say what is allowed."""
+def target_bounds(metric: str) -> tuple[float, float, str]:
+    """The lowest and highest target a metric may have, and how to say what is allowed."""
     from metrics.catalogue import CATALOGUE
 
-    unit = getattr(CATALOGUE.get(metric), "unit", "")
-    return _TARGET_BOUNDS.get(unit, _OTHER_TARGET)
+    found = CATALOGUE.get(metric)
+    if getattr(found, "better", "") == "≈ 0":  # net flow: a difference, either sign
+        return _NET_FLOW_TARGET
+    return _TARGET_BOUNDS.get(getattr(found, "unit", ""), _OTHER_TARGET)
 
 
 def check_target(metric: str, value: object) -> float:
-    """A target in base units, finite and within its metric's bounds, as a float."""
-    high, allowed = target_bounds(metric)
-    if not is_number(value, 0, high):
+    """A target in base units, finite and within its metric's bounds: the number itself (a
+    ``metrics.targets.Target`` keeps its direction and words), a plain number as a float."""
+    low, high, allowed = target_bounds(metric)
+    if not is_number(value, low, high):
         raise VsmError(f"expected {allowed}, not {shown(value)}")
-    return float(value)  # type: ignore[arg-type]
+    return value if isinstance(value, Target) else float(value)  # type: ignore[arg-type]
 
 
 def string_list(value: object) -> bool:
@@ -273,7 +280,9 @@ class Team:
     gitlab_projects: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
-    targets: dict[str, float] = field(default_factory=dict)  # base units: hours, %, items, ...
+    # Base units (hours, %, items...): a ``metrics.targets.Target``, which also keeps the direction and
+    # the words the team wrote; a plain number (older settings) is judged in the metric's direction.
+    targets: dict[str, float] = field(default_factory=dict)
     digest: dict = field(default_factory=lambda: {"day": "mon", "time": "09:00", "period_days": 28})
     workflow: list[dict] = field(default_factory=lambda: Workflow.from_config(DEFAULT_WORKFLOW).to_dict())
     work_types: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WORK_TYPES))
@@ -300,13 +309,20 @@ class Team:
 
     def to_json(self) -> str:
         # allow_nan=False: `Infinity`/`NaN` are not JSON; validate() refuses them before a save.
-        return json.dumps(asdict(self), sort_keys=True, allow_nan=False)
+        data = asdict(self)
+        data["targets"] = stored_targets(self.targets)
+        return json.dumps(data, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Team:
         data = json.loads(text)
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        team = cls(**{k: v for k, v in data.items() if k in known})
+        if isinstance(team.targets, dict):  # a stored target keeps its direction and words
+            team.targets = {
+                m: from_stored(None, v) if isinstance(v, dict) else v for m, v in team.targets.items()
+            }
+        return team
 
     def validate(self, catalogue_ids: set[str] | None = None) -> None:
         """Raise VsmError naming the first bad setting; ``catalogue_ids`` checks metric ids.
@@ -341,6 +357,14 @@ class Team:
                 check_target(m, value)
             except VsmError as exc:
                 raise VsmError(f"targets: {m}: {exc}") from None
+
+
+def stored_targets(targets: object) -> object:
+    """Targets as the settings store and the change log keep them: a ``Target`` as its parts (a JSON
+    number alone would lose its direction and words), anything else as it is."""
+    if not isinstance(targets, dict):
+        return targets
+    return {m: t.to_dict() if isinstance(t, Target) else t for m, t in targets.items()}
 
 
 def get_team(db: sqlite_utils.Database, name: str) -> Team:
@@ -381,7 +405,16 @@ def _catalogue_ids() -> set[str]:
     return ids()
 
 
-def create_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None = None) -> dict:
+What = str | Callable[[dict], str] | None
+"""How a change is logged: words, or a function making them from the change (``{key: [old, new]}``),
+so the log says what changed in the same words as the channel is told."""
+
+
+def _what(what: What, changes: dict, default: str) -> str:
+    return what(changes) if callable(what) else what or default
+
+
+def create_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None) -> dict:
     """Insert a new team and log it, or raise TeamConflict: an existing team is never touched.
 
     The INSERT itself refuses a taken name (the primary key, and any other case of it) or channel,
@@ -393,7 +426,7 @@ def create_team(db: sqlite_utils.Database, team: Team, who: str, what: str | Non
     with transaction(db):
         if not _insert(db, team, at):
             raise _conflict(db, team)
-        _log(db, team.name, at, who, what or "created", changes)
+        _log(db, team.name, at, who, _what(what, changes, "created"), changes)
     return changes
 
 
@@ -420,7 +453,7 @@ def _conflict(db: sqlite_utils.Database, team: Team) -> TeamConflict:
     return TeamConflict(f"channel {team.channel} already has a team ({owner})", "channel")
 
 
-def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None = None) -> dict:
+def save_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None) -> dict:
     """Update a team in place, or create it (``create_team``) when no team has its name; the change is
     logged in the same transaction. Returns the diff.
 
@@ -449,7 +482,7 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: str | None 
         )
         if old.flow.fingerprint != team.flow.fingerprint:
             flows.keep_only(db, [t.flow.fingerprint for t in list_teams(db)])
-        _log(db, team.name, at, who, what or "changed " + ", ".join(sorted(changes)), changes)
+        _log(db, team.name, at, who, _what(what, changes, "changed " + ", ".join(sorted(changes))), changes)
     return changes
 
 
@@ -460,7 +493,14 @@ def _log(db: sqlite_utils.Database, team: str, at: str, who: str, what: str, cha
             "at": at,
             "who": who,
             "what": what,
-            "change": json.dumps(changes, sort_keys=True, default=str),
+            "change": json.dumps(
+                {
+                    k: [stored_targets(a), stored_targets(b)] if k == "targets" else [a, b]
+                    for k, (a, b) in changes.items()
+                },
+                sort_keys=True,
+                default=str,
+            ),
         }
     )
 

@@ -149,10 +149,15 @@ def _line(text: str, marker: str, last: bool = False) -> int:
             "team payments: unknown key 'timezon' (did you mean 'timezone'?)",
             "timezon =",
         ),
-        ('"5d"', "inf", "team payments: target lead-time: expected a duration from 0 to 365d", "targets ="),
+        (
+            '"5d"',
+            "inf",
+            "team payments: target lead-time: expected a duration above 0 and up to 365d",
+            "targets =",
+        ),
         ('"5d"', "nan", "team payments: target lead-time: expected a duration", "targets ="),
         ('"5d"', '"1e999"', "team payments: target lead-time: expected a duration", "targets ="),
-        ('"5d"', '"400d"', "target lead-time: expected a duration from 0 to 365d", "targets ="),
+        ('"5d"', '"400d"', "target lead-time: expected a duration above 0 and up to 365d", "targets ="),
         ('"lead-time" = "5d"', '"flow-efficiency" = 140', "expected a percentage from 0 to 100", "targets ="),
         (
             'time = "10:30"',
