@@ -166,8 +166,9 @@ def _least_efficient(metric: Metric, result: Result, data: TeamData) -> dict | N
 
 
 def _oldest_open(metric: Metric, result: Result, data: TeamData) -> dict | None:
-    """Committed items not done at the figure's end (or now), oldest commitment first."""
-    at = min(result.window.end, data.now)
+    """Committed items still open now, oldest commitment first: what the team can act on today (an
+    item open at the period's end but done since needs nobody), with its current status."""
+    at = data.now
     open_items = [
         it
         for it in data.items(at)
@@ -190,10 +191,10 @@ def _oldest_open(metric: Metric, result: Result, data: TeamData) -> dict | None:
 
 def _open_prs(reviewed: bool) -> Callable[[Metric, Result, TeamData], dict | None]:
     """Open, ready PRs waiting longest: for a first review (``reviewed`` False) or, reviewed, to be
-    merged. None waiting: the slowest of the period instead."""
+    merged, as of now (what the team can pick up today). None waiting: the slowest of the period."""
 
     def pick(metric: Metric, result: Result, data: TeamData) -> dict | None:
-        at = min(result.window.end, data.now)
+        at = data.now
         waiting = []
         for pr in data.pull_requests(at):
             if pr.merged is not None or pr.closed is not None or pr.draft or pr.ready_at > at:
