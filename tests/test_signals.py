@@ -134,14 +134,13 @@ def test_every_surface_tells_a_missing_signal_from_a_calm_one(tmp_path, capsys, 
     d = Digest(team(), r.window, [Figure(metric, r, None, None)], [])
     now = datetime(2026, 4, 1, tzinfo=UTC)
     assert note in digest_view.text(d, now)
-    assert "every figure with enough history is within normal variation" in digest_view.text(d, now)
+    # Its only figure could not be tested: "no signals" must not read as "all calm".
+    assert "Signals: none; no figure has the data and history to be tested." in digest_view.text(d, now)
     blocks = digest_view.message(d, now)["blocks"]
     figure = next(b for b in blocks if b.get("block_id") == "fig:deployment-frequency")
     assert f"_{note}_" in figure["text"]["text"]
     signals = next(b for b in blocks if b.get("block_id") == "signals")
-    assert (
-        signals["text"]["text"] == "No signals: every figure with enough history is within normal variation."
-    )
+    assert signals["text"]["text"] == "No signals: no figure has the data and history to be tested."
 
 
 def test_a_calm_figure_with_enough_history_is_within_normal_variation():
@@ -151,7 +150,7 @@ def test_a_calm_figure_with_enough_history_is_within_normal_variation():
     assert (r.signal, r.signal_note, r.limits["centre"]) == (None, None, 11.0)
     d = Digest(team(), r.window, [Figure(CATALOGUE["deployment-frequency"], r, None, None)], [])
     now = datetime(2026, 4, 1, tzinfo=UTC)
-    assert "Signals: none; everything is within normal variation." in digest_view.text(d, now)
+    assert "Signals: none; every figure is within normal variation." in digest_view.text(d, now)
     signals = next(b for b in digest_view.message(d, now)["blocks"] if b.get("block_id") == "signals")
     assert signals["text"]["text"] == "No signals: every figure is within normal variation."
 

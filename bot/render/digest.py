@@ -8,7 +8,7 @@ from datetime import datetime
 from bot import ids
 from bot.render import format as fmt
 from bot.render.targets import target_line
-from bot.render.templates import cut, cut_mrkdwn, render_json, render_text
+from bot.render.templates import cut, cut_mrkdwn, link, render_json, render_text
 from metrics.digest import Digest, Figure
 from metrics.teams import Team
 from metrics.timeutil import iso
@@ -17,13 +17,20 @@ MAX_BLOCKS = 50
 SECTION_TEXT = 3000  # Slack's limit on a text object's text
 
 
+SPREAD_NOTE = "p50: half were within it · p85: 85% were"
+BEHIND_ITEMS = 3
+
+
 def _row(f: Figure) -> dict:
     r, m = f.result, f.metric
+    data = fmt.has_data(r)
     return {
         "id": m.id,
         "name": m.name,
-        "value": fmt.value(m, r.value),
-        "change": fmt.change(m, r.value, r.previous),
+        "value": fmt.value(m, r.value) if data else fmt.no_data(r),
+        "has_data": data,
+        "spread": data and bool(fmt.spread(m, r.value)),
+        "change": fmt.versus(m, r),
         "spark": fmt.sparkline(r.series),
         "target": target_line(m, f.target, f.target_status),
         "target_status": f.target_status,
@@ -31,13 +38,47 @@ def _row(f: Figure) -> dict:
         "signal_note": r.signal_note,
         "notes": r.notes,
         "n": r.sample_size,
+        "behind": _behind(f.behind),
         "explain": {"metric": m.id, "team": r.team, "since": iso(r.window.start), "until": iso(r.window.end)},
     }
 
 
+def _behind(behind: dict | None) -> dict | None:
+    """The items behind a signal or a missed target (``Figure.behind``): the heading, and up to
+    three items, each key linked to its source (``link`` escapes both parts; a title is escaped by
+    the template like any other text), ``url`` and ``title`` kept for the terminal."""
+    if not behind or not behind.get("items"):
+        return None
+    items = [
+        {
+            "key": str(i.get("key") or ""),
+            "link": link(i.get("url"), i.get("key") or "item"),
+            "url": i.get("url") or "",
+            "title": i.get("title") or "",
+            "detail": i.get("detail") or "",
+        }
+        for i in behind["items"][:BEHIND_ITEMS]
+    ]
+    return {"heading": behind.get("heading") or "Items behind it", "items": items}
+
+
+def _calm(rows: list[dict]) -> str | None:
+    """What "no signals" covers: every figure, or only those the rules could test (with data and
+    enough history); None when none could be tested, so a digest without data never reads as calm."""
+    tested = [r for r in rows if r["has_data"] and not r["signal_note"]]
+    if not tested:
+        return None
+    if len(tested) == len(rows):
+        return "every figure is within normal variation"
+    if all(r["has_data"] for r in rows):
+        return "every figure with enough history is within normal variation"
+    return "every figure with data and enough history is within normal variation"
+
+
 def view(d: Digest, now: datetime) -> dict:
     """The template's context. A data-quality note shared by several figures (the same items closed
-    without flow behind cycle time and throughput) is said once, under the figures."""
+    without flow behind cycle time and throughput) is said once, under the figures; so is what p50
+    and p85 mean."""
     rows = [_row(f) for f in d.figures]
     counts = Counter(n for r in rows for n in dict.fromkeys(r["notes"]))
     shared = [n for n, c in counts.items() if c > 1]
@@ -51,6 +92,8 @@ def view(d: Digest, now: datetime) -> dict:
         "north_star": rows[:ns],
         "determinants": rows[ns:],
         "nudges": [r for r in rows if r["signal"]],
+        "calm": _calm(rows),
+        "spread_note": SPREAD_NOTE if any(r["spread"] for r in rows) else "",
         "quality": shared,
         "freshness": d.freshness,
         "charts": [

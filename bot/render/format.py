@@ -1,11 +1,26 @@
-"""How figures read: one decimal, half-up at display only; hours below a day, else days."""
+"""How figures read: one decimal, half-up at display only; hours below a day, else days.
+
+A change says how far a figure moved *and* whether that is good news: an arrow alone reads the same
+on pickup time (up is worse) as on deployment frequency (up is better), so every change carries
+"better" or "worse" by the metric's direction, and none for context metrics (WIP) that have none.
+"""
 
 from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
 
 from metrics.catalogue.base import Metric, one_decimal
 from metrics.targets import headline
 
 SPARKS = "▁▂▃▄▅▆▇█"
+NO_DATA = "no data in this period"
+
+# What one observation of a source is, in words: "42 items", "12 deployments" (``counted``).
+SOURCE_NOUNS = {"items": "items", "prs": "PRs", "deployments": "deployments", "incidents": "incidents"}
+UNIT_NOUNS = {"deploys": "deployments"}  # a per-week unit's noun, where the unit abbreviates it
+SINGULAR = {"items": "item", "PRs": "PR", "deployments": "deployment", "incidents": "incident", "days": "day"}
+
+__all__ = ["one_decimal"]  # re-exported: explain.py and the docs test read it from here
 
 
 def duration(hours: float | None) -> str:
@@ -17,18 +32,37 @@ def duration(hours: float | None) -> str:
     return f"{one_decimal(hours / 24)} d"
 
 
+def whole(x: float) -> str:
+    """Half-up to a whole number: lines of code and forecast items are never fractional."""
+    return str(Decimal(repr(float(x))).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def is_rate(metric: Metric) -> bool:
+    """A percentage (a rate, a share): its changes are in percentage points, never a percent of it."""
+    return "%" in metric.unit
+
+
+def is_duration(metric: Metric) -> bool:
+    return metric.unit == "duration"
+
+
 def number(metric: Metric, x: float | None) -> str:
+    """One number in the metric's unit, as a target or a change shows it."""
     if x is None:
         return "–"
     unit = metric.unit
-    if unit in ("duration", "items, duration") and metric.id != "aging-wip":
+    if is_duration(metric):
         return duration(x)
-    if "%" in unit:
+    if is_rate(metric):
         return f"{one_decimal(x)}%"
     if unit.endswith("/week"):
         return f"{one_decimal(x)}/wk"
     if unit == "lines":
-        return f"{one_decimal(x)} lines"
+        return f"{whole(x)} lines"
+    if unit == "items, duration":  # aging WIP: a count of open items
+        return f"{whole(x)} items"
+    if unit == "items":  # WIP: an average of daily counts
+        return f"{one_decimal(x)} items"
     return one_decimal(x)
 
 
@@ -38,29 +72,148 @@ def value(metric: Metric, v) -> str:
         return "no data"
     if isinstance(v, dict):
         if "p50" in v and "p85" in v:
-            fmt = (lambda x: f"{one_decimal(x)}") if metric.unit in ("lines", "items / date") else duration
             if metric.unit == "lines":
-                return f"p50 {fmt(v['p50'])} · p85 {fmt(v['p85'])} lines"
+                return f"p50 {whole(v['p50'])} · p85 {whole(v['p85'])} lines"
             if metric.unit == "items / date":
-                parts = [f"{k} {fmt(x)}" for k, x in v.items() if x is not None]
+                parts = [f"{k} {whole(x)}" for k, x in v.items() if x is not None]
                 return " · ".join(parts) + " items"
-            return f"p50 {fmt(v['p50'])} · p85 {fmt(v['p85'])}"
+            return f"p50 {duration(v['p50'])} · p85 {duration(v['p85'])}"
         return " · ".join(f"{k} {one_decimal(x)}%" for k, x in v.items() if x)
     return number(metric, v)
 
 
+def counted(metric: Metric, n: int) -> str:
+    """What n counts, in words: "30 days sampled" for WIP (a daily sample), "12 deployments" for
+    deployment frequency, "42 items" for cycle time. Derived from the metric's unit and kind and the
+    source its observations come from, so a new metric needs no entry here; a metric that says it
+    itself (``Metric.things``, a plural noun) is taken at its word."""
+    unit = metric.unit
+    noun = getattr(metric, "things", None)
+    if noun is None:
+        if unit == "items":  # a level sampled at the end of each local day (WIP, flow load)
+            noun = "days sampled"
+        elif unit == "items, duration":
+            noun = "open items"
+        elif unit == "lines":
+            noun = "PRs"
+        elif unit.endswith("/week"):
+            head = unit.split("/")[0]
+            noun = UNIT_NOUNS.get(head, head)
+        else:
+            noun = SOURCE_NOUNS.get(_counted_source(metric), "items")
+    if n == 1:
+        noun = " ".join(SINGULAR.get(w, w) for w in noun.split(" "))
+    return f"{n} {noun}"
+
+
+def _counted_source(metric: Metric) -> str | None:
+    """The source whose records a figure counts. A rate's history lists its denominator first
+    (deployments for change failure rate, before the incidents that mark some failed); a duration's
+    lists last the records it is measured on (the PRs of lead time for changes, after the deployments
+    that end them); percentages of items (flow efficiency, sprints) count items."""
+    history = tuple(getattr(metric, "history", ()) or ())
+    if not history:
+        return None
+    if metric.kind == "rate":
+        return history[0]
+    return history[-1]
+
+
+def spread(metric: Metric, v, horizon: str = "") -> str:
+    """What p50 and p85 mean, with this figure's numbers: "half of them within 8.7 d, 85% within
+    14.0 d"; for a forecast, how likely each count is over its ``horizon`` ("in the next 14 days").
+    Empty for figures that are not a p50/p85 spread."""
+    if not isinstance(v, dict) or "p50" not in v or "p85" not in v:
+        return ""
+    if metric.unit == "items / date":  # a forecast's percentiles are likelihoods, not spreads
+        parts = [f"{k[1:]}% likely at least {whole(x)}" for k, x in v.items() if x is not None]
+        return f"items done {horizon or 'ahead'}: " + ", ".join(parts)
+    show = (lambda x: f"{whole(x)} lines") if metric.unit == "lines" else duration
+    return f"half of them within {show(v['p50'])}, 85% within {show(v['p85'])}"
+
+
+def direction(metric: Metric, now: float, before: float) -> str | None:
+    """ "better", "worse", or None (no change, or a metric without a better direction)."""
+    if now == before:
+        return None
+    if metric.better == "lower":
+        return "better" if now < before else "worse"
+    if metric.better == "higher":
+        return "better" if now > before else "worse"
+    if metric.better == "≈ 0" and abs(now) != abs(before):  # net flow: balance is the aim
+        return "better" if abs(now) < abs(before) else "worse"
+    return None
+
+
+def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
+    """How far a figure moved, in words that cannot mislead: percentage points for rates; the
+    difference in the metric's unit for durations and sizes, and wherever a percent would mislead
+    (from zero, to zero, across zero); otherwise a percent of the previous figure."""
+    d = abs(diff)
+    if is_rate(metric):
+        return f"{one_decimal(d)} pts"
+    if is_duration(metric):
+        return duration(d)
+    if metric.unit == "lines":
+        return f"{whole(d)} lines"
+    if a == 0 or b == 0 or (a < 0) != (b < 0):
+        return number(metric, d)
+    return f"{one_decimal(d / abs(b) * 100)}%"
+
+
 def change(metric: Metric, current, previous) -> str:
-    """``↓ 12% vs previous`` with ✓/✗ by the metric's better direction, or ``–``."""
+    """``↑ 2.1 d, worse``: the move of the figure's headline number (p85 for spreads, which is what
+    targets judge), marked better or worse by the metric's direction. "no change" when it moved less
+    than the display shows; "" when either figure is missing: there is nothing to compare, and the
+    caller says why (``comparison``)."""
     a, b = headline(metric, current), headline(metric, previous)
     if a is None or b is None:
-        return "no previous figure"
-    if b == 0:
-        return "was 0" if a else "no change"
-    pct = (a - b) / abs(b) * 100
-    if abs(pct) < 0.05:
+        return ""
+    amount = _amount(metric, a - b, a, b)
+    if a == b or not any(ch in "123456789" for ch in amount):
         return "no change"
-    arrow = "↑" if pct > 0 else "↓"
-    return f"{arrow} {one_decimal(abs(pct))}% vs previous"
+    label = "p85 " if isinstance(current, dict) else ""
+    mark = direction(metric, a, b)
+    return f"{label}{'↑' if a > b else '↓'} {amount}" + (f", {mark}" if mark else "")
+
+
+def previous_note(result) -> str | None:
+    """Why the previous period has no figure, when the metric knows ("no earlier data": it lies
+    before the team's history began)."""
+    return getattr(result, "previous_note", None)
+
+
+def comparison(metric: Metric, result) -> str:
+    """The figure against the previous period in one line, never "no previous figure" beside one:
+    "Change: p85 ↑ 2.1 d, worse (previous period: p50 6.0 d · p85 12.0 d)", else just what the previous
+    period was, or why it has no figure."""
+    note = previous_note(result)
+    if result.previous is None:
+        return f"Previous period: {note or 'no data'}"
+    moved = change(metric, result.value, result.previous)
+    prev = value(metric, result.previous)
+    return f"Change: {moved} (previous period: {prev})" if moved else f"Previous period: {prev}"
+
+
+def versus(metric: Metric, result) -> str:
+    """``comparison`` for a line with little room (the digest): the change alone, else what the
+    previous period was or why it has none."""
+    moved = change(metric, result.value, result.previous)
+    if moved:
+        return moved
+    if result.previous is None:
+        return f"previous period: {previous_note(result) or 'no data'}"
+    return f"previous period: {value(metric, result.previous)}"
+
+
+def no_data(result) -> str:
+    """A figure without data never reads as calm: "no data in this period: <the likely reason>"."""
+    reason = getattr(result, "no_data_reason", None)
+    return f"{NO_DATA}: {reason}" if reason else NO_DATA
+
+
+def has_data(result) -> bool:
+    return result.value is not None and result.sample_size != 0
 
 
 def sparkline(series: list[dict]) -> str:
@@ -81,8 +234,12 @@ def sparkline(series: list[dict]) -> str:
     return "".join(out)
 
 
-def verdict(signal: str | None, note: str | None) -> str:
-    """What the signal rules said, in one line: the signal, else why none could be given (too short a
-    history), else "within normal variation". A missing signal is not a calm one when it was never
-    tested, so the note is never dropped."""
-    return signal or note or "within normal variation"
+def verdict(signal: str | None, note: str | None, sample_size: int | None = None) -> str:
+    """What the signal rules said, in one line: the signal, else why none could be given (no data,
+    too short a history), else "within normal variation". A missing signal is not a calm one when it
+    was never tested, so the note is never dropped, and a figure with no data is never "normal"."""
+    if signal:
+        return signal
+    if sample_size == 0:
+        return note or f"no signal: {NO_DATA}"
+    return note or "within normal variation"
