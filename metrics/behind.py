@@ -92,6 +92,7 @@ class Titles:
     def __init__(self, data: TeamData, start: float):
         self.data, self.start = data, start
         self._map: dict[str, tuple[str, str]] | None = None
+        self._items: dict[str, Item] = {}
 
     def _build(self) -> dict[str, tuple[str, str]]:
         d, s = self.data, self.start
@@ -102,6 +103,7 @@ class Titles:
             out[pr.key] = (pr.title, pr.url)
         for it in d.items(s):
             out[it.key] = (it.summary, it.url)
+            self._items[it.key] = it
         return out
 
     def get(self, key: str | None) -> tuple[str, str]:
@@ -109,13 +111,30 @@ class Titles:
             self._map = self._build()
         return self._map.get(key or "", ("", ""))
 
+    def status(self, key: str) -> str | None:
+        """The work item's current status as the team wrote it (``status_label``), if it is one."""
+        self.get(key)
+        it = self._items.get(key)
+        return status_label(self.data.workflow, it) if it is not None else None
+
+
+def readable_stage(stage: str | None) -> str:
+    """A stage id as words (``in_progress`` -> ``In progress``), for a past instant's stage."""
+    return (stage or "").replace("_", " ").capitalize()
+
 
 def titled(data: TeamData, result: Result) -> list[dict]:
     """The result's items, each with its ``title`` (and ``url`` when it had none) from the store: what
-    Explain lists. Items that already carry a title keep it."""
+    Explain lists. Items that already carry a title keep it. An open item's stage (WIP, aging WIP)
+    reads as its status as the team wrote it when the figure is as of now, else as the stage's words:
+    never a stage id."""
     titles = Titles(data, min(result.window.start, data.now))
+    as_of_now = result.window.end >= data.now
     out = []
     for i in result.items:
+        if "stage" in i and i.get("key"):
+            status = titles.status(i["key"]) if as_of_now else None
+            i = i | {"status": status or readable_stage(i["stage"])}
         if i.get("title") or i.get("summary") or not i.get("key"):
             out.append(i)
             continue

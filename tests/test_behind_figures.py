@@ -368,3 +368,23 @@ def test_explain_renders_a_signal_detail_and_nothing_without_one():
     r.signal_detail = "X̄ = 3.0 d, upper limit 5.1 d; Mann–Whitney p = 0.004 (12 vs 40 items)"
     blocks = explain_message(t, r)["blocks"]
     assert blocks[1]["text"]["text"] == f"*Signal:* slower than usual\n{r.signal_detail}"
+
+
+def test_aging_explain_names_each_item_by_title_and_the_status_the_team_wrote(env):
+    app, slack, t, db_path = env
+    reply = _explain(app, slack, t, "aging-wip", "2026-11-18T00:00:00Z", "2026-11-26T00:00:00Z")
+    lines = _lines(reply)
+    assert lines
+    statuses = {s for stage in t.flow.stages for s in stage.statuses}
+    db = open_db(db_path, create=False)
+    for line in lines:
+        m = re.match(
+            r"^• <https://[^|]+\|(PAY-\d+)> (.+) · ([^·]+) · (\d+ days?|\d+\.\d h)( \(older than usual\))?$",
+            line,
+        )
+        assert m, line
+        summary, status = db.execute(
+            "select summary, status from work_items where key = ?", [m[1]]
+        ).fetchone()
+        assert m[2] == summary[:80] and m[3] in statuses and m[3].lower() == status.lower()
+    assert "in_progress" not in json.dumps(reply)

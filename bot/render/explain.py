@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.render import format as fmt
 from bot.render.templates import link, render_json
-from metrics.behind import age_text, day_text, span_text
+from metrics.behind import age_text, day_text, readable_stage, span_text
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result, one_decimal
 from metrics.teams import Team
@@ -38,7 +38,7 @@ def _when(metric_id: str, item: dict, tz: ZoneInfo) -> str:
     if "sprint" in item:
         return f"{day_text(item.get('start'), tz)} – {day_text(item.get('end'), tz)}"
     if "age_hours" in item:
-        return item.get("status") or item.get("stage") or ""
+        return item.get("status") or readable_stage(item.get("stage"))
     if "done" in item:
         return f"done {day_text(item['done'], tz)}"
     return ""
