@@ -388,3 +388,30 @@ def test_aging_explain_names_each_item_by_title_and_the_status_the_team_wrote(en
         ).fetchone()
         assert m[2] == summary[:80] and m[3] in statuses and m[3].lower() == status.lower()
     assert "in_progress" not in json.dumps(reply)
+
+
+def test_explain_escapes_tool_text_and_keeps_each_section_within_slack_limits():
+    t = team()
+    w = Window(local_midnight(date(2026, 1, 5), zone("UTC")), local_midnight(date(2026, 1, 12), zone("UTC")))
+    items = [
+        {
+            "key": f"PAY-{n}",
+            "title": "<!channel> & " + "<" * 200,
+            "url": f"https://jira.example/browse/PAY-{n}?" + "x" * 250,
+            "start": "2026-01-05T00:00:00Z",
+            "end": "2026-01-07T12:00:00Z",
+            "hours": 60.0,
+        }
+        for n in range(45)
+    ]
+    r = Result("cycle-time", t.name, w, None, "duration", 45, None, [], items=items)
+    msg = explain_message(t, r)
+    assert_valid_message(msg)
+    sections = [b["text"]["text"] for b in msg["blocks"] if b["block_id"][8:].isdigit()]
+    assert all(len(s) <= 3000 for s in sections)
+    assert sections[0].startswith(
+        "• <https://jira.example/browse/PAY-0?" + "x" * 250 + "|PAY-0> &lt;!channel&gt; &amp; &lt;"
+    )
+    assert "<!channel>" not in json.dumps(msg)
+    assert " · started 5 Jan, done 7 Jan · 2.5 d" in sections[0]
+    assert msg["blocks"][-1]["elements"][0]["text"] == "…and 5 more, not listed here."

@@ -12,13 +12,15 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bot.render import format as fmt
-from bot.render.templates import link, render_json
+from bot.render.templates import Trusted, cut, cut_mrkdwn, escape_mrkdwn, link, render_json
 from metrics.behind import age_text, day_text, readable_stage, span_text
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result, one_decimal
 from metrics.teams import Team
 
 EXPLAIN_LIMIT = 40
+PER_SECTION = 8  # lines per section; each section is also cut to Slack's 3,000 characters
+SECTION_CHARS = 3000
 
 _NET_FLOW = {"arrival": "committed", "departure": "done"}
 
@@ -79,14 +81,21 @@ def _label(item: dict, tz: ZoneInfo) -> str:
     return link(None, "item")
 
 
-def _item_line(metric_id: str, item: dict, tz: ZoneInfo) -> dict:
-    """One observation as a line: its key (linked when the source gave a URL), title, dates, figure."""
-    return {
-        "label": _label(item, tz),
-        "title": item.get("title") or item.get("summary") or "",
-        "when": _when(metric_id, item, tz),
-        "figure": _figure(metric_id, item),
-    }
+def _item_line(metric_id: str, item: dict, tz: ZoneInfo) -> str:
+    """One observation as an mrkdwn line: its key (linked when the source gave a URL), title, dates and
+    figure, every part from a tool escaped."""
+    title = cut(item.get("title") or item.get("summary") or "", 80)
+    parts = [_label(item, tz) + (f" {escape_mrkdwn(title)}" if title else "")]
+    parts += [escape_mrkdwn(p) for p in (_when(metric_id, item, tz), cut(_figure(metric_id, item), 120)) if p]
+    return "• " + " · ".join(parts)
+
+
+def _sections(lines: list[str]) -> list[Trusted]:
+    """Lines in sections of ``PER_SECTION``, each within Slack's limit however long its titles are."""
+    return [
+        Trusted(cut_mrkdwn("\n".join(lines[i : i + PER_SECTION]), SECTION_CHARS))
+        for i in range(0, len(lines), PER_SECTION)
+    ]
 
 
 def _order(items: list[dict]) -> tuple[list[dict], str]:
@@ -112,7 +121,7 @@ def explain_message(team: Team, result: Result, items: list[dict] | None = None)
         period=result.window.label(),
         signal=result.signal if detail else None,
         signal_detail=detail,
-        lines=[_item_line(metric.id, i, tz) for i in ordered[:EXPLAIN_LIMIT]],
+        sections=_sections([_item_line(metric.id, i, tz) for i in ordered[:EXPLAIN_LIMIT]]),
         order=order,
         more=max(0, len(ordered) - EXPLAIN_LIMIT),
         total=len(ordered),
