@@ -250,8 +250,9 @@ def cmd_metric(args, cfg: Config) -> int:
 
     from bot.render import format as fmt
     from metrics import catalogue
+    from metrics.digest import digest_window
     from metrics.teams import get_team
-    from metrics.timeutil import dates_window, default_window, parse_period, zone
+    from metrics.timeutil import dates_window, parse_period, zone
 
     metric = catalogue.get(args.id)
     if args.period and (args.since or args.until):
@@ -271,8 +272,8 @@ def cmd_metric(args, cfg: Config) -> int:
         window = parse_period(args.period, team.tz, t)
     elif args.since:
         window = dates_window(args.since, args.until, team.tz)
-    else:
-        window = default_window(team.tz, t)
+    else:  # the team's digest period, as every Slack surface shows it: the terminal agrees with Slack
+        window = digest_window(team, t)
     result = catalogue.compute(db, team, metric.id, window, t)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))

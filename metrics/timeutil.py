@@ -172,16 +172,6 @@ def days_ending_today(days: int, tz: ZoneInfo, now: datetime) -> Window:
     return Window(local_midnight(since, tz), local_midnight(until, tz))
 
 
-# The window every answer shows when no period is asked for (the slash command, the CLI, the Home
-# tab): defined here once so the three surfaces cannot drift apart.
-DEFAULT_DAYS = 30
-
-
-def default_window(tz: ZoneInfo, now: datetime) -> Window:
-    """The last ``DEFAULT_DAYS`` local days, today included."""
-    return days_ending_today(DEFAULT_DAYS, tz, now)
-
-
 # ASCII digits only: \d would also take other scripts' digits, and str.isdigit() takes "²", which
 # int() then refuses with a ValueError.
 _PERIOD = re.compile(r"^([0-9]{1,4})([dw])$", re.ASCII)

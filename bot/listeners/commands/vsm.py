@@ -12,12 +12,13 @@ from bot.payload import tell, text
 from bot.render import chart, replies, usage
 from bot.render.digest import preview
 from metrics import catalogue
+from metrics.catalogue.base import Result
 from metrics.catalogue.forecast import when
 from metrics.dataset import TeamData
-from metrics.digest import build_digest
+from metrics.digest import build_digest, digest_window
 from metrics.errors import VsmError
 from metrics.teams import Team, get_org, team_for_channel
-from metrics.timeutil import default_window, parse_period
+from metrics.timeutil import parse_period
 
 if TYPE_CHECKING:
     from bot.app import Deps
@@ -25,9 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("vsm.bot")
 
 
-def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None):
+def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None) -> Result:
+    """One figure for the team: over ``period`` when one was typed, else over the team's digest
+    period (the last ``period_days`` complete local days), so that `/vsm cycle-time`, `/vsm
+    northstar`, App Home and the digest show the same number for the same window."""
     now = deps.clock()
-    window = parse_period(period, team.tz, now) if period else default_window(team.tz, now)
+    window = parse_period(period, team.tz, now) if period else digest_window(team, now)
     return catalogue.compute(deps.store.db, team, metric_id, window, now)
 
 
