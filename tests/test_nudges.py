@@ -83,7 +83,7 @@ def test_aging_items_are_those_older_than_the_p85_cycle_time():
     assert "usual p85 4.4 d" in text
 
 
-def test_target_missed_in_the_closed_period_then_at_risk_in_the_running_one():
+def test_target_missed_in_the_closed_period_then_at_risk_in_the_current_digest_period():
     db = new_db()
     t = team(
         nudges=["target"],
@@ -95,8 +95,9 @@ def test_target_missed_in_the_closed_period_then_at_risk_in_the_running_one():
     [nudge] = find_nudges(db, t, now)  # nothing done at all: the closed period missed
     assert [i["subject"] for i in nudge.items] == ["throughput:missed:2026-01-12"]
     assert nudge.period == "2026-01-12"
-    # Ten items done on Mon-Tue 5-6 Jan: the closed period met its target (10/week), but the last
-    # seven days (9-15 Jan) hold none: a heads-up before the next digest.
+    # Ten items done on Mon-Tue 5-6 Jan: the closed period met its target (10/week), but the digest
+    # period as of today (the last seven complete days, 8-14 Jan) holds none: a heads-up before the
+    # next digest.
     for n in range(10):
         item(
             db,
@@ -108,6 +109,7 @@ def test_target_missed_in_the_closed_period_then_at_risk_in_the_running_one():
     assert [i["subject"] for i in nudge.items] == ["throughput:at-risk:2026-01-12"]
     text = nudge_view.message(t, nudge)["blocks"][0]["text"]["text"]
     assert "0.0/wk against a target of 5.0/wk" in text
+    assert "misses its target in 2026-01-08 – 2026-01-14" in text
 
 
 def test_every_kind_is_on_by_default():
