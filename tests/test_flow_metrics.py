@@ -81,13 +81,19 @@ def test_cycle_time_percentiles_and_exclusions():
         "hours": 1.0,
         "url": "https://jira.example/browse/PAY-1",
     }
-    assert r.notes == ["1 closed without flow", "1 discarded left out", "1 negative durations left out"]
+    assert r.notes == [
+        "1 item went straight from Backlog to Done and is not in cycle time",
+        "1 item closed as discarded (Won't Do, Duplicate and the like) is not in cycle time",
+        "1 item finished before it started (clock skew or bad data) is left out",
+    ]
     # week of 2 Feb: median(1, 2, 3) = 2, p85 2 + 0.7 = 2.7; week of 9 Feb: median(4, 10) = 7, p85 9.1
     assert r.series == [
         {"week": "2026-02-02", "value": 2.0, "p85": 2.7},
         {"week": "2026-02-09", "value": 7.0, "p85": 9.1},
     ]
-    assert r.previous == {"p50": 5.0, "p85": 5.0}  # PAY-10 alone, 5 h
+    # PAY-10 alone (5 h) was done the week before, but the history's first week is PAY-10's own (its
+    # last change): the previous period begins before it, so its figure is unknown, not PAY-10's.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
 
 
 def test_cycle_time_empty_window_has_no_value_never_zero():
@@ -104,7 +110,7 @@ def test_cycle_time_is_exact_seconds_across_a_dst_change():
     flowed(db, "PAY-1", "2026-03-07 12:00-05:00", "2026-03-08 12:00-04:00")
     r = run(db, "cycle-time", "2026-03-02", "2026-03-09", "2026-04-01 00:00", timezone=NY)
     assert r.value == {"p50": 23.0, "p85": 23.0}
-    assert r.notes == ["low sample: 1 observations"]
+    assert r.notes == ["low sample: only 1 item"]
 
 
 def test_cycle_time_notes_unmapped_statuses():
@@ -117,7 +123,7 @@ def test_cycle_time_notes_unmapped_statuses():
     )
     r = run(db, "cycle-time", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
     assert r.value == {"p50": 4.0, "p85": 4.0}  # 01:00 -> 05:00; Blocked ignored
-    assert "unmapped statuses ignored: Blocked" in r.notes
+    assert "Blocked is not mapped to a stage, so moves into it do not change an item's stage" in r.notes
 
 
 # -- lead time -------------------------------------------------------------------------------------------
@@ -142,10 +148,10 @@ def test_lead_time_counts_closed_without_flow_and_discarded_items():
     assert r.items[2]["discarded"] is True
     assert "closed_without_flow" not in r.items[0] and "discarded" not in r.items[0]
     assert r.notes == [
-        "1 closed without flow, included",
-        "1 discarded, included",
-        "1 negative durations left out",
-        "low sample: 3 observations",
+        "1 item went straight from Backlog to Done; lead time counts it all the same",
+        "1 item closed as discarded (Won't Do, Duplicate and the like); lead time counts it",
+        "1 item finished before it started (clock skew or bad data) is left out",
+        "low sample: only 3 items",
     ]
 
 
@@ -188,8 +194,13 @@ def test_throughput_mean_per_week_and_zero_filled_series():
         "done": "2026-02-02T10:00:00Z",
         "url": "https://jira.example/browse/PAY-1",
     }
-    assert r.previous == round(1 / 3, 4)  # PAY-6 over the 3 weeks before
-    assert r.notes[:2] == ["1 closed without flow", "1 discarded left out"]
+    # The 3 weeks before start on 12 Jan, before the items' history (its first week is that of 19 Jan,
+    # PAY-6's): their figure is unknown, not PAY-6 over 3 weeks.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
+    assert r.notes[:2] == [
+        "1 item went straight from Backlog to Done and is not in throughput",
+        "1 item closed as discarded (Won't Do, Duplicate and the like) is not in throughput",
+    ]
 
 
 def test_throughput_over_a_window_of_partial_weeks():
@@ -217,7 +228,8 @@ def test_throughput_weeks_start_monday_local_across_spring_dst():
     # Sunday 23:30 local belongs to the week that started the Monday before, although it is Monday in UTC.
     assert r.series == [{"week": "2026-03-02", "value": 1.0}, {"week": "2026-03-09", "value": 2.0}]
     assert r.value == 1.5  # 3 items / 2 weeks
-    assert r.previous == 0.5  # PAY-3, in the 2 weeks before 2 Mar 00:00 EST
+    # The 2 weeks before 2 Mar begin before the week of PAY-3 (the history's first): unknown.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
     assert r.window.start == ts("2026-03-02 05:00")  # Monday 00:00 EST
     assert r.window.end == ts("2026-03-16 04:00")  # Monday 00:00 EDT
 
@@ -275,9 +287,10 @@ def test_wip_daily_samples_average_and_current():
         ("PAY-B", "in_progress"),
     ]
     assert r.series == [{"week": "2026-02-02", "value": 2.5714}]
-    # previous week: only the end of 1 Feb has A and G -> 2 / 7
-    assert r.previous == 0.2857
-    assert r.notes == ["1 closed without flow"]
+    # previous week (26 Jan - 1 Feb): the items' history begins at their earliest last change (3 Feb,
+    # PAY-A's done), so the week before is unknown, not the 2 / 7 the final stage dates would give.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
+    assert r.notes == ["1 item went straight from Backlog to Done and is not in WIP"]
 
 
 def test_flow_load_is_the_window_average_of_wip():
@@ -304,7 +317,7 @@ def test_wip_window_in_progress_samples_today_at_now():
     assert r.value == 1.5  # 6 / 4
     assert r.extra["current"] == 1
     assert r.series == [{"week": "2026-02-02", "value": 1.5, "partial": True}]
-    assert r.notes == ["low sample: 4 observations"]
+    assert r.notes == ["low sample: only 4 days sampled"]
 
 
 def test_wip_future_window_has_no_value():
@@ -385,7 +398,10 @@ def test_aging_wip_no_flags_with_fewer_than_five_done():
     assert r.extra["p85_hours"] is None
     assert r.extra["done_90d"] == 4
     assert not any(i["flagged"] for i in r.items)
-    assert r.notes[0] == "no flags: 4 items done in the last 90 days (fewer than 5)"
+    assert r.notes[0] == (
+        "no item is flagged as aging: only 4 items finished in the last 90 days, "
+        "and it takes 5 to know what is usual"
+    )
 
 
 def test_aging_wip_of_a_past_window_is_as_of_its_end():
@@ -441,7 +457,10 @@ def test_flow_efficiency_median_and_mean_of_item_ratios():
     assert r.value == 40.0  # median(40, 100, 20)
     assert r.extra["mean"] == 53.3333  # (40 + 100 + 20) / 3
     assert r.items[0]["active_hours"] == 4.0 and r.items[0]["hours"] == 10.0
-    assert r.notes[:2] == ["1 with zero cycle time skipped", "1 discarded left out"]
+    assert r.notes[:2] == [
+        "1 item finished the moment it started (zero cycle time) is not in flow efficiency",
+        "1 item closed as discarded (Won't Do, Duplicate and the like) is not in flow efficiency",
+    ]
     assert r.series == [{"week": "2026-02-02", "value": 40.0}]
 
 
@@ -497,13 +516,18 @@ def test_flow_efficiency_counts_time_in_an_unmapped_status_as_waiting_and_names_
     ]
     assert r.items[0]["unmapped_hours"] == {"Blocked": 4.0}
     assert r.value == 56.25
-    assert "time in statuses no stage maps (Blocked 4.0 h, On Hold 1.5 h) counted as waiting" in r.notes
+    assert (
+        "items spent 4.0 h in Blocked and 1.5 h in On Hold, statuses not mapped to a stage; "
+        "that time counts as waiting"
+    ) in r.notes
 
 
 def test_flow_efficiency_unmapped_note_counts_the_window_only():
     r = run(blocked_db(), "flow-efficiency", "2026-02-03", "2026-02-10", "2026-03-01 00:00")
     assert [i["key"] for i in r.items] == ["PAY-2"]
-    assert "time in statuses no stage maps (On Hold 1.5 h) counted as waiting" in r.notes
+    assert (
+        "items spent 1.5 h in On Hold, a status not mapped to a stage; that time counts as waiting" in r.notes
+    )
 
 
 def test_flow_efficiency_time_in_an_unmapped_status_before_commitment_does_not_count():
@@ -523,7 +547,9 @@ def test_flow_efficiency_time_in_an_unmapped_status_before_commitment_does_not_c
     r = run(db, "flow-efficiency", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
     assert [(i["efficiency"], i["active_hours"], i["hours"]) for i in r.items] == [(75.0, 3.0, 4.0)]
     assert r.items[0]["unmapped_hours"] == {"Blocked": 1.0}
-    assert "time in statuses no stage maps (Blocked 1.0 h) counted as waiting" in r.notes
+    assert (
+        "items spent 1.0 h in Blocked, a status not mapped to a stage; that time counts as waiting" in r.notes
+    )
 
 
 def test_flow_efficiency_empty_window():
@@ -555,7 +581,10 @@ def test_flow_distribution_shares_by_work_type():
     assert r.extra["counts"] == {"feature": 2, "defect": 1, "unclassified": 1, "debt": 1, "risk": 1}
     assert r.items[3] == {"key": "PAY-5", "type": "Task", "category": "debt", "done": "2026-02-05T00:00:00Z"}
     assert r.previous is None  # nothing done the week before: no value, not zeros
-    assert r.notes == ["1 closed without flow, included", "1 discarded, included"]
+    assert r.notes == [
+        "1 item went straight from Backlog to Done; flow distribution counts it all the same",
+        "1 item closed as discarded (Won't Do, Duplicate and the like); flow distribution counts it",
+    ]
     assert r.series[0]["value"] == r.value
 
 
@@ -575,8 +604,10 @@ def test_net_flow_arrivals_minus_departures_per_week():
     assert values(r) == [2.0, -3.0]
     assert r.value == -0.5
     assert r.sample_size == 7
-    assert r.previous == 1.0  # X and D arrived in the 2 weeks before: +2 / 2
-    assert r.notes == ["1 closed without flow"]
+    # X and D arrived in the 2 weeks before, but those begin before the history's first week (that
+    # of 2 Feb, X's and D's last change being in it): unknown, not +2 / 2.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
+    assert r.notes == ["1 item went straight from Backlog to Done and is not in net flow"]
     assert r.items[0] == {"key": "PAY-A", "event": "arrival", "at": "2026-02-02T09:00:00Z"}
 
 
@@ -649,7 +680,10 @@ def test_net_flow_signal_limits_are_not_floored_at_zero():
         flowed(db, f"PAY-{n}", "2026-02-10 09:00", None)
     r = run(db, "net-flow", "2026-02-02", "2026-02-16", "2026-03-01 00:00")
     assert values(r) == [-1.0, 3.0]  # 5 arrivals - 2 departures, above the upper limit 1.16
-    assert r.signal == "above the upper process limit"
+    assert r.signal == "higher than this team's weeks normally go (week of 9 Feb)"  # no better side
+    assert r.signal_detail.startswith(
+        "XmR chart: above the upper process limit (week of 9 Feb: 3.0); X̄ = -1.5"
+    )
 
 
 def test_aging_wip_stage_ignores_an_unmapped_status():
@@ -663,7 +697,7 @@ def test_aging_wip_stage_ignores_an_unmapped_status():
     r = run(db, "aging-wip", "2026-02-02", "2026-02-09", "2026-02-04 00:00")
     assert r.items[0]["stage"] == "in_progress"  # Blocked is unmapped: the item stays in progress
     assert r.items[0]["age_hours"] == 47.0  # 2 Feb 01:00 -> 4 Feb 00:00
-    assert "unmapped statuses ignored: Blocked" in r.notes
+    assert "Blocked is not mapped to a stage, so moves into it do not change an item's stage" in r.notes
 
 
 EMPTY = {

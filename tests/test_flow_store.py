@@ -334,7 +334,10 @@ def test_flows_stored_by_replay_version_1_are_replayed_again(monkeypatch):
     window = dates_window("2026-01-01", "2026-02-01", zone("UTC"))
     result = CATALOGUE["flow-efficiency"].compute(TeamData(db, team(), T0), window)
     assert result.value == 50.0  # 4 h in progress of 8 h: the 4 h in Blocked wait
-    assert "time in statuses no stage maps (Blocked 4.0 h) counted as waiting" in result.notes
+    assert (
+        "items spent 4.0 h in Blocked, a status not mapped to a stage; that time counts as waiting"
+        in result.notes
+    )
     rows = dict(db.execute("select workflow, unmapped from flows").fetchall())
     assert rows == {v1: '["Blocked"]', team().flow.fingerprint: '{"Blocked": 14400.0}'}
 

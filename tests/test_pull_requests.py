@@ -122,7 +122,9 @@ def test_pickup_time_is_placed_by_the_first_review():
     pr(db, 2, "2026-01-04 09:00", reviews=[("2026-01-04 21:00", "bob", "APPROVED")])  # previous window
     r = run(db, "pr-pickup-time")
     assert r.value == {"p50": 144.0, "p85": 144.0}  # 30 Dec 09:00 -> 5 Jan 09:00
-    assert r.previous == {"p50": 12.0, "p85": 12.0}
+    # PR 2 (12 h) was picked up the week before, but that period begins before the PRs' history (the
+    # week of 29 Dec, their earliest update): unknown, not PR 2's figure.
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
 
 
 # -- review ---------------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def test_pr_cycle_time_first_commit_to_merge():
     r = run(db, "pr-cycle-time")
     assert r.value == {"p50": 25.0, "p85": 41.1}  # [2, 48]: p50 25; p85 2 + 0.85 * 46 = 41.1
     assert r.sample_size == 2
-    assert "1 PRs merged before their first commit left out (bad data)" in r.notes
+    assert "1 PR merged before its first commit (bad data) is left out" in r.notes
 
 
 # -- size -----------------------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def test_pr_size_in_lines_not_hours():
     assert r.sample_size == 5
     assert r.items[0]["lines"] == 10
     assert r.series[0] == {"week": "2026-01-05", "value": 30.0, "p85": 64.0}  # weekly median and p85, lines
-    assert "1 merged PRs without line counts left out" in r.notes
+    assert "1 merged PR has no line counts yet and is left out" in r.notes
     assert r.previous is None
 
 

@@ -198,7 +198,7 @@ def test_plat_519_blocked_detour_counts_as_waiting():
     assert (plat_519["hours"], plat_519["active_hours"]) == (123.0803, 27.9394)
     assert round(plat_519["efficiency"], 1) == 22.7
     assert plat_519["unmapped_hours"] == {"Blocked": 92.6086}
-    assert any(n.startswith("time in statuses no stage maps (Blocked ") for n in result.notes)
+    assert any(n.startswith("items spent 28.7 d in Blocked, a status not mapped") for n in result.notes)
 
 
 def test_sprints_change_scope_after_start(db):

@@ -270,7 +270,7 @@ def test_items_done_long_ago_count_done_and_unknown_items_are_left_out():
     r = run(db, "sprint-completion")
     assert r.items[0]["committed"] == 2
     assert r.value == 50.0  # PAY-30 of {PAY-30, PAY-31}
-    assert "1 sprint items are not in the store (deleted or not synced), left out" in r.notes
+    assert "1 sprint item is deleted or not synced yet and left out" in r.notes
 
 
 def test_fisher_signal_on_pooled_items():
@@ -287,7 +287,11 @@ def test_fisher_signal_on_pooled_items():
     r = run(db, "sprint-completion")
     assert r.value == 0.0
     # The sprints' and items' history begins the week of 17 Nov: the baseline is its 7 weeks.
-    assert r.signal is not None and r.signal.startswith("lower than the previous 7 weeks")
+    assert r.signal == "lower (worse) than the 7 weeks before (committed items in this period vs before)"
+    assert r.signal_detail.startswith("Fisher's exact test, two-sided, α = 0.05: p = 0.000")
+    assert r.signal_detail.endswith(
+        "0.0% in this period (0 of 12) vs 100.0% in the 7 weeks before (12 of 12)"
+    )
     assert run(db, "sprint-scope-change").signal is None  # unbounded ratio: no Fisher test
 
 

@@ -171,7 +171,11 @@ def test_the_two_sample_test_uses_only_the_history_of_every_source_the_metric_ne
     weekly_deploys(db, "2026-03-02", [5] * 4, failing=5)
     r = compute(db, "change-failure-rate", win("2026-03-02", "2026-03-30"), "2026-04-01 00:00")
     assert r.value == 100.0
-    assert r.signal is not None and r.signal.startswith("higher than the previous 6 weeks (Fisher p = ")
+    assert r.signal == "higher (worse) than the 6 weeks before (deployments in this period vs before)"
+    assert r.signal_detail.startswith("Fisher's exact test, two-sided, α = 0.05: p = 0.")
+    assert r.signal_detail.endswith(
+        "100.0% in this period (20 of 20) vs 40.0% in the 6 weeks before (12 of 30)"
+    )
     assert r.signal_note is None
 
 
@@ -197,7 +201,11 @@ def test_a_partial_week_is_not_tested_and_recent_means_the_last_completed_week()
     r = compute(db, "deployment-frequency", window, "2026-04-01 12:00")
     assert r.series[-1] == {"week": "2026-03-30", "value": 1.0, "partial": True}
     # Tested, the partial week's 1 would be "below the lower process limit" (5.68), the first rule.
-    assert r.signal == "3 of 4 recent weeks high, ending the week of 23 Mar"
+    assert r.signal == "higher (better) than usual in 3 of 4 recent weeks, ending the week of 23 Mar"
+    assert r.signal_detail == (
+        "XmR chart: 3 of 4 recent weeks high, ending the week of 23 Mar (beyond X̄ + 1.33·mR̄ = 13.7); "
+        "X̄ = 11.0, mR̄ = 2.0, natural process limits 5.7 to 16.3, from 20 baseline weeks"
+    )
     assert r.limits == {
         "centre": 11.0,
         "upper": 16.32,
@@ -209,10 +217,13 @@ def test_a_partial_week_is_not_tested_and_recent_means_the_last_completed_week()
 @pytest.mark.parametrize(
     ("window_weeks", "signal"),
     [
-        ([10] * 8 + [12, 10, 12, 10, 12], "8 weeks in a row below the average, ending the week of 23 Feb"),
+        (
+            [10] * 8 + [12, 10, 12, 10, 12],
+            "lower (worse) than usual for 8 weeks in a row, ending the week of 23 Feb",
+        ),
         (
             [12, 10, 12, 10, 12] + [10] * 8,
-            "8 recent weeks in a row below the average, ending the week of 30 Mar",
+            "lower (worse) than usual for 8 recent weeks in a row, ending the week of 30 Mar",
         ),
     ],
 )
@@ -255,12 +266,14 @@ def test_a_duration_target_is_drawn_against_the_weekly_p85():
     r = compute(db, "cycle-time", win("2026-03-02", "2026-03-09"), "2026-03-20 00:00")
     assert r.series == [{"week": "2026-03-02", "value": 72.0, "p85": 153.6}]
     d = chart.drawing(CATALOGUE["cycle-time"], r, 120.0)
-    assert (d.series.label, d.series.values) == ("weekly median", [72.0])
-    assert (d.p85.label, d.p85.values) == ("weekly p85", [153.6])
-    assert d.target_label == "target (on p85)"
+    # In days, as the reply shows "p50 3.0 d · p85 6.4 d"; the 120 h target is 5 days.
+    assert (d.unit, d.scale) == ("days", 24.0)
+    assert (d.series.label, d.series.values) == ("weekly p50", [3.0])
+    assert (d.p85.label, d.p85.values) == ("weekly p85", [6.4])
+    assert (d.target, d.target_label) == (5.0, "target (judged on p85)")
     assert d.note == "not enough history for a signal (0 weeks)" and d.limits is None
     labels = chart.figure(d).axes[0].get_legend_handles_labels()[1]
-    assert labels == ["weekly median", "weekly p85", "target (on p85)"]
+    assert labels == ["weekly p50", "weekly p85", "target (judged on p85)"]
 
 
 def test_every_metric_with_a_signal_names_the_sources_of_its_history():
@@ -324,6 +337,7 @@ def test_the_sample_false_alarms_from_zero_filled_weeks_are_gone(sample):
     ]:
         assert ninety_days(name, metric_id).signal is None, (name, metric_id)
     r = ninety_days("mobile", "deployment-frequency")
-    assert r.signal == "above the upper process limit"
+    assert r.signal == "higher (better) than this team's weeks normally go (week of 2 Feb)"
+    assert r.signal_detail.startswith("XmR chart: above the upper process limit (week of 2 Feb: 4.0); X̄ = ")
     tested = [p["value"] for p in r.series[1:] if not p.get("partial")]
     assert max(tested) == 4.0 > r.limits["upper"] > 3.0

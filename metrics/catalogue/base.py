@@ -19,6 +19,7 @@ from functools import partial
 
 from metrics import stats
 from metrics.dataset import TeamData
+from metrics.store.sync_status import freshness
 from metrics.timeutil import WEEK, Window, iso, local_midnight, week_start
 
 DURATION, COUNT, RATE, CUSTOM = "duration", "count", "rate", "custom"
@@ -84,10 +85,20 @@ class Result:
     signal_note: str | None = None
     # The XmR limits the verdict used: what any chart of the series draws (see ``xmr_verdict``).
     limits: dict | None = None
+    # The statistics behind ``signal`` (the rule, limits and X̄, or the test, its p-value and n a
+    # side): ``signal`` is one line a team lead reads, this is what Explain shows to whoever asks.
+    signal_detail: str | None = None
+    # Why ``previous`` is None although the previous period has passed: it began before this team's
+    # history did ("no earlier data"), so its figure is unknown, not zero (``Metric.described``).
+    previous_note: str | None = None
+    # With ``sample_size == 0``, the likely reason in plain words (an empty scope, a source not synced
+    # yet, nothing finished), so that an empty figure never reads as a calm one.
+    no_data_reason: str | None = None
 
     def judged(self, verdict: Verdict) -> Result:
         """The figure with the signal rules' verdict on it."""
         self.signal, self.signal_note, self.limits = verdict.signal, verdict.note, verdict.limits
+        self.signal_detail = verdict.detail
         return self
 
     @property
@@ -105,9 +116,12 @@ class Result:
             "sample_size": self.sample_size,
             "low_sample": self.low_sample,
             "previous": self.previous,
+            "previous_note": self.previous_note,
             "series": self.series,
             "signal": self.signal,
+            "signal_detail": self.signal_detail,
             "signal_note": self.signal_note,
+            "no_data_reason": self.no_data_reason,
             "limits": self.limits,
             "notes": self.notes,
             "extra": self.extra,
@@ -115,8 +129,33 @@ class Result:
         }
 
 
-def low_sample_note(result: Result) -> list[str]:
-    return [f"low sample: {result.sample_size} observations"] if result.low_sample else []
+def counted(n: int, things: str) -> str:
+    """ "1 item", "4 items", "1 day sampled": ``things`` in the plural, its first plural word made
+    singular for one (a data-quality note reads as a sentence, not as "1 items")."""
+    if n == 1:
+        words = things.split(" ")
+        for i, w in enumerate(words):
+            if w.endswith("s"):
+                words[i] = w[:-1]
+                break
+        things = " ".join(words)
+    return f"{n} {things}"
+
+
+def be(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def low_sample_note(result: Result, what: str = "observations") -> list[str]:
+    """Says how few observations a figure rests on, in the metric's own words ("only 3 items"): the
+    "low sample" marker docs/metrics.md asks for, which a reader can act on (wait, or widen the period)."""
+    return [f"low sample: only {counted(result.sample_size, what)}"] if result.low_sample else []
+
+
+def duration_text(seconds: float) -> str:
+    """docs/metrics.md's display of a duration: one decimal, hours below 24 h, else days."""
+    h = seconds / 3600
+    return f"{one_decimal(h)} h" if h < 24 else f"{one_decimal(h / 24)} d"
 
 
 def hours(seconds: float) -> float:
@@ -216,13 +255,83 @@ def too_few_points(points: int, weeks: int) -> str:
     return f"too few weeks with data for a signal ({points} of {weeks} weeks)"
 
 
+NO_DATA = "no data in this period"  # a zero-sample figure's signal note: never "within normal variation"
+NO_EARLIER_DATA = "no earlier data"  # the previous period began before the team's history did
+
+
+@dataclass(frozen=True)
+class Words:
+    """How a metric's change is said to a team lead: the words for up and down ("slower"/"faster"
+    for a duration, else "higher"/"lower"), whether up is better or worse by the metric's direction
+    (said beside a word that does not say it itself), and the unit its statistics are written in."""
+
+    up: str = "higher"
+    down: str = "lower"
+    up_is: str = ""  # "better", "worse", or "" for context metrics (WIP, net flow)
+    unit: str = ""  # after a number in ``signal_detail``: " h", "%", " lines", or "" for counts
+
+    def said(self, up: bool) -> str:
+        """ "higher (worse)", "slower": the direction, judged where the metric has a better one."""
+        word = self.up if up else self.down
+        if not self.up_is:
+            return word
+        judged = self.up_is if up else {"better": "worse", "worse": "better"}[self.up_is]
+        return f"{word} ({judged})"
+
+    def number(self, x: float) -> str:
+        return f"{one_decimal(x)}{self.unit}"
+
+
+NEUTRAL = Words()
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """What the signal rules said of a figure, why they could not speak, and the limits they used."""
+    """What the signal rules said of a figure (in plain words, with the statistics apart in
+    ``detail``), why they could not speak, and the limits they used."""
 
     signal: str | None = None
     note: str | None = None
     limits: dict | None = None
+    detail: str | None = None
+
+
+def plain_signal(finding: stats.Finding, end_week: date, recent: bool, words: Words = NEUTRAL) -> str:
+    """One line a team lead understands: which way the weeks went, against what, and when. A point is
+    named by its week; a run by the week it ends, "recent" only when that is the period's last
+    completed week (docs/metrics.md)."""
+    said = words.said(finding.rule in ("above", "high", "run above"))
+    label = stats.week_label(end_week)
+    if not finding.is_run:
+        return f"{said} than this team's weeks normally go (week of {label})"
+    now = "recent " if recent else ""
+    if finding.rule in ("high", "low"):
+        return f"{said} than usual in 3 of 4 {now}weeks, ending the week of {label}"
+    return f"{said} than usual for 8 {now}weeks in a row, ending the week of {label}"
+
+
+def xmr_detail(
+    finding: stats.Finding,
+    lim: stats.Limits,
+    current: list[tuple[date, float]],
+    recent: bool,
+    baseline_weeks: int,
+    words: Words = NEUTRAL,
+) -> str:
+    """The statistics behind an XmR signal: the rule (docs/metrics.md's wording), the value or zone
+    it crossed, X̄, mR̄ and the natural process limits, and how many weeks the baseline holds."""
+    n = words.number
+    end_week, value = current[finding.end]
+    rule = stats.wording(finding, end_week, recent)
+    if not finding.is_run:
+        rule = f"{rule} (week of {stats.week_label(end_week)}: {n(value)})"
+    elif finding.rule in ("high", "low"):
+        zone = lim.centre + (1.33 if finding.rule == "high" else -1.33) * lim.mr_bar
+        rule = f"{rule} (beyond X̄ {'+' if finding.rule == 'high' else '−'} 1.33·mR̄ = {n(zone)})"
+    return (
+        f"XmR chart: {rule}; X̄ = {n(lim.centre)}, mR̄ = {n(lim.mr_bar)}, natural process limits "
+        f"{n(lim.lower)} to {n(lim.upper)}, from {baseline_weeks} baseline weeks"
+    )
 
 
 def xmr_verdict(
@@ -231,12 +340,14 @@ def xmr_verdict(
     current: list[tuple[date, float]],
     last_week: date | None,
     bounds: tuple[bool, float | None] = (True, None),
+    words: Words = NEUTRAL,
 ) -> Verdict:
     """docs/metrics.md's XmR rules on (Monday, value) points against the ``baseline`` points of ``base``.
     Fewer than 12 weeks of history in ``base`` (or, for a sparse series, fewer than 12 weeks with a
     point) give no verdict but a note saying so, so that "no signal" is never read as "within normal
     variation". Otherwise the limits are kept with the verdict: a chart draws the very lines the
-    verdict was judged against. ``bounds``: (floor at 0, ceiling) of the limits."""
+    verdict was judged against. ``bounds``: (floor at 0, ceiling) of the limits; ``words``: how the
+    metric's direction is said."""
     weeks = base.days // 7
     if weeks < MIN_BASELINE_WEEKS:
         return Verdict(note=not_enough_history(weeks))
@@ -254,13 +365,124 @@ def xmr_verdict(
     if finding is None:
         return Verdict(limits=limits)
     end = current[finding.end][0]
-    return Verdict(stats.wording(finding, end, end == last_week), limits=limits)
+    recent = end == last_week
+    return Verdict(
+        plain_signal(finding, end, recent, words),
+        limits=limits,
+        detail=xmr_detail(finding, lim, current, recent, len(baseline), words),
+    )
 
 
 def previous_weeks(base: Window) -> str:
-    """How a two-sample verdict names its baseline: "the previous 20 weeks", or fewer when the history
+    """How a two-sample verdict names its baseline: "the 20 weeks before", or fewer when the history
     is shorter."""
-    return f"the previous {base.days // 7} weeks"
+    weeks = base.days // 7
+    return "the week before" if weeks == 1 else f"the {weeks} weeks before"
+
+
+def mann_whitney_verdict(
+    in_window: list[float],
+    in_base: list[float],
+    base: Window,
+    words: Words,
+    things: str,
+    show: Callable[[float], str],
+) -> Verdict | None:
+    """Mann–Whitney U of this period's observations against the baseline's, worded, or None when
+    it is not significant (or either side has fewer than 10). ``show`` writes a median in the
+    metric's unit for the detail."""
+    p = stats.mann_whitney_p(in_window, in_base)
+    if p is None or p >= stats.ALPHA:
+        return None
+    mw, mb = stats.median(in_window) or 0, stats.median(in_base) or 0
+    before = previous_weeks(base)
+    return Verdict(
+        f"{words.said(mw > mb)} than {before} ({things} in this period vs before)",
+        detail=(
+            f"Mann–Whitney U test, two-sided, α = 0.05: p = {p:.3f}; median {show(mw)} in this period "
+            f"(n = {len(in_window)}) vs {show(mb)} in {before} (n = {len(in_base)})"
+        ),
+    )
+
+
+def fisher_verdict(
+    hits: tuple[int, int], sizes: tuple[int, int], base: Window, words: Words, things: str
+) -> Verdict | None:
+    """Fisher's exact test of this period's share against the baseline's (``hits``/``sizes``: this
+    period, then the baseline), worded, or None when not significant or under 10 a side."""
+    p = stats.fisher_p(hits[0], sizes[0], hits[1], sizes[1])
+    if p is None or p >= stats.ALPHA:
+        return None
+    share = [100 * h / n for h, n in zip(hits, sizes, strict=True)]
+    before = previous_weeks(base)
+    return Verdict(
+        f"{words.said(share[0] > share[1])} than {before} ({things} in this period vs before)",
+        detail=(
+            f"Fisher's exact test, two-sided, α = 0.05: p = {p:.3f}; {one_decimal(share[0])}% in this "
+            f"period ({hits[0]} of {sizes[0]}) vs {one_decimal(share[1])}% in {before} "
+            f"({hits[1]} of {sizes[1]})"
+        ),
+    )
+
+
+# -- why a figure has no data, and whether its previous period is known -------------------------------
+# What a team's scope must name for each source to have data (a team with none of them has nothing
+# to count), said as the reason a figure is empty.
+NOT_IN_SCOPE = {
+    ITEMS: "no Jira projects in this team's scope",
+    PRS: "no repositories in this team's scope",
+    DEPLOYMENTS: "no services or repositories in this team's scope",
+    INCIDENTS: "no services or repositories in this team's scope",
+    SPRINTS: "no Jira boards or projects in this team's scope",
+}
+# (table, what its rows are, what the team's scope names) per source.
+STORED = {
+    ITEMS: ("work_items", "Jira issues", "projects"),
+    PRS: ("pull_requests", "pull requests", "repositories"),
+    DEPLOYMENTS: ("deployments", "deployments", "services and repositories"),
+    INCIDENTS: ("incidents", "incidents", "services"),
+    SPRINTS: ("sprints", "sprints", "boards and projects"),
+}
+
+
+def in_scope(team, source: str) -> bool:
+    """Whether the team's scope names anything the source could hold data for."""
+    if source == ITEMS:
+        return bool(team.jira_projects)
+    if source == PRS:
+        return bool(team.all_repos)
+    if source == SPRINTS:
+        return bool(team.boards or team.jira_projects)
+    return bool(team.services or team.all_repos)
+
+
+def tool_of(team, source: str) -> str:
+    """The tool a source's rows come from, as a team knows it."""
+    if source in (ITEMS, SPRINTS):
+        return "Jira"
+    if source == INCIDENTS:
+        return "PagerDuty"
+    tools = [t for t, named in (("GitHub", team.repos), ("GitLab", team.gitlab_projects)) if named]
+    return " and ".join(tools) or "GitHub"
+
+
+def not_synced(data: TeamData, source: str) -> str:
+    """Why a source in the team's scope holds nothing for it: the store has never had a successful
+    sync ("GitHub has not been synced yet"), or it holds rows, just none of this team's scope."""
+    table, rows, scope = STORED[source]
+    empty = data.db.execute(f"select 1 from {table} limit 1").fetchone() is None
+    synced = any(f["as_of"] for f in freshness(data.db))
+    if empty and not synced:
+        return f"{tool_of(data.team, source)} has not been synced yet"
+    return f"no {rows} synced yet for this team's {scope}"
+
+
+def history_known_from(data: TeamData, sources: tuple[str, ...], since: float, tz) -> bool:
+    """Whether every week from ``since`` on lies in the metric's history: ``since`` is on or after
+    the first week in which its sources have data for the team (the week docs/metrics.md's XmR
+    baseline starts from). Before that week a figure is unknown, not zero."""
+    first = data.history_start(sources)
+    return first is not None and since >= local_midnight(week_start(first, tz), tz).timestamp()
 
 
 class Metric:
@@ -315,6 +537,54 @@ class Metric:
         """(floor at 0, ceiling) of the process limits: counts cannot go below 0, rates past 100%."""
         return True, (100.0 if "%" in self.unit else None)
 
+    def words(self) -> Words:
+        """How this metric's changes are said: a duration goes "slower"/"faster" (which says better
+        or worse by itself); any other metric with a better direction says "(better)"/"(worse)"
+        beside "higher"/"lower"; context metrics (WIP, net flow) only say which way."""
+        if self.kind == DURATION:
+            return Words("slower", "faster", "", " h")
+        up_is = {"higher": "better", "lower": "worse"}.get(self.better, "")
+        return Words(up_is=up_is, unit="%" if "%" in self.unit else "")
+
+    def counted_from(self) -> tuple[str, ...]:
+        """The sources without which the figure has no observations at all (the first of
+        ``history`` unless a metric needs several): what ``no_data_reason`` checks."""
+        return self.history[:1]
+
+    def no_data_reason(self, data: TeamData, window: Window) -> str:
+        """The likely reason a figure has no observations, in plain words, most basic first: the
+        team's scope names nothing for a source, the source holds nothing for the scope yet, the
+        period lies before the synced history, or nothing happened in it (``nothing``)."""
+        sources = self.counted_from()
+        for source in sources:
+            if not in_scope(data.team, source):
+                return NOT_IN_SCOPE[source]
+        for source in sources:
+            if data.history_start((source,)) is None:
+                return not_synced(data, source)
+        if sources and data.history_start(sources) >= window.end:
+            return "this period is before the synced history begins"
+        return self.nothing
+
+    def described(self, result: Result, data: TeamData, since: float | None = None) -> Result:
+        """The figure with what it cannot say, said: ``previous_note`` when the previous period
+        (from ``since``, by default its start) begins before the team's history for this metric
+        did, and ``no_data_reason`` with a "no data in this period" signal note when it is empty.
+
+        The previous figure is unknown as soon as the previous period *starts* before the first week
+        with data, not only when most of it does: any part of it before the history would be counted
+        as zeros nobody observed, and a change against invented zeros ("↑ 220%") is worse than none.
+        """
+        if self.history and not history_known_from(
+            data, self.history, result.window.previous().start if since is None else since, result.window.tz
+        ):
+            result.previous, result.previous_note = None, NO_EARLIER_DATA
+        if result.sample_size == 0:
+            result.no_data_reason = self.no_data_reason(data, result.window)
+            if result.signal is None and result.signal_note is None:
+                result.signal_note = NO_DATA
+        return result
+
     def baseline(self, data: TeamData, window: Window) -> Window:
         """The baseline window, from the first week in which the metric's sources have data."""
         return baseline_window(window, data.history_start(self.history))
@@ -363,8 +633,8 @@ class Metric:
         result.judged(self.signal(obs, window, base, data.now))
         if notes:  # they were counted over the whole loaded range: say only what the window holds
             result.notes = self.notes_for(data, window)
-        result.notes += low_sample_note(result)
-        return result
+        result.notes += low_sample_note(result, self.things)
+        return self.described(result, data)
 
     def notes_for(self, data: TeamData, window: Window) -> list[str]:
         """Data-quality notes for the window alone (the data loads are cached, so this is cheap)."""
@@ -381,29 +651,37 @@ class Metric:
             return tested_points(((s, self.weekly(between(s, e)), c) for s, e, c in weeks), w)
 
         last_week = last_tested_week(window, now)
-        verdict = xmr_verdict(base, points(base), points(window), last_week, self.bounds())
+        verdict = xmr_verdict(base, points(base), points(window), last_week, self.bounds(), self.words())
         if verdict.signal:
             return verdict
         in_base = [o.value for o in between(base.start, base.end)]
         in_window = [o.value for o in between(window.start, window.end)]
         two_sample = self.two_sample(in_window, in_base, base)
-        return replace(verdict, signal=two_sample, note=None) if two_sample else verdict
+        if two_sample is None:
+            return verdict
+        return replace(verdict, signal=two_sample.signal, detail=two_sample.detail, note=None)
 
-    def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> str | None:
+    def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> Verdict | None:
         """Mann–Whitney for durations, Fisher's exact for rates (docs/metrics.md), worded, or None."""
         if self.kind == DURATION:
-            p = stats.mann_whitney_p(in_window, in_base)
-            if p is not None and p < stats.ALPHA:
-                up = (stats.median(in_window) or 0) > (stats.median(in_base) or 0)
-                return (
-                    f"{'longer' if up else 'shorter'} than {previous_weeks(base)} (Mann–Whitney p = {p:.3f})"
-                )
+            return mann_whitney_verdict(
+                in_window, in_base, base, self.words(), self.things, lambda s: f"{one_decimal(hours(s))} h"
+            )
         if self.kind == RATE:
-            p = stats.fisher_p(int(sum(in_window)), len(in_window), int(sum(in_base)), len(in_base))
-            if p is not None and p < stats.ALPHA:
-                up = sum(in_window) / len(in_window) > sum(in_base) / len(in_base)
-                return f"{'higher' if up else 'lower'} than {previous_weeks(base)} (Fisher p = {p:.3f})"
+            hits = (int(sum(in_window)), int(sum(in_base)))
+            return fisher_verdict(hits, (len(in_window), len(in_base)), base, self.words(), self.things)
         return None
 
 
-__all__ = ["Metric", "Observation", "Result", "Verdict", "DURATION", "COUNT", "RATE", "CUSTOM", "WEEK"]
+__all__ = [
+    "Metric",
+    "Observation",
+    "Result",
+    "Verdict",
+    "Words",
+    "DURATION",
+    "COUNT",
+    "RATE",
+    "CUSTOM",
+    "WEEK",
+]

@@ -43,6 +43,8 @@ from metrics.catalogue.base import (
     Metric,
     Observation,
     Result,
+    be,
+    counted,
     local_day,
     span,
 )
@@ -273,6 +275,8 @@ class DeploymentFrequency(Metric):
     definition = "successful production deployments per week (by finish time), and deployment days per week"
     kind = COUNT
     history = (DEPLOYMENTS,)
+    things = "deployments"
+    nothing = "no deployments in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = [
@@ -284,9 +288,8 @@ class DeploymentFrequency(Metric):
 
     def compute(self, data: TeamData, window: Window) -> Result:
         result = super().compute(data, window)
-        if not (data.team.services or data.team.all_repos):
+        if not (data.team.services or data.team.all_repos):  # ``no_data_reason`` says so
             result.value = result.previous = None
-            result.notes.append("no services or repositories configured: no deployments to count")
             return result
         days = {local_day(d.finished, window) for d in data.deployments(window.start)}
         result.extra.update(deployment_days(days, window))
@@ -310,6 +313,11 @@ class LeadTimeForChanges(Metric):
     definition = "earliest commit → first successful production deployment containing the PR; p50, p85"
     kind = DURATION
     history = (DEPLOYMENTS, PRS)  # a lead time needs the deployment and the PR it shipped
+    things = "PRs"
+    nothing = "no PRs reached production in this period"
+
+    def counted_from(self) -> tuple[str, ...]:
+        return self.history
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         ship = shipped(data, start)
@@ -333,12 +341,18 @@ class LeadTimeForChanges(Metric):
         notes = []
         if negative:
             notes.append(
-                f"{negative} PRs deployed before their first commit left out (clock skew or bad data)"
+                f"{counted(negative, 'PRs')} reached production before {'its' if negative == 1 else 'their'} "
+                f"first commit (clock skew or bad data) and {be(negative)} left out"
             )
         if unknown:
-            notes.append(f"{unknown} deployed PRs are not in the store (not synced yet?) and are left out")
+            notes.append(
+                f"{counted(unknown, 'deployed PRs')} {'has' if unknown == 1 else 'have'} not been synced yet "
+                f"and {be(unknown)} left out"
+            )
         if unmerged:
-            notes.append(f"{unmerged} deployed PRs are not marked merged and are left out")
+            notes.append(
+                f"{counted(unmerged, 'deployed PRs')} {be(unmerged)} not marked as merged and left out"
+            )
         return obs, notes
 
     def compute(self, data: TeamData, window: Window) -> Result:
@@ -358,7 +372,8 @@ class LeadTimeForChanges(Metric):
         result.extra["awaiting_deployment"] = len(awaiting)
         result.extra["awaiting"] = [p.ref() | {"merged": iso(p.merged)} for p in awaiting]
         if awaiting:
-            result.notes.append(f"{len(awaiting)} PRs merged in the period are awaiting deployment")
+            n = len(awaiting)
+            result.notes.append(f"{counted(n, 'PRs')} merged in this period {be(n)} not in production yet")
         return result
 
 
@@ -411,6 +426,8 @@ class ChangeFailureRate(Metric):
     definition = "deployments with ≥ 1 linked incident ÷ deployments, capped at 100%"
     kind = RATE
     history = (DEPLOYMENTS, INCIDENTS)  # before incidents were known, every deployment looks fine
+    things = "deployments"
+    nothing = "no deployments in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         deployments = data.deployments(start)
@@ -438,7 +455,11 @@ class ChangeFailureRate(Metric):
         )
         result.extra["clusters"] = FAILURE_RATE_CLUSTERS
         if unlinked:
-            result.notes.append(f"{len(unlinked)} incidents follow no deployment (unlinked, not in the rate)")
+            n = len(unlinked)
+            result.notes.append(
+                f"{counted(n, 'incidents')} began before any deployment in this team's scope and "
+                f"{be(n)} not in the rate"
+            )
         return result
 
 
@@ -458,6 +479,8 @@ class TimeToRestore(Metric):
     definition = "resolved − created per incident resolved in window; p50, p85"
     kind = DURATION
     history = (INCIDENTS,)
+    things = "incidents"
+    nothing = "no incidents resolved in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -470,7 +493,12 @@ class TimeToRestore(Metric):
                 negative += 1
             else:
                 obs.append(o)
-        notes = [f"{negative} incidents resolved before they were created left out"] if negative else []
+        notes = []
+        if negative:
+            notes.append(
+                f"{counted(negative, 'incidents')} resolved before {'it was' if negative == 1 else 'they were'} "
+                f"created (bad data) {be(negative)} left out"
+            )
         return obs, notes
 
     def compute(self, data: TeamData, window: Window) -> Result:
@@ -492,7 +520,7 @@ def rework_patterns(patterns: list[str]) -> tuple[list[re.Pattern], list[str]]:
         try:
             out.append(re.compile(p, re.IGNORECASE))
         except re.error:
-            notes.append(f"rework pattern {p!r} is not a valid regular expression and is ignored")
+            notes.append(f"the rework pattern {p!r} is not a valid regular expression, so it is ignored")
     return out, notes
 
 
@@ -521,6 +549,8 @@ class ReworkRate(Metric):
     definition = "deployments shipping a revert, hotfix or incident-linked PR ÷ deployments"
     kind = RATE
     history = (DEPLOYMENTS, PRS)
+    things = "deployments"
+    nothing = "no deployments in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         patterns, notes = rework_patterns(data.team.rework_patterns)

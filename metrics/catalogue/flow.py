@@ -30,10 +30,12 @@ from metrics.catalogue.base import (
     Metric,
     Observation,
     Result,
+    be,
+    counted,
+    duration_text,
     hours,
     last_tested_week,
     low_sample_note,
-    one_decimal,
     series_weeks,
     tested_points,
     xmr_verdict,
@@ -55,33 +57,64 @@ def _in_play(it: Item, start: float, end: float) -> bool:
     return it.created < end and (it.flow.done is None or it.flow.done >= start)
 
 
+# Data-quality notes say what happened to which items in a team's words, filled in by ``note``:
+# ``{items}`` ("1 item", "4 items") and ``{are}`` agree with the count.
+CLOSED_LEFT_OUT = "{items} went straight from Backlog to Done and {are} not in {metric}"
+CLOSED_INCLUDED = "{items} went straight from Backlog to Done; {metric} counts {them} all the same"
+DISCARDED_LEFT_OUT = "{items} closed as discarded (Won't Do, Duplicate and the like) {are} not in {metric}"
+DISCARDED_INCLUDED = "{items} closed as discarded (Won't Do, Duplicate and the like); {metric} counts {them}"
+NEGATIVE = "{items} finished before {they} started (clock skew or bad data) {are} left out"
+
+
+def note(template: str, n: int, metric: str = "", things: str = "items") -> str:
+    """A data-quality note from one of the templates above, for ``n`` items."""
+    return template.format(
+        items=counted(n, things),
+        are=be(n),
+        they="it" if n == 1 else "they",
+        them="it" if n == 1 else "them",
+        metric=metric,
+    )
+
+
+def and_list(parts: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def quality_notes(
     items: list[Item],
     start: float,
     end: float,
     *,
-    closed_without_flow: str | None = "{n} closed without flow",
+    metric: str = "",
+    closed_without_flow: str | None = CLOSED_LEFT_OUT,
     discarded: str | None = None,
     negative: int = 0,
 ) -> list[str]:
-    """Data-quality notes for the range: closed without flow, discarded, negative, unmapped statuses."""
+    """Data-quality notes for the range, in plain words: items closed without flow, discarded items,
+    negative durations, and statuses the team's workflow does not map. ``metric`` names the figure
+    ("cycle time") in the notes that say what it leaves out."""
     notes = []
     done_here = [it for it in items if it.flow.done is not None and start <= it.flow.done < end]
     if closed_without_flow:
         n = sum(it.flow.closed_without_flow for it in done_here)
         if n:
-            notes.append(closed_without_flow.format(n=n))
+            notes.append(note(closed_without_flow, n, metric))
     if discarded:
         n = sum(it.discarded and not it.flow.closed_without_flow for it in done_here)
         if n:
-            notes.append(discarded.format(n=n))
+            notes.append(note(discarded, n, metric))
     if negative:
-        notes.append(f"{negative} negative durations left out")
+        notes.append(note(NEGATIVE, negative))
     unmapped = sorted(
         {s for it in items if it.flow.unmapped and _in_play(it, start, end) for s in it.flow.unmapped}
     )
     if unmapped:
-        notes.append("unmapped statuses ignored: " + ", ".join(unmapped))
+        notes.append(
+            f"{and_list(unmapped)} {be(len(unmapped))} not mapped to a stage, so moves into "
+            f"{'it' if len(unmapped) == 1 else 'them'} do not change an item's stage"
+        )
     return notes
 
 
@@ -89,7 +122,7 @@ UNNAMED = "a status with no name"  # time in a status code the store has no name
 
 
 def unmapped_time_note(items: Iterable[Item]) -> list[str]:
-    """Names each unmapped status with its hours in the cycles of ``items``, most first.
+    """Names each unmapped status with the time the cycles of ``items`` spent in it, most first.
 
     That time counts as waiting (docs/metrics.md): the note says so, so that a team whose efficiency
     dropped because nobody mapped "Blocked" sees why, and can map it to a waiting stage."""
@@ -98,8 +131,11 @@ def unmapped_time_note(items: Iterable[Item]) -> list[str]:
         total.update(it.flow.unmapped_time)
     if not total:
         return []
-    parts = [f"{s or UNNAMED} {one_decimal(hours(t))} h" for s, t in sorted(total.items(), key=_most_first)]
-    return [f"time in statuses no stage maps ({', '.join(parts)}) counted as waiting"]
+    parts = [f"{duration_text(t)} in {s or UNNAMED}" for s, t in sorted(total.items(), key=_most_first)]
+    return [
+        f"items spent {and_list(parts)}, {'a status' if len(parts) == 1 else 'statuses'} not mapped to "
+        "a stage; that time counts as waiting"
+    ]
 
 
 def _most_first(entry: tuple[str, float]) -> tuple[float, str]:
@@ -172,6 +208,7 @@ def _point(week: str, value, complete: bool) -> dict:
 
 # -- item metrics (the shared aggregation) ----------------------------------------------------------------
 Picked = tuple[Item, float, float, str | None]  # (item, end event, value, what explain() needs)
+ZERO_CYCLE = "{items} finished the moment {they} started (zero cycle time) {are} not in {metric}"
 
 
 class _ItemMetric(Metric):
@@ -181,9 +218,11 @@ class _ItemMetric(Metric):
     explain item. ``compute`` re-counts the notes for the window without re-building the items.
     """
 
-    closed_note: str | None = "{n} closed without flow"
-    discarded_note: str | None = "{n} discarded left out"
+    closed_note: str | None = CLOSED_LEFT_OUT
+    discarded_note: str | None = DISCARDED_LEFT_OUT
     history = (ITEMS,)
+    things = "items"
+    nothing = "no items finished in this period"
 
     def load(self, data: TeamData, start: float) -> list[Item]:
         return data.items(start)
@@ -200,11 +239,13 @@ class _ItemMetric(Metric):
         return self.select(data, items, start, end)[1]
 
     def notes(self, items: list[Item], start: float, end: float, left_out: Counter) -> list[str]:
-        notes = [f"{left_out['zero']} with zero cycle time skipped"] if left_out["zero"] else []
+        zero = left_out["zero"]
+        notes = [note(ZERO_CYCLE, zero, self.name.lower())] if zero else []
         return notes + quality_notes(
             items,
             start,
             end,
+            metric=self.name.lower(),
             closed_without_flow=self.closed_note,
             discarded=self.discarded_note,
             negative=left_out["negative"],
@@ -267,8 +308,8 @@ class LeadTime(_ItemMetric):
     better = "lower"
     definition = "done − created, per item done in window; p50, p85"
     kind = DURATION
-    closed_note = "{n} closed without flow, included"
-    discarded_note = "{n} discarded, included"
+    closed_note = CLOSED_INCLUDED
+    discarded_note = DISCARDED_INCLUDED
 
     def select(
         self, data: TeamData, items: list[Item], start: float, end: float
@@ -412,7 +453,8 @@ class TimeToValue(_ItemMetric):
     )
     kind = DURATION
     closed_note = None
-    discarded_note = "{n} discarded, included"
+    discarded_note = DISCARDED_INCLUDED
+    nothing = "no items finished or shipped in this period"
 
     def load(self, data: TeamData, start: float) -> list[Item]:
         return data.items(start - LINK_MARGIN_DAYS * 86400)
@@ -474,6 +516,8 @@ class Wip(Metric):
     )
     kind = CUSTOM
     history = (ITEMS,)
+    things = "days sampled"
+    nothing = "the period has not begun yet"
 
     def compute(self, data: TeamData, window: Window) -> Result:
         tz, now = window.tz, data.now
@@ -520,19 +564,20 @@ class Wip(Metric):
             previous=_avg([n for *_, n in previous]),
             series=[_point(_week_label(s, tz), v, c) for s, v, c in points],
             items=[{"day": d.isoformat(), "at": iso(t), "wip": n} for d, t, n in current],
-            notes=quality_notes(items, window.start, window.end),
+            notes=quality_notes(items, window.start, window.end, metric="WIP"),
             extra={"current": wip.at([at])[0], "current_items": current_items},
         )
-        result.notes += low_sample_note(result)
+        result.notes += low_sample_note(result, self.things)
         result.judged(
             xmr_verdict(
                 base,
                 tested_points(weekly(base), base),
                 tested_points(points, window),
                 last_tested_week(window, now),
+                words=self.words(),
             )
         )
-        return result
+        return self.described(result, data)
 
 
 class FlowLoad(Wip):
@@ -566,6 +611,9 @@ class AgingWip(Metric):
         "flagged when age > the team's p85 `cycle-time` (last 90 days)"
     )
     kind = CUSTOM
+    history = (ITEMS,)
+    things = "open items"
+    nothing = "no committed item is open"
 
     def compute(self, data: TeamData, window: Window) -> Result:
         tz, now = window.tz, data.now
@@ -597,8 +645,11 @@ class AgingWip(Metric):
         open_items.sort(key=lambda i: (-i["age_hours"], i["key"]))
         notes = quality_notes(items, window.start, window.end, closed_without_flow=None)
         if p85 is None:
+            done = f"only {counted(len(cycles), 'items')}" if cycles else "no items"
             notes.insert(
-                0, f"no flags: {len(cycles)} items done in the last {AGING_LOOKBACK_DAYS} days (fewer than 5)"
+                0,
+                f"no item is flagged as aging: {done} finished in the last {AGING_LOOKBACK_DAYS} days, "
+                f"and it takes {AGING_MIN_DONE} to know what is usual",
             )
         series = []
         for s, e, complete in weeks:
@@ -623,8 +674,9 @@ class AgingWip(Metric):
                 "as_of": iso(at),
             },
         )
-        result.notes += low_sample_note(result)
-        return result
+        result.notes += low_sample_note(result, self.things)
+        # Its previous figure is the count at the window's start: known once the history has begun.
+        return self.described(result, data, since=prev_at)
 
 
 # -- flow distribution -----------------------------------------------------------------------------------
@@ -646,6 +698,9 @@ class FlowDistribution(Metric):
         "(issue-type mapping), else `unclassified`"
     )
     kind = CUSTOM
+    history = (ITEMS,)
+    things = "items"
+    nothing = "no items finished in this period"
 
     @staticmethod
     def category(it: Item) -> str:
@@ -672,8 +727,9 @@ class FlowDistribution(Metric):
             items,
             window.start,
             window.end,
-            closed_without_flow="{n} closed without flow, included",
-            discarded="{n} discarded, included",
+            metric="flow distribution",
+            closed_without_flow=CLOSED_INCLUDED,
+            discarded=DISCARDED_INCLUDED,
         )
         result = Result(
             metric=self.id,
@@ -691,8 +747,8 @@ class FlowDistribution(Metric):
             notes=notes,
             extra={"counts": dict(Counter(self.category(it) for it in current))},
         )
-        result.notes += low_sample_note(result)
-        return result
+        result.notes += low_sample_note(result, self.things)
+        return self.described(result, data)
 
 
 # -- net flow --------------------------------------------------------------------------------------------
@@ -712,6 +768,8 @@ class NetFlow(_ItemMetric):
         "per week: arrivals (committed date in week) − departures (done date in week); > 0 means WIP grows"
     )
     kind = CUSTOM
+    things = "items started or finished"
+    nothing = "no items started or finished in this period"
 
     discarded_note = None
 

@@ -16,8 +16,13 @@ from metrics.catalogue.base import (
     RATE,
     Metric,
     Observation,
+    Verdict,
+    Words,
+    be,
+    counted,
     hours,
-    previous_weeks,
+    mann_whitney_verdict,
+    one_decimal,
     span,
 )
 from metrics.dataset import PullRequest, TeamData
@@ -49,6 +54,8 @@ class PrPickupTime(Metric):
     definition = "ready for review → first review by a non-author, non-bot; p50, p85"
     kind = DURATION
     history = (PRS,)
+    things = "PRs"
+    nothing = "no PR had its first review in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -75,6 +82,8 @@ class PrReviewTime(Metric):
     definition = "first non-author, non-bot review → merge; merged PRs; p50, p85"
     kind = DURATION
     history = (PRS,)
+    things = "PRs"
+    nothing = "no reviewed PRs merged in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -99,6 +108,8 @@ class PrCycleTime(Metric):
     definition = "earliest commit author date → merge; merged PRs; p50, p85"
     kind = DURATION
     history = (PRS,)
+    things = "PRs"
+    nothing = "no PRs merged in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -111,7 +122,12 @@ class PrCycleTime(Metric):
                 negative += 1
             else:
                 obs.append(o)
-        notes = [f"{negative} PRs merged before their first commit left out (bad data)"] if negative else []
+        notes = []
+        if negative:
+            notes.append(
+                f"{counted(negative, 'PRs')} merged before {'its' if negative == 1 else 'their'} first "
+                f"commit (bad data) {be(negative)} left out"
+            )
         return obs, notes
 
 
@@ -129,6 +145,8 @@ class PrSize(Metric):
     definition = "additions + deletions per merged PR; p50, p85"
     kind = CUSTOM  # a distribution like a duration, but in lines: its own aggregate and weekly point
     history = (PRS,)
+    things = "PRs"
+    nothing = "no PRs merged in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []
@@ -147,7 +165,12 @@ class PrSize(Metric):
                 "lines": lines,
             }
             obs.append(Observation(pr.merged, float(lines), item))
-        notes = [f"{unsized} merged PRs without line counts left out"] if unsized else []
+        notes = []
+        if unsized:
+            notes.append(
+                f"{counted(unsized, 'merged PRs')} {'has' if unsized == 1 else 'have'} no line counts "
+                f"yet and {be(unsized)} left out"
+            )
         return obs, notes
 
     def aggregate(self, obs: list[Observation], window: Window) -> object:
@@ -167,13 +190,15 @@ class PrSize(Metric):
 
     judged_on_p85 = True  # a size target is judged on p85, like a duration's
 
-    def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> str | None:
+    def words(self) -> Words:
+        """Larger PRs are worse (docs/metrics.md: lower is better); sizes are said in lines."""
+        return Words("larger", "smaller", "worse", " lines")
+
+    def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> Verdict | None:
         """Mann–Whitney of this window's sizes vs the baseline's (after the shared XmR on medians)."""
-        p = stats.mann_whitney_p(in_window, in_base)
-        if p is None or p >= stats.ALPHA:
-            return None
-        up = (stats.median(in_window) or 0) > (stats.median(in_base) or 0)
-        return f"{'larger' if up else 'smaller'} than {previous_weeks(base)} (Mann–Whitney p = {p:.3f})"
+        return mann_whitney_verdict(
+            in_window, in_base, base, self.words(), self.things, lambda x: f"{one_decimal(x)} lines"
+        )
 
 
 class MergedWithoutReview(Metric):
@@ -187,6 +212,8 @@ class MergedWithoutReview(Metric):
     definition = "merged PRs with no non-author, non-bot review before merge ÷ merged PRs"
     kind = RATE
     history = (PRS,)
+    things = "PRs"
+    nothing = "no PRs merged in this period"
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         obs = []

@@ -30,16 +30,20 @@ import bisect
 from dataclasses import dataclass
 from datetime import datetime
 
-from metrics import stats
 from metrics.catalogue.base import (
     CUSTOM,
     ITEMS,
-    LOW_SAMPLE,
     SPRINTS,
     Metric,
     Result,
-    previous_weeks,
+    Verdict,
+    be,
+    fisher_verdict,
+    low_sample_note,
     series_weeks,
+)
+from metrics.catalogue.base import (
+    counted as n_of,
 )
 from metrics.dataset import TeamData
 from metrics.store.statuses import status_table
@@ -270,9 +274,8 @@ def _figures(data: TeamData, since: float) -> tuple[list[SprintFigures], list[st
                 f.carried_over += at_end and not done
             figures.append(f)
         if unknown:
-            notes.append(
-                f"{len(unknown)} sprint items are not in the store (deleted or not synced), left out"
-            )
+            n = len(unknown)
+            notes.append(f"{n_of(n, 'sprint items')} {be(n)} deleted or not synced yet and left out")
     if foreign:
         notes.append("items of other projects on the team's boards are left out")
     figures.sort(key=lambda f: f.end)
@@ -287,6 +290,13 @@ class SprintMetric(Metric):
     kind = CUSTOM
     bounded = True  # numerator <= denominator, so Fisher's exact test applies
     history = (SPRINTS, ITEMS)  # membership is replayed from the items' Sprint-field history
+    things = "committed items"
+    nothing = "no sprint ended in this period"
+    # Said instead of ``nothing`` when sprints ended but the figure's denominator is empty.
+    empty_sprints = "no items committed at the start of the period's sprints"
+
+    def counted_from(self) -> tuple[str, ...]:
+        return self.history
 
     def fraction(self, f: SprintFigures) -> tuple[int, int]:
         raise NotImplementedError
@@ -329,27 +339,29 @@ class SprintMetric(Metric):
             notes=list(notes),
             extra={"sprints": len(current)} | self.totals(current),
         )
-        result.signal = self.signal_of(figures, window, base)
+        verdict = self.signal_of(figures, window, base)
+        result.signal, result.signal_detail = verdict.signal, verdict.detail
         if current and value is None:
-            result.notes.append("no items committed at the start of the period's sprints")
-        if 0 < den < LOW_SAMPLE:
-            result.notes.append(f"low sample: {den} items")
+            result.notes.append(self.empty_sprints)
+        result.notes += low_sample_note(result, self.things)
+        self.described(result, data)
+        if current and result.no_data_reason == self.nothing:
+            result.no_data_reason = self.empty_sprints
         return result
 
     def totals(self, figures: list[SprintFigures]) -> dict:
         keys = ("committed", "completed", "added", "removed", "at_end", "carried_over")
         return {k: sum(getattr(f, k) for f in figures) for k in keys}
 
-    def signal_of(self, figures: list[SprintFigures], window: Window, base: Window) -> str | None:
+    def signal_of(self, figures: list[SprintFigures], window: Window, base: Window) -> Verdict:
         """Fisher's exact test of the window's pooled items against the (up to 20) weeks before it."""
         if not self.bounded:
-            return None
+            return Verdict()
         a = self.pooled([f for f in figures if window.contains(f.end)])
         b = self.pooled([f for f in figures if base.contains(f.end)])
-        p = stats.fisher_p(a[0], a[1], b[0], b[1])
-        if p is None or p >= stats.ALPHA or a[2] is None or b[2] is None:
-            return None
-        return f"{'higher' if a[2] > b[2] else 'lower'} than {previous_weeks(base)} (Fisher p = {p:.3f})"
+        if a[2] is None or b[2] is None:
+            return Verdict()
+        return fisher_verdict((a[0], b[0]), (a[1], b[1]), base, self.words(), self.things) or Verdict()
 
 
 class SprintCompletion(SprintMetric):
@@ -389,6 +401,8 @@ class SprintCarryOver(SprintMetric):
     unit = "items, %"
     better = "lower"
     definition = "items in the sprint at its end and not done ÷ items in the sprint at its end"
+    things = "items in sprints at their end"
+    empty_sprints = "no items in the period's sprints at their end"
 
     def fraction(self, f: SprintFigures) -> tuple[int, int]:
         return f.carried_over, f.at_end
