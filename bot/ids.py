@@ -14,6 +14,7 @@ ADJUST_METRICS = "adjust_metrics"  # the settings button of a digest or an App H
 CHART = "chart"  # the digest's Chart… menu
 SNOOZE_NUDGES = "snooze_nudges"  # the overflow menu of a digest or a nudge
 SET_NORTH_STAR = "set_north_star"  # "Change (admins)" under the North Star figures
+SCOPE_PROJECTS = "scope_projects"  # the settings form's Jira projects: Enter offers their statuses
 
 # Callback ids: modal submissions.
 TEAM_SETTINGS = "team_settings"

@@ -130,7 +130,7 @@ def test_settings_modal_opens_for_members_only_and_saves_with_a_log(env):
     last = settings_log(db, team.name)[-1]
     assert last["who"] == "U1" and "metrics" in last["what"]
     [announce] = slack.calls_to("chat.postMessage")
-    assert announce.body["text"] == "<@U1> changed the team settings: metrics: +wip"
+    assert announce.body["text"] == "<@U1> changed the team settings: metrics: added Work in progress"
 
     state["values"]["timezone"]["v"]["value"] = "Mars/Base"
     state["values"]["targets"]["v"]["value"] = "cycle-time = soon"
@@ -367,9 +367,10 @@ def test_setting_up_a_team_cannot_take_over_another_team(env):
     assert _submit(app, view, state, "U3").body == ""
     db = open_db(db_path, create=False)
     assert get_team(db, "checkout").channel == "CNEWCHAN1"
-    assert [r["what"] for r in settings_log(db, "checkout")] == ["created"]
+    said = "set up the team checkout: 0 metrics, digest Mondays 09:00 UTC, no data scope yet"
+    assert [r["what"] for r in settings_log(db, "checkout")] == [said]
     [announce] = slack.calls_to("chat.postMessage")
-    assert announce.body["text"] == "<@U3> set up the team checkout"
+    assert announce.body["text"] == f"<@U3> {said}"
     # The same set-up form again, now that the channel has a team: refused, nothing replaced.
     state["values"]["name"]["v"]["value"] = "checkout2"
     body = ack_json(_submit(app, view, state, "U3"))

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+from bot.render.settings_changes import listed
+from bot.render.targets import as_written
 from bot.render.templates import render_json
 from metrics.catalogue import CATALOGUE
+from metrics.scope import SCOPE_LABELS, Known, nothing_synced
 from metrics.teams import DAYS, Team
+
+HINT_NAMES = 30  # synced names a scope field's hint lists before "and N more"
 
 
 def seen_statuses(db, team: Team) -> list[str]:
@@ -30,10 +35,36 @@ NUDGE_LABELS = {
 }
 
 
-def settings_view(db, team: Team, channel: str, opener: str | None = None, new: bool = False) -> dict:
+def scope_hints(synced: Known | None) -> dict[str, str]:
+    """Under each data-scope field, what the sources have synced for it (or that nothing is yet)."""
+    if synced is None:
+        return {}
+    hints = {}
+    for key in SCOPE_LABELS:
+        names = synced.get(key)
+        hints[key] = f"Synced: {listed(sorted(names), HINT_NAMES)}" if names else nothing_synced(key)
+    return {k: v[:2000] for k, v in hints.items()}
+
+
+def settings_view(
+    db,
+    team: Team,
+    channel: str,
+    opener: str | None = None,
+    new: bool = False,
+    *,
+    synced: Known | None = None,
+    meta: dict | None = None,
+    typed_targets: str | None = None,
+) -> dict:
     """The settings modal; ``opener`` (a channel member when it opened) is recorded so only they can
     submit it, and only while still a member (``MemberCache``). ``new``: the form sets up a team (the
-    channel had none), so its submission may only create one."""
+    channel had none), so its submission may only create one.
+
+    ``synced`` (``metrics.scope.known``) puts what the sources know under the scope fields. When the
+    open form is redrawn for a new Jira scope (``bot.listeners.actions.scope``), ``meta`` keeps the
+    form's own metadata and ``typed_targets`` the targets text as typed; every input keeps its
+    block and action ids, so Slack keeps what the user typed."""
     seen = seen_statuses(db, team)
     mapped = {s.lower() for stage in team.workflow for s in stage["statuses"]}
     statuses = sorted(set(seen) | {s for stage in team.workflow for s in stage["statuses"]})[:100]
@@ -44,10 +75,16 @@ def settings_view(db, team: Team, channel: str, opener: str | None = None, new: 
         metrics=list(CATALOGUE.values()),
         days=DAYS,
         nudge_kinds=NUDGE_LABELS,
-        targets="\n".join(f"{k} = {v:g}" for k, v in team.targets.items()),
+        targets=typed_targets
+        if typed_targets is not None
+        else "\n".join(as_written(k, CATALOGUE.get(k), v) for k, v in team.targets.items()),
         statuses=statuses,
         unmapped=[s for s in seen if s.lower() not in mapped],
-        meta=json.dumps({"channel": channel, "team": team.name, "by": opener, "new": new}),
+        scope=[
+            (key, label[:1].upper() + label[1:], getattr(team, key)) for key, label in SCOPE_LABELS.items()
+        ],
+        hints=scope_hints(synced),
+        meta=json.dumps(meta or {"channel": channel, "team": team.name, "by": opener, "new": new}),
     )
 
 

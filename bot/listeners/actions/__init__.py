@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot import ids
-from bot.listeners.actions import chart, digest, explain, north_star, settings, snooze
+from bot.listeners.actions import chart, digest, explain, north_star, scope, settings, snooze
 
 
 def register(app: App) -> None:
@@ -16,3 +16,4 @@ def register(app: App) -> None:
     app.action(ids.CHART)(chart.chart_menu)
     app.action(ids.SNOOZE_NUDGES)(snooze.snooze_nudges)
     app.action(ids.SET_NORTH_STAR)(north_star.set_north_star)
+    app.action(ids.SCOPE_PROJECTS)(scope.scope_entered)

@@ -8,13 +8,18 @@ form itself is ``bot.render.modals.settings_view``, opened by ``bot.listeners.ac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import cache
 
 from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S
 from bot.payload import obj, private_metadata, state_values, text, user_id
+from bot.render.settings_changes import created, describe
 from bot.render.templates import escape_mrkdwn
 from metrics.catalogue import CATALOGUE
-from metrics.config import parse_target
+from metrics.catalogue.aliases import metric_id, suggest
 from metrics.errors import VsmError
+from metrics.scope import SCOPE_LABELS, Known, known, unknown
+from metrics.targets import read_target, split_line
 from metrics.teams import (
     DAYS,
     DIGEST_TIME,
@@ -31,8 +36,12 @@ from metrics.workflow import Workflow
 
 log = logging.getLogger("vsm.bot")
 
+# Slack documents no length for a modal's inline error; the form keeps each to what a hint, shown in
+# the same place, may hold, and far less in practice: every bad target line at once, then "and N more".
+ERROR_CHARS = 1000
 
-def _values(state: dict[str, dict]) -> dict[str, str | list[str]]:
+
+def form_values(state: dict[str, dict]) -> dict[str, str | list[str]]:
     """Block id -> the submitted string (or strings), from ``bot.payload.state_values``. Anything
     that is not a string where Slack sends one reads as empty, so ``apply`` sees only str and list."""
     out: dict[str, str | list[str]] = {}
@@ -59,21 +68,23 @@ def _list(values: dict, key: str) -> list[str]:
     return [x for x in got if isinstance(x, str)] if isinstance(got, list) else []
 
 
-def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
+def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -> tuple[Team, dict[str, str]]:
     """The submitted settings applied to a copy of the team, and inline errors by block id.
 
     Every value is checked as if forged: Slack sends what the form offered, but a submission is only
     a signed request, so a metric id, day or time outside the form's options is refused here too.
+    ``synced`` (``metrics.scope.known`` on the store): names added to the data scope are checked
+    against what the sources hold; it is read only when a name was added.
     """
     errors: dict[str, str] = {}
     new = Team.from_json(team.to_json())
     new.name = _str(values, "name")
     if not TEAM_NAME.fullmatch(new.name):
         errors["name"] = "Letters, digits, space, _ . - (up to 64)."
-    new.metrics = _list(values, "metrics")
-    unknown = [m for m in new.metrics if m not in CATALOGUE]
-    if unknown:
-        errors["metrics"] = f"Unknown metric “{str(unknown[0])[:40]}”."
+    new.metrics = _in_team_order(team.metrics, _list(values, "metrics"))
+    strangers = [m for m in new.metrics if m not in CATALOGUE]
+    if strangers:
+        errors["metrics"] = f"Unknown metric “{str(strangers[0])[:40]}”."
     new.targets = _targets(_str(values, "targets"), errors)
     new.timezone = _str(values, "timezone")
     if not TEAM_RULES["timezone"].ok(new.timezone):
@@ -87,29 +98,71 @@ def apply(team: Team, values: dict) -> tuple[Team, dict[str, str]]:
         errors["stage:done"] = str(exc)[:150]
     if "nudges" in values:
         new.nudges = [k for k in NUDGE_KINDS if k in _list(values, "nudges")]
-    for key in ("jira_projects", "repos", "services"):
-        new_value = [x.strip() for x in _str(values, key).replace("\n", ",").split(",") if x.strip()]
-        setattr(new, key, new_value)
+    for key in SCOPE_LABELS:
+        if key not in values and key == "gitlab_projects":  # a form opened before the field existed
+            continue
+        entries = scope_entries(_str(values, key))
+        setattr(new, key, entries)
+        # Only what the team adds is checked: a name kept from before stays, synced or not.
+        added = [e for e in entries if e not in getattr(team, key)]
+        problem = unknown(key, added, synced().get(key)) if added and synced else None
+        if problem:
+            errors[key] = problem[:ERROR_CHARS]
     return new, errors
 
 
-def _targets(text: str, errors: dict[str, str]) -> dict[str, float]:
-    """``metric = value`` lines, each read and bounded as the config file's targets are."""
+def scope_entries(typed: str) -> list[str]:
+    """``PAY, WEB`` (or one a line) as a list, each once, in the order typed."""
+    entries = [x.strip() for x in typed.replace("\n", ",").split(",") if x.strip()]
+    return list(dict.fromkeys(entries))
+
+
+def _in_team_order(current: list[str], chosen: list[str]) -> list[str]:
+    """The chosen metrics in the team's order: a multi-select sends the catalogue's order, which is
+    no choice of the team's, so the metrics kept stay where they were and new ones follow."""
+    return [m for m in current if m in chosen] + [m for m in chosen if m not in current]
+
+
+def _targets(typed: str, errors: dict[str, str]) -> dict[str, float]:
+    """``metric = value`` lines (``wip ≤ 8`` for a metric without a better direction), each read and
+    checked as the config file's targets are. Every bad line is reported at once."""
     targets: dict[str, float] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
+    problems: list[str] = []
+    lines: dict[str, int] = {}
+    for n, line in enumerate(typed.splitlines(), start=1):
         if not line.strip():
             continue
-        metric, _, raw = line.partition("=")
-        metric = metric.strip()
-        if metric not in CATALOGUE:
-            errors["targets"] = f"Line {n}: unknown metric “{metric[:40]}”."
-            break
-        try:
-            targets[metric] = parse_target(raw.strip(), metric)
-        except VsmError as exc:
-            errors["targets"] = f"Line {n}: {metric}: {exc}"[:150]
-            break
+        name, op, raw = split_line(line)
+        mid = metric_id(name) if name else None
+        if not op:
+            problems.append(f"Line {n}: write it as metric = value, e.g. cycle-time = 5d.")
+        elif mid is None:
+            close = suggest(name.split())
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"Line {n}: unknown metric “{name[:40]}”{hint}.")
+        elif mid in lines:
+            problems.append(f"Line {n}: {mid} already has a target on line {lines[mid]}.")
+        else:
+            lines[mid] = n
+            try:
+                targets[mid] = read_target(CATALOGUE[mid], raw, op)
+            except VsmError as exc:
+                problems.append(f"Line {n}: {mid}: {exc}.")
+    if problems:
+        errors["targets"] = _listed(problems)
     return targets
+
+
+def _listed(problems: list[str]) -> str:
+    """Every problem, one after another, within ``ERROR_CHARS``: what does not fit is counted."""
+    said = ""
+    for i, p in enumerate(problems):
+        rest = len(problems) - i - 1
+        tail = f" (and {rest} more)" if rest else ""
+        if len(said) + len(p) + 1 + len(tail) > ERROR_CHARS:
+            return f"{said} (and {len(problems) - i} more)".strip()
+        said = f"{said} {p}".strip()
+    return said
 
 
 def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
@@ -123,27 +176,20 @@ def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     return {**current, "day": day, "time": time}
 
 
-def describe(changes: dict) -> str:
-    """``metrics: +pr-pickup-time -wip; digest schedule`` from a settings diff."""
-    parts = []
-    for key, (old, new) in sorted(changes.items()):
-        if isinstance(old, list) and isinstance(new, list) and all(isinstance(x, str) for x in old + new):
-            delta = [f"+{x}" for x in new if x not in old] + [f"-{x}" for x in old if x not in new]
-            parts.append(f"{key}: {' '.join(delta) or 'reordered'}")
-        else:
-            parts.append(key)
-    return "; ".join(parts)
+def _synced(db) -> Callable[[], Known]:
+    """What the sources know, read once and only if asked (a save that adds no scope reads nothing)."""
+    return cache(lambda: known(db))
 
 
 def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
     """The "Set up a team here" form: only ever a new team. A name (or this channel) already taken is
     an error on the form, and nothing is written: submitting `payments` from another channel must not
     take over the payments team, its settings or its digests."""
-    new, errors = apply(Team(name="new", channel=channel), values)
+    new, errors = apply(Team(name="new", channel=channel), values, _synced(db))
     if errors:
         return new, {}, errors
     try:
-        return new, create_team(db, new, who=user), {}
+        return new, create_team(db, new, who=user, what=lambda _: created(new)), {}
     except TeamConflict as exc:
         if exc.key == "name":
             return new, {}, {"name": f"“{new.name}” is another team's name. Choose another one."}
@@ -162,13 +208,13 @@ def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, di
             {},
             {"name": "This channel's team changed. Close this form and open /vsm settings again."},
         )
-    new, errors = apply(team, values)
+    new, errors = apply(team, values, _synced(db))
     new.name, new.channel = team.name, team.channel
     errors.pop("name", None)
     if errors:
         return new, {}, errors
     try:
-        return new, save_team(db, new, who=user), {}
+        return new, save_team(db, new, who=user, what=lambda changes: describe(changes, new)), {}
     except VsmError as exc:
         return new, {}, {"name": str(exc)[:150]}
 
@@ -199,7 +245,7 @@ def submit(ack, body, client, view, context) -> None:
         ack(response_action="errors", errors=refused)
         return
     channel = meta["channel"]
-    values = _values(state_values(view))
+    values = form_values(state_values(view))
     existing = team_for_channel(deps.store.db, channel)
     if existing is None:
         team, changes, errors = _create(deps.store.db, channel, user, values)
@@ -212,9 +258,5 @@ def submit(ack, body, client, view, context) -> None:
     ack()
     if changes:
         deps.on_team_saved(team)
-        said = (
-            f"set up the team {team.name}"
-            if existing is None
-            else f"changed the team settings: {describe(changes)}"
-        )
+        said = created(team) if existing is None else f"changed the team settings: {describe(changes, team)}"
         client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
