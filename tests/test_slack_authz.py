@@ -130,6 +130,10 @@ def test_a_member_who_left_cannot_post_the_digest_they_previewed(env):
     assert slack.calls_to("chat.postMessage") == []
 
 
+def _refusals(slack) -> int:
+    return sum(r["text"].startswith("Only members") for r in slack.responses())
+
+
 def test_membership_is_read_once_per_channel_within_the_ttl(env):
     """The cache is honoured: a burst of clicks costs one ``conversations.members`` call, and someone
     removed keeps their rights at most ``MEMBERS_TTL`` seconds."""
@@ -137,17 +141,19 @@ def test_membership_is_read_once_per_channel_within_the_ttl(env):
     for user in ("U1", "U2", "U1"):
         _click(app, slack, team.channel, user, POST)
     assert len(slack.calls_to("conversations.members")) == 1
-    assert len(slack.calls_to("chat.postMessage")) == 3
+    # Allowed each time: posted once, then told it was already posted (issue 12: posts once).
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert _refusals(slack) == 0 and slack.responses()[-1]["text"].startswith("Already posted")
 
     _leave(slack, team.channel, "U2")
     clock.now += MEMBERS_TTL - 1  # still cached: U2's click is allowed, with no new call
     _click(app, slack, team.channel, "U2", POST)
     assert len(slack.calls_to("conversations.members")) == 1
-    assert len(slack.calls_to("chat.postMessage")) == 4
+    assert _refusals(slack) == 0 and slack.responses()[-1]["text"].startswith("Already posted")
     clock.now += 2  # expired: read again, and U2 is refused
     _click(app, slack, team.channel, "U2", POST)
     assert len(slack.calls_to("conversations.members")) == 2
-    assert len(slack.calls_to("chat.postMessage")) == 4
+    assert _refusals(slack) == 1 and len(slack.calls_to("chat.postMessage")) == 1
 
 
 def test_concurrent_clicks_share_one_membership_call(env):
@@ -158,7 +164,9 @@ def test_concurrent_clicks_share_one_membership_call(env):
     for t in threads:
         t.join()
     assert len(slack.calls_to("conversations.members")) == 1
-    assert len(slack.calls_to("chat.postMessage")) == 6
+    # All six allowed, one post between them (issue 12: Post to channel posts once).
+    assert len(slack.responses()) == 6 and _refusals(slack) == 0
+    assert len(slack.calls_to("chat.postMessage")) == 1
 
 
 def test_when_slack_cannot_say_who_is_in_the_channel_nothing_is_changed(env):
