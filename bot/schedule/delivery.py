@@ -12,6 +12,14 @@ seen as a ``sending`` row at the next attempt:
 History is read only in that case (Slack's ``conversations.history`` limits are low for new apps),
 never on the normal path. A channel that refuses the message (archived, bot removed) is recorded as
 ``failed`` with Slack's error code and reported; it never blocks other channels.
+
+The scheduler runs each job once at a time, so it reads the ledger and then writes it. A message that
+people trigger (the digest preview's "Post to channel": a double click, two people, a retried
+request, several replicas) may be attempted by several threads at once, so ``deliver(...,
+exclusive=True)`` *claims* the key instead: one write transaction (SQLite's write lock, across threads
+and processes) reads the row and writes ``sending`` only if the key is neither settled nor claimed
+by an attempt younger than ``CLAIM_S``; everyone else gets ``already-sent`` or ``in-flight`` and
+posts nothing. A claim older than that is a crashed attempt, taken over with the history check above.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ log = logging.getLogger("vsm.delivery")
 
 EVENT_TYPE = "vsm_message"
 HISTORY_SLACK = 120.0  # seconds before the first attempt that the history search starts
+CLAIM_S = 120.0  # an exclusive attempt's claim: younger, another attempt is at work; older, it died
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,10 @@ class Key:
 @dataclass
 class Outcome:
     key: Key
-    state: str  # sent | already-sent | recovered | failed | skipped
+    state: str  # sent | already-sent | recovered | failed | skipped | in-flight
     ts: str | None = None
     error: str | None = None
+    at: str | None = None  # already-sent: when it was recorded sent; in-flight: when the claim began
     compose_ms: float | None = None  # time spent computing and rendering the message, sending apart
 
 
@@ -87,7 +97,9 @@ def settled(db: sqlite_utils.Database, key: Key) -> Outcome | None:
     row = ledger_row(db, key)
     if row is None or row["state"] not in ("sent", "skipped"):
         return None
-    return Outcome(key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"])
+    return Outcome(
+        key, "already-sent" if row["state"] == "sent" else "skipped", row["ts"], at=row["finished"]
+    )
 
 
 def _write(db: sqlite_utils.Database, key: Key, channel: str, **fields) -> None:
@@ -131,13 +143,22 @@ def deliver(
     payload: dict,
     *,
     pacer: ChannelPacer | None = None,
+    exclusive: bool = False,
 ) -> Outcome:
-    """Post ``payload`` (a ``chat.postMessage`` body with its ``channel``) once for ``key``."""
+    """Post ``payload`` (a ``chat.postMessage`` body with its ``channel``) once for ``key``.
+
+    ``exclusive``: the key is claimed first, atomically, for callers that may run at the same time
+    as another attempt at the same key (see the module's docstring)."""
     channel = payload["channel"]
-    done = settled(db, key)
-    if done is not None:
-        return done
-    row = ledger_row(db, key)
+    if exclusive:
+        held, row = claim(db, key, channel)
+        if held is not None:
+            return held
+    else:
+        done = settled(db, key)
+        if done is not None:
+            return done
+        row = ledger_row(db, key)
     if row is not None:
         # An earlier attempt may have posted before it could record: look before posting again.
         since = (parse_instant(row["started"]) or time.time()) - HISTORY_SLACK
@@ -150,7 +171,8 @@ def deliver(
             log.info("recovered %s: already in %s at %s", key, channel, ts)
             return Outcome(key, "recovered", ts)
     attempts = (row["attempts"] or 0) + 1 if row else 1
-    _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
+    if not exclusive:  # a claim has written it already
+        _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
     metadata = {
         "event_type": EVENT_TYPE,
         "event_payload": {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period},
@@ -164,6 +186,28 @@ def deliver(
     ts = resp.get("ts")
     _write(db, key, channel, state="sent", ts=ts, finished=now_iso())
     return Outcome(key, "sent", ts)
+
+
+def claim(
+    db: sqlite_utils.Database, key: Key, channel: str, now: float | None = None
+) -> tuple[Outcome | None, dict | None]:
+    """Take ``key`` for one attempt, or learn why not, in one write transaction.
+
+    Returns ``(outcome, None)`` when the key is settled (``already-sent``, ``skipped``) or claimed by
+    a live attempt (``in-flight``, ``at`` its start); else ``(None, row)``, with the ledger row as it
+    was before this claim: a row means an earlier attempt may have posted, so history is checked."""
+    now = time.time() if now is None else now
+    with transaction(db):  # BEGIN IMMEDIATE: claimants queue on the write lock, one reads at a time
+        row = ledger_row(db, key)
+        if row is not None and row["state"] in ("sent", "skipped"):
+            return settled(db, key), None
+        if row is not None and row["state"] == "sending":
+            began = parse_instant(row["started"]) or 0.0
+            if now - began < CLAIM_S:
+                return Outcome(key, "in-flight", at=row["started"]), None
+        attempts = (row["attempts"] or 0) + 1 if row else 1
+        _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
+    return None, row
 
 
 def _failed(db: sqlite_utils.Database, key: Key, channel: str, row: dict, error: str) -> Outcome:

@@ -1,0 +1,203 @@
+"""The digest preview's "Post to channel" posts once per digest period, however often it is pressed
+(issue 12 §6): double clicks, two members, presses at the same moment, an attempt that died.
+
+Driven as Slack drives it: signed `/vsm digest` and `block_actions` requests, the posts counted on
+the loopback Slack's `chat.postMessage` log, the answers read from the response_url."""
+
+import json
+import re
+import threading
+import time
+from datetime import datetime
+
+import pytest
+from fakes.slack import MockSlack
+from slackkit import NOW, click, command, slack_app
+
+from bot.app import web_client
+from bot.listeners.actions.digest import post_key
+from bot.schedule.delivery import EVENT_TYPE, ledger_row
+from bot.schedule.scheduler import Scheduler
+from bot.store import Store
+from metrics.digest import digest_window
+from metrics.sample import sample_teams
+from metrics.store import open_db
+from metrics.timeutil import parse_instant
+
+POST = {"action_id": "post_digest", "block_id": "preview_actions", "type": "button", "value": "payments"}
+
+
+@pytest.fixture
+def env(sample_db, tmp_path):
+    db_path = tmp_path / "post.db"
+    db_path.write_bytes(sample_db.read_bytes())
+    payments = next(t for t in sample_teams() if t.name == "payments")
+    with MockSlack(members={payments.channel: ["U1", "U2"]}) as slack:
+        yield slack_app(db_path, slack), slack, payments, db_path
+
+
+def _press(env, user: str = "U1", url: str = "1"):
+    app, slack, team, _ = env
+    resp = click(app, [POST], channel=team.channel, user=user, response_url=f"{slack.url}/response/{url}")
+    assert resp.status == 200
+
+
+def _answers(slack, url: str) -> list[dict]:
+    return [json.loads(r.body) for r in slack.requests_to(f"/response/{url}")]
+
+
+def _posts(slack, team) -> list:
+    return [c for c in slack.calls_to("chat.postMessage") if c.body["channel"] == team.channel]
+
+
+def _key(team):
+    return post_key(team, digest_window(team, NOW))
+
+
+def test_a_second_press_says_when_it_was_posted_and_posts_nothing(env):
+    app, slack, team, db_path = env
+    _press(env, url="first")
+    [posted] = _posts(slack, team)
+    assert "value-stream digest" in posted.body["text"]
+    assert posted.body["metadata"]["event_payload"]["key"] == str(_key(team))
+    [first] = _answers(slack, "first")
+    assert first == {"replace_original": True, "text": f"Posted the digest to <#{team.channel}>."}
+
+    _press(env, url="second")
+    assert len(_posts(slack, team)) == 1
+    [second] = _answers(slack, "second")
+    row = ledger_row(open_db(db_path, create=False), _key(team))
+    when = datetime.fromtimestamp(parse_instant(row["finished"]), team.tz)
+    assert second["replace_original"] is False  # the preview stays; the answer is a new ephemeral line
+    assert second["text"] == (
+        f"Already posted to <#{team.channel}> at {when:%H:%M %Z on %a %d %b}; this period's digest goes there once."
+    )
+    assert re.search(r" at \d\d:\d\d (GMT|BST) on \w{3} \d\d \w{3};", second["text"])
+
+
+def test_two_members_each_pressing_their_own_preview_post_once(env):
+    app, slack, team, _ = env
+    for user in ("U1", "U2"):
+        command(app, "digest", channel=team.channel, user=user, response_url=f"{slack.url}/response/p{user}")
+    _press(env, user="U1", url="a")
+    _press(env, user="U2", url="b")
+    assert len(_posts(slack, team)) == 1
+    assert _answers(slack, "b")[0]["text"].startswith(f"Already posted to <#{team.channel}> at ")
+
+
+class HeldPosts(MockSlack):
+    """Slack that holds every ``chat.postMessage`` until ``release`` is set (or a deadline passes): the
+    first press is still posting while the others arrive, the moment two posts could both go out."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.release = threading.Event()
+
+    def _api(self, req):
+        if req.path == "/chat.postMessage":
+            self.release.wait(timeout=25)
+        return super()._api(req)
+
+
+def test_presses_at_the_same_moment_post_once(sample_db, tmp_path):
+    db_path = tmp_path / "race.db"
+    db_path.write_bytes(sample_db.read_bytes())
+    team = next(t for t in sample_teams() if t.name == "payments")
+    presses = 8
+    with HeldPosts(members={team.channel: ["U1", "U2"]}) as slack:
+        env = (slack_app(db_path, slack), slack, team, db_path)
+        start = threading.Barrier(presses)
+        failures: list[BaseException] = []
+
+        def press(i: int) -> None:
+            try:
+                start.wait(timeout=30)
+                _press(env, user=("U1", "U2")[i % 2], url=f"c{i}")
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=press, args=(i,)) for i in range(presses)]
+        for t in threads:
+            t.start()
+        # The first post stays in flight until every other press has been answered (or 20 s pass).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(slack.responses()) < presses - 1:
+            threading.Event().wait(0.01)
+        slack.release.set()
+        for t in threads:
+            t.join(timeout=120)
+        assert not failures and not any(t.is_alive() for t in threads)
+        assert len(_posts(slack, team)) == 1
+        texts = sorted(_answers(slack, f"c{i}")[0]["text"] for i in range(presses))
+    assert texts.count(f"Posted the digest to <#{team.channel}>.") == 1
+    others = [t for t in texts if not t.startswith("Posted")]
+    assert len(others) == presses - 1
+    assert all(
+        t.startswith(f"Already posted to <#{team.channel}> at ")
+        or t.startswith(f"The digest is being posted to <#{team.channel}> right now")
+        for t in others
+    ), others
+
+
+def test_an_attempt_that_died_after_posting_is_found_not_posted_again(env):
+    """The crash state "posted, not recorded": a stale `sending` claim and the message, carrying its key,
+    already in the channel. The next press finds it in the channel's history instead of posting."""
+    app, slack, team, db_path = env
+    key = _key(team)
+    db = open_db(db_path, create=False)
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    meta = {"event_type": EVENT_TYPE, "event_payload": {"key": str(key)}}
+    slack.posted[team.channel].append({"ts": f"{time.time() - 590:.6f}", "text": "digest", "metadata": meta})
+    db["deliveries"].insert(
+        {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": team.channel}
+        | {"state": "sending", "attempts": 1, "started": long_ago}
+    )
+    _press(env, url="after-crash")
+    assert _posts(slack, team) == []
+    assert len(slack.calls_to("conversations.history")) == 1
+    assert _answers(slack, "after-crash")[0]["text"] == f"Posted the digest to <#{team.channel}>."
+    assert ledger_row(db, key)["state"] == "sent"
+
+
+def test_a_press_while_another_is_posting_waits_for_it(env):
+    """A fresh `sending` claim is another attempt at work: this press posts nothing and says so."""
+    app, slack, team, db_path = env
+    key = _key(team)
+    db = open_db(db_path, create=False)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    db["deliveries"].insert(
+        {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": team.channel}
+        | {"state": "sending", "attempts": 1, "started": now}
+    )
+    _press(env, url="meanwhile")
+    assert _posts(slack, team) == [] and slack.calls_to("conversations.history") == []
+    [answer] = _answers(slack, "meanwhile")
+    assert answer["text"].startswith(
+        f"The digest is being posted to <#{team.channel}> right now (pressed at "
+    )
+    assert answer["replace_original"] is False
+
+
+def test_a_refused_post_can_be_pressed_again(env):
+    app, slack, team, _ = env
+    slack.channel_errors[team.channel] = "is_archived"
+    _press(env, url="refused")
+    assert _answers(slack, "refused")[0]["text"] == (
+        f"Could not post the digest to <#{team.channel}>: is_archived. Try again in a minute."
+    )
+    del slack.channel_errors[team.channel]
+    _press(env, url="again")
+    assert _answers(slack, "again")[0]["text"] == f"Posted the digest to <#{team.channel}>."
+    posts = _posts(slack, team)
+    assert len(posts) == 2  # the refused call, then the one that landed
+    assert len(slack.posted[team.channel]) == 1
+
+
+def test_a_manual_post_leaves_the_scheduled_digest_to_arrive(env):
+    app, slack, team, db_path = env
+    _press(env, url="manual")
+    scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: NOW)
+    outcome = scheduler.run_digest(team.name)
+    assert outcome.state == "sent"
+    assert len(slack.posted[team.channel]) == 2
+    assert outcome.key.kind == "digest" and outcome.key != _key(team)
