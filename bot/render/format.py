@@ -148,7 +148,8 @@ def direction(metric: Metric, now: float, before: float) -> str | None:
 def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
     """How far a figure moved, in words that cannot mislead: percentage points for rates; the
     difference in the metric's unit for durations and sizes, and wherever a percent would mislead
-    (from zero, to zero, across zero); otherwise a percent of the previous figure."""
+    (from zero, to zero, across zero, or for a figure that may go negative); otherwise a percent of
+    the previous figure."""
     d = abs(diff)
     if is_rate(metric):
         return f"{one_decimal(d)} pts"
@@ -156,8 +157,8 @@ def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
         return duration(d)
     if metric.unit == "lines":
         return f"{whole(d)} lines"
-    if a == 0 or b == 0 or (a < 0) != (b < 0):
-        return number(metric, d)
+    if a == 0 or b == 0 or (a < 0) != (b < 0) or not metric.bounds()[0]:
+        return number(metric, d)  # a figure that can go negative (net flow) is a balance, not a size
     return f"{one_decimal(d / abs(b) * 100)}%"
 
 
@@ -192,7 +193,9 @@ def comparison(metric: Metric, result) -> str:
         return f"Previous period: {note or 'no data'}"
     moved = change(metric, result.value, result.previous)
     prev = value(metric, result.previous)
-    return f"Change: {moved} (previous period: {prev})" if moved else f"Previous period: {prev}"
+    if not moved:
+        return f"Previous period: {prev}"
+    return f"{'No change' if moved == 'no change' else 'Change: ' + moved} (previous period: {prev})"
 
 
 def versus(metric: Metric, result) -> str:
