@@ -195,3 +195,21 @@ def test_the_digest_marks_its_changes_through_slack(app_env):
     assert "\n↓ 25.0 pts, better" in blocks["fig:change-failure-rate"]["text"]["text"]
     assert "\nno change" in blocks["fig:deployment-frequency"]["text"]["text"]
     assert NOW.date().isoformat() == "2026-11-25"
+
+
+def test_a_previous_period_before_the_history_is_no_earlier_data_through_slack(tmp_path):
+    """Items were first synced in mid-June 2026: 2026Q2 is mostly before the history began, so
+    throughput in 2026Q3 has no previous figure to compare with (not "↑ 220%" against invented zeros)."""
+    path = tmp_path / "young.db"
+    db = open_db(path)
+    for k in range(8):
+        start = datetime(2026, 6, 15, 9, tzinfo=UTC) + timedelta(weeks=k)
+        done = start + timedelta(days=2)
+        moves = [(start.strftime("%Y-%m-%d %H:%M"), "In Progress"), (done.strftime("%Y-%m-%d %H:%M"), "Done")]
+        item(db, f"PAY-{k + 1}", "2026-06-15 08:00", moves)
+    seed_from_config(db, [team()], {"north_star": []})
+    db.conn.close()
+    with MockSlack(members={"C1": ["U1"]}) as slack:
+        figure = _reply(slack_app(path, slack), slack, "throughput 2026Q3")["blocks"][0]["text"]["text"]
+    assert "\nPrevious period: no earlier data" in figure
+    assert "↑" not in figure and "↓" not in figure and "%" not in figure

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from metrics.catalogue.base import Metric, one_decimal
+from metrics.catalogue.base import counted as counted_text
 from metrics.targets import headline
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -18,7 +19,6 @@ NO_DATA = "no data in this period"
 # What one observation of a source is, in words: "42 items", "12 deployments" (``counted``).
 SOURCE_NOUNS = {"items": "items", "prs": "PRs", "deployments": "deployments", "incidents": "incidents"}
 UNIT_NOUNS = {"deploys": "deployments"}  # a per-week unit's noun, where the unit abbreviates it
-SINGULAR = {"items": "item", "PRs": "PR", "deployments": "deployment", "incidents": "incident", "days": "day"}
 
 __all__ = ["one_decimal"]  # re-exported: explain.py and the docs test read it from here
 
@@ -84,26 +84,24 @@ def value(metric: Metric, v) -> str:
 
 def counted(metric: Metric, n: int) -> str:
     """What n counts, in words: "30 days sampled" for WIP (a daily sample), "12 deployments" for
-    deployment frequency, "42 items" for cycle time. Derived from the metric's unit and kind and the
-    source its observations come from, so a new metric needs no entry here; a metric that says it
-    itself (``Metric.things``, a plural noun) is taken at its word."""
+    deployment frequency, "42 items" for cycle time. The metric says it (``Metric.things``); one that
+    does not gets a noun derived from its unit, kind and the source its observations come from, so
+    a new metric never shows a bare "n = 3"."""
+    return counted_text(n, getattr(metric, "things", None) or _derived_things(metric))
+
+
+def _derived_things(metric: Metric) -> str:
     unit = metric.unit
-    noun = getattr(metric, "things", None)
-    if noun is None:
-        if unit == "items":  # a level sampled at the end of each local day (WIP, flow load)
-            noun = "days sampled"
-        elif unit == "items, duration":
-            noun = "open items"
-        elif unit == "lines":
-            noun = "PRs"
-        elif unit.endswith("/week"):
-            head = unit.split("/")[0]
-            noun = UNIT_NOUNS.get(head, head)
-        else:
-            noun = SOURCE_NOUNS.get(_counted_source(metric), "items")
-    if n == 1:
-        noun = " ".join(SINGULAR.get(w, w) for w in noun.split(" "))
-    return f"{n} {noun}"
+    if unit == "items":  # a level sampled at the end of each local day (WIP, flow load)
+        return "days sampled"
+    if unit == "items, duration":
+        return "open items"
+    if unit == "lines":
+        return "PRs"
+    if unit.endswith("/week"):
+        head = unit.split("/")[0]
+        return UNIT_NOUNS.get(head, head)
+    return SOURCE_NOUNS.get(_counted_source(metric) or "", "items")
 
 
 def _counted_source(metric: Metric) -> str | None:
