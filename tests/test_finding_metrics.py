@@ -4,10 +4,11 @@ Driven as Slack drives the app: signed `/vsm` requests, the ack and the response
 """
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import ack_json, assert_valid_message, command, slack_app
+from slackkit import ack_json, assert_valid_message, command, signed, slack_app
 
 from bot.listeners.commands.parse import parse
 from bot.render.usage import catalogue_message
@@ -175,3 +176,25 @@ def test_the_catalogue_titles_families_as_people_write_them(env):
     titles = [b["text"]["text"].split("\n")[0] for b in body["blocks"] if b["type"] == "section"]
     assert titles == ["*Flow*", "*DORA*", "*Scrum*", "*Pull requests*"]
     assert "Dora" not in json.dumps(body)
+
+
+def test_through_vsm_serve_http_names_typos_and_help_are_answered(tmp_path):
+    """The real `vsm serve --http` process answers these in its acknowledgement (no team needed)."""
+    from test_slack_serve import FORM, post, vsm_serve
+
+    with MockSlack() as slack, vsm_serve(tmp_path, slack.base_url) as served:
+
+        def ask(text: str) -> dict:
+            body = urlencode(
+                {"command": "/vsm", "text": text, "user_id": "U1", "channel_id": "C1", "team_id": "T1"}
+            )
+            resp = post(served.url, body, signed(body, content_type=FORM))
+            assert resp.status_code == 200
+            return resp.json()
+
+        assert "did you mean `cycle-time`" in ask("cycle tme 90d")["blocks"][0]["text"]["text"]
+        helped = ask("help")
+        assert [b["block_id"] for b in helped["blocks"] if b.get("block_id", "").startswith("family:")] == [
+            f"family:{f}" for f in FAMILIES
+        ]
+        assert "*DORA*" in json.dumps(ask("dora"))

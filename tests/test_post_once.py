@@ -9,10 +9,11 @@ import re
 import threading
 import time
 from datetime import datetime
+from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, click, command, slack_app
+from slackkit import NOW, click, command, signed, slack_app
 
 from bot.app import web_client
 from bot.listeners.actions.digest import post_key
@@ -201,3 +202,51 @@ def test_a_manual_post_leaves_the_scheduled_digest_to_arrive(env):
     assert outcome.state == "sent"
     assert len(slack.posted[team.channel]) == 2
     assert outcome.key.kind == "digest" and outcome.key != _key(team)
+
+
+def test_through_vsm_serve_http_concurrent_and_repeated_presses_post_once(sample_db, tmp_path):
+    """The same through the real `vsm serve --http` process: signed clicks over HTTP, two at once and
+    one after, and one post of the manual kind (the scheduler may send the scheduled digest too)."""
+    from test_slack_serve import FORM, post, vsm_serve
+
+    (tmp_path / "s.db").write_bytes(sample_db.read_bytes())
+    team = next(t for t in sample_teams() if t.name == "payments")
+    with (
+        MockSlack(members={team.channel: ["U1", "U2"]}) as slack,
+        vsm_serve(tmp_path, slack.base_url) as served,
+    ):
+
+        def press(user: str, url: str):
+            payload = {
+                "type": "block_actions",
+                "user": {"id": user},
+                "channel": {"id": team.channel},
+                "response_url": f"{slack.url}/response/{url}",
+                "trigger_id": "t",
+                "actions": [POST],
+            }
+            body = urlencode({"payload": json.dumps(payload)})
+            return post(served.url, body, signed(body, content_type=FORM))
+
+        def answered(n: int) -> None:
+            """Each answer comes after its ack, through the response_url: poll for them."""
+            deadline = time.monotonic() + 60
+            while len(slack.responses()) < n:
+                assert time.monotonic() < deadline, slack.responses()
+                threading.Event().wait(0.02)
+
+        together = [threading.Thread(target=press, args=(u, f"s{u}")) for u in ("U1", "U2")]
+        for t in together:
+            t.start()
+        for t in together:
+            t.join(timeout=60)
+        answered(2)
+        assert press("U1", "later").status_code == 200
+        answered(3)
+        manual = [
+            c
+            for c in slack.calls_to("chat.postMessage")
+            if (c.body.get("metadata") or {}).get("event_payload", {}).get("kind") == "digest-posted"
+        ]
+        assert len(manual) == 1 and manual[0].body["channel"] == team.channel
+        assert _answers(slack, "later")[0]["text"].startswith(f"Already posted to <#{team.channel}> at ")
