@@ -93,9 +93,8 @@ def unknown(key: str, entries: list[str], names: frozenset[str] | None) -> str |
     for entry in entries:
         if entry in names:
             continue
-        guess = lowered.get(entry.lower()) or next(
-            iter(difflib.get_close_matches(entry, sorted(names), n=1, cutoff=0.6)), None
-        )
+        close = difflib.get_close_matches(entry.lower(), sorted(lowered), n=1, cutoff=0.6)
+        guess = lowered.get(entry.lower()) or (lowered[close[0]] if close else None)
         problems.append(f"“{entry[:60]}” (did you mean {guess}?)" if guess else f"“{entry[:60]}”")
     if not problems:
         return None
