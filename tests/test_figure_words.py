@@ -260,3 +260,23 @@ def test_items_behind_every_figure_stay_within_slacks_limits():
     assert all(len(t) <= digest_view.SECTION_TEXT for t in sections)
     assert any(t.endswith("…") and "|PAY-1> TTT" in t for t in sections)  # cut, never dropped
     assert any(str(b.get("block_id")).startswith("fig:wip") for b in payload["blocks"])
+
+
+def test_a_forecast_says_how_likely_each_date_is_through_slack(tmp_path):
+    path = tmp_path / "forecast.db"
+    db = open_db(path)
+    for k in range(20):  # an item done every other day before NOW (25 Nov 2026)
+        done = datetime(2026, 11, 24, 12, tzinfo=UTC) - timedelta(days=2 * k)
+        start = done - timedelta(days=3)
+        moves = [(start.strftime("%Y-%m-%d %H:%M"), "In Progress"), (done.strftime("%Y-%m-%d %H:%M"), "Done")]
+        item(db, f"PAY-{k + 1}", "2026-08-01 09:00", moves)
+    seed_from_config(db, [team()], {"north_star": []})
+    db.conn.close()
+    with MockSlack(members={"C1": ["U1"]}) as slack:
+        reply = _reply(slack_app(path, slack), slack, "forecast 10")
+    text = reply["blocks"][0]["text"]["text"]
+    assert "\n50% likely by *20" in text and ": as likely as not\n" in text
+    assert "\n85% likely by *20" in text and ": a date to plan on\n" in text
+    assert "\n95% likely by *20" in text and text.endswith(": nearly certain")
+    context = reply["blocks"][1]["elements"][0]["text"]
+    assert context.startswith("From 10,000 simulated futures that replay this team's last 12 weeks")
