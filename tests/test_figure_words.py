@@ -111,7 +111,7 @@ def test_no_data_says_so_and_never_reads_as_calm_through_slack(app_env):
     app, slack = app_env
     reply = _reply(app, slack, "time-to-restore 2026Q3")
     figure = reply["blocks"][0]["text"]["text"]
-    assert "*no data in this period" in figure
+    assert "*no data: no incidents resolved in this period*" in figure  # the metric's reason
     assert "(0 incidents)" not in figure and "half of them" not in figure
     context = next(b for b in reply["blocks"] if b.get("block_id") == "signal")["elements"][0]["text"]
     assert "within normal variation" not in context.lower()

@@ -35,7 +35,8 @@ def _row(f: Figure) -> dict:
         "target": target_line(m, f.target, f.target_status),
         "target_status": f.target_status,
         "signal": r.signal,
-        "signal_note": r.signal_note,
+        # Without data the value already says why there is no signal: the note would repeat it.
+        "signal_note": r.signal_note if data else None,
         "notes": r.notes,
         "n": r.sample_size,
         "behind": _behind(f.behind),

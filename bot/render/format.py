@@ -210,7 +210,11 @@ def versus(metric: Metric, result) -> str:
 def no_data(result) -> str:
     """A figure without data never reads as calm: "no data in this period: <the likely reason>"."""
     reason = getattr(result, "no_data_reason", None)
-    return f"{NO_DATA}: {reason}" if reason else NO_DATA
+    if not reason:
+        return NO_DATA
+    if "in this period" in reason:  # "no data: no deployments in this period", said once
+        return f"no data: {reason}"
+    return f"{NO_DATA}: {reason}"
 
 
 def has_data(result) -> bool:
@@ -241,6 +245,6 @@ def verdict(signal: str | None, note: str | None, sample_size: int | None = None
     was never tested, so the note is never dropped, and a figure with no data is never "normal"."""
     if signal:
         return signal
-    if sample_size == 0:
-        return note or f"no signal: {NO_DATA}"
+    if sample_size == 0:  # the most basic reason first: with no data, history does not matter
+        return f"no signal: {NO_DATA}"
     return note or "within normal variation"
