@@ -71,7 +71,7 @@ def vsm(ack, command, respond, client, context) -> None:
         ack(usage.help_message(cmd.error))
         return
     if cmd.name == "metrics":
-        ack(usage.catalogue_message())
+        ack(usage.catalogue_message(cmd.family))
         return
     channel = text(command.get("channel_id"))
     team = team_for_channel(deps.store.db, channel)
