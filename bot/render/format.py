@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from metrics.catalogue.base import Metric, one_decimal
+from metrics.catalogue.base import NO_DATA, Metric, one_decimal
 from metrics.catalogue.base import counted as counted_text
 from metrics.targets import headline
 
 SPARKS = "▁▂▃▄▅▆▇█"
-NO_DATA = "no data in this period"
 
 # What one observation of a source is, in words: "42 items", "12 deployments" (``counted``).
 SOURCE_NOUNS = {"items": "items", "prs": "PRs", "deployments": "deployments", "incidents": "incidents"}
 UNIT_NOUNS = {"deploys": "deployments"}  # a per-week unit's noun, where the unit abbreviates it
-
-__all__ = ["one_decimal"]  # re-exported: explain.py and the docs test read it from here
 
 
 def duration(hours: float | None) -> str:
