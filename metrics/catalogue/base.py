@@ -279,6 +279,10 @@ class Words:
         return f"{word} ({judged})"
 
     def number(self, x: float) -> str:
+        """A weekly point or limit as the figure is shown: durations (in hours) in hours below a
+        day, else days; anything else with its unit."""
+        if self.unit == " h":
+            return duration_text(x * 3600)
         return f"{one_decimal(x)}{self.unit}"
 
 
@@ -664,9 +668,7 @@ class Metric:
     def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> Verdict | None:
         """Mann–Whitney for durations, Fisher's exact for rates (docs/metrics.md), worded, or None."""
         if self.kind == DURATION:
-            return mann_whitney_verdict(
-                in_window, in_base, base, self.words(), self.things, lambda s: f"{one_decimal(hours(s))} h"
-            )
+            return mann_whitney_verdict(in_window, in_base, base, self.words(), self.things, duration_text)
         if self.kind == RATE:
             hits = (int(sum(in_window)), int(sum(in_base)))
             return fisher_verdict(hits, (len(in_window), len(in_base)), base, self.words(), self.things)
