@@ -147,6 +147,14 @@ def test_nothing_finished_and_a_period_before_the_history():
     assert r.no_data_reason == "no PRs merged in this period"
 
 
+def test_a_failure_rate_without_any_incident_synced_does_not_read_as_good_news():
+    db = new_db()
+    deploy(db, "d1", "2026-03-03 10:00")
+    r = run(db, "change-failure-rate", "2026-03-02", "2026-03-09", "2026-03-20 00:00")
+    assert (r.value, r.sample_size) == (0.0, 1)
+    assert "PagerDuty has not been synced yet, so no deployment can count as failed" in r.notes
+
+
 def test_a_figure_with_data_gives_no_reason():
     db = new_db()
     flowed(db, "PAY-1", "2026-03-03 09:00", "2026-03-03 17:00")

@@ -46,6 +46,7 @@ from metrics.catalogue.base import (
     be,
     counted,
     local_day,
+    not_synced,
     span,
 )
 from metrics.dataset import Deployment, Incident, PullRequest, TeamData, named_rows
@@ -454,6 +455,9 @@ class ChangeFailureRate(Metric):
             len(incs) for i, incs in linked.items() if window.contains(deployments[i].finished)
         )
         result.extra["clusters"] = FAILURE_RATE_CLUSTERS
+        if result.sample_size and data.history_start((INCIDENTS,)) is None:
+            # With no incident known, every deployment reads as a success: 0% would look like good news.
+            result.notes.append(f"{not_synced(data, INCIDENTS)}, so no deployment can count as failed")
         if unlinked:
             n = len(unlinked)
             result.notes.append(
