@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from builders import deploy, item, new_db, pr, team, ts
+from builders import deploy, item, new_db, pr, sprint, team, ts
 
 from bot.cli import main
 from metrics.catalogue import CATALOGUE
@@ -282,3 +282,25 @@ def test_vsm_metric_json_keeps_its_keys_and_adds_the_words(tmp_path, capsys, mon
     assert {"previous_note", "no_data_reason", "signal_detail"} <= set(out)
     assert (out["value"], out["sample_size"]) == (0.7609, 10)
     assert (out["previous"], out["previous_note"], out["no_data_reason"]) == (None, "no earlier data", None)
+
+
+# -- sprint figures the test cannot judge say so -----------------------------------------------------------
+def test_a_sprint_figure_too_small_to_test_says_so_instead_of_reading_as_calm():
+    """One sprint, 2 items committed, 1 done at its end: Fisher's test needs 10 items a side."""
+    db = new_db()
+    item(db, "PAY-1", "2026-01-02 09:00", [("2026-01-06 09:00", "In Progress"), ("2026-01-08 09:00", "Done")])
+    item(db, "PAY-2", "2026-01-02 09:00")
+    events = [("PAY-1", "2026-01-04 09:00", "add"), ("PAY-2", "2026-01-04 09:00", "add")]
+    sprint(db, "1", "2026-01-05 09:00", "2026-01-16 09:00", complete="2026-01-16 09:00", events=events)
+    window = dates_window("2026-01-05", "2026-02-02", UTC)
+    data = TeamData(db, team(), ts("2026-02-10 00:00"))
+    r = CATALOGUE["sprint-completion"].compute(data, window)
+    assert (r.value, r.signal) == (50.0, None)
+    assert (
+        r.signal_note == "too few committed items for a signal (2 in this period, 0 before; 10 a side needed)"
+    )
+    r = CATALOGUE["sprint-scope-change"].compute(data, window)
+    assert (r.value, r.signal) == (0.0, None)
+    assert r.signal_note == "not tested for signals: this share can pass 100%"
+    r = CATALOGUE["sprint-completion"].compute(data, dates_window("2026-02-02", "2026-02-09", UTC))
+    assert (r.sample_size, r.no_data_reason) == (0, "no sprint ended in this period")

@@ -30,6 +30,7 @@ import bisect
 from dataclasses import dataclass
 from datetime import datetime
 
+from metrics import stats
 from metrics.catalogue.base import (
     CUSTOM,
     ITEMS,
@@ -42,9 +43,7 @@ from metrics.catalogue.base import (
     low_sample_note,
     series_weeks,
 )
-from metrics.catalogue.base import (
-    counted as n_of,
-)
+from metrics.catalogue.base import counted as n_of
 from metrics.dataset import TeamData
 from metrics.store.statuses import status_table
 from metrics.timeutil import Window, iso
@@ -341,6 +340,7 @@ class SprintMetric(Metric):
         )
         verdict = self.signal_of(figures, window, base)
         result.signal, result.signal_detail = verdict.signal, verdict.detail
+        result.signal_note = verdict.note
         if current and value is None:
             result.notes.append(self.empty_sprints)
         result.notes += low_sample_note(result, self.things)
@@ -354,13 +354,18 @@ class SprintMetric(Metric):
         return {k: sum(getattr(f, k) for f in figures) for k in keys}
 
     def signal_of(self, figures: list[SprintFigures], window: Window, base: Window) -> Verdict:
-        """Fisher's exact test of the window's pooled items against the (up to 20) weeks before it."""
+        """Fisher's exact test of the window's pooled items against the (up to 20) weeks before it.
+        When it cannot run, the note says why: a figure never tested must not read as one "within
+        normal variation"."""
         if not self.bounded:
-            return Verdict()
+            return Verdict(note="not tested for signals: this share can pass 100%")
         a = self.pooled([f for f in figures if window.contains(f.end)])
         b = self.pooled([f for f in figures if base.contains(f.end)])
-        if a[2] is None or b[2] is None:
-            return Verdict()
+        if min(a[1], b[1]) < stats.MIN_SIDE:
+            return Verdict(
+                note=f"too few {self.things} for a signal ({a[1]} in this period, {b[1]} before; "
+                f"{stats.MIN_SIDE} a side needed)"
+            )
         return fisher_verdict((a[0], b[0]), (a[1], b[1]), base, self.words(), self.things) or Verdict()
 
 
