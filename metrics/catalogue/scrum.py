@@ -406,7 +406,7 @@ class SprintCarryOver(SprintMetric):
     unit = "items, %"
     better = "lower"
     definition = "items in the sprint at its end and not done ÷ items in the sprint at its end"
-    things = "items in sprints at their end"
+    things = "sprint items"
     empty_sprints = "no items in the period's sprints at their end"
 
     def fraction(self, f: SprintFigures) -> tuple[int, int]:
