@@ -354,6 +354,10 @@ def cmd_sync(args, cfg: Config) -> int:
                 f"{result.name}: FAILED ({'; '.join(result.errors)}), {result.changed:,} changed before it stopped"
             )
             failed.append(f"{result.name} ({result.errors[0]})")
+    from metrics.dataset import store_flows
+    from metrics.teams import list_teams
+
+    store_flows(db, list_teams(db), now())  # what every read command would otherwise replay
     if failed:
         print(f"vsm: sync failed for {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -300,6 +300,17 @@ def _unmapped_time(
     return out
 
 
+def _merged(intervals: Sequence[tuple[float, float]]) -> list[list[float]]:
+    """Overlapping intervals joined: time flagged twice (or re-flagged before unflagging) counts once."""
+    merged: list[list[float]] = []
+    for s, e in sorted(intervals):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return merged
+
+
 def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[float, float]] = ()) -> float:
     """Time in active stages between committed and done, walking the status timeline.
 
@@ -311,19 +322,20 @@ def active_seconds(workflow: Workflow, flow: Flow, impediments: Sequence[tuple[f
     if flow.committed is None or flow.done is None:
         return 0.0
     start, end = flow.committed, flow.done
-    # Overlapping flags (flagged twice, or re-flagged before unflagging) must not be subtracted twice.
-    merged: list[list[float]] = []
-    for s, e in sorted(impediments):
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
+    merged = _merged(impediments) if impediments else []
+    stages = workflow.stages
+    timeline = flow.timeline
+    last = len(timeline) - 1
     total = 0.0
-    points = [*flow.timeline, (end, None)]
-    for (at, stage), (nxt, _) in zip(points, points[1:], strict=False):
-        a, b = max(at, start), min(nxt, end)
-        if b <= a or stage is None or workflow.stages[stage].kind != ACTIVE:
+    # Called for every done item of a period and its baseline: one pass over the timeline, no copies.
+    for k, (at, stage) in enumerate(timeline):
+        if stage is None or stages[stage].kind != ACTIVE:
             continue
-        blocked = sum(max(0.0, min(b, e) - max(a, s)) for s, e in merged)
-        total += (b - a) - blocked
+        nxt = timeline[k + 1][0] if k < last else end
+        a, b = (at if at > start else start), (nxt if nxt < end else end)
+        if b <= a:
+            continue
+        total += b - a
+        if merged:
+            total -= sum(max(0.0, min(b, e) - max(a, s)) for s, e in merged)
     return total

@@ -54,3 +54,52 @@ services = ["PIJ90N7"]
     fresh = {f["source"]: f for f in freshness(db)}
     assert fresh["pagerduty"]["as_of"] and fresh["pagerduty"]["error"] is None
     assert fresh["jira"]["as_of"] is None and "401" in fresh["jira"]["error"]
+
+
+def test_a_sync_stores_the_teams_flows_so_read_commands_do_not_replay(tmp_path, monkeypatch, capsys):
+    """The read-only commands cannot store what they replay: `vsm sync` replays each team's items
+    once and stores the flows, and after a later sync only the changed item is replayed again."""
+    jira = FakeJira("jira-token-good")
+    try:
+        now = time.time()
+        for n in range(1, 4):
+            jira.add(f"PAY-{n}", now - 9 * 86400)
+            jira.move_status(f"PAY-{n}", now - 8 * 86400, "In Progress")
+        jira.move_status("PAY-1", now - 86400, "Done", resolution="Done")
+        config = tmp_path / "vsm.toml"
+        config.write_text(
+            f'''
+[[source]]
+name = "jira"
+kind = "jira"
+url = "{jira.url}"
+deployment = "cloud"
+user = "bot@acme.com"
+token_env = "JIRA_TOKEN"
+jql = "project in (PAY)"
+
+[[team]]
+name = "payments"
+channel = "C1"
+jira_projects = ["PAY"]
+
+[team.workflow]
+backlog = ["To Do"]
+in_progress = ["In Progress"]
+done = ["Done"]
+'''
+        )
+        monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
+        db_path = tmp_path / "s.db"
+        assert main(["sync", "--config", str(config), "--db", str(db_path)]) == 0
+        db = open_db(db_path, create=False)
+        stored = dict(db.execute("select key, done from flows").fetchall())
+        assert sorted(stored) == ["PAY-1", "PAY-2", "PAY-3"]
+        assert stored["PAY-1"] is not None and stored["PAY-2"] is None
+        jira.move_status("PAY-2", time.time(), "Done", resolution="Done")
+        assert main(["sync", "--config", str(config), "--db", str(db_path)]) == 0
+    finally:
+        jira.close()
+    stored = dict(db.execute("select key, done from flows").fetchall())
+    assert sorted(stored) == ["PAY-1", "PAY-2", "PAY-3"] and stored["PAY-2"] is not None
+    capsys.readouterr()
