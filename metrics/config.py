@@ -409,7 +409,7 @@ def parse_target(value: object, metric: str = "") -> float:
     from metrics.targets import read_target
 
     if metric in CATALOGUE:
-        return read_target(CATALOGUE[metric], value)
+        return read_target(CATALOGUE[metric], value, plain_ok=True)
     if isinstance(value, str):
         m = _DURATION.match(value.lower())
         if m:

@@ -120,7 +120,7 @@ def from_stored(metric: Metric | None, stored: object) -> float:
             )
         return math.nan  # refused by Team.validate, like any other malformed setting
     if isinstance(stored, int | float) and not isinstance(stored, bool):
-        better = getattr(metric, "better", "")
+        better = getattr(metric, "better", "") if metric is not None else ""
         return Target(stored, better if better in ("lower", "higher") else "", entered(metric, stored))
     return math.nan
 
@@ -134,11 +134,15 @@ def split_line(line: str) -> tuple[str, str, str]:
     return line[: m.start()].strip(), OPERATORS[m.group()], line[m.end() :].strip()
 
 
-def read_target(metric: Metric, value: object, op: str = BETTER) -> Target:
+def read_target(metric: Metric, value: object, op: str = BETTER, *, plain_ok: bool = False) -> Target:
     """A target for ``metric`` from what a team wrote: a number or text (``36h``, ``5d``, ``2w``,
     ``80%``, ``8``; a text may start with its operator, ``<= 8``). Raises VsmError saying what is
     wrong and what is allowed: a duration on a count, a rate outside 0–100, a bound that is not
-    positive, an operator against the metric's direction, or none on a metric without one."""
+    positive, an operator against the metric's direction, or none on a metric without one.
+
+    ``plain_ok``: a plain number on a metric without a better direction (``wip = 8``, valid before
+    targets had directions) is read as an *undirected* target, kept but never judged, instead of
+    refused: an existing vsm.toml still loads, and the caller says how to state a direction."""
     name = words(metric.name)
     if metric.unit in UNTARGETABLE_UNITS:
         raise VsmError(f"{name} is not one number, so it takes no target")
@@ -146,9 +150,17 @@ def read_target(metric: Metric, value: object, op: str = BETTER) -> Target:
         lead = _OPERATOR.match(value.strip())
         if lead and op == BETTER:
             op, value = OPERATORS[lead.group()], value.strip()[lead.end() :]
+    if plain_ok and op == BETTER and metric.better not in ("lower", "higher"):
+        bound, text = _bound(metric, value)
+        return Target(bound, "", text, op)
     better = _better(metric, op)
     bound, text = _bound(metric, value)
     return Target(bound, better, text, op)
+
+
+def undirected(target: object) -> bool:
+    """A target kept but never judged: a plain number on a metric without a better direction."""
+    return isinstance(target, Target) and not target.better
 
 
 def _better(metric: Metric, op: str) -> str:

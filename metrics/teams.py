@@ -309,19 +309,23 @@ class Team:
 
     def to_json(self) -> str:
         # allow_nan=False: `Infinity`/`NaN` are not JSON; validate() refuses them before a save.
+        # Targets are stored as plain numbers, as before targets had directions, so an older vsm-bot
+        # reading this database still judges them; their direction and words go in ``target_forms``,
+        # which an older one ignores.
         data = asdict(self)
-        data["targets"] = stored_targets(self.targets)
+        if isinstance(self.targets, dict):
+            data["targets"] = {m: float(t) if isinstance(t, Target) else t for m, t in self.targets.items()}
+            data["target_forms"] = {m: t.to_dict() for m, t in self.targets.items() if isinstance(t, Target)}
         return json.dumps(data, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Team:
         data = json.loads(text)
+        forms = data.pop("target_forms", None)
         known = {f for f in cls.__dataclass_fields__}
         team = cls(**{k: v for k, v in data.items() if k in known})
-        if isinstance(team.targets, dict):  # a stored target keeps its direction and words
-            team.targets = {
-                m: from_stored(None, v) if isinstance(v, dict) else v for m, v in team.targets.items()
-            }
+        if isinstance(team.targets, dict):
+            team.targets = {m: _loaded_target(m, v, forms) for m, v in team.targets.items()}
         return team
 
     def validate(self, catalogue_ids: set[str] | None = None) -> None:
@@ -357,6 +361,23 @@ class Team:
                 check_target(m, value)
             except VsmError as exc:
                 raise VsmError(f"targets: {m}: {exc}") from None
+
+
+def _loaded_target(metric_id: str, value: object, forms: object) -> object:
+    """A stored target as a ``Target``: with its form (direction, operator, words) when one was saved
+    for this very bound, else a plain number judged in the metric's better direction (none for a
+    context metric: kept, never judged). A form saved as the value itself (``{"value": ...}``) loads
+    too. Anything malformed stays as it is, for ``validate`` to refuse."""
+    from metrics.catalogue import CATALOGUE
+
+    form = forms.get(metric_id) if isinstance(forms, dict) else None
+    plain = isinstance(value, int | float) and not isinstance(value, bool)
+    if plain and isinstance(form, dict) and form.get("value") == value:
+        value = form
+    if isinstance(value, dict) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        loaded = from_stored(CATALOGUE.get(metric_id), value)
+        return value if isinstance(loaded, float) and loaded != loaded else loaded
+    return value
 
 
 def stored_targets(targets: object) -> object:

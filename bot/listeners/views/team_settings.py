@@ -19,7 +19,7 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.aliases import metric_id, suggest
 from metrics.errors import VsmError
 from metrics.scope import SCOPE_LABELS, Known, known, unknown
-from metrics.targets import read_target, split_line
+from metrics.targets import read_target, split_line, undirected
 from metrics.teams import (
     DAYS,
     DIGEST_TIME,
@@ -85,7 +85,7 @@ def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -
     strangers = [m for m in new.metrics if m not in CATALOGUE]
     if strangers:
         errors["metrics"] = f"Unknown metric “{str(strangers[0])[:40]}”."
-    new.targets = _targets(_str(values, "targets"), errors)
+    new.targets = _targets(_str(values, "targets"), errors, team.targets)
     new.timezone = _str(values, "timezone")
     if not TEAM_RULES["timezone"].ok(new.timezone):
         errors["timezone"] = "An IANA time zone such as Europe/London."
@@ -123,12 +123,15 @@ def _in_team_order(current: list[str], chosen: list[str]) -> list[str]:
     return [m for m in current if m in chosen] + [m for m in chosen if m not in current]
 
 
-def _targets(typed: str, errors: dict[str, str]) -> dict[str, float]:
+def _targets(typed: str, errors: dict[str, str], current: dict | None = None) -> dict[str, float]:
     """``metric = value`` lines (``wip ≤ 8`` for a metric without a better direction), each read and
-    checked as the config file's targets are. Every bad line is reported at once."""
+    checked as the config file's targets are. Every bad line is reported at once. A plain number on a
+    metric without a direction (``wip = 8``, from before targets had one) is kept as it was, unjudged,
+    when the line is the team's current target untouched: it must not block every other change."""
     targets: dict[str, float] = {}
     problems: list[str] = []
     lines: dict[str, int] = {}
+    current = current or {}
     for n, line in enumerate(typed.splitlines(), start=1):
         if not line.strip():
             continue
@@ -136,18 +139,24 @@ def _targets(typed: str, errors: dict[str, str]) -> dict[str, float]:
         mid = metric_id(name) if name else None
         if not op:
             problems.append(f"Line {n}: write it as metric = value, e.g. cycle-time = 5d.")
-        elif mid is None:
+            continue
+        if mid is None:
             close = suggest(name.split())
             hint = f" (did you mean {close[0]}?)" if close else ""
             problems.append(f"Line {n}: unknown metric “{name[:40]}”{hint}.")
-        elif mid in lines:
+            continue
+        if mid in lines:
             problems.append(f"Line {n}: {mid} already has a target on line {lines[mid]}.")
-        else:
+        try:  # a repeated line is read too: a bad value on it is its own problem
+            target = read_target(CATALOGUE[mid], raw, op, plain_ok=True)
+            if undirected(target) and not (undirected(current.get(mid)) and current[mid] == target):
+                read_target(CATALOGUE[mid], raw, op)  # raises: say which way the team wants it
+        except VsmError as exc:
+            problems.append(f"Line {n}: {mid}: {exc}.")
+            continue
+        if mid not in lines:
             lines[mid] = n
-            try:
-                targets[mid] = read_target(CATALOGUE[mid], raw, op)
-            except VsmError as exc:
-                problems.append(f"Line {n}: {mid}: {exc}.")
+            targets[mid] = target
     if problems:
         errors["targets"] = _listed(problems)
     return targets
