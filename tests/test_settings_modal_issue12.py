@@ -24,7 +24,7 @@ from metrics.errors import VsmError
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.targets import target_status
-from metrics.teams import get_team, settings_log
+from metrics.teams import get_team, save_team, settings_log
 
 
 class ZoneSlack(MockSlack):
@@ -105,6 +105,27 @@ def test_saving_an_unchanged_form_posts_and_logs_nothing(env):
     assert _announcements(slack) == []
     assert settings_log(_db(db_path), team.name) == log
     assert get_team(_db(db_path), team.name) == before
+
+
+def test_a_form_that_sends_the_teams_lists_in_its_own_order_is_no_change(env):
+    """Checkboxes, status selects and scope come back in the form's order; a team whose nudges,
+    statuses or scope were written in another order (vsm.toml) has changed nothing by saving."""
+    app, slack, team, db_path = env
+    db = _db(db_path)
+    current = get_team(db, team.name)
+    current.nudges = list(reversed(current.nudges))
+    done = next(s for s in current.workflow if s["stage"] == "done")
+    done["statuses"] = (
+        ["Resolved", *done["statuses"]] if done["statuses"][0] != "Resolved" else done["statuses"]
+    )
+    done["statuses"] = list(reversed(done["statuses"]))
+    save_team(db, current, who="test")
+    log = settings_log(_db(db_path), team.name)
+    view = _open(app, slack, team.channel, "U1")
+    state = initial_state(view)
+    assert _submit(app, view, state, "U1").body == ""
+    assert _announcements(slack) == []
+    assert settings_log(_db(db_path), team.name) == log
 
 
 # -- §5: targets as entered, checked ----------------------------------------------------------------

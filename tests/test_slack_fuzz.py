@@ -380,3 +380,31 @@ def test_an_error_inside_bolt_itself_is_a_400_and_one_line(forged_env, caplog, m
     assert command(app, "help", channel=channel).status == 400
     [line] = caplog.records
     assert line.exc_info is None and line.getMessage().startswith("request failed in Bolt: KeyError")
+
+
+SCOPE_VIEWS = {
+    "no view": None,
+    "view a list": [1],
+    "another form": {"callback_id": "north_star", "private_metadata": _meta()},
+    "metadata not JSON": {"callback_id": "team_settings", "private_metadata": "{"},
+    "options null": {
+        "callback_id": "team_settings",
+        "private_metadata": _meta(),
+        "state": {"values": {"nudges": {"v": {"type": "checkboxes", "selected_options": None}}}},
+    },
+    "state a string": {"callback_id": "team_settings", "private_metadata": _meta(), "state": "x"},
+}
+
+
+@pytest.mark.parametrize("name", list(SCOPE_VIEWS))
+def test_a_forged_scope_redraw_writes_nothing_and_never_crashes(forged_env, name, caplog):
+    """Enter in the form's Jira projects redraws the open form; whatever shape the payload has, it
+    writes nothing and is refused or answered by the listener itself, not the last resort."""
+    app, slack, channel, db_path, before = forged_env
+    caplog.set_level(logging.INFO)
+    action = {"action_id": "scope_projects", "type": "plain_text_input", "value": "PAY"}
+    body = {"type": "block_actions", "user": {"id": "U1"}, "actions": [action], "view": SCOPE_VIEWS[name]}
+    resp = interaction(app, body)
+    assert resp.status == 200
+    assert content(db_path) == before
+    assert not [r.getMessage() for r in caplog.records if " failed: " in r.getMessage()]

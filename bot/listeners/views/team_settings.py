@@ -49,7 +49,9 @@ def form_values(state: dict[str, dict]) -> dict[str, str | list[str]]:
         for _action_id, v in actions.items():
             if v.get("type") in ("multi_static_select", "checkboxes"):
                 options = v.get("selected_options")
-                out[block_id] = [text(obj(o).get("value")) for o in options if isinstance(options, list)]
+                out[block_id] = [
+                    text(obj(o).get("value")) for o in (options if isinstance(options, list) else [])
+                ]
             elif v.get("type") == "static_select":
                 out[block_id] = text(obj(v.get("selected_option")).get("value"))
             elif v.get("type") == "timepicker":
@@ -90,18 +92,22 @@ def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -
     if not TEAM_RULES["timezone"].ok(new.timezone):
         errors["timezone"] = "An IANA time zone such as Europe/London."
     new.digest = _digest(team.digest, values, errors)
-    workflow = [{**stage, "statuses": _list(values, f"stage:{stage['stage']}")} for stage in team.workflow]
+    # Selects send their options in the form's order: a status kept stays where the team had it.
+    workflow = [
+        {**stage, "statuses": _in_team_order(stage["statuses"], _list(values, f"stage:{stage['stage']}"))}
+        for stage in team.workflow
+    ]
     try:
         Workflow.from_list(workflow)
         new.workflow = workflow
     except VsmError as exc:
         errors["stage:done"] = str(exc)[:150]
     if "nudges" in values:
-        new.nudges = [k for k in NUDGE_KINDS if k in _list(values, "nudges")]
+        new.nudges = _in_team_order(team.nudges, [k for k in NUDGE_KINDS if k in _list(values, "nudges")])
     for key in SCOPE_LABELS:
         if key not in values and key == "gitlab_projects":  # a form opened before the field existed
             continue
-        entries = scope_entries(_str(values, key))
+        entries = _in_team_order(getattr(team, key), scope_entries(_str(values, key)))
         setattr(new, key, entries)
         # Only what the team adds is checked: a name kept from before stays, synced or not.
         added = [e for e in entries if e not in getattr(team, key)]
@@ -267,5 +273,7 @@ def submit(ack, body, client, view, context) -> None:
     ack()
     if changes:
         deps.on_team_saved(team)
-        said = created(team) if existing is None else f"changed the team settings: {describe(changes, team)}"
-        client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
+        what = created(team) if existing is None else describe(changes, team)
+        if what:  # a change with nothing to say in words (an order only) is saved, not announced
+            said = what if existing is None else f"changed the team settings: {what}"
+            client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
