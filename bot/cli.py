@@ -288,13 +288,12 @@ def cmd_metric(args, cfg: Config) -> int:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return 0
     print(f"{metric.name} · {team.name} · {window.label()}")
-    shown = fmt.value(metric, result.value) if fmt.has_data(result) else fmt.no_data(result)
+    shown, spark = fmt.shown(metric, result)
     print(f"  {shown}   ({fmt.counted(metric, result.sample_size)})")
     spread = fmt.spread(metric, result.value)
     if spread:
         print(f"  {spread}")
     print(f"  {fmt.comparison(metric, result)}")
-    spark = fmt.sparkline(result.series) if fmt.has_data(result) else ""
     if spark:
         print(f"  weekly: {spark}")
     print(f"  {fmt.verdict(result.signal, result.signal_note, result.sample_size)}")

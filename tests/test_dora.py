@@ -156,7 +156,7 @@ def test_deployment_frequency_without_services_or_repos_has_no_value():
     assert r.value is None
     assert r.sample_size == 0
     assert r.no_data_reason == "no services or repositories in this team's scope"
-    assert r.signal_note == "not enough history for a signal (0 weeks)"  # never "within normal variation"
+    assert r.signal_note == "no data in this period"  # never "within normal variation"
 
 
 # -- lead time for changes ------------------------------------------------------------------------------

@@ -213,7 +213,9 @@ def test_throughput_over_a_window_of_partial_weeks():
 
 
 def test_throughput_empty_window_is_zero_per_week():
-    r = run(new_db(), "throughput", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
+    db = new_db()
+    flowed(db, "PAY-1", "2026-01-20 00:00", "2026-01-26 00:00")  # synced: the history began before
+    r = run(db, "throughput", "2026-02-02", "2026-02-09", "2026-03-01 00:00")
     assert r.value == 0.0
     assert values(r) == [0.0]
 
@@ -700,16 +702,16 @@ def test_aging_wip_stage_ignores_an_unmapped_status():
     assert "Blocked is not mapped to a stage, so moves into it do not change an item's stage" in r.notes
 
 
-EMPTY = {
+EMPTY = {  # Jira never synced: every figure is unknown (null), counts included, never 0
     "cycle-time": None,
     "lead-time": None,
-    "throughput": 0.0,
-    "wip": 0.0,
-    "aging-wip": 0,
+    "throughput": None,
+    "wip": None,
+    "aging-wip": None,
     "flow-efficiency": None,
     "flow-distribution": None,
-    "flow-load": 0.0,
-    "net-flow": 0.0,
+    "flow-load": None,
+    "net-flow": None,
     "time-to-value": None,
 }
 
@@ -717,7 +719,7 @@ EMPTY = {
 @pytest.mark.parametrize("metric", list(EMPTY))
 def test_empty_history(metric):
     r = run(new_db(), metric, "2026-02-02", "2026-02-16", "2026-03-01 00:00")
-    assert r.value == EMPTY[metric]  # durations and shares have no value (never 0); counts are 0
+    assert r.value == EMPTY[metric]
     assert r.items == [] or metric in ("wip", "flow-load")  # WIP lists its (zero) daily samples
     assert [p["week"] for p in r.series] == ["2026-02-02", "2026-02-09"]
     json.dumps(r.to_json())

@@ -92,7 +92,9 @@ def test_target_missed_in_the_closed_period_then_at_risk_in_the_current_digest_p
     )
     now = at("2026-01-15 12:00")  # Thursday; the last digest was Mon 12 Jan for 5-11 Jan
     assert last_digest_day(t, now.date()).isoformat() == "2026-01-12"
-    [nudge] = find_nudges(db, t, now)  # nothing done at all: the closed period missed
+    assert find_nudges(db, t, now) == []  # Jira never synced: nothing is known, so nothing is missed
+    item(db, "PAY-99", "2025-12-20 00:00", [("2025-12-22 00:00", "Selected"), ("2026-01-02 10:00", "Done")])
+    [nudge] = find_nudges(db, t, now)  # synced, nothing done in 5-11 Jan: the closed period missed
     assert [i["subject"] for i in nudge.items] == ["throughput:missed:2026-01-12"]
     assert nudge.period == "2026-01-12"
     # Ten items done on Mon-Tue 5-6 Jan: the closed period met its target (10/week), but the digest

@@ -151,8 +151,9 @@ def test_a_failure_rate_without_any_incident_synced_does_not_read_as_good_news()
     db = new_db()
     deploy(db, "d1", "2026-03-03 10:00")
     r = run(db, "change-failure-rate", "2026-03-02", "2026-03-09", "2026-03-20 00:00")
-    assert (r.value, r.sample_size) == (0.0, 1)
-    assert "PagerDuty has not been synced yet, so no deployment can count as failed" in r.notes
+    assert (r.value, r.sample_size) == (None, 0)  # unknown, not 0% (which would judge a target)
+    assert r.no_data_reason == "PagerDuty has not been synced yet, so no deployment can count as failed"
+    assert all(p["value"] is None for p in r.series)
 
 
 def test_a_figure_with_data_gives_no_reason():

@@ -24,14 +24,15 @@ BEHIND_ITEMS = 3
 def _row(f: Figure) -> dict:
     r, m = f.result, f.metric
     data = fmt.has_data(r)
+    figure, spark = fmt.shown(m, r)
     return {
         "id": m.id,
         "name": m.name,
-        "value": fmt.value(m, r.value) if data else fmt.no_data(r),
+        "value": figure,
         "has_data": data,
         "spread": data and bool(fmt.spread(m, r.value)),
         "change": fmt.versus(m, r),
-        "spark": fmt.sparkline(r.series),
+        "spark": spark,
         "target": target_line(m, f.target, f.target_status),
         "target_status": f.target_status,
         "signal": r.signal,

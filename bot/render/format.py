@@ -218,6 +218,15 @@ def has_data(result) -> bool:
     return result.value is not None and result.sample_size != 0
 
 
+def shown(metric: Metric, result) -> tuple[str, str]:
+    """The figure and its weekly sparkline as every surface shows them (reply, digest, App Home,
+    terminal): without data, why there is none and no sparkline (a flat line of zero-filled weeks
+    beside "no data" would read as a steady figure)."""
+    if not has_data(result):
+        return no_data(result), ""
+    return value(metric, result.value), sparkline(result.series)
+
+
 def sparkline(series: list[dict]) -> str:
     """Weekly points as bars; the unfinished current week is left out (it always looks low)."""
     vals = [p.get("value") for p in series if not p.get("partial")]

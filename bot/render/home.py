@@ -34,14 +34,8 @@ def team_rows(db, team: Team, now: datetime) -> tuple[Window, list[dict]]:
         metric = CATALOGUE.get(mid)
         if metric is None:
             continue
-        result = metric.compute(data, window)
-        rows.append(
-            {
-                "name": metric.name,
-                "value": fmt.value(metric, result.value),
-                "spark": fmt.sparkline(result.series),
-            }
-        )
+        figure, spark = fmt.shown(metric, metric.compute(data, window))
+        rows.append({"name": metric.name, "value": figure, "spark": spark})
     return window, rows
 
 

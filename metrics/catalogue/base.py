@@ -489,6 +489,22 @@ def history_known_from(data: TeamData, sources: tuple[str, ...], since: float, t
     return first is not None and since >= local_midnight(week_start(first, tz), tz).timestamp()
 
 
+def unknown(result: Result, reason: str) -> Result:
+    """The figure as unknown rather than zero: the team's scope names no source for it, the source was
+    never synced, or the period lies before the synced history. Nothing was observed, so nothing is
+    reported: no value or previous figure (null in JSON, never 0), no weekly points (unknown, not
+    zero-filled weeks), no signal, and so no target is judged and no target nudge is sent
+    (``metrics.targets.target_status`` judges only a value). A figure whose sources are synced and
+    in scope but saw nothing happen (no item finished) is a real zero and stays one."""
+    result.value = result.previous = None
+    result.sample_size = 0
+    result.series = [{**p, "value": None} | ({"p85": None} if "p85" in p else {}) for p in result.series]
+    result.signal, result.signal_detail, result.limits = None, None, None
+    result.signal_note = NO_DATA
+    result.no_data_reason = reason
+    return result
+
+
 class Metric:
     id: str = ""
     name: str = ""
@@ -559,6 +575,12 @@ class Metric:
         """The likely reason a figure has no observations, in plain words, most basic first: the
         team's scope names nothing for a source, the source holds nothing for the scope yet, the
         period lies before the synced history, or nothing happened in it (``nothing``)."""
+        return self.unknown_reason(data, window) or self.nothing
+
+    def unknown_reason(self, data: TeamData, window: Window, empty: bool = True) -> str | None:
+        """Why the figure cannot be known at all (``unknown``), or None when its sources are in the
+        team's scope and synced for the period: then an empty period is a real zero. A figure with
+        observations (``empty`` False) is unknown only for want of a source in scope or synced."""
         sources = self.counted_from()
         for source in sources:
             if not in_scope(data.team, source):
@@ -566,9 +588,9 @@ class Metric:
         for source in sources:
             if data.history_start((source,)) is None:
                 return not_synced(data, source)
-        if sources and data.history_start(sources) >= window.end:
+        if empty and sources and data.history_start(sources) >= window.end:
             return "this period is before the synced history begins"
-        return self.nothing
+        return None
 
     def described(self, result: Result, data: TeamData, since: float | None = None) -> Result:
         """The figure with what it cannot say, said: ``previous_note`` when the previous period
@@ -583,8 +605,11 @@ class Metric:
             data, self.history, result.window.previous().start if since is None else since, result.window.tz
         ):
             result.previous, result.previous_note = None, NO_EARLIER_DATA
-        if result.sample_size == 0:
-            result.no_data_reason = self.no_data_reason(data, result.window)
+        missing = self.unknown_reason(data, result.window, empty=result.sample_size == 0)
+        if missing:  # even a figure that counts days (WIP) knows nothing of a source it never saw
+            unknown(result, missing)
+        elif result.sample_size == 0:
+            result.no_data_reason = self.nothing
             if result.signal is None and result.signal_note is None:
                 result.signal_note = NO_DATA
         return result

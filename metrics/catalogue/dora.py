@@ -48,6 +48,7 @@ from metrics.catalogue.base import (
     local_day,
     not_synced,
     span,
+    unknown,
 )
 from metrics.dataset import Deployment, Incident, PullRequest, TeamData, named_rows
 from metrics.timeutil import Window, iso
@@ -456,8 +457,8 @@ class ChangeFailureRate(Metric):
         )
         result.extra["clusters"] = FAILURE_RATE_CLUSTERS
         if result.sample_size and data.history_start((INCIDENTS,)) is None:
-            # With no incident known, every deployment reads as a success: 0% would look like good news.
-            result.notes.append(f"{not_synced(data, INCIDENTS)}, so no deployment can count as failed")
+            # With no incident known, every deployment reads as a success: 0% would be invented good news.
+            unknown(result, f"{not_synced(data, INCIDENTS)}, so no deployment can count as failed")
         if unlinked:
             n = len(unlinked)
             result.notes.append(
