@@ -13,14 +13,13 @@ from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, click, command, signed, slack_app
+from slackkit import NOW, SECRET, click, command, signed, slack_app
 
-from bot.app import web_client
-from bot.listeners.actions.digest import post_key
+from bot.app import create_app, web_client
+from bot.listeners.actions.digest import cycle_day
 from bot.schedule.delivery import EVENT_TYPE, ledger_row
-from bot.schedule.scheduler import Scheduler
+from bot.schedule.scheduler import Scheduler, manual_key
 from bot.store import Store
-from metrics.digest import digest_window
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.timeutil import parse_instant
@@ -52,7 +51,7 @@ def _posts(slack, team) -> list:
 
 
 def _key(team):
-    return post_key(team, digest_window(team, NOW))
+    return manual_key(team, cycle_day(team, NOW))
 
 
 def test_a_second_press_says_when_it_was_posted_and_posts_nothing(env):
@@ -194,14 +193,46 @@ def test_a_refused_post_can_be_pressed_again(env):
     assert len(slack.posted[team.channel]) == 1
 
 
-def test_a_manual_post_leaves_the_scheduled_digest_to_arrive(env):
+def test_a_press_after_the_cycles_scheduled_digest_posts_nothing(env):
+    """The schedule posted this cycle's digest on Monday: on Wednesday the channel has it already."""
     app, slack, team, db_path = env
-    _press(env, url="manual")
     scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: NOW)
-    outcome = scheduler.run_digest(team.name)
-    assert outcome.state == "sent"
-    assert len(slack.posted[team.channel]) == 2
-    assert outcome.key.kind == "digest" and outcome.key != _key(team)
+    assert scheduler.run_digest(team.name).state == "sent"  # Mon 23 Nov's, sent late: a fresh database
+    _press(env, url="after")
+    assert len(_posts(slack, team)) == 1
+    [answer] = _answers(slack, "after")
+    assert answer["text"].startswith(
+        f"This period's digest was posted to <#{team.channel}> by the schedule at "
+    )
+
+
+def test_a_press_before_the_scheduled_digest_takes_its_place_and_the_next_cycle_is_sent(env):
+    """Pressed on the digest day before its time: the same days, so the scheduled one is skipped;
+    the next cycle's digest arrives on its day."""
+    app, slack, team, db_path = env
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=NOW.tzinfo)  # payments: Mondays 09:30 Europe/London
+    clock = {"now": monday}
+    early = create_app(
+        Store(db_path),
+        web_client("xoxb-test", slack.base_url),
+        signing_secret=SECRET,
+        process_before_response=True,
+        clock=lambda: clock["now"],
+    )
+    click(early, [POST], channel=team.channel, user="U1", response_url=f"{slack.url}/response/early")
+    assert len(_posts(slack, team)) == 1
+    scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: clock["now"])
+    clock["now"] = monday.replace(hour=9, minute=31)
+    assert scheduler.run_digest(team.name).state == "skipped"
+    assert len(_posts(slack, team)) == 1
+    # A day later, in the same cycle: still posted once.
+    clock["now"] = monday.replace(day=24, hour=12)
+    click(early, [POST], channel=team.channel, user="U2", response_url=f"{slack.url}/response/tue")
+    assert len(_posts(slack, team)) == 1
+    assert _answers(slack, "tue")[0]["text"].startswith(f"Already posted to <#{team.channel}> at ")
+    clock["now"] = monday.replace(day=30, hour=9, minute=31)  # the next cycle
+    assert scheduler.run_digest(team.name).state == "sent"
+    assert len(_posts(slack, team)) == 2
 
 
 def test_through_vsm_serve_http_concurrent_and_repeated_presses_post_once(sample_db, tmp_path):

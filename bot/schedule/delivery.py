@@ -48,7 +48,7 @@ CLAIM_S = 120.0  # an exclusive attempt's claim: younger, another attempt is at 
 @dataclass(frozen=True)
 class Key:
     team: str
-    kind: str  # digest | nudge-<kind>
+    kind: str  # digest | digest-posted (Post to channel, once a digest cycle) | nudge-<kind>
     period: str  # the local date (digests, item nudges) or the digest period (target nudges)
 
     def __str__(self) -> str:

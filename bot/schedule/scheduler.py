@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -60,6 +60,15 @@ def nudge_trigger(team: Team) -> CronTrigger:
 def digest_key(team: Team, fired: datetime) -> Key:
     """A digest's delivery key: its team and the local date it was due."""
     return Key(team.name, "digest", fired.astimezone(team.tz).date().isoformat())
+
+
+MANUAL = "digest-posted"
+
+
+def manual_key(team: Team, day: date) -> Key:
+    """The key of the digest a member posted by hand (**Post to channel**) in the digest cycle that
+    began on ``day`` (a scheduled digest day): one such post per cycle."""
+    return Key(team.name, MANUAL, day.isoformat())
 
 
 def last_fire(
@@ -167,6 +176,12 @@ class Scheduler:
         done = settled(db, key)  # checked before composing: a sent digest costs no figures
         if done is not None:
             return done
+        by_hand = settled(db, manual_key(team, date.fromisoformat(key.period)))
+        if by_hand is not None and by_hand.state in ("sent", "recovered", "already-sent"):
+            # Posted by hand earlier today: the same days, so the channel has this digest already.
+            note = "posted by hand before its time (Post to channel)"
+            record_skipped(db, key, team.channel, note)
+            return Outcome(key, "skipped", error=note)
         began = time.perf_counter()
         digest = build_digest(db, team, now, window=digest_window(team, fired.astimezone(team.tz)))
         payload = digest_message(
