@@ -415,3 +415,13 @@ def test_explain_escapes_tool_text_and_keeps_each_section_within_slack_limits():
     assert "<!channel>" not in json.dumps(msg)
     assert " · started 5 Jan, done 7 Jan · 2.5 d" in sections[0]
     assert msg["blocks"][-1]["elements"][0]["text"] == "…and 5 more, not listed here."
+
+
+def test_wip_explain_lists_the_windows_days_and_counts_them_as_days(env):
+    """WIP is a daily sample: Explain names each day of the window (not the next one, when the
+    sample was taken) and says how many days, not "items"."""
+    app, slack, t, _ = env
+    reply = _explain(app, slack, t, "wip", "2026-11-02T00:00:00Z", "2026-11-09T00:00:00Z")
+    days = [re.match(r"^• (\d+ \w{3}) · ", line)[1] for line in _lines(reply)]
+    assert sorted(days, key=lambda d: int(d.split()[0])) == [f"{d} Nov" for d in range(2, 9)]
+    assert "7 days sampled behind the figure" in reply["blocks"][0]["text"]["text"]

@@ -9,6 +9,7 @@ type: Slack is not a terminal.
 
 from __future__ import annotations
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.render import format as fmt
@@ -76,8 +77,12 @@ def _label(item: dict, tz: ZoneInfo) -> str:
         return link(item.get("url"), item["key"])
     if item.get("sprint"):
         return link(None, item["sprint"])
-    if item.get("day"):
-        return link(None, day_text(item.get("at"), tz) or item["day"])
+    if item.get("day"):  # a day sample: the local day it is of (``at`` is the instant it was taken)
+        try:
+            day = date.fromisoformat(item["day"])
+        except (TypeError, ValueError):
+            return link(None, str(item["day"]))
+        return link(None, f"{day.day} {day:%b}")
     return link(None, "item")
 
 
@@ -125,4 +130,5 @@ def explain_message(team: Team, result: Result, items: list[dict] | None = None)
         order=order,
         more=max(0, len(ordered) - EXPLAIN_LIMIT),
         total=len(ordered),
+        counted=fmt.counted(metric, len(ordered)),
     )
