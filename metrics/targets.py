@@ -36,7 +36,9 @@ class Target(float):
     """A target: a float in the metric's base unit, so every reader compares, draws and stores it as
     the number it always was, carrying the direction it is judged in (``better``: ``lower`` or
     ``higher``), the operator the team wrote (``op``: ≤, ≥ or =) and the bound as they wrote it
-    (``text``, e.g. ``10d``). Two targets are equal when they judge alike: same bound, same direction."""
+    (``text``, e.g. ``10d``). Two targets are equal when they judge alike: same bound, same direction.
+    Against a plain number a Target compares as the number it is (figures and charts compare it so);
+    whether a *setting* changed is ``judged_as``'s question, never ``==``'s."""
 
     better: str
     op: str
@@ -65,6 +67,19 @@ class Target(float):
 
     def to_dict(self) -> dict:
         return {"value": float(self), "better": self.better, "op": self.op, "text": self.text}
+
+
+def judged_as(metric: Metric | None, target: object) -> object:
+    """What a target means, to compare two settings: its bound and the direction it is judged in
+    (a plain number, from older settings, in the metric's better direction; none for a context
+    metric). ``Target(8, "lower") == 8`` as numbers, yet stating "≤" on a plain ``wip = 8`` is a
+    change: this tells them apart. Anything that is not a number is returned as it is."""
+    if isinstance(target, bool) or not isinstance(target, int | float):
+        return target
+    if isinstance(target, Target):
+        return (float(target), target.better)
+    better = getattr(metric, "better", "")
+    return (float(target), better if better in ("lower", "higher") else "")
 
 
 def headline(metric: Metric, value) -> float | None:
@@ -134,15 +149,17 @@ def split_line(line: str) -> tuple[str, str, str]:
     return line[: m.start()].strip(), OPERATORS[m.group()], line[m.end() :].strip()
 
 
-def read_target(metric: Metric, value: object, op: str = BETTER, *, plain_ok: bool = False) -> Target:
+def read_target(metric: Metric, value: object, op: str = BETTER, *, legacy: bool = False) -> Target:
     """A target for ``metric`` from what a team wrote: a number or text (``36h``, ``5d``, ``2w``,
     ``80%``, ``8``; a text may start with its operator, ``<= 8``). Raises VsmError saying what is
     wrong and what is allowed: a duration on a count, a rate outside 0–100, a bound that is not
     positive, an operator against the metric's direction, or none on a metric without one.
 
-    ``plain_ok``: a plain number on a metric without a better direction (``wip = 8``, valid before
-    targets had directions) is read as an *undirected* target, kept but never judged, instead of
-    refused: an existing vsm.toml still loads, and the caller says how to state a direction."""
+    ``legacy``: what was valid before targets were checked against their metric is read as it was
+    instead of refused, so an existing vsm.toml still loads and an untouched line of the form still
+    saves: a plain number on a metric without a better direction (``wip = 8``) as an *undirected*
+    target, kept but never judged; a zero duration or count (``throughput = 0``), judged as before.
+    ``legacy_note`` says what to write instead; the caller shows it."""
     name = words(metric.name)
     if metric.unit in UNTARGETABLE_UNITS:
         raise VsmError(f"{name} is not one number, so it takes no target")
@@ -150,17 +167,41 @@ def read_target(metric: Metric, value: object, op: str = BETTER, *, plain_ok: bo
         lead = _OPERATOR.match(value.strip())
         if lead and op == BETTER:
             op, value = OPERATORS[lead.group()], value.strip()[lead.end() :]
-    if plain_ok and op == BETTER and metric.better not in ("lower", "higher"):
-        bound, text = _bound(metric, value)
+    if legacy and op == BETTER and metric.better not in ("lower", "higher"):
+        bound, text = _bound(metric, value, legacy)
         return Target(bound, "", text, op)
     better = _better(metric, op)
-    bound, text = _bound(metric, value)
+    bound, text = _bound(metric, value, legacy)
     return Target(bound, better, text, op)
 
 
 def undirected(target: object) -> bool:
     """A target kept but never judged: a plain number on a metric without a better direction."""
     return isinstance(target, Target) and not target.better
+
+
+def legacy_note(metric: Metric | None, target: object, *, toml: bool = False) -> str | None:
+    """Why a target valid only because older settings allowed it (``read_target(legacy=True)``)
+    should be rewritten, and how (``toml``: as vsm.toml writes it, ``wip = "<= 8"``; else as the
+    settings form does, ``wip ≤ 8``); None for a target that is fine as it is."""
+    if metric is None or not isinstance(target, int | float) or isinstance(target, bool):
+        return None
+    value = f"{float(target):g}"
+    if undirected(target) or (not isinstance(target, Target) and metric.better not in ("lower", "higher")):
+        at_most, at_least = (
+            (f'{metric.id} = "<= {value}"', f'{metric.id} = ">= {value}"')
+            if toml
+            else (f"{metric.id} ≤ {value}", f"{metric.id} ≥ {value}")
+        )
+        return (
+            f"{metric.id} = {value} is kept but not judged: {words(metric.name)} has no better "
+            f"direction, so write {at_most} (at most) or {at_least} (at least)"
+        )
+    low, _, strict = bounds(metric)
+    if strict and float(target) <= low:
+        verdict = "is hardly ever met" if direction(metric, target) == "lower" else "is always met"
+        return f"{metric.id} = 0 {verdict}, so it says little: write a bound above 0, or remove it"
+    return None
 
 
 def _better(metric: Metric, op: str) -> str:
@@ -179,8 +220,9 @@ def _better(metric: Metric, op: str) -> str:
     return _DIRECTION[op]
 
 
-def _bound(metric: Metric, value: object) -> tuple[float, str]:
-    """The bound in base units and as written, checked finite and within the metric's range."""
+def _bound(metric: Metric, value: object, legacy: bool = False) -> tuple[float, str]:
+    """The bound in base units and as written, checked finite and within the metric's range (with
+    its lowest value, when ``legacy``, as older settings allowed)."""
     duration = metric.unit == "duration"
     rate = "%" in metric.unit
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -207,31 +249,56 @@ def _bound(metric: Metric, value: object) -> tuple[float, str]:
             number = float(value)
         except OverflowError:  # an int beyond any float
             number = math.inf
-    low, high, strict = _range(metric)
-    if not math.isfinite(number) or number > high or number < low or (strict and number <= low):
+    if not in_bounds(metric, number, strict=not legacy):
         raise VsmError(f"expected {_allowed(metric)}, not {number:g}")
     return number, text
 
 
-def _range(metric: Metric) -> tuple[float, float, bool]:
-    """(lowest, highest, lowest excluded): rates 0–100, durations and counts above 0."""
-    if metric.unit == "duration":
+def bounds(metric: Metric | None) -> tuple[float, float, bool]:
+    """The one table of what a target may be, by its metric: (lowest, highest, lowest excluded when
+    a team types it). Rates 0–100 (0% failures is a fair aim); net flow either sign (0 is its aim);
+    durations and counts above 0 (≤ 0 days can never be met, ≥ 0 a week is always met), though a 0
+    stored before targets were checked stays valid (``legacy``). No metric: a count."""
+    unit = getattr(metric, "unit", "")
+    if unit == "duration":
         return 0.0, MAX_HOURS, True
-    if "%" in metric.unit:
+    if "%" in unit:
         return 0.0, 100.0, False
-    if metric.better == "≈ 0":
+    if getattr(metric, "better", "") == "≈ 0":
         return -MAX_NET_FLOW, MAX_NET_FLOW, False
     return 0.0, MAX_COUNT, True
 
 
-def _allowed(metric: Metric) -> str:
-    if metric.unit == "duration":
-        return "a duration above 0 and up to 365d, such as 36h, 5d or 2w (a plain number is hours)"
-    if "%" in metric.unit:
+def in_bounds(metric: Metric | None, value: object, *, strict: bool = True) -> bool:
+    """``value`` a finite number within ``bounds(metric)``; ``strict=False`` admits the lowest value
+    (what a stored setting may hold: older settings allowed 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    low, high, excluded = bounds(metric)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        return False
+    return math.isfinite(number) and low <= number <= high and not (strict and excluded and number <= low)
+
+
+def _allowed(metric: Metric | None, strict: bool = True) -> str:
+    """What ``bounds(metric)`` allows, in words for an error."""
+    low, high, excluded = bounds(metric)
+    above = "above 0" if strict and excluded else "from 0"
+    unit = getattr(metric, "unit", "")
+    if unit == "duration":
+        return f"a duration {above} and up to 365d, such as 36h, 5d or 2w (a plain number is hours)"
+    if "%" in unit:
         return "a percentage from 0 to 100"
-    if metric.better == "≈ 0":
-        return f"a number from -{MAX_NET_FLOW:g} to {MAX_NET_FLOW:g} ({metric.unit})"
-    return f"a number above 0 and up to {MAX_COUNT:g} ({metric.unit})"
+    if low < 0:
+        return f"a number from {low:g} to {high:g} ({unit})"
+    return f"a number {above} and up to {high:g}" + (f" ({unit})" if unit else "")
+
+
+def allowed(metric: Metric | None) -> str:
+    """What a stored target may be (``in_bounds(strict=False)``), for the last check before a save."""
+    return _allowed(metric, strict=False)
 
 
 def _shown(value: object) -> str:

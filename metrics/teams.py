@@ -20,7 +20,7 @@ import sqlite_utils
 from metrics.errors import VsmError
 from metrics.store import flows
 from metrics.store.tx import transaction
-from metrics.targets import MAX_NET_FLOW, Target, from_stored
+from metrics.targets import Target, allowed, from_stored, in_bounds, judged_as, legacy_note
 from metrics.timeutil import now_iso, zone
 from metrics.workflow import Workflow
 
@@ -70,15 +70,6 @@ NUMBERS: dict[str, tuple[float, float, bool, str]] = {
     "grace_hours": (0, 72, False, "hours"),
     "history_days": (1, 3650, True, "days"),
 }
-# Targets are in the metric's base unit (README "Targets"); their bounds follow the unit. These are
-# the last guard before a save (finite, in range); ``metrics.targets.read_target`` checks what a team
-# types more closely (a positive bound, the operator against the metric's direction).
-_TARGET_BOUNDS = {
-    "duration": (0.0, 8760.0, "a duration from 0 to 365d, such as 36h, 5d or 2w (a plain number is hours)"),
-    "%": (0.0, 100.0, "a percentage from 0 to 100"),
-}
-_OTHER_TARGET = (0.0, 100_000.0, "a number from 0 to 100000")
-_NET_FLOW_TARGET = (-MAX_NET_FLOW, MAX_NET_FLOW, f"a number from -{MAX_NET_FLOW:g} to {MAX_NET_FLOW:g}")
 
 
 def shown(value: object) -> str:
@@ -121,22 +112,15 @@ def check_number(key: str, value: object) -> float:
     return value  # type: ignore[return-value]
 
 
-def target_bounds(metric: str) -> tuple[float, float, str]:
-    """The lowest and highest target a metric may have, and how to say what is allowed."""
+def check_target(metric: str, value: object) -> float:
+    """A target in base units, finite and within its metric's bounds (``metrics.targets.bounds``,
+    the one table of them; a 0 stored before targets were checked stays valid): the number itself
+    (a ``metrics.targets.Target`` keeps its direction and words), a plain number as a float."""
     from metrics.catalogue import CATALOGUE
 
     found = CATALOGUE.get(metric)
-    if getattr(found, "better", "") == "≈ 0":  # net flow: a difference, either sign
-        return _NET_FLOW_TARGET
-    return _TARGET_BOUNDS.get(getattr(found, "unit", ""), _OTHER_TARGET)
-
-
-def check_target(metric: str, value: object) -> float:
-    """A target in base units, finite and within its metric's bounds: the number itself (a
-    ``metrics.targets.Target`` keeps its direction and words), a plain number as a float."""
-    low, high, allowed = target_bounds(metric)
-    if not is_number(value, low, high):
-        raise VsmError(f"expected {allowed}, not {shown(value)}")
+    if not in_bounds(found, value, strict=False):
+        raise VsmError(f"expected {allowed(found)}, not {shown(value)}")
     return value if isinstance(value, Target) else float(value)  # type: ignore[arg-type]
 
 
@@ -405,11 +389,57 @@ def list_teams(db: sqlite_utils.Database) -> list[Team]:
     return [Team.from_json(r["settings"]) for r in db.query("select settings from teams order by name")]
 
 
+# Settings whose order means nothing: nudge kinds, the data scope, resolutions and patterns are each a
+# set. A form (checkboxes, selects) or a vsm.toml may send them in any order; that is no change.
+UNORDERED = (
+    "nudges",
+    "jira_projects",
+    "repos",
+    "gitlab_projects",
+    "services",
+    "boards",
+    "discarded_resolutions",
+    "rework_patterns",
+)
+
+
 def diff(old: Team | None, new: Team) -> dict:
-    """What changed, setting by setting: ``{key: [old, new]}``."""
+    """What changed, setting by setting: ``{key: [old, new]}``, as a user would call it a change:
+    lists that are sets compared as sets (``UNORDERED``), a stage's statuses likewise (the stages'
+    order does matter), and targets by bound and direction (stating "≤" on an older plain
+    ``wip = 8`` is a change, though ``Target(8, "lower") == 8`` as numbers)."""
     a = asdict(old) if old else {}
     b = asdict(new)
-    return {k: [a.get(k), v] for k, v in b.items() if a.get(k) != v}
+    return {k: [a.get(k), v] for k, v in b.items() if k not in a or _same(k, a[k]) != _same(k, v)}
+
+
+def _same(key: str, value: object) -> object:
+    """``value`` in a form where two settings a user would call the same compare equal."""
+    from metrics.catalogue import CATALOGUE
+
+    if key in UNORDERED and isinstance(value, list):
+        return sorted(map(repr, value))
+    if key == "workflow" and isinstance(value, list):
+        return [
+            {**s, "statuses": sorted(map(repr, s.get("statuses") or []))} if isinstance(s, dict) else s
+            for s in value
+        ]
+    if key == "targets" and isinstance(value, dict):
+        return {m: judged_as(CATALOGUE.get(m), t) for m, t in value.items()}
+    return value
+
+
+def target_notes(team: Team) -> list[str]:
+    """One note per target kept only because older settings allowed it (``wip = 8`` with no
+    direction, a zero bound), saying what to write instead; shown where vsm reports its config."""
+    from metrics.catalogue import CATALOGUE
+
+    notes = []
+    for mid, target in team.targets.items() if isinstance(team.targets, dict) else ():
+        said = legacy_note(CATALOGUE.get(mid), target, toml=True)
+        if said:
+            notes.append(f"team {team.name}: target {said}")
+    return notes
 
 
 class TeamConflict(VsmError):
@@ -559,10 +589,11 @@ def set_org(db: sqlite_utils.Database, key: str, value: object, who: str) -> Non
 def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) -> list[str]:
     """Create teams (and org settings) declared in the file that the database lacks.
 
-    Returns one warning per team whose file declaration differs from what the database holds: after
-    first start, the database (the team's choices in chat) wins.
+    Returns one warning per team whose file declaration differs from what the database holds (after
+    first start, the database, the team's choices in chat, wins) and one per target the file states
+    only as older settings could (``target_notes``).
     """
-    warnings = []
+    warnings = [note for team in teams for note in target_notes(team)]
     for team in teams:
         row = next(db.query("select settings from teams where name = ?", [team.name]), None)
         if row is None:

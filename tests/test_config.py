@@ -264,13 +264,15 @@ def test_unreadable_file(tmp_path):
 
 
 def test_parse_target():
-    assert parse_target("36h") == 36
-    assert parse_target("2w") == 336
-    assert parse_target(8) == 8.0
-    assert parse_target("15%") == 15.0
+    assert parse_target("36h", "cycle-time") == 36
+    assert parse_target("2w", "lead-time") == 336
+    assert parse_target(8, "throughput") == 8.0
+    assert parse_target("15%", "change-failure-rate") == 15.0
     for bad in ("soon", -1, True):
         with pytest.raises(VsmError):
-            parse_target(bad)
+            parse_target(bad, "cycle-time")
+    with pytest.raises(VsmError, match="unknown metric 'cycletime'"):
+        parse_target("5d", "cycletime")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ save, and settings written now still read as numbers to an older vsm-bot (a roll
 
 import json
 
-from bot.listeners.views.team_settings import _targets
+from bot.settings_form import read_targets as _targets
 from metrics.catalogue import CATALOGUE
 from metrics.targets import read_target, target_status
 from metrics.teams import Team, diff

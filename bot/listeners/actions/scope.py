@@ -13,10 +13,10 @@ import logging
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import ids
-from bot.listeners.views.team_settings import apply, form_values
 from bot.logline import slack_error
 from bot.payload import obj, private_metadata, state_values, text, user_id
 from bot.render.modals import settings_view
+from bot.settings_form import apply, form_values
 from metrics.scope import known
 from metrics.teams import Team, team_for_channel
 

@@ -1,0 +1,177 @@
+"""Reading the team settings form: the submitted values as the settings they set, checked as if
+forged, with every problem as an inline error by block id.
+
+Both the submission (``bot.listeners.views.team_settings``) and the redraw for a new Jira scope
+(``bot.listeners.actions.scope``) read the open form; they read it here, one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.payload import obj, text
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.aliases import metric_id, suggest
+from metrics.errors import VsmError
+from metrics.scope import SCOPE_LABELS, Known, unknown
+from metrics.targets import judged_as, legacy_note, read_target, split_line
+from metrics.teams import DAYS, DIGEST_TIME, NUDGE_KINDS, TEAM_NAME, TEAM_RULES, Team
+from metrics.workflow import Workflow
+
+# Slack documents no length for a modal's inline error; the form keeps each to what a hint, shown in
+# the same place, may hold, and far less in practice: every bad target line at once, then "and N more".
+ERROR_CHARS = 1000
+
+
+def form_values(state: dict[str, dict]) -> dict[str, str | list[str]]:
+    """Block id -> the submitted string (or strings), from ``bot.payload.state_values``. Anything
+    that is not a string where Slack sends one reads as empty, so ``apply`` sees only str and list."""
+    out: dict[str, str | list[str]] = {}
+    for block_id, actions in state.items():
+        for _action_id, v in actions.items():
+            if v.get("type") in ("multi_static_select", "checkboxes"):
+                options = v.get("selected_options")
+                out[block_id] = [
+                    text(obj(o).get("value")) for o in (options if isinstance(options, list) else [])
+                ]
+            elif v.get("type") == "static_select":
+                out[block_id] = text(obj(v.get("selected_option")).get("value"))
+            elif v.get("type") == "timepicker":
+                out[block_id] = text(v.get("selected_time"))
+            else:
+                out[block_id] = text(v.get("value"))
+    return out
+
+
+def _str(values: dict, key: str) -> str:
+    return text(values.get(key)).strip()
+
+
+def _list(values: dict, key: str) -> list[str]:
+    got = values.get(key)
+    return [x for x in got if isinstance(x, str)] if isinstance(got, list) else []
+
+
+def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -> tuple[Team, dict[str, str]]:
+    """The submitted settings applied to a copy of the team, and inline errors by block id.
+
+    Every value is checked as if forged: Slack sends what the form offered, but a submission is only
+    a signed request, so a metric id, day or time outside the form's options is refused here too.
+    ``synced`` (``metrics.scope.known`` on the store): names added to the data scope are checked
+    against what the sources hold; it is read only when a name was added.
+    """
+    errors: dict[str, str] = {}
+    new = Team.from_json(team.to_json())
+    new.name = _str(values, "name")
+    if not TEAM_NAME.fullmatch(new.name):
+        errors["name"] = "Letters, digits, space, _ . - (up to 64)."
+    new.metrics = _in_team_order(team.metrics, _list(values, "metrics"))
+    strangers = [m for m in new.metrics if m not in CATALOGUE]
+    if strangers:
+        errors["metrics"] = f"Unknown metric “{str(strangers[0])[:40]}”."
+    new.targets = read_targets(_str(values, "targets"), errors, team.targets)
+    new.timezone = _str(values, "timezone")
+    if not TEAM_RULES["timezone"].ok(new.timezone):
+        errors["timezone"] = "An IANA time zone such as Europe/London."
+    new.digest = _digest(team.digest, values, errors)
+    # Selects send their options in the form's order: a status kept stays where the team had it.
+    workflow = [
+        {**stage, "statuses": _in_team_order(stage["statuses"], _list(values, f"stage:{stage['stage']}"))}
+        for stage in team.workflow
+    ]
+    try:
+        Workflow.from_list(workflow)
+        new.workflow = workflow
+    except VsmError as exc:
+        errors["stage:done"] = str(exc)[:150]
+    if "nudges" in values:
+        new.nudges = _in_team_order(team.nudges, [k for k in NUDGE_KINDS if k in _list(values, "nudges")])
+    for key in SCOPE_LABELS:
+        if key not in values and key == "gitlab_projects":  # a form opened before the field existed
+            continue
+        entries = _in_team_order(getattr(team, key), scope_entries(_str(values, key)))
+        setattr(new, key, entries)
+        # Only what the team adds is checked: a name kept from before stays, synced or not.
+        added = [e for e in entries if e not in getattr(team, key)]
+        problem = unknown(key, added, synced().get(key)) if added and synced else None
+        if problem:
+            errors[key] = problem[:ERROR_CHARS]
+    return new, errors
+
+
+def scope_entries(typed: str) -> list[str]:
+    """``PAY, WEB`` (or one a line) as a list, each once, in the order typed."""
+    entries = [x.strip() for x in typed.replace("\n", ",").split(",") if x.strip()]
+    return list(dict.fromkeys(entries))
+
+
+def _in_team_order(current: list[str], chosen: list[str]) -> list[str]:
+    """The chosen metrics in the team's order: a multi-select sends the catalogue's order, which is
+    no choice of the team's, so the metrics kept stay where they were and new ones follow."""
+    return [m for m in current if m in chosen] + [m for m in chosen if m not in current]
+
+
+def read_targets(typed: str, errors: dict[str, str], current: dict | None = None) -> dict[str, float]:
+    """``metric = value`` lines (``wip ≤ 8`` for a metric without a better direction), each read and
+    checked as the config file's targets are. Every bad line is reported at once, a repeated line's
+    bad value as well as its repetition. What older settings allowed (a plain ``wip = 8``, a zero
+    bound) is kept as it was when the line is the team's current target untouched: it must not
+    block every other change (the form's hint says how to rewrite it); typed anew, it is refused."""
+    targets: dict[str, float] = {}
+    problems: list[str] = []
+    lines: dict[str, int] = {}
+    current = current or {}
+    for n, line in enumerate(typed.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, op, raw = split_line(line)
+        mid = metric_id(name) if name else None
+        if not op:
+            problems.append(f"Line {n}: write it as metric = value, e.g. cycle-time = 5d.")
+            continue
+        if mid is None:
+            close = suggest(name.split())
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"Line {n}: unknown metric “{name[:40]}”{hint}.")
+            continue
+        if mid in lines:
+            problems.append(f"Line {n}: {mid} already has a target on line {lines[mid]}.")
+        metric = CATALOGUE[mid]
+        try:  # a repeated line is read too: a bad value on it is its own problem
+            target = read_target(metric, raw, op, legacy=True)
+            if legacy_note(metric, target) and judged_as(metric, target) != judged_as(
+                metric, current.get(mid)
+            ):
+                read_target(metric, raw, op)  # raises: what a target typed now must be
+        except VsmError as exc:
+            problems.append(f"Line {n}: {mid}: {exc}.")
+            continue
+        if mid not in lines:
+            lines[mid] = n
+            targets[mid] = target
+    if problems:
+        errors["targets"] = _listed(problems)
+    return targets
+
+
+def _listed(problems: list[str]) -> str:
+    """Every problem, one after another, within ``ERROR_CHARS``: what does not fit is counted."""
+    said = ""
+    for i, p in enumerate(problems):
+        rest = len(problems) - i - 1
+        tail = f" (and {rest} more)" if rest else ""
+        if len(said) + len(p) + 1 + len(tail) > ERROR_CHARS:
+            return f"{said} (and {len(problems) - i} more)".strip()
+        said = f"{said} {p}".strip()
+    return said
+
+
+def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
+    day, time = _str(values, "day") or "mon", _str(values, "time") or "09:00"
+    if day not in DAYS:
+        errors["day"] = "A day of the week."
+    if not time.isascii() or not DIGEST_TIME.fullmatch(time):  # the pattern's \d takes any script's digits
+        errors["time"] = "A time such as 09:00."
+    elif 1 <= int(time[:2]) < 3:
+        errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."
+    return {**current, "day": day, "time": time}
