@@ -16,7 +16,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from metrics.catalogue import CATALOGUE
-from metrics.catalogue.base import Metric, Result, one_decimal
+from metrics.catalogue.base import Metric, Result, duration_text, one_decimal
+from metrics.catalogue.scrum import SprintFigures, SprintMetric
 from metrics.dataset import Item, TeamData
 from metrics.timeutil import parse_instant
 from metrics.workflow import Workflow
@@ -39,15 +40,6 @@ SPAN_WORDS: dict[str, tuple[str, str]] = {
 
 
 # -- words ----------------------------------------------------------------------------------------------
-def duration_text(hours: float | None) -> str:
-    """docs/metrics.md's display rule (one decimal; hours below a day, else days). ``bot`` has the same
-    rule in ``bot.render.format.duration``; ``metrics`` may not import ``bot``, and the digest's item
-    details are decided here, so the rule is written once more."""
-    if hours is None:
-        return "–"
-    return f"{one_decimal(hours)} h" if hours < 24 else f"{one_decimal(hours / 24)} d"
-
-
 def age_text(hours: float) -> str:
     """An age as people say it: whole days once it is a day or more ("21 days"), else hours."""
     if hours < 24:
@@ -76,12 +68,17 @@ def span_text(metric_id: str, item: dict, tz: ZoneInfo) -> str:
 def status_label(workflow: Workflow, it: Item) -> str:
     """The item's status as the team wrote it in its workflow mapping ("In Progress", not the stage id
     ``in_progress``); the tool's own name for a status the team did not map ("Blocked")."""
-    current = it.status.strip().lower()
+    return status_name(workflow, it.status)
+
+
+def status_name(workflow: Workflow, status: str) -> str:
+    """A status as the team wrote it in its workflow mapping, else as the tool names it."""
+    current = status.strip().lower()
     for stage in workflow.stages:
-        for status in stage.statuses:
-            if status.strip().lower() == current:
-                return status
-    return it.status
+        for written in stage.statuses:
+            if written.strip().lower() == current:
+                return written
+    return status
 
 
 # -- titles from the store ------------------------------------------------------------------------------
@@ -160,7 +157,7 @@ def _slowest(metric: Metric, result: Result, data: TeamData) -> dict | None:
                 i["key"],
                 title,
                 i.get("url") or url,
-                duration_text(i["hours"]) + (f", {when}" if when else ""),
+                duration_text(i["hours"] * 3600) + (f", {when}" if when else ""),
             )
         )
     heading = {
@@ -179,7 +176,7 @@ def _least_efficient(metric: Metric, result: Result, data: TeamData) -> dict | N
     out = []
     for i in items[:MAX_BEHIND]:
         title, url = titles.get(i["key"])
-        detail = f"{one_decimal(i['efficiency'])}% active over {duration_text(i['hours'])}"
+        detail = f"{one_decimal(i['efficiency'])}% active over {duration_text(i['hours'] * 3600)}"
         out.append(_entry(i["key"], title, i.get("url") or url, detail))
     return {"heading": "Finished items with the least active time", "items": out} if out else None
 
@@ -227,7 +224,7 @@ def _open_prs(reviewed: bool) -> Callable[[Metric, Result, TeamData], dict | Non
         if not waiting:
             return _slowest(metric, result, data)
         what = "since the first review" if reviewed else "without a review"
-        out = [_entry(pr.key, pr.title, pr.url, f"{duration_text(w / 3600)} {what}") for w, pr in waiting]
+        out = [_entry(pr.key, pr.title, pr.url, f"{duration_text(w)} {what}") for w, pr in waiting]
         heading = (
             "Reviewed PRs waiting longest to merge" if reviewed else "PRs waiting longest for a first review"
         )
@@ -309,8 +306,128 @@ def _rework(metric: Metric, result: Result, data: TeamData) -> dict | None:
     return {"heading": "Rework shipped in the period", "items": out[:MAX_BEHIND]} if out else None
 
 
-# Per metric: what a lead would open first. Metrics not listed (Scrum's sprint figures, forecast, flow
-# distribution) name no items: their figure is about sprints or shares, and Explain lists those.
+# -- Scrum: the work behind a sprint figure ---------------------------------------------------------------
+SprintKey = tuple[str, str]  # (source, item key)
+
+
+class _Now:
+    """A sprint item as it stands now: title, link, status as the team wrote it, and whether done."""
+
+    __slots__ = ("title", "url", "status", "done")
+
+    def __init__(self, title: str, url: str, status: str, done: bool):
+        self.title, self.url, self.status, self.done = title, url, status, done
+
+    def entry(self, key: str, what: str) -> dict:
+        """``what`` happened to it in the sprint, then where it stands ("…, now In Progress")."""
+        return _entry(key, self.title, self.url, what + (f", now {self.status}" if self.status else ""))
+
+
+def _sprint_items(data: TeamData, keys: set[SprintKey]) -> dict[SprintKey, _Now]:
+    """The sprint items a figure may name, read by key: one may have been done long before the period
+    (so not among ``TeamData.items``), and only these few are needed. Deleted items are left out, as
+    the figure left them out."""
+    workflow = data.workflow
+    by_source: dict[str, list[str]] = {}
+    for source, key in sorted(keys):
+        by_source.setdefault(source, []).append(key)
+    out = {}
+    for source, ks in by_source.items():
+        for n in range(0, len(ks), 500):
+            part = ks[n : n + 500]
+            for key, title, url, status_id, status in data.db.execute(
+                "select key, summary, url, status_id, status from work_items "
+                f"where source = ? and deleted = 0 and key in ({','.join('?' * len(part))})",
+                [source, *part],
+            ):
+                done = workflow.stage_index(status_id, status) == workflow.done_index
+                out[(source, key)] = _Now(title or "", url or "", status_name(workflow, status or ""), done)
+    return out
+
+
+def _period_sprints(
+    metric: Metric, result: Result, data: TeamData
+) -> tuple[list[SprintFigures], list[SprintFigures]]:
+    """Every sprint the figure read (from the cache its computation filled), and those ending in its
+    period: the sprints it counted."""
+    assert isinstance(metric, SprintMetric)
+    figures, _ = metric.loaded(data, result.window)
+    return figures, [f for f in figures if result.window.contains(f.end)]
+
+
+def _left_undone(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Sprint completion: the committed items the period's sprints did not complete. Still open first
+    (the team can still finish them), then those left undone in more sprints, the latest sprint first."""
+    undone: dict[SprintKey, list[tuple[SprintFigures, float | None]]] = {}
+    for f in _period_sprints(metric, result, data)[1]:
+        for key, removed in f.undone.items():
+            undone.setdefault((f.source, key), []).append((f, removed))
+    now = _sprint_items(data, set(undone))
+    keys = sorted(now, key=lambda k: (now[k].done, -len(undone[k]), -undone[k][-1][0].end, k[1]))
+    out = []
+    for k in keys[:MAX_BEHIND]:
+        f, removed = undone[k][-1]
+        if removed is None:
+            what = f"not done at the end of {f.name}"
+        else:
+            what = f"removed from {f.name} on {day_text(removed, data.tz)}"
+        if len(undone[k]) > 1:
+            what += f" (left undone in {len(undone[k])} of the period's sprints)"
+        out.append(now[k].entry(k[1], what))
+    return {"heading": "Committed items left undone in the period's sprints", "items": out} if out else None
+
+
+def _carried_most(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Sprint carry-over: the items the period's sprints carried over, those carried over most often
+    first (counted over every sprint the figure read, up to the period's end: its baseline's too),
+    then those still open, the latest sprint first."""
+    figures, current = _period_sprints(metric, result, data)
+    carried = {(f.source, key) for f in current for key in f.carried}
+    times: dict[SprintKey, list[SprintFigures]] = {}
+    for f in figures:
+        if f.end < result.window.end:
+            for key in f.carried:
+                if (f.source, key) in carried:
+                    times.setdefault((f.source, key), []).append(f)
+    since = day_text(min(f.end for f in figures), data.tz) if figures else ""
+    now = _sprint_items(data, carried)
+    keys = sorted(now, key=lambda k: (-len(times[k]), now[k].done, -times[k][-1].end, k[1]))
+    out = []
+    for k in keys[:MAX_BEHIND]:
+        n, last = len(times[k]), times[k][-1].name
+        what = (
+            f"carried over from {last}"
+            if n == 1
+            else f"carried over {n} times since {since}, last from {last}"
+        )
+        out.append(now[k].entry(k[1], what))
+    return {"heading": "Items carried over most often", "items": out} if out else None
+
+
+def _scope_changes(metric: Metric, result: Result, data: TeamData) -> dict | None:
+    """Sprint scope change: the items added to the period's sprints after they started (the latest
+    first), then the committed items removed before their end."""
+    changes: list[tuple[int, float, SprintKey, str]] = []
+    for f in _period_sprints(metric, result, data)[1]:
+        for key, at in f.added_at.items():
+            changes.append((0, -at, (f.source, key), f"added to {f.name} on {day_text(at, data.tz)}"))
+        for key, at in f.undone.items():
+            if at is not None:
+                changes.append((1, -at, (f.source, key), f"removed from {f.name} on {day_text(at, data.tz)}"))
+    now = _sprint_items(data, {c[2] for c in changes})
+    changes = sorted((c for c in changes if c[2] in now), key=lambda c: (c[0], c[1], c[2][1]))[:MAX_BEHIND]
+    out = [now[k].entry(k[1], what) for _, _, k, what in changes]
+    if not out:
+        return None
+    removed = any(c[0] for c in changes)
+    return {
+        "heading": "Items added or removed mid-sprint" if removed else "Items added mid-sprint",
+        "items": out,
+    }
+
+
+# Per metric: what a lead would open first. Metrics not listed (forecast, flow distribution) name no
+# items: their figure is a projection or a share of everything done, and Explain lists those.
 PICKERS: dict[str, Callable[[Metric, Result, TeamData], dict | None]] = {
     "wip": _oldest_open,
     "flow-load": _oldest_open,
@@ -331,6 +448,9 @@ PICKERS: dict[str, Callable[[Metric, Result, TeamData], dict | None]] = {
     "deployment-frequency": _undeployed,
     "change-failure-rate": _failed_deployments,
     "rework-rate": _rework,
+    "sprint-completion": _left_undone,
+    "sprint-carry-over": _carried_most,
+    "sprint-scope-change": _scope_changes,
 }
 
 

@@ -12,7 +12,7 @@ from builders import item, new_db, sprint, team, ts
 
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.scrum import done_at as status_done_at
-from metrics.catalogue.scrum import done_timelines, replay_membership
+from metrics.catalogue.scrum import done_timelines, replay_membership, sprint_figures
 from metrics.dataset import TeamData
 from metrics.timeutil import Window, local_midnight, zone
 
@@ -119,7 +119,16 @@ def test_one_sprint_counts():
     assert r.sample_size == 7  # items committed
     row = r.items[0]
     assert {
-        k: row[k] for k in ("committed", "completed", "added", "removed", "in_sprint_at_end", "carried_over")
+        k: row[k]
+        for k in (
+            "committed",
+            "completed",
+            "added",
+            "removed",
+            "in_sprint_at_end",
+            "carried_over",
+            "left_undone",
+        )
     } == {
         "committed": 7,
         "completed": 3,
@@ -127,6 +136,7 @@ def test_one_sprint_counts():
         "removed": 1,
         "in_sprint_at_end": 8,
         "carried_over": 4,
+        "left_undone": 4,  # committed, not completed: {2, 3, 6, 7}
     }
     assert row["sprint"] == "Sprint 1"
     assert row["end"] == "2026-01-19T10:00:00Z"  # the close, not the planned end
@@ -137,6 +147,25 @@ def test_one_sprint_counts():
     assert carry.value == 50.0  # 4 / 8
     assert carry.extra["carried_over"] == 4
     assert carry.sample_size == 8
+
+
+def test_a_sprint_keeps_the_work_behind_its_counts():
+    """The items behind each count, for naming them under a figure (metrics.behind): left undone (with
+    the instant a removed one left), added (its first add after the start), carried over."""
+    db = new_db()
+    sprint_one(db)
+    data = TeamData(db, team(), ts(NOW))
+    [f], _ = sprint_figures(data, ts("2026-01-01 00:00"))
+    assert f.undone == {"PAY-2": None, "PAY-3": ts("2026-01-08 10:00"), "PAY-6": None, "PAY-7": None}
+    assert len(f.undone) == f.committed - f.completed
+    assert f.added_at == {
+        "PAY-4": ts("2026-01-07 10:00"),
+        "PAY-5": ts("2026-01-07 10:00"),
+        "PAY-11": ts("2026-01-08 10:00"),
+    }
+    assert len(f.added_at) == f.added
+    assert sorted(f.carried) == ["PAY-11", "PAY-2", "PAY-6", "PAY-7"]
+    assert len(f.carried) == f.carried_over
 
 
 def test_two_sprints_are_pooled_and_series_by_sprint_end():

@@ -27,7 +27,7 @@ empty sprint, for carry-over) gives no value.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from metrics import stats
@@ -70,6 +70,12 @@ class SprintFigures:
     removed: int = 0
     at_end: int = 0
     carried_over: int = 0  # in the sprint at its end and not done
+    # The work behind the counts, by item key, so a figure can name it (metrics.behind): committed and
+    # not completed (the instant it was removed, None when it stayed in and was not done), added after
+    # the start (its first add), carried over. Not in ``row``, which is the sprint's counts.
+    undone: dict[str, float | None] = field(default_factory=dict)
+    added_at: dict[str, float] = field(default_factory=dict)
+    carried: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
         return {
@@ -85,6 +91,7 @@ class SprintFigures:
             "removed": self.removed,
             "in_sprint_at_end": self.at_end,
             "carried_over": self.carried_over,
+            "left_undone": self.committed - self.completed,
         }
 
 
@@ -271,6 +278,7 @@ def _figures(data: TeamData, since: float) -> tuple[list[SprintFigures], list[st
                 f.at_end += at_end
                 f.completed += committed and at_end and done
                 f.carried_over += at_end and not done
+                _name_the_work(f, key, evs, committed, at_end, added, done)
             figures.append(f)
         if unknown:
             n = len(unknown)
@@ -279,6 +287,27 @@ def _figures(data: TeamData, since: float) -> tuple[list[SprintFigures], list[st
         notes.append("items of other projects on the team's boards are left out")
     figures.sort(key=lambda f: f.end)
     return figures, notes
+
+
+def _name_the_work(
+    f: SprintFigures,
+    key: str,
+    events: list[tuple[float, str]],
+    committed: bool,
+    at_end: bool,
+    added: bool,
+    done: bool,
+) -> None:
+    """Record which of ``f``'s counts the item is in, with the instant that put it there, so the
+    digest can name the work behind a Scrum figure and say when it changed (``replay_membership``
+    gives only whether)."""
+    during = [(at, change) for at, change in sorted(events) if f.start < at < f.end]
+    if committed and not (at_end and done):
+        f.undone[key] = None if at_end else max(at for at, change in during if change == "remove")
+    if added:
+        f.added_at[key] = min(at for at, change in during if change == "add")
+    if at_end and not done:
+        f.carried.append(key)
 
 
 class SprintMetric(Metric):
@@ -308,10 +337,19 @@ class SprintMetric(Metric):
                 num, den = num + n, den + d
         return num, den, (round(100 * num / den, 4) if den else None)
 
+    def horizon(self, data: TeamData, window: Window) -> float:
+        """The earliest sprint end a figure for ``window`` reads: its baseline's and previous period's."""
+        return min(self.baseline(data, window).start, window.previous().start)
+
+    def loaded(self, data: TeamData, window: Window) -> tuple[list[SprintFigures], list[str]]:
+        """Every counted sprint ending from ``horizon`` on, and notes: one cached load shared by the
+        three Scrum metrics and the work named behind them (``metrics.behind``)."""
+        return sprint_figures(data, self.horizon(data, window))
+
     def compute(self, data: TeamData, window: Window) -> Result:
         base = self.baseline(data, window)
         prev = window.previous()
-        figures, notes = sprint_figures(data, min(base.start, prev.start))
+        figures, notes = self.loaded(data, window)
         current = [f for f in figures if window.contains(f.end)]
         _, den, value = self.pooled(current)
         series = []
