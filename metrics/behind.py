@@ -4,7 +4,9 @@ A figure says *that* something is off; a team acts on *which* work. The digest n
 items under a signal or a missed target, nudges name items by title and by the status the team wrote
 in its workflow mapping, and Explain lists every item with its title and dates. Metrics keep only what
 they need to compute (often a key and a URL), so the titles come from the store here, through the same
-``TeamData`` loads the figure used (cached: no second read of the store).
+``TeamData`` loads the figure used (cached: no second read of the store); a Scrum figure's few items
+are read by key, since a sprint item may have been done long before the period. Durations read as
+``metrics.catalogue.base.duration_text`` shows them, the one copy of the display rule in ``metrics``.
 
 Everything here is team-level: items, pull requests, deployments and incidents, never a person.
 """
