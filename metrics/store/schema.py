@@ -368,3 +368,46 @@ def m007_deployment_commits(db):
         "select k.source, k.deployment_id, k.repo, p.number from deployment_commits k "
         "join pull_requests p on p.source = k.source and p.repo = k.repo and p.merge_sha = k.sha"
     )
+
+
+@MIGRATIONS()
+def m008_experiments(db):
+    # Improvement experiments (metrics.experiments): a team's stated change, the determinant metric it
+    # should move and for how long, then the verdict by docs/metrics.md "Improvement experiments".
+    # Who started or stopped one is in settings_log (an audit), never here beside a figure. The
+    # CHECKs are the last guard behind metrics.experiments' own checks: a forged or buggy write of a
+    # state, verdict or length the rule does not know fails here instead of reaching a digest.
+    db.execute(
+        """create table experiments (
+            id integer primary key,
+            team text not null,
+            metric text not null,
+            change text not null check (length(change) between 1 and 300),
+            weeks integer not null check (weeks between 2 and 12),
+            timezone text not null,          -- the team's zone at the start: the windows' local days
+            started real not null,           -- UTC epoch seconds
+            ends real not null check (ends > started),
+            state text not null default 'running'
+                check (state in ('running', 'concluded', 'stopped')),
+            verdict text check (verdict is null or verdict in
+                ('improved', 'worse', 'no real change', 'not enough data for a verdict')),
+            detail text,                     -- the test and its numbers, in one line
+            measured_until real,             -- the end of the window judged: ends, or when stopped
+            result text,                     -- JSON: the metric before and during, the test
+            north_star text,                 -- JSON: the North Star on the same two windows (context)
+            concluded_at real,
+            check ((state = 'running') = (verdict is null))
+        )"""
+    )
+    # At most one running experiment per team and metric (two at once could not be told apart in the
+    # metric); a team may run experiments on different metrics side by side.
+    db.execute(
+        "create unique index experiments_one_running on experiments (team, metric) where state = 'running'"
+    )
+    db["experiments"].create_index(["team", "started"])
+    db["experiments"].create_index(["state", "ends"])  # the scheduler's `due`
+    # metrics.normalise.deploys.link_deployment finds a repo's PRs whose merge commit a compare holds
+    # (``merge_sha in (...)``): with the primary key (source, repo, number) it read every PR of the
+    # repository for each deployment normalised; this index probes each commit instead (EXPLAIN QUERY
+    # PLAN: a covering index search on all three columns). m007's join uses the same three columns.
+    db["pull_requests"].create_index(["source", "repo", "merge_sha"])

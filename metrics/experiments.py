@@ -1,0 +1,665 @@
+"""Improvement experiments: a team states a change it will try, the determinant metric it expects to
+move and for how long (2–12 weeks); at the end the metric's observations during the experiment are
+compared with those in the same length of time just before it (docs/metrics.md "Improvement
+experiments").
+
+Why it is built this way:
+
+- **The verdict is a test, not a comparison of two figures.** Two medians always differ; only a
+  two-sided test at α = 0.05 with at least 10 observations a side may say *improved* or *worse*
+  (significant, in or against the metric's better direction); anything else is *no real change*, or
+  *not enough data for a verdict*. The tests are the signal tests of ``metrics.stats``:
+  - Mann–Whitney U for durations, and for the other per-observation distributions a team can choose
+    (PR size in lines, flow efficiency's per-item ratios);
+  - Fisher's exact test for rates (each observation a 0/1: a deployment that failed, a PR merged
+    without review);
+  - counts per week (throughput, deployment frequency) have no per-observation value to rank, and a
+    test of event counts (a Poisson or binomial test) assumes events arrive independently, which
+    deliveries do not (a release lands a batch): it would call ordinary burstiness a real change.
+    They are tested with Mann–Whitney U on **weekly counts**, each whole week since the start one
+    observation, so ≥ 10 observations a side means ≥ 10 weeks a side; ``start`` therefore refuses an
+    experiment on a count metric shorter than 10 weeks rather than run one that can never get a
+    verdict. A week before the metric's history began is unknown, not a zero, and is left out.
+- **Windows.** The experiment runs from the instant it is started for ``weeks`` × 7 local days (the
+  same wall-clock time in the team's zone, so a DST change does not shift the end by an hour); "the
+  same length just before it" is the same number of local days before the start. Stopped early, the
+  window judged ends when it was stopped and the one before has that same length. An observation
+  belongs to a window by its end event, as everywhere (``Metric.observations``).
+- **Data as the team defines it now.** The observations come from the catalogue
+  (``CATALOGUE[id].observations(TeamData(...), start, end)``) with the team's current scope and
+  workflow mapping, applied to both windows alike, as a new mapping applies to all history at once.
+- **The North Star is context, never the effect.** Its figures for the same two windows are
+  computed with the catalogue beside the verdict and stored with it; nothing here attributes them to
+  the experiment.
+- **One running experiment per team and metric** (a unique index enforces it): two changes measured
+  on one metric at once could not be told apart. Experiments on different metrics may run together.
+- **Audit apart from figures.** Who started or stopped an experiment is written to the team's
+  settings log, never into the experiment or its figures; every start, stop and verdict has a row.
+- **Exactly once.** ``conclude`` computes outside the write lock, then marks the experiment
+  concluded only if it is still running, in one transaction with its settings-log row: a scheduler
+  that retries, or a stop racing the scheduled end, concludes it once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlite_utils
+
+from metrics import stats
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import (
+    COUNT,
+    CUSTOM,
+    DURATION,
+    RATE,
+    Metric,
+    Observation,
+    duration_text,
+    one_decimal,
+)
+from metrics.dataset import TeamData
+from metrics.errors import VsmError
+from metrics.store.tx import transaction
+from metrics.teams import Team, _log, get_org, get_team
+from metrics.timeutil import Window, check_day, iso, now_iso, zone
+
+RUNNING, CONCLUDED, STOPPED = "running", "concluded", "stopped"
+IMPROVED, WORSE, NO_CHANGE = "improved", "worse", "no real change"
+NOT_ENOUGH = "not enough data for a verdict"
+VERDICTS = (IMPROVED, WORSE, NO_CHANGE, NOT_ENOUGH)
+MIN_WEEKS, MAX_WEEKS = 2, 12
+MAX_CHANGE = 300  # characters of what the team will try, after whitespace is collapsed
+BOT = "vsm-bot"  # who concludes an experiment that ran its course (the settings log's "who")
+MANN_WHITNEY, FISHER, WEEKLY_COUNTS = "mann-whitney", "fisher", "mann-whitney-weekly-counts"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+_EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
+NORTH_STAR_NOTE = "the North Star over the same two windows, for context: not the experiment's effect"
+
+
+# -- which metrics can be an experiment's, and how each is tested ----------------------------------
+def judged_by(metric: Metric) -> str | None:
+    """The test a metric's experiment is judged by, or None when it cannot be judged: no better
+    direction (WIP, net flow, flow distribution), or no observations to compare (a figure that
+    samples days or replays sprints rather than listing what happened)."""
+    if metric.better not in ("lower", "higher"):
+        return None
+    if type(metric).observations is Metric.observations:
+        return None
+    if metric.kind == RATE:
+        return FISHER
+    if metric.kind == COUNT:
+        return WEEKLY_COUNTS
+    if metric.kind in (DURATION, CUSTOM):
+        return MANN_WHITNEY
+    return None
+
+
+def why_not(metric: Metric) -> str:
+    if metric.better not in ("lower", "higher"):
+        return f"{metric.name} has no better direction, so no change in it is an improvement"
+    return f"{metric.name} has no single observations to compare before and during an experiment"
+
+
+# -- the experiment ---------------------------------------------------------------------------------
+@dataclass
+class Experiment:
+    """One experiment as stored. Instants are UTC epoch seconds; ``result`` holds the metric on both
+    windows and the test, ``north_star`` the North Star on the same windows (context only)."""
+
+    id: int
+    team: str
+    metric: str
+    change: str
+    weeks: int
+    timezone: str
+    started: float
+    ends: float
+    state: str = RUNNING
+    verdict: str | None = None
+    detail: str | None = None
+    measured_until: float | None = None
+    result: dict = field(default_factory=dict)
+    north_star: list = field(default_factory=list)
+    concluded_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Experiment:
+        return cls(
+            id=row["id"],
+            team=row["team"],
+            metric=row["metric"],
+            change=row["change"],
+            weeks=row["weeks"],
+            timezone=row["timezone"],
+            started=row["started"],
+            ends=row["ends"],
+            state=row["state"],
+            verdict=row["verdict"],
+            detail=row["detail"],
+            measured_until=row["measured_until"],
+            result=json.loads(row["result"]) if row["result"] else {},
+            north_star=json.loads(row["north_star"]) if row["north_star"] else [],
+            concluded_at=row["concluded_at"],
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.state == STOPPED
+
+    @property
+    def metric_name(self) -> str:
+        found = CATALOGUE.get(self.metric)
+        return found.name if found else self.metric
+
+    def to_json(self) -> dict:
+        """What ``vsm experiments --json`` prints for one experiment (instants as ISO 8601 UTC)."""
+        return {
+            "id": self.id,
+            "team": self.team,
+            "metric": self.metric,
+            "metric_name": self.metric_name,
+            "change": self.change,
+            "weeks": self.weeks,
+            "state": self.state,
+            "stopped_early": self.stopped_early,
+            "started": iso(self.started),
+            "ends": iso(self.ends),
+            "measured_until": iso(self.measured_until),
+            "concluded_at": iso(self.concluded_at),
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "before": self.result.get("before"),
+            "during": self.result.get("during"),
+            "test": self.result.get("test"),
+            "north_star": self.north_star,
+            "north_star_note": NORTH_STAR_NOTE if self.north_star else None,
+        }
+
+
+@dataclass
+class Progress:
+    """A running experiment's metric so far against the same length of time just before it: what
+    the digest shows while it runs. Not a verdict: the test is only run when it ends (or is stopped),
+    and ``enough`` says whether both sides already hold the observations a verdict needs."""
+
+    experiment: Experiment
+    before: dict
+    during: dict
+    enough: bool
+    days_done: float
+
+    def to_json(self) -> dict:
+        return {
+            "experiment": self.experiment.id,
+            "metric": self.experiment.metric,
+            "days_done": round(self.days_done, 1),
+            "days": 7 * self.experiment.weeks,
+            "ends": iso(self.experiment.ends),
+            "before": self.before,
+            "during": self.during,
+            "enough_for_a_verdict": self.enough,
+        }
+
+
+# -- checks -------------------------------------------------------------------------------------------
+def _instant(now: datetime | float) -> float:
+    """``now`` as epoch seconds, refused unless finite and in the years a window may hold."""
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise VsmError("now: a time without a zone is ambiguous")
+        now = now.timestamp()
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise VsmError(f"now: expected an instant, not {now!r}")
+    try:
+        check_day(datetime.fromtimestamp(now, UTC).date(), "now")
+    except (OverflowError, OSError, ValueError):
+        raise VsmError("now is out of range") from None
+    return float(now)
+
+
+def _change_text(change: object) -> str:
+    """What the team will try, as plain text on one line: whitespace (newlines included) collapsed,
+    1–300 characters, no control or direction-override characters (which would reorder or hide text
+    in a digest)."""
+    if not isinstance(change, str):
+        raise VsmError("say what the team will try, in plain text")
+    text = " ".join(change.split())
+    if not text:
+        raise VsmError("say what the team will try (1 to 300 characters)")
+    if len(text) > MAX_CHANGE:
+        raise VsmError(f"what the team will try is {len(text)} characters long: at most {MAX_CHANGE}")
+    if _CONTROL.search(text):
+        raise VsmError("what the team will try must be plain text (no control characters)")
+    return text
+
+
+def _weeks(weeks: object) -> int:
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not MIN_WEEKS <= weeks <= MAX_WEEKS:
+        raise VsmError(f"an experiment lasts a whole number of weeks from {MIN_WEEKS} to {MAX_WEEKS}")
+    return weeks
+
+
+def _who(who: object) -> str:
+    if not isinstance(who, str) or not who.strip():
+        raise VsmError("who started or stopped the experiment is needed for the settings log")
+    return who
+
+
+def _team(db: sqlite_utils.Database, team: Team | str) -> Team:
+    """The team as stored now: its metrics and zone at the moment of the write, not as a form saw them."""
+    return get_team(db, team.name if isinstance(team, Team) else team)
+
+
+# -- windows --------------------------------------------------------------------------------------------
+def _local(ts: float, timezone: str) -> datetime:
+    return datetime.fromtimestamp(ts, zone(timezone))
+
+
+def end_of(started: float, weeks: int, timezone: str) -> float:
+    """``weeks`` × 7 local days after the start, at the same wall-clock time in the team's zone."""
+    return (_local(started, timezone) + timedelta(days=7 * weeks)).timestamp()
+
+
+def windows(exp: Experiment, until: float) -> tuple[Window, Window]:
+    """(before, during): during = from the start to ``until``; before = the same length of time (in
+    local wall-clock time) just before the start."""
+    start = _local(exp.started, exp.timezone)
+    end = _local(until, exp.timezone)
+    length = end.replace(tzinfo=None) - start.replace(tzinfo=None)  # wall-clock time, as days are
+    before = (start.replace(tzinfo=None) - length).replace(tzinfo=start.tzinfo, fold=0)
+    return Window(before, start), Window(start, end)
+
+
+def _wall_days(w: Window) -> float:
+    return (w.until.replace(tzinfo=None) - w.since.replace(tzinfo=None)).total_seconds() / 86400
+
+
+def _length_words(w: Window) -> str:
+    days = _wall_days(w)
+    if days % 7 == 0:
+        n = int(days // 7)
+        return "the week" if n == 1 else f"the {n} weeks"
+    return f"the {one_decimal(days)} days"
+
+
+def _week_bounds(w: Window) -> list[tuple[float, float]]:
+    """The whole weeks of a window, counted from its start (not calendar weeks: an experiment starts
+    on any day), each 7 local days; a partial last week is left out, as a partial week always looks
+    low."""
+    out = []
+    s = w.since
+    while True:
+        e = (s.replace(tzinfo=None) + timedelta(days=7)).replace(tzinfo=s.tzinfo)
+        if e.timestamp() > w.end:
+            return out
+        out.append((s.timestamp(), e.timestamp()))
+        s = e
+
+
+# -- the comparison ------------------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    """The metric on both windows, and the test of one against the other."""
+
+    test: str
+    before: dict
+    during: dict
+    samples: tuple[list[float], list[float]]  # (before, during): what the test compares
+    verdict: str = NOT_ENOUGH
+    detail: str = ""
+    p: float | None = None
+
+    @property
+    def enough(self) -> bool:
+        return min(len(self.samples[0]), len(self.samples[1])) >= stats.MIN_SIDE
+
+    def result(self) -> dict:
+        test = {
+            "name": self.test,
+            "p": None if self.p is None else round(self.p, 6),
+            "n_before": len(self.samples[0]),
+            "n_during": len(self.samples[1]),
+            "alpha": stats.ALPHA,
+        }
+        return {"before": self.before, "during": self.during, "test": test}
+
+
+def _split(obs: list[Observation], before: Window, during: Window) -> tuple[list, list]:
+    obs.sort(key=lambda o: o.at)
+    ats = [o.at for o in obs]
+
+    def between(w: Window) -> list[Observation]:
+        return obs[bisect_left(ats, w.start) : bisect_left(ats, w.end)]
+
+    return between(before), between(during)
+
+
+def _figure(metric: Metric, obs: list[Observation], w: Window) -> dict:
+    """The metric's figure on a window, as ``vsm metric --json`` shapes values (durations p50/p85 in
+    hours). A count is per week of the window's wall-clock length, since an experiment's windows
+    need not start at midnight."""
+    if metric.kind == COUNT:
+        weeks = _wall_days(w) / 7
+        value = round(len(obs) / weeks, 4) if weeks else None
+    else:
+        value = metric.aggregate(obs, w)
+    return {
+        "since": iso(w.start),
+        "until": iso(w.end),
+        "value": value,
+        "sample_size": len(obs),
+    }
+
+
+def _weekly_counts(obs: list[Observation], w: Window, history: float | None) -> list[float]:
+    """One count per whole week of ``w`` from the week holding the start of the metric's history on
+    (as the XmR baseline counts them): weeks that ended before the history began are unknown, not
+    zeros. No history at all: no weeks."""
+    if history is None:
+        return []
+    ats = [o.at for o in obs]  # sorted by _split
+    return [float(bisect_left(ats, e) - bisect_left(ats, s)) for s, e in _week_bounds(w) if e > history]
+
+
+def _u_above(a: list[float], b: list[float]) -> float:
+    """Mann–Whitney's U of ``a`` over ``b``: pairs where a's value is larger, ties counted half. Above
+    ``len(a)·len(b)/2`` means a's values tend larger: the direction of a significant difference."""
+    bs = sorted(b)
+    return sum(bisect_left(bs, x) + (bisect_right(bs, x) - bisect_left(bs, x)) / 2 for x in a)
+
+
+def _show(metric: Metric) -> Callable[[float], str]:
+    """How a median of the test's values is written in the detail, in the metric's unit."""
+    if metric.kind == DURATION:
+        return duration_text
+    if metric.unit == "%":  # a per-item ratio (flow efficiency)
+        return lambda x: f"{one_decimal(100 * x)}%"
+    if metric.kind == COUNT:
+        return lambda x: f"{one_decimal(x)} {metric.things} a week"
+    return lambda x: f"{one_decimal(x)} {metric.unit}"
+
+
+def compare(metric: Metric, data: TeamData, before: Window, during: Window) -> Comparison:
+    """The metric's observations during the experiment against those just before it, tested by
+    docs/metrics.md's rule; the verdict and a one-line detail with the test and its numbers."""
+    test = judged_by(metric)
+    if test is None:
+        raise VsmError(why_not(metric))
+    obs, _notes = metric.observations(data, before.start, during.end)
+    in_before, in_during = _split(obs, before, during)
+    if test == WEEKLY_COUNTS:
+        history = data.history_start(metric.history) if metric.history else None
+        samples = (_weekly_counts(in_before, before, history), _weekly_counts(in_during, during, history))
+    else:
+        samples = ([o.value for o in in_before], [o.value for o in in_during])
+    c = Comparison(test, _figure(metric, in_before, before), _figure(metric, in_during, during), samples)
+    judge(c, metric, _length_words(before))
+    return c
+
+
+def judge(c: Comparison, metric: Metric, before_words: str) -> None:
+    """The verdict: improved or worse only when the two-sided test is significant at α = 0.05 (in
+    or against the better direction), else no real change; under 10 a side, not enough data."""
+    b, d = c.samples
+    what = "weeks" if c.test == WEEKLY_COUNTS else metric.things
+    before_label = f"in {before_words} before"
+    if not c.enough:
+        c.verdict = NOT_ENOUGH
+        c.detail = (
+            f"{NOT_ENOUGH}: {len(d)} {what} during the experiment, {len(b)} {before_label} "
+            f"({stats.MIN_SIDE} a side needed)"
+        )
+        return
+    if c.test == FISHER:
+        hits_d, hits_b = int(sum(d)), int(sum(b))
+        c.p = stats.fisher_p(hits_d, len(d), hits_b, len(b))
+        share_d, share_b = 100 * hits_d / len(d), 100 * hits_b / len(b)
+        went_up = share_d > share_b
+        numbers = (
+            f"Fisher's exact test, two-sided, α = 0.05: p = {c.p:.3f}; {one_decimal(share_d)}% during "
+            f"the experiment ({hits_d} of {len(d)} {metric.things}) vs {one_decimal(share_b)}% "
+            f"{before_label} ({hits_b} of {len(b)})"
+        )
+    else:
+        c.p = stats.mann_whitney_p(d, b)
+        went_up = _u_above(d, b) > len(d) * len(b) / 2
+        show = _show(metric)
+        name = "Mann–Whitney U test" + (" on weekly counts" if c.test == WEEKLY_COUNTS else "")
+        numbers = (
+            f"{name}, two-sided, α = 0.05: p = {c.p:.3f}; median {show(stats.median(d))} during the "
+            f"experiment (n = {len(d)}) vs {show(stats.median(b))} {before_label} (n = {len(b)})"
+        )
+    if c.p < stats.ALPHA:
+        c.verdict = IMPROVED if went_up == (metric.better == "higher") else WORSE
+    else:
+        c.verdict = NO_CHANGE
+    c.detail = numbers
+
+
+def _north_star(db: sqlite_utils.Database, data: TeamData, before: Window, during: Window) -> list[dict]:
+    """The org's North Star metrics for this team on the same two windows: shown beside a verdict
+    for context, never as its effect. One data load shared by every figure, as a digest does."""
+    out = []
+    for mid in get_org(db).get("north_star", []):
+        metric = CATALOGUE.get(mid)
+        if metric is None:
+            continue
+        row = {"metric": mid, "name": metric.name, "unit": metric.unit}
+        try:
+            for side, w in (("before", before), ("during", during)):
+                r = metric.compute(data, w)
+                row[side] = {
+                    "value": r.value,
+                    "sample_size": r.sample_size,
+                    "no_data_reason": r.no_data_reason,
+                }
+        except VsmError:  # context only: a figure that cannot be computed never blocks the verdict
+            continue
+        out.append(row)
+    return out
+
+
+# -- the store ------------------------------------------------------------------------------------------
+def get(db: sqlite_utils.Database, experiment_id: int) -> Experiment | None:
+    row = next(db.query("select * from experiments where id = ?", [experiment_id]), None)
+    return Experiment.from_row(row) if row else None
+
+
+def in_sentence(name: str) -> str:
+    """A metric's name inside a sentence: "cycle time", but "PR cycle time" keeps its acronym."""
+    return name[:1].lower() + name[1:] if name[1:2].islower() else name
+
+
+def _said(exp: Experiment) -> str:
+    return f"#{exp.id} on {in_sentence(exp.metric_name)} ({exp.change})"
+
+
+def start(
+    db: sqlite_utils.Database,
+    team: Team | str,
+    metric_id: str,
+    change: str,
+    weeks: int,
+    who: str,
+    now: datetime | float,
+) -> Experiment:
+    """Start an experiment, checked at the moment of the write: the metric is one of the team's
+    determinant metrics with a better direction and observations to test, the text and length are
+    in range, and the team runs no other experiment on that metric. Logged as "started experiment"
+    in the team's settings log in the same transaction. Bad input raises VsmError and stores nothing."""
+    at = _instant(now)
+    who = _who(who)
+    text = _change_text(change)
+    n_weeks = _weeks(weeks)
+    t = _team(db, team)
+    mid = (metric_id or "").strip().lower() if isinstance(metric_id, str) else ""
+    metric = CATALOGUE.get(mid)
+    if metric is None or mid not in t.metrics:
+        chosen = ", ".join(t.metrics) or "none yet"
+        raise VsmError(f"choose one of {t.name}'s metrics for an experiment (chosen: {chosen})")
+    if judged_by(metric) is None:
+        raise VsmError(why_not(metric))
+    if judged_by(metric) == WEEKLY_COUNTS and n_weeks < stats.MIN_SIDE:
+        raise VsmError(
+            f"{metric.name} is compared week by week: an experiment on it needs at least "
+            f"{stats.MIN_SIDE} weeks to get a verdict"
+        )
+    ends = end_of(at, n_weeks, t.timezone)
+    with transaction(db):
+        running = next(
+            db.query(
+                "select id from experiments where team = ? and metric = ? and state = ?",
+                [t.name, mid, RUNNING],
+            ),
+            None,
+        )
+        if running:
+            raise VsmError(
+                f"{t.name} already runs experiment #{running['id']} on {in_sentence(metric.name)}: "
+                "stop it first, or choose another metric"
+            )
+        cursor = db.execute(
+            "insert into experiments (team, metric, change, weeks, timezone, started, ends, state) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [t.name, mid, text, n_weeks, t.timezone, at, ends, RUNNING],
+        )
+        exp = get(db, cursor.lastrowid)
+        _log(
+            db,
+            t.name,
+            now_iso(),
+            who,
+            f"started experiment {_said(exp)} for {n_weeks} weeks",
+            {"experiment": [None, {"id": exp.id, "metric": mid, "change": text, "weeks": n_weeks}]},
+        )
+    return exp
+
+
+def due(db: sqlite_utils.Database, now: datetime | float) -> list[Experiment]:
+    """Running experiments whose end has passed: what the scheduler concludes."""
+    at = _instant(now)
+    rows = db.query(
+        "select * from experiments where state = ? and ends <= ? order by ends, id", [RUNNING, at]
+    )
+    return [Experiment.from_row(r) for r in rows]
+
+
+def conclude(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) -> Experiment:
+    """The verdict on an experiment that ran its course, stored and logged once: an experiment
+    already concluded (a retry, or a stop that came first) is returned as stored, unchanged. One
+    still running before its end is refused: ``stop`` judges an experiment early."""
+    at = _instant(now)
+    current = get(db, exp.id)
+    if current is not None and current.running and at < current.ends:
+        raise VsmError(f"experiment #{exp.id} runs until {iso(current.ends)}: stop it to judge it early")
+    return _finish(db, exp, at, CONCLUDED, BOT)
+
+
+def stop(
+    db: sqlite_utils.Database, experiment_id: int | str, team: Team | str, who: str, now: datetime | float
+) -> Experiment:
+    """Stop a running experiment early: the verdict on the data so far (the window judged ends now,
+    the one before it has the same length), marked as stopped early, logged with who stopped it.
+    Only the team's own experiment can be stopped by it; one that is over raises VsmError."""
+    at = _instant(now)
+    who = _who(who)
+    eid = experiment_id if isinstance(experiment_id, int) and not isinstance(experiment_id, bool) else None
+    if isinstance(experiment_id, str) and _EXPERIMENT_ID.fullmatch(experiment_id.strip()):
+        eid = int(experiment_id.strip())
+    name = team.name if isinstance(team, Team) else str(team)
+    exp = get(db, eid) if eid is not None and 0 < eid < 2**63 else None
+    if exp is None or exp.team.lower() != name.lower():
+        raise VsmError(f"{name} has no experiment #{experiment_id}")
+    if not exp.running:
+        raise VsmError(f"experiment #{exp.id} is over already ({exp.verdict})")
+    if at <= exp.started:
+        raise VsmError(f"experiment #{exp.id} has not started yet")
+    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes.
+    state = STOPPED if at < exp.ends else CONCLUDED
+    done = _finish(db, exp, at, state, who)
+    if done.state != state or done.concluded_at != at:
+        raise VsmError(f"experiment #{exp.id} is over already ({done.verdict})")
+    return done
+
+
+def _finish(db: sqlite_utils.Database, exp: Experiment, at: float, state: str, who: str) -> Experiment:
+    """Judge ``exp`` up to its end (concluded) or to ``at`` (stopped), then store it only if it is
+    still running, with its settings-log row, in one transaction."""
+    current = get(db, exp.id)
+    if current is None or not current.running:
+        return current or exp
+    until = current.ends if state == CONCLUDED else min(at, current.ends)
+    before, during = windows(current, until)
+    metric = CATALOGUE.get(current.metric)
+    try:
+        team = get_team(db, current.team)
+    except VsmError:
+        team = None
+    north: list[dict] = []
+    if team is None or metric is None or judged_by(metric) is None:
+        verdict, detail, result = NOT_ENOUGH, f"{NOT_ENOUGH}: the team or its metric no longer exists", {}
+    else:
+        data = TeamData(db, team, at)
+        c = compare(metric, data, before, during)
+        verdict, detail, result = c.verdict, c.detail, c.result()
+        north = _north_star(db, data, before, during)
+    with transaction(db):
+        cursor = db.execute(
+            "update experiments set state = ?, verdict = ?, detail = ?, measured_until = ?, result = ?, "
+            "north_star = ?, concluded_at = ? where id = ? and state = ?",
+            [
+                state,
+                verdict,
+                detail,
+                until,
+                json.dumps(result, allow_nan=False),
+                json.dumps(north, allow_nan=False),
+                at,
+                current.id,
+                RUNNING,
+            ],
+        )
+        if cursor.rowcount == 1:
+            early = f"stopped experiment {_said(current)} early"
+            what = early if state == STOPPED else f"experiment {_said(current)} ended"
+            _log(
+                db,
+                current.team,
+                now_iso(),
+                who,
+                f"{what}: {verdict}",
+                {"experiment": [RUNNING, {"id": current.id, "state": state, "verdict": verdict}]},
+            )
+    return get(db, current.id)  # type: ignore[return-value]
+
+
+def experiments(db: sqlite_utils.Database, team: Team | str) -> list[Experiment]:
+    """The team's experiments, running and concluded, newest first (``vsm experiments``). Reads only."""
+    name = _team(db, team).name
+    rows = db.query("select * from experiments where team = ? order by started desc, id desc", [name])
+    return [Experiment.from_row(r) for r in rows]
+
+
+def progress(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) -> Progress:
+    """A running experiment's metric so far against the same length of time just before it, for the
+    digest: the same comparison ``stop`` would judge now, without the test. The figures only."""
+    at = _instant(now)
+    until = max(exp.started, min(at, exp.measured_until or exp.ends))
+    before, during = windows(exp, until)
+    metric = CATALOGUE.get(exp.metric)
+    if metric is None or judged_by(metric) is None:
+        raise VsmError(f"experiment #{exp.id}: its metric {exp.metric!r} cannot be judged")
+    data = TeamData(db, _team(db, exp.team), at)
+    c = compare(metric, data, before, during)
+    return Progress(exp, c.before, c.during, c.enough, (until - exp.started) / 86400)
