@@ -101,6 +101,24 @@ def unknown(key: str, entries: list[str], names: frozenset[str] | None) -> str |
     return f"Not found in the synced data: {', '.join(problems)}."
 
 
+# How a count of synced names reads under each scope field: (one, many).
+_COUNTED = {
+    "jira_projects": ("Jira project", "Jira projects"),
+    "repos": ("GitHub repository", "GitHub repositories"),
+    "gitlab_projects": ("GitLab project", "GitLab projects"),
+    "services": ("service", "services"),
+}
+
+
+def synced_count(key: str, names: frozenset[str] | None) -> str | None:
+    """``23 GitHub repositories synced; what you enter is checked against them``: the hint under a
+    scope field that has names to check against, saying how many and never which (None for none)."""
+    if not names:
+        return None
+    one, many = _COUNTED[key]
+    return f"{len(names)} {one if len(names) == 1 else many} synced; what you enter is checked against them."
+
+
 def nothing_synced(key: str) -> str:
     """The hint under a scope field whose kind has synced nothing yet."""
     return f"Nothing synced from {_SOURCE[key]} yet, so these cannot be checked."

@@ -393,6 +393,42 @@ SCOPE_VIEWS = {
         "state": {"values": {"nudges": {"v": {"type": "checkboxes", "selected_options": None}}}},
     },
     "state a string": {"callback_id": "team_settings", "private_metadata": _meta(), "state": "x"},
+    "values a list": {"callback_id": "team_settings", "private_metadata": _meta(), "state": {"values": [1]}},
+    "options of nulls and numbers": {
+        "callback_id": "team_settings",
+        "private_metadata": _meta(),
+        "state": {
+            "values": {
+                "stage:done": {
+                    "v": {"type": "multi_static_select", "selected_options": [None, 5, {"value": 7}]}
+                },
+                "metrics": {"v": {"type": "multi_static_select", "selected_options": {"value": "wip"}}},
+            }
+        },
+    },
+    "selected option a string": {
+        "callback_id": "team_settings",
+        "private_metadata": _meta(),
+        "state": {"values": {"day": {"v": {"type": "static_select", "selected_option": "mon"}}}},
+    },
+    "typed values not strings": {
+        "callback_id": "team_settings",
+        "private_metadata": _meta(),
+        "state": {
+            "values": {
+                "jira_projects": {"scope_projects": {"type": "plain_text_input", "value": ["PAY"]}},
+                "targets": {"v": {"type": "plain_text_input", "value": 8}},
+                "time": {"v": {"type": "timepicker", "selected_time": None}},
+            }
+        },
+    },
+    "metadata of another opener": {"callback_id": "team_settings", "private_metadata": _meta(by="U2")},
+    "metadata with no channel": {"callback_id": "team_settings", "private_metadata": _meta(channel=None)},
+    "metadata naming no team": {
+        "callback_id": "team_settings",
+        "private_metadata": _meta(team=["x"], new="yes"),
+        "state": {"values": {"targets": {"v": {"type": "plain_text_input", "value": "wip = 8\nnope"}}}},
+    },
 }
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
-from bot.render.settings_changes import listed
 from bot.render.targets import as_written
 from bot.render.templates import render_json
 from metrics.catalogue import CATALOGUE
-from metrics.scope import SCOPE_LABELS, Known, nothing_synced
+from metrics.scope import SCOPE_LABELS, Known, nothing_synced, synced_count
+from metrics.targets import legacy_note
 from metrics.teams import DAYS, Team
 
-HINT_NAMES = 30  # synced names a scope field's hint lists before "and N more"
+TARGETS_HINT = (
+    "One per line: cycle-time = 5d, throughput = 8, change-failure-rate = 15. A metric with no better "
+    "direction takes the one you want: wip ≤ 8 (or <=, >=)."
+)
 
 
 def seen_statuses(db, team: Team) -> list[str]:
@@ -36,14 +39,23 @@ NUDGE_LABELS = {
 
 
 def scope_hints(synced: Known | None) -> dict[str, str]:
-    """Under each data-scope field, what the sources have synced for it (or that nothing is yet)."""
+    """Under each data-scope field, how many names the sources have synced for it (or that nothing
+    is yet): counts, never the names. Anyone in any channel can open this form ("Set up a team
+    here", guests included), and the organisation's project keys, repositories and services are not
+    theirs to browse; an entry the store does not know is answered with the close name it likely
+    means, on saving (``metrics.scope.unknown``)."""
     if synced is None:
         return {}
-    hints = {}
-    for key in SCOPE_LABELS:
-        names = synced.get(key)
-        hints[key] = f"Synced: {listed(sorted(names), HINT_NAMES)}" if names else nothing_synced(key)
-    return {k: v[:2000] for k, v in hints.items()}
+    return {key: synced_count(key, synced.get(key)) or nothing_synced(key) for key in SCOPE_LABELS}
+
+
+def targets_hint(team: Team) -> str:
+    """The targets field's hint: how to write a target, then each of the team's targets that only
+    older settings allowed (``wip = 8``, not judged) and how to rewrite it, as a hint rather than an
+    error: the team did not type it, and it does not block a save (``bot.settings_form``)."""
+    notes = [legacy_note(CATALOGUE.get(m), t) for m, t in team.targets.items()]
+    said = " ".join(f"⚠️ {n}." for n in notes if n)
+    return f"{said} {TARGETS_HINT}".strip()[:2000] if said else TARGETS_HINT
 
 
 def settings_view(
@@ -84,6 +96,7 @@ def settings_view(
             (key, label[:1].upper() + label[1:], getattr(team, key)) for key, label in SCOPE_LABELS.items()
         ],
         hints=scope_hints(synced),
+        targets_hint=targets_hint(team),
         meta=json.dumps(meta or {"channel": channel, "team": team.name, "by": opener, "new": new}),
     )
 

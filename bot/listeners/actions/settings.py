@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.authz import allowed, before_ack
+from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S, before_ack
 from bot.logline import slack_error
 from bot.payload import first_action, message_channel, obj, tell, text, user_id
 from bot.render.modals import settings_view
@@ -15,18 +16,21 @@ from metrics.teams import TEAM_RULES, Team, team_for_channel
 
 log = logging.getLogger("vsm.bot")
 
-ZONE_LOOKUP_S = 1.0
-"""The most the creator's time zone may cost before the form opens: the ``trigger_id`` that opens it
-lives 3 seconds, and the membership check has already spent some of them."""
+BEFORE_OPEN_S = PRE_ACK_S
+"""The most the Slack calls before ``views.open`` may take together (the membership check, then the
+creator's time zone): the ``trigger_id`` that opens the form lives 3 seconds, and the form must
+still be drawn and sent in what is left."""
+MIN_LOOKUP_S = 0.1  # less time left than this: the zone is not asked for (UTC)
 
 
-def creator_zone(client, user: str | None) -> str:
+def creator_zone(client, user: str | None, within: float = BEFORE_OPEN_S) -> str:
     """The time zone in ``user``'s Slack profile (``users.info`` → ``user.tz``), so a new team's digest
-    and windows start in the creator's local time; UTC when Slack cannot say in time."""
-    if not user:
+    and windows start in the creator's local time; UTC when Slack cannot say within ``within``
+    seconds (one call, no retries), or there is no time left to ask."""
+    if not user or within < MIN_LOOKUP_S:
         return "UTC"
     try:
-        info = obj(before_ack(client, timeout=ZONE_LOOKUP_S).users_info(user=user).get("user"))
+        info = obj(before_ack(client, timeout=within).users_info(user=user).get("user"))
     except (SlackApiError, SlackClientError, OSError) as exc:
         log.info("time zone of %s unknown, UTC used: %s", user, slack_error(exc))
         return "UTC"
@@ -38,13 +42,26 @@ def open_settings(client, deps, trigger_id: str | None, user: str | None, channe
     """The settings modal for the channel's team (or a new one, in its creator's time zone), for the
     channel's members only."""
     db = deps.store.db
-    refusal = "Only members of the team's channel can change its settings."
-    if not allowed(deps, client, channel, user or "", respond, refusal):
+    start = time.monotonic()
+    # Bounded, as the submission's check is: the app's own client would sleep through a rate limit
+    # while the trigger_id expires.
+    member = deps.members.is_member(client, channel, user or "", within=BEFORE_OPEN_S)
+    if not member:
+        said = (
+            MEMBERS_UNKNOWN
+            if member is None
+            else "Only members of the team's channel can change its settings."
+        )
+        log.info("settings form refused for %r in %r: %s", user, channel, said)
+        tell(respond, said)
         return
     team = team_for_channel(db, channel)
     new = team is None
     if team is None:
-        team = Team(name=f"team-{channel.lower()}", channel=channel, timezone=creator_zone(client, user))
+        left = BEFORE_OPEN_S - (time.monotonic() - start)
+        team = Team(
+            name=f"team-{channel.lower()}", channel=channel, timezone=creator_zone(client, user, left)
+        )
     view = settings_view(db, team, channel, opener=user, new=new, synced=known(db))
     try:
         client.views_open(trigger_id=trigger_id, view=view)
