@@ -67,7 +67,7 @@ from metrics.catalogue.base import (
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.store.tx import transaction
-from metrics.teams import Team, _log, get_org, get_team
+from metrics.teams import Team, _log, get_org, get_team, shown
 from metrics.timeutil import Window, check_day, iso, now_iso, zone
 
 RUNNING, CONCLUDED, STOPPED = "running", "concluded", "stopped"
@@ -203,6 +203,8 @@ class Progress:
         return {
             "experiment": self.experiment.id,
             "metric": self.experiment.metric,
+            "metric_name": self.experiment.metric_name,
+            "change": self.experiment.change,
             "days_done": round(self.days_done, 1),
             "days": 7 * self.experiment.weeks,
             "ends": iso(self.experiment.ends),
@@ -290,6 +292,8 @@ def _length_words(w: Window) -> str:
     if days % 7 == 0:
         n = int(days // 7)
         return "the week" if n == 1 else f"the {n} weeks"
+    if days < 1:  # stopped within a day of its start
+        return f"the {one_decimal(24 * days)} hours"
     return f"the {one_decimal(days)} days"
 
 
@@ -435,10 +439,12 @@ def judge(c: Comparison, metric: Metric, before_words: str) -> None:
         c.p = stats.mann_whitney_p(d, b)
         went_up = _u_above(d, b) > len(d) * len(b) / 2
         show = _show(metric)
-        name = "Mann–Whitney U test" + (" on weekly counts" if c.test == WEEKLY_COUNTS else "")
+        weekly = c.test == WEEKLY_COUNTS
+        name = "Mann–Whitney U test" + (" on weekly counts" if weekly else "")
+        n_d, n_b = (f"{len(x)} weeks" if weekly else f"n = {len(x)}" for x in (d, b))
         numbers = (
             f"{name}, two-sided, α = 0.05: p = {c.p:.3f}; median {show(stats.median(d))} during the "
-            f"experiment (n = {len(d)}) vs {show(stats.median(b))} {before_label} (n = {len(b)})"
+            f"experiment ({n_d}) vs {show(stats.median(b))} {before_label} ({n_b})"
         )
     if c.p < stats.ALPHA:
         c.verdict = IMPROVED if went_up == (metric.better == "higher") else WORSE
@@ -580,7 +586,8 @@ def stop(
     name = team.name if isinstance(team, Team) else str(team)
     exp = get(db, eid) if eid is not None and 0 < eid < 2**63 else None
     if exp is None or exp.team.lower() != name.lower():
-        raise VsmError(f"{name} has no experiment #{experiment_id}")
+        said = f"#{eid}" if eid is not None else shown(experiment_id)
+        raise VsmError(f"{name} has no experiment {said}")
     if not exp.running:
         raise VsmError(f"experiment #{exp.id} is over already ({exp.verdict})")
     if at <= exp.started:
@@ -648,6 +655,22 @@ def experiments(db: sqlite_utils.Database, team: Team | str) -> list[Experiment]
     """The team's experiments, running and concluded, newest first (``vsm experiments``). Reads only."""
     name = _team(db, team).name
     rows = db.query("select * from experiments where team = ? order by started desc, id desc", [name])
+    return [Experiment.from_row(r) for r in rows]
+
+
+def running(db: sqlite_utils.Database, team: Team | str) -> list[Experiment]:
+    """The team's running experiments, oldest first: what its digest shows in progress."""
+    return [e for e in reversed(experiments(db, team)) if e.running]
+
+
+def concluded_between(db: sqlite_utils.Database, since: float, until: float) -> list[Experiment]:
+    """Every team's experiments concluded (run to their end or stopped) in ``[since, until)``, by
+    team name then time: what the org digest lists with their verdicts (teams by name, never ranked)."""
+    rows = db.query(
+        "select * from experiments where state != ? and concluded_at >= ? and concluded_at < ? "
+        "order by team, concluded_at, id",
+        [RUNNING, float(since), float(until)],
+    )
     return [Experiment.from_row(r) for r in rows]
 
 

@@ -188,8 +188,10 @@ def test_a_count_is_judged_on_weekly_counts_from_ten_weeks_a_side(db):
     }
     assert (done.result["before"]["value"], done.result["during"]["value"]) == (2.0, 5.0)
     assert (done.result["before"]["sample_size"], done.result["during"]["sample_size"]) == (20, 50)
-    assert "median 5.0 deployments a week during the experiment (n = 10) vs 2.0 deployments a week" in (
-        done.detail
+    assert done.detail == (
+        f"Mann–Whitney U test on weekly counts, two-sided, α = 0.05: p = {z_p(100, 10, 10, 1980):.3f}; "
+        "median 5.0 deployments a week during the experiment (10 weeks) vs 2.0 deployments a week in "
+        "the 10 weeks before (10 weeks)"
     )
 
 
@@ -341,6 +343,8 @@ def test_progress_is_the_metric_so_far_against_the_same_length_before(db):
     assert p.to_json() == {
         "experiment": exp.id,
         "metric": "pr-cycle-time",
+        "metric_name": "PR cycle time",
+        "change": "pair on every review",
         "days_done": 7.5,
         "days": 28,
         "ends": "2026-03-30T00:00:00Z",
@@ -364,6 +368,15 @@ def test_progress_is_the_metric_so_far_against_the_same_length_before(db):
 def test_the_end_keeps_the_wall_clock_time_across_a_dst_change():
     # 2 weeks from Monday 16 Mar 2026 09:00 in London (GMT) end on 30 Mar 09:00 BST = 08:00 UTC.
     assert ex.end_of(ts("2026-03-16 09:00"), 2, "Europe/London") == ts("2026-03-30 08:00")
+
+
+def test_stopped_within_hours_the_window_before_is_said_in_hours(db):
+    done = ex.stop(db, start_pr_experiment(db).id, "pay", "U2", START + 5 * 3600)
+    assert done.detail == (
+        "not enough data for a verdict: 0 PRs during the experiment, 0 in the 5.0 hours before "
+        "(10 a side needed)"
+    )
+    assert done.result["before"]["since"] == "2026-03-01T19:00:00Z"
 
 
 def test_a_stop_pressed_after_the_end_concludes_it_as_run_to_its_end(db):
@@ -390,3 +403,21 @@ def test_a_verdict_written_while_conclude_was_computing_is_kept(db, monkeypatch)
     done = ex.conclude(db, exp, END)
     assert (done.state, done.verdict, done.concluded_at) == ("stopped", "no real change", END - 60)
     assert [r["what"] for r in settings_log(db, "pay")][-1].startswith("started experiment")
+
+
+def test_running_per_team_and_concluded_across_teams_for_the_digests(db):
+    create_team(db, team(name="web", channel="C2", metrics=["pr-cycle-time"]), who="U0")
+    a = start_pr_experiment(db)
+    b = ex.start(db, "web", "pr-cycle-time", "smaller PRs", 2, "U3", START)
+    c = ex.start(db, "pay", "merged-without-review", "review first", 2, "U1", START + 60)
+    assert [e.id for e in ex.running(db, "pay")] == [a.id, c.id]
+    ex.stop(db, c.id, "pay", "U1", START + 86400)
+    ex.conclude(db, b, ex.get(db, b.id).ends)  # 16 Mar
+    assert [e.id for e in ex.running(db, "pay")] == [a.id]
+    assert [(e.team, e.id) for e in ex.concluded_between(db, START, START + 14 * 86400 + 1)] == [
+        ("pay", c.id),
+        ("web", b.id),
+    ]
+    assert [e.id for e in ex.concluded_between(db, START + 2 * 86400, START + 14 * 86400)] == []
+    with pytest.raises(VsmError, match="pay has no experiment 'x; drop'"):
+        ex.stop(db, "x; drop", "pay", "U1", START)
