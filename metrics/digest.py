@@ -52,7 +52,9 @@ class Digest:
 
 
 def digest_window(team: Team, now: datetime) -> Window:
-    """The ``period_days`` complete local days before the digest day."""
+    """The last ``period_days`` complete local days before today (``now``'s local date), the window
+    every surface shows without an explicit period. Not tied to the digest day: the scheduled digest
+    passes its own fire time as ``now``, so on its day it covers the days before that day."""
     tz = team.tz
     today = now.astimezone(tz).date()
     days = int(team.digest.get("period_days", 28))

@@ -1,5 +1,7 @@
-"""The digest preview's "Post to channel" posts once per digest period, however often it is pressed
-(issue 12 §6): double clicks, two members, presses at the same moment, an attempt that died.
+"""The digest preview's "Post to channel" posts once per digest cycle, however often it is pressed
+(issue 12 §6): double clicks, two members, presses at the same moment, an attempt that died, and
+beside the schedule's own digest of the cycle (already sent, being sent, or fired while a press is
+posting), with no sleeping retries that could outlive a press's claim.
 
 Driven as Slack drives it: signed `/vsm digest` and `block_actions` requests, the posts counted on
 the loopback Slack's `chat.postMessage` log, the answers read from the response_url."""
@@ -12,12 +14,13 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 import pytest
+from fakes.server import Fault
 from fakes.slack import MockSlack
 from slackkit import NOW, SECRET, click, command, signed, slack_app
 
 from bot.app import create_app, web_client
 from bot.listeners.actions.digest import cycle_day
-from bot.schedule.delivery import EVENT_TYPE, ledger_row
+from bot.schedule.delivery import EVENT_TYPE, Key, ledger_row
 from bot.schedule.scheduler import Scheduler, manual_key
 from bot.store import Store
 from metrics.sample import sample_teams
@@ -281,3 +284,118 @@ def test_through_vsm_serve_http_concurrent_and_repeated_presses_post_once(sample
         ]
         assert len(manual) == 1 and manual[0].body["channel"] == team.channel
         assert _answers(slack, "later")[0]["text"].startswith(f"Already posted to <#{team.channel}> at ")
+
+
+def _app_at(db_path, slack, clock: dict):
+    """The app with "now" read from ``clock["now"]``, for presses on the digest day itself."""
+    return create_app(
+        Store(db_path),
+        web_client("xoxb-test", slack.base_url),
+        signing_secret=SECRET,
+        process_before_response=True,
+        clock=lambda: clock["now"],
+    )
+
+
+def _scheduled_key(team, now=NOW) -> Key:
+    return Key(team.name, "digest", cycle_day(team, now).isoformat())
+
+
+def _until(done, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, what
+        threading.Event().wait(0.01)
+
+
+def test_a_press_while_the_schedule_posts_the_cycles_digest_posts_nothing(env):
+    """The schedule is sending this cycle's digest (its row `sending`, fresh): a press in that moment
+    must not post a second copy beside it."""
+    app, slack, team, db_path = env
+    key = _scheduled_key(team)
+    db = open_db(db_path, create=False)
+    db["deliveries"].insert(
+        {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": team.channel}
+        | {"state": "sending", "attempts": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    )
+    _press(env, url="during")
+    assert _posts(slack, team) == []
+    [answer] = _answers(slack, "during")
+    assert answer == {
+        "replace_original": False,
+        "text": f"The schedule is posting this period's digest to <#{team.channel}> right now.",
+    }
+    assert ledger_row(db, _key(team)) is None
+
+
+def test_the_schedule_firing_while_an_early_press_is_posting_posts_nothing(sample_db, tmp_path):
+    """Pressed at 09:29 on the digest day, the post still on its way when the 09:30 digest fires: the
+    press took the scheduled digest's place when it claimed, so the schedule posts no second copy."""
+    db_path = tmp_path / "early.db"
+    db_path.write_bytes(sample_db.read_bytes())
+    team = next(t for t in sample_teams() if t.name == "payments")  # Mondays 09:30 Europe/London
+    clock = {"now": datetime(2026, 11, 23, 9, 29, tzinfo=NOW.tzinfo)}  # GMT: London is UTC in November
+    db = open_db(db_path, create=False)
+    with HeldPosts(members={team.channel: ["U1"]}) as slack:
+        app = _app_at(db_path, slack, clock)
+        press = threading.Thread(
+            target=click,
+            args=(app, [POST]),
+            kwargs={"channel": team.channel, "user": "U1", "response_url": f"{slack.url}/response/early"},
+        )
+        press.start()
+        manual = manual_key(team, cycle_day(team, clock["now"]))
+        _until(lambda: (ledger_row(db, manual) or {}).get("state") == "sending", "the press's claim")
+        clock["now"] = clock["now"].replace(minute=30)
+        scheduler = Scheduler(
+            Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: clock["now"]
+        )
+        fired: dict = {}
+        schedule = threading.Thread(target=lambda: fired.update(outcome=scheduler.run_digest(team.name)))
+        schedule.start()
+        scheduled = _scheduled_key(team, clock["now"])
+        # Either the schedule gives way, or (the bug) it reaches Slack: its own row turns `sending`.
+        _until(
+            lambda: not schedule.is_alive() or ledger_row(db, scheduled)["state"] == "sending",
+            "the schedule's run",
+        )
+        slack.release.set()
+        for t in (press, schedule):
+            t.join(timeout=60)
+        assert not press.is_alive() and not schedule.is_alive()
+        assert len(_posts(slack, team)) == 1
+        assert fired["outcome"].state == "skipped"
+        assert _answers(slack, "early")[0]["text"] == f"Posted the digest to <#{team.channel}>."
+        assert ledger_row(db, scheduled)["note"] == f"posted in its place as {manual}"
+
+
+def test_an_early_press_that_fails_leaves_the_scheduled_digest_to_arrive(env):
+    """Pressed before its time and refused by Slack: the digest still arrives on schedule."""
+    _, slack, team, db_path = env
+    clock = {"now": datetime(2026, 11, 23, 9, 0, tzinfo=NOW.tzinfo)}
+    app = _app_at(db_path, slack, clock)
+    slack.fail("/chat.postMessage", Fault(500))
+    click(app, [POST], channel=team.channel, user="U1", response_url=f"{slack.url}/response/early")
+    assert _answers(slack, "early")[0]["text"].startswith(f"Could not post the digest to <#{team.channel}>: ")
+    assert slack.posted[team.channel] == []
+    clock["now"] = clock["now"].replace(minute=31)
+    scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: clock["now"])
+    outcome = scheduler.run_digest(team.name)
+    assert outcome.state == "sent" and outcome.key == _scheduled_key(team, clock["now"])
+    assert len(slack.posted[team.channel]) == 1
+
+
+def test_a_rate_limited_press_is_not_retried_behind_its_claim(env):
+    """The app's client sleeps through 429s for as long as Slack says, longer than a press's claim
+    lives: a press answers at once instead, posts nothing, and a later press posts."""
+    _, slack, team, _ = env
+    slack.fail("/chat.postMessage", Fault(429, {"Retry-After": "0"}))
+    _press(env, url="limited")
+    assert len(slack.requests_to("/chat.postMessage")) == 1  # no retry
+    assert slack.posted[team.channel] == []
+    assert _answers(slack, "limited")[0]["text"] == (
+        f"Could not post the digest to <#{team.channel}>: HTTP 429. Try again in a minute."
+    )
+    _press(env, url="later")
+    assert _answers(slack, "later")[0]["text"] == f"Posted the digest to <#{team.channel}>."
+    assert len(slack.posted[team.channel]) == 1

@@ -20,6 +20,15 @@ exclusive=True)`` *claims* the key instead: one write transaction (SQLite's writ
 and processes) reads the row and writes ``sending`` only if the key is neither settled nor claimed
 by an attempt younger than ``CLAIM_S``; everyone else gets ``already-sent`` or ``in-flight`` and
 posts nothing. A claim older than that is a crashed attempt, taken over with the history check above.
+So an exclusive attempt must end well within ``CLAIM_S``: its Slack calls are made without the app
+client's rate-limit retries (which sleep as long as Slack says) and share ``EXCLUSIVE_S`` in all; a
+rate limit or a slow Slack is a failure the person is told about, and they may press again.
+
+An exclusive message may ``stand_for`` a scheduled one (a digest posted from the preview before the
+day's scheduled digest). The claim then settles the scheduled key in the same transaction, as
+``skipped`` with a note, so the schedule, whose own check-and-write is one transaction too, cannot
+slip a second copy in while the post is on its way; the mark is lifted if the post fails. A scheduled
+key already sent, or being sent right now, is answered as such and nothing is posted.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from bot.authz import before_ack
 from bot.logline import slack_error
 from metrics.store.tx import transaction
 from metrics.timeutil import now_iso, parse_instant
@@ -43,13 +53,16 @@ log = logging.getLogger("vsm.delivery")
 EVENT_TYPE = "vsm_message"
 HISTORY_SLACK = 120.0  # seconds before the first attempt that the history search starts
 CLAIM_S = 120.0  # an exclusive attempt's claim: younger, another attempt is at work; older, it died
+EXCLUSIVE_S = 30.0  # all of an exclusive attempt's Slack calls (history check, post): well under CLAIM_S
 
 
 @dataclass(frozen=True)
 class Key:
     team: str
     kind: str  # digest | digest-posted (Post to channel, once a digest cycle) | nudge-<kind>
-    period: str  # the local date (digests, item nudges) or the digest period (target nudges)
+    # the local date (digests: the day due; digest-posted: the cycle's digest day; item nudges) or the
+    # digest period (target nudges)
+    period: str
 
     def __str__(self) -> str:
         return f"{self.team}/{self.kind}/{self.period}"
@@ -118,11 +131,25 @@ def record_skipped(db: sqlite_utils.Database, key: Key, channel: str, note: str)
         log.warning("skipped %s: %s", key, note)
 
 
-def find_posted(client: WebClient, channel: str, key: Key, since: float) -> str | None:
-    """The ts of a message in ``channel`` carrying ``key`` in its metadata, posted after ``since``."""
+def _within(client: WebClient, deadline: float | None) -> WebClient:
+    """``client`` itself, or by a ``deadline`` (``time.monotonic``) a copy without retries whose
+    timeout is the time left (``bot.authz.before_ack``); none left raises ``TimeoutError``."""
+    if deadline is None:
+        return client
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"Slack did not answer within {EXCLUSIVE_S:.0f} s")
+    return before_ack(client, timeout=left)
+
+
+def find_posted(
+    client: WebClient, channel: str, key: Key, since: float, deadline: float | None = None
+) -> str | None:
+    """The ts of a message in ``channel`` carrying ``key`` in its metadata, posted after ``since``;
+    every page by ``deadline`` (``time.monotonic``) when one is given."""
     cursor = None
     while True:
-        resp = client.conversations_history(
+        resp = _within(client, deadline).conversations_history(
             channel=channel, oldest=f"{since:.6f}", include_all_metadata=True, limit=200, cursor=cursor
         )
         for message in resp.get("messages", []):
@@ -144,26 +171,47 @@ def deliver(
     *,
     pacer: ChannelPacer | None = None,
     exclusive: bool = False,
+    stand_for: Key | None = None,
 ) -> Outcome:
     """Post ``payload`` (a ``chat.postMessage`` body with its ``channel``) once for ``key``.
 
     ``exclusive``: the key is claimed first, atomically, for callers that may run at the same time
-    as another attempt at the same key (see the module's docstring)."""
+    as another attempt at the same key, and its Slack calls share ``EXCLUSIVE_S`` without sleeping
+    retries; ``stand_for``: the scheduled key this post takes the place of (see the module's
+    docstring)."""
     channel = payload["channel"]
+    deadline = time.monotonic() + EXCLUSIVE_S if exclusive else None
     if exclusive:
-        held, row = claim(db, key, channel)
+        held, row, marked = claim(db, key, channel, stand_for=stand_for)
         if held is not None:
             return held
     else:
-        done = settled(db, key)
-        if done is not None:
-            return done
-        row = ledger_row(db, key)
-    if row is not None:
+        held, row = _take(db, key, channel)
+        if held is not None:
+            return held
+        marked = False
+    outcome = _post(db, client, key, payload, row, deadline, pacer)
+    if marked and outcome.state == "failed":
+        _unmark(db, stand_for, key)
+    return outcome
+
+
+def _post(
+    db: sqlite_utils.Database,
+    client: WebClient,
+    key: Key,
+    payload: dict,
+    row: dict | None,
+    deadline: float | None,
+    pacer: ChannelPacer | None,
+) -> Outcome:
+    """The history check a crashed attempt calls for, then the post, for a key already taken."""
+    channel = payload["channel"]
+    if row is not None and row["state"] in ("sending", "failed"):
         # An earlier attempt may have posted before it could record: look before posting again.
         since = (parse_instant(row["started"]) or time.time()) - HISTORY_SLACK
         try:
-            ts = find_posted(client, channel, key, since)
+            ts = find_posted(client, channel, key, since, deadline)
         except (SlackApiError, SlackRequestError, OSError) as exc:
             return _failed(db, key, channel, row, f"history check: {slack_error(exc)}")
         if ts is not None:
@@ -171,8 +219,6 @@ def deliver(
             log.info("recovered %s: already in %s at %s", key, channel, ts)
             return Outcome(key, "recovered", ts)
     attempts = (row["attempts"] or 0) + 1 if row else 1
-    if not exclusive:  # a claim has written it already
-        _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
     metadata = {
         "event_type": EVENT_TYPE,
         "event_payload": {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period},
@@ -180,7 +226,7 @@ def deliver(
     if pacer is not None:
         pacer.wait(channel)
     try:
-        resp = client.chat_postMessage(**payload, metadata=metadata)
+        resp = _within(client, deadline).chat_postMessage(**payload, metadata=metadata)
     except (SlackApiError, SlackRequestError, OSError) as exc:
         return _failed(db, key, channel, {"attempts": attempts}, slack_error(exc))
     ts = resp.get("ts")
@@ -188,23 +234,76 @@ def deliver(
     return Outcome(key, "sent", ts)
 
 
+def _live(row: dict | None, now: float) -> bool:
+    """Whether ``row`` is an attempt at work: ``sending``, begun less than ``CLAIM_S`` ago."""
+    return (
+        row is not None
+        and row["state"] == "sending"
+        and now - (parse_instant(row["started"]) or 0.0) < CLAIM_S
+    )
+
+
 def claim(
-    db: sqlite_utils.Database, key: Key, channel: str, now: float | None = None
-) -> tuple[Outcome | None, dict | None]:
+    db: sqlite_utils.Database,
+    key: Key,
+    channel: str,
+    now: float | None = None,
+    stand_for: Key | None = None,
+) -> tuple[Outcome | None, dict | None, bool]:
     """Take ``key`` for one attempt, or learn why not, in one write transaction.
 
-    Returns ``(outcome, None)`` when the key is settled (``already-sent``, ``skipped``) or claimed by
-    a live attempt (``in-flight``, ``at`` its start); else ``(None, row)``, with the ledger row as it
-    was before this claim: a row means an earlier attempt may have posted, so history is checked."""
+    Returns ``(outcome, None, False)`` when the key is settled (``already-sent``, ``skipped``) or
+    claimed by a live attempt (``in-flight``, ``at`` its start), or when ``stand_for`` is sent or
+    being sent (that outcome, under ``stand_for``); else ``(None, row, marked)``, with the ledger row
+    as it was before this claim (a row means an earlier attempt may have posted, so history is
+    checked) and whether ``stand_for``, never attempted, was marked ``skipped`` in its place."""
     now = time.time() if now is None else now
+    scheduled = None
     with transaction(db):  # BEGIN IMMEDIATE: claimants queue on the write lock, one reads at a time
+        if stand_for is not None:
+            scheduled = ledger_row(db, stand_for)
+            if scheduled is not None and scheduled["state"] == "sent":
+                return settled(db, stand_for), None, False
+            if _live(scheduled, now):
+                return Outcome(stand_for, "in-flight", at=scheduled["started"]), None, False
         row = ledger_row(db, key)
         if row is not None and row["state"] in ("sent", "skipped"):
-            return settled(db, key), None
-        if row is not None and row["state"] == "sending":
-            began = parse_instant(row["started"]) or 0.0
-            if now - began < CLAIM_S:
-                return Outcome(key, "in-flight", at=row["started"]), None
+            return settled(db, key), None, False
+        if _live(row, now):
+            return Outcome(key, "in-flight", at=row["started"]), None, False
+        attempts = (row["attempts"] or 0) + 1 if row else 1
+        _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
+        marked = stand_for is not None and scheduled is None
+        if marked:
+            _write(
+                db, stand_for, channel, state="skipped", note=_stood_for(key), finished=now_iso(), attempts=0
+            )
+    return None, row, marked
+
+
+def _stood_for(key: Key) -> str:
+    return f"posted in its place as {key}"
+
+
+def _unmark(db: sqlite_utils.Database, scheduled: Key, key: Key) -> None:
+    """``key``'s post failed: the scheduled message it stood for is due again (unless it was sent)."""
+    with transaction(db):
+        db.execute(
+            "delete from deliveries where key = ? and state = 'skipped' and note = ?",
+            [str(scheduled), _stood_for(key)],
+        )
+
+
+def _take(db: sqlite_utils.Database, key: Key, channel: str) -> tuple[Outcome | None, dict | None]:
+    """The scheduler's take of ``key``: settled (``sent``, ``skipped``), it is that outcome; else it is
+    written ``sending`` in the same transaction, so an exclusive claim that settles it in between
+    (``stand_for``) is seen. A ``sending`` row is this job's own crashed attempt (the scheduler runs a
+    job once at a time), taken over with the history check."""
+    with transaction(db):
+        done = settled(db, key)
+        if done is not None:
+            return done, None
+        row = ledger_row(db, key)
         attempts = (row["attempts"] or 0) + 1 if row else 1
         _write(db, key, channel, state="sending", attempts=attempts, started=now_iso(), error=None)
     return None, row

@@ -5,28 +5,33 @@ A digest cycle runs from one scheduled digest day to the next. A double click, t
 their own previews, or Slack retrying a slow request would each post the digest again, so the post
 goes through the delivery ledger (``bot.schedule.delivery``) under the cycle's ``manual_key``, claimed
 exclusively: the first press posts, every later one in the cycle (or one arriving while the first is
-still posting) is told so and posts nothing. Once the cycle's scheduled digest has been posted, a
-press posts nothing either: the channel has this period's digest. A press on the digest day before
-the scheduled time posts, and the scheduled digest of that day is then recorded as skipped (it would
-cover the same days); the next cycle's digest arrives on its day as usual.
+still posting) is told so and posts nothing. Once the cycle's scheduled digest has been posted, or
+while the schedule is posting it, a press posts nothing either: the channel has this period's digest.
+A press on the digest day before the scheduled time posts, and takes the place of that day's
+scheduled digest (it covers the same days): the claim marks the scheduled key skipped, when the
+schedule has not begun it, in the same transaction, so the schedule cannot post a second copy while the press's post is on its way, and the
+mark is lifted if the post fails, so the digest still arrives on time. The next cycle's digest
+arrives on its day as usual.
+
+The post is made without the app client's rate-limit retries and within ``EXCLUSIVE_S`` in all
+(``bot.schedule.delivery``): a post slower than its claim could be taken over by another press and
+posted twice. A rate limit is answered "try again in a minute".
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from bot.authz import allowed, before_ack
+from bot.authz import allowed
 from bot.payload import message_channel, tell, user_id
 from bot.render.digest import message as digest_message
 from bot.render.templates import escape_mrkdwn
-from bot.schedule.delivery import CLAIM_S, Key, Outcome, deliver, settled
+from bot.schedule.delivery import Key, Outcome, deliver, settled
 from bot.schedule.scheduler import manual_key
 from metrics.digest import build_digest, digest_window
 from metrics.nudges import last_digest_day
 from metrics.teams import Team, team_for_channel
 from metrics.timeutil import parse_instant
-
-POST_TIMEOUT_S = CLAIM_S / 4  # the whole post, well inside the claim
 
 POSTED = ("sent", "recovered")
 
@@ -44,6 +49,8 @@ def _when(stamp: str | None, team: Team) -> str:
 
 
 def _answer(outcome: Outcome, team: Team) -> str:
+    if outcome.key.kind == "digest" and outcome.state == "in-flight":  # the schedule, posting it now
+        return f"The schedule is posting this period's digest to <#{team.channel}> right now."
     if outcome.key.kind == "digest":  # the cycle's scheduled digest, already in the channel
         return (
             f"This period's digest was posted to <#{team.channel}> by the schedule{_when(outcome.at, team)}."
@@ -74,17 +81,14 @@ def post_digest(ack, body, client, respond, context) -> None:
     now = deps.clock()
     db = deps.store.db
     day = cycle_day(team, now)
-    scheduled = settled(db, Key(team.name, "digest", day.isoformat()))
-    if scheduled is not None and scheduled.state == "already-sent":
-        tell(respond, replace_original=False, text=_answer(scheduled, team))
-        return
-    key = manual_key(team, day)
-    outcome = settled(db, key)  # a repeat press costs no figures
-    if outcome is None:
-        window = digest_window(team, now)
-        payload = digest_message(build_digest(db, team, now, window=window), now, channel=team.channel)
-        # No retries that sleep: a post slower than the claim (CLAIM_S) could be taken over and
-        # posted twice; a failed post is said, and a press retries it.
-        outcome = deliver(db, before_ack(client, timeout=POST_TIMEOUT_S), key, payload, exclusive=True)
+    scheduled = Key(team.name, "digest", day.isoformat())  # the schedule's key (scheduler.digest_key)
+    outcome = settled(db, scheduled)  # a press after the schedule's digest costs no figures
+    if outcome is None or outcome.state != "already-sent":
+        key = manual_key(team, day)
+        outcome = settled(db, key)  # nor does a repeat press
+        if outcome is None:
+            window = digest_window(team, now)
+            payload = digest_message(build_digest(db, team, now, window=window), now, channel=team.channel)
+            outcome = deliver(db, client, key, payload, exclusive=True, stand_for=scheduled)
     # The preview gives way to "Posted"; any other answer leaves it, as a new ephemeral line.
     tell(respond, replace_original=outcome.state in POSTED, text=_answer(outcome, team))
