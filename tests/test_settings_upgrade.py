@@ -76,6 +76,17 @@ def test_the_cli_reads_an_older_vsm_toml(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
 
 
+def test_vsm_serve_starts_on_an_older_vsm_toml_and_logs_the_fix(tmp_path):
+    """After an upgrade `vsm serve` refused an existing vsm.toml (`wip = 8`, `throughput = 0`); it
+    starts, serves, and its log names the fix."""
+    from test_slack_serve import vsm_serve
+
+    (tmp_path / "vsm.toml").write_text(TOML % 'wip = 8, throughput = 0, "cycle-time" = "5d"')
+    with MockSlack() as slack, vsm_serve(tmp_path, slack.base_url) as served:
+        log = served.wait_for_log('write wip = "<= 8" (at most)')
+        assert "target throughput = 0 is always met" in log
+
+
 def test_one_table_of_bounds_zero_where_a_team_would_aim_for_it():
     assert bounds(CATALOGUE["change-failure-rate"]) == (0.0, 100.0, False)
     assert bounds(CATALOGUE["net-flow"])[2] is False  # 0 is its aim
@@ -245,3 +256,15 @@ def test_a_rate_limited_membership_check_refuses_rather_than_waits(sample_db, tm
         command(app, "settings", channel=team.channel, user="U1", response_url=f"{slack.url}/response/1")
         assert slack.calls_to("views.open") == []
         assert "Could not check the channel's members" in slack.responses()[-1]["text"]
+
+
+def test_a_change_is_never_announced_in_no_words():
+    """describe() said "" for changes its phrases do not cover (a stage's statuses in another order,
+    a plain 8 given a direction), and the channel got "changed the team settings: "."""
+    from bot.render.settings_changes import describe
+
+    team = Team(name="t")
+    shuffled = [{**s, "statuses": list(reversed(s["statuses"]))} for s in team.workflow]
+    assert describe({"workflow": [team.workflow, shuffled]}, team) == "workflow changed"
+    said = describe({"targets": [{"wip": 8.0}, {"wip": _read("wip", "<= 8")}]}, team)
+    assert said == "target work in progress: 8.0 items → ≤ 8.0 items"

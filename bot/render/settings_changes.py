@@ -12,7 +12,7 @@ from __future__ import annotations
 from bot.render.targets import bound
 from metrics.catalogue import CATALOGUE
 from metrics.scope import SCOPE_LABELS
-from metrics.targets import words
+from metrics.targets import judged_as, words
 from metrics.teams import Team
 
 # The settings the form does not show, as a lead would name them when they change some other way.
@@ -84,9 +84,9 @@ def _targets(old: dict, new: dict) -> list[str]:
     parts = []
     for mid in sorted(set(old) | set(new), key=lambda m: metric_name(m).lower()):
         a, b = old.get(mid), new.get(mid)
-        if a == b:
-            continue
         metric = CATALOGUE.get(mid)
+        if judged_as(metric, a) == judged_as(metric, b):  # a stated "≤" on a plain 8 is a change
+            continue
 
         def shown(t: float | None, metric=metric) -> str:
             return "none" if t is None else bound(metric, t) if metric else f"{t:g}"
@@ -146,7 +146,13 @@ def describe(changes: dict, team: Team) -> str:
     done = {"metrics", "targets", "digest", "timezone", "nudges", "workflow", *SCOPE_LABELS}
     for key in sorted(set(changes) - done):
         parts.append(f"{LABELS.get(key, key.replace('_', ' '))} changed")
+    if not parts and changes:  # a change the words above do not cover is still never announced as ""
+        parts = [f"{_label(key)} changed" for key in sorted(changes)]
     return "; ".join(parts)
+
+
+def _label(key: str) -> str:
+    return SCOPE_LABELS.get(key) or LABELS.get(key) or key.replace("_", " ")
 
 
 def created(team: Team) -> str:
