@@ -213,6 +213,10 @@ def test_an_older_target_is_shown_with_a_hint_and_blocks_no_save(older):
     assert said == "<@U1> changed the team settings: digest: Mon 09:30 → Wed 09:30 Europe/London"
     kept = get_team(open_db(db_path, create=False), team.name).targets
     assert (kept["wip"], kept["wip"].better, kept["throughput"]) == (8.0, "", 0.0)
+    # The figure says its target is not judged, and how to have it judged.
+    command(app, "wip", channel=team.channel, user="U1", response_url=f"{slack.url}/response/2")
+    reply = json.dumps(slack.responses()[-1], ensure_ascii=False)
+    assert "not judged: say which way in the settings, e.g. wip ≤ 8" in reply
 
 
 def test_stating_a_direction_on_an_older_target_is_saved_and_said(older):

@@ -21,7 +21,8 @@ def target_line(metric: Metric, target_value: float | None, status: str | None) 
     if target_value is None:
         return ""
     if direction(metric, target_value) is None:  # wip = 8 from before targets had directions
-        return f"target {bound(metric, target_value)} not judged: say which way, e.g. {metric.id} ≤ 8"
+        shown = f"{metric.id} ≤ {float(target_value):g}"
+        return f"target {bound(metric, target_value)} not judged: say which way in the settings, e.g. {shown}"
     mark = {"met": "on target", "missed": "off target"}.get(status or "", "no figure yet")
     return f"{mark} ({bound(metric, target_value)})"
 
