@@ -13,7 +13,8 @@ History is read only in that case (Slack's ``conversations.history`` limits are 
 never on the normal path. A channel that refuses the message (archived, bot removed) is recorded as
 ``failed`` with Slack's error code and reported; it never blocks other channels.
 
-The scheduler runs each job once at a time, so it reads the ledger and then writes it. A message that
+The scheduler runs each job once at a time, so a ``sending`` row it finds is its own crashed attempt,
+taken over at once (its check and its write are still one transaction: see ``stand_for``). A message that
 people trigger (the digest preview's "Post to channel": a double click, two people, a retried
 request, several replicas) may be attempted by several threads at once, so ``deliver(...,
 exclusive=True)`` *claims* the key instead: one write transaction (SQLite's write lock, across threads
