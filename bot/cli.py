@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("metric", help="one metric for one team")
     _common(p)
-    p.add_argument("id")
+    p.add_argument("id", nargs="+", help="its id or a name `/vsm` knows: cycle-time, ct, 'cycle time'")
     p.add_argument("--team", required=True)
     p.add_argument("--period", help="7d, 30d, 90d, 12w or a quarter such as 2026Q3 (default 30d)")
     p.add_argument("--since", help="first local day, YYYY-MM-DD")
@@ -258,12 +258,13 @@ def cmd_metric(args, cfg: Config) -> int:
     import json
 
     from bot.render import format as fmt
+    from bot.render.terminal import safe
     from metrics import catalogue
     from metrics.digest import digest_window
     from metrics.teams import get_team
     from metrics.timeutil import dates_window, parse_period, zone
 
-    metric = catalogue.get(args.id)
+    metric = catalogue.get(_metric_id(args.id))
     if args.period and (args.since or args.until):
         raise VsmError("use either --period or --since/--until, not both")
     if bool(args.since) != bool(args.until):
@@ -287,19 +288,38 @@ def cmd_metric(args, cfg: Config) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return 0
-    print(f"{metric.name} · {team.name} · {window.label()}")
+    lines = [f"{metric.name} · {team.name} · {window.label()}"]
     shown, spark = fmt.shown(metric, result)
-    print(f"  {shown}   ({fmt.counted(metric, result.sample_size)})")
+    lines.append(f"  {shown}   ({fmt.counted(metric, result.sample_size)})")
     spread = fmt.spread(metric, result.value)
     if spread:
-        print(f"  {spread}")
-    print(f"  {fmt.comparison(metric, result)}")
+        lines.append(f"  {spread}")
+    lines.append(f"  {fmt.comparison(metric, result)}")
     if spark:
-        print(f"  weekly: {spark}")
-    print(f"  {fmt.verdict(result.signal, result.signal_note, result.sample_size)}")
-    for note in result.notes:
-        print(f"  note: {note}")
+        lines.append(f"  weekly: {spark}")
+    lines.append(f"  {fmt.verdict(result.signal, result.signal_note, result.sample_size)}")
+    lines += [f"  note: {note}" for note in result.notes]
+    for line in lines:  # notes name statuses as a tool wrote them: no control characters reach the terminal
+        print(safe(line))
     return 0
+
+
+def _metric_id(words: list[str]) -> str:
+    """The metric the words name, found as `/vsm` finds it (``leading_name``: ids, names, aliases such
+    as ``ct`` or ``cycle time``), so the terminal and Slack accept the same names; else an error
+    with the closest names."""
+    from metrics.catalogue import CATALOGUE
+    from metrics.catalogue.aliases import leading_name, suggest
+
+    found = leading_name(words)
+    if found is not None and found[0] == "metric" and found[2] == len(words):
+        return found[1]
+    typed = " ".join(words)
+    if found is not None and found[0] == "family" and found[2] == len(words):
+        raise VsmError(f"{typed!r} is a family of metrics, not one metric: `vsm metrics` lists them")
+    close = [n for n in suggest(words) if n in CATALOGUE]
+    hint = f"did you mean {' or '.join(close)}?" if close else "`vsm metrics` lists them"
+    raise VsmError(f"unknown metric {typed!r}: {hint}")
 
 
 def cmd_digest(args, cfg: Config) -> int:

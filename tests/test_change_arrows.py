@@ -182,7 +182,7 @@ def test_a_rate_changes_in_points_and_says_better_through_slack(app_env):
 def test_a_context_metric_is_never_better_or_worse_through_slack(app_env):
     app, slack = app_env
     figure = _reply(app, slack, "wip 2026Q3")["blocks"][0]["text"]["text"]
-    assert "*1.0 items*  (92 days sampled)" in figure  # Q3 has 92 days, each sampled once
+    assert "*1 in progress at the end of 30 Sep · average 1.0 items*  (92 days sampled)" in figure  # 92 days
     assert "better" not in figure and "worse" not in figure
     assert "No change (previous period: 1.0 items)" in figure  # open all through Q2 and Q3
 

@@ -9,6 +9,7 @@ from bot import ids
 from bot.render import format as fmt
 from bot.render.targets import target_line
 from bot.render.templates import cut, cut_mrkdwn, link, render_json, render_text
+from bot.render.terminal import safe_all
 from metrics.digest import Digest, Figure
 from metrics.teams import Team
 from metrics.timeutil import iso
@@ -159,4 +160,6 @@ def _fit(blocks: list[dict]) -> list[dict]:
 
 
 def text(d: Digest, now: datetime) -> str:
-    return render_text("digest.txt.j2", **view(d, now))
+    """The digest for a terminal: every string in it loses the control characters a tool's text may
+    carry (``terminal.safe``), since the terminal would act on them rather than print them."""
+    return render_text("digest.txt.j2", **safe_all(view(d, now)))

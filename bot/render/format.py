@@ -7,11 +7,13 @@ on pickup time (up is worse) as on deployment frequency (up is better), so every
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from metrics.catalogue.base import NO_DATA, Metric, one_decimal
+from metrics.catalogue.base import NO_DATA, Metric, duration_text, one_decimal
 from metrics.catalogue.base import counted as counted_text
 from metrics.targets import headline
+from metrics.timeutil import parse_instant
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -21,17 +23,34 @@ UNIT_NOUNS = {"deploys": "deployments"}  # a per-week unit's noun, where the uni
 
 
 def duration(hours: float | None) -> str:
-    """``7.5 h`` below 24 hours, else ``3.2 d``."""
+    """``7.5 h`` below 24 hours, else ``3.2 d``: the catalogue's one display rule
+    (``duration_text``, in seconds), so a figure and the notes about it can never disagree."""
     if hours is None:
         return "–"
-    if hours < 24:
-        return f"{one_decimal(hours)} h"
-    return f"{one_decimal(hours / 24)} d"
+    return duration_text(hours * 3600)
 
 
 def whole(x: float) -> str:
     """Half-up to a whole number: lines of code and forecast items are never fractional."""
-    return str(Decimal(repr(float(x))).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    return str(_half_up(x, "1"))
+
+
+def _half_up(x: float, step: str) -> Decimal:
+    return Decimal(repr(float(x))).quantize(Decimal(step), rounding=ROUND_HALF_UP)
+
+
+def as_shown(metric: Metric, x: float) -> float:
+    """``x`` at the precision the figure is shown in, in the metric's own unit: a duration shown in
+    days to a tenth of a day (14.02 d and 13.98 d both read 14.0 d), in hours to a tenth of an hour;
+    lines and open items whole; anything else to one decimal. A change is judged on these, so
+    "p85 ↓ 0.5 h" never sits beside two figures that both read 14.0 d."""
+    if is_duration(metric):
+        if abs(x) >= 24:
+            return float(_half_up(x / 24, "0.1")) * 24
+        return float(_half_up(x, "0.1"))
+    if metric.unit in ("lines", "items, duration"):
+        return float(_half_up(x, "1"))
+    return float(_half_up(x, "0.1"))
 
 
 def is_rate(metric: Metric) -> bool:
@@ -143,8 +162,8 @@ def direction(metric: Metric, now: float, before: float) -> str | None:
 def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
     """How far a figure moved, in words that cannot mislead: percentage points for rates; the
     difference in the metric's unit for durations and sizes, and wherever a percent would mislead
-    (from zero, to zero, across zero, or for a figure that may go negative); otherwise a percent of
-    the previous figure."""
+    (from zero, to zero, across zero, for a figure that may go negative, or a move too small to
+    show as a percent); otherwise a percent of the previous figure."""
     d = abs(diff)
     if is_rate(metric):
         return f"{one_decimal(d)} pts"
@@ -154,17 +173,21 @@ def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
         return f"{whole(d)} lines"
     if a == 0 or b == 0 or (a < 0) != (b < 0) or not metric.bounds()[0]:
         return number(metric, d)  # a figure that can go negative (net flow) is a balance, not a size
-    return f"{one_decimal(d / abs(b) * 100)}%"
+    percent = one_decimal(d / abs(b) * 100)
+    if not any(ch in "123456789" for ch in percent):  # 1000.1/wk from 1000.0/wk: "0.1/wk", not "0.0%"
+        return number(metric, d)
+    return f"{percent}%"
 
 
 def change(metric: Metric, current, previous) -> str:
     """``↑ 2.1 d, worse``: the move of the figure's headline number (p85 for spreads, which is what
-    targets judge), marked better or worse by the metric's direction. "no change" when it moved less
-    than the display shows; "" when either figure is missing: there is nothing to compare, and the
+    targets judge), marked better or worse by the metric's direction. Both figures are taken at the
+    precision they are shown in (``as_shown``): "no change" when they read the same; "" when either figure is missing: there is nothing to compare, and the
     caller says why (``comparison``)."""
     a, b = headline(metric, current), headline(metric, previous)
     if a is None or b is None:
         return ""
+    a, b = as_shown(metric, a), as_shown(metric, b)  # judged as the reader sees the two figures
     amount = _amount(metric, a - b, a, b)
     if a == b or not any(ch in "123456789" for ch in amount):
         return "no change"
@@ -221,10 +244,29 @@ def has_data(result) -> bool:
 def shown(metric: Metric, result) -> tuple[str, str]:
     """The figure and its weekly sparkline as every surface shows them (reply, digest, App Home,
     terminal): without data, why there is none and no sparkline (a flat line of zero-filled weeks
-    beside "no data" would read as a steady figure)."""
+    beside "no data" would read as a steady figure); a sampled level (WIP) with its current value
+    first, which is what its definition promises and what a team acts on."""
     if not has_data(result):
         return no_data(result), ""
-    return value(metric, result.value), sparkline(result.series)
+    return _with_current(metric, result, value(metric, result.value)), sparkline(result.series)
+
+
+def _with_current(metric: Metric, result, average: str) -> str:
+    """ "23 in progress now · average 16.6 items": WIP's window average beside the count it is at
+    (``extra["current"]``), said "now" when the window runs to now, else at the end of its last day
+    (a digest's period ends at the last local midnight)."""
+    extra = result.extra if isinstance(result.extra, dict) else {}
+    current = extra.get("current")
+    if metric.unit != "items" or not isinstance(current, int) or isinstance(current, bool):
+        return average
+    last = result.items[-1].get("at") if result.items else None
+    taken = parse_instant(last) if isinstance(last, str) else None
+    if taken is not None and taken < result.window.end:  # the day in progress, sampled now
+        when = "now"
+    else:
+        day = result.window.until - timedelta(days=1)
+        when = f"at the end of {day.day} {day:%b}"
+    return f"{current} in progress {when} · average {average}"
 
 
 def sparkline(series: list[dict]) -> str:

@@ -47,11 +47,13 @@ def parse(text: str | None) -> Command:
         return Command(head)
     if head == "forecast":
         # ASCII digits, and few of them: "²".isdigit() is True but int("²") raises, and int() refuses
-        # more than 4,300 digits.
+        # more than 4,300 digits. "forecast 20 items" says the unit as people do: the word is allowed.
+        if len(rest) == 2 and rest[1].lower() in ("item", "items"):
+            rest = rest[:1]
         if len(rest) != 1 or not _COUNT.fullmatch(rest[0]) or not 1 <= int(rest[0]) <= MAX_FORECAST_ITEMS:
             return Command(
                 "error",
-                error=f"`forecast` takes a number of items, 1 to {MAX_FORECAST_ITEMS:,}: `forecast 20`",
+                error=f"`forecast` takes a number of items, 1 to {MAX_FORECAST_ITEMS:,}: `forecast 20` or `forecast 20 items`",
             )
         return Command("forecast", items=int(rest[0]))
     found = leading_name(words)
