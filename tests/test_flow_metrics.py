@@ -371,6 +371,7 @@ def test_aging_wip_flags_items_older_than_p85_cycle_time():
         {
             "key": "PAY-O2",
             "stage": "review",
+            "status": "In Review",
             "age_hours": 60.0,
             "flagged": True,
             "url": "https://jira.example/browse/PAY-O2",
@@ -378,6 +379,7 @@ def test_aging_wip_flags_items_older_than_p85_cycle_time():
         {
             "key": "PAY-O3",
             "stage": "in_progress",
+            "status": "In Progress",
             "age_hours": 44.0,
             "flagged": False,
             "url": "https://jira.example/browse/PAY-O3",
@@ -385,6 +387,7 @@ def test_aging_wip_flags_items_older_than_p85_cycle_time():
         {
             "key": "PAY-O1",
             "stage": "in_progress",
+            "status": "In Progress",
             "age_hours": 12.0,
             "flagged": False,
             "url": "https://jira.example/browse/PAY-O1",
@@ -392,6 +395,11 @@ def test_aging_wip_flags_items_older_than_p85_cycle_time():
     ]
     assert r.previous == 0  # nothing open at 2 Mar 00:00
     assert r.series == [{"week": "2026-03-02", "value": 3, "partial": True}]
+    # No signal rule applies to it: the line under the figure says how many are aging, not "normal".
+    assert r.signal_note == (
+        "1 of 3 open items is older than usual: over 1.8 d, the cycle time within which 85% of the "
+        "items finished in the last 90 days were done"
+    )
 
 
 def test_aging_wip_no_flags_with_fewer_than_five_done():
@@ -400,7 +408,7 @@ def test_aging_wip_no_flags_with_fewer_than_five_done():
     assert r.extra["p85_hours"] is None
     assert r.extra["done_90d"] == 4
     assert not any(i["flagged"] for i in r.items)
-    assert r.notes[0] == (
+    assert r.signal_note == (
         "no item is flagged as aging: only 4 items finished in the last 90 days, "
         "and it takes 5 to know what is usual"
     )

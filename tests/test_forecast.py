@@ -234,7 +234,13 @@ def test_all_zero_history_gives_no_forecast():
     assert (hm["p50"], hm["p85"], hm["p95"]) == (None, None, None)
     assert (w["p50"], w["p85"], w["p95"]) == (None, None, None)
     assert w["dates"] == {"p50": None, "p85": None, "p95": None}
-    assert hm["note"] == "no items done in the 12 weeks before: no forecast"
+    assert hm["note"] == "Jira has not been synced yet"  # never synced: not "nothing was done"
+    item(d.db, "PAY-9", "2025-01-05 09:00")  # synced, long ago, nothing done in the 12 weeks
+    assert (
+        when(data(d.db), 20)["note"]
+        == "no item was done in the last 12 weeks, so there is nothing to resample"
+    )
+    assert how_many(data(d.db, jira_projects=[]), 14)["note"] == "no Jira projects in this team's scope"
 
 
 def test_bad_requests_are_clear_errors():
@@ -302,10 +308,13 @@ def test_forecast_metric_value_previous_and_extra():
     assert r.extra["seed"] == SEED and r.extra["trials"] == 10_000
     assert r.extra["by"] == "2026-04-13"
     assert r.sample_size == 168  # 84 days x 2
-    # previous = as of 16 Mar 00:00: history 22 Dec .. 15 Mar = 14 empty days + 70 days of 2 items, so a
-    # 14-day total is 2 x Binomial(14, 5/6); CDF: P(<=8) = .019, P(<=9) = .069, P(<=10) = .194,
-    # P(<=11) = .421, P(<=12) = .704 -> median 12 (24 items), 15th pct 10 (20), 5th pct 9 (18)
-    assert r.previous == {"p50": 24, "p85": 20, "p95": 18}
+    # previous = as of 16 Mar 00:00: history 22 Dec .. 15 Mar = 14 days before the items' history began
+    # + 70 days of 2 items, so a 14-day total would be 2 x Binomial(14, 5/6); CDF: P(<=8) = .019,
+    # P(<=9) = .069, P(<=10) = .194, P(<=11) = .421, P(<=12) = .704 -> median 12 (24 items), 15th pct
+    # 10 (20), 5th pct 9 (18). Those 14 days are unknown, not idle: the figure has no previous forecast.
+    before = how_many(TeamData(db, t, ts("2026-03-16 00:00")), 14)
+    assert (before["p50"], before["p85"], before["p95"]) == (24, 20, 18)
+    assert (r.previous, r.previous_note) == (None, "no earlier data")
     # series: items done per week (the throughput the forecast resamples)
     assert r.series == [
         {"week": "2026-03-16", "value": 14.0},
@@ -319,7 +328,9 @@ def test_forecast_metric_without_history_has_no_value():
     r = CATALOGUE["forecast"].compute(data(new_db()), dates_window("2026-03-16", "2026-03-30", zone("UTC")))
     assert r.value is None
     assert r.previous is None
-    assert r.notes == ["no items done in the 12 weeks before: no forecast"]
+    assert r.notes == []
+    assert r.no_data_reason == "Jira has not been synced yet"
+    assert all(p["value"] is None for p in r.series)  # unknown weeks, not a flat line of zeros
 
 
 def test_forecast_metric_series_stops_at_now_and_is_json_ready():

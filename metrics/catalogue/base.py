@@ -6,6 +6,19 @@ deployment...), each placed in time by its end event. The ``kind`` then decides 
 become a figure, a previous-period figure, a weekly series and a signal, identically for every metric
 of that kind. Metrics that are not a plain aggregation (WIP, forecast, sprint figures) override
 ``compute``.
+
+No data is never a figure (docs/metrics.md "No data is not zero", "Windows", "Signal versus noise").
+A figure is *unknown* when the team's scope names no source for it, the source was never synced, or
+the period lies before the synced history began: its value and previous figure are None (null in
+JSON, never 0), its weekly points are None (unknown, not zero-filled weeks), no signal is tested, so
+no target is judged and no target nudge is sent (``metrics.targets.target_status`` judges only a
+value; ``metrics.nudges`` skips unknown figures), and ``no_data_reason`` says why (``unknown``).
+The same holds for the weeks of a known figure's series that lie before the first week of its
+history (``Metric.described``), and for a figure whose events are known but whose judge is not
+(deployments with no incident source synced: no change can count as failed, so change failure rate
+is unknown, not 0%). When the data is known and nothing happened (a synced scope, no item finished),
+a count or a rate is a real 0, judged as such, and ``no_data_reason`` says what did not happen
+("no items finished in this period").
 """
 
 from __future__ import annotations
@@ -444,7 +457,7 @@ STORED = {
     ITEMS: ("work_items", "Jira issues", "projects"),
     PRS: ("pull_requests", "pull requests", "repositories"),
     DEPLOYMENTS: ("deployments", "deployments", "services and repositories"),
-    INCIDENTS: ("incidents", "incidents", "services"),
+    INCIDENTS: ("incidents", "incidents", "services and repositories"),
     SPRINTS: ("sprints", "sprints", "boards and projects"),
 }
 
@@ -474,6 +487,11 @@ def not_synced(data: TeamData, source: str) -> str:
     """Why a source in the team's scope holds nothing for it: the store has never had a successful
     sync ("GitHub has not been synced yet"), or it holds rows, just none of this team's scope."""
     table, rows, scope = STORED[source]
+    if source in (DEPLOYMENTS, INCIDENTS):  # say what the team names: "services", "repositories"
+        named = [
+            w for w, on in (("services", data.team.services), ("repositories", data.team.all_repos)) if on
+        ]
+        scope = " and ".join(named) or scope
     empty = data.db.execute(f"select 1 from {table} limit 1").fetchone() is None
     synced = any(f["as_of"] for f in freshness(data.db))
     if empty and not synced:
@@ -487,6 +505,20 @@ def history_known_from(data: TeamData, sources: tuple[str, ...], since: float, t
     baseline starts from). Before that week a figure is unknown, not zero."""
     first = data.history_start(sources)
     return first is not None and since >= local_midnight(week_start(first, tz), tz).timestamp()
+
+
+def before_history(result: Result, first: float | None) -> Result:
+    """The weekly points of the weeks before the first week of the metric's history set to None:
+    nobody observed them, and zero-filled they would draw a flat stretch (or a WIP of the items
+    still open today) beside a figure as if the team had been idle. ``first`` is the history's first
+    instant (``TeamData.history_start``); None means no history at all, so every point is unknown."""
+    cut = None if first is None else week_start(first, result.window.tz)
+    for p in result.series:
+        if "week" in p and (cut is None or date.fromisoformat(p["week"]) < cut):
+            p["value"] = None
+            if "p85" in p:
+                p["p85"] = None
+    return result
 
 
 def unknown(result: Result, reason: str) -> Result:
@@ -605,6 +637,8 @@ class Metric:
             data, self.history, result.window.previous().start if since is None else since, result.window.tz
         ):
             result.previous, result.previous_note = None, NO_EARLIER_DATA
+        if self.history:
+            before_history(result, data.history_start(self.history))
         missing = self.unknown_reason(data, result.window, empty=result.sample_size == 0)
         if missing:  # even a figure that counts days (WIP) knows nothing of a source it never saw
             unknown(result, missing)

@@ -45,6 +45,7 @@ from metrics.catalogue.base import (
     Result,
     be,
     counted,
+    in_scope,
     local_day,
     not_synced,
     span,
@@ -210,6 +211,25 @@ def _load_prs_by_key(
     return found, bots
 
 
+PRS_NOT_SYNCED = "the pull requests these deployments shipped have not been synced yet"
+
+
+def prs_unknown(data: TeamData) -> str:
+    """Why the PRs deployments shipped are unknown: the tool never synced for the team's repositories
+    ("GitHub has not been synced yet"), or, for a team scoped by services, those PRs are not stored."""
+    if in_scope(data.team, PRS) and data.history_start((PRS,)) is None:
+        return not_synced(data, PRS)
+    return PRS_NOT_SYNCED
+
+
+def prs_not_synced(data: TeamData, window: Window) -> bool:
+    """Whether the window's deployments shipped changes and not one of them is a stored PR: then
+    what the PRs would say (a lead time, a revert) is unknown, not absent."""
+    ship = shipped(data, window.start)
+    changes = [k for d in ship.deployments if window.contains(d.finished) for k in d.changes]
+    return bool(changes) and all(k in ship.unknown for k in changes)
+
+
 def _deploy_item(d: Deployment) -> dict:
     return d.ref() | {"service": d.service, "environment": d.environment, "finished": iso(d.finished)}
 
@@ -314,12 +334,12 @@ class LeadTimeForChanges(Metric):
     family = "dora"
     definition = "earliest commit → first successful production deployment containing the PR; p50, p85"
     kind = DURATION
-    history = (DEPLOYMENTS, PRS)  # a lead time needs the deployment and the PR it shipped
+    # Placed by the deployment that ends it, so its history is the deployments': the PRs they
+    # shipped are found by key (``_load_prs_by_key``) whether or not their repositories are in the
+    # team's scope, and a services-only team has lead times (and earlier ones) as it has deployments.
+    history = (DEPLOYMENTS,)
     things = "PRs"
     nothing = "no PRs reached production in this period"
-
-    def counted_from(self) -> tuple[str, ...]:
-        return self.history
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         ship = shipped(data, start)
@@ -359,6 +379,8 @@ class LeadTimeForChanges(Metric):
 
     def compute(self, data: TeamData, window: Window) -> Result:
         result = super().compute(data, window)
+        if result.sample_size == 0 and prs_not_synced(data, window):
+            unknown(result, prs_unknown(data))
         p50 = result.value["p50"] if result.value else None
         result.extra["level"] = lead_time_level(p50)
         ship = shipped(data, window.start)
@@ -431,6 +453,14 @@ class ChangeFailureRate(Metric):
     things = "deployments"
     nothing = "no deployments in this period"
 
+    @staticmethod
+    def no_incidents(data: TeamData) -> str:
+        """Why no incident is known for the team: no incident service in its scope (its deployments
+        may come from repositories alone), or none synced for the scope yet."""
+        if not data.team.services:
+            return "no incident services in this team's scope"
+        return not_synced(data, INCIDENTS)
+
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         deployments = data.deployments(start)
         linked, _ = link_incidents(deployments, data.incidents(start))
@@ -458,7 +488,7 @@ class ChangeFailureRate(Metric):
         result.extra["clusters"] = FAILURE_RATE_CLUSTERS
         if result.sample_size and data.history_start((INCIDENTS,)) is None:
             # With no incident known, every deployment reads as a success: 0% would be invented good news.
-            unknown(result, f"{not_synced(data, INCIDENTS)}, so no deployment can count as failed")
+            unknown(result, f"{self.no_incidents(data)}, so no deployment can count as failed")
         if unlinked:
             n = len(unlinked)
             result.notes.append(
@@ -553,9 +583,16 @@ class ReworkRate(Metric):
     family = "dora"
     definition = "deployments shipping a revert, hotfix or incident-linked PR ÷ deployments"
     kind = RATE
-    history = (DEPLOYMENTS, PRS)
+    history = (DEPLOYMENTS,)  # as lead time for changes: the PRs are found by the deployments' changes
     things = "deployments"
     nothing = "no deployments in this period"
+
+    def compute(self, data: TeamData, window: Window) -> Result:
+        result = super().compute(data, window)
+        if result.sample_size and prs_not_synced(data, window):
+            # Without the PRs, no deployment can be seen to ship a revert: 0% would be invented.
+            unknown(result, f"{prs_unknown(data)}, so no deployment can count as rework")
+        return result
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         patterns, notes = rework_patterns(data.team.rework_patterns)

@@ -147,6 +147,15 @@ def delivered(it: Item) -> bool:
     return it.flow.done is not None and it.flow.committed is not None and not it.discarded
 
 
+def status_written(data: TeamData, it: Item) -> str:
+    """The item's status now, as the team wrote it in its workflow mapping ("Peer Review"), else as
+    the tool names it: what the aging nudge says, so Explain and the nudge name one status alike
+    (``metrics.behind.status_label``; imported here, as ``behind`` imports the catalogue)."""
+    from metrics.behind import status_label
+
+    return status_label(data.workflow, it)
+
+
 def stage_name_at(workflow: Workflow, flow: Flow, ts: float) -> str | None:
     """The stage an item was in at ``ts``; an unmapped status keeps the last mapped stage (ignored)."""
     current = None
@@ -544,6 +553,7 @@ class Wip(Metric):
             {
                 "key": it.key,
                 "stage": stage_name_at(data.workflow, it.flow, at),
+                "status": status_written(data, it),
                 "committed": iso(it.flow.committed),
                 "url": it.url,
             }
@@ -597,8 +607,12 @@ class AgingWip(Metric):
 
     An item is flagged when its age exceeds the team's p85 cycle time over the 90 local days before
     that instant (delivered items, as ``cycle-time`` counts them); no flags while fewer than 5 such
-    items were done. value = number of open items; previous = the same count at the window's start;
-    series = open items at each week's end (or now).
+    items were done. value = number of open items (docs/metrics.md: the figure is the open items,
+    each with its age), so its change is the change in that count, lower being better; previous =
+    the same count at the window's start; series = open items at each week's end (or now). How many
+    of them are aging is what a team acts on, and no signal rule is applied to this figure, so
+    ``signal_note`` (the line under the figure, where "within normal variation" would otherwise
+    stand) says it: "2 of 8 open items are older than 85% of ...", or why nothing can be flagged.
     """
 
     id = "aging-wip"
@@ -637,6 +651,7 @@ class AgingWip(Metric):
                 {
                     "key": it.key,
                     "stage": stage_name_at(data.workflow, it.flow, at),
+                    "status": status_written(data, it),
                     "age_hours": hours(age),
                     "flagged": flagged,
                     "url": it.url,
@@ -644,12 +659,18 @@ class AgingWip(Metric):
             )
         open_items.sort(key=lambda i: (-i["age_hours"], i["key"]))
         notes = quality_notes(items, window.start, window.end, closed_without_flow=None)
+        flagged = sum(i["flagged"] for i in open_items)
         if p85 is None:
             done = f"only {counted(len(cycles), 'items')}" if cycles else "no items"
-            notes.insert(
-                0,
+            aged = (
                 f"no item is flagged as aging: {done} finished in the last {AGING_LOOKBACK_DAYS} days, "
-                f"and it takes {AGING_MIN_DONE} to know what is usual",
+                f"and it takes {AGING_MIN_DONE} to know what is usual"
+            )
+        else:
+            aged = (
+                f"{flagged} of {counted(len(open_items), 'open items')} {be(flagged)} older than usual: "
+                f"over {duration_text(p85)}, the cycle time within which 85% of the items finished "
+                f"in the last {AGING_LOOKBACK_DAYS} days were done"
             )
         series = []
         for s, e, complete in weeks:
@@ -668,7 +689,7 @@ class AgingWip(Metric):
             items=open_items,
             notes=notes,
             extra={
-                "flagged": sum(i["flagged"] for i in open_items),
+                "flagged": flagged,
                 "p85_hours": None if p85 is None else hours(p85),
                 "done_90d": len(cycles),
                 "as_of": iso(at),
@@ -676,7 +697,12 @@ class AgingWip(Metric):
         )
         result.notes += low_sample_note(result, self.things)
         # Its previous figure is the count at the window's start: known once the history has begun.
-        return self.described(result, data, since=prev_at)
+        self.described(result, data, since=prev_at)
+        if result.sample_size:
+            # Not tested for signals: the line under the figure says how many items are aging
+            # (what a reader acts on) rather than "within normal variation".
+            result.signal_note = aged
+        return result
 
 
 # -- flow distribution -----------------------------------------------------------------------------------

@@ -25,7 +25,17 @@ from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
-from metrics.catalogue.base import CUSTOM, Metric, Result, low_sample_note, series_weeks
+from metrics.catalogue.base import (
+    CUSTOM,
+    ITEMS,
+    NOT_IN_SCOPE,
+    Metric,
+    Result,
+    in_scope,
+    low_sample_note,
+    not_synced,
+    series_weeks,
+)
 from metrics.catalogue.flow import FAMILY, delivered
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
@@ -43,7 +53,18 @@ WHEN_ITEMS = 20  # and when 20 more will be done
 _CHUNK_CELLS = 2_000_000  # bound on one draw matrix (trials x draws): memory stays small
 _PY_CELLS = 2_000_000  # days a "when" draws in plain Python at most (about 40 ms); beyond, numpy
 _BLOCK = 1 << 16  # daily samples drawn at a time in plain Python: memory stays small
-NO_HISTORY = "no items done in the 12 weeks before: no forecast"
+NO_HISTORY = "no item was done in the last 12 weeks, so there is nothing to resample"
+
+
+def no_forecast_reason(data: TeamData) -> str:
+    """Why there is no forecast, most basic first: the team's scope names no Jira project, Jira has
+    not been synced for it, or no item was done in the 12 weeks resampled. A team with nothing to
+    resample because nothing was ever synced must hear that, not that it finished nothing."""
+    if not in_scope(data.team, ITEMS):
+        return NOT_IN_SCOPE[ITEMS]
+    if data.history_start((ITEMS,)) is None:
+        return not_synced(data, ITEMS)
+    return NO_HISTORY
 
 
 def _key(c: float) -> str:
@@ -213,7 +234,9 @@ def _history_info(counts: list[int], first: date) -> dict:
     }
 
 
-def _how_many(counts: list[int], first: date, first_step: date, days: int, seed: int, trials: int) -> dict:
+def _how_many(
+    counts: list[int], first: date, first_step: date, days: int, seed: int, trials: int, why: str = NO_HISTORY
+) -> dict:
     out = {
         "days": days,
         "from": first_step.isoformat(),
@@ -223,12 +246,20 @@ def _how_many(counts: list[int], first: date, first_step: date, days: int, seed:
         "trials": trials,
     }
     if not any(counts):
-        return out | {_key(c): None for c in CONFIDENCES} | {"note": NO_HISTORY}
+        return out | {_key(c): None for c in CONFIDENCES} | {"note": why}
     totals = sorted(trial_totals(counts, days, seed, trials))
     return out | {_key(c): math.floor(quantile(totals, 1 - c)) for c in CONFIDENCES}
 
 
-def _when(counts: list[int], first: date, first_step: date, n_items: int, seed: int, trials: int) -> dict:
+def _when(
+    counts: list[int],
+    first: date,
+    first_step: date,
+    n_items: int,
+    seed: int,
+    trials: int,
+    why: str = NO_HISTORY,
+) -> dict:
     out = {
         "items": n_items,
         "from": first_step.isoformat(),
@@ -238,7 +269,7 @@ def _when(counts: list[int], first: date, first_step: date, n_items: int, seed: 
     }
     if not any(counts):
         none = {_key(c): None for c in CONFIDENCES}
-        return out | none | {"dates": dict(none), "note": NO_HISTORY}
+        return out | none | {"dates": dict(none), "note": why}
     steps = sorted(trial_steps(counts, n_items, seed, trials))
     answers = {_key(c): math.ceil(quantile(steps, c)) for c in CONFIDENCES}
     dates = {k: (first_step + timedelta(days=n - 1)).isoformat() for k, n in answers.items()}
@@ -252,14 +283,15 @@ def how_many(
     percentile of trial totals, rounded down ("at least 12 items, 85%").
 
     Returns ``{"days", "from", "by", "p50", "p85", "p95", "seed", "trials", "history"}`` (local
-    dates, ``by`` inclusive); the answers are None, with a ``note``, when no item was done in the
-    history (all-zero samples: no forecast).
+    dates, ``by`` inclusive); the answers are None, with a ``note`` saying why (``no_forecast_reason``),
+    when no item was done in the history (all-zero samples: no forecast).
     """
     if days < 1:
         raise VsmError(f"forecast: the number of days must be at least 1 (got {days})")
     as_of = data.now if now is None else float(now)
     counts, _items, first, first_step = DailyThroughput(data, as_of).history(as_of)
-    return _how_many(counts, first, first_step, days, seed, trials)
+    why = NO_HISTORY if any(counts) else no_forecast_reason(data)
+    return _how_many(counts, first, first_step, days, seed, trials, why)
 
 
 def when(
@@ -269,13 +301,15 @@ def when(
     trials needed, rounded up, and the local date that many days from ``from`` ends on.
 
     Returns ``{"items", "from", "p50", "p85", "p95", "dates": {"p50": "YYYY-MM-DD", ..}, "seed",
-    "trials", "history"}``; answers are None, with a ``note``, when no item was done in the history.
+    "trials", "history"}``; answers are None, with a ``note`` saying why (``no_forecast_reason``),
+    when no item was done in the history.
     """
     if n_items < 1:
         raise VsmError(f"forecast: the number of items must be at least 1 (got {n_items})")
     as_of = data.now if now is None else float(now)
     counts, _items, first, first_step = DailyThroughput(data, as_of).history(as_of)
-    return _when(counts, first, first_step, n_items, seed, trials)
+    why = NO_HISTORY if any(counts) else no_forecast_reason(data)
+    return _when(counts, first, first_step, n_items, seed, trials, why)
 
 
 class Forecast(Metric):
@@ -298,6 +332,8 @@ class Forecast(Metric):
         "how many in the next 14 days, when 20 more will be done; 50/85/95%"
     )
     kind = CUSTOM
+    history = (ITEMS,)  # what it resamples: weeks before the items' history are unknown, not idle
+    nothing = NO_HISTORY
 
     def compute(self, data: TeamData, window: Window) -> Result:
         tz, now = window.tz, data.now
@@ -305,7 +341,8 @@ class Forecast(Metric):
         weeks = series_weeks(window, now)
         daily = DailyThroughput(data, min(prev_at, weeks[0][0]))
         counts, done, first, first_step = daily.history(at)
-        figure = _how_many(counts, first, first_step, HOW_MANY_DAYS, SEED, TRIALS)
+        why = NO_HISTORY if any(counts) else no_forecast_reason(data)
+        figure = _how_many(counts, first, first_step, HOW_MANY_DAYS, SEED, TRIALS, why)
         prev_counts, _items, prev_first, prev_step = daily.history(prev_at)
         previous = _how_many(prev_counts, prev_first, prev_step, HOW_MANY_DAYS, SEED, TRIALS)
         series = []
@@ -323,7 +360,6 @@ class Forecast(Metric):
             previous=_figure(previous),
             series=series,
             items=done,
-            notes=[figure["note"]] if "note" in figure else [],
             extra={
                 "as_of": iso(at),
                 "seed": SEED,
@@ -332,11 +368,14 @@ class Forecast(Metric):
                 "from": figure["from"],
                 "by": figure["by"],
                 "history": figure["history"],
-                "when": _when(counts, first, first_step, WHEN_ITEMS, SEED, TRIALS),
+                "when": _when(counts, first, first_step, WHEN_ITEMS, SEED, TRIALS, why),
             },
         )
         result.notes += low_sample_note(result)
-        return result
+        # Without a forecast, ``no_data_reason`` says why (no Jira project, never synced, nothing done);
+        # the previous forecast is known only if its 12 weeks lie in the items' history.
+        since = local_midnight(prev_first, tz).timestamp()
+        return self.described(result, data, since=since)
 
 
 def _figure(answer: dict) -> dict | None:
