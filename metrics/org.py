@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from operator import itemgetter
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -59,6 +61,16 @@ _EVENTS = frozenset(("arrival", "departure"))
 NO_TEAM_DATA = "no team has data for this metric in this period (each team's row says why)"
 
 Identity = tuple[str, str, str, str | None]
+_AT = itemgetter(0)
+
+
+class Point(NamedTuple):
+    """A pooled observation as the aggregation, the weekly points and the signal read it (``at`` and
+    ``value``, like ``Observation``): the item behind it is not kept, and a large org pools half a
+    million of them, where a tuple costs a third of an ``Observation``."""
+
+    at: float
+    value: float
 
 
 # -- the org's window ---------------------------------------------------------------------------------
@@ -256,7 +268,7 @@ def _plain(target: float | None) -> float | None:
 class _Pool:
     """One metric's pooled observations, first team (by name) first: ``identity -> [(at, value)]``."""
 
-    obs: dict[Identity, list[tuple[float, float]]] = field(default_factory=dict)
+    obs: dict[Identity, list[Point]] = field(default_factory=dict)
     firsts: list[float] = field(default_factory=list)  # each contributing team's history start
     contributors: list[str] = field(default_factory=list)
 
@@ -264,9 +276,9 @@ class _Pool:
         """A team's observations, each counted once for the org: an identity another team already
         brought is skipped (that team's, earlier by name, stands), and within one team nothing is
         dropped, so a team alone pools to exactly its own figure."""
-        mine: dict[Identity, list[tuple[float, float]]] = {}
+        mine: dict[Identity, list[Point]] = {}
         for o in observations:
-            mine.setdefault(identity(o), []).append((o.at, o.value))
+            mine.setdefault(identity(o), []).append(Point(o.at, o.value))
         for key, points in mine.items():
             self.obs.setdefault(key, points)
         if first is not None:
@@ -298,8 +310,8 @@ def _pooled(metric: Metric, pool: _Pool, window: Window, now: float) -> dict:
     and signal rules. The baseline and the previous period start no earlier than the first week in
     which *every* contributing team has data: weeks before a team's history are unknown for the org
     too, and pooled without that team they would make its arrival look like a shift."""
-    points = sorted(p for pts in pool.obs.values() for p in pts)
-    obs = [Observation(at, value, {}) for at, value in points]
+    obs = [p for points in pool.obs.values() for p in points]
+    obs.sort(key=_AT)
     first = max(pool.firsts) if pool.firsts else None
     base = baseline_window(window, first)
     prev = window.previous()
