@@ -11,11 +11,12 @@ its window is 28 Oct – 24 Nov (until 25 Nov 00:00).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from builders import item, team
 from fakes.slack import MockSlack
-from slackkit import NOW, ack_json, assert_valid_message, command, event, slack_app
+from slackkit import NOW, ack_json, assert_valid_message, click, command, event, slack_app
 
 from bot import cli
 from bot.render import format as fmt
@@ -224,3 +225,32 @@ def test_the_terminal_digest_prints_tool_text_without_control_characters(
 )
 def test_safe_removes_what_a_terminal_would_act_on(raw, printed):
     assert safe(raw) == printed
+
+
+# -- Explain behind WIP: the items in progress first ---------------------------------------------------------
+def test_wip_explain_lists_the_items_in_progress_before_the_days_it_sampled(app_env):
+    """The reply leads with "2 in progress at the end of 24 Nov": Explain names those two, oldest
+    first, each with its status as the team wrote it and when it started;
+    then the 28 days the average was sampled on."""
+    app, slack = app_env
+    value = json.dumps(
+        {"metric": "wip", "team": "pay", "since": "2026-10-28T00:00:00Z", "until": "2026-11-25T00:00:00Z"}
+    )
+    action = {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"}
+    click(app, [action], channel="C1", user="U1", response_url=f"{slack.url}/response/7")
+    reply = slack.responses()[-1]
+    reply.pop("replace_original")
+    assert_valid_message(reply)
+    blocks = {b["block_id"]: b for b in reply["blocks"]}
+    assert "28 days sampled behind the figure" in blocks["explain_head"]["text"]["text"]
+    assert blocks["explain_now_head"]["text"]["text"] == "*2 in progress at the end of 24 Nov, oldest first*"
+    lines = blocks["explain_now_1"]["text"]["text"].split("\n")
+    pattern = re.compile(
+        r"^• <https://jira\.example/browse/(PAY-\d)\|\1>(?: summary of \1)? · ([^·]+) · started (\d+ \w{3})$"
+    )
+    found = [pattern.match(line) for line in lines]
+    assert all(found), lines
+    assert [(m[1], m[3]) for m in found] == [("PAY-1", "1 Oct"), ("PAY-3", "24 Nov")]
+    assert [m[2] for m in found] == ["Selected", "In Progress"]  # as the team wrote them
+    assert blocks["explain_days_head"]["text"]["text"] == "*The days the average was sampled on*"
+    assert blocks["explain_1"]["text"]["text"].startswith("• 28 Oct · 1 in progress\n")

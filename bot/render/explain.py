@@ -112,6 +112,33 @@ def _order(items: list[dict]) -> tuple[list[dict], str]:
     return items, ""
 
 
+def _open_line(item: dict, tz: ZoneInfo) -> str:
+    """An item in progress: its key (linked), title, status as the team wrote it (a stage's words when
+    the status is not known), and since when."""
+    title = cut(item.get("title") or item.get("summary") or "", 80)
+    status = item.get("status") or readable_stage(item.get("stage"))
+    since = day_text(item.get("committed"), tz)
+    parts = [link(item.get("url"), item.get("key") or "item") + (f" {escape_mrkdwn(title)}" if title else "")]
+    parts += [escape_mrkdwn(p) for p in (status, f"started {since}" if since else "") if p]
+    return "• " + " · ".join(parts)
+
+
+def _in_progress(metric, result: Result) -> dict | None:
+    """WIP's items in progress at the count its figure shows first ("23 in progress now"), oldest
+    first: the work a team can act on, before the days its average was sampled on."""
+    count = fmt.current_count(metric, result)
+    listed = result.extra.get("current_items") if isinstance(result.extra, dict) else None
+    if count is None or not isinstance(listed, list):
+        return None
+    lines = [_open_line(i, result.window.tz) for i in listed[:EXPLAIN_LIMIT] if isinstance(i, dict)]
+    return {
+        "heading": f"{count} in progress {fmt.current_when(result)}"
+        + (", oldest first" if count > 1 else ""),
+        "sections": _sections(lines),
+        "more": max(0, len(listed) - EXPLAIN_LIMIT),
+    }
+
+
 def explain_message(team: Team, result: Result, items: list[dict] | None = None) -> dict:
     """The Explain reply. ``items``: the result's items with their titles (``metrics.behind.titled``);
     the result's own items when not given."""
@@ -126,6 +153,7 @@ def explain_message(team: Team, result: Result, items: list[dict] | None = None)
         period=result.window.label(),
         signal=result.signal if detail else None,
         signal_detail=detail,
+        in_progress=_in_progress(metric, result),
         sections=_sections([_item_line(metric.id, i, tz) for i in ordered[:EXPLAIN_LIMIT]]),
         order=order,
         more=max(0, len(ordered) - EXPLAIN_LIMIT),

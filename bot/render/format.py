@@ -253,20 +253,33 @@ def shown(metric: Metric, result) -> tuple[str, str]:
 
 def _with_current(metric: Metric, result, average: str) -> str:
     """ "23 in progress now · average 16.6 items": WIP's window average beside the count it is at
-    (``extra["current"]``), said "now" when the window runs to now, else at the end of its last day
-    (a digest's period ends at the last local midnight)."""
+    (``extra["current"]``)."""
+    current = current_count(metric, result)
+    if current is None:
+        return average
+    return f"{current} in progress {current_when(result)} · average {average}"
+
+
+def current_count(metric: Metric, result) -> int | None:
+    """The count a sampled level (WIP, flow load) is at, at the end of its window or now: None for
+    any other figure."""
     extra = result.extra if isinstance(result.extra, dict) else {}
     current = extra.get("current")
     if metric.unit != "items" or not isinstance(current, int) or isinstance(current, bool):
-        return average
+        return None
+    return current
+
+
+def current_when(result) -> str:
+    """When a level's current count was taken: "now" when the window runs to now (its last day is
+    sampled at the moment it was computed), else "at the end of 24 Nov", its last day (a digest's
+    period ends at the last local midnight)."""
     last = result.items[-1].get("at") if result.items else None
     taken = parse_instant(last) if isinstance(last, str) else None
-    if taken is not None and taken < result.window.end:  # the day in progress, sampled now
-        when = "now"
-    else:
-        day = result.window.until - timedelta(days=1)
-        when = f"at the end of {day.day} {day:%b}"
-    return f"{current} in progress {when} · average {average}"
+    if taken is not None and taken < result.window.end:
+        return "now"
+    day = result.window.until - timedelta(days=1)
+    return f"at the end of {day.day} {day:%b}"
 
 
 def sparkline(series: list[dict]) -> str:
