@@ -258,7 +258,7 @@ def cmd_metric(args, cfg: Config) -> int:
     import json
 
     from bot.render import format as fmt
-    from bot.render.terminal import safe
+    from bot.render.terminal import json_text, safe
     from metrics import catalogue
     from metrics.digest import digest_window
     from metrics.teams import get_team
@@ -286,7 +286,7 @@ def cmd_metric(args, cfg: Config) -> int:
         window = digest_window(team, t)
     result = catalogue.compute(db, team, metric.id, window, t)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        print(json_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False)))
         return 0
     lines = [f"{metric.name} · {team.name} · {window.label()}"]
     shown, spark = fmt.shown(metric, result)
@@ -326,6 +326,7 @@ def cmd_digest(args, cfg: Config) -> int:
     import json
 
     from bot.render import digest as digest_view
+    from bot.render.terminal import json_text
     from metrics.digest import build_digest
     from metrics.teams import get_team
 
@@ -333,8 +334,8 @@ def cmd_digest(args, cfg: Config) -> int:
     team = get_team(db, args.team)
     t = now()
     d = build_digest(db, team, t)
-    if args.json:
-        print(json.dumps(digest_view.message(d, t), indent=2, ensure_ascii=False))
+    if args.json:  # the exact payload, its control characters escaped for the terminal
+        print(json_text(json.dumps(digest_view.message(d, t), indent=2, ensure_ascii=False)))
     else:
         print(digest_view.text(d, t))
     return 0

@@ -28,7 +28,7 @@ from metrics.store import open_db
 from metrics.teams import seed_from_config
 from metrics.timeutil import dates_window, zone
 
-ESC_TITLE = "Fix \x1b]0;pwned\x07login\x1b[2J page\u202e"
+ESC_TITLE = "Fix \x1b]0;pwned\x07login\x1b[2J page\u202e\x9b\x7f"
 ESC_URL = "https://jira.example/browse/PAY-2\x1b[1A"
 
 
@@ -209,7 +209,22 @@ def test_the_terminal_digest_prints_tool_text_without_control_characters(
         "PAY-2 Fix ]0;pwnedlogin[2J page — 10.3 d, started 10 Nov, done 20 Nov (https://jira.example/browse/PAY-2[1A)"
         in out
     )
-    assert not any(ch in out for ch in "\x1b\x07\u202e\r")
+    assert not any(ch in out for ch in "\x1b\x07\u202e\x9b\x7f\r")
+
+
+def test_the_terminal_json_is_the_exact_payload_with_nothing_a_terminal_acts_on(
+    capsys, monkeypatch, tmp_path, db_path
+):
+    """`vsm digest --json` prints the exact payload: the title comes back whole when the JSON is read,
+    but DEL, C1 controls and bidi marks are written as \\u escapes (json.dumps escapes only C0)."""
+    code, out, err = _vsm(
+        capsys, monkeypatch, tmp_path, "digest", "--team", "pay", "--json", "--db", str(db_path)
+    )
+    assert code == 0, err
+    assert not any(ch in out for ch in "\x1b\x07\u202e\x9b\x7f\r")
+    assert "page\\u202e\\u009b\\u007f" in out
+    fig = next(b for b in json.loads(out)["blocks"] if b.get("block_id") == "fig:cycle-time")
+    assert f"|PAY-2> {ESC_TITLE} — 10.3 d" in fig["text"]["text"]
 
 
 @pytest.mark.parametrize(

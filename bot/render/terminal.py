@@ -43,3 +43,13 @@ def safe_all(value: object) -> object:
     if isinstance(value, list) or type(value) is tuple:
         return type(value)(safe_all(v) for v in value)
     return value
+
+
+def json_text(text: str) -> str:
+    """JSON (``json.dumps``'s output) for a terminal: ``json.dumps`` escapes the C0 controls inside
+    strings (a raw line break in its output is its own layout) but prints DEL, C1 controls and bidi
+    marks as they are; here they are written as ``\\uXXXX`` escapes, which decode to the very same
+    string, so ``--json`` output stays exact and still cannot act on the terminal."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if ch in _BIDI or "\x7f" <= ch <= "\x9f" else ch for ch in text)
