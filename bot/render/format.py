@@ -182,8 +182,8 @@ def _amount(metric: Metric, diff: float, a: float, b: float) -> str:
 def change(metric: Metric, current, previous) -> str:
     """``↑ 2.1 d, worse``: the move of the figure's headline number (p85 for spreads, which is what
     targets judge), marked better or worse by the metric's direction. Both figures are taken at the
-    precision they are shown in (``as_shown``): "no change" when they read the same; "" when either figure is missing: there is nothing to compare, and the
-    caller says why (``comparison``)."""
+    precision they are shown in (``as_shown``): "no change" when they read the same; "" when either
+    figure is missing: there is nothing to compare, and the caller says why (``comparison``)."""
     a, b = headline(metric, current), headline(metric, previous)
     if a is None or b is None:
         return ""
