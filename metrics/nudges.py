@@ -6,7 +6,10 @@ Three kinds, each one a team can switch off (``Team.nudges``):
   last ``period_days`` complete local days), never a running window of its own, so the figure a nudge
   quotes is the one ``/vsm <metric>`` shows that day. A note when the period the last digest reported
   missed a target; else a heads-up when the period as it stands now (what a digest sent today would
-  report) misses one, before the next digest closes it. Said once per digest period.
+  report) misses one, before the next digest closes it. Said once per digest period. Never on a
+  figure nobody could know (no source in the team's scope, never synced: ``metrics.catalogue.base``'s
+  rule): that is a sync problem to fix, not a miss to blame the team for. A known zero (a synced
+  scope where nothing was finished) is a miss like any other.
 - ``stale-prs``: open, ready pull requests with no review for longer than ``stale_pr_hours``, by title.
 - ``aging-items``: committed work items older than the team's p85 cycle time (``aging-wip``'s flags),
   by title and the status the team wrote in its workflow mapping ("In Progress"), never a stage id.
@@ -119,7 +122,7 @@ def _target(data: TeamData, team: Team, now: datetime, today: date) -> list[Nudg
         if metric is None:
             continue
         for state, window, title in checks:
-            value = metric.compute(data, window).value
+            value = metric.compute(data, window).value  # None when unknown: never judged
             if target_status(metric, value, target) == "missed":
                 items.append(
                     {

@@ -455,10 +455,11 @@ class ChangeFailureRate(Metric):
 
     @staticmethod
     def no_incidents(data: TeamData) -> str:
-        """Why no incident is known for the team: no incident service in its scope (its deployments
-        may come from repositories alone), or none synced for the scope yet."""
+        """Why no incident is known for the team: none synced for its scope yet, said with what the
+        scope lacks when it names no service (PagerDuty's incidents are of services; only incidents
+        filed as GitHub issues belong to a repository)."""
         if not data.team.services:
-            return "no incident services in this team's scope"
+            return "no incident service in this team's scope, and no incidents synced for its repositories"
         return not_synced(data, INCIDENTS)
 
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:

@@ -41,6 +41,7 @@ from metrics.catalogue.base import (
     xmr_verdict,
 )
 from metrics.dataset import Item, TeamData
+from metrics.store.statuses import status_table
 from metrics.timeutil import Window, iso, local_midnight
 from metrics.workflow import Flow, Workflow, active_seconds
 
@@ -147,13 +148,57 @@ def delivered(it: Item) -> bool:
     return it.flow.done is not None and it.flow.committed is not None and not it.discarded
 
 
-def status_written(data: TeamData, it: Item) -> str:
-    """The item's status now, as the team wrote it in its workflow mapping ("Peer Review"), else as
-    the tool names it: what the aging nudge says, so Explain and the nudge name one status alike
-    (``metrics.behind.status_label``; imported here, as ``behind`` imports the catalogue)."""
-    from metrics.behind import status_label
+def open_at(items: list[Item], at: float) -> list[Item]:
+    """The items in WIP at ``at``: committed by then and not done (``WipCounter``'s rule)."""
+    return [
+        it
+        for it in items
+        if it.flow.committed is not None
+        and it.flow.committed <= at
+        and (it.flow.done is None or max(it.flow.done, it.flow.committed) > at)
+    ]
 
-    return status_label(data.workflow, it)
+
+def statuses_at(data: TeamData, items: list[Item], at: float) -> dict[str, str]:
+    """Each item's status at ``at`` (key -> name), as the team wrote it in its workflow mapping
+    ("Peer Review"), else as the tool names it ("Blocked"): what the aging nudge says of an item, so
+    Explain names the status the team knows rather than a stage id. At a past instant it is the last
+    status the item entered by then (its first status when it had moved only later), read from its
+    transitions; an item that has not moved since is in its current status. ``items`` are the few
+    open ones a figure lists, so this reads only their transitions, by the (source, key) index.
+    """
+    from metrics.behind import status_name  # behind imports the catalogue: imported when used
+
+    names: dict[str, str] = {it.key: it.status for it in items}
+    moved = [it for it in items if it.flow.timeline and it.flow.timeline[-1][0] > at]
+    by_source: dict[str, list[str]] = {}
+    for it in moved:
+        by_source.setdefault(it.source, []).append(it.key)
+    codes = status_table(data.db, sorted(by_source))
+    for src, keys in by_source.items():
+        named = codes[src]
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            rows = data.db.execute(
+                "select key, at, seq, from_code, to_code from transitions where source = ? "
+                f"and key in ({','.join('?' * len(part))}) order by key, at, seq",
+                [src, *part],
+            ).fetchall()
+            first: dict[str, int] = {}
+            for key, t, _seq, from_code, to_code in rows:
+                first.setdefault(key, from_code)
+                if t <= at:
+                    first[key] = -1  # entered a status by ``at``: the last such one is the answer
+                    names[key] = _name(named, to_code, names[key])
+            for key, code in first.items():
+                if code != -1:
+                    names[key] = _name(named, code, names[key])
+    return {key: status_name(data.workflow, name) for key, name in names.items()}
+
+
+def _name(codes: dict, code: int, default: str) -> str:
+    sid, name = codes.get(code, (None, None))
+    return name or sid or default
 
 
 def stage_name_at(workflow: Workflow, flow: Flow, ts: float) -> str | None:
@@ -549,18 +594,17 @@ class Wip(Metric):
         current = samples(window.since.date(), window.until.date())
         previous = samples(prev.since.date(), prev.until.date())
         at = min(window.end, now)
+        open_now = open_at(items, at)
+        status = statuses_at(data, open_now, at)
         current_items = [
             {
                 "key": it.key,
                 "stage": stage_name_at(data.workflow, it.flow, at),
-                "status": status_written(data, it),
+                "status": status[it.key],
                 "committed": iso(it.flow.committed),
                 "url": it.url,
             }
-            for it in items
-            if it.flow.committed is not None
-            and it.flow.committed <= at
-            and (it.flow.done is None or max(it.flow.done, it.flow.committed) > at)
+            for it in open_now
         ]
         current_items.sort(key=lambda i: (i["committed"], i["key"]))
         points = weekly(window)
@@ -640,18 +684,17 @@ class AgingWip(Metric):
         picked, _ = CycleTime().select(data, items, lookback, at)
         cycles = [v for _it, _at, v, _info in picked]
         p85 = stats.percentile(cycles, 0.85) if len(cycles) >= AGING_MIN_DONE else None
+        open_now = open_at(items, at)
+        status = statuses_at(data, open_now, at)
         open_items = []
-        for it in items:
-            c, d = it.flow.committed, it.flow.done
-            if c is None or c > at or (d is not None and max(d, c) <= at):
-                continue
-            age = at - c
+        for it in open_now:
+            age = at - it.flow.committed
             flagged = p85 is not None and age > p85
             open_items.append(
                 {
                     "key": it.key,
                     "stage": stage_name_at(data.workflow, it.flow, at),
-                    "status": status_written(data, it),
+                    "status": status[it.key],
                     "age_hours": hours(age),
                     "flagged": flagged,
                     "url": it.url,
