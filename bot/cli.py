@@ -145,15 +145,9 @@ def _config_notes(db: sqlite_utils.Database, cfg: Config) -> list[str]:
                 f"team {team.name}: vsm.toml differs from the database on {', '.join(changed)}; "
                 "the database wins (the team changes its settings in Slack)"
             )
-    from metrics.targets import undirected
+    from metrics.teams import target_notes
 
-    for team in cfg.teams:
-        for mid, target in team.targets.items():
-            if undirected(target):
-                notes.append(
-                    f"team {team.name}: target {mid} = {target:g} is kept but not judged: {mid} has no "
-                    f'better direction, so write {mid} = "<= {target:g}" (at most) or ">= {target:g}"'
-                )
+    notes += [note for team in cfg.teams for note in target_notes(team)]
     org = get_org(db)
     for key, value in cfg.org.items():
         if key not in org:

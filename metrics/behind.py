@@ -126,20 +126,24 @@ def titled(data: TeamData, result: Result) -> list[dict]:
     """The result's items, each with its ``title`` (and ``url`` when it had none) from the store: what
     Explain lists. Items that already carry a title keep it. An open item's stage (WIP, aging WIP)
     reads as its status as the team wrote it when the figure is as of now, else as the stage's words:
-    never a stage id."""
+    never a stage id. The items a figure lists apart (WIP's ``extra["current_items"]``, the items in
+    progress at its end) get their titles too, in place."""
     titles = Titles(data, min(result.window.start, data.now))
     as_of_now = result.window.end >= data.now
-    out = []
-    for i in result.items:
-        if "stage" in i and i.get("key"):
+
+    def one(i: dict) -> dict:
+        if "stage" in i and i.get("key") and not i.get("status"):
             status = titles.status(i["key"]) if as_of_now else None
             i = i | {"status": status or readable_stage(i["stage"])}
         if i.get("title") or i.get("summary") or not i.get("key"):
-            out.append(i)
-            continue
+            return i
         title, url = titles.get(i["key"])
-        out.append(i | {"title": title, "url": i.get("url") or url})
-    return out
+        return i | {"title": title, "url": i.get("url") or url}
+
+    current = result.extra.get("current_items") if isinstance(result.extra, dict) else None
+    if isinstance(current, list):
+        result.extra["current_items"] = [one(i) if isinstance(i, dict) else i for i in current]
+    return [one(i) for i in result.items]
 
 
 # -- the digest's "behind" --------------------------------------------------------------------------------

@@ -425,3 +425,21 @@ def test_wip_explain_lists_the_windows_days_and_counts_them_as_days(env):
     days = [re.match(r"^• (\d+ \w{3}) · ", line)[1] for line in _lines(reply)]
     assert sorted(days, key=lambda d: int(d.split()[0])) == [f"{d} Nov" for d in range(2, 9)]
     assert "7 days sampled behind the figure" in reply["blocks"][0]["text"]["text"]
+
+
+def test_sprint_and_wip_explain_say_what_was_left_undone_and_name_the_work_in_progress(env):
+    app, slack, t, db_path = env
+    sprints = _explain(app, slack, t, "sprint-completion", "2026-10-01T00:00:00Z", "2026-11-25T00:00:00Z")
+    lines = _lines(sprints)
+    assert lines and all(re.search(r"· \d+\.\d%, \d+ of \d+ committed items left undone$", x) for x in lines)
+    wip = _explain(app, slack, t, "wip", "2026-11-02T00:00:00Z", "2026-11-09T00:00:00Z")
+    now = [
+        b
+        for b in wip["blocks"]
+        if b.get("block_id", "").startswith("explain_now_") and b["block_id"][-1].isdigit()
+    ]
+    db = open_db(db_path, create=False)
+    for line in now[0]["text"]["text"].split("\n"):
+        key = re.match(r"^• <[^|]+\|(PAY-\d+)> ", line)[1]
+        summary = db.execute("select summary from work_items where key = ?", [key]).fetchone()[0]
+        assert f"|{key}> {summary[:40]}" in line.replace("&amp;", "&")  # its title, not the key alone

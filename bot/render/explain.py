@@ -67,6 +67,9 @@ def _figure(metric_id: str, item: dict) -> str:
         return f"{item['wip']} in progress"
     if "category" in item:
         return item["category"]
+    if metric_id == "sprint-completion" and item.get("committed") and "left_undone" in item:
+        share = f"{one_decimal(item['value'])}%, " if item.get("value") is not None else ""
+        return f"{share}{item['left_undone']} of {item['committed']} committed items left undone"
     if "value" in item and isinstance(item["value"], int | float):
         return f"{one_decimal(item['value'])}%"
     return ""
