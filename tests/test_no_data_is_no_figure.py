@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from builders import deploy, item, pr, team
 from fakes.slack import MockSlack
-from slackkit import NOW, assert_valid_message, command, slack_app
+from slackkit import NOW, assert_valid_message, click, command, slack_app
 
 from metrics import catalogue
 from metrics.digest import digest_window
@@ -21,6 +21,7 @@ from metrics.nudges import find_nudges
 from metrics.store import open_db
 from metrics.targets import read_target
 from metrics.teams import Team, save_team
+from metrics.timeutil import iso
 
 # Period: the 28 complete local days before NOW (Wed 25 Nov 2026): 28 Oct – 24 Nov.
 DIGEST = {"day": "mon", "time": "09:00", "period_days": 28}
@@ -292,3 +293,13 @@ def test_aging_wip_names_the_aged_count_first_and_the_teams_status(store, slack)
         "PAY-11": "In Progress",
         "PAY-12": "Peer Review",
     }
+    # Explain names the status each item was in, as the aging nudge does ("Peer Review"), not a stage.
+    value = json.dumps(
+        {"metric": "aging-wip", "team": t.name, "since": iso(window.start), "until": iso(window.end)}
+    )
+    action = {"action_id": "explain", "block_id": "metric_actions", "value": value, "type": "button"}
+    click(slack_app(path, slack), [action], channel=t.channel, response_url=f"{slack.url}/response/9")
+    explained = said(slack.responses()[-1])
+    assert "PAY-10> summary of PAY-10 · Peer Review" in explained
+    assert "PAY-12> summary of PAY-12 · Peer Review" in explained
+    assert "· Review ·" not in explained
