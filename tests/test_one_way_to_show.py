@@ -269,3 +269,13 @@ def test_wip_explain_lists_the_items_in_progress_before_the_days_it_sampled(app_
     assert [m[2] for m in found] == ["Selected", "In Progress"]  # as the team wrote them
     assert blocks["explain_days_head"]["text"]["text"] == "*The days the average was sampled on*"
     assert blocks["explain_1"]["text"]["text"].startswith("• 28 Oct · 1 in progress\n")
+
+
+def test_aging_wip_says_how_many_open_items_are_older_than_usual_in_the_figure():
+    from metrics.catalogue import CATALOGUE
+    from metrics.catalogue.base import Result
+
+    metric = CATALOGUE["aging-wip"]
+    r = Result("aging-wip", "t", None, 8, metric.unit, 8, 5, [], extra={"flagged": 2, "p85_hours": 120.0})
+    figure, _ = fmt.shown(metric, r)
+    assert figure.startswith("8") and figure.endswith(" open, 2 older than usual")

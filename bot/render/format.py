@@ -248,7 +248,13 @@ def shown(metric: Metric, result) -> tuple[str, str]:
     first, which is what its definition promises and what a team acts on."""
     if not has_data(result):
         return no_data(result), ""
-    return _with_current(metric, result, value(metric, result.value)), sparkline(result.series)
+    figure = _with_current(metric, result, value(metric, result.value))
+    extra = result.extra if isinstance(result.extra, dict) else {}
+    if extra.get("p85_hours") is not None and isinstance(extra.get("flagged"), int):
+        figure += (
+            f" open, {extra['flagged']} older than usual"  # aging WIP: the count to act on, in the figure
+        )
+    return figure, sparkline(result.series)
 
 
 def _with_current(metric: Metric, result, average: str) -> str:
