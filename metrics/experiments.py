@@ -67,7 +67,7 @@ from metrics.catalogue.base import (
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.store.tx import transaction
-from metrics.teams import Team, _log, get_org, get_team, shown
+from metrics.teams import Team, get_org, get_team, log_change, shown
 from metrics.timeutil import Window, check_day, iso, now_iso, zone
 
 RUNNING, CONCLUDED, STOPPED = "running", "concluded", "stopped"
@@ -541,7 +541,7 @@ def start(
             [t.name, mid, text, n_weeks, t.timezone, at, ends, RUNNING],
         )
         exp = get(db, cursor.lastrowid)
-        _log(
+        log_change(
             db,
             t.name,
             now_iso(),
@@ -640,7 +640,7 @@ def _finish(db: sqlite_utils.Database, exp: Experiment, at: float, state: str, w
         if cursor.rowcount == 1:
             early = f"stopped experiment {_said(current)} early"
             what = early if state == STOPPED else f"experiment {_said(current)} ended"
-            _log(
+            log_change(
                 db,
                 current.team,
                 now_iso(),

@@ -477,7 +477,7 @@ def create_team(db: sqlite_utils.Database, team: Team, who: str, what: What = No
     with transaction(db):
         if not _insert(db, team, at):
             raise _conflict(db, team)
-        _log(db, team.name, at, who, _what(what, changes, "created"), changes)
+        log_change(db, team.name, at, who, _what(what, changes, "created"), changes)
     return changes
 
 
@@ -533,11 +533,14 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None
         )
         if old.flow.fingerprint != team.flow.fingerprint:
             flows.keep_only(db, [t.flow.fingerprint for t in list_teams(db)])
-        _log(db, team.name, at, who, _what(what, changes, "changed " + ", ".join(sorted(changes))), changes)
+        log_change(
+            db, team.name, at, who, _what(what, changes, "changed " + ", ".join(sorted(changes))), changes
+        )
     return changes
 
 
-def _log(db: sqlite_utils.Database, team: str, at: str, who: str, what: str, changes: dict) -> None:
+def log_change(db: sqlite_utils.Database, team: str, at: str, who: str, what: str, changes: dict) -> None:
+    """One row of the settings log: who changed what, when (team settings, the org, experiments)."""
     db["settings_log"].insert(
         {
             "team": team,
