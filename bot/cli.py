@@ -51,9 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("id", nargs="+", help="its id or a name `/vsm` knows: cycle-time, ct, 'cycle time'")
     p.add_argument("--team", required=True)
-    p.add_argument("--period", help="7d, 30d, 90d, 12w or a quarter such as 2026Q3 (default 30d)")
+    p.add_argument(
+        "--period", help="7d, 30d, 90d, 12w or a quarter such as 2026Q3 (default: the team's digest period)"
+    )
     p.add_argument("--since", help="first local day, YYYY-MM-DD")
     p.add_argument("--until", help="the local day after the last one, YYYY-MM-DD (exclusive)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("northstar", help="the org's North Star metrics across all teams")
+    _common(p)
+    p.add_argument("--period", help="7d, 30d, 90d, 12w or a quarter (default: the org's digest period)")
+    p.add_argument("--since", help="first local day, YYYY-MM-DD")
+    p.add_argument("--until", help="the local day after the last one, YYYY-MM-DD (exclusive)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("experiments", help="a team's improvement experiments, running and concluded")
+    _common(p)
+    p.add_argument("--team", required=True)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("digest", help="a team's digest")
     _common(p)
@@ -316,6 +328,64 @@ def _metric_id(words: list[str]) -> str:
     raise VsmError(f"unknown metric {typed!r}: {hint}")
 
 
+def cmd_northstar(args, cfg: Config) -> int:
+    """The org roll-up (``metrics.org``): each North Star metric pooled over every team, each team's
+    figure beside it on the same window."""
+    import json
+
+    from bot.render import format as fmt
+    from bot.render.terminal import json_text, safe
+    from metrics import catalogue
+    from metrics.org import northstar, org_window
+    from metrics.teams import get_org
+
+    if bool(args.since) != bool(args.until):
+        raise VsmError("--since and --until go together")
+    db = _open(args, cfg)
+    t = now()
+    window = org_window(get_org(db), t, period=args.period, since=args.since, until=args.until)
+    data = northstar(db, t, window)
+    if args.json:
+        print(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
+        return 0
+    if not data["metrics"]:
+        print("No North Star metrics are set for the organisation ([org] north_star).")
+        return 0
+    print(f"North Star · {window.label()} ({data['timezone']})")
+    for m in data["metrics"]:
+        metric, org = catalogue.get(m["metric"]), m["org"]
+        print(f"  {metric.name} (all teams): {fmt.value(metric, org['value'])}   (n = {org['sample_size']})")
+        for row in m["teams"]:
+            print(f"    {safe(row['team'])}: {fmt.value(metric, row['value'])}   (n = {row['sample_size']})")
+    return 0
+
+
+def cmd_experiments(args, cfg: Config) -> int:
+    """A team's improvement experiments, newest first (``metrics.experiments``)."""
+    import json
+
+    from bot.render.terminal import json_text, safe
+    from metrics.experiments import experiments
+    from metrics.teams import get_team
+
+    db = _open(args, cfg)
+    team = get_team(db, args.team)
+    found = experiments(db, team) if db["experiments"].exists() else []
+    if args.json:
+        print(json_text(json.dumps([e.to_json() for e in found], indent=2, ensure_ascii=False)))
+        return 0
+    if not found:
+        print(f"{team.name}: no experiments yet (`/vsm experiment` is not built yet)")
+        return 0
+    for e in found:
+        j = e.to_json()
+        outcome = j["verdict"] or f"running until {j['ends'][:10]}"
+        print(
+            f"#{j['id']} {j['metric']}: {safe(j['change'])} · {j['weeks']} weeks from {j['started'][:10]} · {outcome}"
+        )
+    return 0
+
+
 def cmd_digest(args, cfg: Config) -> int:
     import json
 
@@ -404,6 +474,8 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "metric": cmd_metric,
     "digest": cmd_digest,
+    "northstar": cmd_northstar,
+    "experiments": cmd_experiments,
     "sync": cmd_sync,
     "serve": cmd_serve,
 }
