@@ -17,10 +17,6 @@ from metrics.timeutil import parse_instant
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
-# What one observation of a source is, in words: "42 items", "12 deployments" (``counted``).
-SOURCE_NOUNS = {"items": "items", "prs": "PRs", "deployments": "deployments", "incidents": "incidents"}
-UNIT_NOUNS = {"deploys": "deployments"}  # a per-week unit's noun, where the unit abbreviates it
-
 
 def duration(hours: float | None) -> str:
     """``7.5 h`` below 24 hours, else ``3.2 d``: the catalogue's one display rule
@@ -100,37 +96,8 @@ def value(metric: Metric, v) -> str:
 
 def counted(metric: Metric, n: int) -> str:
     """What n counts, in words: "30 days sampled" for WIP (a daily sample), "12 deployments" for
-    deployment frequency, "42 items" for cycle time. The metric says it (``Metric.things``); one that
-    does not gets a noun derived from its unit, kind and the source its observations come from, so
-    a new metric never shows a bare "n = 3"."""
-    return counted_text(n, getattr(metric, "things", None) or _derived_things(metric))
-
-
-def _derived_things(metric: Metric) -> str:
-    unit = metric.unit
-    if unit == "items":  # a level sampled at the end of each local day (WIP, flow load)
-        return "days sampled"
-    if unit == "items, duration":
-        return "open items"
-    if unit == "lines":
-        return "PRs"
-    if unit.endswith("/week"):
-        head = unit.split("/")[0]
-        return UNIT_NOUNS.get(head, head)
-    return SOURCE_NOUNS.get(_counted_source(metric) or "", "items")
-
-
-def _counted_source(metric: Metric) -> str | None:
-    """The source whose records a figure counts. A rate's history lists its denominator first
-    (deployments for change failure rate, before the incidents that mark some failed); a duration's
-    lists last the records it is measured on (the PRs of lead time for changes, after the deployments
-    that end them); percentages of items (flow efficiency, sprints) count items."""
-    history = tuple(getattr(metric, "history", ()) or ())
-    if not history:
-        return None
-    if metric.kind == "rate":
-        return history[0]
-    return history[-1]
+    deployment frequency, "42 items" for cycle time: the metric's own ``things``."""
+    return counted_text(n, metric.things)
 
 
 def spread(metric: Metric, v, horizon: str = "") -> str:

@@ -548,6 +548,9 @@ class Metric:
     # The sources the metric's history comes from (ITEMS, PRS, ...): its baseline starts no earlier
     # than the first week in which all of them have data for the team.
     history: tuple[str, ...] = ()
+    # What one observation is, in the plural ("items", "deployments", "days sampled"): what n counts
+    # wherever a figure is shown, and the words of its low-sample note and two-sample signal.
+    things: str = "items"
 
     def entry(self) -> dict:
         return {
