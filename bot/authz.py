@@ -119,11 +119,13 @@ def user_channels(client, user: str) -> set[str]:
             return channels
 
 
-def allowed(deps, client, channel: str, user: str, respond, refusal: str) -> bool:
+def allowed(
+    deps, client, channel: str, user: str, respond, refusal: str, *, within: float | None = None
+) -> bool:
     """Whether ``user`` is in ``channel`` now (``deps.members``), for a click made after its ack. When
     not, the refusal is logged and told to the clicker: ``refusal``, or ``MEMBERS_UNKNOWN`` when Slack
-    could not say."""
-    member = deps.members.is_member(client, channel, user)
+    could not say. ``within``: seconds the check may take (a form whose ``trigger_id`` expires)."""
+    member = deps.members.is_member(client, channel, user, within=within)
     if not member:
         said = MEMBERS_UNKNOWN if member is None else refusal
         log.info("refused %r in %r: %s", user, channel, said)

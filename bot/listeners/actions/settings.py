@@ -7,7 +7,7 @@ import time
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S, before_ack
+from bot.authz import PRE_ACK_S, allowed, before_ack
 from bot.logline import slack_error
 from bot.payload import first_action, message_channel, obj, tell, text, user_id
 from bot.render.modals import settings_view
@@ -45,15 +45,8 @@ def open_settings(client, deps, trigger_id: str | None, user: str | None, channe
     start = time.monotonic()
     # Bounded, as the submission's check is: the app's own client would sleep through a rate limit
     # while the trigger_id expires.
-    member = deps.members.is_member(client, channel, user or "", within=BEFORE_OPEN_S)
-    if not member:
-        said = (
-            MEMBERS_UNKNOWN
-            if member is None
-            else "Only members of the team's channel can change its settings."
-        )
-        log.info("settings form refused for %r in %r: %s", user, channel, said)
-        tell(respond, said)
+    refusal = "Only members of the team's channel can change its settings."
+    if not allowed(deps, client, channel, user or "", respond, refusal, within=BEFORE_OPEN_S):
         return
     team = team_for_channel(db, channel)
     new = team is None
