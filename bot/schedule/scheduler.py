@@ -59,7 +59,12 @@ def nudge_trigger(team: Team) -> CronTrigger:
 
 def digest_key(team: Team, fired: datetime) -> Key:
     """A digest's delivery key: its team and the local date it was due."""
-    return Key(team.name, "digest", fired.astimezone(team.tz).date().isoformat())
+    return scheduled_key(team, fired.astimezone(team.tz).date())
+
+
+def scheduled_key(team: Team, day: date) -> Key:
+    """The key of the team's scheduled digest due on the local date ``day``."""
+    return Key(team.name, "digest", day.isoformat())
 
 
 MANUAL = "digest-posted"

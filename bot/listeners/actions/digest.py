@@ -26,8 +26,8 @@ from bot.authz import allowed
 from bot.payload import message_channel, tell, user_id
 from bot.render.digest import message as digest_message
 from bot.render.templates import escape_mrkdwn
-from bot.schedule.delivery import Key, Outcome, deliver, settled
-from bot.schedule.scheduler import manual_key
+from bot.schedule.delivery import Outcome, deliver, settled
+from bot.schedule.scheduler import manual_key, scheduled_key
 from metrics.digest import build_digest, digest_window
 from metrics.nudges import last_digest_day
 from metrics.teams import Team, team_for_channel
@@ -81,7 +81,7 @@ def post_digest(ack, body, client, respond, context) -> None:
     now = deps.clock()
     db = deps.store.db
     day = cycle_day(team, now)
-    scheduled = Key(team.name, "digest", day.isoformat())  # the schedule's key (scheduler.digest_key)
+    scheduled = scheduled_key(team, day)
     outcome = settled(db, scheduled)  # a press after the schedule's digest costs no figures
     if outcome is None or outcome.state != "already-sent":
         key = manual_key(team, day)
