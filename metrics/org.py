@@ -394,9 +394,12 @@ def _rollup(
     metric: Metric, pool: _Pool, rows: list[TeamFigure], window: Window, now: float, stored_target: object
 ) -> Rollup:
     target = _org_target(metric, stored_target)
-    if not poolable(metric):
+    pooled = poolable(metric)
+    if not pooled or not pool.contributors:  # no org figure: why, with the team rows still shown
         reason = (
-            f"{metric.name} is a team-level figure, not pooled across teams: each team's row shows its own"
+            NO_TEAM_DATA
+            if pooled
+            else f"{metric.name} is a team-level figure, not pooled across teams: each team's row shows its own"
         )
         out = Rollup(
             metric,
@@ -405,22 +408,10 @@ def _rollup(
             None,
             0,
             _empty_series(window, now, metric.judged_on_p85),
-            Verdict(note=reason),
+            Verdict(note=NO_DATA if pooled else reason),
             rows,
-            poolable=False,
+            poolable=pooled,
             no_data_reason=reason,
-        )
-    elif not pool.contributors:
-        out = Rollup(
-            metric,
-            window,
-            None,
-            None,
-            0,
-            _empty_series(window, now, metric.judged_on_p85),
-            Verdict(note=NO_DATA),
-            rows,
-            no_data_reason=NO_TEAM_DATA,
         )
     else:
         figure = _pooled(metric, pool, window, now)
