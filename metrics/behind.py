@@ -151,6 +151,12 @@ def _entry(key: str, title: str, url: str | None, detail: str) -> dict:
     return {"key": key, "title": title or "", "url": url or "", "detail": detail}
 
 
+def _behind(heading: str, entries: list[dict]) -> dict | None:
+    """What the digest shows under a figure: a heading and the first ``MAX_BEHIND`` entries, or
+    None when there is nothing to name."""
+    return {"heading": heading, "items": entries[:MAX_BEHIND]} if entries else None
+
+
 def _slowest(metric: Metric, result: Result, data: TeamData) -> dict | None:
     titles = Titles(data, result.window.start)
     items = sorted(result.items, key=lambda i: (-(i.get("hours") or 0), str(i.get("key"))))
@@ -173,7 +179,7 @@ def _slowest(metric: Metric, result: Result, data: TeamData) -> dict | None:
         "pr-pickup-time": "Slowest first reviews in the period",
         "pr-review-time": "Slowest from first review to merge",
     }.get(metric.id, "Slowest finished items")
-    return {"heading": heading, "items": out} if out else None
+    return _behind(heading, out)
 
 
 def _least_efficient(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -184,7 +190,7 @@ def _least_efficient(metric: Metric, result: Result, data: TeamData) -> dict | N
         title, url = titles.get(i["key"])
         detail = f"{one_decimal(i['efficiency'])}% active over {duration_text(i['hours'] * 3600)}"
         out.append(_entry(i["key"], title, i.get("url") or url, detail))
-    return {"heading": "Finished items with the least active time", "items": out} if out else None
+    return _behind("Finished items with the least active time", out)
 
 
 def _oldest_open(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -208,7 +214,7 @@ def _oldest_open(metric: Metric, result: Result, data: TeamData) -> dict | None:
         )
         for it in open_items[:MAX_BEHIND]
     ]
-    return {"heading": "Oldest open items", "items": out} if out else None
+    return _behind("Oldest open items", out)
 
 
 def _open_prs(reviewed: bool) -> Callable[[Metric, Result, TeamData], dict | None]:
@@ -234,7 +240,7 @@ def _open_prs(reviewed: bool) -> Callable[[Metric, Result, TeamData], dict | Non
         heading = (
             "Reviewed PRs waiting longest to merge" if reviewed else "PRs waiting longest for a first review"
         )
-        return {"heading": heading, "items": out[:MAX_BEHIND]}
+        return _behind(heading, out)
 
     return pick
 
@@ -250,7 +256,7 @@ def _largest_prs(metric: Metric, result: Result, data: TeamData) -> dict | None:
         )
         for i in items[:MAX_BEHIND]
     ]
-    return {"heading": "Largest merged PRs", "items": out} if out else None
+    return _behind("Largest merged PRs", out)
 
 
 def _unreviewed(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -261,7 +267,7 @@ def _unreviewed(metric: Metric, result: Result, data: TeamData) -> dict | None:
         _entry(i["key"], i.get("title", ""), i.get("url"), f"merged {day_text(i['merged'], data.tz)}")
         for i in items[:MAX_BEHIND]
     ]
-    return {"heading": "PRs merged without a review", "items": out} if out else None
+    return _behind("PRs merged without a review", out)
 
 
 def _undeployed(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -276,7 +282,7 @@ def _undeployed(metric: Metric, result: Result, data: TeamData) -> dict | None:
         )
         for p in shipping.extra.get("awaiting", [])[:MAX_BEHIND]
     ]
-    return {"heading": "Merged PRs waiting longest for a deployment", "items": out} if out else None
+    return _behind("Merged PRs waiting longest for a deployment", out)
 
 
 def _failed_deployments(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -290,9 +296,7 @@ def _failed_deployments(metric: Metric, result: Result, data: TeamData) -> dict 
             when = day_text(dep["finished"], data.tz, clock=True)
             detail = f"after the {dep['service']} deployment of {when}"
             out.append(_entry(inc_id, inc.title if inc else "", inc.url if inc else "", detail))
-    return (
-        {"heading": "Incidents after deployments in the period", "items": out[:MAX_BEHIND]} if out else None
-    )
+    return _behind("Incidents after deployments in the period", out)
 
 
 def _rework(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -309,7 +313,7 @@ def _rework(metric: Metric, result: Result, data: TeamData) -> dict | None:
         for dep in deployments
         for pr in dep.get("rework_prs", [])
     ]
-    return {"heading": "Rework shipped in the period", "items": out[:MAX_BEHIND]} if out else None
+    return _behind("Rework shipped in the period", out)
 
 
 # -- Scrum: the work behind a sprint figure ---------------------------------------------------------------
@@ -380,7 +384,7 @@ def _left_undone(metric: Metric, result: Result, data: TeamData) -> dict | None:
         if len(undone[k]) > 1:
             what += f" (left undone in {len(undone[k])} of the period's sprints)"
         out.append(now[k].entry(k[1], what))
-    return {"heading": "Committed items left undone in the period's sprints", "items": out} if out else None
+    return _behind("Committed items left undone in the period's sprints", out)
 
 
 def _carried_most(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -407,7 +411,7 @@ def _carried_most(metric: Metric, result: Result, data: TeamData) -> dict | None
             else f"carried over {n} times since {since}, last from {last}"
         )
         out.append(now[k].entry(k[1], what))
-    return {"heading": "Items carried over most often", "items": out} if out else None
+    return _behind("Items carried over most often", out)
 
 
 def _scope_changes(metric: Metric, result: Result, data: TeamData) -> dict | None:
@@ -423,13 +427,8 @@ def _scope_changes(metric: Metric, result: Result, data: TeamData) -> dict | Non
     now = _sprint_items(data, {c[2] for c in changes})
     changes = sorted((c for c in changes if c[2] in now), key=lambda c: (c[0], c[1], c[2][1]))[:MAX_BEHIND]
     out = [now[k].entry(k[1], what) for _, _, k, what in changes]
-    if not out:
-        return None
     removed = any(c[0] for c in changes)
-    return {
-        "heading": "Items added or removed mid-sprint" if removed else "Items added mid-sprint",
-        "items": out,
-    }
+    return _behind("Items added or removed mid-sprint" if removed else "Items added mid-sprint", out)
 
 
 # Per metric: what a lead would open first. Metrics not listed (forecast, flow distribution) name no
