@@ -63,10 +63,12 @@ from metrics.catalogue.base import (
     Observation,
     duration_text,
     one_decimal,
+    slicer,
 )
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.store.tx import transaction
+from metrics.targets import words
 from metrics.teams import Team, get_org, get_team, log_change, shown
 from metrics.timeutil import Window, check_day, iso, now_iso, zone
 
@@ -341,12 +343,8 @@ class Comparison:
 
 def _split(obs: list[Observation], before: Window, during: Window) -> tuple[list, list]:
     obs.sort(key=lambda o: o.at)
-    ats = [o.at for o in obs]
-
-    def between(w: Window) -> list[Observation]:
-        return obs[bisect_left(ats, w.start) : bisect_left(ats, w.end)]
-
-    return between(before), between(during)
+    between = slicer(obs)
+    return between(before.start, before.end), between(during.start, during.end)
 
 
 def _figure(metric: Metric, obs: list[Observation], w: Window) -> dict:
@@ -482,13 +480,8 @@ def get(db: sqlite_utils.Database, experiment_id: int) -> Experiment | None:
     return Experiment.from_row(row) if row else None
 
 
-def in_sentence(name: str) -> str:
-    """A metric's name inside a sentence: "cycle time", but "PR cycle time" keeps its acronym."""
-    return name[:1].lower() + name[1:] if name[1:2].islower() else name
-
-
 def _said(exp: Experiment) -> str:
-    return f"#{exp.id} on {in_sentence(exp.metric_name)} ({exp.change})"
+    return f"#{exp.id} on {words(exp.metric_name)} ({exp.change})"
 
 
 def start(
@@ -532,7 +525,7 @@ def start(
         )
         if running:
             raise VsmError(
-                f"{t.name} already runs experiment #{running['id']} on {in_sentence(metric.name)}: "
+                f"{t.name} already runs experiment #{running['id']} on {words(metric.name)}: "
                 "stop it first, or choose another metric"
             )
         cursor = db.execute(

@@ -35,10 +35,10 @@ from metrics.catalogue.base import (
     Observation,
     Result,
     Verdict,
-    _slicer,
     baseline_window,
     local_day,
     series_weeks,
+    slicer,
 )
 from metrics.dataset import Item, TeamData
 from metrics.errors import VsmError
@@ -315,7 +315,7 @@ def _pooled(metric: Metric, pool: _Pool, window: Window, now: float) -> dict:
     first = max(pool.firsts) if pool.firsts else None
     base = baseline_window(window, first)
     prev = window.previous()
-    between = _slicer(obs)
+    between = slicer(obs)
     current = between(window.start, window.end)
     series = []
     for s, e, complete in series_weeks(window, now):

@@ -204,7 +204,7 @@ def _at(o: Observation) -> float:
     return o.at
 
 
-def _slicer(obs: list[Observation]) -> Callable[[float, float], list[Observation]]:
+def slicer(obs: list[Observation]) -> Callable[[float, float], list[Observation]]:
     """``between(s, e)``: the observations with ``s <= at < e`` of a time-sorted list."""
     ats = [o.at for o in obs]
 
@@ -673,7 +673,7 @@ class Metric:
         obs, notes = self.observations(data, start, window.end)
         # Sorted once, every window and week below is a slice found by bisection, not a scan.
         obs.sort(key=_at)
-        between = _slicer(obs)
+        between = slicer(obs)
         current = between(window.start, window.end)
         previous = between(prev.start, prev.end)
         series = []
@@ -710,7 +710,7 @@ class Metric:
         """XmR rules on the completed weekly points, else a two-sample test of window vs baseline
         (which may speak even when the history is too short for XmR). ``obs`` is sorted by time
         (``compute`` sorts it); ``base`` starts no earlier than the metric's history."""
-        between = _slicer(obs)
+        between = slicer(obs)
 
         def points(w: Window) -> list[tuple[date, float]]:
             weeks = series_weeks(w, now)
