@@ -10,6 +10,7 @@ escapes it for mrkdwn.
 from __future__ import annotations
 
 from bot.render.targets import bound
+from metrics.behind import readable_stage
 from metrics.catalogue import CATALOGUE
 from metrics.scope import SCOPE_LABELS
 from metrics.targets import judged_as, words
@@ -95,13 +96,9 @@ def _targets(old: dict, new: dict) -> list[str]:
     return parts
 
 
-def _stage_label(stage: dict) -> str:
-    return str(stage.get("stage", "")).replace("_", " ").capitalize()
-
-
 def _workflow(old: list, new: list) -> list[str]:
     def where(workflow: list) -> dict[str, str]:
-        return {s: _stage_label(st) for st in workflow for s in st.get("statuses", [])}
+        return {s: readable_stage(st.get("stage")) for st in workflow for s in st.get("statuses", [])}
 
     if [(s.get("stage"), s.get("kind")) for s in old] != [(s.get("stage"), s.get("kind")) for s in new]:
         return ["workflow: stages changed"]

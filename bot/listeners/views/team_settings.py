@@ -106,7 +106,6 @@ def submit(ack, body, client, view, context) -> None:
     ack()
     if changes:
         deps.on_team_saved(team)
-        what = created(team) if existing is None else describe(changes, team)
-        if what:  # a change with nothing to say in words (an order only) is saved, not announced
-            said = what if existing is None else f"changed the team settings: {what}"
-            client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
+        # An order alone is no change (teams.diff), and describe() words every change it is given.
+        said = created(team) if existing is None else f"changed the team settings: {describe(changes, team)}"
+        client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
