@@ -1,5 +1,6 @@
 """`vsm northstar` and `vsm experiments` on the sample database: INTERFACE.md's shapes, and the org
-figure pooled from the teams' (each deployment once)."""
+figure pooled from every team's. (Shared observations counting once is tests/test_org_rollup.py's:
+the sample's teams share none.)"""
 
 import json
 
@@ -25,7 +26,7 @@ def test_northstar_json_has_interfaces_shape_and_pools_the_teams(sample_db, caps
     rows = freq["teams"]
     assert [r["team"] for r in rows] == sorted(r["team"] for r in rows)  # by name, never ranked
     assert set(rows[0]) >= {"team", "value", "sample_size", "target", "on_target"}
-    # The sample's teams deploy different services: the org's deployments are theirs, each once.
+    # The sample's teams deploy different services: the org pools all of theirs, none left out.
     assert freq["org"]["sample_size"] == sum(r["sample_size"] for r in rows)
 
 
