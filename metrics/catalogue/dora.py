@@ -462,6 +462,14 @@ class ChangeFailureRate(Metric):
             return "no incident service in this team's scope, and no incidents synced for its repositories"
         return not_synced(data, INCIDENTS)
 
+    def unknown_reason(self, data: TeamData, window: Window, empty: bool = True) -> str | None:
+        """Besides what every metric lacks: deployments with no incident known at all. Every one of
+        them would read as a success, and 0% would be invented good news."""
+        missing = super().unknown_reason(data, window, empty)
+        if missing is None and not empty and data.history_start((INCIDENTS,)) is None:
+            return f"{self.no_incidents(data)}, so no deployment can count as failed"
+        return missing
+
     def observations(self, data: TeamData, start: float, end: float) -> tuple[list[Observation], list[str]]:
         deployments = data.deployments(start)
         linked, _ = link_incidents(deployments, data.incidents(start))
@@ -487,9 +495,6 @@ class ChangeFailureRate(Metric):
             len(incs) for i, incs in linked.items() if window.contains(deployments[i].finished)
         )
         result.extra["clusters"] = FAILURE_RATE_CLUSTERS
-        if result.sample_size and data.history_start((INCIDENTS,)) is None:
-            # With no incident known, every deployment reads as a success: 0% would be invented good news.
-            unknown(result, f"{self.no_incidents(data)}, so no deployment can count as failed")
         if unlinked:
             n = len(unlinked)
             result.notes.append(
