@@ -370,6 +370,7 @@ def test_entering_jira_projects_offers_their_statuses_in_the_open_form(env):
     _set(state, "name", "mobile-two")
     _set(state, "targets", "cycle-time = 4d\nwip = 8")  # typed, not yet checked
     state["values"]["stage:done"]["v"]["selected_options"] = [_option("Done")]
+    slack.views["V77"] = "1700000000.abc"  # the form as Slack holds it open
     resp = _enter_projects(app, view, "MOB", "U3", state)
     assert resp.status == 200
     [update] = slack.calls_to("views.update")
@@ -393,6 +394,20 @@ def test_entering_jira_projects_offers_their_statuses_in_the_open_form(env):
     assert _block(redrawn, "targets")["element"]["initial_value"] == "cycle-time = 4d\nwip = 8"
     assert _block(redrawn, "jira_projects")["element"]["initial_value"] == "MOB"
     assert _block(redrawn, "stage:done")["element"]["initial_options"] == [_option("Done")]
+
+
+def test_a_redraw_that_lost_a_race_is_dropped_by_slack_and_answered_by_nothing(env, caplog):
+    """Two quick Enters: the second redraw carries the hash the first replaced, and Slack refuses it
+    (``hash_conflict``); the app logs it and neither raises nor writes anything."""
+    app, slack, _, db_path = env
+    view = _setup_form(app, slack)
+    slack.views["V77"] = "1700000000.abc"
+    assert _enter_projects(app, view, "MOB", "U3").status == 200  # redrawn: the form has a new hash
+    caplog.set_level("INFO")
+    assert _enter_projects(app, view, "MOB", "U3").status == 200  # the old hash again
+    assert len(slack.calls_to("views.update")) == 2
+    assert any("not redrawn" in r.getMessage() and "hash_conflict" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if " failed: " in r.getMessage()]
 
 
 def test_only_the_forms_opener_still_in_the_channel_can_redraw_it(env):

@@ -58,6 +58,10 @@ class MockSlack(FakeServer):
         self.rate_limited = 0  # 429s answered by the per-channel limit
         self._last_post: dict[str, float] = {}
         self._ts = itertools.count(1)
+        # Open views, id -> hash, as Slack keeps them: views.update names one (else ``not_found``) and,
+        # with a ``hash``, only the current one (else ``hash_conflict``); every open or update makes a
+        # new hash. A test that drives an open form it built registers it here.
+        self.views: dict[str, str] = {}
         self.route("POST", "/*", self._api)
         self.route("POST", "/upload/*", self._upload)
 
@@ -77,6 +81,13 @@ class MockSlack(FakeServer):
             self.calls.append(Call(method, req.headers.get("authorization"), body))
         if method in self.errors:
             return Reply(200, {"ok": False, "error": self.errors[method]})
+        if method == "views.update":
+            with self.lock:
+                current = self.views.get(str(body.get("view_id") or ""))
+            if current is None:
+                return Reply(200, {"ok": False, "error": "not_found"})
+            if body.get("hash") and body.get("hash") != current:
+                return Reply(200, {"ok": False, "error": "hash_conflict"})
         if method == "chat.postMessage":
             channel = body.get("channel")
             if channel in self.channel_errors:
@@ -122,7 +133,11 @@ class MockSlack(FakeServer):
         if method == "conversations.history":
             return self._history(body)
         if method in ("views.open", "views.publish", "views.update", "views.push"):
-            return {"view": {"id": f"V{next(self._ts)}", "hash": "h1", **(body.get("view") or {})}}
+            view_id = str(body.get("view_id") or f"V{next(self._ts)}")
+            new_hash = f"{time.time():.0f}.h{next(self._ts)}"
+            with self.lock:
+                self.views[view_id] = new_hash
+            return {"view": {**(body.get("view") or {}), "id": view_id, "hash": new_hash}}
         if method == "conversations.members":
             return {
                 "members": self.members.get(body.get("channel"), []),
