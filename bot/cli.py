@@ -339,8 +339,6 @@ def cmd_northstar(args, cfg: Config) -> int:
     from metrics.org import northstar, org_window
     from metrics.teams import get_org
 
-    if bool(args.since) != bool(args.until):
-        raise VsmError("--since and --until go together")
     db = _open(args, cfg)
     t = now()
     window = org_window(get_org(db), t, period=args.period, since=args.since, until=args.until)

@@ -7,7 +7,7 @@ same digest reaches every surface.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlite_utils
 
@@ -19,7 +19,7 @@ from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.targets import target_status
 from metrics.teams import Team, get_org
-from metrics.timeutil import Window, local_midnight
+from metrics.timeutil import Window, complete_days
 
 
 @dataclass
@@ -55,10 +55,7 @@ def digest_window(team: Team, now: datetime) -> Window:
     """The last ``period_days`` complete local days before today (``now``'s local date), the window
     every surface shows without an explicit period. Not tied to the digest day: the scheduled digest
     passes its own fire time as ``now``, so on its day it covers the days before that day."""
-    tz = team.tz
-    today = now.astimezone(tz).date()
-    days = int(team.digest.get("period_days", 28))
-    return Window(local_midnight(today - timedelta(days=days), tz), local_midnight(today, tz))
+    return complete_days(int(team.digest.get("period_days", 28)), team.tz, now)
 
 
 def build_digest(

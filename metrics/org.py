@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from operator import itemgetter
 from typing import NamedTuple
@@ -47,6 +47,7 @@ from metrics.targets import from_stored, target_status
 from metrics.teams import Team, check_number, check_target, get_org, list_teams
 from metrics.timeutil import (
     Window,
+    complete_days,
     dates_window,
     iso,
     local_midnight,
@@ -119,8 +120,7 @@ def org_window(
     if not isinstance(digest, dict):
         raise VsmError(f"org digest: expected a table, not {digest!r}")
     days = int(check_number("period_days", digest.get("period_days", DEFAULT_PERIOD_DAYS)))
-    today = now_dt.astimezone(tz).date()
-    return Window(local_midnight(today - timedelta(days=days), tz), local_midnight(today, tz))
+    return complete_days(days, tz, now_dt)
 
 
 # -- what makes two teams' observations the same one -----------------------------------------------------

@@ -164,6 +164,13 @@ def window_between(start: float, end: float, tz: ZoneInfo, what: str = "window")
     return Window(since, until)
 
 
+def complete_days(days: int, tz: ZoneInfo, now: datetime) -> Window:
+    """The last ``days`` complete local days before today (``now``'s local date): a team's digest
+    period, and the org's, as every surface shows them without an explicit period."""
+    today = now.astimezone(tz).date()
+    return Window(local_midnight(today - timedelta(days=days), tz), local_midnight(today, tz))
+
+
 def days_ending_today(days: int, tz: ZoneInfo, now: datetime) -> Window:
     """The last ``days`` local days, today included: until = the coming local midnight."""
     today = now.astimezone(tz).date()
