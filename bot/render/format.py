@@ -113,7 +113,7 @@ def spread(metric: Metric, v, horizon: str = "") -> str:
     return f"half of them within {show(v['p50'])}, 85% within {show(v['p85'])}"
 
 
-def direction(metric: Metric, now: float, before: float) -> str | None:
+def better_or_worse(metric: Metric, now: float, before: float) -> str | None:
     """ "better", "worse", or None (no change, or a metric without a better direction)."""
     if now == before:
         return None
@@ -159,7 +159,7 @@ def change(metric: Metric, current, previous) -> str:
     if a == b or not any(ch in "123456789" for ch in amount):
         return "no change"
     label = "p85 " if isinstance(current, dict) else ""
-    mark = direction(metric, a, b)
+    mark = better_or_worse(metric, a, b)
     return f"{label}{'↑' if a > b else '↓'} {amount}" + (f", {mark}" if mark else "")
 
 
