@@ -15,10 +15,14 @@ CHART = "chart"  # the digest's Chart… menu
 SNOOZE_NUDGES = "snooze_nudges"  # the overflow menu of a digest or a nudge
 SET_NORTH_STAR = "set_north_star"  # "Change (admins)" under the North Star figures
 SCOPE_PROJECTS = "scope_projects"  # the settings form's Jira projects: Enter offers their statuses
+STOP_EXPERIMENT = "stop_experiment"  # "Stop early" beside a running experiment
+POST_ORG_DIGEST = "post_org_digest"  # the org digest preview's "Post to channel"
+PREVIEW_TEAM_DIGEST = "preview_team_digest"  # a portfolio team's "Full digest" in App Home
 
 # Callback ids: modal submissions.
 TEAM_SETTINGS = "team_settings"
 NORTH_STAR = "north_star"
+EXPERIMENT = "experiment"
 
 
 def for_templates() -> dict[str, str]:

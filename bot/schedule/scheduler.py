@@ -28,6 +28,7 @@ from slack_sdk import WebClient
 from bot.render import nudge as nudge_view
 from bot.render.digest import message as digest_message
 from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
+from bot.schedule.verdicts import run_verdicts
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
 from metrics.nudges import find_nudges, record_nudged
@@ -37,6 +38,7 @@ log = logging.getLogger("vsm.scheduler")
 
 DEFAULT_GRACE = timedelta(hours=6)
 LATE_AFTER = timedelta(minutes=10)  # a digest sent later than this says so
+VERDICT_MINUTES = 15  # how often ended experiments are looked for: a verdict is at most this late
 
 
 def _at(team: Team) -> tuple[str, int, int]:
@@ -143,6 +145,13 @@ class Scheduler:
     def plan_all(self) -> None:
         for team in list_teams(self.store.db):
             self.plan_team(team)
+        self.aps.add_job(
+            self.run_verdicts,
+            IntervalTrigger(minutes=VERDICT_MINUTES, timezone=UTC),
+            id="verdicts",
+            name="experiment verdicts",
+            replace_existing=True,
+        )
         if self.sync is not None:
             self.aps.add_job(
                 self.sync,
@@ -211,6 +220,10 @@ class Scheduler:
                 record_nudged(db, team, nudge, now.timestamp())
             outcomes.append(outcome)
         return outcomes
+
+    def run_verdicts(self) -> list[Outcome]:
+        """Experiments whose time is up: judged, and each verdict posted to its team's channel once."""
+        return run_verdicts(self.store.db, self.client, self.clock(), pacer=self.pacer)
 
     def catch_up(self) -> list[Outcome]:
         """After downtime: each team's latest scheduled digest, if never delivered, goes out late

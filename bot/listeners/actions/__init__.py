@@ -5,7 +5,18 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot import ids
-from bot.listeners.actions import chart, digest, explain, north_star, scope, settings, snooze
+from bot.listeners.actions import (
+    chart,
+    digest,
+    experiment,
+    explain,
+    north_star,
+    org_digest,
+    portfolio,
+    scope,
+    settings,
+    snooze,
+)
 
 
 def register(app: App) -> None:
@@ -17,3 +28,6 @@ def register(app: App) -> None:
     app.action(ids.SNOOZE_NUDGES)(snooze.snooze_nudges)
     app.action(ids.SET_NORTH_STAR)(north_star.set_north_star)
     app.action(ids.SCOPE_PROJECTS)(scope.scope_entered)
+    app.action(ids.STOP_EXPERIMENT)(experiment.stop_early)
+    app.action(ids.POST_ORG_DIGEST)(org_digest.post_org_digest)
+    app.action(ids.PREVIEW_TEAM_DIGEST)(portfolio.preview_team_digest)

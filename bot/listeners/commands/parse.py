@@ -16,13 +16,13 @@ from metrics.errors import VsmError
 from metrics.timeutil import parse_period, zone
 
 _COUNT = re.compile(r"[0-9]{1,6}", re.ASCII)
-SIMPLE = ("help", "metrics", "digest", "settings", "northstar")
+SIMPLE = ("help", "metrics", "digest", "settings", "northstar", "teams", "experiment")
 MAX_FORECAST_ITEMS = 10_000
 
 
 @dataclass(frozen=True)
 class Command:
-    name: str  # help | metrics | digest | settings | northstar | forecast | metric | error
+    name: str  # help metrics digest settings northstar teams experiment forecast metric error
     metric: str | None = None
     period: str | None = None
     chart: bool = False

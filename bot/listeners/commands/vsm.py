@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bot.listeners.actions.experiment import open_experiment
 from bot.listeners.actions.settings import open_settings
+from bot.listeners.commands import org, org_digest
 from bot.listeners.commands.parse import Command, parse
 from bot.logline import error_line
 from bot.payload import tell, text
@@ -17,7 +20,7 @@ from metrics.catalogue.forecast import when
 from metrics.dataset import TeamData
 from metrics.digest import build_digest, digest_window
 from metrics.errors import VsmError
-from metrics.teams import Team, get_org, team_for_channel
+from metrics.teams import Team, team_for_channel
 from metrics.timeutil import parse_period
 
 if TYPE_CHECKING:
@@ -50,15 +53,6 @@ def answer(deps: Deps, team: Team, cmd: Command, client=None) -> dict:
     if cmd.name == "forecast":
         result = when(TeamData(deps.store.db, team, now), cmd.items)
         return replies.forecast_message(team, result, cmd.items, now)
-    if cmd.name == "northstar":
-        org = get_org(deps.store.db)
-        ids = [m for m in org.get("north_star", []) if m in catalogue.CATALOGUE]
-        if not ids:
-            return {
-                "response_type": "ephemeral",
-                "text": "No North Star metrics are set for the organisation yet.",
-            }
-        return replies.north_star_message(team, [metric_result(deps, team, mid, None) for mid in ids])
     if cmd.name == "digest":
         return preview(build_digest(deps.store.db, team, now), now, team)
     raise VsmError(f"unexpected command {cmd.name}")
@@ -74,17 +68,37 @@ def vsm(ack, command, respond, client, context) -> None:
         ack(usage.catalogue_message(cmd.family))
         return
     channel = text(command.get("channel_id"))
+    if cmd.name in ("northstar", "teams"):  # the levels above the team: any channel
+        ack(replies.working_message())
+        if cmd.name == "northstar":
+            _reply(respond, cmd, lambda: org.northstar_reply(deps, channel))
+        else:
+            _reply(respond, cmd, lambda: org.teams_reply(deps))
+        return
     team = team_for_channel(deps.store.db, channel)
     if team is None:
-        ack(replies.no_team_message(channel))
+        if cmd.name == "digest" and org_digest.is_org_channel(deps, channel):
+            ack(replies.working_message())
+            _reply(respond, cmd, lambda: org_digest.preview_reply(deps))
+        else:
+            ack(replies.no_team_message(channel))
         return
     if cmd.name == "settings":
         ack()
         open_settings(client, deps, command.get("trigger_id"), command.get("user_id"), team.channel, respond)
         return
+    if cmd.name == "experiment":
+        ack()
+        open_experiment(client, deps, command.get("trigger_id"), command.get("user_id"), team, respond)
+        return
     ack(replies.working_message())
+    _reply(respond, cmd, lambda: answer(deps, team, cmd, client))
+
+
+def _reply(respond, cmd: Command, make: Callable[[], dict]) -> None:
+    """Replace "Working on it…" with ``make()``'s reply: bad input as help, a failure as one line."""
     try:
-        reply = answer(deps, team, cmd, client)
+        reply = make()
     except VsmError as exc:
         reply = usage.help_message(str(exc))
     except Exception as exc:  # noqa: BLE001 - the user gets a short answer, the log one line
