@@ -36,6 +36,8 @@ class Deps:
     admins: list[str] = field(default_factory=list)
     # Called with the saved team after every settings change (the scheduler re-plans its jobs).
     on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
+    # Called after every change to the org settings (the scheduler re-plans the org digest).
+    on_org_saved: Callable[[], None] = field(default=lambda: None)
     # Channel members, re-read at most once a minute: every change is authorised against them.
     members: MemberCache = field(default_factory=MemberCache)
     # Event ids seen in the last hour: Slack retries an event it thinks we missed.
@@ -81,6 +83,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     admins: list[str] | None = None,
     on_team_saved: Callable | None = None,
+    on_org_saved: Callable | None = None,
     members: MemberCache | None = None,
 ) -> App:
     """The app on ``store``. ``clock`` pins "now" (tests); ``admins`` may set the North Star besides
@@ -96,6 +99,8 @@ def create_app(
     deps = Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
     if on_team_saved is not None:
         deps.on_team_saved = on_team_saved
+    if on_org_saved is not None:
+        deps.on_org_saved = on_org_saved
     if members is not None:
         deps.members = members
     app.error(last_resort(signing_secret))

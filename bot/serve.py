@@ -117,6 +117,7 @@ def serve(
         signing_secret=secret,
         admins=list(cfg.org.get("admins", [])),
         on_team_saved=scheduler.plan_team,
+        on_org_saved=scheduler.plan_org,
     )
     # The address is taken before the scheduler starts: a second `vsm serve` on a port in use stops
     # here, before it plans or catches up work against the database the first one serves.

@@ -142,6 +142,10 @@ class Scheduler:
             if self.aps.get_job(job_id) is not None:
                 self.aps.remove_job(job_id)
 
+    def plan_org(self) -> None:
+        """(Re)place the org digest's job; called at start and after every org settings change.
+        (Issue 13: the org digest job is being built.)"""
+
     def plan_all(self) -> None:
         for team in list_teams(self.store.db):
             self.plan_team(team)
