@@ -56,6 +56,16 @@ def command(app, text: str, *, channel: str = "C1", user: str = "U1", response_u
     )
 
 
+def command_reply(app, slack, text: str, *, channel: str = "C1") -> dict:
+    """``/vsm text`` in ``channel``, and the final reply it sent to its response URL (checked against
+    Slack's message limits), without ``replace_original``."""
+    command(app, text, channel=channel, response_url=f"{slack.url}/response/1")
+    reply = slack.responses()[-1]
+    reply.pop("replace_original", None)
+    assert_valid_message(reply)
+    return reply
+
+
 def interaction(app, payload: dict):
     body = urlencode({"payload": json.dumps(payload)})
     return app.dispatch(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from builders import deploy, incident, item, team
 from fakes.slack import MockSlack
-from slackkit import NOW, assert_valid_message, command, slack_app
+from slackkit import NOW, command, command_reply, slack_app
 
 from bot.render import digest as digest_view
 from bot.render import format as fmt
@@ -162,17 +162,9 @@ def app_env(tmp_path):
         yield slack_app(path, slack), slack
 
 
-def _reply(app, slack, text: str) -> dict:
-    command(app, text, channel="C1", response_url=f"{slack.url}/response/1")
-    reply = slack.responses()[-1]
-    reply.pop("replace_original", None)
-    assert_valid_message(reply)
-    return reply
-
-
 def test_a_rate_changes_in_points_and_says_better_through_slack(app_env):
     app, slack = app_env
-    reply = _reply(app, slack, "change-failure-rate 2026Q3")
+    reply = command_reply(app, slack, "change-failure-rate 2026Q3")
     figure = reply["blocks"][0]["text"]["text"]
     assert "*10.0%*  (10 deployments)" in figure
     assert "Change: ↓ 30.0 pts, better (previous period: 40.0%)" in figure
@@ -181,7 +173,7 @@ def test_a_rate_changes_in_points_and_says_better_through_slack(app_env):
 
 def test_a_context_metric_is_never_better_or_worse_through_slack(app_env):
     app, slack = app_env
-    figure = _reply(app, slack, "wip 2026Q3")["blocks"][0]["text"]["text"]
+    figure = command_reply(app, slack, "wip 2026Q3")["blocks"][0]["text"]["text"]
     assert "*1 in progress at the end of 30 Sep · average 1.0 items*  (92 days sampled)" in figure  # 92 days
     assert "better" not in figure and "worse" not in figure
     assert "No change (previous period: 1.0 items)" in figure  # open all through Q2 and Q3
@@ -210,6 +202,8 @@ def test_a_previous_period_before_the_history_is_no_earlier_data_through_slack(t
     seed_from_config(db, [team()], {"north_star": []})
     db.conn.close()
     with MockSlack(members={"C1": ["U1"]}) as slack:
-        figure = _reply(slack_app(path, slack), slack, "throughput 2026Q3")["blocks"][0]["text"]["text"]
+        figure = command_reply(slack_app(path, slack), slack, "throughput 2026Q3")["blocks"][0]["text"][
+            "text"
+        ]
     assert "\nPrevious period: no earlier data" in figure
     assert "↑" not in figure and "↓" not in figure and "%" not in figure

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from builders import incident, item, pr, team
 from fakes.slack import MockSlack
-from slackkit import assert_valid_message, command, slack_app
+from slackkit import assert_valid_message, command_reply, slack_app
 
 from bot.render import digest as digest_view
 from bot.render import format as fmt
@@ -83,17 +83,9 @@ def app_env(tmp_path):
         yield slack_app(path, slack), slack
 
 
-def _reply(app, slack, text: str) -> dict:
-    command(app, text, channel="C1", response_url=f"{slack.url}/response/1")
-    reply = slack.responses()[-1]
-    reply.pop("replace_original", None)
-    assert_valid_message(reply)
-    return reply
-
-
 def test_p50_and_p85_are_put_in_words_through_slack(app_env):
     app, slack = app_env
-    figure = _reply(app, slack, "cycle-time 2026Q3")["blocks"][0]["text"]["text"]
+    figure = command_reply(app, slack, "cycle-time 2026Q3")["blocks"][0]["text"]["text"]
     assert "*p50 3.0 d · p85 6.4 d*  (5 items)" in figure
     assert "\nhalf of them within 3.0 d, 85% within 6.4 d\n" in figure
     assert "(n = " not in figure
@@ -101,7 +93,7 @@ def test_p50_and_p85_are_put_in_words_through_slack(app_env):
 
 def test_pr_size_is_in_whole_lines_through_slack(app_env):
     app, slack = app_env
-    figure = _reply(app, slack, "pr-size 2026Q3")["blocks"][0]["text"]["text"]
+    figure = command_reply(app, slack, "pr-size 2026Q3")["blocks"][0]["text"]["text"]
     assert "*p50 30 · p85 64 lines*  (5 PRs)" in figure
     assert "half of them within 30 lines, 85% within 64 lines" in figure
     assert "64.4" not in figure and ".0 lines" not in figure
@@ -109,7 +101,7 @@ def test_pr_size_is_in_whole_lines_through_slack(app_env):
 
 def test_no_data_says_so_and_never_reads_as_calm_through_slack(app_env):
     app, slack = app_env
-    reply = _reply(app, slack, "time-to-restore 2026Q3")
+    reply = command_reply(app, slack, "time-to-restore 2026Q3")
     figure = reply["blocks"][0]["text"]["text"]
     assert "*no data: no incidents resolved in this period*" in figure  # the metric's reason
     assert "(0 incidents)" not in figure and "half of them" not in figure
@@ -273,7 +265,7 @@ def test_a_forecast_says_how_likely_each_date_is_through_slack(tmp_path):
     seed_from_config(db, [team()], {"north_star": []})
     db.conn.close()
     with MockSlack(members={"C1": ["U1"]}) as slack:
-        reply = _reply(slack_app(path, slack), slack, "forecast 10")
+        reply = command_reply(slack_app(path, slack), slack, "forecast 10")
     text = reply["blocks"][0]["text"]["text"]
     assert "\n50% likely by *20" in text and ": as likely as not\n" in text
     assert "\n85% likely by *20" in text and ": a date to plan on\n" in text

@@ -16,7 +16,7 @@ import re
 import pytest
 from builders import item, team
 from fakes.slack import MockSlack
-from slackkit import NOW, ack_json, assert_valid_message, click, command, event, slack_app
+from slackkit import NOW, ack_json, assert_valid_message, click, command, command_reply, event, slack_app
 
 from bot import cli
 from bot.render import format as fmt
@@ -59,14 +59,6 @@ def app_env(db_path):
         yield slack_app(db_path, slack), slack
 
 
-def _reply(app, slack, text: str) -> dict:
-    command(app, text, channel="C1", response_url=f"{slack.url}/response/1")
-    reply = slack.responses()[-1]
-    reply.pop("replace_original", None)
-    assert_valid_message(reply)
-    return reply
-
-
 def _vsm(capsys, monkeypatch, tmp_path, *args: str) -> tuple[int, str, str]:
     """``vsm`` as a person runs it (its ``main``), in a directory without a vsm.toml."""
     monkeypatch.chdir(tmp_path)
@@ -82,9 +74,9 @@ WIP_AT_END = "2 in progress at the end of 24 Nov · average 1.4 items"
 
 def test_wip_shows_its_current_count_beside_the_average_on_every_slack_surface(app_env):
     app, slack = app_env
-    figure = _reply(app, slack, "wip")["blocks"][0]["text"]["text"]
+    figure = command_reply(app, slack, "wip")["blocks"][0]["text"]["text"]
     assert f"*{WIP_AT_END}*  (28 days sampled)" in figure
-    digest = _reply(app, slack, "digest")
+    digest = command_reply(app, slack, "digest")
     fig = next(b for b in digest["blocks"] if b.get("block_id") == "fig:wip")
     assert f"*Work in progress*  {WIP_AT_END}\n" in fig["text"]["text"]
     event(app, {"type": "app_home_opened", "user": "U1", "tab": "home"})
@@ -97,7 +89,7 @@ def test_wip_over_a_window_running_to_now_says_now(app_env):
     """`/vsm wip 7d` is 19–25 Nov, today sampled at NOW: samples of 19–24 Nov hold PAY-1 six times,
     PAY-2 once (19 Nov) and PAY-3 once (24 Nov); today's holds PAY-1, PAY-3 and PAY-4. 11 / 7 = 1.6."""
     app, slack = app_env
-    figure = _reply(app, slack, "wip 7d")["blocks"][0]["text"]["text"]
+    figure = command_reply(app, slack, "wip 7d")["blocks"][0]["text"]["text"]
     assert "*3 in progress now · average 1.6 items*  (7 days sampled)" in figure
 
 
@@ -188,9 +180,9 @@ def test_the_command_line_answers_a_name_it_does_not_know_before_opening_anythin
 # -- /vsm forecast 20 items ---------------------------------------------------------------------------------
 def test_forecast_takes_a_trailing_items(app_env):
     app, slack = app_env
-    reply = _reply(app, slack, "forecast 20 items")
+    reply = command_reply(app, slack, "forecast 20 items")
     assert reply["text"] == "Forecast for pay: 20 items"
-    assert _reply(app, slack, "forecast 1 item")["text"] == "Forecast for pay: 1 items"
+    assert command_reply(app, slack, "forecast 1 item")["text"] == "Forecast for pay: 1 items"
     answered = len(slack.responses())
     bad = ack_json(command(app, "forecast 20 apples", channel="C1", response_url=f"{slack.url}/response/1"))
     assert "takes a number of items" in json.dumps(bad)
