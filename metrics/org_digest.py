@@ -8,13 +8,20 @@ name, never ranked; nothing is per person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
 
-from metrics.experiments import Experiment
-from metrics.org import Rollup
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import Metric, Result
+from metrics.dataset import TeamData
+from metrics.experiments import Experiment, concluded_between
+from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window, rollups
+from metrics.runtime import gc_deferred
+from metrics.store.sync_status import freshness
+from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window
 
 
@@ -51,4 +58,169 @@ class OrgDigest:
 
 def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | None = None) -> OrgDigest:
     """The org digest's content over ``window`` (default: the org digest's period, ``org_window``)."""
-    raise NotImplementedError("issue 13: the org digest's content is being built")
+    org = get_org(db)
+    tz = org_timezone(org)
+    window = window or org_window(org, now)
+    north = north_star_ids(org)
+    teams = by_name(list_teams(db))
+    with gc_deferred():
+        north_star = rollups(db, north, window, now, teams, targets=org_targets(org))
+        moved = []
+        for team in teams:
+            own = determinants(team, north)
+            if not own:
+                continue
+            data = TeamData(db, team, now)
+            moved += moved_of(team, [(CATALOGUE[m], CATALOGUE[m].compute(data, window)) for m in own])
+    return OrgDigest(
+        window,
+        tz,
+        north_star,
+        moved,
+        concluded_between(db, window.start, window.end),
+        stale_teams(db, teams),
+    )
+
+
+def by_name(teams: Sequence[Team]) -> list[Team]:
+    """Teams in the order every org surface lists them: by name (never by a figure)."""
+    return sorted(teams, key=lambda t: (t.name.casefold(), t.name))
+
+
+def determinants(team: Team, north: Sequence[str]) -> list[str]:
+    """The team's own metrics, as its digest chooses them: the ones it picked that the catalogue
+    knows, less the org's North Star metrics (those are the roll-up's)."""
+    return [m for m in team.metrics if m in CATALOGUE and m not in north]
+
+
+# -- which way a signal went ------------------------------------------------------------------------
+def signal_better(metric: Metric, signal: str | None) -> bool | None:
+    """Whether a signal says the metric got better (True) or worse (False), by the metric's direction
+    (as ``bot.render.format.better_or_worse`` judges a change); None for no signal, a context metric,
+    or net flow, whose aim is balance (a move either way may be towards it or away).
+
+    Every signal line starts with the way the weeks went, in the metric's own words
+    (``Metric.words().said``: "slower", "faster", "higher (worse)", "lower"...), so the way is read
+    from those words rather than from numbers the verdict was not judged on."""
+    if not signal or metric.better not in ("lower", "higher"):
+        return None
+    words = metric.words()
+    if signal.startswith(words.up):
+        up = True
+    elif signal.startswith(words.down):
+        up = False
+    else:
+        return None
+    return up == (metric.better == "higher")
+
+
+def moved_of(team: Team, figures: Sequence[tuple[Metric, Result]]) -> list[Moved]:
+    """The team's determinant figures that moved with a real signal, in the team's order of metrics."""
+    return [
+        Moved(team.name, team.channel, m.id, m.name, signal_better(m, r.signal), r.signal)
+        for m, r in figures
+        if r.signal
+    ]
+
+
+# -- stale data --------------------------------------------------------------------------------------
+# What each kind of source syncs (``Connector.streams``), to tell a source's kind from sync_status
+# alone: a source that never synced has no rows to tell it by.
+_KIND_STREAMS = (
+    ("jira", {"issues", "sprints"}),
+    ("gitlab", {"merge_requests", "pipelines"}),
+    ("github", {"pulls"}),
+)
+# The store's rows that tie a source to a team's scope, per kind: (table, column, the team's names).
+_ROWS = {
+    "jira": (("work_items", "project", lambda t: t.jira_projects), ("sprints", "board", lambda t: t.boards)),
+    "github": (
+        ("pull_requests", "repo", lambda t: t.repos),
+        ("deployments", "service", lambda t: t.repos + t.services),
+        ("incidents", "service", lambda t: t.repos + t.services),
+    ),
+    "gitlab": (
+        ("pull_requests", "repo", lambda t: t.gitlab_projects),
+        ("deployments", "service", lambda t: t.gitlab_projects + t.services),
+    ),
+    "pagerduty": (("incidents", "service", lambda t: t.services),),
+}
+
+
+def source_kinds(db: sqlite_utils.Database) -> dict[str, str]:
+    """Each synced source's kind, read from the streams it syncs (``jira``: issues, sprints;
+    ``gitlab``: merge requests; ``github``: pulls; a source with only an incidents stream is an
+    incident tool, ``pagerduty``)."""
+    streams: dict[str, set[str]] = {}
+    for source, stream in db.execute("select source, stream from sync_status"):
+        streams.setdefault(source, set()).add(stream)
+    out = {}
+    for source, names in streams.items():
+        out[source] = next((k for k, marks in _KIND_STREAMS if names & marks), "pagerduty")
+    return out
+
+
+def _scope_kinds(team: Team) -> set[str]:
+    return {
+        k
+        for k, on in (
+            ("jira", team.jira_projects or team.boards),
+            ("github", team.repos),
+            ("gitlab", team.gitlab_projects),
+            ("pagerduty", team.services),
+        )
+        if on
+    }
+
+
+def _holds(db: sqlite_utils.Database, source: str, kind: str, team: Team) -> bool:
+    """Whether ``source`` holds any row of the team's scope."""
+    for table, column, names in _ROWS[kind]:
+        keys = [str(n) for n in names(team)]
+        if (
+            keys
+            and db.execute(
+                f"select 1 from {table} where source = ? and {column} in ({','.join('?' * len(keys))}) limit 1",
+                [source, *keys],
+            ).fetchone()
+        ):
+            return True
+    return False
+
+
+def team_sources(db: sqlite_utils.Database, team: Team, kinds: dict[str, str]) -> list[str]:
+    """The sources in the team's scope: those of a kind its scope names (Jira for projects or
+    boards, GitHub for repositories...). Where the org syncs several sources of one kind (two Jira
+    sites), only those holding rows of the team's scope, unless none does yet (then each may be the
+    team's, and a stale one is said)."""
+    wanted = _scope_kinds(team)
+    out = []
+    for kind in sorted(wanted):
+        same = sorted(s for s, k in kinds.items() if k == kind)
+        if len(same) > 1:
+            holding = [s for s in same if _holds(db, s, kind, team)]
+            same = holding or same
+        out += same
+    return sorted(out)
+
+
+def is_stale(entry: dict) -> bool:
+    """The team digest's freshness rule: a source whose last sync failed, or that never synced, is
+    said to be behind ("data as of never", "(last sync failed)")."""
+    return not entry.get("as_of") or bool(entry.get("error"))
+
+
+def stale_teams(db: sqlite_utils.Database, teams: Sequence[Team]) -> list[Stale]:
+    """Each team, by name, whose data is stale: a source in its scope that never synced or whose
+    last sync failed (``metrics.store.sync_status.freshness``, the team digest's line)."""
+    fresh = {f["source"]: f for f in freshness(db)}
+    behind = {s: f for s, f in fresh.items() if is_stale(f)}
+    if not behind:
+        return []
+    kinds = source_kinds(db)
+    out = []
+    for team in by_name(teams):
+        mine = [behind[s] for s in team_sources(db, team, kinds) if s in behind]
+        if mine:
+            out.append(Stale(team.name, team.channel, [dict(f) for f in mine]))
+    return out
