@@ -1,4 +1,5 @@
-"""Each team's digest and nudges, when the team chose, in the team's own time zone (APScheduler 3).
+"""Each team's digest and nudges, when the team chose, in the team's own time zone, and the
+organisation's digest in the org's (APScheduler 3).
 
 One scheduler per deployment: ``vsm serve`` starts exactly one, in its own process. Two processes
 sharing a database would both fire; the delivery ledger would still stop a second copy of a message,
@@ -11,6 +12,14 @@ are recorded as skipped and logged.
 
 Every trigger carries the team's ``ZoneInfo`` and weekday names (``mon``), never numbers: a cron "1"
 is Tuesday in APScheduler 3. A settings change re-plans that team's jobs at once (``plan_team``).
+
+The organisation's digest is one more job (``plan_org``): planned from ``[org] digest`` in ``[org]
+timezone`` while ``[org] channel`` is set, removed when it is not, re-planned when an org admin
+changes them (``Deps.on_org_saved``). It goes through the same ledger under its own keys, ``*org*/
+org-digest/<local date>`` (and ``*org*/org-digest-posted/<cycle day>`` for Post to channel): a key
+is ``team/kind/period``, and ``*org*``, the name the settings log already uses for the org, can never
+be a team's name (a team name starts with a letter or digit and holds no ``*`` or ``/``), so no
+team's digest, post or nudge can ever share a key, a row or a metadata tag with the org's.
 """
 
 from __future__ import annotations
@@ -25,14 +34,20 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
+from bot.logline import error_line
 from bot.render import nudge as nudge_view
+from bot.render import org_digest as org_digest_view
 from bot.render.digest import message as digest_message
 from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
 from bot.schedule.verdicts import run_verdicts
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
+from metrics.errors import VsmError
 from metrics.nudges import find_nudges, record_nudged
-from metrics.teams import DAYS, Team, get_team, list_teams
+from metrics.org import org_timezone, org_window
+from metrics.org_digest import build_org_digest
+from metrics.teams import DAYS, Team, get_org, get_team, list_teams
+from metrics.timeutil import zone
 
 log = logging.getLogger("vsm.scheduler")
 
@@ -41,10 +56,15 @@ LATE_AFTER = timedelta(minutes=10)  # a digest sent later than this says so
 VERDICT_MINUTES = 15  # how often ended experiments are looked for: a verdict is at most this late
 
 
+def _day_time(digest: dict, default_time: str) -> tuple[str, int, int]:
+    """A digest setting's day (``mon``), hour and minute."""
+    hour, minute = (int(x) for x in str(digest.get("time", default_time)).split(":"))
+    return str(digest.get("day", "mon")).lower()[:3], hour, minute
+
+
 def _at(team: Team) -> tuple[str, int, int]:
     """The team's digest day (``mon``), hour and minute."""
-    hour, minute = (int(x) for x in str(team.digest.get("time", "09:00")).split(":"))
-    return str(team.digest.get("day", "mon")).lower()[:3], hour, minute
+    return _day_time(team.digest, "09:00")
 
 
 def digest_trigger(team: Team) -> CronTrigger:
@@ -76,6 +96,48 @@ def manual_key(team: Team, day: date) -> Key:
     """The key of the digest a member posted by hand (**Post to channel**) in the digest cycle that
     began on ``day`` (a scheduled digest day): one such post per cycle."""
     return Key(team.name, MANUAL, day.isoformat())
+
+
+# -- the organisation's digest -------------------------------------------------------------------------
+ORG = "*org*"  # the org's name in the ledger, as in the settings log: never a team's (see above)
+ORG_DIGEST, ORG_POSTED = "org-digest", "org-digest-posted"
+ORG_JOB = "org-digest"
+ORG_DEFAULT_TIME = "08:00"  # with day "mon": INTERFACE.md's example, before the teams' usual 09:00
+
+
+def org_digest_setting(org: dict) -> dict:
+    """``[org] digest`` as a table (an unset or malformed one reads as the defaults)."""
+    digest = org.get("digest") or {}
+    return digest if isinstance(digest, dict) else {}
+
+
+def org_tz(org: dict):
+    """The org's ``ZoneInfo`` (``[org] timezone``, default UTC); a bad name is a ``VsmError``."""
+    return zone(org_timezone(org))
+
+
+def org_trigger(org: dict) -> CronTrigger:
+    """``[org] digest``'s day and time (default Mondays 08:00) in the org's time zone."""
+    day, hour, minute = _day_time(org_digest_setting(org), ORG_DEFAULT_TIME)
+    return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=org_tz(org))
+
+
+def org_key(day: date) -> Key:
+    """The key of the org digest due on the org-local date ``day``."""
+    return Key(ORG, ORG_DIGEST, day.isoformat())
+
+
+def org_manual_key(day: date) -> Key:
+    """The key of the org digest an org channel member posted by hand in the cycle that began on
+    ``day`` (an org digest day): one such post per cycle."""
+    return Key(ORG, ORG_POSTED, day.isoformat())
+
+
+def org_cycle_day(org: dict, now: datetime) -> date:
+    """The org digest day the current org digest cycle began on (today, on the digest day)."""
+    today = now.astimezone(org_tz(org)).date()
+    want = DAYS.index(_day_time(org_digest_setting(org), ORG_DEFAULT_TIME)[0])
+    return today - timedelta(days=(today.weekday() - want) % 7)
 
 
 def last_fire(
@@ -143,12 +205,28 @@ class Scheduler:
                 self.aps.remove_job(job_id)
 
     def plan_org(self) -> None:
-        """(Re)place the org digest's job; called at start and after every org settings change.
-        (Issue 13: the org digest job is being built.)"""
+        """(Re)place the org digest's job; called at start and after every org settings change: a job
+        while ``[org] channel`` is set, none when it is not (or when the org's zone is unknown, which
+        ``set_org`` refuses, so only a hand-edited database can hold one: logged, not guessed)."""
+        org = get_org(self.store.db)
+        trigger = None
+        if org.get("channel"):
+            try:
+                trigger = org_trigger(org)
+            except (VsmError, ValueError) as exc:
+                log.warning("org digest not planned: %s", exc)
+        if trigger is None:
+            if self.aps.get_job(ORG_JOB) is not None:
+                self.aps.remove_job(ORG_JOB)
+            return
+        self.aps.add_job(
+            self.run_org_digest, trigger, id=ORG_JOB, name="organisation digest", replace_existing=True
+        )
 
     def plan_all(self) -> None:
         for team in list_teams(self.store.db):
             self.plan_team(team)
+        self.plan_org()
         self.aps.add_job(
             self.run_verdicts,
             IntervalTrigger(minutes=VERDICT_MINUTES, timezone=UTC),
@@ -167,7 +245,13 @@ class Scheduler:
             )
 
     def next_digest(self, team_name: str) -> datetime | None:
-        job = self.aps.get_job(f"digest:{team_name}")
+        return self._next(f"digest:{team_name}")
+
+    def next_org_digest(self) -> datetime | None:
+        return self._next(ORG_JOB)
+
+    def _next(self, job_id: str) -> datetime | None:
+        job = self.aps.get_job(job_id)
         if job is None:
             return None
         return job.trigger.get_next_fire_time(None, self.clock())
@@ -191,15 +275,9 @@ class Scheduler:
         now = self.clock()
         fired = fired or last_fire(digest_trigger(team), now) or now
         key = digest_key(team, fired)
-        done = settled(db, key)  # checked before composing: a sent digest costs no figures
+        done = _done(db, key, manual_key(team, date.fromisoformat(key.period)), team.channel)
         if done is not None:
             return done
-        by_hand = settled(db, manual_key(team, date.fromisoformat(key.period)))
-        if by_hand is not None and by_hand.state in ("sent", "recovered", "already-sent"):
-            # Posted by hand earlier today: the same days, so the channel has this digest already.
-            note = "posted by hand before its time (Post to channel)"
-            record_skipped(db, key, team.channel, note)
-            return Outcome(key, "skipped", error=note)
         began = time.perf_counter()
         digest = build_digest(db, team, now, window=digest_window(team, fired.astimezone(team.tz)))
         payload = digest_message(
@@ -209,6 +287,33 @@ class Scheduler:
         outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
         log.info("digest %s: %s (composed in %.0f ms)", key, outcome.state, composed)
+        return outcome
+
+    def run_org_digest(self, fired: datetime | None = None) -> Outcome | None:
+        """Compose the org digest now (fresh figures) over the period its fire time closes, and
+        deliver it once to ``[org] channel``; None when the org has no channel (the job is being
+        removed). ``fired`` defaults to the schedule's latest fire time."""
+        db = self.store.db
+        org = get_org(db)
+        channel = org.get("channel")
+        if not channel:
+            return None
+        now = self.clock()
+        fired = fired or last_fire(org_trigger(org), now) or now
+        local = fired.astimezone(org_tz(org))
+        key = org_key(local.date())
+        done = _done(db, key, org_manual_key(local.date()), channel)
+        if done is not None:
+            return done
+        began = time.perf_counter()
+        digest = build_org_digest(db, now, window=org_window(org, local))
+        payload = org_digest_view.message(
+            digest, now, channel=channel, late=fired if now - fired > LATE_AFTER else None
+        )
+        composed = round(1000 * (time.perf_counter() - began), 2)
+        outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
+        outcome.compose_ms = composed
+        log.info("org digest %s: %s (composed in %.0f ms)", key, outcome.state, composed)
         return outcome
 
     def run_nudges(self, team_name: str) -> list[Outcome]:
@@ -230,8 +335,8 @@ class Scheduler:
         return run_verdicts(self.store.db, self.client, self.clock(), pacer=self.pacer)
 
     def catch_up(self) -> list[Outcome]:
-        """After downtime: each team's latest scheduled digest, if never delivered, goes out late
-        when within the grace period; older ones are skipped and logged, never sent."""
+        """After downtime: each team's latest scheduled digest, and the org's, if never delivered, goes
+        out late when within the grace period; older ones are skipped and logged, never sent."""
         db = self.store.db
         now = self.clock()
         outcomes = []
@@ -241,13 +346,58 @@ class Scheduler:
             fired = last_fire(digest_trigger(team), now)
             if fired is None:
                 continue
-            key = digest_key(team, fired)
-            if settled(db, key) is not None:
-                continue
-            if now - fired <= self.grace:
-                outcomes.append(self.run_digest(team.name, fired))
-            else:
-                late = f"missed at {fired.astimezone(team.tz):%a %d %b %H:%M %Z}; more than {self.grace} ago"
-                record_skipped(db, key, team.channel, late)
-                outcomes.append(Outcome(key, "skipped", error=late))
-        return outcomes
+            out = self._catch_up_one(
+                digest_key(team, fired),
+                team.channel,
+                fired.astimezone(team.tz),
+                now,
+                lambda: self.run_digest(team.name, fired),  # noqa: B023 - called at once, in the loop
+            )
+            outcomes.append(out)
+        try:
+            outcomes.extend(self._catch_up_org(now))
+        except Exception as exc:  # noqa: BLE001 - the org's digest never stops the teams' being served
+            log.error("org digest catch-up failed: %s", error_line(exc))
+        return [o for o in outcomes if o is not None]
+
+    def _catch_up_org(self, now: datetime) -> list[Outcome | None]:
+        """The org digest's catch-up, by the same rule as a team's."""
+        org = get_org(self.store.db)
+        channel = org.get("channel")
+        if not channel:
+            return []
+        fired = last_fire(org_trigger(org), now)
+        if fired is None:
+            return []
+        local = fired.astimezone(org_tz(org))
+        return [
+            self._catch_up_one(org_key(local.date()), channel, local, now, lambda: self.run_org_digest(fired))
+        ]
+
+    def _catch_up_one(
+        self, key: Key, channel: str, fired: datetime, now: datetime, send: Callable[[], Outcome | None]
+    ) -> Outcome | None:
+        """One message due at ``fired`` (its local time): nothing to do when settled (None); sent
+        late when within the grace period; else recorded skipped and logged, never sent."""
+        if settled(self.store.db, key) is not None:
+            return None
+        if now - fired <= self.grace:
+            return send()
+        late = f"missed at {fired:%a %d %b %H:%M %Z}; more than {self.grace} ago"
+        record_skipped(self.store.db, key, channel, late)
+        return Outcome(key, "skipped", error=late)
+
+
+def _done(db, key: Key, manual: Key, channel: str) -> Outcome | None:
+    """A scheduled digest that needs no composing: already settled (sent or skipped), or taken by a
+    Post to channel earlier in the day it was due (the same days: recorded skipped, logged)."""
+    done = settled(db, key)  # checked before composing: a sent digest costs no figures
+    if done is not None:
+        return done
+    by_hand = settled(db, manual)
+    if by_hand is not None and by_hand.state in ("sent", "recovered", "already-sent"):
+        # Posted by hand earlier today: the same days, so the channel has this digest already.
+        note = "posted by hand before its time (Post to channel)"
+        record_skipped(db, key, channel, note)
+        return Outcome(key, "skipped", error=note)
+    return None
