@@ -411,3 +411,55 @@ def m008_experiments(db):
     # repository for each deployment normalised; this index probes each commit instead (EXPLAIN QUERY
     # PLAN: a covering index search on all three columns). m007's join uses the same three columns.
     db["pull_requests"].create_index(["source", "repo", "merge_sha"])
+
+
+@MIGRATIONS()
+def m009_results(db):
+    # Computed figures, stored (metrics.results): one row per (window, team or org, metric), with the
+    # stamp of everything it was computed from; a row whose stamp differs from today's is never read.
+    _clustered(
+        db,
+        "results",
+        {
+            "since": float,  # the window, UTC epoch seconds, and its time zone
+            "until": float,
+            "tz": str,
+            "scope": str,  # a team's name, or "" for the organisation's pooled figure
+            "metric": str,
+            "stamp": str,
+            "payload": str,  # JSON
+            "computed": float,
+        },
+        pk=("since", "until", "tz", "scope", "metric"),
+    )
+    db["results"].create_index(["computed"])
+    # The data version: a counter every write to a figure's inputs bumps, by triggers, so in the same
+    # transaction as the write and whoever writes (a sync, a normaliser's rebuild, a test's builder).
+    # A stored figure's stamp holds the version it was computed at: after any write it no longer
+    # matches. The flows table is not an input: it is a cache of a replay the triggers of m005 keep
+    # equal to the rows it was replayed from.
+    db.execute("create table data_version (id integer primary key check (id = 1), n integer not null)")
+    db.execute("insert into data_version (id, n) values (1, 0)")
+    # The tables a figure is computed from: any row written to one of them may change a figure
+    # ("sync_status": the "not synced yet" reasons read it).
+    inputs = (
+        "work_items",
+        "transitions",
+        "flags",
+        "statuses",
+        "sprints",
+        "sprint_events",
+        "pull_requests",
+        "reviews",
+        "deployments",
+        "deployment_commits",
+        "deployment_changes",
+        "incidents",
+        "sync_status",
+    )
+    bump = "update data_version set n = n + 1 where id = 1;"
+    for table in inputs:
+        for event in ("insert", "update", "delete"):
+            db.execute(
+                f"create trigger data_version_{table}_{event} after {event} on {table} begin {bump} end"
+            )
