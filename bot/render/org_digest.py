@@ -190,8 +190,15 @@ def _more_concluded(rest: list[str]) -> str:
 
 
 def _as_of(stamp: object, tz) -> str:
-    at = parse_instant(stamp) if isinstance(stamp, str) else None
-    return datetime.fromtimestamp(at, tz).strftime(STAMP) if at is not None else "never"
+    """A last sync's time in the org's zone; "never" when there was none; as stored (escaped) when
+    it is not an instant."""
+    if not stamp:
+        return "never"
+    try:
+        at = parse_instant(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        at = None
+    return datetime.fromtimestamp(at, tz).strftime(STAMP) if at is not None else escape_mrkdwn(stamp)
 
 
 def _stale_line(s: Stale, tz) -> str:
