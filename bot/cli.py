@@ -337,12 +337,13 @@ def cmd_northstar(args, cfg: Config) -> int:
     from bot.render.terminal import json_text, safe
     from metrics import catalogue
     from metrics.org import northstar, org_window
+    from metrics.results import org_rollups
     from metrics.teams import get_org
 
     db = _open(args, cfg)
     t = now()
     window = org_window(get_org(db), t, period=args.period, since=args.since, until=args.until)
-    data = northstar(db, t, window)
+    data = northstar(db, t, window, compute=org_rollups)  # the figures the last sync stored, if current
     if args.json:
         print(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
         return 0
@@ -445,10 +446,10 @@ def cmd_sync(args, cfg: Config) -> int:
                 f"{result.name}: FAILED ({'; '.join(result.errors)}), {result.changed:,} changed before it stopped"
             )
             failed.append(f"{result.name} ({result.errors[0]})")
-    from metrics.dataset import store_flows
+    from metrics.results import after_sync
     from metrics.teams import list_teams
 
-    store_flows(db, list_teams(db), now())  # what every read command would otherwise replay
+    after_sync(db, list_teams(db), now())  # the flows and figures every read would otherwise compute
     if failed:
         print(f"vsm: sync failed for {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -17,8 +17,8 @@ from bot.logline import error_line
 from bot.schedule.scheduler import Scheduler
 from bot.store import Store
 from metrics.config import Config
-from metrics.dataset import store_flows
 from metrics.errors import VsmError
+from metrics.results import after_sync
 from metrics.sources.sync import sync_sources
 from metrics.store import open_db
 from metrics.teams import list_teams, seed_from_config
@@ -67,7 +67,7 @@ def sync_job(sources: list[dict], db_path: str) -> None:
             else:
                 log.warning("sync %s failed: %s", result.name, "; ".join(result.errors))
         try:  # a cache of what the reads would replay: its failure is no failed sync
-            store_flows(db, list_teams(db))
+            after_sync(db, list_teams(db))  # the replayed flows, then the figures digests read
         except Exception as exc:  # noqa: BLE001 - one log line; the next sync tries again
             log.warning("replayed flows not stored: %s", error_line(exc))
     finally:

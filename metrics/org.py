@@ -458,13 +458,17 @@ def org_targets(org: dict) -> dict:
     return targets if isinstance(targets, dict) else {}
 
 
-def northstar(db: sqlite_utils.Database, now: datetime | float, window: Window | None = None) -> dict:
+def northstar(
+    db: sqlite_utils.Database, now: datetime | float, window: Window | None = None, compute=None
+) -> dict:
     """``vsm northstar --json`` (docs INTERFACE.md): the window, the org time zone and, for each North
-    Star metric in the org's order, the pooled org figure and every team's figure beside it."""
+    Star metric in the org's order, the pooled org figure and every team's figure beside it.
+    ``compute``: what rolls up (default ``rollups``; ``metrics.results.org_rollups`` reads the
+    figures a sync stored instead of recomputing every team)."""
     org = get_org(db)
     tz = org_timezone(org)
     window = window or org_window(org, now)
-    found = rollups(db, north_star_ids(org), window, now, targets=org_targets(org))
+    found = (compute or rollups)(db, north_star_ids(org), window, now, targets=org_targets(org))
     return {
         "since": iso(window.start),
         "until": iso(window.end),

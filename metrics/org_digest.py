@@ -14,12 +14,11 @@ from datetime import datetime
 
 import sqlite_utils
 
+from metrics import results
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
-from metrics.dataset import TeamData
 from metrics.experiments import Experiment, concluded_between
-from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window, rollups
-from metrics.runtime import gc_deferred
+from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window
 from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window
@@ -63,15 +62,10 @@ def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | 
     window = window or org_window(org, now)
     north = north_star_ids(org)
     teams = by_name(list_teams(db))
-    with gc_deferred():
-        north_star = rollups(db, north, window, now, teams, targets=org_targets(org))
-        moved = []
-        for team in teams:
-            own = determinants(team, north)
-            if not own:
-                continue
-            data = TeamData(db, team, now)
-            moved += moved_of(team, [(CATALOGUE[m], CATALOGUE[m].compute(data, window)) for m in own])
+    north_star = results.org_rollups(db, north, window, now, targets=org_targets(org))
+    wanted = [(t, own) for t in teams if (own := determinants(t, north))]
+    found = results.figures_of(db, wanted, window, now)
+    moved = [m for t, own in wanted for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own])]
     return OrgDigest(
         window,
         tz,
