@@ -220,6 +220,7 @@ def _check_replaceable(path) -> None:
 def cmd_teams(args, cfg: Config) -> int:
     import json
 
+    from bot.render.teams import NO_TEAMS, facts
     from metrics.teams import list_teams
 
     teams = list_teams(_open(args, cfg))
@@ -237,11 +238,11 @@ def cmd_teams(args, cfg: Config) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not teams:
-        print("No teams yet: declare them in vsm.toml, or set one up from Slack.")
-    for t in teams:
-        d = t.digest
-        print(f"{t.name}  channel {t.channel or '-'}  {t.timezone}  digest {d['day']} {d['time']}")
-        print(f"  metrics: {', '.join(t.metrics) or '(none chosen)'}")
+        print(NO_TEAMS)
+    for f in map(facts, teams):  # the wording `/vsm teams` uses too
+        print(f"{f['name']}  channel {f['channel'] or '-'}  {f['timezone']}")
+        print(f"  digest: {f['schedule']}")
+        print(f"  metrics: {f['metrics']}")
     return 0
 
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.render import format as fmt
+from bot.render import teams as team_words
+from bot.render.digest import SECTION_TEXT
+from bot.render.org_digest import _team_row, as_result, pack
 from bot.render.targets import target_line
-from bot.render.templates import render_json
+from bot.render.templates import cut, cut_mrkdwn, escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
+from metrics.org import Rollup
 from metrics.targets import target_status
-from metrics.teams import Team
+from metrics.teams import CHANNEL_ID, Team
 from metrics.timeutil import iso
+
+ORG = "all teams"  # whose figure the org's pooled one is, as a reply names it
+NS_METRICS = 15  # [org] north_star holds up to five; 3 blocks a metric keep any reply under 50
+NS_TEAM_BLOCKS = 2  # sections of team rows under each org figure: ~50 teams each
+TEAMS_BLOCKS = 12  # sections of `/vsm teams`: ~20 teams each
 
 
 def no_team_message(channel: str) -> dict:
@@ -23,16 +33,21 @@ def working_message() -> dict:
 
 
 def _figure(team: Team, result: Result, explain_spread: bool = True) -> dict:
-    """One figure as the reply templates show it: the value with what its n counts, what p50/p85
-    mean in this figure's numbers (``explain_spread``: only where they first appear in a reply), the
-    change against the previous period marked better or worse, and, without data, why."""
+    """One figure of a team as the reply templates show it (see ``_figure_of``)."""
+    return _figure_of(team.name, result, team.targets.get(result.metric), explain_spread)
+
+
+def _figure_of(owner: str, result: Result, target: float | None, explain_spread: bool = True) -> dict:
+    """One figure as the reply templates show it, a team's or the org's (``owner``: whose figure it
+    is, as the reply names it): the value with what its n counts, what p50/p85 mean in this figure's
+    numbers (``explain_spread``: only where they first appear in a reply), the change against the
+    previous period marked better or worse, the signal rules' verdict, and, without data, why."""
     metric = CATALOGUE[result.metric]
-    target = team.targets.get(metric.id)
     status = target_status(metric, result.value, target)
     data = fmt.has_data(result)
     figure, spark = fmt.shown(metric, result)
     return dict(
-        team=team.name,
+        team=owner,
         id=metric.id,
         name=metric.name,
         definition=metric.definition,
@@ -50,7 +65,7 @@ def _figure(team: Team, result: Result, explain_spread: bool = True) -> dict:
         notes=result.notes,
         explain={
             "metric": metric.id,
-            "team": team.name,
+            "team": owner,
             "since": iso(result.window.start),
             "until": iso(result.window.end),
         },
@@ -67,15 +82,84 @@ def metric_message(team: Team, result: Result) -> dict:
     return render_json("metric.json.j2", f=_figure(team, result))
 
 
-def north_star_message(team: Team, results: list[Result]) -> dict:
-    """The organisation's North Star figures for the team, with the admins' button to change them.
-    p50/p85 are put in words once, at the first figure that shows them."""
+def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | None = None) -> dict:
+    """``/vsm northstar`` from any channel: for each North Star metric the org figure pooled from
+    every team (``metrics.org``), drawn as every reply draws a figure (``figure_section``), its
+    signal in one line, then each team's own figure on the same window, by name and never ranked.
+    In a team's channel (``here``), that team's row comes first, under its own heading, and the
+    others follow by name. p50/p85 are put in words once, at the first figure that shows them; the
+    admins' button to change the North Star stays last.
+
+    Within Slack's limits for any org: at most ``NS_TEAM_BLOCKS`` sections of team rows a metric,
+    the rest counted in a last line pointing at `vsm northstar`, which lists every team."""
+    if not rollups:
+        return render_json("north_star.json.j2", figures=[], label="", timezone=timezone, teams=0)
     figures, explained = [], False
-    for r in results:
-        f = _figure(team, r, explain_spread=not explained)
+    for r in rollups[:NS_METRICS]:
+        f = _figure_of(ORG, as_result(r), r.target, explain_spread=not explained)
         explained = explained or bool(f["spread"])
+        f["poolable"] = r.poolable
+        f["teams"] = pack(_team_lines(r, here), NS_TEAM_BLOCKS, _more_teams)
         figures.append(f)
-    return render_json("north_star.json.j2", figures=figures)
+    window = rollups[0].window
+    payload = render_json(
+        "north_star.json.j2",
+        figures=figures,
+        label=window.label(),
+        timezone=timezone,
+        teams=len(rollups[0].teams),
+    )
+    return _within_limits(payload)
+
+
+def _team_lines(r: Rollup, here: Team | None) -> list[str]:
+    """The team rows under one org figure (escaped mrkdwn): every team by name; in a team's channel,
+    that team first under "This channel's team", then "Other teams, by name"."""
+    rows = [(t.team, _team_row(r, t)) for t in r.teams]
+    if here is None or not any(name == here.name for name, _ in rows):
+        return [row for _, row in rows]
+    mine = [row for name, row in rows if name == here.name]
+    others = [row for name, row in rows if name != here.name]
+    return ["_This channel's team_", *mine, *(["_Other teams, by name_"] if others else []), *others]
+
+
+def _more_teams(rest: list[str]) -> str:
+    return f"…and {len(rest)} more teams: `vsm northstar` lists every team."
+
+
+def _within_limits(payload: dict) -> dict:
+    """Every mrkdwn text within a section's 3,000 characters, the fallback text within 4,000."""
+    payload["text"] = cut(payload["text"], 3900)
+    for block in payload["blocks"]:
+        for text in [block.get("text") or {}, *block.get("elements", [])]:
+            if isinstance(text, dict) and text.get("type") == "mrkdwn":
+                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
+    return payload
+
+
+def teams_message(teams: Sequence[Team]) -> dict:
+    """``/vsm teams``: every team by name with its channel, chosen metrics and digest schedule, in
+    the words `vsm teams` uses (``bot.render.teams``). Within Slack's limits for any number of
+    teams: at most ``TEAMS_BLOCKS`` sections, the rest counted in a last line pointing at `vsm teams`."""
+    lines = [_team_facts_line(team_words.facts(t)) for t in teams]
+    chunks = pack(lines, TEAMS_BLOCKS, _more_listed) if lines else []
+    return _within_limits(
+        render_json("teams.json.j2", chunks=chunks, count=len(lines), no_teams=team_words.NO_TEAMS)
+    )
+
+
+def _team_facts_line(f: dict) -> str:
+    """``• *payments* · <#C0123> · digest Mondays 09:00 Europe/London, last 28 days · metrics:
+    cycle-time, throughput`` (escaped mrkdwn; the channel is a link only when it is a channel id)."""
+    channel = f"<#{f['channel']}>" if CHANNEL_ID.fullmatch(f["channel"]) else "no channel"
+    return (
+        f"• *{escape_mrkdwn(f['name'])}* · {channel} · digest {escape_mrkdwn(f['schedule'])}"
+        f" · metrics: {escape_mrkdwn(f['metrics'])}"
+    )
+
+
+def _more_listed(rest: list[str]) -> str:
+    return f"…and {len(rest)} more teams: `vsm teams` lists every team."
 
 
 def forecast_message(team: Team, answer: dict, items: int, now: datetime) -> dict:

@@ -1,36 +1,36 @@
-"""``/vsm northstar`` and ``/vsm teams``: the levels above the team, answered in any channel."""
+"""``/vsm northstar`` and ``/vsm teams``: the levels above the team, answered in any channel.
+
+Both run after the acknowledgement (``vsm._reply``): the roll-up reads every team."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from bot.render import replies
-from metrics import catalogue
-from metrics.digest import digest_window
-from metrics.teams import get_org, team_for_channel
+from metrics.org import north_star_ids, org_targets, org_timezone, org_window, rollups
+from metrics.teams import get_org, list_teams, team_for_channel
 
 if TYPE_CHECKING:
     from bot.app import Deps
 
 
 def northstar_reply(deps: Deps, channel: str) -> dict:
-    """The org's North Star figures. (Issue 13: to become the org roll-up, from any channel.)"""
+    """The org's North Star roll-up over the org digest's period in the org time zone
+    (``metrics.org.org_window``): each metric pooled from every team, each team's own figure on the
+    same days beside it. In a team's channel its row comes first; anywhere else, every team by name.
+    Without North Star metrics: how to set them."""
     db = deps.store.db
     org = get_org(db)
-    ids = [m for m in org.get("north_star", []) if m in catalogue.CATALOGUE]
+    ids = north_star_ids(org)
+    tz = org_timezone(org)
     if not ids:
-        return {
-            "response_type": "ephemeral",
-            "text": "No North Star metrics are set for the organisation yet.",
-        }
-    team = team_for_channel(db, channel)
-    if team is None:
-        return replies.no_team_message(channel)
+        return replies.north_star_message([], tz)
     now = deps.clock()
-    window = digest_window(team, now)
-    return replies.north_star_message(team, [catalogue.compute(db, team, m, window, now) for m in ids])
+    window = org_window(org, now)
+    found = rollups(db, ids, window, now, targets=org_targets(org))
+    return replies.north_star_message(found, tz, here=team_for_channel(db, channel))
 
 
 def teams_reply(deps: Deps) -> dict:
-    """Every team with its channel and digest schedule. (Issue 13: not built yet.)"""
-    return {"response_type": "ephemeral", "text": "`/vsm teams` is not built yet."}
+    """Every team by name with its channel, chosen metrics and digest schedule (`vsm teams`' facts)."""
+    return replies.teams_message(list_teams(deps.store.db))
