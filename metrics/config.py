@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from metrics.errors import VsmError
 from metrics.kinds import SOURCE_KINDS
 from metrics.teams import (
+    ORG_RULES,
     TEAM_NAME,
     TEAM_RULES,
     Rule,
@@ -24,6 +25,7 @@ from metrics.teams import (
     check_org,
     check_setting,
     number_rule,
+    off_north_star,
     shown,
     string_list,
     unknown_key,
@@ -211,7 +213,7 @@ def parse_config(data: dict, text: str = "", path: Path | None = None) -> Config
         cfg.sources.append(_source(src, i, names, fail))
     for i, raw in enumerate(data.get("team", [])):
         cfg.teams.append(_team(raw, i, cfg.teams, fail))
-    cfg.org = _org(data.get("org", {}), fail)
+    cfg.org = _org(data.get("org", {}), cfg.teams, fail)
     return cfg
 
 
@@ -375,13 +377,56 @@ def _workflow(table: object, waiting: object) -> list[dict]:
     return Workflow.from_config(table, waiting if string_list(waiting) else []).to_dict()
 
 
-def _org(org: dict, fail: _Fail) -> dict:
+def _org(org: dict, teams: list[Team], fail: _Fail) -> dict:
+    """``[org]``: each key checked as the North Star form checks it; targets read as a team's are
+    (``metrics.targets.read_target``), every bad one in the one line, and only for North Star
+    metrics; the org channel not a team's (``/vsm digest`` there is the team's digest)."""
+    out = dict(org)
     for key, value in org.items():
         try:
-            check_org(key, value)
+            if key == "targets":
+                out[key] = _org_targets(value, org.get("north_star"))
+            check_org(key, out[key])
+            if key == "channel" and value:
+                owner = next((t.name for t in teams if t.channel == value), None)
+                if owner:
+                    raise VsmError(
+                        f"channel: {value} is the channel of team {_name(owner)}; allowed: a channel "
+                        "of the organisation's own"
+                    )
         except VsmError as exc:
             raise fail(f"org: {exc}", "org", 0, key) from None
-    return org
+    return out
+
+
+def _org_targets(value: object, north_star: object) -> dict:
+    """``[org] targets`` as ``Target``s: each read as a target typed in a settings form is (a new
+    key has no older files to keep loading, so nothing is read as ``legacy``), every problem in one
+    message."""
+    from metrics.catalogue import CATALOGUE
+    from metrics.targets import read_target
+
+    rule = ORG_RULES["targets"]
+    if not rule.ok(value):
+        raise VsmError(f"targets: expected {rule.allowed}, not {shown(value)}")
+    chosen = north_star if string_list(north_star) else []
+    targets, problems = {}, []
+    for m, v in value.items():  # type: ignore[union-attr]
+        if m not in CATALOGUE:
+            problems.append(f"{shown(m)}: unknown metric (see `vsm metrics`)")
+            continue
+        try:
+            targets[m] = read_target(CATALOGUE[m], v)
+        except VsmError as exc:
+            problems.append(f"{m}: {exc}")
+    problems += [
+        f"{m}: not a North Star metric (north_star = {shown(chosen)}); the org's targets are shown "
+        "only beside the North Star figures"
+        for m in off_north_star(targets, chosen)  # type: ignore[arg-type]
+    ]
+    if problems:
+        raise VsmError(f"targets: {'; '.join(problems)}")
+    return targets
 
 
 def _name(name: str) -> str:

@@ -123,7 +123,11 @@ def entered(metric: Metric | None, value: float) -> str:
 
 def from_stored(metric: Metric | None, stored: object) -> float:
     """A target as the settings store keeps it (``Target.to_dict``), or a plain number from older
-    settings, judged in the metric's better direction."""
+    settings, judged in the metric's better direction. A ``Target`` already read (the org's
+    targets, as ``metrics.teams.get_org`` returns them) is itself: read again as a plain number it
+    would lose the direction a team stated for a context metric."""
+    if isinstance(stored, Target):
+        return stored
     if isinstance(stored, dict):
         value = stored.get("value")
         if isinstance(value, int | float) and not isinstance(value, bool):

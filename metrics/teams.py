@@ -231,7 +231,27 @@ ORG_RULES: dict[str, Rule] = {
     "channel": TEAM_RULES["channel"],
     "timezone": TEAM_RULES["timezone"],
     "digest": TEAM_RULES["digest"],
+    "targets": Rule(
+        'a table of North Star metric id = target, such as { "lead-time-for-changes" = "2d" }',
+        TEAM_RULES["targets"].ok,
+    ),
 }
+# What an org setting is while nobody has set it: the roll-up's zone and the org digest's schedule
+# (``metrics.org`` reads the same defaults), no channel (no org digest), no targets.
+ORG_DIGEST = {"day": "mon", "time": "09:00", "period_days": 28}
+ORG_DEFAULTS: dict[str, object] = {
+    "north_star": [],
+    "admins": [],
+    "channel": "",
+    "timezone": "UTC",
+    "digest": ORG_DIGEST,
+    "targets": {},
+}
+# The settings log's ``team`` for the org's own settings (no team may be named so: ``TEAM_NAME``).
+ORG_LOG = "*org*"
+# The org's targets' forms (direction, operator, words) are stored beside the plain numbers under
+# this key, as a team's are beside its ``targets``; ``get_org`` puts them back together.
+_ORG_TARGET_FORMS = "target_forms"
 
 
 def check_org(key: str, value: object) -> None:
@@ -243,11 +263,49 @@ def check_org(key: str, value: object) -> None:
         raise VsmError(f"{key}: expected {rule.allowed}, not {shown(value)}")
     if key == "digest":
         check_digest(value)  # type: ignore[arg-type]
-    if key == "north_star":
+    if key in ("north_star", "targets"):
         known = _catalogue_ids()
         for m in value:  # type: ignore[attr-defined]
             if m not in known:
                 raise VsmError(f"{key}: unknown metric {shown(m)} (see `vsm metrics`)")
+    if key == "targets":
+        for m, target in value.items():  # type: ignore[attr-defined]
+            try:
+                check_target(m, target)
+            except VsmError as exc:
+                raise VsmError(f"targets: {m}: {exc}") from None
+
+
+def org_settings(org: dict) -> dict:
+    """Every org setting as it is in effect: what was set (``get_org``), else its default
+    (``ORG_DEFAULTS``); a digest set in part (``{ time = "08:00" }`` in vsm.toml) is completed. The
+    North Star form shows these, and a save is a change only where it differs from them."""
+    out = {**ORG_DEFAULTS, **org}
+    digest = org.get("digest")
+    out["digest"] = {**ORG_DIGEST, **digest} if isinstance(digest, dict) else digest or dict(ORG_DIGEST)
+    return out
+
+
+def org_version(db: sqlite_utils.Database) -> int:
+    """A number that grows with every change to the org settings (its last settings log row), so a
+    form can tell that the settings it showed were changed by someone else before it was saved."""
+    row = next(db.query("select max(id) as n from settings_log where team = ?", [ORG_LOG]), None)
+    return int(row["n"] or 0) if row else 0
+
+
+def off_north_star(targets: dict, north_star: list[str]) -> list[str]:
+    """The metrics ``targets`` names that are not North Star metrics. The org's targets are shown
+    only beside the North Star figures, so a target elsewhere would be stored and never seen: the
+    file and the form refuse it, saying so."""
+    return [m for m in targets if m not in north_star]
+
+
+def same_org_value(key: str, a: object, b: object) -> bool:
+    """Whether two values of an org setting are the same setting: targets by bound and direction
+    (as a team's, ``_same``), a digest with its defaults filled in, the rest as they are."""
+    if key == "digest" and isinstance(a, dict) and isinstance(b, dict):
+        return {**ORG_DIGEST, **a} == {**ORG_DIGEST, **b}
+    return _same(key, a) == _same(key, b)
 
 
 @dataclass
@@ -564,29 +622,42 @@ def settings_log(db: sqlite_utils.Database, team: str) -> list[dict]:
 
 
 def get_org(db: sqlite_utils.Database) -> dict:
-    return {r["key"]: json.loads(r["value"]) for r in db.query("select key, value from org")}
+    """The org settings that were set (``org_settings`` adds the defaults). ``targets`` come back as
+    ``Target``s, with the direction and words stored beside the plain numbers (``set_org``)."""
+    org = {r["key"]: json.loads(r["value"]) for r in db.query("select key, value from org")}
+    forms = org.pop(_ORG_TARGET_FORMS, None)
+    if isinstance(org.get("targets"), dict):
+        org["targets"] = {m: _loaded_target(m, v, forms) for m, v in org["targets"].items()}
+    return org
 
 
-def set_org(db: sqlite_utils.Database, key: str, value: object, who: str) -> None:
-    """Set one org setting (checked: see ORG_RULES) and log the change."""
+def set_org(db: sqlite_utils.Database, key: str, value: object, who: str, what: What = None) -> bool:
+    """Set one org setting (checked: see ORG_RULES) and log the change as a team's is logged (who,
+    when, ``what`` in words, old and new), in one transaction; False, and nothing written, when the
+    value is the one already set (``same_org_value``).
+
+    Targets are stored as a team's are (``Team.to_json``): plain numbers under ``targets``, which any
+    reader judges in the metric's better direction, and their forms under ``target_forms``.
+    """
     try:
         check_org(key, value)
     except VsmError as exc:
         raise VsmError(f"org {exc}") from None
-    old = get_org(db).get(key)
-    if old == value:
-        return
-    with transaction(db):
-        db["org"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
-        db["settings_log"].insert(
-            {
-                "team": "*org*",
-                "at": now_iso(),
-                "who": who,
-                "what": f"changed org {key}",
-                "change": json.dumps({key: [old, value]}),
-            }
-        )
+    with transaction(db):  # read and write under one write lock: nothing changes in between
+        old = get_org(db).get(key)
+        if old is not None and same_org_value(key, old, value):
+            return False
+        changes = {key: [old, value]}
+        if key == "targets":
+            targets: dict = value  # type: ignore[assignment]
+            plain = {m: float(t) for m, t in targets.items()}
+            forms = {m: t.to_dict() for m, t in targets.items() if isinstance(t, Target)}
+            db["org"].upsert({"key": key, "value": json.dumps(plain, allow_nan=False)}, pk="key")
+            db["org"].upsert({"key": _ORG_TARGET_FORMS, "value": json.dumps(forms)}, pk="key")
+        else:
+            db["org"].upsert({"key": key, "value": json.dumps(value, allow_nan=False)}, pk="key")
+        log_change(db, ORG_LOG, now_iso(), who, _what(what, changes, f"changed org {key}"), changes)
+    return True
 
 
 def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) -> list[str]:

@@ -1,4 +1,4 @@
-"""The two modals: a team's settings and the organisation's North Star metrics."""
+"""The two modals: a team's settings and the organisation's (the North Star form)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bot.render.templates import render_json
 from metrics.catalogue import CATALOGUE
 from metrics.scope import SCOPE_LABELS, Known, nothing_synced, synced_count
 from metrics.targets import legacy_note
-from metrics.teams import DAYS, Team
+from metrics.teams import DAYS, NUMBERS, Team, org_settings
 
 TARGETS_HINT = (
     "One per line: cycle-time = 5d, throughput = 8, change-failure-rate = 15. A metric with no better "
@@ -101,11 +101,32 @@ def settings_view(
     )
 
 
-def north_star_view(chosen: list[str], opener: str) -> dict:
-    """The North Star form; ``opener`` (an admin when it opened) is recorded so only they submit it."""
+ORG_TARGETS_HINT = (
+    "Only for the North Star metrics above, one per line: lead-time-for-changes = 2d, "
+    "deployment-frequency = 5, change-failure-rate = 15%. Shown beside the organisation's figures."
+)
+
+
+def north_star_view(org: dict, opener: str, seen: int = 0) -> dict:
+    """The organisation's settings form (the North Star form): its metrics, their targets, the org
+    channel, the org digest's day, time and period, and the org time zone, as ``org_settings`` has
+    them in effect. ``opener`` (an admin when it opened) is recorded so only they submit it, and
+    only while still an admin (``bot.listeners.views.north_star``); ``seen`` (``org_version``), so
+    a save of settings someone else changed since is refused rather than undoing their change."""
+    org = org_settings(org)
+    low, high, _, _ = NUMBERS["period_days"]
+    targets = org["targets"] if isinstance(org["targets"], dict) else {}
     return render_json(
         "north_star_modal.json.j2",
         metrics=list(CATALOGUE.values()),
-        chosen=chosen,
-        meta=json.dumps({"by": opener}),
+        chosen=org["north_star"],
+        targets="\n".join(as_written(k, CATALOGUE.get(k), v) for k, v in targets.items()),
+        targets_hint=ORG_TARGETS_HINT,
+        org=org,
+        days=DAYS,
+        period_min=f"{low:g}",
+        period_max=f"{high:g}",
+        period_hint=f"{low:g} to {high:g}: the organisation digest and /vsm northstar cover this many whole "
+        "days before the day they are read.",
+        meta=json.dumps({"by": opener, "seen": seen}),
     )

@@ -10,11 +10,12 @@ escapes it for mrkdwn.
 from __future__ import annotations
 
 from bot.render.targets import bound
+from bot.render.templates import escape_mrkdwn
 from metrics.behind import readable_stage
 from metrics.catalogue import CATALOGUE
 from metrics.scope import SCOPE_LABELS
 from metrics.targets import judged_as, words
-from metrics.teams import Team
+from metrics.teams import CHANNEL_ID, ORG_DIGEST, Team
 
 # The settings the form does not show, as a lead would name them when they change some other way.
 LABELS = {
@@ -61,14 +62,14 @@ def _schedule(digest: dict, tz: str | None) -> str:
     return " ".join(x for x in (day[:1].upper() + day[1:3], str(digest.get("time", "")), tz) if x)
 
 
-def _digest(old: dict, new: dict, old_tz: str, new_tz: str) -> list[str]:
+def _digest(old: dict, new: dict, old_tz: str, new_tz: str, label: str = "digest") -> list[str]:
     parts = []
     same_zone = old_tz == new_tz
     if (old.get("day"), old.get("time")) != (new.get("day"), new.get("time")) or not same_zone:
         was = _schedule(old, None if same_zone else old_tz)
-        parts.append(f"digest: {was} → {_schedule(new, new_tz)}")
+        parts.append(f"{label}: {was} → {_schedule(new, new_tz)}")
     if old.get("period_days") != new.get("period_days"):
-        parts.append(f"digest period: {old.get('period_days')} → {new.get('period_days')} days")
+        parts.append(f"{label} period: {old.get('period_days')} → {new.get('period_days')} days")
     return parts
 
 
@@ -163,3 +164,39 @@ def created(team: Team) -> str:
         f"digest {day}s {team.digest.get('time')} {team.timezone}, "
         + (f"scope {listed(scope)}" if scope else "no data scope yet")
     )
+
+
+def describe_org(changes: dict, org: dict, *, mrkdwn: bool = False) -> str:
+    """An org settings change (``{key: [old, new]}``, old None where it was never set) in words,
+    ``; ``-separated, in the order the North Star form shows them: "North Star: added Throughput",
+    "target lead time for changes: none → ≤ 2.0 d", "org channel: none → C0LEADERS01", "time zone:
+    UTC → Europe/London", "org digest: Mon 09:00 → Wed 10:15 Europe/London". ``org`` is the org as
+    saved (``metrics.teams.org_settings``: its zone names the digest's time).
+
+    Plain text for the settings log; ``mrkdwn`` for Slack: every word escaped, channels as links."""
+    esc = escape_mrkdwn if mrkdwn else str
+    parts: list[str] = []
+    old = {k: v[0] for k, v in changes.items()}
+    new = {k: v[1] for k, v in changes.items()}
+    if "north_star" in changes:
+        said = _added_removed("North Star", old["north_star"] or [], new["north_star"] or [], metric_name)
+        parts += [esc(said)] if said else []
+    if "targets" in changes:
+        parts += [esc(p) for p in _targets(old["targets"] or {}, new["targets"] or {})]
+    if "channel" in changes:
+
+        def where(channel: object) -> str:
+            if not channel:
+                return "none"
+            return f"<#{channel}>" if mrkdwn and CHANNEL_ID.fullmatch(str(channel)) else esc(channel)
+
+        parts.append(f"org channel: {where(old['channel'])} → {where(new['channel'])}")
+    tz = org.get("timezone") or "UTC"
+    if "timezone" in changes:
+        parts.append(esc(f"time zone: {old['timezone'] or 'UTC'} → {new['timezone'] or 'UTC'}"))
+    if "digest" in changes:
+        was, now = ({**ORG_DIGEST, **(d or {})} for d in (old["digest"], new["digest"]))
+        parts += [esc(p) for p in _digest(was, now, tz, tz, "org digest")]
+    for key in sorted(set(changes) - {"north_star", "targets", "channel", "timezone", "digest"}):
+        parts.append(esc(f"org {key.replace('_', ' ')} changed"))
+    return "; ".join(parts)

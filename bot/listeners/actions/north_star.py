@@ -1,4 +1,5 @@
-"""The North Star figures' "Change (admins)" button: opens the North Star modal, for admins only."""
+"""The North Star figures' "Change (admins)" button: opens the organisation settings form (the North
+Star form), for org admins only: workspace admins and owners, and the users in ``[org] admins``."""
 
 from __future__ import annotations
 
@@ -10,21 +11,29 @@ from bot.authz import may_set
 from bot.logline import slack_error
 from bot.payload import tell, text, user_id
 from bot.render.modals import north_star_view
-from metrics.teams import get_org
+from metrics.teams import get_org, org_version
 
 log = logging.getLogger("vsm.bot")
+
+NOT_ADMIN = "Only workspace admins and the organisation's admins can change the organisation settings."
+ADMIN_UNKNOWN = "Slack could not say whether you are a workspace admin just now; try again in a minute."
 
 
 def set_north_star(ack, body, client, respond, context) -> None:
     ack()
     deps = context["deps"]
     user = user_id(body)
-    if not user or not may_set(client, deps, user):
-        tell(respond, replace_original=False, text="Only workspace admins can set the North Star metrics.")
+    admin = may_set(client, deps, user) if user else False
+    if not admin:
+        log.info(
+            "organisation settings not opened for %r: %s", user, "unknown" if admin is None else "no admin"
+        )
+        tell(respond, replace_original=False, text=ADMIN_UNKNOWN if admin is None else NOT_ADMIN)
         return
-    view = north_star_view(get_org(deps.store.db).get("north_star", []), user)
+    db = deps.store.db
+    view = north_star_view(get_org(db), user, org_version(db))
     try:
         client.views_open(trigger_id=text(body.get("trigger_id")), view=view)
     except SlackApiError as exc:  # an expired or forged trigger_id
         log.info("north star modal not opened for %s: %s", user, slack_error(exc))
-        tell(respond, "Slack would not open the North Star form; click the button again.")
+        tell(respond, "Slack would not open the organisation settings form; click the button again.")
