@@ -255,10 +255,20 @@ def test_a_thousand_teams_fit_slacks_limits_and_every_one_is_counted(thousand, s
 
 def test_pack_keeps_order_and_counts_what_it_leaves_out():
     lines = [f"• line {i} " + "x" * 90 for i in range(100)]
-    chunks = view.pack(lines, 2, lambda rest: f"…and {len(rest)} more")
+    drawn: list[str] = []
+
+    def draw(line: str) -> str:
+        drawn.append(line)
+        return line
+
+    chunks = view.pack(lines, draw, 2, lambda n: f"…and {n} more")
     assert len(chunks) == 2 and all(len(c) <= SECTION_TEXT for c in chunks)
     shown = [line for c in chunks for line in c.split("\n") if line.startswith("• ")]
     assert shown == lines[: len(shown)]
     assert chunks[-1].endswith(f"…and {100 - len(shown)} more")
-    assert view.pack(lines[:3], 2, lambda rest: "never") == ["\n".join(lines[:3])]
-    assert view.pack([], 2, lambda rest: "never") == []
+    assert len(drawn) <= len(shown) + 1  # only the lines that fit are drawn
+    assert view.pack(lines[:3], str, 2, lambda n: "never") == ["\n".join(lines[:3])]
+    assert view.pack([], str, 2, lambda n: "never") == []
+    # A trailer that does not fit beside the last line takes that line's place, and counts it.
+    full = ["y" * (view.LINE_MAX - 1)] * 6  # five fill a section to 2,999 characters
+    assert view.pack(full, str, 1, lambda n: f"…and {n} more") == ["\n".join(full[:4] + ["…and 2 more"])]

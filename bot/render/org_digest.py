@@ -24,9 +24,11 @@ are built, since they are packed by their escaped length.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from bot import ids
 from bot.render import format as fmt
@@ -49,6 +51,7 @@ NO_NORTH_STAR = (
     "No North Star metrics are set for the organisation: an org admin sets them with "
     "`/vsm northstar` (*Change*)."
 )
+T = TypeVar("T")
 NOTHING_MOVED = (
     "No team's metrics moved with a real signal this period. Figures without data or enough "
     "history cannot signal: each team's digest says which."
@@ -57,48 +60,37 @@ NOTHING_MOVED = (
 
 # -- packing lists into sections ------------------------------------------------------------------------
 def pack(
-    lines: list[str], max_blocks: int, more: Callable[[list[str]], str], limit: int = SECTION_TEXT
+    items: Sequence[T],
+    line: Callable[[T], str],
+    max_blocks: int,
+    more: Callable[[int], str],
+    limit: int = SECTION_TEXT,
 ) -> list[Trusted]:
-    """``lines`` (escaped mrkdwn, in order) joined into at most ``max_blocks`` texts of at most
-    ``limit`` characters. When they do not all fit, the last text ends with ``more(rest)``, the
-    lines left out, so a reader is told how many and where to find them."""
-    lines = [cut_mrkdwn(line, LINE_MAX) for line in lines]
-    chunks = _fill(lines, limit)
-    if len(chunks) <= max_blocks:
-        return [Trusted(c) for c in chunks]
-    reserve = len(more(lines)) + 1  # the trailer for the most that could be left out
-    out: list[str] = []
-    current = ""
-    used = 0
-    for line in lines:
-        last = len(out) == max_blocks - 1
-        room = limit - (reserve if last else 0)
-        joined = f"{current}\n{line}" if current else line
-        if len(joined) <= room:
-            current, used = joined, used + 1
-            continue
-        if last:
-            break
-        out.append(current)
-        current, used = line, used + 1
-    rest = lines[used:]
-    out.append(f"{current}\n{more(rest)}" if current else more(rest))
-    return [Trusted(c) for c in out]
-
-
-def _fill(lines: list[str], limit: int) -> list[str]:
-    chunks: list[str] = []
-    current = ""
-    for line in lines:
-        joined = f"{current}\n{line}" if current else line
-        if current and len(joined) > limit:
-            chunks.append(current)
-            current = line
+    """``items``' lines (``line(item)``: escaped mrkdwn, each cut to ``LINE_MAX``), in order, joined
+    into at most ``max_blocks`` texts of at most ``limit`` characters. When they do not all fit, the
+    last text ends with ``more(n)`` for the ``n`` items left out, so a reader is told how many and
+    where to find them. Lines are made only for the items that fit: a 1,000-team org's rows are
+    counted, not all drawn."""
+    chunks: list[list[str]] = []
+    size = used = 0
+    for item in items:
+        text = cut_mrkdwn(line(item), LINE_MAX)
+        if chunks and size + 1 + len(text) <= limit:
+            chunks[-1].append(text)
+            size += 1 + len(text)
+        elif len(chunks) < max(1, max_blocks):
+            chunks.append([text])
+            size = len(text)
         else:
-            current = joined
-    if current:
-        chunks.append(current)
-    return chunks
+            break
+        used += 1
+    if used < len(items):  # room for the count of what is left out, dropping lines to make it
+        last = chunks[-1]
+        while last and len("\n".join([*last, more(len(items) - used)])) > limit:
+            last.pop()
+            used -= 1
+        last.append(more(len(items) - used))
+    return [Trusted("\n".join(c)) for c in chunks]
 
 
 # -- the North Star -------------------------------------------------------------------------------------
@@ -138,8 +130,8 @@ def _team_row(r: Rollup, t: TeamFigure) -> str:
     return f"• {escape_mrkdwn(t.team)}: {figure}"
 
 
-def _more_teams(rest: list[str]) -> str:
-    return f"…and {len(rest)} more teams: `vsm northstar` lists every team."
+def _more_teams(n: int) -> str:
+    return f"…and {n} more teams: `vsm northstar` lists every team."
 
 
 def _north_star(r: Rollup, team_blocks: int) -> dict:
@@ -162,7 +154,7 @@ def _north_star(r: Rollup, team_blocks: int) -> dict:
         "spark": spark,
         "target": target_line(metric, r.target, _status(r.on_target)),
         "target_status": _status(r.on_target),
-        "teams": pack([_team_row(r, t) for t in r.teams], team_blocks, _more_teams),
+        "teams": pack(r.teams, partial(_team_row, r), team_blocks, _more_teams),
     }
 
 
@@ -172,8 +164,8 @@ def _moved_line(m: Moved) -> str:
     return f"• *{escape_mrkdwn(m.team)}* · {escape_mrkdwn(m.metric_name)}, {way}: {escape_mrkdwn(m.line)}"
 
 
-def _more_moved(rest: list[str]) -> str:
-    return f"…and {len(rest)} more: each team's digest has its own (`/vsm digest` in its channel)."
+def _more_moved(n: int) -> str:
+    return f"…and {n} more: each team's digest has its own (`/vsm digest` in its channel)."
 
 
 def _concluded_line(e: Experiment) -> str:
@@ -185,8 +177,8 @@ def _concluded_line(e: Experiment) -> str:
     )
 
 
-def _more_concluded(rest: list[str]) -> str:
-    return f"…and {len(rest)} more: `vsm experiments --team NAME` lists a team's experiments."
+def _more_concluded(n: int) -> str:
+    return f"…and {n} more: `vsm experiments --team NAME` lists a team's experiments."
 
 
 def _as_of(stamp: object, tz) -> str:
@@ -211,8 +203,8 @@ def _stale_line(s: Stale, tz) -> str:
     return f"• *{escape_mrkdwn(s.team)}*: {'; '.join(parts) or 'no source synced'}"
 
 
-def _more_stale(rest: list[str]) -> str:
-    return f"…and {len(rest)} more teams: each team's digest shows when its sources last synced."
+def _more_stale(n: int) -> str:
+    return f"…and {n} more teams: each team's digest shows when its sources last synced."
 
 
 # -- the message ----------------------------------------------------------------------------------------
@@ -250,10 +242,10 @@ def view(d: OrgDigest, now: datetime, room: int = MAX_BLOCKS) -> dict:
         "generated": now.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z"),
         "no_north_star": NO_NORTH_STAR,
         "north_star": [_north_star(r, b.teams) for r in d.north_star],
-        "moved": pack([_moved_line(m) for m in d.moved], b.moved, _more_moved),
+        "moved": pack(d.moved, _moved_line, b.moved, _more_moved),
         "nothing_moved": NOTHING_MOVED,
-        "concluded": pack([_concluded_line(e) for e in d.concluded], b.concluded, _more_concluded),
-        "stale": pack([_stale_line(s, tz) for s in d.stale], b.stale, _more_stale),
+        "concluded": pack(d.concluded, _concluded_line, b.concluded, _more_concluded),
+        "stale": pack(d.stale, partial(_stale_line, tz=tz), b.stale, _more_stale),
     }
 
 
