@@ -237,8 +237,9 @@ ORG_RULES: dict[str, Rule] = {
     ),
 }
 # What an org setting is while nobody has set it: the roll-up's zone and the org digest's schedule
-# (``metrics.org`` reads the same defaults), no channel (no org digest), no targets.
-ORG_DIGEST = {"day": "mon", "time": "09:00", "period_days": 28}
+# (``metrics.org`` and the scheduler read the same defaults: Mondays 08:00, INTERFACE.md's example,
+# before the teams' usual 09:00), no channel (no org digest), no targets.
+ORG_DIGEST = {"day": "mon", "time": "08:00", "period_days": 28}
 ORG_DEFAULTS: dict[str, object] = {
     "north_star": [],
     "admins": [],

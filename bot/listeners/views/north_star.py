@@ -22,7 +22,10 @@ from bot.payload import obj, private_metadata, state_values, text, user_id
 from bot.render.settings_changes import describe_org
 from bot.render.templates import escape_mrkdwn
 from bot.settings_form import ERROR_CHARS, form_values, read_targets
-from bot.settings_form import _digest as read_digest  # the team form's day and time, read one way
+
+# The team form's readers of the digest day and time, and of a multi-select's order, read one way.
+from bot.settings_form import _digest as read_digest
+from bot.settings_form import _in_team_order as in_current_order
 from metrics.catalogue import CATALOGUE
 from metrics.errors import VsmError
 from metrics.targets import words
@@ -124,7 +127,10 @@ def read_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
     }
     errors: dict[str, str] = {}
     chosen = values.get("metrics")
-    ids = [m for m in chosen if isinstance(m, str)] if isinstance(chosen, list) else []
+    # The select sends the catalogue's order, no choice of the admin's: kept metrics stay in the org's.
+    ids = in_current_order(
+        org["north_star"], [m for m in chosen if isinstance(m, str)] if isinstance(chosen, list) else []
+    )
     problem = _problem(ids)
     if problem:
         errors["metrics"] = problem
