@@ -11,10 +11,13 @@ from datetime import datetime
 
 import sqlite_utils
 
+from metrics import experiments
 from metrics.behind import behind
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
+from metrics.errors import VsmError
+from metrics.experiments import Experiment, Progress
 from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.targets import target_status
@@ -40,6 +43,10 @@ class Digest:
     north_star: list[Figure]
     determinants: list[Figure]
     freshness: list[dict] = field(default_factory=list)  # {"source", "as_of", "error"}
+    # The team's improvement experiments: those running (each its metric so far against the same
+    # length of time before it), oldest first, and those concluded since the digest's window began.
+    experiments: list[Progress] = field(default_factory=list)
+    concluded: list[Experiment] = field(default_factory=list)
 
     @property
     def figures(self) -> list[Figure]:
@@ -77,4 +84,28 @@ def build_digest(
     with gc_deferred():  # the figures' objects live until the digest is rendered: see gc_deferred
         north_star = [figure(m) for m in north]
         determinants = [figure(m) for m in own]
-    return Digest(team, window, north_star, determinants, freshness(db))
+        running = running_experiments(db, team, now, data)
+    # Concluded from the window's start to now: one that ended since the window closed (today) is
+    # neither running nor forgotten.
+    until = max(window.end, now.timestamp()) + 1
+    concluded = [e for e in experiments.concluded_between(db, window.start, until) if e.team == team.name]
+    return Digest(team, window, north_star, determinants, freshness(db), running, concluded)
+
+
+def running_experiments(
+    db: sqlite_utils.Database, team: Team, now: datetime, data: TeamData
+) -> list[Progress]:
+    """The team's running experiments with their metric so far, from the digest's own data load. One
+    whose metric can no longer be judged (the catalogue changed) is left out here; its verdict says
+    so when it ends."""
+    try:
+        running = experiments.running(db, team)
+    except VsmError:  # a team not stored (built in memory by a caller) has no experiments
+        return []
+    out = []
+    for exp in running:
+        try:
+            out.append(experiments.progress(db, exp, now, data))
+        except VsmError:
+            continue
+    return out

@@ -217,6 +217,15 @@ class Progress:
 
 
 # -- checks -------------------------------------------------------------------------------------------
+class Refused(VsmError):
+    """A start refused on one of its inputs; ``field`` names it (``change``, ``metric`` or ``weeks``),
+    so a form can answer on the field that caused it rather than guess from the words."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _instant(now: datetime | float) -> float:
     """``now`` as epoch seconds, refused unless finite and in the years a window may hold."""
     if isinstance(now, datetime):
@@ -237,20 +246,22 @@ def _change_text(change: object) -> str:
     1–300 characters, no control or direction-override characters (which would reorder or hide text
     in a digest)."""
     if not isinstance(change, str):
-        raise VsmError("say what the team will try, in plain text")
+        raise Refused("change", "say what the team will try, in plain text")
     text = " ".join(change.split())
     if not text:
-        raise VsmError("say what the team will try (1 to 300 characters)")
+        raise Refused("change", "say what the team will try (1 to 300 characters)")
     if len(text) > MAX_CHANGE:
-        raise VsmError(f"what the team will try is {len(text)} characters long: at most {MAX_CHANGE}")
+        raise Refused(
+            "change", f"what the team will try is {len(text)} characters long: at most {MAX_CHANGE}"
+        )
     if _CONTROL.search(text):
-        raise VsmError("what the team will try must be plain text (no control characters)")
+        raise Refused("change", "what the team will try must be plain text (no control characters)")
     return text
 
 
 def _weeks(weeks: object) -> int:
     if isinstance(weeks, bool) or not isinstance(weeks, int) or not MIN_WEEKS <= weeks <= MAX_WEEKS:
-        raise VsmError(f"an experiment lasts a whole number of weeks from {MIN_WEEKS} to {MAX_WEEKS}")
+        raise Refused("weeks", f"an experiment lasts a whole number of weeks from {MIN_WEEKS} to {MAX_WEEKS}")
     return weeks
 
 
@@ -496,7 +507,8 @@ def start(
     """Start an experiment, checked at the moment of the write: the metric is one of the team's
     determinant metrics with a better direction and observations to test, the text and length are
     in range, and the team runs no other experiment on that metric. Logged as "started experiment"
-    in the team's settings log in the same transaction. Bad input raises VsmError and stores nothing."""
+    in the team's settings log in the same transaction. Bad input raises VsmError (``Refused``, naming
+    the input, for the change, metric and weeks) and stores nothing."""
     at = _instant(now)
     who = _who(who)
     text = _change_text(change)
@@ -506,13 +518,14 @@ def start(
     metric = CATALOGUE.get(mid)
     if metric is None or mid not in t.metrics:
         chosen = ", ".join(t.metrics) or "none yet"
-        raise VsmError(f"choose one of {t.name}'s metrics for an experiment (chosen: {chosen})")
+        raise Refused("metric", f"choose one of {t.name}'s metrics for an experiment (chosen: {chosen})")
     if judged_by(metric) is None:
-        raise VsmError(why_not(metric))
+        raise Refused("metric", why_not(metric))
     if judged_by(metric) == WEEKLY_COUNTS and n_weeks < stats.MIN_SIDE:
-        raise VsmError(
+        raise Refused(
+            "weeks",
             f"{metric.name} is compared week by week: an experiment on it needs at least "
-            f"{stats.MIN_SIDE} weeks to get a verdict"
+            f"{stats.MIN_SIDE} weeks to get a verdict",
         )
     ends = end_of(at, n_weeks, t.timezone)
     with transaction(db):
@@ -524,9 +537,10 @@ def start(
             None,
         )
         if running:
-            raise VsmError(
+            raise Refused(
+                "metric",
                 f"{t.name} already runs experiment #{running['id']} on {words(metric.name)}: "
-                "stop it first, or choose another metric"
+                "stop it first, or choose another metric",
             )
         cursor = db.execute(
             "insert into experiments (team, metric, change, weeks, timezone, started, ends, state) "
@@ -667,15 +681,19 @@ def concluded_between(db: sqlite_utils.Database, since: float, until: float) -> 
     return [Experiment.from_row(r) for r in rows]
 
 
-def progress(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) -> Progress:
+def progress(
+    db: sqlite_utils.Database, exp: Experiment, now: datetime | float, data: TeamData | None = None
+) -> Progress:
     """A running experiment's metric so far against the same length of time just before it, for the
-    digest: the same comparison ``stop`` would judge now, without the test. The figures only."""
+    digest: the same comparison ``stop`` would judge now, without the test. The figures only.
+    ``data``: the team's data already loaded as of ``now`` (the digest's), so a digest showing its
+    experiments loads the team once."""
     at = _instant(now)
     until = max(exp.started, min(at, exp.measured_until or exp.ends))
     before, during = windows(exp, until)
     metric = CATALOGUE.get(exp.metric)
     if metric is None or judged_by(metric) is None:
         raise VsmError(f"experiment #{exp.id}: its metric {exp.metric!r} cannot be judged")
-    data = TeamData(db, _team(db, exp.team), at)
+    data = data or TeamData(db, _team(db, exp.team), at)
     c = compare(metric, data, before, during)
     return Progress(exp, c.before, c.during, c.enough, (until - exp.started) / 86400)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot import ids
 from bot.render import format as fmt
+from bot.render.experiment import concluded_row, running_row
 from bot.render.targets import target_line
 from bot.render.templates import cut, cut_mrkdwn, link, render_json, render_text
 from bot.render.terminal import safe_all
@@ -20,6 +21,7 @@ SECTION_TEXT = 3000  # Slack's limit on a text object's text
 
 SPREAD_NOTE = "p50: half were within it · p85: 85% were"
 BEHIND_ITEMS = 3
+RUNNING_SHOWN = 10  # running experiments with a section (and a Stop early button) each; the rest counted
 
 
 def _row(f: Figure) -> dict:
@@ -99,6 +101,9 @@ def view(d: Digest, now: datetime) -> dict:
         "spread_note": SPREAD_NOTE if any(r["spread"] for r in rows) else "",
         "quality": shared,
         "freshness": d.freshness,
+        "experiments": [running_row(p) for p in d.experiments[:RUNNING_SHOWN]],
+        "more_experiments": max(0, len(d.experiments) - RUNNING_SHOWN),
+        "concluded": [concluded_row(e) for e in d.concluded],
         "charts": [
             {"name": r["name"], "value": f"{r['id']}|{d.window.since.date()}|{d.window.until.date()}"}
             for r in rows[:100]

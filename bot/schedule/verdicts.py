@@ -1,17 +1,101 @@
-"""Experiments that ran their course: judged and the verdict posted to the team's channel, once."""
+"""Experiments that ran their course: judged, and the verdict posted to the team's channel, once.
+
+Every 15 minutes (``bot.schedule.scheduler``) the job concludes each experiment whose end has passed
+(``experiments.due`` → ``conclude``, which stores a verdict once however often it is called), then
+posts every verdict not yet in its channel. A verdict has one delivery key, ``team/experiment-verdict/
+<id>``, whether it comes from this job or from a member's "Stop early" (``post_verdict`` is shared),
+and both claim it exclusively (``deliver(exclusive=True)``): a stop racing the scheduled end, or a
+click while the job posts, can never put two verdicts in the channel.
+
+What the ledger says decides the rest. A post that failed (a channel that refused, Slack down) stays
+unsettled and is tried again at the next run, after the delivery ledger's history check (a timeout may
+hide a post that landed), for ``GRACE``; after that it is recorded skipped and logged, never posted
+days late. A team with no channel (or no longer a team) gets its experiment concluded and nothing
+posted, recorded skipped so it is not looked at again.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 import sqlite_utils
 from slack_sdk import WebClient
 
-from bot.schedule.delivery import ChannelPacer, Outcome
+from bot.logline import error_line
+from bot.render.experiment import verdict_message
+from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
+from metrics import experiments as ex
+from metrics.errors import VsmError
+from metrics.teams import Team, get_team
+
+log = logging.getLogger("vsm.scheduler")
+
+KIND = "experiment-verdict"
+GRACE = timedelta(days=2)  # a verdict that could not be posted is retried this long
+LOOKBACK = GRACE + timedelta(days=1)  # how far back unposted verdicts are looked for (past GRACE: skipped)
+
+
+def verdict_key(exp: ex.Experiment) -> Key:
+    """The one delivery key of an experiment's verdict, for the job and for Stop early alike."""
+    return Key(exp.team, KIND, str(exp.id))
+
+
+def _team(db: sqlite_utils.Database, exp: ex.Experiment) -> Team | None:
+    try:
+        return get_team(db, exp.team)
+    except VsmError:
+        return None
+
+
+def post_verdict(
+    db: sqlite_utils.Database, client: WebClient, exp: ex.Experiment, pacer: ChannelPacer | None = None
+) -> Outcome:
+    """Post a concluded experiment's verdict to its team's channel, at most once (an exclusive claim
+    of ``verdict_key``). A team without a channel: recorded skipped, nothing posted."""
+    key = verdict_key(exp)
+    team = _team(db, exp)
+    if team is None or not team.channel:
+        note = "the team has no channel" if team else "the team no longer exists"
+        record_skipped(db, key, "", note)
+        return Outcome(key, "skipped", error=note)
+    return deliver(db, client, key, verdict_message(exp, team), pacer=pacer, exclusive=True)
+
+
+def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
+    """Concluded experiments whose verdict is not settled in the ledger (never attempted, failed, or
+    a crashed attempt), concluded within ``GRACE``; older ones are recorded skipped and logged."""
+    at = now.timestamp()
+    out = []
+    for exp in ex.concluded_between(db, at - LOOKBACK.total_seconds(), at + 86400):
+        key = verdict_key(exp)
+        if settled(db, key) is not None:
+            continue
+        if (exp.concluded_at or 0) < at - GRACE.total_seconds():
+            team = _team(db, exp)
+            record_skipped(db, key, team.channel if team else "", f"verdict not posted within {GRACE}")
+            continue
+        out.append(exp)
+    return out
 
 
 def run_verdicts(
     db: sqlite_utils.Database, client: WebClient, now: datetime, pacer: ChannelPacer | None = None
 ) -> list[Outcome]:
-    """(Issue 13: not built yet.)"""
-    return []
+    """Conclude every experiment due by ``now``, then post each verdict not yet posted, once. One
+    experiment that cannot be judged or posted never holds up the others."""
+    for exp in ex.due(db, now):
+        try:
+            ex.conclude(db, exp, now)
+        except Exception as exc:  # noqa: BLE001 - logged in one line; tried again at the next run
+            log.error("experiment #%s not concluded: %s", exp.id, error_line(exc))
+    outcomes = []
+    for exp in unposted(db, now):
+        try:
+            outcome = post_verdict(db, client, exp, pacer)
+        except Exception as exc:  # noqa: BLE001 - a rendering bug: logged, the others still go out
+            log.error("verdict of experiment #%s not posted: %s", exp.id, error_line(exc))
+            continue
+        log.info("verdict %s: %s", outcome.key, outcome.state)
+        outcomes.append(outcome)
+    return outcomes

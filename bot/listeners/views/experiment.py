@@ -1,8 +1,95 @@
-"""The experiment modal's submission: a team starts an improvement experiment."""
+"""The experiment modal's submission: a team starts an improvement experiment.
+
+Checked at the moment of the write, not when the form was opened: the submitter opened this form
+(``private_metadata``) and is a member of the team's channel now; the team still exists, in that
+channel; and every field is checked by ``metrics.experiments.start`` itself, which refuses on the
+field at fault (``Refused``): too long a text, weeks outside 2–12 (or under 10 for a metric compared
+week by week), a metric the team does not have or a verdict could not judge (a forged option), a
+second experiment on a metric that already runs one. A refusal is answered on its field and stores
+nothing. A start is announced in the team's channel with a Stop early button.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S
+from bot.logline import slack_error
+from bot.payload import obj, private_metadata, selected_value, state_values, text, user_id
+from bot.render.experiment import started_message
+from bot.render.templates import cut
+from metrics import experiments as ex
+from metrics.errors import VsmError
+from metrics.teams import get_team
+
+log = logging.getLogger("vsm.bot")
+
+ERROR_CHARS = 200  # an inline error is a line under its field
+_WEEKS = re.compile(r"[0-9]{1,2}")
+
+
+def _refusal(deps, client, meta: dict, user: str) -> str | None:
+    """Why ``user`` may not submit this form, or None: they must have opened it, and be in the
+    team's channel now (leaving the channel since takes the right away)."""
+    channel = text(meta.get("channel"))
+    if not user or not channel or meta.get("by") != user:
+        return "Only the member of the team's channel who opened this form can submit it."
+    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
+    if member is None:
+        return MEMBERS_UNKNOWN
+    if not member:
+        return "Only members of the team's channel can start its experiments, and you are not in it now."
+    return None
+
+
+def _fields(view: dict) -> tuple[str, str, object]:
+    """(what the team will try, the metric id, the weeks) as submitted; anything malformed is passed
+    on as it is, for ``experiments.start`` to refuse on its field."""
+    values = state_values(view)
+    change = text(obj(values.get("change", {}).get("v")).get("value"))
+    metric = selected_value(obj(values.get("metric", {}).get("v")))
+    weeks: object = selected_value(obj(values.get("weeks", {}).get("v")))
+    if isinstance(weeks, str) and _WEEKS.fullmatch(weeks):
+        weeks = int(weeks)
+    return change, metric, weeks
+
 
 def submit(ack, body, view, client, context) -> None:
-    """(Issue 13: not built yet.)"""
+    """An experiment submitted: checked, stored and announced, or answered on its fields."""
+    deps = context["deps"]
+    view = obj(view)
+    meta, user = private_metadata(view), user_id(body)
+    refused = _refusal(deps, client, meta, user)
+    if refused:
+        log.info("experiment submission refused for %r in %r", user, meta.get("channel"))
+        ack(response_action="errors", errors={"change": refused})
+        return
+    db = deps.store.db
+    try:
+        team = get_team(db, text(meta.get("team")))
+    except VsmError:
+        team = None
+    if team is None or team.channel != meta.get("channel"):
+        ack(
+            response_action="errors",
+            errors={"change": "This channel's team changed. Close this form and run /vsm experiment again."},
+        )
+        return
+    change, metric, weeks = _fields(view)
+    try:
+        exp = ex.start(db, team, metric, change, weeks, who=user, now=deps.clock())  # type: ignore[arg-type]
+    except ex.Refused as exc:
+        log.info("experiment for %s not started, %s: %s", team.name, exc.field, exc)
+        ack(response_action="errors", errors={exc.field: cut(str(exc), ERROR_CHARS)})
+        return
+    except VsmError as exc:
+        ack(response_action="errors", errors={"change": cut(str(exc), ERROR_CHARS)})
+        return
     ack()
+    try:
+        client.chat_postMessage(**started_message(exp, team, user))
+    except (SlackApiError, SlackRequestError, OSError) as exc:  # started: the digest shows it still
+        log.warning("experiment #%s started, not announced in %s: %s", exp.id, team.channel, slack_error(exc))
