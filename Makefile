@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench bench-slack bench-http bench-fanout bench-sync bench-cli bench-org bench-jam clean
+.PHONY: demo test lint format bench bench-slack bench-http bench-fanout bench-sync bench-cli bench-org bench-org-digest bench-jam clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-cli: $(VENV)/.installed
 bench-org: $(VENV)/.installed
 	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
 	$(BIN)/python bench/org_rollup_bench.py
+
+bench-org-digest: $(VENV)/.installed
+	$(BIN)/python bench/metrics_bench.py --repeat 1 >/dev/null
+	$(BIN)/python bench/org_digest_bench.py
 
 # jira-agile-metrics, for bench-jam only: a benchmark tool in a venv of its own, never a dependency of
 # vsm-bot. Its 0.24 (2019) needs pandas 1.x and numpy < 1.24; these pins install and run on Python 3.11.

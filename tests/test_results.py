@@ -1,0 +1,378 @@
+"""Stored figures (metrics/results.py) are never other than what recomputing gives: compared with a
+fresh ``Metric.compute`` / ``metrics.org.rollups`` after a sync, a team settings change, an org change
+and across a day boundary; read from the store when nothing changed (no computation at all).
+
+Team "pay" (project PAY, repo acme/pay, service SVC, UTC) has 26 weeks of history: one item done a
+day (cycle time 20 to 28 h), a PR merged and deployed every weekday, an incident a fortnight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from builders import deploy, incident, item, new_db, pr, sprint, team, ts
+from fakes.jira import FakeJira
+
+from bot.cli import main
+from metrics import results
+from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import Metric
+from metrics.dataset import TeamData
+from metrics.digest import digest_window
+from metrics.org import org_window, rollups
+from metrics.store import open_db
+from metrics.teams import create_team, get_team, save_team, set_org
+from metrics.timeutil import Window, complete_days, dates_window, zone
+
+NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)  # a Monday
+START = ts("2025-08-04 00:00")  # 26 weeks before
+EVERY = sorted(CATALOGUE)
+
+
+def history(
+    db, project: str = "PAY", repo: str = "acme/pay", service: str = "SVC", upto: float | None = None
+):
+    """One item done a day, a PR merged and deployed each weekday, an incident every 14 days."""
+    day, n, end = START, 0, upto or NOW.timestamp()
+    while day + 86400 <= end:
+        n += 1
+        committed = day + 3600
+        hours = 20 + (n * 7) % 9
+        when = lambda h, c=committed: datetime.fromtimestamp(c + h * 3600, UTC).isoformat()  # noqa: E731
+        item(
+            db,
+            f"{project}-{n}",
+            when(-1),
+            [(when(0), "Selected"), (when(2), "In Progress"), (when(hours), "Done")],
+        )
+        weekday = datetime.fromtimestamp(day, UTC).weekday()
+        if weekday < 5:
+            pr(
+                db,
+                n,
+                when(0),
+                repo=repo,
+                first_commit=when(0),
+                merged=when(6),
+                reviews=[(when(3), "bob", "APPROVED")],
+            )
+            deploy(db, f"d{project}{n}", when(7), service=repo, repo=repo, prs=[n])
+        if n % 14 == 0:
+            incident(db, f"I-{project}-{n}", when(8), when(10), service=service)
+        day += 86400
+
+
+def plain(value: object) -> object:
+    return json.loads(json.dumps(value))
+
+
+def assert_same(cached, fresh) -> None:
+    """Every field a stored figure keeps, equal as JSON (lists and tuples alike)."""
+    assert (cached.metric, cached.team, cached.window) == (fresh.metric, fresh.team, fresh.window)
+    for f in results.RESULT_FIELDS:
+        assert plain(getattr(cached, f)) == plain(getattr(fresh, f)), (cached.metric, f)
+
+
+def fresh(db, t, ids, window, now):
+    data = TeamData(db, t, now)
+    return [CATALOGUE[m].compute(data, window) for m in ids]
+
+
+@pytest.fixture
+def db():
+    d = new_db()
+    history(d)
+    create_team(d, team(metrics=["cycle-time", "throughput", "deployment-frequency"]), who="U0")
+    return d
+
+
+@pytest.fixture
+def no_compute():
+    """``no_compute()`` makes any computation fail (what is then returned was read from the store);
+    ``no_compute(False)`` lets them run again."""
+    patch = pytest.MonkeyPatch()
+
+    def refuse(self, data, window):
+        raise AssertionError(f"{self.id} computed, not read from the store")
+
+    def switch(on: bool = True):
+        if not on:
+            patch.undo()
+            return
+        patch.setattr(Metric, "compute", refuse)
+        for m in CATALOGUE.values():
+            if "compute" in type(m).__dict__:
+                patch.setattr(type(m), "compute", refuse)
+
+    yield switch
+    patch.undo()
+
+
+def window_of(now=NOW) -> Window:
+    return complete_days(28, zone("UTC"), now)
+
+
+# -- every metric, stored and read back -------------------------------------------------------------------
+def test_every_metric_read_back_is_the_figure_compute_gives_with_no_computation(db, no_compute):
+    t, w = get_team(db, "pay"), window_of()
+    first = results.team_figures(db, t, EVERY, w, NOW)
+    expected = fresh(db, t, EVERY, w, NOW)
+    no_compute()
+    again = results.team_figures(db, t, EVERY, w, NOW)
+    for a, b, c in zip(first, again, expected, strict=True):
+        assert_same(a, c)
+        assert_same(b, c)
+        assert list(b.items) == []  # the explain items are not stored (said in the docstring)
+    assert any(r.signal for r in expected) or any(r.signal_note for r in expected)
+
+
+def test_a_window_that_has_not_ended_is_computed_every_time_never_stored(db):
+    t = get_team(db, "pay")
+    running = Window(window_of().since, window_of().until + timedelta(days=1))  # holds today
+    [r] = results.team_figures(db, t, ["throughput"], running, NOW)
+    assert_same(r, fresh(db, t, ["throughput"], running, NOW)[0])
+    assert db.execute("select count(*) from results").fetchone()[0] == 0
+
+
+def test_a_read_only_database_computes_and_stores_nothing(tmp_path):
+    path = tmp_path / "r.db"
+    d = open_db(path)
+    history(d)
+    create_team(d, team(metrics=["cycle-time"]), who="U0")
+    d.conn.close()
+    ro = open_db(path, readonly=True)
+    t = get_team(ro, "pay")
+    [r] = results.team_figures(ro, t, ["cycle-time"], window_of(), NOW)
+    assert_same(r, fresh(ro, t, ["cycle-time"], window_of(), NOW)[0])
+    assert ro.execute("select count(*) from results").fetchone()[0] == 0
+
+
+# -- what invalidates a stored figure -----------------------------------------------------------------------
+def test_new_data_is_never_answered_from_the_store(db):
+    t, w = get_team(db, "pay"), window_of()
+    before = results.team_figures(db, t, EVERY, w, NOW)
+    version = results.data_version(db)
+    for k in range(5):  # five more items done in the window, in one transaction
+        item(
+            db,
+            f"PAY-X{k}",
+            "2026-01-20 09:00",
+            [("2026-01-20 10:00", "Selected"), ("2026-01-27 10:00", "Done")],
+        )
+    assert results.data_version(db) > version
+    after = results.team_figures(db, t, EVERY, w, NOW)
+    for a, b in zip(after, fresh(db, t, EVERY, w, NOW), strict=True):
+        assert_same(a, b)
+    throughput = EVERY.index("throughput")
+    assert after[throughput].value != before[throughput].value
+
+
+def test_a_rolled_back_write_leaves_the_data_version_a_committed_one_bumps_it(db):
+    version = results.data_version(db)
+    with pytest.raises(RuntimeError), db.atomic():
+        db.execute("update incidents set resolved = resolved + 1")
+        raise RuntimeError("the sync failed part-way")
+    assert results.data_version(db) == version
+    db.execute("update sync_status set last_error = 'x'")  # no row: nothing written, nothing bumped
+    assert results.data_version(db) == version
+    db["sync_status"].insert({"source": "jira", "stream": "issues", "last_success": "2026-02-02T10:00:00Z"})
+    assert results.data_version(db) == version + 1
+
+
+def test_a_workflow_mapping_change_is_computed_anew(db):
+    t, w = get_team(db, "pay"), window_of()
+    before = results.team_figures(db, t, ["cycle-time", "throughput"], w, NOW)
+    changed = get_team(db, "pay")
+    for stage in changed.workflow:  # "In Progress" now commits the work: cycle times 2 h shorter
+        if stage["stage"] == "committed":
+            stage["statuses"] = ["In Progress"]
+        if stage["stage"] == "in_progress":
+            stage["statuses"] = ["Selected"]
+    save_team(db, changed, who="U0")
+    t2 = get_team(db, "pay")
+    after = results.team_figures(db, t2, ["cycle-time", "throughput"], w, NOW)
+    for a, b in zip(after, fresh(db, t2, ["cycle-time", "throughput"], w, NOW), strict=True):
+        assert_same(a, b)
+    assert after[0].value != before[0].value
+
+
+def test_across_a_day_boundary_the_running_week_is_no_longer_partial(db):
+    t = get_team(db, "pay")
+    w = dates_window("2026-01-01", "2026-01-29", zone("UTC"))  # its last week runs to Mon 2 Feb
+    sunday, monday = datetime(2026, 2, 1, 23, 0, tzinfo=UTC), datetime(2026, 2, 2, 1, 0, tzinfo=UTC)
+    [a] = results.team_figures(db, t, ["throughput"], w, sunday)
+    assert a.series[-1].get("partial") is True
+    [b] = results.team_figures(db, t, ["throughput"], w, monday)
+    assert_same(b, fresh(db, t, ["throughput"], w, monday)[0])
+    assert "partial" not in b.series[-1]
+
+
+def test_a_sprint_ending_during_the_day_is_counted_once_it_ended(db):
+    """Sprint S1 (19 Jan – Fri 30 Jan 15:00, still open in Jira) holds seven items: its figures
+    count it from 15:00 on, in the week of 26 Jan, a day after the window ended."""
+    create_team(db, team(name="scrum", channel="C3", boards=["1"]), who="U0")
+    t = get_team(db, "scrum")
+    keys = [f"PAY-{n}" for n in range(170, 177)]
+    sprint(
+        db,
+        "S1",
+        "2026-01-19 08:00",
+        "2026-01-30 15:00",
+        events=[(k, "2026-01-19 07:00", "add") for k in keys],
+    )
+    w = dates_window("2026-01-01", "2026-01-30", zone("UTC"))
+    morning, evening = ts("2026-01-30 10:00"), ts("2026-01-30 18:00")
+    ids = ["sprint-completion", "sprint-scope-change"]
+    [before, _] = results.team_figures(db, t, ids, w, morning)
+    after = results.team_figures(db, t, ids, w, evening)
+    for a, b in zip(after, fresh(db, t, ids, w, evening), strict=True):
+        assert_same(a, b)
+    assert before.series[-1]["value"] is None and after[0].series[-1]["value"] is not None
+
+
+# -- the org roll-up ------------------------------------------------------------------------------------------
+@pytest.fixture
+def org_db(db):
+    history(db, "WEB", "acme/web", "WEB")
+    create_team(
+        db,
+        team(name="web", channel="C2", jira_projects=["WEB"], repos=["acme/web"], services=["WEB"]),
+        who="U0",
+    )
+    set_org(db, "north_star", ["lead-time-for-changes", "deployment-frequency", "wip"], who="U0")
+    return db
+
+
+def assert_same_rollups(cached, computed) -> None:
+    assert [plain(r.to_json()) for r in cached] == [plain(r.to_json()) for r in computed]
+    for a, b in zip(cached, computed, strict=True):
+        assert (a.verdict, a.previous_note, a.no_data_reason, a.contributors, a.poolable) == (
+            b.verdict,
+            b.previous_note,
+            b.no_data_reason,
+            b.contributors,
+            b.poolable,
+        )
+        for x, y in zip(a.teams, b.teams, strict=True):
+            assert_same(x.result, y.result)
+
+
+NS = ["lead-time-for-changes", "deployment-frequency", "wip"]
+
+
+def test_org_rollups_read_back_equal_rollups_with_no_computation(org_db, no_compute):
+    w = org_window({}, NOW)
+    first = results.org_rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 4})
+    computed = rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 4})
+    no_compute()
+    again = results.org_rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 4})
+    assert_same_rollups(first, computed)
+    assert_same_rollups(again, computed)
+    assert again[1].target == 4 and again[1].on_target is True
+
+
+def test_org_changes_targets_north_star_and_time_zone_are_what_recomputing_gives(org_db):
+    w = org_window({}, NOW)
+    results.org_rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 4})
+    # a target changed: judged on the stored figure, as rollups judges it
+    assert_same_rollups(
+        results.org_rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 9}),
+        rollups(org_db, NS, w, NOW, targets={"deployment-frequency": 9}),
+    )
+    # another North Star metric
+    other = ["cycle-time", "deployment-frequency"]
+    assert_same_rollups(results.org_rollups(org_db, other, w, NOW), rollups(org_db, other, w, NOW))
+    # another time zone: another window
+    tokyo = org_window({"timezone": "Asia/Tokyo"}, NOW)
+    assert_same_rollups(results.org_rollups(org_db, NS, tokyo, NOW), rollups(org_db, NS, tokyo, NOW))
+
+
+def test_a_team_change_or_new_data_reaches_the_org_figure(org_db):
+    w = org_window({}, NOW)
+    before = results.org_rollups(org_db, NS, w, NOW)
+    web = get_team(org_db, "web")
+    web.repos = ["acme/web", "acme/pay"]  # web now shares pay's repository
+    save_team(org_db, web, who="U0")
+    shared = results.org_rollups(org_db, NS, w, NOW)
+    assert_same_rollups(shared, rollups(org_db, NS, w, NOW))
+    assert shared[1].teams[1].value != before[1].teams[1].value
+    deploy(org_db, "late", "2026-01-30 10:00", service="acme/web", repo="acme/web", prs=[])
+    assert_same_rollups(results.org_rollups(org_db, NS, w, NOW), rollups(org_db, NS, w, NOW))
+
+
+# -- warming after a sync ----------------------------------------------------------------------------------
+JIRA_CONFIG = """
+[[source]]
+name = "jira"
+kind = "jira"
+url = "{url}"
+deployment = "cloud"
+user = "bot@acme.com"
+token_env = "JIRA_TOKEN"
+jql = "project in (PAY)"
+
+[org]
+north_star = ["throughput"]
+
+[[team]]
+name = "payments"
+channel = "C1"
+jira_projects = ["PAY"]
+metrics = ["cycle-time", "throughput", "wip"]
+
+[team.workflow]
+backlog = ["To Do"]
+in_progress = ["In Progress"]
+done = ["Done"]
+"""
+
+
+def test_vsm_sync_stores_the_figures_the_digests_read_and_a_later_sync_is_never_answered_stale(
+    tmp_path, monkeypatch, no_compute
+):
+    jira = FakeJira("jira-token-good")
+    try:
+        now = time.time()
+        for n in range(1, 7):
+            jira.add(f"PAY-{n}", now - 20 * 86400)
+            jira.move_status(f"PAY-{n}", now - (19 - n) * 86400, "In Progress")
+        for n in (1, 2, 3):
+            jira.move_status(f"PAY-{n}", now - (10 - n) * 86400, "Done", resolution="Done")
+        config = tmp_path / "vsm.toml"
+        config.write_text(JIRA_CONFIG.format(url=jira.url))
+        monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
+        path = tmp_path / "s.db"
+        assert main(["sync", "--config", str(config), "--db", str(path)]) == 0
+        db = open_db(path, create=False)
+        at = datetime.fromtimestamp(time.time(), UTC)
+        t = get_team(db, "payments")
+        ids = ["throughput", "cycle-time", "wip"]
+        w = digest_window(t, at)
+        expected = fresh(db, t, ids, w, at)
+        no_compute()  # the sync stored them: reading them computes nothing
+        for a, b in zip(results.team_figures(db, t, ids, w, at), expected, strict=True):
+            assert_same(a, b)
+        no_compute(False)
+        jira.move_status("PAY-4", now - 3 * 86400, "Done", resolution="Done")
+        assert main(["sync", "--config", str(config), "--db", str(path)]) == 0
+    finally:
+        jira.close()
+    after = results.team_figures(db, t, ids, w, at)
+    for a, b in zip(after, fresh(db, t, ids, w, at), strict=True):
+        assert_same(a, b)
+    assert after[0].sample_size == expected[0].sample_size + 1
+
+
+def test_a_failing_warm_is_logged_and_never_fails_the_sync(db, monkeypatch, caplog):
+    def broken(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(results, "warm", broken)
+    with caplog.at_level(logging.WARNING, logger="metrics.results"):
+        results.after_sync(db, [get_team(db, "pay")], NOW)
+    assert "figures not stored after the sync (RuntimeError: disk full)" in caplog.text
+    assert db.execute("select count(*) from flows").fetchone()[0] > 0  # the flows were still stored
