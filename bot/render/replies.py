@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from bot.render import format as fmt
 from bot.render import teams as team_words
 from bot.render.digest import SECTION_TEXT
-from bot.render.org_digest import _team_row, as_result, pack
+from bot.render.org_digest import _more_teams, _team_row, as_result, pack
 from bot.render.targets import target_line
 from bot.render.templates import cut, cut_mrkdwn, escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
-from metrics.org import Rollup
+from metrics.org import Rollup, TeamFigure
 from metrics.targets import target_status
-from metrics.teams import CHANNEL_ID, Team
+from metrics.teams import Team
 from metrics.timeutil import iso
 
 ORG = "all teams"  # whose figure the org's pooled one is, as a reply names it
@@ -99,7 +100,7 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
         f = _figure_of(ORG, as_result(r), r.target, explain_spread=not explained)
         explained = explained or bool(f["spread"])
         f["poolable"] = r.poolable
-        f["teams"] = pack(_team_lines(r, here), NS_TEAM_BLOCKS, _more_teams)
+        f["teams"] = pack(_team_lines(r, here), partial(_team_line, r), NS_TEAM_BLOCKS, _more_teams)
         figures.append(f)
     window = rollups[0].window
     payload = render_json(
@@ -112,19 +113,19 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
     return _within_limits(payload)
 
 
-def _team_lines(r: Rollup, here: Team | None) -> list[str]:
-    """The team rows under one org figure (escaped mrkdwn): every team by name; in a team's channel,
-    that team first under "This channel's team", then "Other teams, by name"."""
-    rows = [(t.team, _team_row(r, t)) for t in r.teams]
-    if here is None or not any(name == here.name for name, _ in rows):
-        return [row for _, row in rows]
-    mine = [row for name, row in rows if name == here.name]
-    others = [row for name, row in rows if name != here.name]
+def _team_lines(r: Rollup, here: Team | None) -> list[TeamFigure | str]:
+    """The team rows under one org figure, as ``pack`` takes them (a row, or a heading's mrkdwn):
+    every team by name; in a team's channel, that team first under "This channel's team", then
+    "Other teams, by name"."""
+    mine = [t for t in r.teams if here is not None and t.team == here.name]
+    if not mine:
+        return list(r.teams)
+    others = [t for t in r.teams if t.team != here.name]
     return ["_This channel's team_", *mine, *(["_Other teams, by name_"] if others else []), *others]
 
 
-def _more_teams(rest: list[str]) -> str:
-    return f"…and {len(rest)} more teams: `vsm northstar` lists every team."
+def _team_line(r: Rollup, row: TeamFigure | str) -> str:
+    return row if isinstance(row, str) else _team_row(r, row)
 
 
 def _within_limits(payload: dict) -> dict:
@@ -141,25 +142,25 @@ def teams_message(teams: Sequence[Team]) -> dict:
     """``/vsm teams``: every team by name with its channel, chosen metrics and digest schedule, in
     the words `vsm teams` uses (``bot.render.teams``). Within Slack's limits for any number of
     teams: at most ``TEAMS_BLOCKS`` sections, the rest counted in a last line pointing at `vsm teams`."""
-    lines = [_team_facts_line(team_words.facts(t)) for t in teams]
-    chunks = pack(lines, TEAMS_BLOCKS, _more_listed) if lines else []
+    chunks = pack(teams, _team_facts_line, TEAMS_BLOCKS, _more_listed) if teams else []
     return _within_limits(
-        render_json("teams.json.j2", chunks=chunks, count=len(lines), no_teams=team_words.NO_TEAMS)
+        render_json("teams.json.j2", chunks=chunks, count=len(teams), no_teams=team_words.NO_TEAMS)
     )
 
 
-def _team_facts_line(f: dict) -> str:
+def _team_facts_line(team: Team) -> str:
     """``• *payments* · <#C0123> · digest Mondays 09:00 Europe/London, last 28 days · metrics:
     cycle-time, throughput`` (escaped mrkdwn; the channel is a link only when it is a channel id)."""
-    channel = f"<#{f['channel']}>" if CHANNEL_ID.fullmatch(f["channel"]) else "no channel"
+    f = team_words.facts(team)
     return (
-        f"• *{escape_mrkdwn(f['name'])}* · {channel} · digest {escape_mrkdwn(f['schedule'])}"
+        f"• *{escape_mrkdwn(f['name'])}* · {team_words.channel_link(f['channel'])}"
+        f" · digest {escape_mrkdwn(f['schedule'])}"
         f" · metrics: {escape_mrkdwn(f['metrics'])}"
     )
 
 
-def _more_listed(rest: list[str]) -> str:
-    return f"…and {len(rest)} more teams: `vsm teams` lists every team."
+def _more_listed(n: int) -> str:
+    return f"…and {n} more teams: `vsm teams` lists every team."
 
 
 def forecast_message(team: Team, answer: dict, items: int, now: datetime) -> dict:

@@ -7,7 +7,8 @@ the template engine (tests/test_startup.py). Metrics are named by id, as `/vsm <
 
 from __future__ import annotations
 
-from metrics.teams import Team
+from bot.render.templates import Trusted, escape_mrkdwn
+from metrics.teams import CHANNEL_ID, Team
 
 NO_TEAMS = "No teams yet: declare them in vsm.toml, or set one up with `/vsm settings` in the team's channel."
 NO_METRICS = "no metrics chosen"
@@ -46,3 +47,11 @@ def facts(team: Team) -> dict:
         "metrics": metrics(team),
         "schedule": schedule(team),
     }
+
+
+def channel_link(channel: str) -> Trusted:
+    """``<#C0123>`` for a channel id, which Slack shows as the channel's name; anything else (no
+    channel yet) in words, escaped."""
+    return Trusted(
+        f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else escape_mrkdwn(channel or "no channel")
+    )

@@ -1,13 +1,15 @@
 """``/vsm northstar`` and ``/vsm teams``: the levels above the team, answered in any channel.
 
-Both run after the acknowledgement (``vsm._reply``): the roll-up reads every team."""
+Both run after the acknowledgement (``vsm._reply``). The roll-up reads every team: from the stored
+figures (``metrics.results``, computed after each sync), recomputed only where their inputs changed."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from bot.render import replies
-from metrics.org import north_star_ids, org_targets, org_timezone, org_window, rollups
+from metrics.org import north_star_ids, org_targets, org_timezone, org_window
+from metrics.results import org_rollups
 from metrics.teams import get_org, list_teams, team_for_channel
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ def northstar_reply(deps: Deps, channel: str) -> dict:
         return replies.north_star_message([], tz)
     now = deps.clock()
     window = org_window(org, now)
-    found = rollups(db, ids, window, now, targets=org_targets(org))
+    found = org_rollups(db, ids, window, now, targets=org_targets(org))
     return replies.north_star_message(found, tz, here=team_for_channel(db, channel))
 
 
