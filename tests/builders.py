@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -15,6 +16,10 @@ from metrics.sources.sync import SourceResult, sync_source
 from metrics.store import memory_db
 from metrics.store.statuses import status_code
 from metrics.teams import Team
+
+if TYPE_CHECKING:
+    from metrics.catalogue.base import Result
+    from metrics.org import Rollup
 
 SRC = "jira"
 
@@ -31,6 +36,28 @@ def ts(value: str | float | None) -> float | None:
 
 def new_db() -> sqlite_utils.Database:
     return memory_db()
+
+
+def org_figure(result: Result, teams: list | None = None) -> Rollup:
+    """``result`` as the org's pooled figure of its metric (``metrics.org.Rollup``), with ``teams``'
+    rows beside it: what `/vsm northstar` draws, built by hand."""
+    from metrics.catalogue import CATALOGUE
+    from metrics.catalogue.base import Verdict
+    from metrics.org import Rollup
+
+    verdict = Verdict(result.signal, result.signal_note, result.limits, result.signal_detail)
+    return Rollup(
+        CATALOGUE[result.metric],
+        result.window,
+        result.value,
+        result.previous,
+        result.sample_size,
+        result.series,
+        verdict,
+        teams or [],
+        previous_note=result.previous_note,
+        no_data_reason=result.no_data_reason,
+    )
 
 
 def team(**kw) -> Team:

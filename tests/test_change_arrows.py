@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from builders import deploy, incident, item, team
+from builders import deploy, incident, item, org_figure, team
 from fakes.slack import MockSlack
 from slackkit import NOW, command, command_reply, slack_app
 
@@ -104,7 +104,7 @@ def test_every_surface_marks_the_change_better_or_worse():
         "Change: p85 ↑ 1.4 d, worse (previous period: p50 10.0 h · p85 1.1 d)"
         in (reply["blocks"][0]["text"]["text"])
     )
-    north = replies.north_star_message(team(), [better, worse])
+    north = replies.north_star_message([org_figure(better), org_figure(worse)], "UTC")
     texts = [b["text"]["text"] for b in north["blocks"] if b["type"] == "section"]
     assert "Change: ↓ 30.0 pts, better (previous period: 40.0%)" in texts[0]
     assert "p85 ↑ 1.4 d, worse" in texts[1]

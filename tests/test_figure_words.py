@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from builders import incident, item, pr, team
+from builders import incident, item, org_figure, pr, team
 from fakes.slack import MockSlack
 from slackkit import assert_valid_message, command_reply, slack_app
 
@@ -142,7 +142,9 @@ def test_no_data_shows_its_reason_on_every_surface():
 def test_north_star_explains_p50_and_p85_once():
     cycle = _result("cycle-time", {"p50": 72.0, "p85": 153.6})
     lead = _result("lead-time", {"p50": 96.0, "p85": 240.0})
-    reply = replies.north_star_message(team(), [_result("throughput", 3.0, 2.0), cycle, lead])
+    reply = replies.north_star_message(
+        [org_figure(_result("throughput", 3.0, 2.0)), org_figure(cycle), org_figure(lead)], "UTC"
+    )
     texts = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
     assert "half of them" not in texts[0]
     assert "\nhalf of them within 3.0 d, 85% within 6.4 d\n" in texts[1]

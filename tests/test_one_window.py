@@ -1,6 +1,7 @@
 """Issue 12 §1: without a period asked for, every surface shows the team's digest period (the last
 ``period_days`` complete local days), names it, and so shows the same number: `/vsm <metric>`,
-`/vsm northstar`, App Home, the digest preview and `vsm metric` in a terminal."""
+`/vsm northstar` (the channel's team's row, with the org's zone and period the team's), App Home, the
+digest preview and `vsm metric` in a terminal."""
 
 import json
 import re
@@ -18,7 +19,7 @@ from bot.cli import main
 from bot.render import format as fmt
 from metrics import catalogue
 from metrics.store import open_db
-from metrics.teams import get_team, save_team
+from metrics.teams import get_team, save_team, set_org
 from metrics.timeutil import Window, local_midnight
 
 TEAM = "platform"  # Asia/Kolkata: its local days are not UTC's
@@ -37,6 +38,10 @@ def env(sample_db, tmp_path):
     team = get_team(db, TEAM)
     team = replace(team, digest={**team.digest, "period_days": PERIOD_DAYS})
     save_team(db, team, "test")
+    # `/vsm northstar` shows the org roll-up over the org's window, each team's row on it: with the
+    # org's zone and period the team's own, that row is the team's digest figure.
+    set_org(db, "timezone", team.timezone, "test")
+    set_org(db, "digest", {"day": "mon", "time": "08:00", "period_days": PERIOD_DAYS}, "test")
     db.conn.close()
     with MockSlack(members={team.channel: ["U1"]}) as slack:
         yield slack_app(db_path, slack), slack, team, db_path
@@ -59,6 +64,14 @@ def text_of(payload) -> str:
 
 def block(payload: dict, block_id: str) -> str:
     return text_of(next(b for b in payload["blocks"] if b.get("block_id") == block_id))
+
+
+def team_row(north: dict, metric_id: str) -> str:
+    """The channel's team's row under the org figure in `/vsm northstar`: first, under its heading."""
+    rows = next(b for b in north["blocks"] if b.get("block_id") == f"ns_teams:{metric_id}:1")
+    heading, row, *_others = rows["text"]["text"].split("\n")
+    assert heading == "_This channel's team_"
+    return row
 
 
 def home_line(view: dict, name: str) -> str:
@@ -92,7 +105,7 @@ def test_every_surface_shows_the_same_figure_for_the_digest_period(env, monkeypa
     assert f"p50 {p50}" in block(digest, "fig:cycle-time")
     assert f"p50 {p50}" in home_line(home, "Cycle time")
     assert per_week in block(deploys, "figure")
-    assert per_week in block(north, "ns:deployment-frequency")
+    assert f"• {TEAM}: {per_week} (" in team_row(north, "deployment-frequency")
     assert per_week in block(digest, "fig:deployment-frequency")
     assert per_week in home_line(home, "Deployment frequency")
 
