@@ -163,3 +163,41 @@ def test_a_broken_org_setting_never_stops_the_teams_catch_up(env, caplog):
     assert "org digest catch-up failed: VsmError: unknown time zone 'Mars/Olympus'" in caplog.text
     assert posted(slack, ORG_CHANNEL) == []
     assert {t.name for t in sample_teams()} <= set(outcomes)
+
+
+def test_an_org_admins_change_in_the_settings_form_replans_the_org_digest_at_once(sample_db, tmp_path):
+    """The whole path: the org settings form submitted by an admin (signed, through Bolt), its
+    ``on_org_saved`` wired to the scheduler as ``vsm serve`` wires it, and the job moved at once."""
+    from slackkit import SECRET
+    from test_org_settings import AdminSlack, _open, _option, _set, _state, _submit
+
+    from bot.app import create_app
+
+    path = tmp_path / "form.db"
+    path.write_bytes(sample_db.read_bytes())
+    configure(path, channel=ORG_CHANNEL, timezone="Europe/London", digest=MONDAY_8)
+    with AdminSlack({"UANA1"}) as slack:
+        clock = Clock(utc("2026-11-23 09:31"))
+        client = web_client("xoxb-test", slack.base_url)
+        sched = Scheduler(Store(path), client, clock=clock)
+        sched.aps.start(paused=True)
+        sched.plan_all()
+        assert sched.next_org_digest() == utc("2026-11-30 08:00")
+        app = create_app(
+            Store(path),
+            client,
+            signing_secret=SECRET,
+            process_before_response=True,
+            clock=clock,
+            on_org_saved=sched.plan_org,
+        )
+        view = _open(app, slack)
+        state = _state(view)
+        state["values"]["day"]["v"]["selected_option"] = _option("wed")
+        state["values"]["time"]["v"]["selected_time"] = "10:15"
+        _set(state, "timezone", "America/New_York")
+        assert _submit(app, view, state).status == 200
+        try:
+            assert sched.next_org_digest() == utc("2026-11-25 15:15")  # Wednesday 10:15 EST
+        finally:
+            sched.shutdown()

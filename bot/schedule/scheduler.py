@@ -46,7 +46,7 @@ from metrics.errors import VsmError
 from metrics.nudges import find_nudges, record_nudged
 from metrics.org import org_timezone, org_window
 from metrics.org_digest import build_org_digest
-from metrics.teams import DAYS, Team, get_org, get_team, list_teams
+from metrics.teams import DAYS, ORG_DIGEST, ORG_LOG, Team, get_org, get_team, list_teams, org_settings
 from metrics.timeutil import zone
 
 log = logging.getLogger("vsm.scheduler")
@@ -99,16 +99,16 @@ def manual_key(team: Team, day: date) -> Key:
 
 
 # -- the organisation's digest -------------------------------------------------------------------------
-ORG = "*org*"  # the org's name in the ledger, as in the settings log: never a team's (see above)
-ORG_DIGEST, ORG_POSTED = "org-digest", "org-digest-posted"
+ORG = ORG_LOG  # the org's name in the ledger, as in the settings log: never a team's (see above)
+ORG_KIND, ORG_POSTED_KIND = "org-digest", "org-digest-posted"  # the ledger kinds
 ORG_JOB = "org-digest"
-ORG_DEFAULT_TIME = "08:00"  # with day "mon": INTERFACE.md's example, before the teams' usual 09:00
 
 
 def org_digest_setting(org: dict) -> dict:
-    """``[org] digest`` as a table (an unset or malformed one reads as the defaults)."""
-    digest = org.get("digest") or {}
-    return digest if isinstance(digest, dict) else {}
+    """``[org] digest`` as it is in effect (``org_settings``: unset parts are the defaults, Mondays
+    08:00 over 28 days); a malformed one reads as the defaults."""
+    digest = org_settings(org)["digest"]
+    return digest if isinstance(digest, dict) else dict(ORG_DIGEST)
 
 
 def org_tz(org: dict):
@@ -118,25 +118,25 @@ def org_tz(org: dict):
 
 def org_trigger(org: dict) -> CronTrigger:
     """``[org] digest``'s day and time (default Mondays 08:00) in the org's time zone."""
-    day, hour, minute = _day_time(org_digest_setting(org), ORG_DEFAULT_TIME)
+    day, hour, minute = _day_time(org_digest_setting(org), ORG_DIGEST["time"])
     return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=org_tz(org))
 
 
 def org_key(day: date) -> Key:
     """The key of the org digest due on the org-local date ``day``."""
-    return Key(ORG, ORG_DIGEST, day.isoformat())
+    return Key(ORG, ORG_KIND, day.isoformat())
 
 
 def org_manual_key(day: date) -> Key:
     """The key of the org digest an org channel member posted by hand in the cycle that began on
     ``day`` (an org digest day): one such post per cycle."""
-    return Key(ORG, ORG_POSTED, day.isoformat())
+    return Key(ORG, ORG_POSTED_KIND, day.isoformat())
 
 
 def org_cycle_day(org: dict, now: datetime) -> date:
     """The org digest day the current org digest cycle began on (today, on the digest day)."""
     today = now.astimezone(org_tz(org)).date()
-    want = DAYS.index(_day_time(org_digest_setting(org), ORG_DEFAULT_TIME)[0])
+    want = DAYS.index(_day_time(org_digest_setting(org), ORG_DIGEST["time"])[0])
     return today - timedelta(days=(today.weekday() - want) % 7)
 
 
