@@ -9,9 +9,11 @@ click while the job posts, can never put two verdicts in the channel.
 
 What the ledger says decides the rest. A post that failed (a channel that refused, Slack down) stays
 unsettled and is tried again at the next run, after the delivery ledger's history check (a timeout may
-hide a post that landed), for ``GRACE``; after that it is recorded skipped and logged, never posted
-days late. A team with no channel (or no longer a team) gets its experiment concluded and nothing
-posted, recorded skipped so it is not looked at again.
+hide a post that landed), for ``GRACE``; after that it is left as the ledger says (failed, with
+Slack's error), and a verdict never attempted at all (a stop whose process died before posting) is
+recorded skipped and logged: a verdict is never posted days late. A team with no channel (or no
+longer a team) gets its experiment concluded and nothing posted, recorded skipped so it is not
+looked at again.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def post_verdict(
 
 def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
     """Concluded experiments whose verdict is not settled in the ledger (never attempted, failed, or
-    a crashed attempt), concluded within ``GRACE``; older ones are recorded skipped and logged."""
+    a crashed attempt), concluded within ``GRACE``. Older ones are not tried again; one never
+    attempted is recorded skipped (``record_skipped`` leaves a failed attempt's row as it is)."""
     at = now.timestamp()
     out = []
     for exp in ex.concluded_between(db, at - LOOKBACK.total_seconds(), at + 86400):
@@ -73,7 +76,12 @@ def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
             continue
         if (exp.concluded_at or 0) < at - GRACE.total_seconds():
             team = _team(db, exp)
-            record_skipped(db, key, team.channel if team else "", f"verdict not posted within {GRACE}")
+            record_skipped(
+                db,
+                key,
+                team.channel if team else "",
+                f"not posted within {GRACE.days} days of its conclusion",
+            )
             continue
         out.append(exp)
     return out
