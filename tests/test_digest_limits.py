@@ -9,6 +9,7 @@ import pytest
 from slackkit import NOW, assert_valid_message
 
 from bot.render import digest as digest_view
+from metrics import experiments as ex
 from metrics.digest import Digest, build_digest
 from metrics.store import open_db
 from metrics.teams import list_teams
@@ -68,3 +69,47 @@ def test_many_sources_and_a_long_shared_note_stay_within_a_context_block(sample_
     assert "jira-3 data as of 2026-11-30 08:00 UTC (last sync failed)" in freshness["text"]
     quality = blocks["quality"]["elements"][0]["text"]
     assert quality.startswith("Data quality: unmapped statuses") and len(quality) == digest_view.SECTION_TEXT
+
+
+def _experiments(d: Digest, running: int, concluded: int) -> Digest:
+    """``d`` with ``running`` experiments in progress and ``concluded`` ones, each with the longest
+    text a team may type, full of characters mrkdwn must escape."""
+    change = ("<!channel> & <b>" * 40)[: ex.MAX_CHANGE]
+    start = NOW.timestamp() - 20 * 86400
+
+    def exp(i: int, **kw) -> ex.Experiment:
+        return ex.Experiment(i, d.team.name, "cycle-time", change, 12, "UTC", start, start + 84 * 86400, **kw)
+
+    side = {"since": "2026-10-01T00:00:00Z", "until": "2026-11-01T00:00:00Z", "sample_size": 40}
+    progress = [
+        ex.Progress(exp(i), side | {"value": {"p50": 30.0, "p85": 90.0}}, side | {"value": None}, False, 20.0)
+        for i in range(1, running + 1)
+    ]
+    done = [exp(1000 + i, state="stopped", verdict=ex.NO_CHANGE) for i in range(concluded)]
+    return replace(d, experiments=progress, concluded=done)
+
+
+@pytest.mark.parametrize("copies", [1, 14])
+def test_many_experiments_with_long_texts_keep_the_digest_valid(sample_digest, copies):
+    d, now = sample_digest
+    payload = digest_view.message(_experiments(_widen(d, copies), 15, 40), now)
+    assert_valid_message(payload)
+    ids = [b.get("block_id") for b in payload["blocks"]]
+    assert ids[-1] == "digest_actions" and "signals" in ids
+    running = [i for i in ids if str(i).startswith("exp:")]
+    assert running == [f"exp:{i}" for i in range(1, digest_view.RUNNING_SHOWN + 1)]
+    blocks = {b.get("block_id"): b for b in payload["blocks"]}
+    more = blocks["more_experiments"]["elements"][0]["text"]
+    assert more.startswith(f"…and {15 - digest_view.RUNNING_SHOWN} more running")
+    for i in running:
+        assert blocks[i]["accessory"]["action_id"] == "stop_experiment"
+        assert (
+            "<!channel>" not in blocks[i]["text"]["text"]
+            and "&lt;!channel&gt; &amp; &lt;b&gt;" in blocks[i]["text"]["text"]
+        )
+    concluded = blocks["concluded"]["text"]["text"]
+    assert len(concluded) == digest_view.SECTION_TEXT and concluded.endswith("…")
+    # The preview keeps its button.
+    preview = digest_view.preview(_experiments(_widen(d, copies), 15, 40), now, d.team)
+    assert_valid_message(preview)
+    assert preview["blocks"][-1]["block_id"] == "preview_actions"
