@@ -7,6 +7,7 @@ and the database disagree so an operator is never surprised.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
@@ -281,7 +282,7 @@ def org_settings(org: dict) -> dict:
     """Every org setting as it is in effect: what was set (``get_org``), else its default
     (``ORG_DEFAULTS``); a digest set in part (``{ time = "08:00" }`` in vsm.toml) is completed. The
     North Star form shows these, and a save is a change only where it differs from them."""
-    out = {**ORG_DEFAULTS, **org}
+    out = {**copy.deepcopy(ORG_DEFAULTS), **org}  # a caller's change to a default list stays its own
     digest = org.get("digest")
     out["digest"] = {**ORG_DIGEST, **digest} if isinstance(digest, dict) else digest or dict(ORG_DIGEST)
     return out

@@ -6,10 +6,13 @@ and announced old → new in the org channel; an unchanged save silent."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import ack_json, assert_valid_view, initial_state, interaction, slack_app
+from slackkit import ack_json, assert_valid_view, initial_state, interaction, signed, slack_app
 
 from metrics.sample import sample_teams
 from metrics.store import open_db
@@ -351,3 +354,43 @@ def test_a_form_from_before_the_new_fields_changes_only_the_metrics(env):
             "for changes, Deployment frequency",
         )
     ]
+
+
+def test_through_vsm_serve_http_an_admin_named_in_the_config_changes_the_settings(tmp_path):
+    """The real `vsm serve --http` process, its [org] from vsm.toml: the form opened and saved by
+    signed requests over HTTP, the change stored and announced in the org channel."""
+    from test_slack_serve import FORM, post, vsm_serve
+
+    (tmp_path / "vsm.toml").write_text(
+        f'[org]\nnorth_star = ["deployment-frequency"]\nchannel = "{LEADERS}"\nadmins = ["UCFG1"]\n'
+    )
+    with MockSlack() as slack, vsm_serve(tmp_path, slack.base_url) as served:
+
+        def send(payload: dict):
+            body = urlencode({"payload": json.dumps(payload)})
+            return post(served.url, body, signed(body, content_type=FORM))
+
+        def until(found, what: str):
+            deadline = time.monotonic() + 30
+            while not found():
+                assert time.monotonic() < deadline, f"no {what}: {served.log()}"
+                threading.Event().wait(0.02)  # polling the mock for the call, with a deadline
+            return found()
+
+        action = {"action_id": "set_north_star", "block_id": "b", "value": "x", "type": "button"}
+        click = {"type": "block_actions", "user": {"id": "UCFG1"}, "trigger_id": "t", "actions": [action]}
+        assert send(click).status_code == 200
+        view = until(lambda: slack.calls_to("views.open"), "views.open")[0].body["view"]
+        assert_valid_view(view)
+        state = _state(view)
+        _set(state, "targets", "deployment-frequency = 5")
+        submitted = {"type": "view_submission", "user": {"id": "UCFG1"}, "view": {**view, "state": state}}
+        resp = send(submitted)
+        assert resp.status_code == 200 and resp.text == ""
+        [posted] = until(lambda: slack.calls_to("chat.postMessage"), "announcement")
+        assert (posted.body["channel"], posted.body["text"]) == (
+            LEADERS,
+            "<@UCFG1> changed the organisation settings: target deployment frequency: none → ≥ 5.0/wk",
+        )
+    targets = get_org(open_db(tmp_path / "s.db", create=False))["targets"]
+    assert targets == {"deployment-frequency": 5.0} and targets["deployment-frequency"].better == "higher"
