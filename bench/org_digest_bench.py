@@ -125,6 +125,12 @@ def prepare(source: Path, target: Path) -> str:
     return f"made in {t1 - t0:.0f} s, flows stored in {time.perf_counter() - t1:.0f} s"
 
 
+def forget(db) -> None:
+    """Nothing stored: every figure is computed (committed at once, so no later write joins it)."""
+    with db.conn:
+        db.conn.execute("delete from results")
+
+
 def _renderer():
     try:
         from bot.render.org_digest import message
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if skipped:
         print(skipped)
-    db.execute("delete from results")
+    forget(db)
     settle()
     cold, cold_all, digest = compose(db, now, render)
     print(
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     line = f"cold   (nothing stored)     content {ms(cold)}"
     print(line + (f", content + rendering {ms(cold_all)}" if cold_all is not None else ""))
-    db.execute("delete from results")
+    forget(db)
     settle()
     t0 = time.perf_counter()
     warmed = results.warm(db, now)
@@ -202,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if whole:
         med = statistics.median(whole)
         print(f"                            content + rendering median {ms(med)}, p90 {ms(p90(whole))}")
-    goal = statistics.median(whole or content)
+    goal = 1000 * statistics.median(whole or content)
     print(
         f"goal: median <= {GOAL_MS:.0f} ms for the whole org digest: {'PASS' if goal <= GOAL_MS else 'MISS'}"
     )

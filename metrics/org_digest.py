@@ -19,6 +19,7 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
 from metrics.experiments import Experiment, concluded_between
 from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window
+from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window
@@ -61,19 +62,31 @@ def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | 
     tz = org_timezone(org)
     window = window or org_window(org, now)
     north = north_star_ids(org)
+    # The figures a sync stored (``metrics.results``): read once for every part, the data version
+    # before anything else, and computed (then stored) only where they are not current.
+    reading = results.Reading(db, window, now) if results.cacheable(window, _seconds(now)) else None
     teams = by_name(list_teams(db))
-    north_star = results.org_rollups(db, north, window, now, targets=org_targets(org))
-    wanted = [(t, own) for t in teams if (own := determinants(t, north))]
-    found = results.figures_of(db, wanted, window, now)
-    moved = [m for t, own in wanted for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own])]
-    return OrgDigest(
-        window,
-        tz,
-        north_star,
-        moved,
-        concluded_between(db, window.start, window.end),
-        stale_teams(db, teams),
-    )
+    with gc_deferred():
+        north_star = results.org_rollups(
+            db, north, window, now, targets=org_targets(org), teams=teams, reading=reading
+        )
+        wanted = [(t, own) for t in teams if (own := determinants(t, north))]
+        found = results.figures_of(db, wanted, window, now, reading)
+        moved = [
+            m for t, own in wanted for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own])
+        ]
+        return OrgDigest(
+            window,
+            tz,
+            north_star,
+            moved,
+            concluded_between(db, window.start, window.end),
+            stale_teams(db, teams),
+        )
+
+
+def _seconds(now: datetime | float) -> float:
+    return now.timestamp() if isinstance(now, datetime) else float(now)
 
 
 def by_name(teams: Sequence[Team]) -> list[Team]:

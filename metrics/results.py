@@ -34,7 +34,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +95,8 @@ def code_stamp() -> str:
         root = Path(__file__).resolve().parent
         h = hashlib.sha1()
         for path in sorted(root.rglob("*.py")):
+            if path.parent.name == "sample":  # the demo's history generator computes no figure
+                continue
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
         _code = h.hexdigest()[:16]
@@ -106,17 +108,12 @@ def data_version(db: sqlite_utils.Database) -> int:
     return int(db.execute("select n from data_version where id = 1").fetchone()[0])
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, float):  # a ``Target`` (a float with a direction)
-        return float(value)
-    return repr(value)
-
-
 def team_stamp(team: Team) -> str:
-    """A hash of every one of the team's settings (not ``Team.to_json``, whose deep copy costs four
-    times as much: a thousand teams are stamped on every org digest)."""
-    plain = {f.name: getattr(team, f.name) for f in fields(team)}
-    text = json.dumps(plain, sort_keys=True, default=_json_default, ensure_ascii=False)
+    """A hash of every one of the team's settings, in their ``repr`` (a thousand teams are stamped on
+    every org digest: ``Team.to_json``'s deep copy cost four times as much). Two stamps differ for
+    any two settings that differ; settings equal but written in another order only cost a
+    recomputation."""
+    text = repr(tuple(getattr(team, f.name) for f in fields(team)))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -136,16 +133,19 @@ def _sprints_ended(db: sqlite_utils.Database, now: float) -> int:
     )
 
 
-class _Stamps:
-    """The stamp of each figure of one composition: read once (data version first), then per team
-    and metric without another query."""
+class Reading:
+    """One composition's view of the stored figures on one window: the stamps (the data version read
+    first, once), each team's settings stamped once, and the stored rows read once, however many
+    parts of a digest ask for them."""
 
-    def __init__(self, db: sqlite_utils.Database, window: Window, now: float):
+    def __init__(self, db: sqlite_utils.Database, window: Window, now: datetime | float):
         self.version = data_version(db)  # first: see the module's docstring
-        self.db, self.now = db, now
-        self.base = f"{code_stamp()}|{self.version}|{_day(window, now)}"
+        self.db, self.window, self.now = db, window, _instant(now)
+        self.base = f"{code_stamp()}|{self.version}|{_day(window, self.now)}"
         self._sprints: int | None = None
-        self._teams: dict[int, str] = {}
+        self._teams: dict[int, tuple[Team, str]] = {}
+        self._every: dict[tuple[int, ...], str] = {}
+        self._rows: dict | None = None
 
     def _extra(self, metric: Metric) -> str:
         if SPRINTS not in metric.history:
@@ -154,15 +154,27 @@ class _Stamps:
             self._sprints = _sprints_ended(self.db, self.now)
         return f"|sprints {self._sprints}"
 
+    def _team(self, team: Team) -> str:
+        hit = self._teams.get(id(team))
+        if hit is None or hit[0] is not team:
+            hit = self._teams[id(team)] = (team, team_stamp(team))
+        return hit[1]
+
     def team(self, team: Team, metric: Metric) -> str:
-        key = id(team)
-        if key not in self._teams:
-            self._teams[key] = team_stamp(team)
-        return f"{self.base}|{self._teams[key]}{self._extra(metric)}"
+        return f"{self.base}|{self._team(team)}{self._extra(metric)}"
 
     def org(self, teams: Sequence[Team], metric: Metric) -> str:
-        every = hashlib.sha1("\n".join(f"{t.name}\t{team_stamp(t)}" for t in teams).encode()).hexdigest()[:16]
-        return f"{self.base}|org {every}{self._extra(metric)}"
+        key = tuple(id(t) for t in teams)
+        if key not in self._every:
+            text = "\n".join(f"{t.name}\t{self._team(t)}" for t in teams)
+            self._every[key] = hashlib.sha1(text.encode()).hexdigest()[:16]
+        return f"{self.base}|org {self._every[key]}{self._extra(metric)}"
+
+    def stored(self) -> dict:
+        """``(scope, metric) -> (stamp, payload)`` of every figure stored on the window."""
+        if self._rows is None:
+            self._rows = _stored(self.db, self.window)
+        return self._rows
 
 
 def cacheable(window: Window, now: float) -> bool:
@@ -176,15 +188,13 @@ def _key(window: Window) -> list:
     return [window.start, window.end, window.tz.key]
 
 
-def _stored(db: sqlite_utils.Database, window: Window, scopes: Iterable[str] | None = None) -> dict:
-    """``(scope, metric) -> (stamp, payload)`` of the figures stored on ``window`` (of ``scopes``, or
+def _stored(db: sqlite_utils.Database, window: Window, scope: str | None = None) -> dict:
+    """``(scope, metric) -> (stamp, payload)`` of the figures stored on ``window`` (of one scope, or
     every scope)."""
     sql = "select scope, metric, stamp, payload from results where since = ? and until = ? and tz = ?"
     params = _key(window)
-    if scopes is not None:
-        names = list(scopes)
-        if len(names) == 1:
-            sql, params = sql + " and scope = ?", [*params, names[0]]
+    if scope is not None:
+        sql, params = sql + " and scope = ?", [*params, scope]
     return {(s, m): (st, p) for s, m, st, p in db.execute(sql, params)}
 
 
@@ -216,13 +226,40 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+HEAD_FIELDS = ("value", "sample_size", "signal")
+
+
 def result_payload(result: Result) -> str:
-    return _dumps({f: getattr(result, f) for f in RESULT_FIELDS})
+    """A figure as stored: its head (value, sample size, signal: what a team's row and the list of
+    what moved read), a newline, then the rest. JSON has no raw newline, so the head is read alone."""
+    head = [getattr(result, f) for f in HEAD_FIELDS]
+    rest = {f: getattr(result, f) for f in RESULT_FIELDS if f not in HEAD_FIELDS}
+    return f"{_dumps(head)}\n{_dumps(rest)}"
+
+
+class StoredResult(Result):
+    """A ``Result`` read from the store: its head is decoded at once, the rest (series, notes,
+    limits, extra...) on first use, since an org digest draws the rows of the first fifty teams of a
+    thousand. Equal to the ``Result`` it was stored from, ``items`` aside (empty)."""
+
+    def __init__(self, payload: str, metric: Metric, team: str, window: Window):
+        head, _, rest = payload.partition("\n")
+        self.metric, self.team, self.window, self.items = metric.id, team, window, []
+        self.value, self.sample_size, self.signal = json.loads(head)
+        self._rest = rest
+
+    def __getattr__(self, name: str):
+        # Only for an attribute not set yet: one of the rest, before its first use.
+        rest = self.__dict__.pop("_rest", None)
+        if rest is None:
+            raise AttributeError(name)
+        for key, value in json.loads(rest).items():
+            self.__dict__.setdefault(key, value)  # a field set since it was read stands
+        return getattr(self, name)
 
 
 def result_from(payload: str, metric: Metric, team: str, window: Window) -> Result:
-    data = json.loads(payload)
-    return Result(metric=metric.id, team=team, window=window, **data)
+    return StoredResult(payload, metric, team, window)
 
 
 def _rollup_payload(r: Rollup) -> str:
@@ -249,7 +286,7 @@ def figures_of(
     wanted: Sequence[tuple[Team, Sequence[str]]],
     window: Window,
     now: datetime | float,
-    stamps: _Stamps | None = None,
+    reading: Reading | None = None,
 ) -> dict[tuple[str, str], Result]:
     """Several teams' figures on one window (``team_figures`` for many: one read of the store, one
     ``TeamData`` per team with a figure to compute, one write): ``(team name, metric id) -> Result``."""
@@ -262,14 +299,14 @@ def figures_of(
                 data = TeamData(db, team, at)
                 out |= {(team.name, m): metrics[m].compute(data, window) for m in ids}
         return out
-    stamps = stamps or _Stamps(db, window, at)
-    stored = _stored(db, window, [t.name for t, _ids in wanted])
+    reading = reading or Reading(db, window, at)
+    stored = reading.stored() if len(wanted) > 1 else _stored(db, window, wanted[0][0].name if wanted else "")
     rows = []
     with gc_deferred():
         for team, ids in wanted:
             missing = []
             for m in ids:
-                stamp = stamps.team(team, metrics[m])
+                stamp = reading.team(team, metrics[m])
                 hit = stored.get((team.name, m))
                 if hit is not None and hit[0] == stamp:
                     out[(team.name, m)] = result_from(hit[1], metrics[m], team.name, window)
@@ -291,18 +328,22 @@ def org_rollups(
     window: Window,
     now: datetime | float,
     targets: dict | None = None,
+    *,
+    teams: Sequence[Team] | None = None,
+    reading: Reading | None = None,
 ) -> list[Rollup]:
     """``metrics.org.rollups`` over every team, read from the store where the org figure and each
     team's row were computed from the same data, settings, code and local day; what is not is
-    computed and stored. Targets (``[org] targets``) are judged on the figures as read."""
+    computed and stored. Targets (``[org] targets``) are judged on the figures as read. ``teams``
+    (every team, read here by default) and ``reading`` let a composition that has them share them."""
     at = _instant(now)
-    teams = sorted(list_teams(db), key=lambda t: (t.name.casefold(), t.name))
     if not cacheable(window, at):
         return rollups(db, metric_ids, window, at, teams, targets)
-    stamps = _Stamps(db, window, at)
+    reading = reading or Reading(db, window, at)  # before the teams: the data version comes first
+    teams = sorted(list_teams(db) if teams is None else teams, key=lambda t: (t.name.casefold(), t.name))
     metrics = [catalogue.get(m) for m in metric_ids]
-    stored = _stored(db, window)
-    org_stamps = {m.id: stamps.org(teams, m) for m in metrics}
+    stored = reading.stored()
+    org_stamps = {m.id: reading.org(teams, m) for m in metrics}
     fresh = {m.id: stored.get((ORG, m.id)) for m in metrics}
     missing = [m.id for m in metrics if fresh[m.id] is None or fresh[m.id][0] != org_stamps[m.id]]
     computed: dict[str, Rollup] = {}
@@ -311,13 +352,13 @@ def org_rollups(
             computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets)}
         rows = [(ORG, m, org_stamps[m], _rollup_payload(computed[m])) for m in missing]
         rows += [
-            (row.team, m, stamps.team(team, computed[m].metric), result_payload(row.result))
+            (row.team, m, reading.team(team, computed[m].metric), result_payload(row.result))
             for m in missing
             for team, row in zip(teams, computed[m].teams, strict=True)
         ]
         _store(db, window, rows)
     kept = [m for m in metrics if m.id not in computed]
-    figures = figures_of(db, [(t, [m.id for m in kept]) for t in teams], window, at, stamps) if kept else {}
+    figures = figures_of(db, [(t, [m.id for m in kept]) for t in teams], window, at, reading) if kept else {}
     out = []
     for m in metrics:
         if m.id in computed:
