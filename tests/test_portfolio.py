@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from builders import deploy, team
 from fakes.slack import MockSlack
 from slackkit import NOW, assert_valid_view, event, interaction, signed, slack_app
 from test_org_slack import CHANNELS, build_big_org, build_org
@@ -22,6 +23,8 @@ from test_slack_serve import post, vsm_serve
 
 from bot.authz import MemberCache
 from bot.render.home import MAX_TEAMS
+from metrics.store import open_db
+from metrics.teams import seed_from_config
 
 ORG_LINE = "*Throughput* 1.3/wk · previous period: no earlier data · "
 
@@ -114,22 +117,46 @@ def test_a_portfolio_puts_the_teams_that_need_attention_first_then_the_others_by
         assert buttons[f"figures:{i}"]["value"] == CHANNELS[name]
 
 
-def test_a_worse_signal_needs_attention_and_a_better_one_does_not(sample_db, tmp_path):
-    """On the sample: mobile's lead time is slower than usual (worse) and its PR review time faster
-    (better): the block names the first, never the second."""
-    path = tmp_path / "sample.db"
-    path.write_bytes(sample_db.read_bytes())
-    from metrics.sample import sample_teams
+def _weekly_deploys(db, repo: str, counts: list[int]) -> None:
+    """``counts[k]`` deployments of ``repo`` in the k-th week from Mon 8 Jun 2026, one a day from
+    Monday 09:00 (as test_signals' ``weekly_deploys``, for one repository of several)."""
+    for k, n in enumerate(counts):
+        week = date(2026, 6, 8) + timedelta(weeks=k)
+        for i in range(n):
+            at = datetime(week.year, week.month, week.day, 9 + i // 5, tzinfo=UTC) + timedelta(days=i % 5)
+            deploy(db, f"{repo}-{week}-{i}", at.strftime("%Y-%m-%d %H:%M"), service=repo, repo=repo)
 
-    with MockSlack(members={t.channel: ["U1"] for t in sample_teams()}) as slack:
+
+def test_a_worse_signal_needs_attention_and_a_better_one_does_not(tmp_path):
+    """Two teams without targets, 20 baseline weeks of 10 and 12 deployments (limits 5.7 to 16.3),
+    then, in the digest period (28 Oct – 24 Nov), zulu's weeks of 3 (worse) and echo's of 20
+    (better): zulu needs attention and comes first, though last by name; echo's signal is shown,
+    and is no reason for attention."""
+    path = tmp_path / "signals.db"
+    db = open_db(path)
+    _weekly_deploys(db, "acme/zulu", [10, 12] * 10 + [3, 3, 3, 3, 1])
+    _weekly_deploys(db, "acme/echo", [10, 12] * 10 + [20, 20, 20, 20, 1])
+    teams = [
+        team(
+            name=n,
+            channel=c,
+            repos=[f"acme/{n}"],
+            services=[],
+            jira_projects=[],
+            metrics=["deployment-frequency"],
+        )
+        for n, c in (("zulu", "C0ZULU"), ("echo", "C0ECHO"))
+    ]
+    seed_from_config(db, teams, {"north_star": []})
+    db.conn.close()
+    with MockSlack(members={"C0ZULU": ["U1"], "C0ECHO": ["U1"]}) as slack:
         view = home(slack_app(path, slack), slack, "U1")
-    mobile = next(
-        b["block_id"] for b in view["blocks"] if b.get("text", {}).get("text", "").startswith("*mobile*")
-    )
-    figures = text(view, mobile.replace("team", "figures"))
-    assert "PR review time: " in figures and "⚑ faster" in figures  # a signal, shown...
-    assert "worse: Lead time" in text(view, mobile)
-    assert "PR review time" not in text(view, mobile)  # ...that is better: not a reason for attention
+    assert text(view, "team:1").endswith("\n⚠️ worse: Deployment frequency")
+    assert text(view, "team:1").startswith("*zulu* ")
+    assert "⚑ lower (worse) than this team's weeks normally go" in text(view, "figures:1")
+    assert ids(view).index("others") < ids(view).index("team:2")
+    assert text(view, "team:2") == "*echo* · <#C0ECHO> · last 28 days to 24 Nov (2026-10-28 – 2026-11-24)"
+    assert "⚑ higher (better) than this team's weeks normally go" in text(view, "figures:2")
 
 
 # -- Full digest ------------------------------------------------------------------------------------------------
