@@ -65,7 +65,7 @@ def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -
     new.name = _str(values, "name")
     if not TEAM_NAME.fullmatch(new.name):
         errors["name"] = "Letters, digits, space, _ . - (up to 64)."
-    new.metrics = _in_team_order(team.metrics, _list(values, "metrics"))
+    new.metrics = in_current_order(team.metrics, _list(values, "metrics"))
     strangers = [m for m in new.metrics if m not in CATALOGUE]
     if strangers:
         errors["metrics"] = f"Unknown metric “{str(strangers[0])[:40]}”."
@@ -73,10 +73,10 @@ def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -
     new.timezone = _str(values, "timezone")
     if not TEAM_RULES["timezone"].ok(new.timezone):
         errors["timezone"] = "An IANA time zone such as Europe/London."
-    new.digest = _digest(team.digest, values, errors)
+    new.digest = read_digest(team.digest, values, errors)
     # Selects send their options in the form's order: a status kept stays where the team had it.
     workflow = [
-        {**stage, "statuses": _in_team_order(stage["statuses"], _list(values, f"stage:{stage['stage']}"))}
+        {**stage, "statuses": in_current_order(stage["statuses"], _list(values, f"stage:{stage['stage']}"))}
         for stage in team.workflow
     ]
     try:
@@ -85,11 +85,11 @@ def apply(team: Team, values: dict, synced: Callable[[], Known] | None = None) -
     except VsmError as exc:
         errors["stage:done"] = str(exc)[:150]
     if "nudges" in values:
-        new.nudges = _in_team_order(team.nudges, [k for k in NUDGE_KINDS if k in _list(values, "nudges")])
+        new.nudges = in_current_order(team.nudges, [k for k in NUDGE_KINDS if k in _list(values, "nudges")])
     for key in SCOPE_LABELS:
         if key not in values and key == "gitlab_projects":  # a form opened before the field existed
             continue
-        entries = _in_team_order(getattr(team, key), scope_entries(_str(values, key)))
+        entries = in_current_order(getattr(team, key), scope_entries(_str(values, key)))
         setattr(new, key, entries)
         # Only what the team adds is checked: a name kept from before stays, synced or not.
         added = [e for e in entries if e not in getattr(team, key)]
@@ -105,7 +105,7 @@ def scope_entries(typed: str) -> list[str]:
     return list(dict.fromkeys(entries))
 
 
-def _in_team_order(current: list[str], chosen: list[str]) -> list[str]:
+def in_current_order(current: list[str], chosen: list[str]) -> list[str]:
     """The chosen metrics in the team's order: a multi-select sends the catalogue's order, which is
     no choice of the team's, so the metrics kept stay where they were and new ones follow."""
     return [m for m in current if m in chosen] + [m for m in chosen if m not in current]
@@ -166,7 +166,9 @@ def _listed(problems: list[str]) -> str:
     return said
 
 
-def _digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
+def read_digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
+    """The digest day, time and period as a form typed them (the team's and the org's forms read
+    them one way); each bad field's message goes in ``errors``."""
     day, time = _str(values, "day") or "mon", _str(values, "time") or "09:00"
     if day not in DAYS:
         errors["day"] = "A day of the week."

@@ -21,11 +21,7 @@ from bot.logline import slack_error
 from bot.payload import obj, private_metadata, state_values, text, user_id
 from bot.render.settings_changes import describe_org
 from bot.render.templates import escape_mrkdwn
-from bot.settings_form import ERROR_CHARS, form_values, read_targets
-
-# The team form's readers of the digest day and time, and of a multi-select's order, read one way.
-from bot.settings_form import _digest as read_digest
-from bot.settings_form import _in_team_order as in_current_order
+from bot.settings_form import ERROR_CHARS, form_values, in_current_order, read_digest, read_targets
 from metrics.catalogue import CATALOGUE
 from metrics.errors import VsmError
 from metrics.targets import words
