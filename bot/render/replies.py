@@ -100,6 +100,8 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
         f = _figure_of(ORG, as_result(r), r.target, explain_spread=not explained)
         explained = explained or bool(f["spread"])
         f["poolable"] = r.poolable
+        if not r.poolable:  # a team-level figure (WIP...): no org figure, and not for want of data
+            f["value"] = "not pooled across teams"
         f["teams"] = pack(_team_lines(r, here), partial(_team_line, r), NS_TEAM_BLOCKS, _more_teams)
         figures.append(f)
     window = rollups[0].window
