@@ -8,10 +8,9 @@ from functools import partial
 
 from bot.render import format as fmt
 from bot.render import teams as team_words
-from bot.render.digest import SECTION_TEXT
 from bot.render.org_digest import _more_teams, _team_row, as_result, pack
 from bot.render.targets import target_line
-from bot.render.templates import cut, cut_mrkdwn, escape_mrkdwn, render_json
+from bot.render.templates import escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
 from metrics.org import Rollup, TeamFigure
@@ -92,7 +91,8 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
     admins' button to change the North Star stays last.
 
     Within Slack's limits for any org: at most ``NS_TEAM_BLOCKS`` sections of team rows a metric,
-    the rest counted in a last line pointing at `vsm northstar`, which lists every team."""
+    each within a section's 3,000 characters (``pack``), the rest counted in a last line pointing at
+    `vsm northstar`, which lists every team."""
     if not rollups:
         return render_json("north_star.json.j2", figures=[], label="", timezone=timezone, teams=0)
     figures, explained = [], False
@@ -104,15 +104,13 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
             f["value"] = "not pooled across teams"
         f["teams"] = pack(_team_lines(r, here), partial(_team_line, r), NS_TEAM_BLOCKS, _more_teams)
         figures.append(f)
-    window = rollups[0].window
-    payload = render_json(
+    return render_json(
         "north_star.json.j2",
         figures=figures,
-        label=window.label(),
+        label=rollups[0].window.label(),
         timezone=timezone,
         teams=len(rollups[0].teams),
     )
-    return _within_limits(payload)
 
 
 def _team_lines(r: Rollup, here: Team | None) -> list[TeamFigure | str]:
@@ -130,24 +128,12 @@ def _team_line(r: Rollup, row: TeamFigure | str) -> str:
     return row if isinstance(row, str) else _team_row(r, row)
 
 
-def _within_limits(payload: dict) -> dict:
-    """Every mrkdwn text within a section's 3,000 characters, the fallback text within 4,000."""
-    payload["text"] = cut(payload["text"], 3900)
-    for block in payload["blocks"]:
-        for text in [block.get("text") or {}, *block.get("elements", [])]:
-            if isinstance(text, dict) and text.get("type") == "mrkdwn":
-                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
-    return payload
-
-
 def teams_message(teams: Sequence[Team]) -> dict:
     """``/vsm teams``: every team by name with its channel, chosen metrics and digest schedule, in
     the words `vsm teams` uses (``bot.render.teams``). Within Slack's limits for any number of
     teams: at most ``TEAMS_BLOCKS`` sections, the rest counted in a last line pointing at `vsm teams`."""
     chunks = pack(teams, _team_facts_line, TEAMS_BLOCKS, _more_listed) if teams else []
-    return _within_limits(
-        render_json("teams.json.j2", chunks=chunks, count=len(teams), no_teams=team_words.NO_TEAMS)
-    )
+    return render_json("teams.json.j2", chunks=chunks, count=len(teams), no_teams=team_words.NO_TEAMS)
 
 
 def _team_facts_line(team: Team) -> str:
