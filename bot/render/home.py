@@ -193,6 +193,8 @@ def _shown(b: Block) -> dict:
 
 # -- the view -----------------------------------------------------------------------------------------------
 def home_view(db, client, user: str, now: datetime) -> dict:
+    """App Home for ``user``: the org's North Star, then the teams whose channels the user is in
+    (``users.conversations``, one paged call for all of them): one in full, several as a portfolio."""
     channels = user_channels(client, user)
     mine = by_name([t for t in list_teams(db) if t.channel in channels])
     context: dict = {"org": org_north_star(db, now), "single": None, "attention": [], "others": []}
