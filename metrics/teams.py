@@ -503,7 +503,8 @@ def target_notes(team: Team) -> list[str]:
 
 
 class TeamConflict(VsmError):
-    """A new team's name or channel already belongs to another team; ``key`` says which of the two."""
+    """A new team's name or channel is taken: ``key`` says what (``name``, ``channel`` of another team,
+    or ``org-channel``: the organisation's channel)."""
 
     def __init__(self, message: str, key: str) -> None:
         super().__init__(message)
@@ -529,7 +530,9 @@ def create_team(db: sqlite_utils.Database, team: Team, who: str, what: What = No
     """Insert a new team and log it, or raise TeamConflict: an existing team is never touched.
 
     The INSERT itself refuses a taken name (the primary key, and any other case of it) or channel,
-    under the write lock, so two set-ups racing for one name or one channel cannot both win.
+    under the write lock, so two set-ups racing for one name or one channel cannot both win. The
+    org's channel is refused too (the org form refuses a team's channel): the org digest and a team's
+    would otherwise share it, and `/vsm digest` there could preview only one of them.
     """
     team.validate(_catalogue_ids())
     at = now_iso()
@@ -547,8 +550,20 @@ def _insert(db: sqlite_utils.Database, team: Team, at: str) -> bool:
         cursor = db.execute(
             "insert into teams (name, channel, timezone, settings, created, updated) "
             "select ?, ?, ?, ?, ?, ? where not exists (select 1 from teams where lower(name) = lower(?) "
-            "or (channel = ? and channel != ''))",
-            [team.name, team.channel, team.timezone, team.to_json(), at, at, team.name, team.channel],
+            "or (channel = ? and channel != '')) "
+            "and not exists (select 1 from org where key = 'channel' and value = json_quote(?) and ? != '')",
+            [
+                team.name,
+                team.channel,
+                team.timezone,
+                team.to_json(),
+                at,
+                at,
+                team.name,
+                team.channel,
+                team.channel,
+                team.channel,
+            ],
         )
     except sqlite3.IntegrityError:  # the primary key: the exact name
         return False
@@ -559,6 +574,10 @@ def _conflict(db: sqlite_utils.Database, team: Team) -> TeamConflict:
     row = next(db.query("select name from teams where lower(name) = lower(?)", [team.name]), None)
     if row is not None:
         return TeamConflict(f"the name {team.name!r} is taken by another team ({row['name']})", "name")
+    if team.channel and get_org(db).get("channel") == team.channel:
+        return TeamConflict(
+            f"channel {team.channel} is the organisation's channel, not a team's", "org-channel"
+        )
     row = next(db.query("select name from teams where channel = ?", [team.channel]), None)
     owner = row["name"] if row else "another team"
     return TeamConflict(f"channel {team.channel} already has a team ({owner})", "channel")

@@ -181,3 +181,13 @@ def test_a_file_team_whose_name_or_channel_is_taken_is_not_created_but_named(db)
         "team Checkout: not created from vsm.toml: the name 'Checkout' is taken by another team (checkout)",
     ]
     assert [(t.name, t.channel) for t in list_teams(db)] == [("checkout", "C1"), ("data", "C3")]
+
+
+def test_a_new_team_may_not_take_the_organisations_channel(db):
+    """The org form refuses a team's channel; creating a team refuses the org's, in the same INSERT."""
+    set_org(db, "channel", "C0LEADERS", who="U1")
+    with pytest.raises(TeamConflict) as refused:
+        create_team(db, Team(name="leaders", channel="C0LEADERS"), who="U2")
+    assert refused.value.key == "org-channel"
+    assert list_teams(db) == [] and settings_log(db, "leaders") == []
+    assert create_team(db, Team(name="leaders", channel="C0OTHER"), who="U2")  # any other channel

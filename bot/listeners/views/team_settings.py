@@ -41,6 +41,12 @@ def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict
     except TeamConflict as exc:
         if exc.key == "name":
             return new, {}, {"name": f"“{new.name}” is another team's name. Choose another one."}
+        if exc.key == "org-channel":
+            return (
+                new,
+                {},
+                {"name": "This is the organisation's channel: set the team up in its own channel."},
+            )
         return new, {}, {"name": "This channel has a team now. Close this form and open /vsm settings again."}
     except VsmError as exc:
         return new, {}, {"name": str(exc)[:150]}
