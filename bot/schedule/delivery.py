@@ -59,10 +59,12 @@ EXCLUSIVE_S = 30.0  # all of an exclusive attempt's Slack calls (history check, 
 
 @dataclass(frozen=True)
 class Key:
-    team: str
-    kind: str  # digest | digest-posted (Post to channel, once a digest cycle) | nudge-<kind>
-    # the local date (digests: the day due; digest-posted: the cycle's digest day; item nudges) or the
-    # digest period (target nudges)
+    team: str  # the team's name, or ``*org*`` for the org digest (no team name has a ``*``)
+    # digest | digest-posted (Post to channel, once a digest cycle) | nudge-<kind> | org-digest |
+    # org-digest-posted | experiment-verdict (one per experiment, however it ended)
+    kind: str
+    # the local date (digests: the day due; *-posted: the cycle's digest day; item nudges), the digest
+    # period (target nudges) or the experiment's id (verdicts)
     period: str
 
     def __str__(self) -> str:
