@@ -52,7 +52,13 @@ class Nudge:
 
 def last_digest_day(team: Team, today: date) -> date:
     """The most recent local date (today included) that is the team's digest day."""
-    want = DAYS.index(str(team.digest.get("day", "mon")).lower()[:3])
+    return last_weekday(today, str(team.digest.get("day", "mon")))
+
+
+def last_weekday(today: date, day: str) -> date:
+    """The most recent date (``today`` included) that falls on ``day`` (``mon`` … ``sun``): where a
+    weekly digest cycle began, the team's or the org's."""
+    want = DAYS.index(day.lower()[:3])
     return today - timedelta(days=(today.weekday() - want) % 7)
 
 

@@ -43,7 +43,7 @@ from bot.schedule.verdicts import run_verdicts
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
 from metrics.errors import VsmError
-from metrics.nudges import find_nudges, record_nudged
+from metrics.nudges import find_nudges, last_weekday, record_nudged
 from metrics.org import org_timezone, org_window
 from metrics.org_digest import build_org_digest
 from metrics.teams import DAYS, ORG_DIGEST, ORG_LOG, Team, get_org, get_team, list_teams, org_settings
@@ -136,8 +136,7 @@ def org_manual_key(day: date) -> Key:
 def org_cycle_day(org: dict, now: datetime) -> date:
     """The org digest day the current org digest cycle began on (today, on the digest day)."""
     today = now.astimezone(org_tz(org)).date()
-    want = DAYS.index(_day_time(org_digest_setting(org), ORG_DIGEST["time"])[0])
-    return today - timedelta(days=(today.weekday() - want) % 7)
+    return last_weekday(today, _day_time(org_digest_setting(org), ORG_DIGEST["time"])[0])
 
 
 def last_fire(
