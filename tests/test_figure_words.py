@@ -193,7 +193,7 @@ def _behind(n: int = 4) -> dict:
 
 def _digest_with_behind() -> Digest:
     cycle = _result("cycle-time", {"p50": 72.0, "p85": 153.6}, {"p50": 70.0, "p85": 150.0})
-    wip = _result("wip", 9.0, 8.0, signal="higher than this team's weeks normally go (week of 21 Sep)")
+    wip = _result("wip", 9.0, 8.0, signal="higher than its normal weekly range (week of 21 Sep)")
     return Digest(
         team(),
         Q3,

@@ -690,7 +690,7 @@ def test_net_flow_signal_limits_are_not_floored_at_zero():
         flowed(db, f"PAY-{n}", "2026-02-10 09:00", None)
     r = run(db, "net-flow", "2026-02-02", "2026-02-16", "2026-03-01 00:00")
     assert values(r) == [-1.0, 3.0]  # 5 arrivals - 2 departures, above the upper limit 1.16
-    assert r.signal == "higher than this team's weeks normally go (week of 9 Feb)"  # no better side
+    assert r.signal == "higher than its normal weekly range (week of 9 Feb)"  # no better side
     assert r.signal_detail.startswith(
         "XmR chart: above the upper process limit (week of 9 Feb: 3.0); X̄ = -1.5"
     )

@@ -123,13 +123,13 @@ def test_read_back_from_the_store_the_digest_is_the_same(db):
 @pytest.mark.parametrize(
     "metric, signal, better",
     [
-        ("cycle-time", "faster than this team's weeks normally go (week of 5 Jan)", True),
+        ("cycle-time", "faster than its normal weekly range (week of 5 Jan)", True),
         ("cycle-time", "slower than the 20 weeks before (items in this period vs before)", False),
         ("throughput", "higher (better) than usual for 8 weeks in a row, ending the week of 5 Jan", True),
         ("change-failure-rate", "higher (worse) than the 20 weeks before", False),
         ("change-failure-rate", "lower (better) than the 20 weeks before", True),
-        ("wip", "higher than this team's weeks normally go", None),  # a context metric
-        ("net-flow", "lower than this team's weeks normally go", None),  # balance is the aim
+        ("wip", "higher than its normal weekly range", None),  # a context metric
+        ("net-flow", "lower than its normal weekly range", None),  # balance is the aim
         ("cycle-time", None, None),
     ],
 )

@@ -153,10 +153,10 @@ def test_a_worse_signal_needs_attention_and_a_better_one_does_not(tmp_path):
         view = home(slack_app(path, slack), slack, "U1")
     assert text(view, "team:1").endswith("\n⚠️ worse: Deployment frequency")
     assert text(view, "team:1").startswith("*zulu* ")
-    assert "⚑ lower (worse) than this team's weeks normally go" in text(view, "figures:1")
+    assert "⚑ lower (worse) than its normal weekly range" in text(view, "figures:1")
     assert ids(view).index("others") < ids(view).index("team:2")
     assert text(view, "team:2") == "*echo* · <#C0ECHO> · last 28 days to 24 Nov (2026-10-28 – 2026-11-24)"
-    assert "⚑ higher (better) than this team's weeks normally go" in text(view, "figures:2")
+    assert "⚑ higher (better) than its normal weekly range" in text(view, "figures:2")
 
 
 # -- Full digest ------------------------------------------------------------------------------------------------

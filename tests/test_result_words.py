@@ -182,7 +182,7 @@ def test_a_slow_week_is_said_as_slower_with_the_limits_in_the_detail():
     db = new_db()
     weekly_cycle_times(db, [10, 12] * 10 + [20])
     r = run(db, "cycle-time", "2026-03-02", "2026-03-09", "2026-03-20 00:00")
-    assert r.signal == "slower than this team's weeks normally go (week of 2 Mar)"
+    assert r.signal == "slower than its normal weekly range (week of 2 Mar)"
     assert r.signal_detail == (
         "XmR chart: above the upper process limit (week of 2 Mar: 20.0 h); X̄ = 11.0 h, mR̄ = 2.0 h, "
         "natural process limits 5.7 h to 16.3 h, from 20 baseline weeks"
@@ -195,7 +195,7 @@ def test_a_fast_week_is_said_as_faster():
     db = new_db()
     weekly_cycle_times(db, [10, 12] * 10 + [2])  # 2 h, below the lower limit 5.68 h
     r = run(db, "cycle-time", "2026-03-02", "2026-03-09", "2026-03-20 00:00")
-    assert r.signal == "faster than this team's weeks normally go (week of 2 Mar)"
+    assert r.signal == "faster than its normal weekly range (week of 2 Mar)"
     assert r.signal_detail.startswith("XmR chart: below the lower process limit (week of 2 Mar: 2.0 h)")
 
 
@@ -229,7 +229,7 @@ def test_a_rate_says_better_or_worse_beside_its_direction():
         monday = BASE_MONDAY + timedelta(weeks=k)
         pr(db, k, f"{monday} 09:00", merged=f"{monday} 15:00", additions=lines, deletions=0)
     r = run(db, "pr-size", "2026-03-02", "2026-03-09", "2026-03-20 00:00")
-    assert r.signal == "larger (worse) than this team's weeks normally go (week of 2 Mar)"
+    assert r.signal == "larger (worse) than its normal weekly range (week of 2 Mar)"
     assert r.signal_detail.startswith(
         "XmR chart: above the upper process limit (week of 2 Mar: 400.0 lines); X̄ = 110.0 lines"
     )

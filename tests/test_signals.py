@@ -337,7 +337,7 @@ def test_the_sample_false_alarms_from_zero_filled_weeks_are_gone(sample):
     ]:
         assert ninety_days(name, metric_id).signal is None, (name, metric_id)
     r = ninety_days("mobile", "deployment-frequency")
-    assert r.signal == "higher (better) than this team's weeks normally go (week of 2 Feb)"
+    assert r.signal == "higher (better) than its normal weekly range (week of 2 Feb)"
     assert r.signal_detail.startswith("XmR chart: above the upper process limit (week of 2 Feb: 4.0); X̄ = ")
     tested = [p["value"] for p in r.series[1:] if not p.get("partial")]
     assert max(tested) == 4.0 > r.limits["upper"] > 3.0

@@ -320,7 +320,7 @@ def plain_signal(finding: stats.Finding, end_week: date, recent: bool, words: Wo
     said = words.said(finding.rule in ("above", "high", "run above"))
     label = stats.week_label(end_week)
     if not finding.is_run:
-        return f"{said} than this team's weeks normally go (week of {label})"
+        return f"{said} than its normal weekly range (week of {label})"
     now = "recent " if recent else ""
     if finding.rule in ("high", "low"):
         return f"{said} than usual in 3 of 4 {now}weeks, ending the week of {label}"
