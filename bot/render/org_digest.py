@@ -115,7 +115,7 @@ def _status(on_target: bool | None) -> str | None:
     return None if on_target is None else ("met" if on_target else "missed")
 
 
-def _team_row(r: Rollup, t: TeamFigure) -> str:
+def team_row(r: Rollup, t: TeamFigure) -> str:
     """``• payments: p50 2.1 d · p85 5.3 d (42 PRs) · on target``: the team's own figure, as its
     digest shows it; without data, why (``fmt.shown``)."""
     metric = r.metric
@@ -130,7 +130,8 @@ def _team_row(r: Rollup, t: TeamFigure) -> str:
     return f"• {escape_mrkdwn(t.team)}: {figure}"
 
 
-def _more_teams(n: int) -> str:
+def more_teams(n: int) -> str:
+    """The line that ends a capped list of team rows: how many are not drawn, and where they all are."""
     return f"…and {n} more teams: `vsm northstar` lists every team."
 
 
@@ -154,7 +155,7 @@ def _north_star(r: Rollup, team_blocks: int) -> dict:
         "spark": spark,
         "target": target_line(metric, r.target, _status(r.on_target)),
         "target_status": _status(r.on_target),
-        "teams": pack(r.teams, partial(_team_row, r), team_blocks, _more_teams),
+        "teams": pack(r.teams, partial(team_row, r), team_blocks, more_teams),
     }
 
 

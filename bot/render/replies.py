@@ -8,7 +8,7 @@ from functools import partial
 
 from bot.render import format as fmt
 from bot.render import teams as team_words
-from bot.render.org_digest import _more_teams, _team_row, as_result, pack
+from bot.render.org_digest import as_result, more_teams, pack, team_row
 from bot.render.targets import target_line
 from bot.render.templates import escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
@@ -102,7 +102,7 @@ def north_star_message(rollups: Sequence[Rollup], timezone: str, here: Team | No
         f["poolable"] = r.poolable
         if not r.poolable:  # a team-level figure (WIP...): no org figure, and not for want of data
             f["value"] = "not pooled across teams"
-        f["teams"] = pack(_team_lines(r, here), partial(_team_line, r), NS_TEAM_BLOCKS, _more_teams)
+        f["teams"] = pack(_team_lines(r, here), partial(_team_line, r), NS_TEAM_BLOCKS, more_teams)
         figures.append(f)
     return render_json(
         "north_star.json.j2",
@@ -125,7 +125,7 @@ def _team_lines(r: Rollup, here: Team | None) -> list[TeamFigure | str]:
 
 
 def _team_line(r: Rollup, row: TeamFigure | str) -> str:
-    return row if isinstance(row, str) else _team_row(r, row)
+    return row if isinstance(row, str) else team_row(r, row)
 
 
 def teams_message(teams: Sequence[Team]) -> dict:
