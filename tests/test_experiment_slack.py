@@ -512,3 +512,21 @@ def test_the_terminal_digest_shows_the_experiment(env):
     assert (
         "Experiments\n  Trying: pair on every review on PR cycle time, week 5 of 6: so far p50 15.5 h" in out
     )
+
+
+def test_a_verdict_without_figures_says_why_and_stays_a_valid_message():
+    """An experiment whose metric left the catalogue is concluded with no figures: its verdict has
+    no windows to show, only why (``experiments._finish``)."""
+    from bot.render.experiment import verdict_message
+
+    gone = ex.Experiment(
+        7, "pay", "retired-metric", "try <b>", 4, "UTC", NOW.timestamp() - 28 * DAY, NOW.timestamp(),
+        state="concluded", verdict=ex.NOT_ENOUGH,
+        detail="not enough data for a verdict: the team or its metric no longer exists",
+    )  # fmt: skip
+    message = verdict_message(gone, team())
+    assert_valid_message(message)
+    ids = [b.get("block_id") for b in message["blocks"]]
+    assert "windows" not in ids and "north_star" not in ids
+    assert message["blocks"][1]["text"]["text"].startswith("❔ *Not enough data for a verdict*: too few")
+    assert "try &lt;b&gt;" in message["blocks"][1]["text"]["text"]

@@ -208,6 +208,7 @@ def verdict_message(exp: Experiment, team: Team) -> dict:
         weeks=exp.weeks,
         started=when(exp.started, tz),
         measured=when(exp.measured_until, tz),
+        measured_windows=bool(before and during),
         before_span=span(before.get("since"), before.get("until"), tz),
         during_span=span(during.get("since"), during.get("until"), tz),
         before=figure(metric, before),
