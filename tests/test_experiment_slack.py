@@ -495,7 +495,7 @@ def test_the_digest_shows_the_running_experiment_with_stop_early_then_its_verdic
     blocks = {b.get("block_id"): b for b in reply["blocks"]}
     assert f"exp:{exp.id}" not in blocks
     assert blocks["concluded"]["text"]["text"] == (
-        "*Concluded*\n• pair on every review on PR cycle time: *improved* (stopped early)"
+        "*Concluded*\n• PR cycle time: *improved* (stopped early) · tried: pair on every review"
     )
 
 

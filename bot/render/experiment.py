@@ -246,6 +246,7 @@ def concluded_row(exp: Experiment) -> dict:
         "id": str(exp.id),
         "change": exp.change,
         "metric": words(exp.metric_name),
+        "metric_name": exp.metric_name,
         "verdict": exp.verdict or ex.NOT_ENOUGH,
         "early": exp.stopped_early,
     }
