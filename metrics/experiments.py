@@ -694,6 +694,6 @@ def progress(
     metric = CATALOGUE.get(exp.metric)
     if metric is None or judged_by(metric) is None:
         raise VsmError(f"experiment #{exp.id}: its metric {exp.metric!r} cannot be judged")
-    data = data or TeamData(db, _team(db, exp.team), at)
+    data = data if data is not None else TeamData(db, _team(db, exp.team), at)
     c = compare(metric, data, before, during)
     return Progress(exp, c.before, c.during, c.enough, (until - exp.started) / 86400)
