@@ -264,3 +264,23 @@ def test_vsm_serve_publishes_the_portfolio(tmp_path):
     assert_valid_view(view)
     assert text(view, "org_north_star").startswith(ORG_LINE)
     assert [text(view, f"team:{i}").split(" · ")[0] for i in (1, 2, 3)] == ["*bravo*", "*alpha*", "*charlie*"]
+
+
+def test_a_team_whose_figures_fail_does_not_keep_app_home_from_the_others(org_app, caplog):
+    """bravo's stored workflow lost its statuses (a hand edit, or a damaged row): its figures raise.
+    App Home is still published, says so on bravo's block, and shows the other teams in full."""
+    app, slack, path = org_app
+    db = open_db(path)
+    settings = json.loads(db.execute("select settings from teams where name = 'bravo'").fetchone()[0])
+    settings["workflow"] = [{"stage": "done"}]
+    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(settings)])
+    db.conn.commit()
+    db.conn.close()
+    view = home(app, slack, "U3")
+    assert text(view, "team:1").startswith("*bravo*")
+    assert "figures could not be computed just now" in text(view, "team:1")
+    assert [text(view, f"team:{i}").split(" · ")[0] for i in (2, 3)] == ["*alpha*", "*charlie*"]
+    assert text(view, "figures:2").startswith("_North Star_") or "Throughput" in text(view, "figures:2")
+    assert "bravo's figures failed" in caplog.text
+    single = home(app, slack, "U1")  # only in bravo's channel
+    assert "figures could not be computed just now" in single["blocks"][-1]["elements"][0]["text"]

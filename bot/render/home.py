@@ -19,10 +19,12 @@ view: at most ``MAX_TEAMS`` team blocks, then a line saying how many more and wh
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.authz import user_channels
+from bot.logline import error_line
 from bot.render import format as fmt
 from bot.render.digest import SECTION_TEXT
 from bot.render.digest import message as digest_message
@@ -39,6 +41,8 @@ from metrics.results import org_rollups, team_figures
 from metrics.targets import target_status
 from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window
+
+log = logging.getLogger("vsm.bot")
 
 MAX_VIEW_BLOCKS = 100  # Slack's limit for a view: App Home, or a modal
 MAX_TEAMS = 30  # 3 blocks a portfolio team, after the org's North Star and headings: under 100
@@ -113,14 +117,17 @@ class Block:
     lines: list[str]  # escaped mrkdwn
     off_target: list[str] = field(default_factory=list)  # metric names
     worse: list[str] = field(default_factory=list)
+    failed: bool = False  # its figures could not be computed (logged): nothing is known of it
 
     @property
     def attention(self) -> bool:
-        return bool(self.off_target or self.worse)
+        return bool(self.off_target or self.worse or self.failed)
 
     @property
     def why(self) -> str:
         """ "off target: Cycle time · worse: Lead time for changes" (plain text)."""
+        if self.failed:
+            return FAILED
         parts = [f"off target: {_few(self.off_target)}"] if self.off_target else []
         parts += [f"worse: {_few(self.worse)}"] if self.worse else []
         return " · ".join(parts)
@@ -176,6 +183,23 @@ def portfolio_block(db, team: Team, north: list[str], now: datetime) -> Block:
     return block
 
 
+FAILED = "figures could not be computed just now; it has been logged"
+
+
+def _failed(team: Team) -> Block:
+    return Block(team, "", [], failed=True)
+
+
+def _block_or_failure(db, team: Team, north: list[str], now: datetime) -> Block:
+    """The team's block, or one saying its figures failed: one team whose data breaks a computation
+    must not leave everyone's App Home unpublished."""
+    try:
+        return portfolio_block(db, team, north, now)
+    except Exception as exc:  # noqa: BLE001 - logged, and the other teams are shown
+        log.error("App Home: %s's figures failed: %s", team.name, error_line(exc))
+        return _failed(team)
+
+
 def portfolio(blocks: list[Block]) -> tuple[list[Block], list[Block]]:
     """The teams needing attention, then the others: each group by name, never ranked."""
     return [b for b in blocks if b.attention], [b for b in blocks if not b.attention]
@@ -197,13 +221,22 @@ def home_view(db, client, user: str, now: datetime) -> dict:
     (``users.conversations``, one paged call for all of them): one in full, several as a portfolio."""
     channels = user_channels(client, user)
     mine = by_name([t for t in list_teams(db) if t.channel in channels])
-    context: dict = {"org": org_north_star(db, now), "single": None, "attention": [], "others": []}
+    try:
+        org = org_north_star(db, now)
+    except Exception as exc:  # noqa: BLE001 - the teams below are still worth showing
+        log.error("App Home: the org's North Star failed: %s", error_line(exc))
+        org = {"lines": [Trusted(f"_{FAILED}_")], "period": "", "timezone": "", "teams": 0}
+    context: dict = {"org": org, "single": None, "attention": [], "others": []}
     if len(mine) == 1:
-        window, rows = team_rows(db, mine[0], now)
-        context["single"] = {"team": mine[0], "period": period(window), "rows": rows}
+        try:
+            window, rows = team_rows(db, mine[0], now)
+            context["single"] = {"team": mine[0], "period": period(window), "rows": rows}
+        except Exception as exc:  # noqa: BLE001 - App Home is still published, saying so
+            log.error("App Home: %s's figures failed: %s", mine[0].name, error_line(exc))
+            context["single"] = {"team": mine[0], "period": "", "rows": [], "failed": FAILED}
     elif mine:
         north = north_star_ids(get_org(db))
-        attention, others = portfolio([portfolio_block(db, t, north, now) for t in mine])
+        attention, others = portfolio([_block_or_failure(db, t, north, now) for t in mine])
         shown = (attention + others)[:MAX_TEAMS]
         context["attention"] = [_shown(b) for b in shown if b.attention]
         context["others"] = [_shown(b) for b in shown if not b.attention]
