@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from metrics.config import Config
+    from metrics.experiments import Experiment
 
 # Start-up cost is paid by every command, so this module imports only what parsing needs. Each
 # command imports what it uses when it runs: `vsm metrics` never loads the Slack SDK, the HTTP
@@ -176,9 +177,9 @@ def cmd_demo(args, cfg: Config) -> int:
 
     from bot.render import digest as digest_view
     from metrics.digest import build_digest
-    from metrics.sample import SAMPLE_ORG, build_sample, sample_teams
+    from metrics.sample import build_sample, seed_sample
     from metrics.store import open_db
-    from metrics.teams import list_teams, seed_from_config
+    from metrics.teams import list_teams
 
     t = now()
     path = Path(_db_path(args, cfg))
@@ -187,7 +188,7 @@ def cmd_demo(args, cfg: Config) -> int:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = open_db(path)
     build_sample(db, end=t.date())
-    seed_from_config(db, sample_teams(), SAMPLE_ORG)
+    tried = seed_sample(db, end=t.date())
     teams = list_teams(db)
     for team in teams:
         print(digest_view.text(build_digest(db, team, t), t))
@@ -199,6 +200,10 @@ def cmd_demo(args, cfg: Config) -> int:
         f"  vsm metric cycle-time --team {first} --period 90d --json --db {path}   # with the items behind it"
     )
     print(f"  vsm digest --team {first} --json --db {path}   # the exact Slack message payload")
+    print(f"  vsm northstar --db {path}   # the organisation's North Star, pooled over every team")
+    for team in sorted({e.team for e in tried}):  # by name, as teams are always listed
+        states = " and ".join(sorted({e.state for e in tried if e.team == team}))
+        print(f"  vsm experiments --team {team} --db {path}   # its improvement experiments ({states})")
     return 0
 
 
@@ -361,7 +366,10 @@ def cmd_northstar(args, cfg: Config) -> int:
 
 
 def cmd_experiments(args, cfg: Config) -> int:
-    """A team's improvement experiments, newest first (``metrics.experiments``)."""
+    """A team's improvement experiments, newest first (``metrics.experiments``): a running one with
+    its metric so far against the same length of time before it, as the digest shows it; one that
+    is over with its two windows, the verdict in words and the test behind it, and the North Star
+    over the same windows as context."""
     import json
 
     from bot.render.terminal import json_text, safe
@@ -375,15 +383,70 @@ def cmd_experiments(args, cfg: Config) -> int:
         print(json_text(json.dumps([e.to_json() for e in found], indent=2, ensure_ascii=False)))
         return 0
     if not found:
-        print(f"{team.name}: no experiments yet (`/vsm experiment` is not built yet)")
-        return 0
-    for e in found:
-        j = e.to_json()
-        outcome = j["verdict"] or f"running until {j['ends'][:10]}"
         print(
-            f"#{j['id']} {j['metric']}: {safe(j['change'])} · {j['weeks']} weeks from {j['started'][:10]} · {outcome}"
+            f"{safe(team.name)}: no experiments yet (start one with `/vsm experiment` in the team's channel)"
         )
+        return 0
+    t = now()
+    print(f"{safe(team.name)}: {len(found)} experiment{'s' if len(found) > 1 else ''}, newest first")
+    for e in found:
+        print()
+        print("\n".join(_experiment_lines(db, e, t)))
     return 0
+
+
+def _experiment_lines(db: sqlite_utils.Database, e: Experiment, t: datetime) -> list[str]:
+    """One experiment as ``vsm experiments`` prints it, in the words and figure formats of its Slack
+    messages (``bot.render.experiment``); what the team typed passes through ``safe``."""
+    from bot.render import experiment as view
+    from bot.render.terminal import safe
+    from metrics import experiments as ex
+    from metrics.catalogue import CATALOGUE
+    from metrics.errors import VsmError
+    from metrics.timeutil import zone
+
+    tz = zone(e.timezone)
+    metric = view.metric_of(e)
+    if e.running:
+        lines = [f"#{e.id} {e.metric_name}: running until {view.when(e.ends, tz)}"]
+        lines.append(f"  Trying: {safe(e.change)}")
+        try:
+            row = view.running_row(ex.progress(db, e, t))
+        except VsmError as exc:  # its metric left the catalogue: say so, never stop the list
+            return [*lines, f"  So far: cannot be measured ({exc})"]
+        lines.append(f"  Week {row['week']} of {row['weeks']}, from {view.when(e.started, tz)}")
+        lines.append(f"  So far: {row['so_far']}; the same length of time before it: {row['before']}")
+        wait = "the data so far would be enough" if row["enough"] else "not yet enough data for one"
+        lines.append(f"  The verdict comes when it ends, or when the team stops it early ({wait})")
+        return lines
+    verdict = e.verdict or ex.NOT_ENOUGH
+    how = f"stopped early at {view.when(e.concluded_at, tz)}" if e.stopped_early else "ran its course"
+    before, during = e.result.get("before") or {}, e.result.get("during") or {}
+    lines = [
+        f"#{e.id} {e.metric_name}: {verdict}",
+        f"  Tried: {safe(e.change)}",
+        f"  {e.weeks} weeks from {view.when(e.started, tz)}; {how}",
+    ]
+    if before and during:
+        lines.append(
+            f"  During: {view.figure(metric, during)}, {view.span(during['since'], during['until'], tz)}"
+        )
+        lines.append(
+            f"  Before: {view.figure(metric, before)}, {view.span(before['since'], before['until'], tz)}"
+        )
+    meaning = view.MEANING.get(verdict, "{metric}").format(metric=e.metric_name)
+    lines.append(f"  {meaning[:1].upper()}{meaning[1:]}")
+    if e.detail:
+        lines.append(f"  {e.detail}")
+    north = [r for r in e.north_star if r.get("metric") in CATALOGUE]
+    if north:
+        lines.append(f"  {ex.NORTH_STAR_NOTE[:1].upper()}{ex.NORTH_STAR_NOTE[1:]}:")
+        for r in north:
+            m = CATALOGUE[r["metric"]]
+            lines.append(
+                f"    {m.name}: {view.figure(m, r.get('before'))} before, {view.figure(m, r.get('during'))} during"
+            )
+    return lines
 
 
 def cmd_digest(args, cfg: Config) -> int:

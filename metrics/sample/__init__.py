@@ -19,39 +19,48 @@ instant is before ``end`` 00:00 UTC, so nothing lies in the future on that day. 
 - a shift: the ``payments`` team's reviews slow down sharply in the last 5 weeks.
 
 ``build_sample`` writes no teams: the caller seeds ``sample_teams()`` and ``SAMPLE_ORG`` (their
-change log carries wall-clock times, which would make two builds differ).
+change log carries wall-clock times, which would make two builds differ), or calls ``seed_sample``,
+which also runs the sample's improvement experiments (``trials``): one that ran its course and was
+concluded by the real test, one still running.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 import sqlite_utils
 
+from metrics.errors import VsmError
+from metrics.experiments import Experiment
 from metrics.normalise import rebuild
+from metrics.sample.base import cutoff_of
 from metrics.sample.delivery import DeliverySimulation
 from metrics.sample.profiles import (
     CATEGORIES,
     PROFILES,
+    SAMPLE_EXPERIMENTS,
     SAMPLE_ORG,
     SAMPLE_SOURCES,
     SEED,
     STATUSES,
     WEEKS,
+    Trial,
     sample_teams,
 )
+from metrics.sample.trials import run_trials
 from metrics.sample.wire import Wire
 from metrics.sample.work import WorkSimulation
 from metrics.store.raw import save_raw
 from metrics.store.tx import transaction
+from metrics.teams import seed_from_config
 from metrics.timeutil import iso
 
 
 def simulate(end: date, seed: int = SEED) -> Wire:
     """Run the whole simulation; the result renders every payload."""
     rng = random.Random(seed)
-    cutoff = int(datetime.combine(end, time(0), UTC).timestamp())
+    cutoff = cutoff_of(end)
     work = WorkSimulation(rng, cutoff)
     for p in PROFILES:
         if p.board is None:
@@ -83,16 +92,29 @@ def build_sample(db: sqlite_utils.Database, end: date, seed: int = SEED) -> dict
         return rebuild(db, SAMPLE_SOURCES)
 
 
+def seed_sample(db: sqlite_utils.Database, end: date) -> list[Experiment]:
+    """Seed the sample teams and org settings on a database ``build_sample`` wrote for ``end``, then
+    run the sample's experiments (``run_trials``): what ``vsm demo`` shows. Returns the experiments."""
+    warnings = seed_from_config(db, sample_teams(), SAMPLE_ORG)
+    if warnings:  # the sample's own settings are checked by its tests: a warning here is a bug
+        raise VsmError("; ".join(warnings))
+    return run_trials(db, end)
+
+
 __all__ = [
     "CATEGORIES",
     "PROFILES",
+    "SAMPLE_EXPERIMENTS",
     "SAMPLE_ORG",
     "SAMPLE_SOURCES",
     "SEED",
     "STATUSES",
     "WEEKS",
+    "Trial",
     "Wire",
     "build_sample",
+    "run_trials",
     "sample_teams",
+    "seed_sample",
     "simulate",
 ]

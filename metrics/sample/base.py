@@ -7,11 +7,17 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from metrics.sample.profiles import HOUR, WARMUP_WEEKS, WEEKS, Profile
 from metrics.timeutil import WEEK
+
+
+def cutoff_of(end: date) -> int:
+    """The history's end for a sample ending before ``end``: its 00:00 UTC, so nothing lies in the
+    future on that day (epoch seconds)."""
+    return int(datetime.combine(end, time(0), UTC).timestamp())
 
 
 @dataclass

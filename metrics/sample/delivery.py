@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from metrics.sample.base import Clock, DeploySpec, IncidentSpec, PullSpec, WorkItem
-from metrics.sample.profiles import DAY, HOUR, INCIDENT_TITLES, PROFILES, Profile
+from metrics.sample.profiles import DAY, HOUR, INCIDENT_TITLES, PROFILES, SAMPLE_EXPERIMENTS, Profile
 
 
 class DeliverySimulation(Clock):
@@ -21,6 +21,13 @@ class DeliverySimulation(Clock):
         self.pulls: list[PullSpec] = []
         self.deploys: list[DeploySpec] = []
         self.incidents: list[IncidentSpec] = []
+        # What a sample experiment's change did: per team, from when on and by how much reviews come
+        # closer to their merge.
+        self.review_change = {
+            t.team: (t.started(cutoff), t.review_to_merge)
+            for t in SAMPLE_EXPERIMENTS
+            if t.review_to_merge != 1
+        }
 
     def reviewer(self, p: Profile, author: str) -> str:
         return self.rng.choice([d for d in p.developers if d != author])
@@ -79,7 +86,28 @@ class DeliverySimulation(Clock):
             if out is not None and out < self.cutoff:
                 last = max([r[0] for r in pr.reviews if r[0] is not None] + [review_in])
                 pr.merged = pr.closed = max(last + 60, out - rng.randint(60, 1800))
+                self.reviews_closer(p, pr)
             self.pulls.append(pr)
+
+    def reviews_closer(self, p: Profile, pr: PullSpec) -> None:
+        """A sample experiment's change at work (``Trial.review_to_merge``): for a PR merged after it
+        started, each person's review comes closer to the merge by the trial's factor (bots review
+        as before). It moves review instants only, after the merge is decided, and draws nothing, so
+        the rest of the history (merges, deployments, other teams) is what it was without it."""
+        since, factor = self.review_change.get(p.team, (None, 1.0))
+        merged = pr.merged
+        if since is None or merged is None or merged < since:
+            return
+
+        def moved(at: int | None, kind: str) -> int | None:
+            if kind != "User" or at is None or at >= merged:
+                return at
+            return int(merged - (merged - at) * factor)
+
+        pr.reviews = sorted(
+            [(moved(at, kind), who, kind, state) for at, who, kind, state in pr.reviews],
+            key=lambda r: (r[0] is None, r[0] or 0),
+        )
 
     def add_reviews(self, p: Profile, pr: PullSpec, ep: dict) -> None:
         """Human reviews per the episode, plus bots, self-reviews, dismissed and pending ones."""

@@ -1,10 +1,11 @@
-"""The three sample teams: how each works (``Profile``), the Jira vocabulary they share, and the
-teams, sources and org settings ``vsm demo`` seeds. Everything the simulations draw from, and nothing
-that draws."""
+"""The three sample teams: how each works (``Profile``), the Jira vocabulary they share, the
+improvement experiments they run (``Trial``), and the teams, sources and org settings ``vsm demo``
+seeds. Everything the simulations draw from, and nothing that draws."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from metrics.teams import Team
@@ -26,7 +27,15 @@ SAMPLE_SOURCES: dict[str, dict] = {
     "github": {"kind": "github", "url": GITHUB_API, "production_environments": ["production"]},
     "pagerduty": {"kind": "pagerduty", "url": "https://api.pagerduty.com"},
 }
-SAMPLE_ORG = {"north_star": ["lead-time-for-changes", "deployment-frequency"], "admins": []}
+# The org settings INTERFACE.md's example shows: North Star, the org digest's channel (a leadership
+# channel of no team), its time zone (windows and weeks) and schedule.
+SAMPLE_ORG = {
+    "north_star": ["lead-time-for-changes", "deployment-frequency"],
+    "admins": [],
+    "channel": "C0SAMPLEORG",
+    "timezone": "Europe/London",
+    "digest": {"day": "mon", "time": "08:00", "period_days": 28},
+}
 
 # Site-wide Jira statuses: id and category (new / indeterminate / done).
 STATUSES = {
@@ -194,6 +203,65 @@ PROFILES = (
         fail_rate=0.05,
         incident_rate=0.04,
         developers=("arjun-p", "nina-s", "olu-ade", "wei-zhang", "sara-v"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """An improvement experiment a sample team starts (``metrics.experiments.start``), so the demo
+    has one that ran its course and one still running.
+
+    Its start is fixed relative to the history's end, like everything in the sample, so the demo is
+    the same for the same end. Its verdict is never stated here: the one that is over is concluded
+    by the real test on the sample's data. What the change did to the data is ``review_to_merge``:
+    the simulation makes it so from the start on (``DeliverySimulation``), strongly enough that the
+    test finds it whatever day the history ends on.
+    """
+
+    team: str
+    metric: str
+    change: str
+    weeks: int
+    days_ago: int  # started on the team's local Monday on or before this many days before the end
+    at: str  # the local time it was started, HH:MM
+    who: str  # who started it: a Slack user id, as the settings log records it
+    review_to_merge: float = 1.0  # from the start on, each PR's reviews come this much closer to its merge
+
+    def started(self, cutoff: int) -> int:
+        """The instant it was started, for a history ending at ``cutoff`` (epoch seconds)."""
+        tz = ZoneInfo(next(p.tz for p in PROFILES if p.team == self.team))
+        day = datetime.fromtimestamp(cutoff, tz).date() - timedelta(days=self.days_ago)
+        day -= timedelta(days=day.weekday())
+        hour, minute = (int(x) for x in self.at.split(":"))
+        return int(datetime.combine(day, time(hour, minute), tz).timestamp())
+
+
+SAMPLE_EXPERIMENTS = (
+    # Ran its course: 4 weeks starting 36 to 42 days before the end, so it ended 8 to 14 days before
+    # it, inside the team's digest window (the last 28 complete days) whatever the time of day. Its
+    # change worked: review to merge is a fifth of what it was (mobile's digest shows it since). A
+    # fifth, not a third: over 300 consecutive end days the test's largest p was 0.0004 (a third: 0.08).
+    Trial(
+        team="mobile",
+        metric="pr-review-time",
+        change="Review in pairs: the reviewer walks through the PR with its author and they merge together",
+        weeks=4,
+        days_ago=36,
+        at="10:00",
+        who="U0SAMPLEMOB",
+        review_to_merge=0.2,
+    ),
+    # Still running: started 10 to 16 days before the end, after payments' reviews slowed down (its
+    # ``trend_weeks``), for 6 weeks, so it ends 4 to 5 weeks after it.
+    Trial(
+        team="payments",
+        metric="pr-pickup-time",
+        change="Review before you start anything new: open PRs first, every morning and after lunch",
+        weeks=6,
+        days_ago=10,
+        at="09:30",
+        who="U0SAMPLEPAY",
     ),
 )
 
