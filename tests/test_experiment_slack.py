@@ -530,3 +530,23 @@ def test_a_verdict_without_figures_says_why_and_stays_a_valid_message():
     assert "windows" not in ids and "north_star" not in ids
     assert message["blocks"][1]["text"]["text"].startswith("❔ *Not enough data for a verdict*: too few")
     assert "try &lt;b&gt;" in message["blocks"][1]["text"]["text"]
+
+
+def test_the_job_posts_nothing_while_a_stop_is_posting_the_same_verdict(env):
+    """A Stop early still posting (its claim on the verdict key is fresh) when the job runs: the job
+    claims the key too (``exclusive``), so it posts nothing and leaves the claim alone; without the
+    claim it would take the key over and post a second verdict."""
+    import time
+
+    exp = _with_a_clear_improvement(env, weeks=4, started=STARTED - 3600)
+    db = env.db()
+    ex.conclude(db, exp, NOW)
+    key = verdict_key(exp)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    db["deliveries"].insert(
+        {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": "C1"}
+        | {"state": "sending", "attempts": 1, "started": started}
+    )
+    [outcome] = _scheduler(env, Moving(NOW)).run_verdicts()
+    assert outcome.state == "in-flight"
+    assert env.posts() == [] and ledger_row(env.db(), key)["started"] == started
