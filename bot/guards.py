@@ -10,8 +10,8 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 from slack_sdk.signature import SignatureVerifier
 
-from bot.logline import error_line
 from bot.payload import obj, tell
+from metrics.errors import error_line
 
 log = logging.getLogger("vsm.bot")
 SORRY = "Sorry, that failed on our side; it has been logged."

@@ -6,9 +6,9 @@ lines of the server's log; these give one short line instead.
 
 from __future__ import annotations
 
-import traceback
-
 from slack_sdk.errors import SlackApiError
+
+from metrics.errors import error_line  # noqa: F401 - until every caller imports it from metrics.errors
 
 
 def slack_error(exc: Exception) -> str:
@@ -16,12 +16,3 @@ def slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
     return type(exc).__name__
-
-
-def error_line(error: BaseException) -> str:
-    """``Type: message (file.py:42)`` on one line: what failed and where, found again from one log
-    line; the traceback would spread a user's request over many lines of the server's log."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
-    said = " ".join(str(error).split())[:200]
-    return f"{type(error).__name__}: {said} ({where})"

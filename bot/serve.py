@@ -13,11 +13,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.app import create_app, web_client
-from bot.logline import error_line
 from bot.schedule.scheduler import Scheduler
 from bot.store import Store
 from metrics.config import Config
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.results import after_sync
 from metrics.sources.sync import sync_sources
 from metrics.store import open_db

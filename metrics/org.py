@@ -16,6 +16,7 @@ and only ``(at, value)`` of each pooled observation is kept, not the item behind
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +37,13 @@ from metrics.catalogue.base import (
     Result,
     Verdict,
     baseline_window,
+    failed,
     local_day,
     series_weeks,
     slicer,
 )
 from metrics.dataset import Item, TeamData
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.runtime import gc_deferred
 from metrics.targets import from_stored, target_status
 from metrics.teams import Team, check_number, check_target, get_org, list_teams
@@ -55,6 +57,8 @@ from metrics.timeutil import (
     week_start,
     zone,
 )
+
+log = logging.getLogger("vsm.metrics")
 
 DEFAULT_PERIOD_DAYS = 28
 # Net flow observes one item twice, when it arrives and when it departs: both are kept per item.
@@ -345,6 +349,38 @@ def _pooled(metric: Metric, pool: _Pool, window: Window, now: float) -> dict:
     }
 
 
+class _NotLoaded(Exception):
+    """The team's data could not be loaded (logged by ``load_team``)."""
+
+
+def load_team(db: sqlite_utils.Database, team: Team, now: float) -> TeamData | None:
+    """The team's data, or None when its settings or rows cannot be loaded (a damaged settings row):
+    logged, and its figures are ``failed``, so one team never stops a roll-up over all of them."""
+    try:
+        return TeamData(db, team, now)
+    except Exception as exc:  # noqa: BLE001 - logged; each figure then says it could not be computed
+        log.error("%s's data could not be loaded: %s", team.name, error_line(exc))
+        return None
+
+
+def _failed(metric: Metric, team: Team, window: Window, exc: Exception) -> Result:
+    if not isinstance(exc, _NotLoaded):
+        log.error("%s of %s could not be computed: %s", metric.id, team.name, error_line(exc))
+    return failed(metric.id, metric.unit, team.name, window)
+
+
+def figure(metric: Metric, team: Team, data: TeamData | None, window: Window) -> Result:
+    """``metric.compute`` for one team, or its figure as ``failed`` (logged) when the team's data
+    could not be loaded or the computation raised: the one way every org-wide reading computes a
+    team's figure, so that a damaged team is one unknown row, never a failed digest."""
+    try:
+        if data is None:
+            raise _NotLoaded
+        return metric.compute(data, window)
+    except Exception as exc:  # noqa: BLE001 - logged; the figure says it could not be computed
+        return _failed(metric, team, window, exc)
+
+
 def rollups(
     db: sqlite_utils.Database,
     metric_ids: Sequence[str],
@@ -367,9 +403,17 @@ def rollups(
     rows: dict[str, list[TeamFigure]] = {m.id: [] for m in metrics}
     with gc_deferred():
         for team in teams:
-            data = TeamData(db, team, now_ts)
+            data = load_team(db, team, now_ts)
             for metric in metrics:
-                result = metric.compute(data, window)
+                try:
+                    if data is None:
+                        raise _NotLoaded
+                    result = metric.compute(data, window)
+                    if poolable(metric) and _known(metric, result):
+                        obs, _notes = metric.observations(data, _team_range(metric, data, window), window.end)
+                        pools[metric.id].add(team.name, obs, _history_start(metric, data))
+                except Exception as exc:  # noqa: BLE001 - one team's failure never stops the org's figure
+                    result = _failed(metric, team, window, exc)
                 target = _plain(team.targets.get(metric.id))
                 rows[metric.id].append(
                     TeamFigure(
@@ -381,9 +425,6 @@ def rollups(
                         result,
                     )
                 )
-                if poolable(metric) and _known(metric, result):
-                    obs, _notes = metric.observations(data, _team_range(metric, data, window), window.end)
-                    pools[metric.id].add(team.name, obs, _history_start(metric, data))
             del data  # one team's loads at a time: a large org never holds them all
         return [
             _rollup(m, pools[m.id], rows[m.id], window, now_ts, (targets or {}).get(m.id)) for m in metrics

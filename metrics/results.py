@@ -42,9 +42,8 @@ from pathlib import Path
 import sqlite_utils
 
 from metrics import catalogue
-from metrics.catalogue.base import SPRINTS, Metric, Result, Verdict
-from metrics.dataset import TeamData
-from metrics.org import Rollup, TeamFigure, _on_target, _org_target, _plain, rollups
+from metrics.catalogue.base import FAILED, SPRINTS, Metric, Result, Verdict
+from metrics.org import Rollup, TeamFigure, _on_target, _org_target, _plain, figure, load_team, rollups
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
 from metrics.teams import Team, list_teams
@@ -296,8 +295,8 @@ def figures_of(
     if not cacheable(window, at):
         with gc_deferred():
             for team, ids in wanted:
-                data = TeamData(db, team, at)
-                out |= {(team.name, m): metrics[m].compute(data, window) for m in ids}
+                data = load_team(db, team, at)
+                out |= {(team.name, m): figure(metrics[m], team, data, window) for m in ids}
         return out
     reading = reading or Reading(db, window, at)
     stored = reading.stored() if len(wanted) > 1 else _stored(db, window, wanted[0][0].name if wanted else "")
@@ -313,11 +312,11 @@ def figures_of(
                 else:
                     missing.append((m, stamp))
             if missing:
-                data = TeamData(db, team, at)
+                data = load_team(db, team, at)
                 for m, stamp in missing:
-                    result = metrics[m].compute(data, window)
-                    out[(team.name, m)] = result
-                    rows.append((team.name, m, stamp, result_payload(result)))
+                    result = out[(team.name, m)] = figure(metrics[m], team, data, window)
+                    if result.no_data_reason != FAILED:  # a failure is tried again next time
+                        rows.append((team.name, m, stamp, result_payload(result)))
     _store(db, window, rows)
     return out
 
@@ -350,10 +349,13 @@ def org_rollups(
     if missing:
         with gc_deferred():
             computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets)}
-        rows = [(ORG, m, org_stamps[m], _rollup_payload(computed[m])) for m in missing]
+        # A metric on which a team failed is not stored: its pooled figure lacks that team, and the
+        # failure (logged) is tried again next time rather than kept.
+        whole = [m for m in missing if all(t.result.no_data_reason != FAILED for t in computed[m].teams)]
+        rows = [(ORG, m, org_stamps[m], _rollup_payload(computed[m])) for m in whole]
         rows += [
             (row.team, m, reading.team(team, computed[m].metric), result_payload(row.result))
-            for m in missing
+            for m in whole
             for team, row in zip(teams, computed[m].teams, strict=True)
         ]
         _store(db, window, rows)

@@ -376,3 +376,32 @@ def test_a_failing_warm_is_logged_and_never_fails_the_sync(db, monkeypatch, capl
         results.after_sync(db, [get_team(db, "pay")], NOW)
     assert "figures not stored after the sync (RuntimeError: disk full)" in caplog.text
     assert db.execute("select count(*) from flows").fetchone()[0] > 0  # the flows were still stored
+
+
+def test_a_team_whose_figures_fail_leaves_the_org_figure_to_the_others_and_nothing_stored(tmp_path, caplog):
+    """bravo's stored workflow lost its statuses (a damaged row): computing its figures raises. The
+    org figure pools alpha and charlie (4 distinct items in 4 weeks: 1.0/wk, not the 1.3/wk of all
+    three), bravo's row says it could not be computed, the failure is logged, and the metric is not
+    stored: the next reading, once bravo is repaired, pools all three."""
+    from test_org_slack import build_org
+
+    path = tmp_path / "org.db"
+    end = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    build_org(path, end.date())
+    db = open_db(path)
+    good = db.execute("select settings from teams where name = 'bravo'").fetchone()[0]
+    broken = json.loads(good)
+    broken["workflow"] = [{"stage": "done"}]
+    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(broken)])
+    db.conn.commit()
+    window = org_window({}, end)
+    [org] = results.org_rollups(db, ["throughput"], window, end)
+    assert org.value == 1.0 and org.contributors == ["alpha", "charlie"]
+    bravo = next(t for t in org.teams if t.team == "bravo")
+    assert bravo.value is None and "could not be computed" in bravo.result.no_data_reason
+    assert "bravo's data could not be loaded: KeyError" in caplog.text
+    assert db.execute("select count(*) from results where metric = 'throughput'").fetchone()[0] == 0
+    db.execute("update teams set settings = ? where name = 'bravo'", [good])
+    db.conn.commit()
+    [org] = results.org_rollups(db, ["throughput"], window, end)
+    assert org.value == 1.25 and org.contributors == ["alpha", "bravo", "charlie"]  # shown as 1.3/wk

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.authz import user_channels
-from bot.logline import error_line
 from bot.render import format as fmt
 from bot.render.digest import SECTION_TEXT
 from bot.render.digest import message as digest_message
@@ -33,8 +32,10 @@ from bot.render.targets import target_line
 from bot.render.teams import channel_link
 from bot.render.templates import Trusted, cut_mrkdwn, escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
+from metrics.catalogue.base import FAILED as FAILED_FIGURE
 from metrics.catalogue.base import Metric, Result
 from metrics.digest import Digest, digest_window
+from metrics.errors import error_line
 from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window
 from metrics.org_digest import by_name, determinants, signal_better
 from metrics.results import org_rollups, team_figures
@@ -180,6 +181,7 @@ def portfolio_block(db, team: Team, north: list[str], now: datetime) -> Block:
             block.off_target.append(metric.name)
         if signal_better(metric, result.signal) is WORSE:
             block.worse.append(metric.name)
+        block.failed = block.failed or result.no_data_reason == FAILED_FIGURE
     return block
 
 

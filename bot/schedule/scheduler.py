@@ -34,7 +34,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 
-from bot.logline import error_line
 from bot.render import nudge as nudge_view
 from bot.render import org_digest as org_digest_view
 from bot.render.digest import message as digest_message
@@ -42,7 +41,7 @@ from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_sk
 from bot.schedule.verdicts import run_verdicts
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.nudges import find_nudges, last_weekday, record_nudged
 from metrics.org import org_timezone, org_window
 from metrics.org_digest import build_org_digest

@@ -537,6 +537,16 @@ def unknown(result: Result, reason: str) -> Result:
     return result
 
 
+FAILED = "its figures could not be computed just now (logged)"
+
+
+def failed(metric_id: str, unit: str, team: str, window: Window) -> Result:
+    """A team's figure whose computation raised (a damaged settings row, data no rule expected): an
+    unknown figure saying so, so that one team's failure leaves every other team's figure, the org's
+    pooled figure and the digests that show them standing. The caller logs the error."""
+    return unknown(Result(metric_id, team, window, None, unit, 0, None, []), FAILED)
+
+
 class Metric:
     id: str = ""
     name: str = ""

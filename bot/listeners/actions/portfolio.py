@@ -25,12 +25,12 @@ import logging
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.authz import PRE_ACK_S, allowed
-from bot.logline import error_line, slack_error
+from bot.logline import slack_error
 from bot.payload import first_action, obj, text, user_id
 from bot.render.home import digest_modal, notice_modal
 from bot.render.templates import escape_mrkdwn
 from metrics.digest import build_digest
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.teams import get_team
 
 log = logging.getLogger("vsm.bot")

@@ -10,7 +10,6 @@ from bot.listeners.actions.experiment import open_experiment
 from bot.listeners.actions.settings import open_settings
 from bot.listeners.commands import org, org_digest
 from bot.listeners.commands.parse import Command, parse
-from bot.logline import error_line
 from bot.payload import tell, text
 from bot.render import chart, replies, usage
 from bot.render.digest import preview
@@ -19,7 +18,7 @@ from metrics.catalogue.base import Result
 from metrics.catalogue.forecast import when
 from metrics.dataset import TeamData
 from metrics.digest import build_digest, digest_window
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.teams import Team, team_for_channel
 from metrics.timeutil import parse_period
 
