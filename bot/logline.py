@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from slack_sdk.errors import SlackApiError
 
-from metrics.errors import error_line  # noqa: F401 - until every caller imports it from metrics.errors
-
 
 def slack_error(exc: Exception) -> str:
     """Slack's error code (``is_archived``, ``ratelimited``...) or the exception's class."""

@@ -24,11 +24,10 @@ from datetime import datetime, timedelta
 import sqlite_utils
 from slack_sdk import WebClient
 
-from bot.logline import error_line
 from bot.render.experiment import verdict_message
 from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
 from metrics import experiments as ex
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.teams import Team, get_team
 
 log = logging.getLogger("vsm.scheduler")
