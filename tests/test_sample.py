@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
-from datetime import UTC, date, datetime
+from contextlib import redirect_stdout
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+import metrics.sample.delivery
+from bot.cli import main
+from metrics import experiments as ex
 from metrics import stats
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import baseline_window
 from metrics.dataset import TeamData
+from metrics.digest import digest_window
 from metrics.normalise import NORMALISED_TABLES
-from metrics.sample import SAMPLE_ORG, SAMPLE_SOURCES, build_sample, sample_teams
-from metrics.teams import list_teams, seed_from_config
+from metrics.org import org_window
+from metrics.sample import (
+    SAMPLE_EXPERIMENTS,
+    SAMPLE_ORG,
+    SAMPLE_SOURCES,
+    build_sample,
+    sample_teams,
+    seed_sample,
+    simulate,
+)
+from metrics.teams import check_org, get_org, get_team, list_teams, seed_from_config, settings_log
 from metrics.timeutil import WEEK, days_ending_today, parse_instant
 from tests.builders import new_db
 
@@ -288,3 +305,244 @@ def test_sources_name_every_tool():
         "github": "github",
         "pagerduty": "pagerduty",
     }
+
+
+# -- the sample's improvement experiments (issue 13: `make demo` shows a running and a concluded one) ----
+DEMO_NOW = "2026-11-25T15:00:00Z"  # tests/test_cli.py's pinned clock
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    """The sample ending before END, seeded as `vsm demo` seeds it: teams, org, experiments."""
+    db = new_db()
+    build_sample(db, END)
+    return db, seed_sample(db, END)
+
+
+def test_one_experiment_ran_its_course_and_one_is_running(seeded):
+    db, (concluded, running) = seeded
+    assert [(e.team, e.metric, e.state) for e in (concluded, running)] == [
+        ("mobile", "pr-review-time", "concluded"),
+        ("payments", "pr-pickup-time", "running"),
+    ]
+    # Over before the history's end, and judged at its end over all of it, as the verdict job does.
+    assert concluded.ends < CUTOFF
+    assert concluded.concluded_at == concluded.measured_until == concluded.ends
+    assert not concluded.stopped_early
+    # Started in the last few weeks, ends after the sample's "now": nothing left due.
+    assert CUTOFF - 3 * WEEK < running.started < CUTOFF < running.ends
+    assert running.verdict is None and ex.due(db, CUTOFF) == []
+    assert [e.id for e in ex.experiments(db, "mobile")] == [concluded.id]
+    assert [e.id for e in ex.running(db, "payments")] == [running.id]
+
+
+def test_the_verdict_is_what_the_test_gives_on_the_sample_data(seeded):
+    """Recomputed here: the windows by hand (the 28 local days before the start, and the 28 from
+    it), the PR review times from the catalogue, Mann–Whitney from metrics.stats."""
+    db, (exp, _) = seeded
+    tz = ZoneInfo("America/New_York")
+    start = datetime.fromtimestamp(exp.started, tz)
+    assert (start.weekday(), start.hour, start.minute) == (0, 10, 0)  # a Monday 10:00 in New York
+    assert exp.ends == (start + timedelta(days=28)).timestamp()  # wall-clock days, across the DST change
+    since = (start - timedelta(days=28)).timestamp()
+    metric = CATALOGUE["pr-review-time"]
+    obs, _ = metric.observations(TeamData(db, get_team(db, "mobile"), exp.ends), since, exp.ends)
+    before = [o.value for o in obs if since <= o.at < exp.started]
+    during = [o.value for o in obs if exp.started <= o.at < exp.ends]
+    p = stats.mann_whitney_p(during, before)
+    assert min(len(before), len(during)) >= stats.MIN_SIDE
+    assert p < stats.ALPHA and stats.median(during) < stats.median(before)  # significant, and lower is better
+    assert exp.verdict == ex.IMPROVED
+    assert exp.result["test"] == {
+        "name": ex.MANN_WHITNEY,
+        "p": round(p, 6),
+        "n_before": len(before),
+        "n_during": len(during),
+        "alpha": stats.ALPHA,
+    }
+    assert [r["metric"] for r in exp.north_star] == SAMPLE_ORG["north_star"]  # beside it, as context
+
+
+def test_without_the_change_in_the_data_the_same_experiment_is_no_improvement(monkeypatch):
+    """The verdict is the data's, not the sample's say: the same experiment on the history without
+    its change (reviews as far from the merge as before the start) is not judged improved."""
+    unchanged = tuple(dataclasses.replace(t, review_to_merge=1.0) for t in SAMPLE_EXPERIMENTS)
+    monkeypatch.setattr(metrics.sample.delivery, "SAMPLE_EXPERIMENTS", unchanged)
+    db = new_db()
+    build_sample(db, END)
+    concluded, _ = seed_sample(db, END)
+    assert (concluded.state, concluded.verdict) == ("concluded", ex.NO_CHANGE)
+
+
+def test_the_change_moves_only_mobiles_reviews_after_its_start(monkeypatch):
+    """The change draws nothing from the simulation's generator: without it every payload is the
+    same except the reviews of mobile's PRs merged after the experiment started."""
+    with_change = {(s, k, i): (u, p) for s, k, i, u, p in simulate(END).raw_rows()}
+    monkeypatch.setattr(metrics.sample.delivery, "SAMPLE_EXPERIMENTS", ())
+    without = {(s, k, i): (u, p) for s, k, i, u, p in simulate(END).raw_rows()}
+    assert with_change.keys() == without.keys()
+    changed = [k for k in with_change if with_change[k] != without[k]]
+    assert {(s, k) for s, k, _ in changed} == {("github", "pull_reviews")}
+    assert {i.split("#")[0] for _, _, i in changed} <= {"acme/mobile-app", "acme/mobile-backend"}
+    started = SAMPLE_EXPERIMENTS[0].started(int(CUTOFF))
+    merged = {
+        f"{p['base']['repo']['full_name']}#{p['number']}": parse_instant(p["merged_at"])
+        for (_, kind, _), (_, p) in with_change.items()
+        if kind == "pull" and p.get("merged_at")
+    }
+    assert len(changed) > 20 and all(merged[i] >= started for _, _, i in changed)
+
+
+@pytest.mark.parametrize("offset", range(7))  # every weekday the history can end on
+def test_the_conclusion_falls_in_its_digest_window_and_the_running_one_runs_on(offset):
+    """Whatever day the demo runs and at whatever hour: the concluded experiment's verdict lies in
+    mobile's digest window and the org digest's, and the running one started before the day and
+    ends after it."""
+    cutoff = int(CUTOFF) + offset * 86400
+    mobile = next(t for t in sample_teams() if t.name == "mobile")
+    concluded, running = SAMPLE_EXPERIMENTS
+    ends = ex.end_of(concluded.started(cutoff), concluded.weeks, mobile.timezone)
+    for hour in range(24):
+        now = datetime.fromtimestamp(cutoff + hour * 3600, UTC)
+        assert digest_window(mobile, now).contains(ends)
+        assert org_window(SAMPLE_ORG, now).contains(ends)
+    started = running.started(cutoff)
+    payments = next(t for t in sample_teams() if t.name == "payments")
+    assert (
+        cutoff - 3 * WEEK < started and ex.end_of(started, running.weeks, payments.timezone) > cutoff + 86400
+    )
+
+
+def test_every_start_and_the_verdict_are_in_the_settings_log(seeded):
+    db, (concluded, running) = seeded
+    rows = [r for t in ("mobile", "payments") for r in settings_log(db, t) if "experiment" in r["change"]]
+    said = [(r["team"], r["who"], r["what"]) for r in rows]
+    assert said == [
+        (
+            "mobile",
+            "U0SAMPLEMOB",
+            f"started experiment #{concluded.id} on PR review time ({concluded.change}) for 4 weeks",
+        ),
+        (
+            "mobile",
+            ex.BOT,
+            f"experiment #{concluded.id} on PR review time ({concluded.change}) ended: improved",
+        ),
+        (
+            "payments",
+            "U0SAMPLEPAY",
+            f"started experiment #{running.id} on PR pickup time ({running.change}) for 6 weeks",
+        ),
+    ]
+
+
+def test_two_seeded_builds_are_equal(seeded):
+    """The data, the experiments and the settings; only the audit columns differ, which record when
+    a row was written (the wall clock, as every audit row does)."""
+    db, _ = seeded
+    again = new_db()
+    build_sample(again, END)
+    seed_sample(again, END)
+    assert dump(again) == dump(db)
+    for sql in (
+        "select * from experiments order by id",
+        "select name, channel, timezone, settings from teams order by name",
+        "select * from org order by key",
+        "select team, who, what, change from settings_log order by id",
+    ):
+        assert list(again.query(sql)) == list(db.query(sql)), sql
+
+
+def test_the_org_settings_are_the_ones_interface_shows(seeded):
+    db, _ = seeded
+    for key, value in SAMPLE_ORG.items():
+        check_org(key, value)
+    org = get_org(db)
+    assert (org["channel"], org["timezone"]) == ("C0SAMPLEORG", "Europe/London")
+    assert org["digest"] == {"day": "mon", "time": "08:00", "period_days": 28}
+    assert set(org["targets"]) == set(org["north_star"])
+    assert org["channel"] not in {t.channel for t in sample_teams()}  # a leadership channel, no team's
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`vsm demo` through the command line's entry point, with the clock pinned; then `run` runs
+    another `vsm` command on the database it built."""
+    cwd = tmp_path_factory.mktemp("demo")
+    path = cwd / "demo.db"
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        with pytest.MonkeyPatch.context() as mp, redirect_stdout(out):
+            mp.chdir(cwd)
+            mp.setenv("VSM_NOW", DEMO_NOW)
+            mp.delenv("VSM_CONFIG", raising=False)
+            assert main(list(args)) == 0
+        return out.getvalue()
+
+    return path, run, run("demo", "--db", str(path))
+
+
+def digest_section(output: str, team: str) -> str:
+    return output.split(f"══ {team} · value-stream digest")[1].split("══ ")[0]
+
+
+def test_the_demo_shows_the_concluded_and_the_running_experiment(demo):
+    path, _, out = demo
+    concluded, running = SAMPLE_EXPERIMENTS
+    mobile = [line for line in digest_section(out, "mobile").splitlines() if concluded.change in line]
+    assert len(mobile) == 1 and "PR review time" in mobile[0] and ex.IMPROVED in mobile[0]
+    payments = [line for line in digest_section(out, "payments").splitlines() if running.change in line]
+    assert len(payments) == 1 and "PR pickup time" in payments[0] and "week 3 of 6" in payments[0]
+    assert concluded.change not in digest_section(out, "payments") + digest_section(out, "platform")
+    hints = out.split("Explore it further:")[1]
+    assert f"vsm northstar --db {path}" in hints
+    assert f"vsm experiments --team mobile --db {path}   # its improvement experiments (concluded)" in hints
+    assert f"vsm experiments --team payments --db {path}   # its improvement experiments (running)" in hints
+
+
+def test_vsm_experiments_on_the_demo_database(demo):
+    path, run, _ = demo
+    concluded, running = SAMPLE_EXPERIMENTS
+    text = run("experiments", "--team", "mobile", "--db", str(path))
+    lines = text.splitlines()
+    assert lines[0] == "mobile: 1 experiment, newest first"
+    assert lines[2] == "#1 PR review time: improved"
+    assert lines[3] == f"  Tried: {concluded.change}"
+    assert lines[4] == "  4 weeks from Mon 19 Oct 2026 10:00 EDT; ran its course"
+    assert lines[5].startswith("  During: p50 ") and lines[5].endswith(
+        "PRs), Mon 19 Oct 2026 10:00 EDT to Mon 16 Nov 2026 10:00 EST"
+    )
+    assert lines[6].endswith("PRs), Mon 21 Sep 2026 10:00 EDT to Mon 19 Oct 2026 10:00 EDT")
+    assert lines[7] == "  PR review time moved the better way, and the test says the change is real."
+    assert lines[8].startswith("  Mann–Whitney U test, two-sided, α = 0.05: p = ")
+    assert lines[9] == "  The North Star over the same two windows, for context: not the experiment's effect:"
+    assert [line.split(":")[0] for line in lines[10:]] == [
+        "    Lead time for changes",
+        "    Deployment frequency",
+    ]
+    as_json = json.loads(run("experiments", "--team", "mobile", "--db", str(path), "--json"))
+    assert [(e["state"], e["verdict"], e["started"]) for e in as_json] == [
+        ("concluded", "improved", "2026-10-19T14:00:00Z")
+    ]
+    text = run("experiments", "--team", "payments", "--db", str(path))
+    assert text.splitlines()[2:6] == [
+        "#2 PR pickup time: running until Mon 21 Dec 2026 09:30 GMT",
+        f"  Trying: {running.change}",
+        "  Week 3 of 6, from Mon 9 Nov 2026 09:30 GMT",
+        text.splitlines()[5],
+    ]
+    assert (
+        text.splitlines()[5].startswith("  So far: p50 ")
+        and " PRs); the same length of time before it: p50 " in text
+    )
+    assert "platform: no experiments yet" in run("experiments", "--team", "platform", "--db", str(path))
+
+
+def test_vsm_northstar_on_the_demo_database_shows_the_sample_org(demo):
+    path, run, _ = demo
+    text = run("northstar", "--db", str(path))
+    assert text.splitlines()[0] == "North Star · 2026-10-28 – 2026-11-24 (Europe/London)"
+    for name in ("Lead time for changes (all teams)", "Deployment frequency (all teams)"):
+        assert name in text
+    assert all(f"    {t.name}: " in text for t in sample_teams())

@@ -28,13 +28,16 @@ SAMPLE_SOURCES: dict[str, dict] = {
     "pagerduty": {"kind": "pagerduty", "url": "https://api.pagerduty.com"},
 }
 # The org settings INTERFACE.md's example shows: North Star, the org digest's channel (a leadership
-# channel of no team), its time zone (windows and weeks) and schedule.
+# channel of no team), its time zone (windows and weeks) and schedule, and a target for each North
+# Star metric in base units, as a team's (lead time for changes: p85 within 7 days; deployment
+# frequency: at least 20 a week across the org).
 SAMPLE_ORG = {
     "north_star": ["lead-time-for-changes", "deployment-frequency"],
     "admins": [],
     "channel": "C0SAMPLEORG",
     "timezone": "Europe/London",
     "digest": {"day": "mon", "time": "08:00", "period_days": 28},
+    "targets": {"lead-time-for-changes": 168.0, "deployment-frequency": 20.0},
 }
 
 # Site-wide Jira statuses: id and category (new / indeterminate / done).
