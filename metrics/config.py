@@ -420,8 +420,8 @@ def _org_targets(value: object, north_star: object) -> dict:
         except VsmError as exc:
             problems.append(f"{m}: {exc}")
     problems += [
-        f"{m}: not a North Star metric (north_star = {shown(chosen)}); the org's targets are shown "
-        "only beside the North Star figures"
+        f"{m}: not a North Star metric (north_star: {', '.join(map(shown, chosen)) or 'none'}); the "
+        "org's targets are shown only beside the North Star figures"
         for m in off_north_star(targets, chosen)  # type: ignore[arg-type]
     ]
     if problems:
