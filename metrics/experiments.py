@@ -440,7 +440,7 @@ def judge(c: Comparison, metric: Metric, before_words: str) -> None:
         share_d, share_b = 100 * hits_d / len(d), 100 * hits_b / len(b)
         went_up = share_d > share_b
         numbers = (
-            f"Fisher's exact test, two-sided, α = 0.05: p = {c.p:.3f}; {one_decimal(share_d)}% during "
+            f"Fisher's exact test, two-sided, α = 0.05: {stats.p_text(c.p)}; {one_decimal(share_d)}% during "
             f"the experiment ({hits_d} of {len(d)} {metric.things}) vs {one_decimal(share_b)}% "
             f"{before_label} ({hits_b} of {len(b)})"
         )
@@ -452,7 +452,7 @@ def judge(c: Comparison, metric: Metric, before_words: str) -> None:
         name = "Mann–Whitney U test" + (" on weekly counts" if weekly else "")
         n_d, n_b = (f"{len(x)} weeks" if weekly else f"n = {len(x)}" for x in (d, b))
         numbers = (
-            f"{name}, two-sided, α = 0.05: p = {c.p:.3f}; median {show(stats.median(d))} during the "
+            f"{name}, two-sided, α = 0.05: {stats.p_text(c.p)}; median {show(stats.median(d))} during the "
             f"experiment ({n_d}) vs {show(stats.median(b))} {before_label} ({n_b})"
         )
     if c.p < stats.ALPHA:

@@ -163,6 +163,12 @@ def _average_ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
     return ranks, ties
 
 
+def p_text(p: float) -> str:
+    """A p-value as a reader takes it: ``p = 0.012``, or ``p < 0.001`` where three decimals would
+    print a p of exactly nothing (``p = 0.000``), which no test gives."""
+    return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
+
+
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided Mann–Whitney U p-value, or None with fewer than 10 observations a side.
 

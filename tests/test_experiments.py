@@ -83,7 +83,7 @@ def test_a_clear_shift_in_a_duration_is_improved_with_its_numbers_and_the_north_
         "alpha": 0.05,
     }
     assert done.detail == (
-        "Mann–Whitney U test, two-sided, α = 0.05: p = 0.000; median 15.5 h during the experiment "
+        "Mann–Whitney U test, two-sided, α = 0.05: p < 0.001; median 15.5 h during the experiment "
         "(n = 12) vs 2.2 d in the 4 weeks before (n = 12)"
     )
     # p85 of 48..59: x[9] + 0.35 = 57.35; of 10..21: 19.35.

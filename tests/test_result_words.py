@@ -215,7 +215,7 @@ def test_a_two_sample_signal_compares_the_items_with_the_weeks_before():
     r = run(db, "cycle-time", "2026-03-02", "2026-03-30", "2026-04-01 00:00")
     assert r.signal == "slower than the 6 weeks before (items in this period vs before)"
     assert r.signal_detail == (
-        "Mann–Whitney U test, two-sided, α = 0.05: p = 0.000; median 1.3 d in this period (n = 12) "
+        "Mann–Whitney U test, two-sided, α = 0.05: p < 0.001; median 1.3 d in this period (n = 12) "
         "vs 10.0 h in the 6 weeks before (n = 12)"
     )
     assert r.signal_note is None

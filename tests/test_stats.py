@@ -115,3 +115,11 @@ def test_fisher_agrees_with_scipy():
         expected = float(fisher_exact(table, alternative="two-sided").pvalue)
         got = stats.fisher_p(hits_a, n_a, hits_b, n_b)
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-300), (hits_a, n_a, hits_b, n_b)
+
+
+def test_a_p_value_too_small_for_three_decimals_is_said_as_below_them():
+    from metrics.stats import p_text
+
+    assert p_text(0.0123) == "p = 0.012"
+    assert p_text(0.0004) == "p < 0.001"  # never "p = 0.000": no test gives a p of nothing
+    assert p_text(0.0005) == "p = 0.001"

@@ -416,7 +416,7 @@ def mann_whitney_verdict(
     return Verdict(
         f"{words.said(mw > mb)} than {before} ({things} in this period vs before)",
         detail=(
-            f"Mann–Whitney U test, two-sided, α = 0.05: p = {p:.3f}; median {show(mw)} in this period "
+            f"Mann–Whitney U test, two-sided, α = 0.05: {stats.p_text(p)}; median {show(mw)} in this period "
             f"(n = {len(in_window)}) vs {show(mb)} in {before} (n = {len(in_base)})"
         ),
     )
@@ -435,7 +435,7 @@ def fisher_verdict(
     return Verdict(
         f"{words.said(share[0] > share[1])} than {before} ({things} in this period vs before)",
         detail=(
-            f"Fisher's exact test, two-sided, α = 0.05: p = {p:.3f}; {one_decimal(share[0])}% in this "
+            f"Fisher's exact test, two-sided, α = 0.05: {stats.p_text(p)}; {one_decimal(share[0])}% in this "
             f"period ({hits[0]} of {sizes[0]}) vs {one_decimal(share[1])}% in {before} "
             f"({hits[1]} of {sizes[1]})"
         ),
