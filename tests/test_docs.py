@@ -274,3 +274,106 @@ def test_slack_help_points_to_the_docs():
         assert "`docs/metrics.md` in the vsm-bot repository" in text
         # Slack users get no command-line hints: `/vsm …` yes, `vsm metric …` no.
         assert not re.search(r"(?<![/\w-])vsm (demo|teams|metrics?|digest|sync|serve)\b", text)
+
+
+# -- docs/slack.md and docs/layout.md against the code ---------------------------------------------------
+def _flat(page: str) -> str:
+    """A page's text with every run of whitespace one space: a phrase may wrap anywhere."""
+    return " ".join((DOCS / page).read_text(encoding="utf-8").split())
+
+
+def slack_command_rows() -> list[str]:
+    """The first cells of docs/slack.md's command table: ``/vsm digest``, ``/vsm <metric> [period]``..."""
+    text = (DOCS / "slack.md").read_text(encoding="utf-8")
+    table = text[text.index("## Commands") : text.index("## Modals")]
+    return re.findall(r"^\|\s*(`/vsm[^|]*)\|", table, flags=re.MULTILINE)
+
+
+def test_every_vsm_subcommand_is_in_the_command_table_of_slack_md():
+    """A word `/vsm` answers (``parse.SIMPLE``, and ``forecast``) without a row in the table is a
+    command nobody can find; the help reply and the manifest's usage hint name each one too."""
+    from bot.listeners.commands.parse import SIMPLE
+
+    rows = slack_command_rows()
+    assert len(rows) >= 8, f"the command table was not found: {rows}"
+    heads = {w for cell in rows for w in re.findall(r"`/vsm (\w+)", cell)}
+    words = set(SIMPLE) | {"forecast"}
+    assert sorted(words - heads) == [], "subcommands missing from docs/slack.md's command table"
+    hint = re.search(r'usage_hint: "([^"]*)"', (ROOT / "manifest.yml").read_text(encoding="utf-8"))
+    assert hint, "manifest.yml has no usage_hint"
+    listed = {part.split()[0] for part in hint.group(1).split("|") if part.strip()}
+    assert sorted(words - listed) == [], "subcommands missing from manifest.yml's usage hint"
+
+
+# The packages whose every module the table of docs/layout.md names (one module a job: a new one
+# without its line is a part nobody can find). Per-tool folders (sources, normalise) are named as a
+# rule instead ("one module per tool").
+LAYOUT_PACKAGES = (
+    "metrics",
+    "metrics/catalogue",
+    "metrics/sample",
+    "bot",
+    "bot/render",
+    "bot/schedule",
+    "bot/listeners/commands",
+    "bot/listeners/actions",
+    "bot/listeners/events",
+    "bot/listeners/views",
+)
+
+
+def layout_rows() -> list[tuple[str, str]]:
+    """(first cell, the rest) of each row of docs/layout.md's "Where things are" table."""
+    text = (DOCS / "layout.md").read_text(encoding="utf-8")
+    table = text[text.index("## Where things are") : text.index("## Conventions")]
+    rows = []
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) >= 4 and "`" in cells[1]:
+            rows.append((cells[1], "|".join(cells[2:])))
+    return rows
+
+
+def test_layout_md_names_every_module():
+    rows = layout_rows()
+    assert len(rows) >= 30, f"the table of docs/layout.md was not found: {len(rows)} rows"
+    missing = []
+    for package in LAYOUT_PACKAGES:
+        for path in sorted((ROOT / package).glob("*.py")):
+            if path.name == "__init__.py":
+                continue
+            whole, stem = f"`{package}/{path.name}`", path.stem
+            named = any(whole in first for first, _ in rows) or any(
+                f"`{package}/`" in first and re.search(rf"`{stem}(\.py)?`", rest) for first, rest in rows
+            )
+            if not named:
+                missing.append(f"{package}/{path.name}")
+    assert missing == [], f"modules docs/layout.md does not name: {missing}"
+
+
+def test_the_numbers_slack_md_quotes_are_the_codes():
+    """Limits and schedules a reader relies on, quoted from the constants that make them."""
+    from bot.render import digest as digest_view
+    from bot.render import home
+    from bot.schedule import scheduler, verdicts
+    from metrics import experiments as ex
+    from metrics.teams import ORG_DIGEST, ORG_LOG
+
+    text = _flat("slack.md")
+    day = {"mon": "Mondays"}[ORG_DIGEST["day"]]
+    phrases = [
+        f"At most {home.MAX_TEAMS} teams are drawn",
+        f"its chosen metrics (the first {home.SINGLE_FIGURES})",
+        f"(the first {digest_view.RUNNING_SHOWN}; more are counted)",
+        f"(default {day} {ORG_DIGEST['time']})",
+        f"covers the `period_days` (default {ORG_DIGEST['period_days']})",
+        f"`{ORG_LOG}/{scheduler.ORG_KIND}/<local date>`",
+        f"`{ORG_LOG}/{scheduler.ORG_POSTED_KIND}/<cycle day>`",
+        f"`<team>/{verdicts.KIND}/<id>`",
+        f"a job that runs every {scheduler.VERDICT_MINUTES} minutes",
+        f"tried again every {scheduler.VERDICT_MINUTES} minutes for {verdicts.GRACE.days} days",
+        f"1 to {ex.MAX_CHANGE} characters",
+        f"{ex.MIN_WEEKS} to {ex.MAX_WEEKS} weeks",
+        f"need at least {stats.MIN_SIDE} weeks",
+    ]
+    assert [p for p in phrases if p not in text] == []
