@@ -339,29 +339,26 @@ def cmd_northstar(args, cfg: Config) -> int:
     figure beside it on the same window."""
     import json
 
-    from bot.render import format as fmt
+    from bot.render.org_digest import north_star_text
     from bot.render.terminal import json_text, safe
-    from metrics import catalogue
-    from metrics.org import northstar, org_window
+    from metrics.org import north_star_rollups, northstar, org_window
     from metrics.results import org_rollups
     from metrics.teams import get_org
 
     db = _open(args, cfg)
     t = now()
     window = org_window(get_org(db), t, period=args.period, since=args.since, until=args.until)
-    data = northstar(db, t, window, compute=org_rollups)  # the figures the last sync stored, if current
+    # org_rollups: the figures the last sync stored, where they are still current.
     if args.json:
+        data = northstar(db, t, window, compute=org_rollups)
         print(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
         return 0
-    if not data["metrics"]:
+    window, tz, found = north_star_rollups(db, t, window, compute=org_rollups)
+    if not found:
         print("No North Star metrics are set for the organisation ([org] north_star).")
         return 0
-    print(f"North Star · {window.label()} ({data['timezone']})")
-    for m in data["metrics"]:
-        metric, org = catalogue.get(m["metric"]), m["org"]
-        print(f"  {metric.name} (all teams): {fmt.value(metric, org['value'])}   (n = {org['sample_size']})")
-        for row in m["teams"]:
-            print(f"    {safe(row['team'])}: {fmt.value(metric, row['value'])}   (n = {row['sample_size']})")
+    for line in north_star_text(window, tz, found):
+        print(safe(line))
     return 0
 
 

@@ -506,10 +506,7 @@ def northstar(
     Star metric in the org's order, the pooled org figure and every team's figure beside it.
     ``compute``: what rolls up (default ``rollups``; ``metrics.results.org_rollups`` reads the
     figures a sync stored instead of recomputing every team)."""
-    org = get_org(db)
-    tz = org_timezone(org)
-    window = window or org_window(org, now)
-    found = (compute or rollups)(db, north_star_ids(org), window, now, targets=org_targets(org))
+    window, tz, found = north_star_rollups(db, now, window, compute)
     return {
         "since": iso(window.start),
         "until": iso(window.end),
@@ -518,11 +515,23 @@ def northstar(
     }
 
 
+def north_star_rollups(
+    db: sqlite_utils.Database, now: datetime | float, window: Window | None = None, compute=None
+) -> tuple[Window, str, list[Rollup]]:
+    """The window, the org time zone and each North Star metric rolled up with the org's targets:
+    what ``northstar`` prints as JSON and a terminal as text."""
+    org = get_org(db)
+    tz = org_timezone(org)
+    window = window or org_window(org, now)
+    return window, tz, (compute or rollups)(db, north_star_ids(org), window, now, targets=org_targets(org))
+
+
 __all__ = [
     "Rollup",
     "TeamFigure",
     "identity",
     "north_star_ids",
+    "north_star_rollups",
     "northstar",
     "org_targets",
     "org_timezone",

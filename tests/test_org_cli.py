@@ -33,7 +33,8 @@ def test_northstar_json_has_interfaces_shape_and_pools_the_teams(sample_db, caps
 def test_northstar_text_names_the_window_and_every_team(sample_db, capsys, monkeypatch):
     code, out, _ = run(capsys, monkeypatch, "northstar", "--db", str(sample_db), "--period", "30d")
     assert code == 0
-    assert out.startswith("North Star · ") and "(all teams)" in out
+    assert out.startswith("North Star · ") and "all teams pooled, each observation once" in out
+    assert "\n  Lead time for changes: p50 " in out and "\n  Deployment frequency: " in out
     for team in ("mobile", "payments", "platform"):
         assert f"    {team}: " in out
 

@@ -542,7 +542,12 @@ def test_vsm_experiments_on_the_demo_database(demo):
 def test_vsm_northstar_on_the_demo_database_shows_the_sample_org(demo):
     path, run, _ = demo
     text = run("northstar", "--db", str(path))
-    assert text.splitlines()[0] == "North Star · 2026-10-28 – 2026-11-24 (Europe/London)"
-    for name in ("Lead time for changes (all teams)", "Deployment frequency (all teams)"):
-        assert name in text
+    assert text.splitlines()[0].startswith("North Star · 2026-10-28 – 2026-11-24 (Europe/London) · ")
+    lead, frequency = (line for line in text.splitlines() if line.startswith("  ") and line[2] != " ")
+    # The org's figure with its change, the signal rules' verdict and the sample org's targets.
+    assert lead.startswith("  Lead time for changes: p50 ") and "org target: off target (≤ 7.0 d)" in lead
+    assert (
+        frequency.startswith("  Deployment frequency: ") and "org target: on target (≥ 20.0/wk)" in frequency
+    )
+    assert "previous period" in lead or "↑" in lead or "↓" in lead or "no change" in lead
     assert all(f"    {t.name}: " in text for t in sample_teams())

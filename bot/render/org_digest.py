@@ -39,7 +39,7 @@ from metrics.catalogue.base import Result
 from metrics.experiments import Experiment
 from metrics.org import Rollup, TeamFigure
 from metrics.org_digest import Moved, OrgDigest, Stale
-from metrics.timeutil import parse_instant
+from metrics.timeutil import Window, parse_instant
 
 LINE_MAX = 600  # one entry's line (a long reason, a long sync error): a list stays a list
 TEAM_BLOCKS = 2  # sections of team rows under each North Star metric (~50 teams each)
@@ -293,3 +293,30 @@ def preview(d: OrgDigest, now: datetime) -> dict:
         }
     )
     return payload
+
+
+def north_star_text(window: Window, timezone: str, found: list[Rollup]) -> list[str]:
+    """`vsm northstar` in a terminal: each North Star metric's org figure with what it counts, its
+    change, the signal rules' verdict and the org's target, then every team's row, by name (plain
+    lines: the caller makes each safe for a terminal)."""
+    lines = [f"North Star · {window.label()} ({timezone}) · all teams pooled, each observation once"]
+    for r in found:
+        metric, result = r.metric, as_result(r)
+        if not r.poolable:
+            lines.append(f"  {metric.name}: not pooled across teams ({r.no_data_reason})")
+        else:
+            figure, _spark = fmt.shown(metric, result)
+            parts = [figure + (f" ({fmt.counted(metric, r.sample_size)})" if fmt.has_data(result) else "")]
+            if fmt.has_data(result):
+                parts.append(fmt.versus(metric, result))
+                parts.append(fmt.verdict(result.signal, result.signal_note, result.sample_size))
+            if r.target is not None:
+                parts.append(f"org target: {target_line(metric, r.target, _status(r.on_target))}")
+            lines.append(f"  {metric.name}: " + " · ".join(parts))
+        for t in r.teams:
+            figure, _spark = fmt.shown(metric, t.result)
+            if fmt.has_data(t.result):
+                figure += f" ({fmt.counted(metric, t.sample_size)})"
+            status = {True: " · on target", False: " · off target"}.get(t.on_target, "")  # type: ignore[arg-type]
+            lines.append(f"    {t.team}: {figure}{status}")
+    return lines
