@@ -308,7 +308,7 @@ def test_stop_early_posts_the_verdict_on_the_data_so_far_once(env):
     )
     assert windows.count("(12 PRs)") == 2
     assert blocks["statistic"]["elements"][0]["text"].startswith(
-        "Mann–Whitney U test, two-sided, α = 0.05: p < 0.001"
+        "Mann–Whitney U test, two-sided, α = 0.05: p &lt; 0.001"  # mrkdwn: &lt; reads <
     )
     north = blocks["north_star"]["text"]["text"]
     assert north.startswith("*North Star over the same two windows*\n• PR cycle time: p50 15.5 h")

@@ -16,6 +16,7 @@ from builders import deploy, new_db, pr, team, ts
 
 from metrics import experiments as ex
 from metrics.errors import VsmError
+from metrics.stats import p_text
 from metrics.teams import create_team, set_org, settings_log
 
 START = ts("2026-03-02 00:00")
@@ -189,7 +190,7 @@ def test_a_count_is_judged_on_weekly_counts_from_ten_weeks_a_side(db):
     assert (done.result["before"]["value"], done.result["during"]["value"]) == (2.0, 5.0)
     assert (done.result["before"]["sample_size"], done.result["during"]["sample_size"]) == (20, 50)
     assert done.detail == (
-        f"Mann–Whitney U test on weekly counts, two-sided, α = 0.05: p = {z_p(100, 10, 10, 1980):.3f}; "
+        f"Mann–Whitney U test on weekly counts, two-sided, α = 0.05: {p_text(z_p(100, 10, 10, 1980))}; "
         "median 5.0 deployments a week during the experiment (10 weeks) vs 2.0 deployments a week in "
         "the 10 weeks before (10 weeks)"
     )
