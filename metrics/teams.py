@@ -652,33 +652,80 @@ def get_org(db: sqlite_utils.Database) -> dict:
     return org
 
 
+class OrgConflict(VsmError):
+    """An org settings save refused at the moment of the write, nothing written: ``key`` says why
+    (``version``: someone changed the settings since the form was read; ``channel``: the channel has
+    become a team's since)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def set_org(db: sqlite_utils.Database, key: str, value: object, who: str, what: What = None) -> bool:
-    """Set one org setting (checked: see ORG_RULES) and log the change as a team's is logged (who,
-    when, ``what`` in words, old and new), in one transaction; False, and nothing written, when the
-    value is the one already set (``same_org_value``).
+    """Set one org setting (``set_org_many`` with one key); False, and nothing written, when the
+    value is the one already set (``same_org_value``)."""
+    return bool(set_org_many(db, {key: value}, who, what))
+
+
+def set_org_many(
+    db: sqlite_utils.Database,
+    values: dict[str, object],
+    who: str,
+    what: What = None,
+    *,
+    seen: int | None = None,
+) -> dict:
+    """Set several org settings at once, all or nothing: every value checked (see ORG_RULES) before
+    anything is written, then, in one transaction, each one that differs from the stored one
+    (``same_org_value``) written with its own settings log row (who, when, ``what`` in words, made
+    from that key's ``{key: [old, new]}``, old and new). Returns ``{key: [old, new]}`` for what changed.
+
+    One transaction because a form saves several settings: a refusal on the third must not leave the
+    first two saved with the admin told nothing was. ``seen`` (``org_version`` when the form was
+    read) is compared under the write lock, so of two admins saving forms opened on the same
+    settings, the second is refused (``OrgConflict``, key ``version``) instead of silently putting
+    back what the first changed. A new channel that a team has taken meanwhile is refused too (key
+    ``channel``), as ``create_team`` refuses the org's.
 
     Targets are stored as a team's are (``Team.to_json``): plain numbers under ``targets``, which any
     reader judges in the metric's better direction, and their forms under ``target_forms``.
     """
-    try:
-        check_org(key, value)
-    except VsmError as exc:
-        raise VsmError(f"org {exc}") from None
+    for key, value in values.items():
+        try:
+            check_org(key, value)
+        except VsmError as exc:
+            raise VsmError(f"org {exc}") from None
+    changes: dict = {}
     with transaction(db):  # read and write under one write lock: nothing changes in between
-        old = get_org(db).get(key)
-        if old is not None and same_org_value(key, old, value):
-            return False
-        changes = {key: [old, value]}
-        if key == "targets":
-            targets: dict = value  # type: ignore[assignment]
-            plain = {m: float(t) for m, t in targets.items()}
-            forms = {m: t.to_dict() for m, t in targets.items() if isinstance(t, Target)}
-            db["org"].upsert({"key": key, "value": json.dumps(plain, allow_nan=False)}, pk="key")
-            db["org"].upsert({"key": _ORG_TARGET_FORMS, "value": json.dumps(forms)}, pk="key")
-        else:
-            db["org"].upsert({"key": key, "value": json.dumps(value, allow_nan=False)}, pk="key")
-        log_change(db, ORG_LOG, now_iso(), who, _what(what, changes, f"changed org {key}"), changes)
-    return True
+        if seen is not None and org_version(db) != seen:
+            raise OrgConflict("the organisation settings changed since they were read", "version")
+        current = get_org(db)
+        for key, value in values.items():
+            old = current.get(key)
+            if old is None or not same_org_value(key, old, value):
+                changes[key] = [old, value]
+        channel = changes.get("channel", [None, ""])[1]
+        team = team_for_channel(db, channel) if channel else None  # type: ignore[arg-type]
+        if team is not None:
+            raise OrgConflict(f"channel {channel} is the channel of team {team.name}", "channel")
+        at = now_iso()
+        for key, (old, value) in changes.items():
+            _write_org(db, key, value)
+            change = {key: [old, value]}
+            log_change(db, ORG_LOG, at, who, _what(what, change, f"changed org {key}"), change)
+    return changes
+
+
+def _write_org(db: sqlite_utils.Database, key: str, value: object) -> None:
+    if key == "targets":
+        targets: dict = value  # type: ignore[assignment]
+        plain = {m: float(t) for m, t in targets.items()}
+        forms = {m: t.to_dict() for m, t in targets.items() if isinstance(t, Target)}
+        db["org"].upsert({"key": key, "value": json.dumps(plain, allow_nan=False)}, pk="key")
+        db["org"].upsert({"key": _ORG_TARGET_FORMS, "value": json.dumps(forms)}, pk="key")
+    else:
+        db["org"].upsert({"key": key, "value": json.dumps(value, allow_nan=False)}, pk="key")
 
 
 def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) -> list[str]:
@@ -712,7 +759,16 @@ def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) ->
     current = get_org(db)
     for key, value in org.items():
         if key not in current:
-            set_org(db, key, value, who="vsm.toml")
+            try:
+                set_org(db, key, value, who="vsm.toml")
+            except OrgConflict as exc:  # a team set up in Slack took the file's org channel
+                warnings.append(f"org {key}: not set from vsm.toml: {exc}")
+        elif key == "admins" and current[key] != value:
+            stored = ", ".join(map(str, current[key])) or "none"
+            warnings.append(
+                f"org admins: vsm.toml differs from the database; the database wins: the org admins are "
+                f"{stored} (besides workspace admins), not the file's"
+            )
         elif current[key] != value:
             warnings.append(f"org {key}: vsm.toml differs from the database; the database wins")
     return warnings
