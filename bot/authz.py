@@ -1,8 +1,8 @@
 """Who may do what, checked at the moment it happens.
 
 A team's settings, its digest preview's "Post to channel", its chart menu and its nudges' snooze belong
-to the members of the team's channel; the North Star belongs to workspace admins and the config's
-``[org] admins``. Forms and buttons are checked again when submitted or clicked, not only when shown:
+to the members of the team's channel; the North Star belongs to workspace admins and the org admins
+stored in the database (``[org] admins``, copied from vsm.toml on first start). Forms and buttons are checked again when submitted or clicked, not only when shown:
 someone who left the channel, or lost admin, since cannot use a form they still hold.
 """
 
@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.logline import slack_error
 from bot.payload import tell
+from metrics.teams import get_org
 
 log = logging.getLogger("vsm.bot")
 
@@ -25,7 +26,15 @@ MEMBERS_TTL = 60.0
 PRE_ACK_S = 2.0
 """The most a membership check made before a 3-second acknowledgement may take, all of it: waiting
 for another click's fetch of the same channel, and every page of ``conversations.members``."""
+BEFORE_OPEN_S = PRE_ACK_S
+"""The most the Slack calls before ``views.open`` may take together (the membership check, then the
+creator's time zone): the ``trigger_id`` that opens a form lives 3 seconds, and the form must still
+be drawn and sent in what is left."""
 MEMBERS_UNKNOWN = "Could not check the channel's members just now; try again in a minute."
+NOT_ADMIN = "Only workspace admins and the organisation's admins can change the organisation settings."
+ADMIN_UNKNOWN = "Slack could not say whether you are a workspace admin just now; try again in a minute."
+NOT_IN_CHANNEL = "Invite @vsm-bot to that channel first: the organisation digest is posted there."
+CHANNEL_UNKNOWN = "Slack could not say whether vsm-bot can post in that channel just now; try again."
 
 
 class MemberCache:
@@ -133,10 +142,58 @@ def allowed(
     return bool(member)
 
 
+def member_refusal(deps, client, meta: dict, user: str, *, not_theirs: str, not_member: str) -> str | None:
+    """Why ``user`` may not submit a team's form now, or None when they may: the form must be theirs
+    (``meta``, its ``private_metadata``: ``by`` and ``channel``), and they must be in the team's channel
+    now (leaving it since takes the right away). Checked before the modal's 3-second acknowledgement,
+    so within ``PRE_ACK_S``; Slack not answering in time is ``MEMBERS_UNKNOWN``."""
+    channel = meta.get("channel")
+    if not user or not isinstance(channel, str) or not channel or meta.get("by") != user:
+        return not_theirs
+    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
+    if member is None:
+        return MEMBERS_UNKNOWN
+    return None if member else not_member
+
+
+def bot_can_post(client, channel: str, *, within: float = PRE_ACK_S) -> bool | None:
+    """Whether the bot is in ``channel`` (``conversations.info``'s ``is_member``), asked before a
+    channel is saved as the place the bot posts to: a channel it is not in would lose every post to
+    ``not_in_channel``. A private channel the bot is not in is ``channel_not_found`` to it: False too.
+    None when Slack cannot say within ``within`` seconds (one call, no retries)."""
+    if within <= 0:
+        return None
+    try:
+        info = before_ack(client, timeout=within).conversations_info(channel=channel)
+    except SlackApiError as exc:
+        if exc.response.get("error") == "channel_not_found":
+            return False
+        log.info("could not read whether vsm-bot is in %s: %s", channel, slack_error(exc))
+        return None
+    except (SlackClientError, OSError) as exc:
+        log.info("could not read whether vsm-bot is in %s: %s", channel, slack_error(exc))
+        return None
+    channel_info = info.get("channel")
+    return isinstance(channel_info, dict) and channel_info.get("is_member") is True
+
+
+def org_admins(deps) -> list[str]:
+    """Who may set the org settings besides workspace admins: the ``[org] admins`` the database holds
+    (seeded from vsm.toml on first start; the database wins, as for every other setting, and
+    ``vsm serve`` notes where the file differs), and ``deps.admins`` (extra ones an embedding, a test,
+    passes to ``create_app``)."""
+    stored = get_org(deps.store.db).get("admins")
+    return (
+        [*deps.admins, *(a for a in stored if isinstance(a, str))]
+        if isinstance(stored, list)
+        else deps.admins
+    )
+
+
 def may_set(client, deps, user: str) -> bool | None:
-    """Whether ``user`` may set the North Star now: named in ``[org] admins``, or a workspace admin
-    or owner; None when Slack cannot say (the change is refused, never guessed)."""
-    if user in deps.admins:
+    """Whether ``user`` may set the North Star now: an org admin (``org_admins``), or a workspace
+    admin or owner; None when Slack cannot say (the change is refused, never guessed)."""
+    if user in org_admins(deps):
         return True
     try:
         info = client.users_info(user=user).get("user") or {}

@@ -7,7 +7,7 @@ import time
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.authz import PRE_ACK_S, allowed, before_ack
+from bot.authz import BEFORE_OPEN_S, allowed, before_ack
 from bot.logline import slack_error
 from bot.payload import first_action, message_channel, obj, tell, text, user_id
 from bot.render.modals import settings_view
@@ -16,10 +16,6 @@ from metrics.teams import TEAM_RULES, Team, team_for_channel
 
 log = logging.getLogger("vsm.bot")
 
-BEFORE_OPEN_S = PRE_ACK_S
-"""The most the Slack calls before ``views.open`` may take together (the membership check, then the
-creator's time zone): the ``trigger_id`` that opens the form lives 3 seconds, and the form must
-still be drawn and sent in what is left."""
 MIN_LOOKUP_S = 0.1  # less time left than this: the zone is not asked for (UTC)
 
 

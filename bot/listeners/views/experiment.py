@@ -16,7 +16,7 @@ import re
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S
+from bot.authz import member_refusal
 from bot.logline import slack_error
 from bot.payload import obj, private_metadata, selected_value, state_values, text, user_id
 from bot.render.experiment import started_message
@@ -34,15 +34,14 @@ _WEEKS = re.compile(r"[0-9]{1,2}")
 def _refusal(deps, client, meta: dict, user: str) -> str | None:
     """Why ``user`` may not submit this form, or None: they must have opened it, and be in the
     team's channel now (leaving the channel since takes the right away)."""
-    channel = text(meta.get("channel"))
-    if not user or not channel or meta.get("by") != user:
-        return "Only the member of the team's channel who opened this form can submit it."
-    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
-    if member is None:
-        return MEMBERS_UNKNOWN
-    if not member:
-        return "Only members of the team's channel can start its experiments, and you are not in it now."
-    return None
+    return member_refusal(
+        deps,
+        client,
+        meta,
+        user,
+        not_theirs="Only the member of the team's channel who opened this form can submit it.",
+        not_member="Only members of the team's channel can start its experiments, and you are not in it now.",
+    )
 
 
 def _fields(view: dict) -> tuple[str, str, object]:

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable
 from functools import cache
 
-from bot.authz import MEMBERS_UNKNOWN, PRE_ACK_S
-from bot.payload import obj, private_metadata, state_values, text, user_id
+from bot.authz import member_refusal
+from bot.payload import obj, private_metadata, state_values, user_id
 from bot.render.settings_changes import created, describe
 from bot.render.templates import escape_mrkdwn
 from bot.settings_form import apply, form_values
@@ -77,15 +77,15 @@ def _refusal(deps, client, meta: dict, user: str) -> dict[str, str] | None:
     """Why ``user`` may not submit this form, as a modal error; ``None`` when they may. The form
     must have been opened by them (``private_metadata``), and they must be in the channel now: leaving
     the channel after opening the form takes the right away (``MemberCache``)."""
-    channel = text(meta.get("channel"))
-    if not user or not channel or meta.get("by") != user:
-        return {"name": "Only members of the team's channel can change it."}
-    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
-    if member is None:
-        return {"name": MEMBERS_UNKNOWN}
-    if not member:
-        return {"name": "Only members of the team's channel can change it, and you are not in it now."}
-    return None
+    refused = member_refusal(
+        deps,
+        client,
+        meta,
+        user,
+        not_theirs="Only members of the team's channel can change it.",
+        not_member="Only members of the team's channel can change it, and you are not in it now.",
+    )
+    return {"name": refused} if refused else None
 
 
 def submit(ack, body, client, view, context) -> None:
