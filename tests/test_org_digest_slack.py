@@ -17,7 +17,17 @@ from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, assert_valid_message, click, command, command_reply, signed, slack_app
+from slackkit import (
+    NOW,
+    SECRET,
+    ack_json,
+    assert_valid_message,
+    click,
+    command,
+    command_reply,
+    signed,
+    slack_app,
+)
 
 from bot import ids
 from bot.app import create_app, web_client
@@ -80,6 +90,20 @@ def test_vsm_digest_in_the_org_channel_previews_the_org_digest(env):
     ]
     assert reply["blocks"][-1]["elements"][0]["action_id"] == ids.POST_ORG_DIGEST
     assert _posts(slack) == []  # a preview posts nothing
+
+
+@pytest.mark.parametrize("text", ["settings", "experiment", "cycle-time 30d", "forecast 10"])
+def test_a_teams_command_in_the_org_channel_says_where_it_works_and_offers_no_set_up(env, text):
+    """No team may be set up in the org channel (create_team refuses it), so offering "Set up a team
+    here" there would lead to a refusal at submit: the answer says where the command works instead."""
+    app, slack, db_path = env
+    reply = ack_json(command(app, text, channel=ORG_CHANNEL))
+    assert reply["response_type"] == "ephemeral" and "blocks" not in reply
+    assert reply["text"].startswith("This is the organisation's channel: a team's figures, settings")
+    assert "`/vsm digest` previews the organisation's digest" in reply["text"]
+    assert slack.calls_to("views.open") == []
+    db = open_db(db_path, create=False)
+    assert db.execute("select count(*) from teams where channel = ?", [ORG_CHANNEL]).fetchone()[0] == 0
 
 
 def test_where_the_org_channel_is_a_teams_channel_the_teams_digest_is_previewed(env):

@@ -28,6 +28,19 @@ def no_team_message(channel: str) -> dict:
     return render_json("no_team.json.j2", channel=channel)
 
 
+def org_channel_message() -> dict:
+    """A team's command typed in the organisation's channel, which no team may take: where it works
+    and what works here, instead of an offer to set up a team the set-up would refuse."""
+    return {
+        "response_type": "ephemeral",
+        "text": (
+            "This is the organisation's channel: a team's figures, settings, forecasts and experiments "
+            "are asked for in that team's channel. Here, `/vsm digest` previews the organisation's "
+            "digest, `/vsm northstar` shows the North Star across teams and `/vsm teams` lists the teams."
+        ),
+    }
+
+
 def working_message() -> dict:
     return {"response_type": "ephemeral", "text": "Working on it…"}
 

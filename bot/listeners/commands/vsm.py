@@ -76,11 +76,13 @@ def vsm(ack, command, respond, client, context) -> None:
         return
     team = team_for_channel(deps.store.db, channel)
     if team is None:
-        if cmd.name == "digest" and org_digest.is_org_channel(deps, channel):
+        if not org_digest.is_org_channel(deps, channel):
+            ack(replies.no_team_message(channel))
+        elif cmd.name == "digest":
             ack(replies.working_message())
             _reply(respond, cmd, lambda: org_digest.preview_reply(deps))
-        else:
-            ack(replies.no_team_message(channel))
+        else:  # a team's command in the org channel, which no team may use: say where it works
+            ack(replies.org_channel_message())
         return
     if cmd.name == "settings":
         ack()
