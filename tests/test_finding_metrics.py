@@ -200,3 +200,11 @@ def test_through_vsm_serve_http_names_typos_and_help_are_answered(tmp_path):
             f"family:{f}" for f in FAMILIES
         ]
         assert "*DORA*" in json.dumps(ask("dora"))
+
+
+def test_the_help_line_after_a_question_has_no_second_full_stop():
+    from bot.render import usage
+
+    asked = usage.help_message("I don't know `exp`: did you mean `experiment`?")["text"]
+    assert asked == "I don't know `exp`: did you mean `experiment`? Try /vsm help"  # not "?. Try"
+    assert usage.help_message("bad period")["text"] == "bad period. Try /vsm help"
