@@ -30,8 +30,8 @@ log = logging.getLogger("vsm.bot")
 
 def metric_result(deps: Deps, team: Team, metric_id: str, period: str | None) -> Result:
     """One figure for the team: over ``period`` when one was typed, else over the team's digest
-    period (the last ``period_days`` complete local days), so that `/vsm cycle-time`, `/vsm
-    northstar`, App Home and the digest show the same number for the same window."""
+    period (the last ``period_days`` complete local days), so that `/vsm cycle-time`, App Home and
+    the digest show the same number for the same window."""
     now = deps.clock()
     window = parse_period(period, team.tz, now) if period else digest_window(team, now)
     return catalogue.compute(deps.store.db, team, metric_id, window, now)
