@@ -33,6 +33,8 @@ class Deps:
 
     store: Store
     clock: Callable[[], datetime]
+    # Org admins besides the database's ``[org] admins`` (``bot.authz.org_admins``): tests pass some;
+    # ``vsm serve`` passes none, so the database, seeded from vsm.toml on first start, decides.
     admins: list[str] = field(default_factory=list)
     # Called with the saved team after every settings change (the scheduler re-plans its jobs).
     on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
@@ -87,7 +89,7 @@ def create_app(
     members: MemberCache | None = None,
 ) -> App:
     """The app on ``store``. ``clock`` pins "now" (tests); ``admins`` may set the North Star besides
-    workspace admins; ``members`` caches channel membership (tests pass one with their own clock)."""
+    workspace admins and the org admins the database holds; ``members`` caches channel membership (tests pass one with their own clock)."""
     app = VsmApp(
         client=client,
         signing_secret=signing_secret or "not-used-in-socket-mode",

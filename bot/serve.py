@@ -114,7 +114,6 @@ def serve(
         store,
         client,
         signing_secret=secret,
-        admins=list(cfg.org.get("admins", [])),
         on_team_saved=scheduler.plan_team,
         on_org_saved=scheduler.plan_org,
     )

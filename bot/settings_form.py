@@ -1,26 +1,44 @@
-"""Reading the team settings form: the submitted values as the settings they set, checked as if
-forged, with every problem as an inline error by block id.
+"""Reading the settings forms: the submitted values as the settings they set, checked as if forged,
+with every problem as an inline error by block id.
 
-Both the submission (``bot.listeners.views.team_settings``) and the redraw for a new Jira scope
-(``bot.listeners.actions.scope``) read the open form; they read it here, one way.
+Both the team form's submission (``bot.listeners.views.team_settings``) and the redraw for a new Jira
+scope (``bot.listeners.actions.scope``) read the open form; they read it here, one way. The
+organisation settings form (``bot.listeners.views.north_star``) is read here too (``read_org_form``),
+with the same readers for what both forms hold: values, targets, the digest's day and time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
-from bot.payload import obj, text
+from bot.payload import obj, state_values, text
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.aliases import metric_id, suggest
 from metrics.errors import VsmError
 from metrics.scope import SCOPE_LABELS, Known, unknown
-from metrics.targets import judged_as, legacy_note, read_target, split_line
-from metrics.teams import DAYS, DIGEST_TIME, NUDGE_KINDS, TEAM_NAME, TEAM_RULES, Team
+from metrics.targets import judged_as, legacy_note, read_target, split_line, words
+from metrics.teams import (
+    DAYS,
+    DIGEST_TIME,
+    NUDGE_KINDS,
+    NUMBERS,
+    ORG_RULES,
+    TEAM_NAME,
+    TEAM_RULES,
+    Team,
+    check_org,
+    is_number,
+    number_allowed,
+    off_north_star,
+    team_for_channel,
+)
 from metrics.workflow import Workflow
 
 # Slack documents no length for a modal's inline error; the form keeps each to what a hint, shown in
 # the same place, may hold, and far less in practice: every bad target line at once, then "and N more".
 ERROR_CHARS = 1000
+_WHOLE = re.compile(r"\s*\d{1,4}\s*")
 
 
 def form_values(state: dict[str, dict]) -> dict[str, str | list[str]]:
@@ -177,3 +195,98 @@ def read_digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     elif 1 <= int(time[:2]) < 3:
         errors["time"] = "Pick a time outside 01:00–03:00 (daylight-saving changes skip or repeat it)."
     return {**current, "day": day, "time": time}
+
+
+def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
+    """The organisation settings form's settings (north_star, targets, channel, timezone, digest) and
+    inline errors by block id, every field checked as the config's ``[org]`` is. ``org`` is the
+    settings in effect (``metrics.teams.org_settings``). A field the submission lacks (a form opened
+    by an older vsm-bot, which had only the metrics) keeps the setting in effect: nothing is changed
+    that the form did not show."""
+    state = state_values(view)
+    values = {
+        "day": org["digest"]["day"],
+        "time": org["digest"]["time"],
+        "period_days": str(org["digest"]["period_days"]),
+        "timezone": org["timezone"],
+        **form_values(state),
+    }
+    errors: dict[str, str] = {}
+    # The select sends the catalogue's order, no choice of the admin's: kept metrics stay in the org's.
+    ids = in_current_order(org["north_star"], _list(values, "metrics"))
+    problem = _north_star_problem(ids)
+    if problem:
+        errors["metrics"] = problem
+    timezone = _str(values, "timezone")
+    if not ORG_RULES["timezone"].ok(timezone):
+        errors["timezone"] = "An IANA time zone such as Europe/London."
+    digest = read_digest(org["digest"], values, errors)
+    digest["period_days"] = _period(_str(values, "period_days"), errors)
+    targets = org["targets"]
+    if "targets" in values:
+        targets = _org_targets(_str(values, "targets"), ids, targets, errors)
+    new = {
+        "north_star": ids,
+        "targets": targets,
+        "channel": _org_channel(db, state, errors) if "channel" in state else org["channel"],
+        "timezone": timezone,
+        "digest": digest,
+    }
+    return new, errors
+
+
+def _north_star_problem(ids: list[str]) -> str | None:
+    """What is wrong with the chosen North Star metrics, checked as the config's ``[org] north_star``
+    is: a forged id is refused, not silently dropped (the admin would believe it was saved)."""
+    if not 1 <= len(ids) <= 5:
+        return "Choose one to five metrics."
+    try:
+        check_org("north_star", ids)
+    except VsmError:
+        unknown_id = next((m for m in ids if m not in CATALOGUE), None)
+        return f"Unknown metric “{str(unknown_id)[:40]}”." if unknown_id else "Choose each metric once."
+    return None
+
+
+def _org_targets(typed: str, ids: list[str], current: dict, errors: dict[str, str]) -> dict:
+    """The org's targets, read as a team's are (every bad line at once), and only for the North Star
+    metrics chosen: a target for another metric would be stored and never shown."""
+    targets = read_targets(typed, errors, current)
+    off = off_north_star(targets, ids)
+    if off:
+        names = ", ".join(words(CATALOGUE[m].name) for m in off)
+        said = (
+            f"{names[:200]}: not among the North Star metrics above, and the organisation's targets are "
+            "shown only beside them. Choose the metric above, or remove its line."
+        )
+        errors["targets"] = f"{errors['targets']} {said}" if "targets" in errors else said
+    if "targets" in errors:
+        errors["targets"] = errors["targets"][:ERROR_CHARS]
+    return targets
+
+
+def _org_channel(db, state: dict, errors: dict[str, str]) -> str:
+    """The org channel chosen (``""``: none): a channel id, and not a team's channel, where
+    ``/vsm digest`` is the team's own digest. Whether the bot can post there is Slack's to say
+    (``bot.authz.bot_can_post``, asked by the submission)."""
+    chosen = text(obj(obj(state.get("channel")).get("v")).get("selected_conversation"))
+    if not ORG_RULES["channel"].ok(chosen):
+        errors["channel"] = "Choose a public or private channel."
+        return chosen
+    team = team_for_channel(db, chosen) if chosen else None
+    if team is not None:
+        errors["channel"] = (
+            f"That is the channel of the team {team.name[:64]}. Choose a channel of the organisation's own."
+        )
+    return chosen
+
+
+def _period(typed: str, errors: dict[str, str]) -> int:
+    """The digest's period in whole days, checked as the config's ``period_days`` is."""
+    low, high, whole, _ = NUMBERS["period_days"]
+    days = int(typed) if _WHOLE.fullmatch(typed) and typed.isascii() else None
+    if days is None or not is_number(days, low, high, whole):
+        allowed = number_allowed("period_days")
+        errors["period_days"] = f"{allowed[:1].upper()}{allowed[1:]}."
+        return 0
+    return days

@@ -6,6 +6,10 @@ Every call is recorded with its method, auth header and decoded body (form or JS
 answers HTTP 200 ``{"ok": false, "error": ...}`` as Slack does; ``channel_errors[channel]`` does that
 for one channel only (``is_archived``).
 
+``conversations.info`` answers as Slack does for a bot token: the channel with ``is_member`` (whether
+the bot, ``BOT_USER``, is among the channel's ``members``) and ``is_private``; a private channel
+(``private``, or a ``G…`` id) the bot is not in is ``channel_not_found``, as Slack hides it.
+
 Posted messages are kept per channel (``posted``) and ``conversations.history`` serves them back,
 newest first, with their metadata when ``include_all_metadata`` is set. ``channel_interval`` turns on
 a per-channel rate limit: a second ``chat.postMessage`` to a channel sooner than that is answered 429
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from fakes.server import FakeServer, Reply, Request
+
+BOT_USER = "UBOT"  # the bot's own user id, as auth.test says
 
 
 @dataclass
@@ -52,6 +58,7 @@ class MockSlack(FakeServer):
         self.errors: dict[str, str] = {}
         self.members = members or {}  # channel -> member user ids (conversations.members)
         self.channel_errors: dict[str, str] = {}
+        self.private: set[str] = set()  # private channels (besides G… ids): hidden from a bot not in them
         self.posted: dict[str, list[dict]] = defaultdict(list)  # channel -> messages, oldest first
         self.uploads: list[bytes] = []
         self.channel_interval = 0.0  # seconds; 0 = no per-channel rate limit
@@ -114,9 +121,27 @@ class MockSlack(FakeServer):
                 m.pop("metadata", None)
         return {"messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
+    def _info(self, channel: str) -> dict:
+        with self.lock:
+            member = BOT_USER in self.members.get(channel, [])
+            private = channel in self.private or channel.startswith("G")
+        if private and not member:
+            return {"ok": False, "error": "channel_not_found"}
+        return {
+            "channel": {
+                "id": channel,
+                "name": "team-channel",
+                "is_channel": not private,
+                "is_group": private,
+                "is_private": private,
+                "is_archived": False,
+                "is_member": member,
+            }
+        }
+
     def _canned(self, method: str, body: dict) -> dict:
         if method == "auth.test":
-            return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://x.slack.com/"}
+            return {"team_id": "T1", "user_id": BOT_USER, "bot_id": "B1", "url": "https://x.slack.com/"}
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
             ts = f"{time.time():.0f}.{next(self._ts):06d}"
             if method == "chat.postMessage":
@@ -150,7 +175,7 @@ class MockSlack(FakeServer):
                 "response_metadata": {"next_cursor": ""},
             }
         if method == "conversations.info":
-            return {"channel": {"id": body.get("channel"), "name": "team-channel", "is_archived": False}}
+            return self._info(str(body.get("channel") or ""))
         if method == "users.info":
             return {"user": {"id": body.get("user"), "is_admin": body.get("user", "").startswith("UADMIN")}}
         if method == "files.getUploadURLExternal":

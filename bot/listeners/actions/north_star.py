@@ -1,5 +1,6 @@
 """The North Star figures' "Change (admins)" button: opens the organisation settings form (the North
-Star form), for org admins only: workspace admins and owners, and the users in ``[org] admins``."""
+Star form), for org admins only: workspace admins and owners, and the org admins the database holds
+(``bot.authz.may_set``)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,13 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.authz import may_set
+from bot.authz import ADMIN_UNKNOWN, NOT_ADMIN, may_set
 from bot.logline import slack_error
 from bot.payload import tell, text, user_id
 from bot.render.modals import north_star_view
 from metrics.teams import get_org, org_version
 
 log = logging.getLogger("vsm.bot")
-
-NOT_ADMIN = "Only workspace admins and the organisation's admins can change the organisation settings."
-ADMIN_UNKNOWN = "Slack could not say whether you are a workspace admin just now; try again in a minute."
 
 
 def set_north_star(ack, body, client, respond, context) -> None:
