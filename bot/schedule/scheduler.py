@@ -266,8 +266,8 @@ class Scheduler:
 
     # -- firing ----------------------------------------------------------------------------------
     def run_digest(self, team_name: str, fired: datetime | None = None) -> Outcome:
-        """Compose the team's digest now (fresh figures) for the fire time it belongs to, and
-        deliver it once. ``fired`` defaults to the schedule's latest fire time."""
+        """Compose the team's digest now for the fire time it belongs to, and deliver it once.
+        ``fired`` defaults to the schedule's latest fire time."""
         db = self.store.db
         team = get_team(db, team_name)
         now = self.clock()
@@ -276,20 +276,19 @@ class Scheduler:
         done = _done(db, key, manual_key(team, date.fromisoformat(key.period)), team.channel)
         if done is not None:
             return done
-        began = time.perf_counter()
-        digest = build_digest(db, team, now, window=digest_window(team, fired.astimezone(team.tz)))
-        payload = digest_message(
-            digest, now, channel=team.channel, late=fired if now - fired > LATE_AFTER else None
+        late = fired if now - fired > LATE_AFTER else None
+        window = digest_window(team, fired.astimezone(team.tz))
+        return self._compose_and_deliver(
+            "digest",
+            key,
+            lambda: digest_message(
+                build_digest(db, team, now, window=window), now, channel=team.channel, late=late
+            ),
         )
-        composed = round(1000 * (time.perf_counter() - began), 2)
-        outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
-        outcome.compose_ms = composed
-        log.info("digest %s: %s (composed in %.0f ms)", key, outcome.state, composed)
-        return outcome
 
     def run_org_digest(self, fired: datetime | None = None) -> Outcome | None:
-        """Compose the org digest now (fresh figures) over the period its fire time closes, and
-        deliver it once to ``[org] channel``; None when the org has no channel (the job is being
+        """Compose the org digest now (from the figures stored after the last sync, where still
+        current) over the period its fire time closes, and deliver it once to ``[org] channel``; None when the org has no channel (the job is being
         removed). ``fired`` defaults to the schedule's latest fire time."""
         db = self.store.db
         org = get_org(db)
@@ -303,15 +302,25 @@ class Scheduler:
         done = _done(db, key, org_manual_key(local.date()), channel)
         if done is not None:
             return done
-        began = time.perf_counter()
-        digest = build_org_digest(db, now, window=org_window(org, local))
-        payload = org_digest_view.message(
-            digest, now, channel=channel, late=fired if now - fired > LATE_AFTER else None
+        late = fired if now - fired > LATE_AFTER else None
+        window = org_window(org, local)
+        return self._compose_and_deliver(
+            "org digest",
+            key,
+            lambda: org_digest_view.message(
+                build_org_digest(db, now, window=window), now, channel=channel, late=late
+            ),
         )
+
+    def _compose_and_deliver(self, what: str, key: Key, compose: Callable[[], dict]) -> Outcome:
+        """Compose a digest's message now (figures as they stand: stored ones where still current)
+        and deliver it once under ``key``, logging how long composing took, sending apart."""
+        began = time.perf_counter()
+        payload = compose()
         composed = round(1000 * (time.perf_counter() - began), 2)
-        outcome = deliver(db, self.client, key, payload, pacer=self.pacer)
+        outcome = deliver(self.store.db, self.client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
-        log.info("org digest %s: %s (composed in %.0f ms)", key, outcome.state, composed)
+        log.info("%s %s: %s (composed in %.0f ms)", what, key, outcome.state, composed)
         return outcome
 
     def run_nudges(self, team_name: str) -> list[Outcome]:
