@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -245,7 +245,13 @@ def _known(metric: Metric, result: Result) -> bool:
     return reason is None or reason == getattr(metric, "nothing", None)
 
 
-def _org_target(metric: Metric, stored: object) -> float | None:
+def by_name(teams: Sequence[Team]) -> list[Team]:
+    """Teams in the order every org surface lists them: by name, case aside, then as written (never
+    by a figure)."""
+    return sorted(teams, key=lambda t: (t.name.casefold(), t.name))
+
+
+def org_target(metric: Metric, stored: object) -> float | None:
     """The org's target for a metric as stored (a plain number, or ``Target.to_dict``), or None when
     it is missing or not a finite number within the metric's bounds (never judged on a bad one)."""
     if stored is None:
@@ -259,13 +265,32 @@ def _org_target(metric: Metric, stored: object) -> float | None:
         return None
 
 
-def _on_target(metric: Metric, value: object, target: float | None) -> bool | None:
+def on_target(metric: Metric, value: object, target: float | None) -> bool | None:
+    """Whether ``value`` meets ``target`` (``target_status``), or None when it is not judged."""
     status = target_status(metric, value, target)
     return None if status is None else status == "met"
 
 
-def _plain(target: float | None) -> float | None:
+def plain_target(target: float | None) -> float | None:
+    """A target as shown and written to JSON: a float, or None when there is none (or it is not finite)."""
     return None if target is None or not math.isfinite(target) else float(target)
+
+
+_org_target = org_target  # the name tests/test_org_settings_config.py imports
+
+
+def team_row(metric: Metric, team: Team, result: Result) -> TeamFigure:
+    """A team's row beside the org figure: its own figure and its own target, judged on it. One
+    construction for a computed roll-up and one read back from the store, so they cannot differ."""
+    target = team.targets.get(metric.id)
+    return TeamFigure(
+        team.name,
+        result.value,
+        result.sample_size,
+        plain_target(target),
+        on_target(metric, result.value, target),
+        result,
+    )
 
 
 @dataclass
@@ -398,33 +423,21 @@ def rollups(
     (``[org] targets``); a bad one is ignored rather than judged on."""
     metrics = [catalogue.get(m) for m in metric_ids]
     now_ts = _as_datetime(now).timestamp()
-    teams = sorted(list_teams(db) if teams is None else teams, key=lambda t: (t.name.casefold(), t.name))
+    teams = by_name(list_teams(db) if teams is None else teams)
     pools = {m.id: _Pool() for m in metrics}
     rows: dict[str, list[TeamFigure]] = {m.id: [] for m in metrics}
     with gc_deferred():
         for team in teams:
             data = load_team(db, team, now_ts)
             for metric in metrics:
-                try:
-                    if data is None:
-                        raise _NotLoaded
-                    result = metric.compute(data, window)
-                    if poolable(metric) and _known(metric, result):
+                result = figure(metric, team, data, window)
+                if poolable(metric) and _known(metric, result):  # a failed figure is not known
+                    try:
                         obs, _notes = metric.observations(data, _team_range(metric, data, window), window.end)
                         pools[metric.id].add(team.name, obs, _history_start(metric, data))
-                except Exception as exc:  # noqa: BLE001 - one team's failure never stops the org's figure
-                    result = _failed(metric, team, window, exc)
-                target = _plain(team.targets.get(metric.id))
-                rows[metric.id].append(
-                    TeamFigure(
-                        team.name,
-                        result.value,
-                        result.sample_size,
-                        target,
-                        _on_target(metric, result.value, team.targets.get(metric.id)),
-                        result,
-                    )
-                )
+                    except Exception as exc:  # noqa: BLE001 - one team's failure never stops the org's figure
+                        result = _failed(metric, team, window, exc)
+                rows[metric.id].append(team_row(metric, team, result))
             del data  # one team's loads at a time: a large org never holds them all
         return [
             _rollup(m, pools[m.id], rows[m.id], window, now_ts, (targets or {}).get(m.id)) for m in metrics
@@ -434,7 +447,6 @@ def rollups(
 def _rollup(
     metric: Metric, pool: _Pool, rows: list[TeamFigure], window: Window, now: float, stored_target: object
 ) -> Rollup:
-    target = _org_target(metric, stored_target)
     pooled = poolable(metric)
     if not pooled or not pool.contributors:  # no org figure: why, with the team rows still shown
         reason = (
@@ -455,22 +467,29 @@ def _rollup(
             no_data_reason=reason,
         )
     else:
-        figure = _pooled(metric, pool, window, now)
+        pooled_figure = _pooled(metric, pool, window, now)
         out = Rollup(
             metric,
             window,
-            figure["value"],
-            figure["previous"],
-            figure["sample_size"],
-            figure["series"],
-            figure["verdict"],
+            pooled_figure["value"],
+            pooled_figure["previous"],
+            pooled_figure["sample_size"],
+            pooled_figure["series"],
+            pooled_figure["verdict"],
             rows,
-            previous_note=figure["previous_note"],
-            no_data_reason=figure["no_data_reason"],
+            previous_note=pooled_figure["previous_note"],
+            no_data_reason=pooled_figure["no_data_reason"],
             contributors=list(pool.contributors),
         )
-    out.target = _plain(target)
-    out.on_target = _on_target(metric, out.value, target) if target is not None else None
+    return judged(out, stored_target)
+
+
+def judged(out: Rollup, stored_target: object) -> Rollup:
+    """The roll-up with the org's target (``[org] targets``' entry, as stored) judged on its figure:
+    done when a roll-up is read, computed or stored, never kept with it. A bad target is not judged."""
+    target = org_target(out.metric, stored_target)
+    out.target = plain_target(target)
+    out.on_target = on_target(out.metric, out.value, target) if target is not None else None
     return out
 
 
@@ -499,8 +518,15 @@ def org_targets(org: dict) -> dict:
     return targets if isinstance(targets, dict) else {}
 
 
+# What rolls up the North Star: ``rollups``, or ``metrics.results.org_rollups`` (same arguments).
+RollupsFn = Callable[..., list[Rollup]]
+
+
 def northstar(
-    db: sqlite_utils.Database, now: datetime | float, window: Window | None = None, compute=None
+    db: sqlite_utils.Database,
+    now: datetime | float,
+    window: Window | None = None,
+    compute: RollupsFn | None = None,
 ) -> dict:
     """``vsm northstar --json`` (docs INTERFACE.md): the window, the org time zone and, for each North
     Star metric in the org's order, the pooled org figure and every team's figure beside it.
@@ -516,7 +542,10 @@ def northstar(
 
 
 def north_star_rollups(
-    db: sqlite_utils.Database, now: datetime | float, window: Window | None = None, compute=None
+    db: sqlite_utils.Database,
+    now: datetime | float,
+    window: Window | None = None,
+    compute: RollupsFn | None = None,
 ) -> tuple[Window, str, list[Rollup]]:
     """The window, the org time zone and each North Star metric rolled up with the org's targets:
     what ``northstar`` prints as JSON and a terminal as text."""
@@ -529,14 +558,22 @@ def north_star_rollups(
 __all__ = [
     "Rollup",
     "TeamFigure",
+    "by_name",
+    "figure",
     "identity",
+    "judged",
+    "load_team",
     "north_star_ids",
     "north_star_rollups",
     "northstar",
+    "on_target",
+    "org_target",
     "org_targets",
     "org_timezone",
     "org_window",
+    "plain_target",
     "poolable",
     "rollup",
     "rollups",
+    "team_row",
 ]

@@ -6,12 +6,14 @@ from, and read back only when the stamp computed now is the same; otherwise it i
 ``Metric.compute`` or ``metrics.org.rollups`` would, and stored. The stamp holds:
 
 - the code: a hash of the ``metrics`` package's source (a new vsm-bot computes anew);
-- the synced data: the data version (schema m009), a counter that triggers bump on every write to a
-  table figures are read from, in the writer's own transaction, whoever writes. It is read *before*
-  the data, so a figure computed from rows written after it was read carries an older version than
-  the database then holds, and is never read back;
-- the team's settings (every field of ``Team``: scope, workflow mapping, work types...); for the
-  org's pooled figure, every team's name and settings, since each team's observations are pooled;
+- the synced data: the data version (schema m009, m010), a counter that triggers bump on every write
+  to a table figures are read from, in the writer's own transaction, whoever writes (of
+  ``sync_status``, the sync's ledger, only what figures read: a row added or removed, a stream's
+  first success); it is read *before* the data, so a figure computed from rows written after it was
+  read carries an older version than the database then holds, and is never read back;
+- the team's settings a figure is computed from (every field of ``Team`` but ``UNSTAMPED``: scope,
+  workflow mapping, work types...); for the org's pooled figure, every team's name and those
+  settings, since each team's observations are pooled;
 - the local day of ``now`` in the window's zone: the weekly series mark the running week partial,
   and only completed weeks are tested for signals;
 - for the sprint figures, the sprints whose planned end has passed (a running sprint counts once it
@@ -33,8 +35,10 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +47,7 @@ import sqlite_utils
 
 from metrics import catalogue
 from metrics.catalogue.base import FAILED, SPRINTS, Metric, Result, Verdict
-from metrics.org import Rollup, TeamFigure, _on_target, _org_target, _plain, figure, load_team, rollups
+from metrics.org import Rollup, TeamFigure, by_name, figure, judged, load_team, rollups, team_row
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
 from metrics.teams import Team, list_teams
@@ -63,6 +67,7 @@ RESULT_FIELDS = (
     "series",
     "notes",
     "signal",
+    "signal_up",
     "extra",
     "signal_note",
     "limits",
@@ -107,12 +112,38 @@ def data_version(db: sqlite_utils.Database) -> int:
     return int(db.execute("select n from data_version where id = 1").fetchone()[0])
 
 
+# The team's settings no figure is computed from, left out of its stamp so that changing one keeps
+# its stored figures (and the org's, which stamp every team's). Read from the code: ``channel``,
+# ``nudges``, ``nudge_repeat_hours`` and ``snooze_until`` are where and when nudges go;
+# ``stale_pr_hours`` feeds only the stale-PR nudge (``pull_requests.stale_prs``), no metric;
+# ``targets`` are judged when a figure is read (``on_target``, ``target_status``), never stored;
+# ``metrics`` is which figures a team's digest asks for, not how one is computed; ``digest`` is
+# when and over how many days, and the window is part of a stored figure's key; ``jql`` is read by
+# no figure (the sync's own query is the source's). Any other field, a new one included, is stamped.
+UNSTAMPED = frozenset(
+    (
+        "channel",
+        "nudges",
+        "nudge_repeat_hours",
+        "snooze_until",
+        "stale_pr_hours",
+        "targets",
+        "metrics",
+        "digest",
+        "jql",
+    )
+)
+
+
+STAMPED = tuple(f.name for f in fields(Team) if f.name not in UNSTAMPED)
+
+
 def team_stamp(team: Team) -> str:
-    """A hash of every one of the team's settings, in their ``repr`` (a thousand teams are stamped on
-    every org digest: ``Team.to_json``'s deep copy cost four times as much). Two stamps differ for
-    any two settings that differ; settings equal but written in another order only cost a
-    recomputation."""
-    text = repr(tuple(getattr(team, f.name) for f in fields(team)))
+    """A hash of the team's settings a figure is computed from (every field but ``UNSTAMPED``), in
+    their ``repr`` (a thousand teams are stamped on every org digest: ``Team.to_json``'s deep copy
+    cost four times as much). Two stamps differ for any two such settings that differ; settings
+    equal but written in another order only cost a recomputation."""
+    text = repr(tuple(getattr(team, name) for name in STAMPED))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -175,6 +206,10 @@ class Reading:
             self._rows = _stored(self.db, self.window)
         return self._rows
 
+    def reread(self) -> None:
+        """Read the stored figures again on next use: another reader stored some since."""
+        self._rows = None
+
 
 def cacheable(window: Window, now: float) -> bool:
     """Whether figures on ``window`` may be stored: it has ended, so nothing but the local day moves
@@ -236,10 +271,32 @@ def result_payload(result: Result) -> str:
     return f"{_dumps(head)}\n{_dumps(rest)}"
 
 
+class _Rest:
+    """A field of a stored figure kept past its head (series, notes, limits, no-data reason...):
+    decoded, with all the others, on the first read of any of them, since an org digest draws the
+    rows of the first fifty teams of a thousand. A data descriptor on ``StoredResult``, so it is
+    found before ``Result``'s class-level default (a ``__getattr__`` is not: it would read the
+    default None of ``no_data_reason`` instead of the stored reason)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj: StoredResult | None, owner: type | None = None) -> object:
+        if obj is None:
+            return self
+        values = obj.__dict__
+        if self.name not in values:
+            obj._decode()
+        return values[self.name]
+
+    def __set__(self, obj: StoredResult, value: object) -> None:
+        obj.__dict__[self.name] = value
+
+
 class StoredResult(Result):
-    """A ``Result`` read from the store: its head is decoded at once, the rest (series, notes,
-    limits, extra...) on first use, since an org digest draws the rows of the first fifty teams of a
-    thousand. Equal to the ``Result`` it was stored from, ``items`` aside (empty)."""
+    """A ``Result`` read from the store: its head is decoded at once, the rest on first use (``_Rest``).
+    Every field reads what the ``Result`` it was stored from held, ``items`` aside (empty); it is
+    not ``==`` to that ``Result`` (a dataclass compares only instances of one class)."""
 
     def __init__(self, payload: str, metric: Metric, team: str, window: Window):
         head, _, rest = payload.partition("\n")
@@ -247,14 +304,14 @@ class StoredResult(Result):
         self.value, self.sample_size, self.signal = json.loads(head)
         self._rest = rest
 
-    def __getattr__(self, name: str):
-        # Only for an attribute not set yet: one of the rest, before its first use.
-        rest = self.__dict__.pop("_rest", None)
-        if rest is None:
-            raise AttributeError(name)
-        for key, value in json.loads(rest).items():
+    def _decode(self) -> None:
+        for key, value in json.loads(self.__dict__.pop("_rest")).items():
             self.__dict__.setdefault(key, value)  # a field set since it was read stands
-        return getattr(self, name)
+
+
+for _name in RESULT_FIELDS:
+    if _name not in HEAD_FIELDS:
+        setattr(StoredResult, _name, _Rest(_name))
 
 
 def result_from(payload: str, metric: Metric, team: str, window: Window) -> Result:
@@ -339,26 +396,22 @@ def org_rollups(
     if not cacheable(window, at):
         return rollups(db, metric_ids, window, at, teams, targets)
     reading = reading or Reading(db, window, at)  # before the teams: the data version comes first
-    teams = sorted(list_teams(db) if teams is None else teams, key=lambda t: (t.name.casefold(), t.name))
+    teams = by_name(list_teams(db) if teams is None else teams)
     metrics = [catalogue.get(m) for m in metric_ids]
-    stored = reading.stored()
     org_stamps = {m.id: reading.org(teams, m) for m in metrics}
-    fresh = {m.id: stored.get((ORG, m.id)) for m in metrics}
-    missing = [m.id for m in metrics if fresh[m.id] is None or fresh[m.id][0] != org_stamps[m.id]]
+
+    def unstored() -> tuple[dict, list[str]]:
+        fresh = {m.id: reading.stored().get((ORG, m.id)) for m in metrics}
+        return fresh, [m.id for m in metrics if fresh[m.id] is None or fresh[m.id][0] != org_stamps[m.id]]
+
+    fresh, missing = unstored()
     computed: dict[str, Rollup] = {}
     if missing:
-        with gc_deferred():
-            computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets)}
-        # A metric on which a team failed is not stored: its pooled figure lacks that team, and the
-        # failure (logged) is tried again next time rather than kept.
-        whole = [m for m in missing if all(t.result.no_data_reason != FAILED for t in computed[m].teams)]
-        rows = [(ORG, m, org_stamps[m], _rollup_payload(computed[m])) for m in whole]
-        rows += [
-            (row.team, m, reading.team(team, computed[m].metric), result_payload(row.result))
-            for m in whole
-            for team, row in zip(teams, computed[m].teams, strict=True)
-        ]
-        _store(db, window, rows)
+        with _single_flight(db, window):
+            reading.reread()  # a reader that held the flight while this one waited stored them
+            fresh, missing = unstored()
+            if missing:
+                computed = _compute_org(db, missing, window, at, teams, targets, org_stamps, reading)
     kept = [m for m in metrics if m.id not in computed]
     figures = figures_of(db, [(t, [m.id for m in kept]) for t in teams], window, at, reading) if kept else {}
     out = []
@@ -366,33 +419,60 @@ def org_rollups(
         if m.id in computed:
             out.append(computed[m.id])
             continue
-        rows = [_team_row(m, t, figures[(t.name, m.id)]) for t in teams]
+        rows = [team_row(m, t, figures[(t.name, m.id)]) for t in teams]
         out.append(_stored_rollup(m, window, json.loads(fresh[m.id][1]), rows, (targets or {}).get(m.id)))
     return out
 
 
-def _team_row(metric: Metric, team: Team, result: Result) -> TeamFigure:
-    """A team's row beside the org figure, as ``metrics.org.rollups`` makes it."""
-    target = team.targets.get(metric.id)
-    return TeamFigure(
-        team.name,
-        result.value,
-        result.sample_size,
-        _plain(target),
-        _on_target(metric, result.value, target),
-        result,
-    )
+def _compute_org(
+    db: sqlite_utils.Database,
+    missing: list[str],
+    window: Window,
+    at: float,
+    teams: list[Team],
+    targets: dict | None,
+    org_stamps: dict[str, str],
+    reading: Reading,
+) -> dict[str, Rollup]:
+    """Roll ``missing`` up and store the org figures with every team's row beside them."""
+    with gc_deferred():
+        computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets)}
+    # A metric on which a team failed is not stored: its pooled figure lacks that team, and the
+    # failure (logged) is tried again next time rather than kept.
+    whole = [m for m in missing if all(t.result.no_data_reason != FAILED for t in computed[m].teams)]
+    rows = [(ORG, m, org_stamps[m], _rollup_payload(computed[m])) for m in whole]
+    rows += [
+        (row.team, m, reading.team(team, computed[m].metric), result_payload(row.result))
+        for m in whole
+        for team, row in zip(teams, computed[m].teams, strict=True)
+    ]
+    _store(db, window, rows)
+    return computed
+
+
+# One lock per (database file, window): readers of the same missing org figures in one process (App
+# Home opened by several people after a sync: two minutes each on a thousand teams) wait for the
+# first one's computation and read what it stored, rather than each computing it. A few windows a
+# day are asked for, so the locks are kept.
+_flights: dict[tuple, threading.Lock] = {}
+_flights_guard = threading.Lock()
+
+
+@contextmanager
+def _single_flight(db: sqlite_utils.Database, window: Window) -> Iterator[None]:
+    path = next((f for _seq, name, f in db.execute("pragma database_list") if name == "main"), "")
+    key = (path or id(db.conn), *_key(window))  # an in-memory database is its connection's alone
+    with _flights_guard:
+        lock = _flights.setdefault(key, threading.Lock())
+    with lock:
+        yield
 
 
 def _stored_rollup(
     metric: Metric, window: Window, data: dict, rows: list[TeamFigure], target: object
 ) -> Rollup:
     verdict = Verdict(**data.pop("verdict"))
-    out = Rollup(metric, window, verdict=verdict, teams=rows, **data)
-    judged = _org_target(metric, target)
-    out.target = _plain(judged)
-    out.on_target = _on_target(metric, out.value, judged) if judged is not None else None
-    return out
+    return judged(Rollup(metric, window, verdict=verdict, teams=rows, **data), target)
 
 
 # -- after a sync ---------------------------------------------------------------------------------------

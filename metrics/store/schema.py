@@ -463,3 +463,28 @@ def m009_results(db):
             db.execute(
                 f"create trigger data_version_{table}_{event} after {event} on {table} begin {bump} end"
             )
+
+
+@MIGRATIONS()
+def m010_sync_status_bumps_only_what_figures_read(db):
+    # m009 bumped the data version on every write to sync_status, so a sync's own bookkeeping
+    # (cursors, ``updated``, ``rows_changed``, ``last_error``, ``last_success`` moving on) threw every
+    # stored figure away even when no data changed. Figures read sync_status in one place only:
+    # ``metrics.catalogue.base.not_synced`` asks whether any source has every stream synced at least
+    # once (``freshness``: the oldest ``coalesce(last_success, '')`` of its streams is not empty). So
+    # the version is bumped when a row is added or removed, or an update moves a row to another
+    # (source, stream) or its ``last_success`` between empty and set; an upsert that does nothing
+    # fires no insert trigger.
+    for event in ("insert", "update", "delete"):
+        db.execute(f"drop trigger if exists data_version_sync_status_{event}")
+    bump = "update data_version set n = n + 1 where id = 1;"
+    for event in ("insert", "delete"):
+        db.execute(
+            f"create trigger data_version_sync_status_{event} after {event} on sync_status begin {bump} end"
+        )
+    db.execute(
+        "create trigger data_version_sync_status_update after update on sync_status "
+        "when old.source is not new.source or old.stream is not new.stream "
+        "or (coalesce(old.last_success, '') = '') <> (coalesce(new.last_success, '') = '') "
+        f"begin {bump} end"
+    )
