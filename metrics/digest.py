@@ -88,7 +88,7 @@ def build_digest(
     # Concluded from the window's start to now: one that ended since the window closed (today) is
     # neither running nor forgotten.
     until = max(window.end, now.timestamp()) + 1
-    concluded = [e for e in experiments.concluded_between(db, window.start, until) if e.team == team.name]
+    concluded = experiments.concluded_for(db, team.name, window.start, until)
     return Digest(team, window, north_star, determinants, freshness(db), running, concluded)
 
 

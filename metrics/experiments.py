@@ -35,6 +35,17 @@ Why it is built this way:
   on one metric at once could not be told apart. Experiments on different metrics may run together.
 - **Audit apart from figures.** Who started or stopped an experiment is written to the team's
   settings log, never into the experiment or its figures; every start, stop and verdict has a row.
+- **Judged only on data that is current.** A verdict on the whole window is given only when every
+  source the metric is counted from (``Metric.counted_from`` and its ``history``) that the team's
+  scope names has synced successfully at or after the window's end, with no failure since
+  (``sync_status``: the rule by which a digest calls a source behind). A source that stopped
+  syncing leaves the last weeks empty, and those empty weeks would read as a real change.
+  ``conclude`` therefore waits, checked at each scheduled run, up to ``SYNC_WAIT`` (2 days) after
+  the end; then it concludes *not enough data for a verdict* with the reason in words ("Jira has not
+  synced since 3 Nov: the last 2 weeks cannot be judged"), with no figures: a partial window is a
+  wrong number, not a late one. Stop early judges up to the last complete sync instead (``stop``).
+  A store whose data never came through a sync (no ``sync_status`` row for the team's sources: the
+  sample, a test database) has nothing to wait for.
 - **Exactly once.** ``conclude`` computes outside the write lock, then marks the experiment
   concluded only if it is still running, in one transaction with its settings-log row: a scheduler
   that retries, or a stop racing the scheduled end, concludes it once.
@@ -49,6 +60,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from math import ceil
 
 import sqlite_utils
 
@@ -57,20 +69,27 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import (
     COUNT,
     CUSTOM,
+    DEPLOYMENTS,
     DURATION,
+    INCIDENTS,
+    ITEMS,
+    PRS,
     RATE,
+    SPRINTS,
     Metric,
     Observation,
     duration_text,
+    in_scope,
     one_decimal,
     slicer,
 )
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
+from metrics.store.sync_status import freshness
 from metrics.store.tx import transaction
 from metrics.targets import words
 from metrics.teams import Team, get_org, get_team, log_change, shown
-from metrics.timeutil import Window, check_day, iso, now_iso, zone
+from metrics.timeutil import Window, check_day, iso, now_iso, parse_instant, zone
 
 RUNNING, CONCLUDED, STOPPED = "running", "concluded", "stopped"
 IMPROVED, WORSE, NO_CHANGE = "improved", "worse", "no real change"
@@ -82,6 +101,9 @@ BOT = "vsm-bot"  # who concludes an experiment that ran its course (the settings
 MANN_WHITNEY, FISHER, WEEKLY_COUNTS = "mann-whitney", "fisher", "mann-whitney-weekly-counts"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 _EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
+# How long after its end an experiment waits for its sources to sync up to the end before it is
+# concluded "not enough data for a verdict" (docs/metrics.md "Improvement experiments").
+SYNC_WAIT = timedelta(days=2)
 NORTH_STAR_NOTE = "the North Star over the same two windows, for context: not the experiment's effect"
 
 
@@ -184,6 +206,11 @@ class Experiment:
             "before": self.result.get("before"),
             "during": self.result.get("during"),
             "test": self.result.get("test"),
+            # Why there is no verdict on the whole window: a source that had not synced to its end
+            # (none, when the data was current), and the end of a window judged early, cut short
+            # at the last complete sync.
+            "not_judged": self.result.get("unjudged"),
+            "judged_to_sync": self.result.get("judged_to_sync"),
             "north_star": self.north_star,
             "north_star_note": NORTH_STAR_NOTE if self.north_star else None,
         }
@@ -485,6 +512,131 @@ def _north_star(db: sqlite_utils.Database, data: TeamData, before: Window, durin
     return out
 
 
+# -- is the data current? ------------------------------------------------------------------------------
+# The tools each kind of data can come from, by the kinds ``metrics.org_digest.source_kinds`` tells
+# from ``sync_status`` (a team's scope then says which of them are its own: ``team_sources``).
+_TOOLS = {
+    ITEMS: {"jira"},
+    SPRINTS: {"jira"},
+    PRS: {"github", "gitlab"},
+    DEPLOYMENTS: {"github", "gitlab"},
+    INCIDENTS: {"github", "pagerduty"},
+}
+_TOOL_NAMES = {"jira": "Jira", "github": "GitHub", "gitlab": "GitLab", "pagerduty": "PagerDuty"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One synced source a metric is counted from, as ``sync_status`` last saw it: ``as_of`` its
+    oldest stream's last success (None: never), ``failed`` whether an attempt failed since."""
+
+    name: str
+    tool: str
+    as_of: float | None
+    failed: bool
+
+    def current_to(self, until: float) -> bool:
+        """Synced at or after ``until`` with no failure since: its data up to ``until`` is complete."""
+        return self.as_of is not None and self.as_of >= until and not self.failed
+
+
+def sources_of(db: sqlite_utils.Database, team: Team, metric: Metric) -> list[Source]:
+    """The synced sources the metric is counted from (``counted_from`` and ``history``) that the
+    team's scope names: two Jira sites, only the one holding the team's projects. Empty for data
+    that never came through a sync (nothing to wait for)."""
+    # Function-level: metrics.org_digest imports this module (its digest lists concluded experiments).
+    from metrics.org_digest import source_kinds, team_sources
+
+    kinds = source_kinds(db)
+    if not kinds:
+        return []
+    wanted = {
+        tool
+        for kind in {*metric.counted_from(), *metric.history}
+        if in_scope(team, kind)
+        for tool in _TOOLS.get(kind, ())
+    }
+    fresh = {f["source"]: f for f in freshness(db)}
+    out = []
+    for name in team_sources(db, team, kinds):
+        if kinds[name] not in wanted:
+            continue
+        tool = _TOOL_NAMES.get(kinds[name], name)
+        same = [s for s, k in kinds.items() if k == kinds[name]]
+        f = fresh.get(name, {})
+        out.append(
+            Source(
+                name,
+                tool if len(same) == 1 else f"{tool} ({name})",
+                parse_instant(f.get("as_of")),
+                bool(f.get("error")),
+            )
+        )
+    return out
+
+
+def behind(sources: list[Source], until: float) -> list[Source]:
+    """The sources whose data is not known complete up to ``until``."""
+    return [s for s in sources if not s.current_to(until)]
+
+
+def synced_until(sources: list[Source]) -> float | None:
+    """The instant up to which every source's data is complete: the oldest last success (a failure
+    since does not undo what that sync fetched). None when one never synced."""
+    if any(s.as_of is None for s in sources):
+        return None
+    return min((s.as_of for s in sources if s.as_of is not None), default=math.inf)
+
+
+def _day(ts: float, timezone: str, year_of: float) -> str:
+    """``3 Nov``, with the year when it is not ``year_of``'s."""
+    t, ref = _local(ts, timezone), _local(year_of, timezone)
+    return f"{t.day} {t:%b}" + ("" if t.year == ref.year else f" {t.year}")
+
+
+def _gap_words(seconds: float) -> str:
+    days = ceil(seconds / 86400)
+    if days >= 14:
+        return f"the last {days // 7} weeks"
+    return "the last day" if days <= 1 else f"the last {days} days"
+
+
+def lag_reason(sources: list[Source], exp: Experiment, until: float) -> str:
+    """Why the experiment's data is not complete up to ``until``, in words: "Jira has not synced since
+    3 Nov: the last 2 weeks cannot be judged"."""
+    late = behind(sources, until)
+    said = []
+    for s in late:
+        if s.as_of is None:
+            said.append(f"{s.tool} has never synced")
+        elif s.as_of < until:
+            said.append(f"{s.tool} has not synced since {_day(s.as_of, exp.timezone, until)}")
+        else:
+            said.append(f"{s.tool}'s last sync failed")
+    oldest = synced_until(late)
+    if oldest is None or oldest <= exp.started:
+        tail = "nothing since the experiment started can be judged"
+    elif oldest < until:
+        tail = f"{_gap_words(until - oldest)} cannot be judged"
+    else:
+        tail = "its data cannot be confirmed complete to the experiment's end"
+    return f"{' and '.join(said)}: {tail}"
+
+
+def waiting_for(db: sqlite_utils.Database, exp: Experiment) -> str | None:
+    """Why an experiment past its end is not concluded yet (its data is not current to the end),
+    or None when it can be judged now."""
+    metric = CATALOGUE.get(exp.metric)
+    try:
+        team = get_team(db, exp.team)
+    except VsmError:
+        return None
+    if metric is None or judged_by(metric) is None:
+        return None
+    sources = sources_of(db, team, metric)
+    return lag_reason(sources, exp, exp.ends) if behind(sources, exp.ends) else None
+
+
 # -- the store ------------------------------------------------------------------------------------------
 def get(db: sqlite_utils.Database, experiment_id: int) -> Experiment | None:
     row = next(db.query("select * from experiments where id = ?", [experiment_id]), None)
@@ -571,11 +723,18 @@ def due(db: sqlite_utils.Database, now: datetime | float) -> list[Experiment]:
 def conclude(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) -> Experiment:
     """The verdict on an experiment that ran its course, stored and logged once: an experiment
     already concluded (a retry, or a stop that came first) is returned as stored, unchanged. One
-    still running before its end is refused: ``stop`` judges an experiment early."""
+    still running before its end is refused: ``stop`` judges an experiment early.
+
+    Judged only when the metric's sources are current to the end (``waiting_for``). Until then it is
+    returned still running, and the scheduler asks again at its next run; ``SYNC_WAIT`` after the end
+    it is concluded *not enough data for a verdict*, with the reason."""
     at = _instant(now)
     current = get(db, exp.id)
     if current is not None and current.running and at < current.ends:
         raise VsmError(f"experiment #{exp.id} runs until {iso(current.ends)}: stop it to judge it early")
+    waiting = current is not None and current.running and at < current.ends + SYNC_WAIT.total_seconds()
+    if waiting and waiting_for(db, current):
+        return current
     return _finish(db, exp, at, CONCLUDED, BOT)
 
 
@@ -584,7 +743,14 @@ def stop(
 ) -> Experiment:
     """Stop a running experiment early: the verdict on the data so far (the window judged ends now,
     the one before it has the same length), marked as stopped early, logged with who stopped it.
-    Only the team's own experiment can be stopped by it; one that is over raises VsmError."""
+    Only the team's own experiment can be stopped by it; one that is over raises VsmError.
+
+    "The data so far" is what the sources have synced: when one lags (Jira failing since Tuesday),
+    the window judged ends at the last complete sync, not now, and the verdict says so. Refusing
+    instead would leave a team that decided to stop with an experiment it cannot stop for as long as
+    a token stays expired, which it may not be able to fix; judging "now" would count the unsynced
+    days as empty. Pressed after the end with the data current to it, it ran its course and
+    concludes as such."""
     at = _instant(now)
     who = _who(who)
     eid = experiment_id if isinstance(experiment_id, int) and not isinstance(experiment_id, bool) else None
@@ -599,35 +765,60 @@ def stop(
         raise VsmError(f"experiment #{exp.id} is over already ({exp.verdict})")
     if at <= exp.started:
         raise VsmError(f"experiment #{exp.id} has not started yet")
-    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes.
-    state = STOPPED if at < exp.ends else CONCLUDED
+    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes,
+    # unless its data is not current to the end (then it is judged on what has synced, as a stop).
+    state = STOPPED if at < exp.ends or waiting_for(db, exp) else CONCLUDED
     done = _finish(db, exp, at, state, who)
     if done.state != state or done.concluded_at != at:
         raise VsmError(f"experiment #{exp.id} is over already ({done.verdict})")
     return done
 
 
+def _judge(
+    db: sqlite_utils.Database, exp: Experiment, team: Team, metric: Metric, at: float, state: str
+) -> tuple[float, str, str, dict, list[dict]]:
+    """(until, verdict, detail, result, north star) for ``exp`` judged at ``at``: to its end when it
+    ran its course (``conclude`` has waited for the data; still behind, no verdict and no figures),
+    else to ``at`` or to the last complete sync of a source that lags."""
+    until = exp.ends if state == CONCLUDED else min(at, exp.ends)
+    sources = sources_of(db, team, metric)
+    extra: dict = {}
+    if state == CONCLUDED and behind(sources, until):
+        reason = lag_reason(sources, exp, until)
+        return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
+    synced = synced_until(sources)
+    if state == STOPPED and sources and (synced is None or synced < until):
+        # A failure after a sync that reached ``until`` leaves that sync's data whole: only the
+        # sources short of ``until`` are said.
+        reason = lag_reason([s for s in sources if s.as_of is None or s.as_of < until], exp, until)
+        until = exp.started if synced is None else max(exp.started, synced)
+        if until <= exp.started:
+            return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
+        extra = {"judged_to_sync": {"until": iso(until), "reason": reason}}
+    before, during = windows(exp, until)
+    data = TeamData(db, team, at)
+    c = compare(metric, data, before, during)
+    return until, c.verdict, c.detail, c.result() | extra, _north_star(db, data, before, during)
+
+
 def _finish(db: sqlite_utils.Database, exp: Experiment, at: float, state: str, who: str) -> Experiment:
-    """Judge ``exp`` up to its end (concluded) or to ``at`` (stopped), then store it only if it is
-    still running, with its settings-log row, in one transaction."""
+    """Judge ``exp`` (``_judge``), then store it only if it is still running, with its settings-log
+    row, in one transaction."""
     current = get(db, exp.id)
     if current is None or not current.running:
         return current or exp
-    until = current.ends if state == CONCLUDED else min(at, current.ends)
-    before, during = windows(current, until)
     metric = CATALOGUE.get(current.metric)
     try:
         team = get_team(db, current.team)
     except VsmError:
         team = None
-    north: list[dict] = []
     if team is None or metric is None or judged_by(metric) is None:
-        verdict, detail, result = NOT_ENOUGH, f"{NOT_ENOUGH}: the team or its metric no longer exists", {}
+        until = current.ends if state == CONCLUDED else min(at, current.ends)
+        verdict, detail = NOT_ENOUGH, f"{NOT_ENOUGH}: the team or its metric no longer exists"
+        result: dict = {}
+        north: list[dict] = []
     else:
-        data = TeamData(db, team, at)
-        c = compare(metric, data, before, during)
-        verdict, detail, result = c.verdict, c.detail, c.result()
-        north = _north_star(db, data, before, during)
+        until, verdict, detail, result, north = _judge(db, current, team, metric, at, state)
     with transaction(db):
         cursor = db.execute(
             "update experiments set state = ?, verdict = ?, detail = ?, measured_until = ?, result = ?, "
@@ -677,6 +868,18 @@ def concluded_between(db: sqlite_utils.Database, since: float, until: float) -> 
         "select * from experiments where state != ? and concluded_at >= ? and concluded_at < ? "
         "order by team, concluded_at, id",
         [RUNNING, float(since), float(until)],
+    )
+    return [Experiment.from_row(r) for r in rows]
+
+
+def concluded_for(db: sqlite_utils.Database, team: str, since: float, until: float) -> list[Experiment]:
+    """One team's experiments concluded in ``[since, until)``, oldest first: what its digest lists.
+    Filtered in SQL by team (the ``team, started`` index serves it), so a digest reads only its
+    own team's rows however many teams the organisation has."""
+    rows = db.query(
+        "select * from experiments where team = ? and state != ? and concluded_at >= ? "
+        "and concluded_at < ? order by concluded_at, id",
+        [team, RUNNING, float(since), float(until)],
     )
     return [Experiment.from_row(r) for r in rows]
 

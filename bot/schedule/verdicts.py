@@ -2,7 +2,9 @@
 
 Every 15 minutes (``bot.schedule.scheduler``) the job concludes each experiment whose end has passed
 (``experiments.due`` → ``conclude``, which stores a verdict once however often it is called), then
-posts every verdict not yet in its channel. A verdict has one delivery key, ``team/experiment-verdict/
+posts every verdict not yet in its channel. An experiment whose metric's sources have not synced up
+to its end is left running and asked again at the next run, up to ``experiments.SYNC_WAIT`` (2 days)
+after its end; then it concludes *not enough data for a verdict*, saying which source is behind. A verdict has one delivery key, ``team/experiment-verdict/
 <id>``, whether it comes from this job or from a member's "Stop early" (``post_verdict`` is shared),
 and both claim it exclusively (``deliver(exclusive=True)``): a stop racing the scheduled end, or a
 click while the job posts, can never put two verdicts in the channel.
@@ -93,7 +95,9 @@ def run_verdicts(
     experiment that cannot be judged or posted never holds up the others."""
     for exp in ex.due(db, now):
         try:
-            ex.conclude(db, exp, now)
+            done = ex.conclude(db, exp, now)
+            if done.running:  # its data is not current to its end yet: asked again next run
+                log.info("experiment #%s waits for its data: %s", exp.id, ex.waiting_for(db, done))
         except Exception as exc:  # noqa: BLE001 - logged in one line; tried again at the next run
             log.error("experiment #%s not concluded: %s", exp.id, error_line(exc))
     outcomes = []
