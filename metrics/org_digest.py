@@ -10,24 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
 from metrics import results
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric, Result
+from metrics.digest import digest_window
 from metrics.experiments import Experiment, concluded_between
-from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window
+from metrics.org import Rollup, by_name, north_star_ids, org_targets, org_timezone, org_window
 from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org, list_teams
-from metrics.timeutil import Window
+from metrics.timeutil import Window, parse_instant
+
+# A source whose last successful sync is older than this at the digest's time is stale, even with no
+# error recorded: a sync job that stopped leaves no error behind (docs/metrics.md, "The org digest").
+STALE_AFTER = timedelta(hours=24)
 
 
 @dataclass
 class Moved:
-    """One team's determinant metric that moved with a real signal (METRICS.md's rules) this period."""
+    """One team's determinant metric that moved with a real signal (METRICS.md's rules) in the team's
+    own digest window, as its digest says it."""
 
     team: str
     channel: str
@@ -35,6 +41,7 @@ class Moved:
     metric_name: str
     better: bool | None  # True better, False worse, None for a context metric (no better direction)
     line: str  # the team's one-line reason, as its own digest says it (plain text, unescaped)
+    window: Window | None = None  # the team's digest window the signal was found in
 
 
 @dataclass
@@ -70,28 +77,65 @@ def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | 
         north_star = results.org_rollups(
             db, north, window, now, targets=org_targets(org), teams=teams, reading=reading
         )
-        wanted = [(t, own) for t in teams if (own := determinants(t, north))]
-        found = results.figures_of(db, wanted, window, now, reading)
-        moved = [
-            m for t, own in wanted for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own])
-        ]
         return OrgDigest(
             window,
             tz,
             north_star,
-            moved,
+            moved_teams(db, teams, north, now, (window, reading)),
             concluded_between(db, window.start, window.end),
-            stale_teams(db, teams),
+            stale_teams(db, teams, now),
         )
+
+
+def own_window_figures(
+    db: sqlite_utils.Database,
+    wanted: Sequence[tuple[Team, Sequence[str]]],
+    now: datetime,
+    known: tuple[Window, results.Reading | None] | None = None,
+) -> tuple[dict[tuple[str, str], Result], dict[str, Window]]:
+    """Several teams' figures, each on its own digest window as of ``now`` (``digest_window``: its
+    time zone and period), as its digest, App Home and the post-sync warming (``results.warm``)
+    compute them: ``(team name, metric id) -> Result``, and each team's window. One
+    ``results.figures_of`` call per distinct window (teams sharing a zone and period share one
+    read of the stored figures); ``known``: a window whose ``Reading`` the caller already has."""
+    # Keyed by the zone's name too: windows in two zones at the same offset are equal instants, but
+    # their weeks (and the stored figures' key) are each zone's own.
+    groups: dict[tuple[Window, str], list[tuple[Team, Sequence[str]]]] = {}
+    windows: dict[str, Window] = {}
+    for t, ids in wanted:
+        w = windows[t.name] = digest_window(t, now)
+        groups.setdefault((w, w.tz.key), []).append((t, ids))
+    found: dict[tuple[str, str], Result] = {}
+    for (window, zone), group in groups.items():
+        reading = known[1] if known and (known[0], known[0].tz.key) == (window, zone) else None
+        if reading is None and len(group) > 1 and results.cacheable(window, _seconds(now)):
+            reading = results.Reading(db, window, now)
+        found |= results.figures_of(db, group, window, now, reading)
+    return found, windows
+
+
+def moved_teams(
+    db: sqlite_utils.Database,
+    teams: Sequence[Team],
+    north: Sequence[str],
+    now: datetime,
+    known: tuple[Window, results.Reading | None] | None = None,
+) -> list[Moved]:
+    """Each team's determinant metrics that moved with a real signal, judged as the team's own digest
+    judges them: on its digest window as of ``now``, not the org's, so the org digest never says a
+    team moved when its digest says it did not (``own_window_figures``). Listed in ``teams``' order
+    (by name), each team's metrics in its own order."""
+    wanted = [(t, own) for t in teams if (own := determinants(t, north))]
+    found, windows = own_window_figures(db, wanted, now, known)
+    return [
+        m
+        for t, own in wanted
+        for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own], windows[t.name])
+    ]
 
 
 def _seconds(now: datetime | float) -> float:
     return now.timestamp() if isinstance(now, datetime) else float(now)
-
-
-def by_name(teams: Sequence[Team]) -> list[Team]:
-    """Teams in the order every org surface lists them: by name (never by a figure)."""
-    return sorted(teams, key=lambda t: (t.name.casefold(), t.name))
 
 
 def determinants(team: Team, north: Sequence[str]) -> list[str]:
@@ -101,30 +145,24 @@ def determinants(team: Team, north: Sequence[str]) -> list[str]:
 
 
 # -- which way a signal went ------------------------------------------------------------------------
-def signal_better(metric: Metric, signal: str | None) -> bool | None:
-    """Whether a signal says the metric got better (True) or worse (False), by the metric's direction
-    (as ``bot.render.format.better_or_worse`` judges a change); None for no signal, a context metric,
-    or net flow, whose aim is balance (a move either way may be towards it or away).
-
-    Every signal line starts with the way the weeks went, in the metric's own words
-    (``Metric.words().said``: "slower", "faster", "higher (worse)", "lower"...), so the way is read
-    from those words rather than from numbers the verdict was not judged on."""
-    if not signal or metric.better not in ("lower", "higher"):
-        return None
-    words = metric.words()
-    if signal.startswith(words.up):
-        up = True
-    elif signal.startswith(words.down):
-        up = False
-    else:
+def signal_better(metric: Metric, result: Result) -> bool | None:
+    """Whether the figure's signal says the metric got better (True) or worse (False), by the
+    metric's direction (as ``bot.render.format.better_or_worse`` judges a change); None for no
+    signal, a context metric, or net flow, whose aim is balance (a move either way may be towards it
+    or away). The way the figure went is the one the signal rule found (``Result.signal_up``), never
+    read back from the signal's wording."""
+    up = result.signal_up if result.signal else None
+    if up is None or metric.better not in ("lower", "higher"):
         return None
     return up == (metric.better == "higher")
 
 
-def moved_of(team: Team, figures: Sequence[tuple[Metric, Result]]) -> list[Moved]:
+def moved_of(
+    team: Team, figures: Sequence[tuple[Metric, Result]], window: Window | None = None
+) -> list[Moved]:
     """The team's determinant figures that moved with a real signal, in the team's order of metrics."""
     return [
-        Moved(team.name, team.channel, m.id, m.name, signal_better(m, r.signal), r.signal)
+        Moved(team.name, team.channel, m.id, m.name, signal_better(m, r), r.signal, window)
         for m, r in figures
         if r.signal
     ]
@@ -211,17 +249,26 @@ def team_sources(db: sqlite_utils.Database, team: Team, kinds: dict[str, str]) -
     return sorted(out)
 
 
-def is_stale(entry: dict) -> bool:
-    """The team digest's freshness rule: a source whose last sync failed, or that never synced, is
-    said to be behind ("data as of never", "(last sync failed)")."""
-    return not entry.get("as_of") or bool(entry.get("error"))
+def is_stale(entry: dict, now: datetime | float) -> bool:
+    """A source is behind when it never synced, its last sync failed (the team digest's freshness
+    line: "data as of never", "(last sync failed)"), or its last success is older than
+    ``STALE_AFTER`` at ``now``: a sync job that stopped records no error. A time that cannot be
+    read is not taken for a fresh one."""
+    if not entry.get("as_of") or entry.get("error"):
+        return True
+    try:
+        at = parse_instant(str(entry["as_of"]))
+    except ValueError:
+        return True
+    return at < _seconds(now) - STALE_AFTER.total_seconds()
 
 
-def stale_teams(db: sqlite_utils.Database, teams: Sequence[Team]) -> list[Stale]:
-    """Each team, by name, whose data is stale: a source in its scope that never synced or whose
-    last sync failed (``metrics.store.sync_status.freshness``, the team digest's line)."""
+def stale_teams(db: sqlite_utils.Database, teams: Sequence[Team], now: datetime | float) -> list[Stale]:
+    """Each team, by name, whose data is stale at ``now``: a source in its scope (``team_sources``)
+    that never synced, whose last sync failed, or that last synced more than ``STALE_AFTER`` ago
+    (``is_stale``; ``metrics.store.sync_status.freshness`` gives each source's oldest stream)."""
     fresh = {f["source"]: f for f in freshness(db)}
-    behind = {s: f for s, f in fresh.items() if is_stale(f)}
+    behind = {s: f for s, f in fresh.items() if is_stale(f, now)}
     if not behind:
         return []
     kinds = source_kinds(db)

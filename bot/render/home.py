@@ -37,7 +37,7 @@ from metrics.catalogue.base import Metric, Result
 from metrics.digest import Digest, digest_window
 from metrics.errors import error_line
 from metrics.org import Rollup, north_star_ids, org_targets, org_timezone, org_window
-from metrics.org_digest import by_name, determinants, signal_better
+from metrics.org_digest import by_name, determinants, own_window_figures, signal_better
 from metrics.results import org_rollups, team_figures
 from metrics.targets import target_status
 from metrics.teams import Team, get_org, list_teams
@@ -119,16 +119,22 @@ class Block:
     off_target: list[str] = field(default_factory=list)  # metric names
     worse: list[str] = field(default_factory=list)
     failed: bool = False  # its figures could not be computed (logged): nothing is known of it
+    # Every figure unknown (no value: a source never synced, nothing in scope): why, in a few words.
+    # Unknown is never calm, so such a team needs attention like one off target.
+    unknown: list[str] = field(default_factory=list)
 
     @property
     def attention(self) -> bool:
-        return bool(self.off_target or self.worse or self.failed)
+        return bool(self.off_target or self.worse or self.failed or self.unknown)
 
     @property
     def why(self) -> str:
-        """ "off target: Cycle time · worse: Lead time for changes" (plain text)."""
+        """ "off target: Cycle time · worse: Lead time for changes", or "no figures yet: Jira has
+        not been synced yet" (plain text)."""
         if self.failed:
             return FAILED
+        if self.unknown:
+            return f"no figures yet: {_few(self.unknown, 2)}"
         parts = [f"off target: {_few(self.off_target)}"] if self.off_target else []
         parts += [f"worse: {_few(self.worse)}"] if self.worse else []
         return " · ".join(parts)
@@ -159,17 +165,18 @@ def _line(metric: Metric, result: Result, target: float | None, status: str | No
     return " · ".join(parts)
 
 
-def portfolio_block(db, team: Team, north: list[str], now: datetime) -> Block:
-    """The team's North Star figures and its own metrics over its digest period, each with its target
-    status and signal, and what makes the team need attention: a figure off its target, or a signal
-    that says it got worse (by the metric's direction: ``metrics.org_digest.signal_better``)."""
-    window = digest_window(team, now)
-    north = [m for m in north if m in CATALOGUE]
+def portfolio_block(
+    team: Team, north: list[str], window: Window, found: dict[tuple[str, str], Result]
+) -> Block:
+    """The team's North Star figures and its own metrics over its digest period (``window``; the
+    figures ``found``, read for every team at once), each with its target status and signal, and what
+    makes the team need attention: a figure off its target, a signal that says it got worse (by the
+    metric's direction: ``metrics.org_digest.signal_better``), or no figure known at all."""
     own = determinants(team, north)
-    results = team_figures(db, team, north + own, window, now)
     block = Block(team, period(window), [])
-    for i, (mid, result) in enumerate(zip(north + own, results, strict=True)):
-        metric = CATALOGUE[mid]
+    reasons: list[str] = []
+    for i, mid in enumerate(north + own):
+        metric, result = CATALOGUE[mid], found[(team.name, mid)]
         if i == 0 and north:
             block.lines.append("_North Star_")
         if i == len(north) and own:
@@ -179,27 +186,45 @@ def portfolio_block(db, team: Team, north: list[str], now: datetime) -> Block:
         block.lines.append(_line(metric, result, target, status))
         if status == OFF_TARGET:
             block.off_target.append(metric.name)
-        if signal_better(metric, result.signal) is WORSE:
+        if signal_better(metric, result) is WORSE:
             block.worse.append(metric.name)
         block.failed = block.failed or result.no_data_reason == FAILED_FIGURE
+        reason = result.no_data_reason or NO_FIGURE
+        if result.value is None and reason not in reasons:
+            reasons.append(reason)
+    if north + own and all(found[(team.name, m)].value is None for m in north + own):
+        block.unknown = reasons
     return block
 
 
 FAILED = "figures could not be computed just now; it has been logged"
+NO_FIGURE = "no data in this period"
 
 
 def _failed(team: Team) -> Block:
     return Block(team, "", [], failed=True)
 
 
-def _block_or_failure(db, team: Team, north: list[str], now: datetime) -> Block:
-    """The team's block, or one saying its figures failed: one team whose data breaks a computation
-    must not leave everyone's App Home unpublished."""
+def portfolio_blocks(db, teams: list[Team], north: list[str], now: datetime) -> list[Block]:
+    """Each team's block, from one read of the stored figures for all of them (one
+    ``results.figures_of`` per distinct digest window: ``own_window_figures``). A team whose
+    data breaks a computation is one block saying so: it must not leave everyone's App Home
+    unpublished."""
+    north = [m for m in north if m in CATALOGUE]
+    wanted = [(t, north + determinants(t, north)) for t in teams]
     try:
-        return portfolio_block(db, team, north, now)
-    except Exception as exc:  # noqa: BLE001 - logged, and the other teams are shown
-        log.error("App Home: %s's figures failed: %s", team.name, error_line(exc))
-        return _failed(team)
+        found, windows = own_window_figures(db, wanted, now)
+    except Exception as exc:  # noqa: BLE001 - logged, and App Home is still published, saying so
+        log.error("App Home: the teams' figures failed: %s", error_line(exc))
+        return [_failed(t) for t in teams]
+    blocks = []
+    for team in teams:
+        try:
+            blocks.append(portfolio_block(team, north, windows[team.name], found))
+        except Exception as exc:  # noqa: BLE001 - logged, and the other teams are shown
+            log.error("App Home: %s's figures failed: %s", team.name, error_line(exc))
+            blocks.append(_failed(team))
+    return blocks
 
 
 def portfolio(blocks: list[Block]) -> tuple[list[Block], list[Block]]:
@@ -238,7 +263,7 @@ def home_view(db, client, user: str, now: datetime) -> dict:
             context["single"] = {"team": mine[0], "period": "", "rows": [], "failed": FAILED}
     elif mine:
         north = north_star_ids(get_org(db))
-        attention, others = portfolio([_block_or_failure(db, t, north, now) for t in mine])
+        attention, others = portfolio(portfolio_blocks(db, mine, north, now))
         shown = (attention + others)[:MAX_TEAMS]
         context["attention"] = [_shown(b) for b in shown if b.attention]
         context["others"] = [_shown(b) for b in shown if not b.attention]

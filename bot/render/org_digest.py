@@ -8,17 +8,19 @@ Four parts, in this order, each team listed by name and never ranked:
   that could not be tested says why: never "within normal variation" when unknown), the org target
   where one is set; then each team's own figure on the same window. Always present: without North
   Star metrics it says so and how to set them.
-- **Moved with a real signal**: team, metric, better or worse, the team's one-line reason. Always
+- **Moved with a real signal**: team, metric, better or worse, the team's one-line reason, as the
+  team's own digest judged it on its own window (named when it is not the org's). Always
   present: when nothing moved it says so, and that figures without data or history are not tested.
 - **Experiments concluded**: team, what it tried, the metric, the verdict, "stopped early". Left out
   when none concluded in the period (nothing to report is not news).
-- **Stale data**: team, source, as of when (and a failed sync). Left out when every team is current.
+- **Stale data**: team, source, as of when (and "last sync failed", as the team digest says it: the
+  error's text stays in the logs). Left out when every team is current.
 
 Slack's limits hold for any size of org (1,000 teams): each list is packed into sections of at most
 ``SECTION_TEXT`` characters, each part has a fixed number of sections, and what does not fit is
 counted in a last line saying where to see it (``vsm northstar``, each team's digest, ``vsm
 experiments``), never dropped silently. Every text a tool or a person wrote (team names, reasons,
-what a team tried, source names, sync errors) is escaped for mrkdwn (``escape_mrkdwn``) as the lines
+what a team tried, source names) is escaped for mrkdwn (``escape_mrkdwn``) as the lines
 are built, since they are packed by their escaped length.
 """
 
@@ -49,7 +51,7 @@ STALE_BLOCKS = 2
 STAMP = "%a %d %b %H:%M %Z"
 NO_NORTH_STAR = (
     "No North Star metrics are set for the organisation: an org admin sets them with "
-    "`/vsm northstar` (*Change*)."
+    "`/vsm northstar` (*Change (admins)*)."
 )
 T = TypeVar("T")
 NOTHING_MOVED = (
@@ -160,9 +162,19 @@ def _north_star(r: Rollup, team_blocks: int) -> dict:
 
 
 # -- the other parts ------------------------------------------------------------------------------------
-def _moved_line(m: Moved) -> str:
+def _moved_line(m: Moved, window: Window | None = None) -> str:
+    """``• *tokyo* · Cycle time, worse: slower than … _(its digest's period: …, Asia/Tokyo)_``: the
+    team's own digest judged the signal on its own window, named when it is not the org's
+    ``window`` (another time zone or period), so a reader comparing the two digests sees why."""
     way = {True: "better", False: "worse"}.get(m.better, "moved")  # type: ignore[arg-type]
-    return f"• *{escape_mrkdwn(m.team)}* · {escape_mrkdwn(m.metric_name)}, {way}: {escape_mrkdwn(m.line)}"
+    line = f"• *{escape_mrkdwn(m.team)}* · {escape_mrkdwn(m.metric_name)}, {way}: {escape_mrkdwn(m.line)}"
+    if m.window is not None and window is not None and not _same(m.window, window):
+        line += f" _(its digest's period: {m.window.label()}, {escape_mrkdwn(m.window.tz.key)})_"
+    return line
+
+
+def _same(a: Window, b: Window) -> bool:
+    return (a.start, a.end, a.tz.key) == (b.start, b.end, b.tz.key)
 
 
 def _more_moved(n: int) -> str:
@@ -198,8 +210,8 @@ def _stale_line(s: Stale, tz) -> str:
     parts = []
     for src in s.sources:
         part = f"{escape_mrkdwn(src.get('source') or 'a source')} data as of {_as_of(src.get('as_of'), tz)}"
-        if src.get("error"):
-            part += f" (last sync failed: {escape_mrkdwn(src['error'])})"
+        if src.get("error"):  # as the team digest says it: the error's text is for the logs, not a channel
+            part += " (last sync failed)"
         parts.append(part)
     return f"• *{escape_mrkdwn(s.team)}*: {'; '.join(parts) or 'no source synced'}"
 
@@ -243,7 +255,7 @@ def view(d: OrgDigest, now: datetime, room: int = MAX_BLOCKS) -> dict:
         "generated": now.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z"),
         "no_north_star": NO_NORTH_STAR,
         "north_star": [_north_star(r, b.teams) for r in d.north_star],
-        "moved": pack(d.moved, _moved_line, b.moved, _more_moved),
+        "moved": pack(d.moved, partial(_moved_line, window=d.window), b.moved, _more_moved),
         "nothing_moved": NOTHING_MOVED,
         "concluded": pack(d.concluded, _concluded_line, b.concluded, _more_concluded),
         "stale": pack(d.stale, partial(_stale_line, tz=tz), b.stale, _more_stale),

@@ -101,6 +101,10 @@ class Result:
     # The statistics behind ``signal`` (the rule, limits and X̄, or the test, its p-value and n a
     # side): ``signal`` is one line a team lead reads, this is what Explain shows to whoever asks.
     signal_detail: str | None = None
+    # Which way ``signal`` says the figure went: True up, False down, None without a signal. Set by
+    # the rule that found it (XmR, Mann–Whitney, Fisher), so whether it got better or worse is read
+    # from the finding, never from the words ``signal`` happens to be written in.
+    signal_up: bool | None = None
     # Why ``previous`` is None although the previous period has passed: it began before this team's
     # history did ("no earlier data"), so its figure is unknown, not zero (``Metric.described``).
     previous_note: str | None = None
@@ -111,7 +115,7 @@ class Result:
     def judged(self, verdict: Verdict) -> Result:
         """The figure with the signal rules' verdict on it."""
         self.signal, self.signal_note, self.limits = verdict.signal, verdict.note, verdict.limits
-        self.signal_detail = verdict.detail
+        self.signal_detail, self.signal_up = verdict.detail, verdict.signal_up
         return self
 
     @property
@@ -311,13 +315,20 @@ class Verdict:
     note: str | None = None
     limits: dict | None = None
     detail: str | None = None
+    signal_up: bool | None = None  # which way ``signal`` went (True up), from the finding itself
+
+
+def finding_up(finding: stats.Finding) -> bool:
+    """Whether an XmR finding is above the centre line (a point above the upper limit, 3 of 4 in
+    the upper zone, a run above), the one place its direction is decided."""
+    return finding.rule in ("above", "high", "run above")
 
 
 def plain_signal(finding: stats.Finding, end_week: date, recent: bool, words: Words = NEUTRAL) -> str:
     """One line a team lead understands: which way the weeks went, against what, and when. A point is
     named by its week; a run by the week it ends, "recent" only when that is the period's last
     completed week (docs/metrics.md)."""
-    said = words.said(finding.rule in ("above", "high", "run above"))
+    said = words.said(finding_up(finding))
     label = stats.week_label(end_week)
     if not finding.is_run:
         return f"{said} than its normal weekly range (week of {label})"
@@ -387,6 +398,7 @@ def xmr_verdict(
         plain_signal(finding, end, recent, words),
         limits=limits,
         detail=xmr_detail(finding, lim, current, recent, len(baseline), words),
+        signal_up=finding_up(finding),
     )
 
 
@@ -415,6 +427,7 @@ def mann_whitney_verdict(
     before = previous_weeks(base)
     return Verdict(
         f"{words.said(mw > mb)} than {before} ({things} in this period vs before)",
+        signal_up=mw > mb,
         detail=(
             f"Mann–Whitney U test, two-sided, α = 0.05: {stats.p_text(p)}; median {show(mw)} in this period "
             f"(n = {len(in_window)}) vs {show(mb)} in {before} (n = {len(in_base)})"
@@ -434,6 +447,7 @@ def fisher_verdict(
     before = previous_weeks(base)
     return Verdict(
         f"{words.said(share[0] > share[1])} than {before} ({things} in this period vs before)",
+        signal_up=share[0] > share[1],
         detail=(
             f"Fisher's exact test, two-sided, α = 0.05: {stats.p_text(p)}; {one_decimal(share[0])}% in this "
             f"period ({hits[0]} of {sizes[0]}) vs {one_decimal(share[1])}% in {before} "
@@ -735,7 +749,13 @@ class Metric:
         two_sample = self.two_sample(in_window, in_base, base)
         if two_sample is None:
             return verdict
-        return replace(verdict, signal=two_sample.signal, detail=two_sample.detail, note=None)
+        return replace(
+            verdict,
+            signal=two_sample.signal,
+            detail=two_sample.detail,
+            note=None,
+            signal_up=two_sample.signal_up,
+        )
 
     def two_sample(self, in_window: list[float], in_base: list[float], base: Window) -> Verdict | None:
         """Mann–Whitney for durations, Fisher's exact for rates (docs/metrics.md), worded, or None."""

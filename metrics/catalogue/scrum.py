@@ -378,6 +378,7 @@ class SprintMetric(Metric):
         )
         verdict = self.signal_of(figures, window, base)
         result.signal, result.signal_detail = verdict.signal, verdict.detail
+        result.signal_up = verdict.signal_up
         result.signal_note = verdict.note
         if current and value is None:
             result.notes.append(self.empty_sprints)
