@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from slackkit import NOW, assert_valid_message
@@ -116,9 +117,9 @@ def test_every_part_is_there_in_order_with_each_teams_figure_by_name(sample):
         "• *mobile* tried “Pair on every review” on Cycle time: *no real change* (stopped early)"
         in _texts(payload, "concluded")
     )
-    assert "• *platform*: jira data as of Fri 20 Nov 10:00 UTC (last sync failed: HTTP 500)" in _texts(
-        payload, "stale"
-    )
+    stale = _texts(payload, "stale")
+    assert "• *platform*: jira data as of Fri 20 Nov 10:00 UTC (last sync failed)" in stale
+    assert "HTTP 500" not in stale  # the error's text is for the logs, as in the team digest
     assert "2026-10-28 – 2026-11-24 (UTC)" in payload["blocks"][1]["elements"][0]["text"]
     assert payload["text"].startswith(
         "Organisation digest for 2026-10-28 – 2026-11-24; Lead time for changes p50"
@@ -184,6 +185,14 @@ def test_every_tool_text_is_escaped(sample):
         escaped = "&lt;!channel&gt; &amp; &lt;@U1&gt; &lt;https://evil.example|click&gt;"
         for part in ("ns:lead-time-for-changes:teams", "moved:", "concluded:", "stale:"):
             assert escaped in _texts(payload, part), part
+
+
+def test_without_north_star_metrics_it_names_the_button_as_the_north_star_reply_labels_it(sample):
+    _db, window, _north = sample
+    said = _texts(view.message(OrgDigest(window, "UTC", []), NOW), "north_star")
+    source = (Path(view.__file__).parents[2] / "templates" / "north_star.json.j2").read_text()
+    [label] = re.findall(r'ids.SET_NORTH_STAR }}", "text": {"type": "plain_text", "text": "([^"]+)"', source)
+    assert f"`/vsm northstar` (*{label}*)" in said
 
 
 def test_the_preview_is_ephemeral_with_a_post_button(sample):

@@ -546,6 +546,7 @@ def unknown(result: Result, reason: str) -> Result:
     result.sample_size = 0
     result.series = [{**p, "value": None} | ({"p85": None} if "p85" in p else {}) for p in result.series]
     result.signal, result.signal_detail, result.limits = None, None, None
+    result.signal_up = None
     result.signal_note = NO_DATA
     result.no_data_reason = reason
     return result
