@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -151,3 +152,14 @@ def initial_state(view: dict) -> dict:
             v = {"type": el["type"], "value": el.get("initial_value")}
         state["values"][block["block_id"]] = {"v": v}
     return state
+
+
+def wait_for(found, deadline_s: float = 60, why=lambda: ""):
+    """``found()`` once it is truthy, polled every 20 ms until ``deadline_s``: what a test of a real
+    `vsm serve` waits for (an answer at a response URL, a call in the mock's log) arrives after the
+    request's ack, from another thread. ``why()`` says what was there instead when it never comes."""
+    deadline = time.monotonic() + deadline_s
+    while not (value := found()):
+        assert time.monotonic() < deadline, f"nothing arrived in {deadline_s} s: {why()}"
+        threading.Event().wait(0.02)  # polling the mock's log, with a deadline
+    return value

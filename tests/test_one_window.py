@@ -5,14 +5,13 @@ digest preview and `vsm metric` in a terminal."""
 
 import json
 import re
-import time
 from dataclasses import replace
 from datetime import date
 from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, command, event, signed, slack_app
+from slackkit import NOW, command, event, signed, slack_app, wait_for
 from test_slack_serve import post, vsm_serve
 
 from bot.cli import main
@@ -148,11 +147,7 @@ def _signed_command(served, slack, text: str, channel: str) -> None:
 
 def _answers(slack, n: int, deadline_s: float = 60) -> list[dict]:
     """The answers POSTed to response URLs, once there are ``n`` of them."""
-    deadline = time.monotonic() + deadline_s
-    while len(slack.responses()) < n:
-        assert time.monotonic() < deadline, slack.responses()
-        time.sleep(0.05)  # polling the mock's log, with a deadline
-    return slack.responses()
+    return wait_for(lambda: len(slack.responses()) >= n and slack.responses(), deadline_s, slack.responses)
 
 
 def test_vsm_serve_answers_the_command_and_the_digest_over_one_window(sample_db, tmp_path):

@@ -14,14 +14,13 @@ target.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from builders import item, team
 from fakes.slack import MockSlack
-from slackkit import NOW, assert_valid_message, command_reply, signed, slack_app
+from slackkit import NOW, assert_valid_message, command_reply, signed, slack_app, wait_for
 from test_slack_serve import post, vsm_serve
 
 from bot.cli import main
@@ -241,11 +240,7 @@ def _answer(served, slack, text: str, channel: str) -> dict:
         post(served.url, body, signed(body, content_type="application/x-www-form-urlencoded")).status_code
         == 200
     )
-    deadline = time.monotonic() + 60
-    while len(slack.responses()) == before:
-        assert time.monotonic() < deadline, served.log()
-        time.sleep(0.05)  # polling the mock's log for the answer, with a deadline
-    return slack.responses()[-1]
+    return wait_for(lambda: len(slack.responses()) > before and slack.responses()[-1], why=served.log)
 
 
 def test_vsm_serve_answers_northstar_and_teams_from_any_channel(tmp_path):
