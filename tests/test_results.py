@@ -405,3 +405,181 @@ def test_a_team_whose_figures_fail_leaves_the_org_figure_to_the_others_and_nothi
     db.conn.commit()
     [org] = results.org_rollups(db, ["throughput"], window, end)
     assert org.value == 1.25 and org.contributors == ["alpha", "bravo", "charlie"]  # shown as 1.3/wk
+
+
+# -- every field of a stored figure, read first -------------------------------------------------------------
+DEFAULTED = ("signal_note", "limits", "signal_detail", "previous_note", "no_data_reason")
+
+
+def test_each_field_read_first_on_a_figure_read_back_is_the_one_stored(db, no_compute):
+    """A figure read back decodes its rest on first use: whichever field is read first, even one
+    ``Result`` defaults to None (a team with no data: its no-data reason; a signal's detail), it is
+    the stored one. Forty quick items in January give pay's flow metrics a signal."""
+    for k in range(40):
+        day = f"2026-01-{12 + k % 18:02d}"
+        item(db, f"PAY-S{k}", f"{day} 08:00", [(f"{day} 09:00", "Selected"), (f"{day} 11:00", "Done")])
+    create_team(
+        db,
+        team(name="web", channel="C2", jira_projects=["NOPE"], repos=["acme/none"], services=["X"]),
+        who="U0",
+    )
+    w = window_of()
+    for name in ("pay", "web"):
+        t = get_team(db, name)
+        expected = fresh(db, t, EVERY, w, NOW)
+        results.team_figures(db, t, EVERY, w, NOW)  # computed and stored
+        no_compute()
+        for f in results.RESULT_FIELDS:
+            for got, want in zip(results.team_figures(db, t, EVERY, w, NOW), expected, strict=True):
+                assert isinstance(got, results.StoredResult)
+                assert plain(getattr(got, f)) == plain(getattr(want, f)), (name, want.metric, f)
+        no_compute(False)
+        if name == "web":
+            assert all(r.no_data_reason for r in expected)
+    pay = fresh(db, get_team(db, "pay"), EVERY, w, NOW)
+    web = fresh(db, get_team(db, "web"), EVERY, w, NOW)
+    for f in DEFAULTED:  # each defaulted field holds something in some figure: the test can fail
+        assert any(getattr(r, f) is not None for r in pay + web), f
+
+
+def test_a_field_set_on_a_figure_read_back_stands_when_the_rest_is_decoded(db):
+    t, w = get_team(db, "pay"), window_of()
+    results.team_figures(db, t, ["cycle-time"], w, NOW)
+    [r] = results.team_figures(db, t, ["cycle-time"], w, NOW)
+    r.notes = ["set by a surface"]
+    assert r.notes == ["set by a surface"] and r.series == plain(
+        fresh(db, t, ["cycle-time"], w, NOW)[0].series
+    )
+
+
+# -- what does not throw a stored figure away ----------------------------------------------------------------
+def test_a_syncs_bookkeeping_leaves_the_data_version_what_figures_read_from_sync_status_bumps_it(db):
+    def bumped(sql: str, params=()) -> bool:
+        before = results.data_version(db)
+        db.execute(sql, params)
+        return results.data_version(db) != before
+
+    assert bumped("insert into sync_status (source, stream, updated) values ('jira', 'issues', 'a')")
+    upsert = (
+        "insert into sync_status (source, stream, cursor, updated) values ('jira', 'issues', '{}', 'b') "
+        "on conflict(source, stream) do update set cursor = excluded.cursor, updated = excluded.updated"
+    )
+    assert not bumped(upsert)  # a checkpoint: the cursor and the time
+    assert not bumped("update sync_status set last_error = 'x', updated = 'c'")  # a failed sync
+    assert not bumped("update sync_status set last_success = '', rows_changed = 3")  # still never synced
+    assert bumped("update sync_status set last_success = '2026-02-01T10:00:00Z'")  # its first success
+    assert not bumped("update sync_status set last_success = '2026-02-02T10:00:00Z', rows_changed = 0")
+    assert not bumped(
+        "insert into sync_status (source, stream, updated) values ('jira', 'issues', 'd') "
+        "on conflict(source, stream) do nothing"
+    )
+    assert bumped("update sync_status set stream = 'sprints'")
+    assert bumped("update sync_status set last_success = null")
+    assert bumped("delete from sync_status")
+
+
+def stored_rows(db) -> dict:
+    return {
+        (s, m): (st, c) for s, m, st, c in db.execute("select scope, metric, stamp, computed from results")
+    }
+
+
+def test_a_snooze_a_target_or_nudge_settings_keep_the_teams_and_the_orgs_stored_figures(org_db, no_compute):
+    w = org_window({}, NOW)
+    computed = results.org_rollups(org_db, NS, w, NOW)
+    results.team_figures(org_db, get_team(org_db, "web"), ["cycle-time"], w, NOW)
+    before = stored_rows(org_db)
+    web = get_team(org_db, "web")
+    web.snooze_until = "2026-03-01T00:00:00+00:00"
+    web.targets = {"deployment-frequency": 3.0}
+    web.nudges, web.nudge_repeat_hours, web.stale_pr_hours = ["target"], 24.0, 12.0
+    web.metrics = ["throughput"]
+    web.digest = {"day": "fri", "time": "16:00", "period_days": 28}
+    save_team(org_db, web, who="U0")
+    no_compute()
+    again = results.org_rollups(org_db, NS, w, NOW)
+    [cycle] = results.team_figures(org_db, get_team(org_db, "web"), ["cycle-time"], w, NOW)
+    assert stored_rows(org_db) == before  # nothing computed again, nothing stored again
+    assert [plain(r.value) for r in again] == [plain(r.value) for r in computed]
+    assert again[1].teams[1].target == 3.0  # the new target, judged on the stored figure
+    assert cycle.value is not None and cycle.no_data_reason is None
+
+
+def test_a_workflow_or_scope_change_is_computed_anew_for_the_team_and_the_org(org_db):
+    w = org_window({}, NOW)
+    results.org_rollups(org_db, NS, w, NOW)
+    first = stored_rows(org_db)
+    web = get_team(org_db, "web")
+    web.services = ["WEB", "SVC"]  # a scope change
+    save_team(org_db, web, who="U0")
+    assert_same_rollups(results.org_rollups(org_db, NS, w, NOW), rollups(org_db, NS, w, NOW))
+    second = stored_rows(org_db)
+    for m in NS:
+        assert second[("web", m)][0] != first[("web", m)][0] and second[("", m)][0] != first[("", m)][0]
+        assert second[("pay", m)][0] == first[("pay", m)][0]  # pay's own settings did not change
+    web = get_team(org_db, "web")
+    for stage in web.workflow:  # a workflow change: "In Progress" now commits the work
+        if stage["stage"] == "committed":
+            stage["statuses"] = ["In Progress"]
+        if stage["stage"] == "in_progress":
+            stage["statuses"] = ["Selected"]
+    save_team(org_db, web, who="U0")
+    assert_same_rollups(results.org_rollups(org_db, NS, w, NOW), rollups(org_db, NS, w, NOW))
+    third = stored_rows(org_db)
+    for m in NS:
+        assert third[("web", m)][0] != second[("web", m)][0] and third[("", m)][0] != second[("", m)][0]
+
+
+# -- one computation of the org's figures at a time ----------------------------------------------------------
+def test_concurrent_readers_of_the_same_missing_org_figures_wait_for_one_computation(tmp_path, monkeypatch):
+    """Thread A computes the org figures and is held inside the computation until thread B has
+    looked at the store (found them missing) and gone on: B waits for A and reads what A stored."""
+    import threading
+
+    path = tmp_path / "flight.db"
+    d = open_db(path)
+    history(d)
+    create_team(d, team(metrics=["cycle-time"]), who="U0")
+    d.conn.close()
+    w = org_window({}, NOW)
+    computing, b_looked = threading.Event(), threading.Event()
+    calls: list[str] = []
+    real_rollups, real_stored = results.rollups, results._stored
+
+    def held_rollups(*a, **k):
+        calls.append(threading.current_thread().name)
+        computing.set()
+        assert b_looked.wait(30), "B never read the store"
+        return real_rollups(*a, **k)
+
+    def watched_stored(*a, **k):
+        out = real_stored(*a, **k)
+        if threading.current_thread().name == "B":
+            b_looked.set()
+        return out
+
+    monkeypatch.setattr(results, "rollups", held_rollups)
+    monkeypatch.setattr(results, "_stored", watched_stored)
+    got: dict[str, list] = {}
+    errors: list[BaseException] = []
+
+    def read(name: str) -> None:
+        try:
+            db = open_db(path)
+            got[name] = [plain(r.to_json()) for r in results.org_rollups(db, NS, w, NOW)]
+            db.conn.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    a = threading.Thread(target=read, args=("A",), name="A")
+    a.start()
+    assert computing.wait(30)
+    b = threading.Thread(target=read, args=("B",), name="B")
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert not errors and not a.is_alive() and not b.is_alive()
+    assert calls == ["A"]  # B did not compute: it read what A stored
+    assert got["A"] == got["B"]
+    fresh_db = open_db(path)
+    assert got["B"] == [plain(r.to_json()) for r in rollups(fresh_db, NS, w, NOW)]
