@@ -596,7 +596,7 @@ def _day(ts: float, timezone: str, year_of: float) -> str:
 
 def _gap_words(seconds: float) -> str:
     days = ceil(seconds / 86400)
-    if days >= 14:
+    if days >= 14 and days % 7 == 0:
         return f"the last {days // 7} weeks"
     return "the last day" if days <= 1 else f"the last {days} days"
 
