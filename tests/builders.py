@@ -13,9 +13,9 @@ import sqlite_utils
 
 from metrics.sources.http import Policy
 from metrics.sources.sync import SourceResult, sync_source
-from metrics.store import memory_db
+from metrics.store import memory_db, open_db
 from metrics.store.statuses import status_code
-from metrics.teams import Team
+from metrics.teams import Team, set_org
 
 if TYPE_CHECKING:
     from metrics.catalogue.base import Result
@@ -58,6 +58,15 @@ def org_figure(result: Result, teams: list | None = None) -> Rollup:
         previous_note=result.previous_note,
         no_data_reason=result.no_data_reason,
     )
+
+
+def configure_org(path, **org) -> None:
+    """``[org]`` settings written into the database at ``path`` as an org admin's change writes them
+    (``set_org``, by UADMIN1)."""
+    db = open_db(path, create=False)
+    for key, value in org.items():
+        set_org(db, key, value, who="UADMIN1")
+    db.conn.close()
 
 
 def team(**kw) -> Team:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from builders import configure_org
 from fakes.slack import MockSlack
 from slackkit import assert_valid_message
 from test_scheduler import Clock, Crash, Dies, posted, utc
@@ -20,25 +21,16 @@ from bot.schedule.scheduler import ORG, ORG_JOB, Scheduler, org_key
 from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
-from metrics.teams import set_org
 
 ORG_CHANNEL = "C0ORGDIGEST"
 MONDAY_8 = {"day": "mon", "time": "08:00", "period_days": 28}
-
-
-def configure(path, **org) -> None:
-    """``[org]`` settings written as an org admin's change would write them (``set_org``)."""
-    db = open_db(path, create=False)
-    for key, value in org.items():
-        set_org(db, key, value, who="UADMIN1")
-    db.conn.close()
 
 
 @pytest.fixture
 def env(sample_db, tmp_path):
     path = tmp_path / "org.db"
     path.write_bytes(sample_db.read_bytes())
-    configure(path, channel=ORG_CHANNEL, timezone="Europe/London", digest=MONDAY_8)
+    configure_org(path, channel=ORG_CHANNEL, timezone="Europe/London", digest=MONDAY_8)
     with MockSlack(members={ORG_CHANNEL: ["U1"]}) as slack:
         clock = Clock(utc("2026-11-23 08:01"))  # Monday 08:01 in London (GMT)
         client = web_client("xoxb-test", slack.base_url, server_error_backoff=0.001)
@@ -54,14 +46,14 @@ def _late_note(message: dict) -> str | None:
 
 def test_no_job_without_an_org_channel_and_one_as_soon_as_it_is_set(env):
     sched, slack, clock, path = env
-    configure(path, channel="")
+    configure_org(path, channel="")
     sched.aps.start(paused=True)
     sched.plan_all()
     assert sched.aps.get_job(ORG_JOB) is None and sched.next_org_digest() is None
     assert sched.run_org_digest() is None and slack.calls_to("chat.postMessage") == []
     assert all(o.key.team != ORG for o in sched.catch_up()) and posted(slack, ORG_CHANNEL) == []
 
-    configure(path, channel=ORG_CHANNEL)
+    configure_org(path, channel=ORG_CHANNEL)
     sched.plan_org()  # what Deps.on_org_saved calls after an org admin's change
     assert sched.next_org_digest() == utc("2026-11-30 08:00")  # next Monday 08:00 GMT
 
@@ -71,10 +63,12 @@ def test_a_change_of_day_time_or_zone_replans_at_once_and_no_channel_unplans(env
     sched.aps.start(paused=True)
     sched.plan_all()
     assert sched.next_org_digest() == utc("2026-11-30 08:00")
-    configure(path, timezone="America/New_York", digest={"day": "tue", "time": "07:15", "period_days": 14})
+    configure_org(
+        path, timezone="America/New_York", digest={"day": "tue", "time": "07:15", "period_days": 14}
+    )
     sched.plan_org()
     assert sched.next_org_digest() == utc("2026-11-24 12:15")  # Tuesday 07:15 EST
-    configure(path, channel="")
+    configure_org(path, channel="")
     sched.plan_org()
     assert sched.aps.get_job(ORG_JOB) is None
     assert [j.id for j in sched.aps.get_jobs() if j.id.startswith("digest:")]  # the teams' stay planned
@@ -175,7 +169,7 @@ def test_an_org_admins_change_in_the_settings_form_replans_the_org_digest_at_onc
 
     path = tmp_path / "form.db"
     path.write_bytes(sample_db.read_bytes())
-    configure(path, channel=ORG_CHANNEL, timezone="Europe/London", digest=MONDAY_8)
+    configure_org(path, channel=ORG_CHANNEL, timezone="Europe/London", digest=MONDAY_8)
     with AdminSlack({"UANA1"}) as slack:
         clock = Clock(utc("2026-11-23 09:31"))
         client = web_client("xoxb-test", slack.base_url)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+from builders import configure_org
 from fakes.slack import MockSlack
 from slackkit import (
     NOW,
@@ -36,25 +37,18 @@ from bot.schedule.scheduler import Scheduler, org_cycle_day, org_manual_key
 from bot.store import Store
 from metrics.sample import sample_teams
 from metrics.store import open_db
-from metrics.teams import DAYS, get_org, set_org
+from metrics.teams import DAYS, get_org
 
 ORG_CHANNEL = "C0ORGDIGEST"
 POST = {"action_id": ids.POST_ORG_DIGEST, "block_id": "org_preview_actions", "type": "button", "value": "org"}
 POSTED = f"Posted the organisation digest to <#{ORG_CHANNEL}>."
 
 
-def configure(path, **org) -> None:
-    db = open_db(path, create=False)
-    for key, value in org.items():
-        set_org(db, key, value, who="UADMIN1")
-    db.conn.close()
-
-
 @pytest.fixture
 def env(sample_db, tmp_path):
     db_path = tmp_path / "org.db"
     db_path.write_bytes(sample_db.read_bytes())
-    configure(
+    configure_org(
         db_path,
         channel=ORG_CHANNEL,
         timezone="Europe/London",
@@ -151,7 +145,7 @@ def test_a_non_member_is_refused_and_nothing_is_posted(env):
 
 def test_a_preview_left_in_a_channel_that_is_no_longer_the_org_channel_posts_nothing(env):
     app, slack, db_path = env
-    configure(db_path, channel="C0NEWORG")
+    configure_org(db_path, channel="C0NEWORG")
     answer = _press(app, slack, "old")
     assert answer["text"] == "This channel is not the organisation digest's channel any more."
     assert slack.calls_to("chat.postMessage") == []
@@ -196,7 +190,9 @@ def test_through_vsm_serve_http_preview_presses_and_refusal(sample_db, tmp_path)
 
     (tmp_path / "s.db").write_bytes(sample_db.read_bytes())
     day = DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
-    configure(tmp_path / "s.db", channel=ORG_CHANNEL, digest={"day": day, "time": "08:00", "period_days": 28})
+    configure_org(
+        tmp_path / "s.db", channel=ORG_CHANNEL, digest={"day": day, "time": "08:00", "period_days": 28}
+    )
     with (
         MockSlack(members={ORG_CHANNEL: ["U1", "U2"]}) as slack,
         vsm_serve(tmp_path, slack.base_url) as served,
