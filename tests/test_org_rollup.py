@@ -348,3 +348,31 @@ def test_northstar_json_has_the_interface_shape_with_org_targets(db):
 def test_a_bad_org_target_is_never_judged(db, bad):
     r = rollup(db, DF, window(), NOW, targets={DF: bad})
     assert (r.target, r.on_target) == (None, None)
+
+
+def test_a_team_whose_observations_fail_is_one_unknown_row_and_the_org_pools_the_others(
+    db, monkeypatch, caplog
+):
+    metric = CATALOGUE[DF]
+    real = type(metric).observations
+
+    def failing_for_web(self, data, start, end):
+        if data.team.name == "web":
+            raise RuntimeError("a damaged row")
+        return real(self, data, start, end)
+
+    monkeypatch.setattr(type(metric), "observations", failing_for_web)
+    r = rollup(db, DF, window(), NOW)
+    pay, web = r.teams
+    assert r.contributors == ["pay"] and r.value == pay.value  # pay alone: its own figure
+    assert web.value is None and "could not be computed" in web.result.no_data_reason
+    assert "deployment-frequency of web could not be computed: RuntimeError: a damaged row" in caplog.text
+
+
+def test_every_org_surface_lists_teams_in_one_order():
+    from metrics import org_digest
+    from metrics.org import by_name
+
+    teams = [team(name=n) for n in ("web", "Beta", "alpha", "beta")]
+    assert [t.name for t in by_name(teams)] == ["alpha", "Beta", "beta", "web"]
+    assert org_digest.by_name is by_name
