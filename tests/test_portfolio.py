@@ -23,8 +23,9 @@ from test_slack_serve import post, vsm_serve
 
 from bot.authz import MemberCache
 from bot.render.home import MAX_TEAMS
+from metrics import results
 from metrics.store import open_db
-from metrics.teams import seed_from_config
+from metrics.teams import create_team, seed_from_config
 
 ORG_LINE = "*Throughput* 1.3/wk · previous period: no earlier data · "
 
@@ -284,3 +285,50 @@ def test_a_team_whose_figures_fail_does_not_keep_app_home_from_the_others(org_ap
     assert "bravo's data could not be loaded" in caplog.text
     single = home(app, slack, "U1")  # only in bravo's channel
     assert "could not be computed just now" in text(single, "figures:1")
+
+
+def test_a_team_with_no_figures_at_all_needs_attention_saying_why(tmp_path):
+    """A team whose Jira project and repository hold nothing (never synced for it), with a target:
+    nothing is known of it, so it is not among the calm teams ("on target where they set one") but
+    with the teams needing attention, its reason in a few words."""
+    path = tmp_path / "org.db"
+    build_org(path, NOW.date())
+    db = open_db(path)
+    newbie = team(
+        name="newbie",
+        channel="C0NEWBIE",
+        jira_projects=["NEW"],
+        repos=["acme/new-thing"],
+        services=[],
+        metrics=["cycle-time"],
+        targets={"cycle-time": 72.0},
+    )
+    create_team(db, newbie, who="U0")
+    db.conn.close()
+    with MockSlack(members={CHANNELS["alpha"]: ["U3"], "C0NEWBIE": ["U3"]}) as slack:
+        view = home(slack_app(path, slack), slack, "U3")
+    assert ids(view)[5:8] == ["attention", "divider", "team:1"]
+    heading = text(view, "team:1")
+    assert heading.startswith("*newbie* · <#C0NEWBIE> · ")
+    assert heading.split("\n")[1] == "⚠️ no figures yet: no Jira issues synced yet for this team's projects"
+    assert ids(view).index("others") < ids(view).index("team:2")
+    assert text(view, "team:2").startswith("*alpha* ") and "⚠️" not in text(view, "team:2")
+
+
+def test_app_home_reads_every_teams_figures_at_once(org_app, monkeypatch):
+    """Three teams on one digest window: one ``results.figures_of`` call for the portfolio (plus
+    the org's North Star's own), not one store read and write per team."""
+    app, slack, _ = org_app
+    calls = []
+    real = results.figures_of
+
+    def counted(db, wanted, *args, **kw):
+        calls.append({t.name: list(ids) for t, ids in wanted})
+        return real(db, wanted, *args, **kw)
+
+    monkeypatch.setattr(results, "figures_of", counted)
+    view = home(app, slack, "U3")
+    assert [text(view, f"team:{i}").split(" · ")[0] for i in (1, 2, 3)] == ["*bravo*", "*alpha*", "*charlie*"]
+    # The teams' own metrics (cycle time) are read for the portfolio only: in one call, for all three.
+    portfolio = [c for c in calls if any("cycle-time" in ids for ids in c.values())]
+    assert portfolio == [{n: ["throughput", "cycle-time"] for n in ("alpha", "bravo", "charlie")}]
