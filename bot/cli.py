@@ -398,12 +398,10 @@ def _experiment_lines(db: sqlite_utils.Database, e: Experiment, t: datetime) -> 
     from bot.render import experiment as view
     from bot.render.terminal import safe
     from metrics import experiments as ex
-    from metrics.catalogue import CATALOGUE
     from metrics.errors import VsmError
     from metrics.timeutil import zone
 
     tz = zone(e.timezone)
-    metric = view.metric_of(e)
     if e.running:
         lines = [f"#{e.id} {e.metric_name}: running until {view.when(e.ends, tz)}"]
         lines.append(f"  Trying: {safe(e.change)}")
@@ -412,37 +410,31 @@ def _experiment_lines(db: sqlite_utils.Database, e: Experiment, t: datetime) -> 
         except VsmError as exc:  # its metric left the catalogue: say so, never stop the list
             return [*lines, f"  So far: cannot be measured ({exc})"]
         lines.append(f"  Week {row['week']} of {row['weeks']}, from {view.when(e.started, tz)}")
-        lines.append(f"  So far: {row['so_far']}; the same length of time before it: {row['before']}")
+        lines.append(
+            f"  So far: {row['so_far']}; the same length of time before it: {row['before']} ({row['untested']})"
+        )
         wait = "the data so far would be enough" if row["enough"] else "not yet enough data for one"
         lines.append(f"  The verdict comes when it ends, or when the team stops it early ({wait})")
         return lines
-    verdict = e.verdict or ex.NOT_ENOUGH
-    how = f"stopped early at {view.when(e.concluded_at, tz)}" if e.stopped_early else "ran its course"
-    before, during = e.result.get("before") or {}, e.result.get("during") or {}
+    v = view.verdict_words(e, e.team)
     lines = [
-        f"#{e.id} {e.metric_name}: {verdict}",
+        f"#{e.id} {e.metric_name}: {v['verdict']}",
         f"  Tried: {safe(e.change)}",
-        f"  {e.weeks} weeks from {view.when(e.started, tz)}; {how}",
+        f"  {e.weeks} weeks from {view.when(e.started, tz)}; {v['how']}",
     ]
-    if before and during:
-        lines.append(
-            f"  During: {view.figure(metric, during)}, {view.span(during['since'], during['until'], tz)}"
-        )
-        lines.append(
-            f"  Before: {view.figure(metric, before)}, {view.span(before['since'], before['until'], tz)}"
-        )
-    meaning = view.MEANING.get(verdict, "{metric}").format(metric=e.metric_name)
-    lines.append(f"  {meaning[:1].upper()}{meaning[1:]}")
-    if e.detail:
-        lines.append(f"  {e.detail}")
-    north = [r for r in e.north_star if r.get("metric") in CATALOGUE]
-    if north:
-        lines.append(f"  {ex.NORTH_STAR_NOTE[:1].upper()}{ex.NORTH_STAR_NOTE[1:]}:")
-        for r in north:
-            m = CATALOGUE[r["metric"]]
-            lines.append(
-                f"    {m.name}: {view.figure(m, r.get('before'))} before, {view.figure(m, r.get('during'))} during"
-            )
+    if v["judged_to"]:
+        lines.append(f"  {safe(v['judged_to'])}")
+    if v["windows"]:
+        lines.append(f"  During: {v['during']}, {v['during_span']}")
+        lines.append(f"  Before: {v['before']}, {v['before_span']}")
+    lines.append(f"  {v['meaning'][:1].upper()}{v['meaning'][1:]}")
+    if v["detail"]:
+        lines.append(f"  {safe(v['detail'])}")
+    if v["north_star"]:
+        lines.append(f"  {safe(v['north_star_label'])}:")
+        for n in v["north_star"]:
+            lines.append(f"    {n['name']}: {n['during']} during, {n['before']} before")
+        lines.append(f"  {v['north_star_note']}.")
     return lines
 
 

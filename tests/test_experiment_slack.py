@@ -311,7 +311,7 @@ def test_stop_early_posts_the_verdict_on_the_data_so_far_once(env):
         "Mann–Whitney U test, two-sided, α = 0.05: p &lt; 0.001"  # mrkdwn: &lt; reads <
     )
     north = blocks["north_star"]["text"]["text"]
-    assert north.startswith("*North Star over the same two windows*\n• PR cycle time: p50 15.5 h")
+    assert north.startswith("*pay's North Star figures over the same windows*\n• PR cycle time: p50 15.5 h")
     assert blocks["north_star_note"]["elements"][0]["text"] == (
         "The North Star over the same two windows, for context: not the experiment's effect."
     )
@@ -482,7 +482,9 @@ def test_the_digest_shows_the_running_experiment_with_stop_early_then_its_verdic
     running = blocks[f"exp:{exp.id}"]
     text = running["text"]["text"]
     assert text.startswith("*Trying:* pair on every review on PR cycle time, week 5 of 6: so far p50 15.5 h")
-    assert "(12 PRs) vs p50 2.2 d" in text and text.endswith("(12 PRs) before")
+    assert "(12 PRs) vs p50 2.2 d" in text and text.endswith(
+        "(12 PRs) before (nothing is tested until it ends)"
+    )
     assert (running["accessory"]["action_id"], running["accessory"]["value"]) == (
         "stop_experiment",
         str(exp.id),
@@ -550,3 +552,54 @@ def test_the_job_posts_nothing_while_a_stop_is_posting_the_same_verdict(env):
     [outcome] = _scheduler(env, Moving(NOW)).run_verdicts()
     assert outcome.state == "in-flight"
     assert env.posts() == [] and ledger_row(env.db(), key)["started"] == started
+
+
+def test_the_job_waits_for_a_lagging_source_then_posts_not_enough_data_with_the_reason(env):
+    from test_experiments_current import sync_row
+
+    # Ends 25 Nov 14:00; GitHub last synced 18 Nov 14:00 and failed since.
+    exp = _with_a_clear_improvement(env, weeks=4, started=STARTED - 3600)
+    db = env.db()
+    sync_row(db, "github", "pulls", exp.ends - 7 * DAY, "2026-11-20T00:00:00Z: HTTP 401")
+    db.conn.commit()
+    clock = Moving(NOW)
+    sched = _scheduler(env, clock)
+    assert sched.run_verdicts() == [] and env.posts() == []  # ended, data behind: waits
+    clock.at = NOW + timedelta(days=1)
+    assert sched.run_verdicts() == [] and ex.get(env.db(), exp.id).running
+
+    clock.at = NOW + ex.SYNC_WAIT  # two days after the end (and an hour): concluded, with why
+    [outcome] = sched.run_verdicts()
+    assert outcome.state == "sent"
+    [post] = env.posts()
+    assert_valid_message(post)
+    blocks = {b.get("block_id"): b for b in post["blocks"]}
+    assert post["blocks"][0]["text"]["text"] == "🧪 Experiment verdict: not enough data for a verdict"
+    assert blocks["verdict"]["text"]["text"].startswith(
+        "❔ *Not enough data for a verdict*: the data PR cycle time is counted from did not reach the end "
+        "of the experiment, and a verdict on part of it would be a guess."
+    )
+    assert blocks["statistic"]["elements"][0]["text"] == (
+        "not enough data for a verdict: GitHub has not synced since 18 Nov: the last 7 days cannot be judged"
+    )
+    assert "windows" not in blocks and "north_star" not in blocks  # no figures from a partial window
+    assert "improved" not in json.dumps(post)
+
+
+def test_a_stop_while_a_source_lags_says_where_the_window_judged_ends(env):
+    from test_experiments_current import sync_row
+
+    exp = _with_a_clear_improvement(env)
+    db = env.db()
+    sync_row(db, "github", "pulls", NOW.timestamp() - 2 * DAY, "2026-11-24T00:00:00Z: HTTP 401")
+    db.conn.commit()
+    assert _stop(env, str(exp.id)).status == 200
+    [post] = env.posts()
+    assert_valid_message(post)
+    verdict = {b.get("block_id"): b for b in post["blocks"]}["verdict"]["text"]["text"]
+    assert "stopped early at Wed 25 Nov 2026 15:00 UTC" in verdict
+    assert verdict.endswith(
+        "\n_Judged on the data up to Mon 23 Nov 2026 15:00 UTC, the last complete sync (GitHub has not "
+        "synced since 23 Nov: the last 2 days cannot be judged)_"
+    )
+    assert ex.get(env.db(), exp.id).measured_until == NOW.timestamp() - 2 * DAY

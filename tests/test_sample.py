@@ -516,10 +516,13 @@ def test_vsm_experiments_on_the_demo_database(demo):
     assert lines[6].endswith("PRs), Mon 21 Sep 2026 10:00 EDT to Mon 19 Oct 2026 10:00 EDT")
     assert lines[7] == "  PR review time moved the better way, and the test says the change is real."
     assert lines[8].startswith("  Mann–Whitney U test, two-sided, α = 0.05: p < 0.001; ")
-    assert lines[9] == "  The North Star over the same two windows, for context: not the experiment's effect:"
-    assert [line.split(":")[0] for line in lines[10:]] == [
+    assert lines[9] == "  mobile's North Star figures over the same windows:"
+    assert [line.split(":")[0] for line in lines[10:12]] == [
         "    Lead time for changes",
         "    Deployment frequency",
+    ]
+    assert lines[12:] == [
+        "  The North Star over the same two windows, for context: not the experiment's effect."
     ]
     as_json = json.loads(run("experiments", "--team", "mobile", "--db", str(path), "--json"))
     assert [(e["state"], e["verdict"], e["started"]) for e in as_json] == [

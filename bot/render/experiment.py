@@ -12,8 +12,8 @@ does in the digest. A verdict shows the North Star over the same two windows bes
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from bot.render import format as fmt
@@ -24,11 +24,10 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Metric
 from metrics.experiments import Experiment, Progress
 from metrics.targets import words
-from metrics.teams import Team
+from metrics.teams import USER_ID, Team
 from metrics.timeutil import parse_instant, zone
 
 DEFAULT_WEEKS = 6
-_USER = re.compile(r"[UW][A-Z0-9]{1,30}")
 
 MEANING = {
     ex.IMPROVED: "{metric} moved the better way, and the test says the change is real.",
@@ -37,12 +36,19 @@ MEANING = {
     ex.NOT_ENOUGH: "too few observations of {metric} on one side to tell a real change from chance "
     f"(at least {stats.MIN_SIDE} a side).",
 }
+# Said instead of MEANING when the verdict waited for data that never came (``experiments.SYNC_WAIT``).
+UNJUDGED = (
+    "the data {metric} is counted from did not reach the end of the experiment, and a verdict on part "
+    "of it would be a guess."
+)
+# A running experiment's figures so far are not a result: said beside them in the digest.
+UNTESTED = "nothing is tested until it ends"
 MARK = {ex.IMPROVED: "✅", ex.WORSE: "⚠️", ex.NO_CHANGE: "➖", ex.NOT_ENOUGH: "❔"}
 
 
 def mention(user: str) -> Trusted | str:
     """``<@U…>`` for a Slack user id, which Slack shows as the name; anything else is plain text."""
-    return Trusted(f"<@{user}>") if _USER.fullmatch(user or "") else escape_mrkdwn(user or "someone")
+    return Trusted(f"<@{user}>") if USER_ID.fullmatch(user or "") else escape_mrkdwn(user or "someone")
 
 
 def _local(at: float | str | None, tz: ZoneInfo) -> datetime | None:
@@ -65,14 +71,21 @@ def metric_of(exp: Experiment) -> Metric | None:
 
 
 def figure(metric: Metric | None, side: dict | None) -> str:
-    """One window's figure with what it counts: ``p50 15.5 h · p85 19.4 h (12 PRs)``; ``no data``
-    (with the reason, when one is known) for a window with nothing in it."""
+    """One window's figure with what it counts, as every figure is shown (``fmt.shown``,
+    ``fmt.counted``): ``p50 15.5 h · p85 19.4 h (12 PRs)``; without data, ``fmt.no_data``'s words
+    with the reason when one is known."""
     side = side or {}
-    n = side.get("sample_size")
-    if metric is None or side.get("value") is None or not n:
-        reason = side.get("no_data_reason")
-        return f"no data ({reason})" if reason else "no data"
-    return f"{fmt.value(metric, side['value'])} ({fmt.counted(metric, n)})"
+    result = SimpleNamespace(
+        value=side.get("value"),
+        sample_size=side.get("sample_size") or 0,
+        no_data_reason=side.get("no_data_reason"),
+        extra={},
+        series=[],
+    )
+    if metric is None or not fmt.has_data(result):
+        return fmt.no_data(result)
+    text, _ = fmt.shown(metric, result)
+    return f"{text} ({fmt.counted(metric, result.sample_size)})"
 
 
 # -- the form -------------------------------------------------------------------------------------------
@@ -186,36 +199,61 @@ def _north_star(exp: Experiment) -> list[dict]:
     return rows
 
 
-def verdict_message(exp: Experiment, team: Team) -> dict:
-    """The verdict posted to the team's channel: the verdict in words, the two windows with their
-    figures and n, the test's statistic in a context line, "stopped early" when so, and the North
-    Star over the same windows beside it as context."""
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def verdict_words(exp: Experiment, team: str) -> dict:
+    """A concluded experiment's verdict in words, as plain text: one wording for the Slack message
+    (``verdict_message``, which escapes it) and ``vsm experiments`` (which prints it). The North
+    Star figures are the team's own over the same windows (``experiments._north_star``), labelled
+    as the team's, under ``NORTH_STAR_NOTE``."""
     tz = zone(exp.timezone)
     metric = metric_of(exp)
     verdict = exp.verdict or ex.NOT_ENOUGH
     before, during = exp.result.get("before") or {}, exp.result.get("during") or {}
-    name = exp.metric_name
+    said = UNJUDGED if exp.result.get("unjudged") else MEANING.get(verdict, "{metric}")
+    cut = exp.result.get("judged_to_sync") or {}
+    how = f"stopped early at {when(exp.concluded_at, tz)}" if exp.stopped_early else "ran its course"
+    return {
+        "verdict": verdict,
+        "mark": MARK.get(verdict, ""),
+        "meaning": said.format(metric=words(exp.metric_name)),
+        "early": exp.stopped_early,
+        "how": how,
+        "judged_to": (
+            f"Judged on the data up to {when(cut.get('until'), tz)}, the last complete sync "
+            f"({cut.get('reason')})"
+            if cut
+            else ""
+        ),
+        "windows": bool(before and during),
+        "before_span": span(before.get("since"), before.get("until"), tz),
+        "during_span": span(during.get("since"), during.get("until"), tz),
+        "before": figure(metric, before),
+        "during": figure(metric, during),
+        "detail": exp.detail or "",
+        "north_star": _north_star(exp),
+        "north_star_label": f"{team}'s North Star figures over the same windows",
+        "north_star_note": _capital(ex.NORTH_STAR_NOTE),
+    }
+
+
+def verdict_message(exp: Experiment, team: Team) -> dict:
+    """The verdict posted to the team's channel: the verdict in words, the two windows with their
+    figures and n, the test's statistic in a context line, "stopped early" (and where the window
+    judged was cut at the last complete sync) when so, and the team's North Star figures over the
+    same windows beside it as context."""
+    tz = zone(exp.timezone)
     return render_json(
         "experiment_verdict.json.j2",
         channel=team.channel,
         team=team.name,
         change=exp.change,
-        metric=name,
-        verdict=verdict,
-        mark=MARK.get(verdict, ""),
-        meaning=MEANING.get(verdict, "{metric}").format(metric=words(name)),
-        early=exp.stopped_early,
+        metric=exp.metric_name,
         weeks=exp.weeks,
         started=when(exp.started, tz),
-        measured=when(exp.measured_until, tz),
-        measured_windows=bool(before and during),
-        before_span=span(before.get("since"), before.get("until"), tz),
-        during_span=span(during.get("since"), during.get("until"), tz),
-        before=figure(metric, before),
-        during=figure(metric, during),
-        detail=exp.detail or "",
-        north_star=_north_star(exp),
-        north_star_note=ex.NORTH_STAR_NOTE[:1].upper() + ex.NORTH_STAR_NOTE[1:],
+        v=verdict_words(exp, team.name),
     )
 
 
@@ -235,6 +273,7 @@ def running_row(p: Progress) -> dict:
         "so_far": figure(metric, p.during),
         "before": figure(metric, p.before),
         "enough": p.enough,
+        "untested": UNTESTED,
         "until": when(exp.ends, zone(exp.timezone)),
         "stop": stop_button(exp),
     }
