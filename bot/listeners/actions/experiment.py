@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from bot.authz import allowed
-from bot.listeners.actions.settings import BEFORE_OPEN_S
+from bot.authz import BEFORE_OPEN_S, allowed
 from bot.logline import slack_error
 from bot.payload import first_action, tell, text, user_id
 from bot.render.experiment import choices, modal, nothing_to_judge
