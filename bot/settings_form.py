@@ -197,8 +197,12 @@ def read_digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     return {**current, "day": day, "time": time}
 
 
+MAX_ORG_ADMINS = 50  # the form's multi_users_select holds this many
+
+
 def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
-    """The organisation settings form's settings (north_star, targets, channel, timezone, digest) and
+    """The organisation settings form's settings (north_star, targets, channel, timezone, digest,
+    admins) and
     inline errors by block id, every field checked as the config's ``[org]`` is. ``org`` is the
     settings in effect (``metrics.teams.org_settings``). A field the submission lacks (a form opened
     by an older vsm-bot, which had only the metrics) keeps the setting in effect: nothing is changed
@@ -231,8 +235,19 @@ def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
         "channel": _org_channel(db, state, errors) if "channel" in state else org["channel"],
         "timezone": timezone,
         "digest": digest,
+        "admins": _org_admins(state, errors) if "admins" in state else org["admins"],
     }
     return new, errors
+
+
+def _org_admins(state: dict, errors: dict[str, str]) -> list[str]:
+    """The org admins chosen (``multi_users_select``: ``selected_users``), checked as the config's
+    ``[org] admins`` is: a forged entry is refused on the field, not dropped."""
+    chosen = obj(obj(state.get("admins")).get("v")).get("selected_users")
+    admins = list(dict.fromkeys(chosen)) if isinstance(chosen, list) else []
+    if not ORG_RULES["admins"].ok(admins) or len(admins) > MAX_ORG_ADMINS:
+        errors["admins"] = f"Choose up to {MAX_ORG_ADMINS} people."
+    return admins
 
 
 def _north_star_problem(ids: list[str]) -> str | None:

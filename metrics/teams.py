@@ -307,6 +307,8 @@ def same_org_value(key: str, a: object, b: object) -> bool:
     (as a team's, ``_same``), a digest with its defaults filled in, the rest as they are."""
     if key == "digest" and isinstance(a, dict) and isinstance(b, dict):
         return {**ORG_DIGEST, **a} == {**ORG_DIGEST, **b}
+    if key == "admins" and isinstance(a, list) and isinstance(b, list):  # who, not in which order
+        return set(a) == set(b)
     return _same(key, a) == _same(key, b)
 
 

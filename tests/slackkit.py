@@ -148,6 +148,10 @@ def initial_state(view: dict) -> dict:
             v = {"type": el["type"], "selected_option": el.get("initial_option")}
         elif el["type"] == "timepicker":
             v = {"type": el["type"], "selected_time": el.get("initial_time")}
+        elif el["type"] == "multi_users_select":
+            v = {"type": el["type"], "selected_users": el.get("initial_users", [])}
+        elif el["type"] == "conversations_select":
+            v = {"type": el["type"], "selected_conversation": el.get("initial_conversation")}
         else:
             v = {"type": el["type"], "value": el.get("initial_value")}
         state["values"][block["block_id"]] = {"v": v}

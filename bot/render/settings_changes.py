@@ -197,6 +197,13 @@ def describe_org(changes: dict, org: dict, *, mrkdwn: bool = False) -> str:
     if "digest" in changes:
         was, now = ({**ORG_DIGEST, **(d or {})} for d in (old["digest"], new["digest"]))
         parts += [esc(p) for p in _digest(was, now, tz, tz, "org digest")]
-    for key in sorted(set(changes) - {"north_star", "targets", "channel", "timezone", "digest"}):
+    if "admins" in changes:
+        # The ids as Slack mentions them: user ids are checked (USER_ID) before they are stored.
+        person = (lambda u: f"<@{u}>") if mrkdwn else str
+        said = _added_removed("org admins", old["admins"] or [], new["admins"] or [], person)
+        if said and said.endswith("reordered"):  # an order of admins means nothing
+            said = None
+        parts += [said] if said else []
+    for key in sorted(set(changes) - {"north_star", "targets", "channel", "timezone", "digest", "admins"}):
         parts.append(esc(f"org {key.replace('_', ' ')} changed"))
     return "; ".join(parts)

@@ -39,7 +39,7 @@ from metrics.teams import USER_ID, OrgConflict, get_org, org_settings, same_org_
 log = logging.getLogger("vsm.bot")
 
 # The settings the form sets, in the order it shows them (and the announcement words them).
-KEYS = ("north_star", "targets", "channel", "timezone", "digest")
+KEYS = ("north_star", "targets", "channel", "timezone", "digest", "admins")
 CHANGED_SINCE = (
     "Someone changed the organisation settings since you opened this form. Close it and open it again "
     "to see their change."
