@@ -276,7 +276,6 @@ def plain_target(target: float | None) -> float | None:
     return None if target is None or not math.isfinite(target) else float(target)
 
 
-_org_target = org_target  # the name tests/test_org_settings_config.py imports
 
 
 def team_row(metric: Metric, team: Team, result: Result) -> TeamFigure:

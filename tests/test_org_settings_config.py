@@ -10,7 +10,7 @@ import pytest
 from metrics.catalogue import CATALOGUE
 from metrics.config import load_config
 from metrics.errors import VsmError
-from metrics.org import _org_target, org_targets, org_window
+from metrics.org import org_target, org_targets, org_window
 from metrics.store import open_db
 from metrics.targets import Target
 from metrics.teams import (
@@ -87,9 +87,9 @@ def test_org_targets_are_stored_as_plain_numbers_with_forms_beside_and_read_back
     assert loaded["targets"]["lead-time-for-changes"].text == "2d"
     # metrics.org reads them: a context metric keeps the direction the org stated (read again as a
     # plain number it would have none, and never be judged).
-    wip = _org_target(CATALOGUE["wip"], org_targets(loaded)["wip"])
+    wip = org_target(CATALOGUE["wip"], org_targets(loaded)["wip"])
     assert wip == 8.0 and wip.better == "lower"
-    lead = _org_target(CATALOGUE["lead-time-for-changes"], org_targets(loaded)["lead-time-for-changes"])
+    lead = org_target(CATALOGUE["lead-time-for-changes"], org_targets(loaded)["lead-time-for-changes"])
     assert lead == 48.0 and lead.better == "lower"
     # A second start with the same file: nothing differs, nothing is written again.
     assert seed_from_config(db, [], org) == []
