@@ -276,8 +276,6 @@ def plain_target(target: float | None) -> float | None:
     return None if target is None or not math.isfinite(target) else float(target)
 
 
-
-
 def team_row(metric: Metric, team: Team, result: Result) -> TeamFigure:
     """A team's row beside the org figure: its own figure and its own target, judged on it. One
     construction for a computed roll-up and one read back from the store, so they cannot differ."""
