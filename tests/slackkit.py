@@ -40,8 +40,9 @@ def signed(body: str, *, ts: int | None = None, secret: str = SECRET, content_ty
     return {"content-type": [content_type], "x-slack-request-timestamp": [stamp], "x-slack-signature": [sig]}
 
 
-def command(app, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", **kw):
-    body = urlencode(
+def command_body(text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "") -> str:
+    """``/vsm text`` as Slack POSTs it (form-encoded), to sign and send to the app or a `vsm serve`."""
+    return urlencode(
         {
             "command": "/vsm",
             "text": text,
@@ -52,6 +53,10 @@ def command(app, text: str, *, channel: str = "C1", user: str = "U1", response_u
             "trigger_id": "trig-1",
         }
     )
+
+
+def command(app, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", **kw):
+    body = command_body(text, channel=channel, user=user, response_url=response_url)
     return app.dispatch(
         BoltRequest(body=body, headers=signed(body, content_type="application/x-www-form-urlencoded", **kw))
     )

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from builders import team
 from fakes.slack import MockSlack
-from slackkit import initial_state, signed
+from slackkit import command_body, initial_state, signed
 from test_slack_serve import FORM, post, vsm_serve
 
 from metrics import experiments as ex
@@ -49,17 +49,7 @@ def test_start_and_stop_an_experiment_through_vsm_serve_http(tmp_path):
     create_team(db, team(metrics=METRICS), who="U0")
     db.conn.close()
     with MockSlack(members={"C1": ["U1", "U2"]}) as slack, vsm_serve(tmp_path, slack.base_url) as served:
-        body = urlencode(
-            {
-                "command": "/vsm",
-                "text": "experiment",
-                "team_id": "T1",
-                "user_id": "U1",
-                "channel_id": "C1",
-                "response_url": f"{slack.url}/response/open",
-                "trigger_id": "trig-1",
-            }
-        )
+        body = command_body("experiment", response_url=f"{slack.url}/response/open")
         assert post(served.url, body, signed(body, content_type=FORM)).status_code == 200
         [opened] = _wait(lambda: slack.calls_to("views.open"))
         view = opened.body["view"]

@@ -7,11 +7,10 @@ import json
 import re
 from dataclasses import replace
 from datetime import date
-from urllib.parse import urlencode
 
 import pytest
 from fakes.slack import MockSlack
-from slackkit import NOW, command, event, signed, slack_app, wait_for
+from slackkit import NOW, command, command_body, event, signed, slack_app, wait_for
 from test_slack_serve import post, vsm_serve
 
 from bot.cli import main
@@ -130,17 +129,7 @@ def test_a_period_asked_for_is_still_the_one_shown(env):
 
 
 def _signed_command(served, slack, text: str, channel: str) -> None:
-    body = urlencode(
-        {
-            "command": "/vsm",
-            "text": text,
-            "user_id": "U1",
-            "channel_id": channel,
-            "team_id": "T1",
-            "response_url": f"{slack.url}/response/{text}",
-            "trigger_id": "t",
-        }
-    )
+    body = command_body(text, channel=channel, response_url=f"{slack.url}/response/{text}")
     resp = post(served.url, body, signed(body, content_type="application/x-www-form-urlencoded"))
     assert resp.status_code == 200
 

@@ -24,6 +24,7 @@ from slackkit import (
     assert_valid_message,
     click,
     command,
+    command_body,
     command_reply,
     signed,
     slack_app,
@@ -219,19 +220,7 @@ def test_through_vsm_serve_http_preview_presses_and_refusal(sample_db, tmp_path)
             sent = wait_for(lambda: slack.requests_to(f"/response/{url}"), deadline_s, slack.responses)
             return json.loads(sent[-1].body)
 
-        send(
-            urlencode(
-                {
-                    "command": "/vsm",
-                    "text": "digest",
-                    "team_id": "T1",
-                    "user_id": "U1",
-                    "channel_id": ORG_CHANNEL,
-                    "response_url": f"{slack.url}/response/preview",
-                    "trigger_id": "t",
-                }
-            )
-        )
+        send(command_body("digest", channel=ORG_CHANNEL, response_url=f"{slack.url}/response/preview"))
         preview = answer("preview")  # "Working on it…" went with the ack; this is the final reply
         assert_valid_message({k: v for k, v in preview.items() if k in ("text", "blocks")})
         assert preview["blocks"][-1]["elements"][0]["action_id"] == ids.POST_ORG_DIGEST

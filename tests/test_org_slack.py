@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlencode
 
 import pytest
 from builders import item, team
 from fakes.slack import MockSlack
-from slackkit import NOW, assert_valid_message, command_reply, signed, slack_app, wait_for
+from slackkit import NOW, assert_valid_message, command_body, command_reply, signed, slack_app, wait_for
 from test_slack_serve import post, vsm_serve
 
 from bot.cli import main
@@ -224,17 +223,7 @@ def test_a_thousand_team_org_fits_slacks_limits(big_org):
 
 # -- through a real `vsm serve --http` ----------------------------------------------------------------------
 def _answer(served, slack, text: str, channel: str) -> dict:
-    body = urlencode(
-        {
-            "command": "/vsm",
-            "text": text,
-            "user_id": "U1",
-            "channel_id": channel,
-            "team_id": "T1",
-            "response_url": f"{slack.url}/response/{text}",
-            "trigger_id": "t",
-        }
-    )
+    body = command_body(text, channel=channel, response_url=f"{slack.url}/response/{text}")
     before = len(slack.responses())
     assert (
         post(served.url, body, signed(body, content_type="application/x-www-form-urlencoded")).status_code
