@@ -9,6 +9,7 @@ import pytest
 from slackkit import NOW, assert_valid_message
 
 from bot.render import digest as digest_view
+from bot.render.templates import SECTION_TEXT
 from metrics import experiments as ex
 from metrics.digest import Digest, build_digest
 from metrics.store import open_db
@@ -53,7 +54,7 @@ def test_every_figure_signalling_stays_within_the_section_limit(sample_digest):
     payload = digest_view.message(wide, now)
     assert_valid_message(payload)
     signals = next(b for b in payload["blocks"] if b.get("block_id") == "signals")
-    assert len(signals["text"]["text"]) == digest_view.SECTION_TEXT
+    assert len(signals["text"]["text"]) == SECTION_TEXT
 
 
 def test_many_sources_and_a_long_shared_note_stay_within_a_context_block(sample_digest):
@@ -68,7 +69,7 @@ def test_many_sources_and_a_long_shared_note_stay_within_a_context_block(sample_
     assert "jira-0 data as of" in freshness["text"] and "jira-11 data as of" in freshness["text"]
     assert "jira-3 data as of 2026-11-30 08:00 UTC (last sync failed)" in freshness["text"]
     quality = blocks["quality"]["elements"][0]["text"]
-    assert quality.startswith("Data quality: unmapped statuses") and len(quality) == digest_view.SECTION_TEXT
+    assert quality.startswith("Data quality: unmapped statuses") and len(quality) == SECTION_TEXT
 
 
 def _experiments(d: Digest, running: int, concluded: int) -> Digest:
@@ -108,7 +109,7 @@ def test_many_experiments_with_long_texts_keep_the_digest_valid(sample_digest, c
             and "&lt;!channel&gt; &amp; &lt;b&gt;" in blocks[i]["text"]["text"]
         )
     concluded = blocks["concluded"]["text"]["text"]
-    assert len(concluded) == digest_view.SECTION_TEXT and concluded.endswith("…")
+    assert len(concluded) == SECTION_TEXT and concluded.endswith("…")
     # The preview keeps its button.
     preview = digest_view.preview(_experiments(_widen(d, copies), 15, 40), now, d.team)
     assert_valid_message(preview)

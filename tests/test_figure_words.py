@@ -22,6 +22,7 @@ from slackkit import assert_valid_message, command_reply, slack_app
 from bot.render import digest as digest_view
 from bot.render import format as fmt
 from bot.render import replies
+from bot.render.templates import SECTION_TEXT
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
 from metrics.digest import Digest, Figure
@@ -251,7 +252,7 @@ def test_items_behind_every_figure_stay_within_slacks_limits():
     payload = digest_view.message(replace(d, determinants=figures), datetime(2026, 10, 2, tzinfo=UTC))
     assert_valid_message(payload)
     sections = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
-    assert all(len(t) <= digest_view.SECTION_TEXT for t in sections)
+    assert all(len(t) <= SECTION_TEXT for t in sections)
     assert any(t.endswith("…") and "|PAY-1> TTT" in t for t in sections)  # cut, never dropped
     assert any(str(b.get("block_id")).startswith("fig:wip") for b in payload["blocks"])
 

@@ -17,7 +17,7 @@ from slackkit import NOW, assert_valid_message
 
 from bot import ids
 from bot.render import org_digest as view
-from bot.render.digest import SECTION_TEXT
+from bot.render.templates import LINE_MAX, SECTION_TEXT, pack
 from metrics.experiments import Experiment
 from metrics.org import org_window, rollups
 from metrics.org_digest import Moved, OrgDigest, Stale
@@ -270,14 +270,14 @@ def test_pack_keeps_order_and_counts_what_it_leaves_out():
         drawn.append(line)
         return line
 
-    chunks = view.pack(lines, draw, 2, lambda n: f"…and {n} more")
+    chunks = pack(lines, draw, 2, lambda n: f"…and {n} more")
     assert len(chunks) == 2 and all(len(c) <= SECTION_TEXT for c in chunks)
     shown = [line for c in chunks for line in c.split("\n") if line.startswith("• ")]
     assert shown == lines[: len(shown)]
     assert chunks[-1].endswith(f"…and {100 - len(shown)} more")
     assert len(drawn) <= len(shown) + 1  # only the lines that fit are drawn
-    assert view.pack(lines[:3], str, 2, lambda n: "never") == ["\n".join(lines[:3])]
-    assert view.pack([], str, 2, lambda n: "never") == []
+    assert pack(lines[:3], str, 2, lambda n: "never") == ["\n".join(lines[:3])]
+    assert pack([], str, 2, lambda n: "never") == []
     # A trailer that does not fit beside the last line takes that line's place, and counts it.
-    full = ["y" * (view.LINE_MAX - 1)] * 6  # five fill a section to 2,999 characters
-    assert view.pack(full, str, 1, lambda n: f"…and {n} more") == ["\n".join(full[:4] + ["…and 2 more"])]
+    full = ["y" * (LINE_MAX - 1)] * 6  # five fill a section to 2,999 characters
+    assert pack(full, str, 1, lambda n: f"…and {n} more") == ["\n".join(full[:4] + ["…and 2 more"])]

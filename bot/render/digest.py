@@ -9,14 +9,13 @@ from bot import ids
 from bot.render import format as fmt
 from bot.render.experiment import concluded_row, running_row
 from bot.render.targets import target_line
-from bot.render.templates import cut, cut_mrkdwn, link, render_json, render_text
+from bot.render.templates import link, render_json, render_text, within_limits
 from bot.render.terminal import safe_all
 from metrics.digest import Digest, Figure
 from metrics.teams import Team
 from metrics.timeutil import iso
 
 MAX_BLOCKS = 50
-SECTION_TEXT = 3000  # Slack's limit on a text object's text
 
 
 SPREAD_NOTE = "p50: half were within it · p85: 85% were"
@@ -117,11 +116,7 @@ def message(d: Digest, now: datetime, channel: str | None = None, late: datetime
     v = view(d, now)
     due = late.astimezone(d.team.tz).strftime("%a %d %b %H:%M %Z") if late else None
     payload = render_json("digest.json.j2", **v, channel=channel or d.team.channel, late=due)
-    payload["text"] = cut(payload["text"], 3900)
-    for block in payload["blocks"]:  # e.g. every figure signalling at once, a long data-quality note
-        for text in [block.get("text") or {}, *block.get("elements", [])]:
-            if text.get("type") == "mrkdwn":
-                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
+    within_limits(payload)  # e.g. every figure signalling at once, a long data-quality note
     payload["blocks"] = _fit(payload["blocks"])
     return payload
 

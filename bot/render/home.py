@@ -25,12 +25,11 @@ from datetime import datetime, timedelta
 
 from bot.authz import user_channels
 from bot.render import format as fmt
-from bot.render.digest import SECTION_TEXT
 from bot.render.digest import message as digest_message
 from bot.render.org_digest import as_result
 from bot.render.targets import target_line
 from bot.render.teams import channel_link
-from bot.render.templates import Trusted, cut_mrkdwn, escape_mrkdwn, render_json
+from bot.render.templates import SECTION_TEXT, Trusted, cut_mrkdwn, escape_mrkdwn, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import FAILED as FAILED_FIGURE
 from metrics.catalogue.base import Metric, Result

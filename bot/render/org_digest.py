@@ -26,24 +26,26 @@ are built, since they are packed by their escaped length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
 
 from bot import ids
 from bot.render import format as fmt
-from bot.render.digest import MAX_BLOCKS, SECTION_TEXT
+from bot.render.digest import MAX_BLOCKS
 from bot.render.targets import target_line
-from bot.render.templates import Trusted, cut, cut_mrkdwn, escape_mrkdwn, render_json
+from bot.render.templates import (
+    escape_mrkdwn,
+    pack,
+    render_json,
+    within_limits,
+)
 from metrics.catalogue.base import Result
 from metrics.experiments import Experiment
 from metrics.org import Rollup, TeamFigure
 from metrics.org_digest import Moved, OrgDigest, Stale
 from metrics.timeutil import Window, parse_instant
 
-LINE_MAX = 600  # one entry's line (a long reason, a long sync error): a list stays a list
 TEAM_BLOCKS = 2  # sections of team rows under each North Star metric (~50 teams each)
 MOVED_BLOCKS = 4
 CONCLUDED_BLOCKS = 3
@@ -53,49 +55,12 @@ NO_NORTH_STAR = (
     "No North Star metrics are set for the organisation: an org admin sets them with "
     "`/vsm northstar` (*Change (admins)*)."
 )
-T = TypeVar("T")
 NOTHING_MOVED = (
     "No team's metrics moved with a real signal this period. Figures without data or enough "
     "history cannot signal: each team's digest says which."
 )
 
 
-# -- packing lists into sections ------------------------------------------------------------------------
-def pack(
-    items: Sequence[T],
-    line: Callable[[T], str],
-    max_blocks: int,
-    more: Callable[[int], str],
-    limit: int = SECTION_TEXT,
-) -> list[Trusted]:
-    """``items``' lines (``line(item)``: escaped mrkdwn, each cut to ``LINE_MAX``), in order, joined
-    into at most ``max_blocks`` texts of at most ``limit`` characters. When they do not all fit, the
-    last text ends with ``more(n)`` for the ``n`` items left out, so a reader is told how many and
-    where to find them. Lines are made only for the items that fit: a 1,000-team org's rows are
-    counted, not all drawn."""
-    chunks: list[list[str]] = []
-    size = used = 0
-    for item in items:
-        text = cut_mrkdwn(line(item), LINE_MAX)
-        if chunks and size + 1 + len(text) <= limit:
-            chunks[-1].append(text)
-            size += 1 + len(text)
-        elif len(chunks) < max(1, max_blocks):
-            chunks.append([text])
-            size = len(text)
-        else:
-            break
-        used += 1
-    if used < len(items):  # room for the count of what is left out, dropping lines to make it
-        last = chunks[-1]
-        while last and len("\n".join([*last, more(len(items) - used)])) > limit:
-            last.pop()
-            used -= 1
-        last.append(more(len(items) - used))
-    return [Trusted("\n".join(c)) for c in chunks]
-
-
-# -- the North Star -------------------------------------------------------------------------------------
 def as_result(r: Rollup) -> Result:
     """The org figure as the shared display functions read a figure (``fmt.shown``, ``fmt.versus``,
     ``fmt.verdict``): the pooled value, previous period, series and the signal rules' verdict."""
@@ -274,11 +239,7 @@ def message(
     digest sent after downtime was due; the message says so under its header."""
     due = late.astimezone(d.window.tz).strftime(STAMP) if late else None
     payload = render_json("org_digest.json.j2", **view(d, now, room), channel=channel or "", late=due)
-    payload["text"] = cut(payload["text"], 3900)
-    for block in payload["blocks"]:  # a very long reason or name: each text within Slack's limit
-        for text in [block.get("text") or {}, *block.get("elements", [])]:
-            if text.get("type") == "mrkdwn":
-                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
+    within_limits(payload)  # a very long reason or name: each text within Slack's limit
     if not channel:
         payload.pop("channel")
     return payload

@@ -8,9 +8,9 @@ from functools import partial
 
 from bot.render import format as fmt
 from bot.render import teams as team_words
-from bot.render.org_digest import as_result, more_teams, pack, team_row
+from bot.render.org_digest import as_result, more_teams, team_row
 from bot.render.targets import target_line
-from bot.render.templates import escape_mrkdwn, render_json
+from bot.render.templates import escape_mrkdwn, pack, render_json
 from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result
 from metrics.org import Rollup, TeamFigure

@@ -9,9 +9,10 @@ Slack templates (``*.json.j2``) produce JSON. Every ``{{ ... }}`` is escaped twi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot import ids
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # Jinja2 is imported when a template is first rendered, not b
 # Found through the import system, not as a path beside this file: in the source tree the templates
 # sit at the top (``templates/``), in an installed wheel inside the package (``bot/templates``).
 TEMPLATES = str(files("bot.templates"))
+T = TypeVar("T")
 
 
 class Trusted(str):
@@ -51,6 +53,57 @@ def cut_mrkdwn(text: str, limit: int) -> str:
         if at > head.rfind(closer):
             head = head[:at]
     return head + "…"
+
+
+SECTION_TEXT = 3000  # Slack's limit on a text object's text
+MESSAGE_TEXT = 3900  # a message's top-level text: Slack truncates longer ones
+LINE_MAX = 600  # one entry of a packed list (a long reason, a long name): a list stays a list
+
+
+def within_limits(payload: dict) -> dict:
+    """``payload`` (a message) with its top-level text and every mrkdwn text of its blocks cut to
+    Slack's limits, each cut at a safe place (``cut_mrkdwn``): a very long reason or name never makes
+    Slack refuse the whole message."""
+    payload["text"] = cut(payload["text"], MESSAGE_TEXT)
+    for block in payload["blocks"]:
+        for text in [block.get("text") or {}, *block.get("elements", [])]:
+            if text.get("type") == "mrkdwn":
+                text["text"] = cut_mrkdwn(text["text"], SECTION_TEXT)
+    return payload
+
+
+def pack(
+    items: Sequence[T],
+    line: Callable[[T], str],
+    max_blocks: int,
+    more: Callable[[int], str],
+    limit: int = SECTION_TEXT,
+) -> list[Trusted]:
+    """``items``' lines (``line(item)``: escaped mrkdwn, each cut to ``LINE_MAX``), in order, joined
+    into at most ``max_blocks`` texts of at most ``limit`` characters. When they do not all fit, the
+    last text ends with ``more(n)`` for the ``n`` items left out, so a reader is told how many and
+    where to find them. Lines are made only for the items that fit: a 1,000-team org's rows are
+    counted, not all drawn."""
+    chunks: list[list[str]] = []
+    size = used = 0
+    for item in items:
+        text = cut_mrkdwn(line(item), LINE_MAX)
+        if chunks and size + 1 + len(text) <= limit:
+            chunks[-1].append(text)
+            size += 1 + len(text)
+        elif len(chunks) < max(1, max_blocks):
+            chunks.append([text])
+            size = len(text)
+        else:
+            break
+        used += 1
+    if used < len(items):  # room for the count of what is left out, dropping lines to make it
+        last = chunks[-1]
+        while last and len("\n".join([*last, more(len(items) - used)])) > limit:
+            last.pop()
+            used -= 1
+        last.append(more(len(items) - used))
+    return [Trusted("\n".join(c)) for c in chunks]
 
 
 def link(url: str | None, label: object) -> Trusted:
