@@ -488,3 +488,36 @@ def m010_sync_status_bumps_only_what_figures_read(db):
         "or (coalesce(old.last_success, '') = '') <> (coalesce(new.last_success, '') = '') "
         f"begin {bump} end"
     )
+
+
+@MIGRATIONS()
+def m011_slack_installations(db):
+    # Installing vsm-bot in many workspaces (issue 14, bot/installs.py): slack_sdk's InstallationStore
+    # and OAuthStateStore on these two tables. One row per app (client id) and workspace (enterprise
+    # id, team id; "" for none): a renewed token replaces the old one in place, and an uninstall
+    # deletes the row. No user tokens: vsm-bot asks for bot scopes only.
+    db["installations"].create(
+        {
+            "client_id": str,
+            "enterprise_id": str,
+            "team_id": str,
+            "app_id": str,
+            "enterprise_name": str,
+            "enterprise_url": str,
+            "team_name": str,
+            "bot_token": str,
+            "bot_id": str,
+            "bot_user_id": str,
+            "bot_scopes": str,
+            "bot_refresh_token": str,
+            "bot_token_expires_at": int,  # epoch seconds; null for a token that does not rotate
+            "user_id": str,  # the installer
+            "is_enterprise_install": int,
+            "token_type": str,
+            "installed_at": float,
+        },
+        pk=("client_id", "enterprise_id", "team_id"),
+        not_null={"client_id", "enterprise_id", "team_id", "bot_token"},
+    )
+    # One-time OAuth states: issued with the install page, deleted by the redirect that uses them.
+    db["oauth_states"].create({"state": str, "expires": float}, pk="state", not_null={"expires"})

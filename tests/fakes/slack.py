@@ -14,10 +14,19 @@ Posted messages are kept per channel (``posted``) and ``conversations.history`` 
 newest first, with their metadata when ``include_all_metadata`` is set. ``channel_interval`` turns on
 a per-channel rate limit: a second ``chat.postMessage`` to a channel sooner than that is answered 429
 with ``Retry-After``, as Slack does at about one message per second per channel.
+
+Installing (OAuth v2): ``grant(code, Workspace(...))`` is what Slack's authorize page hands the app
+when a user approves it; ``oauth.v2.access`` exchanges that code once for a bot token of that
+workspace (``invalid_code`` for an unknown or used one), with a refresh token and ``expires_in`` when
+the workspace's token rotates, and ``grant_type=refresh_token`` renews such a token
+(``invalid_refresh_token`` otherwise). With ``app`` set, the client id and secret (HTTP Basic, as
+slack_sdk sends them, or form fields) must match (``invalid_client_id``, ``bad_client_secret``).
+``auth.test`` answers for a token it issued with that token's workspace; any other token is T1's.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -30,6 +39,20 @@ from urllib.parse import parse_qs
 from fakes.server import FakeServer, Reply, Request
 
 BOT_USER = "UBOT"  # the bot's own user id, as auth.test says
+TOKEN_SECONDS = 43200  # a rotating token's life, as Slack gives it (12 hours)
+
+
+@dataclass
+class Workspace:
+    """A workspace vsm-bot is installed into: what ``oauth.v2.access`` and ``auth.test`` say of it."""
+
+    team_id: str
+    team_name: str
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+    rotating: bool = False  # the app has token rotation on: tokens expire and come with a refresh token
+    installer: str = "UINSTALLER"
+    scope: str = "commands,chat:write"  # the bot scopes granted
 
 
 @dataclass
@@ -69,6 +92,10 @@ class MockSlack(FakeServer):
         # with a ``hash``, only the current one (else ``hash_conflict``); every open or update makes a
         # new hash. A test that drives an open form it built registers it here.
         self.views: dict[str, str] = {}
+        self.app: tuple[str, str] | None = None  # (client id, client secret) oauth.v2.access checks
+        self.grants: dict[str, Workspace] = {}  # code -> workspace, until exchanged
+        self.refreshers: dict[str, Workspace] = {}  # refresh token -> workspace
+        self.tokens: dict[str, Workspace] = {}  # bot tokens issued by oauth.v2.access
         self.route("POST", "/*", self._api)
         self.route("POST", "/upload/*", self._upload)
 
@@ -88,6 +115,10 @@ class MockSlack(FakeServer):
             self.calls.append(Call(method, req.headers.get("authorization"), body))
         if method in self.errors:
             return Reply(200, {"ok": False, "error": self.errors[method]})
+        if method == "oauth.v2.access":
+            return Reply(200, self._oauth_access(req, body))
+        if method == "auth.test":
+            return Reply(200, {"ok": True, **self._auth_test(req)})
         if method == "views.update":
             with self.lock:
                 current = self.views.get(str(body.get("view_id") or ""))
@@ -139,9 +170,88 @@ class MockSlack(FakeServer):
             }
         }
 
-    def _canned(self, method: str, body: dict) -> dict:
-        if method == "auth.test":
+    def grant(self, code: str, workspace: Workspace) -> None:
+        """A user approved the install in ``workspace``: Slack redirects with ``code``."""
+        with self.lock:
+            self.grants[code] = workspace
+
+    def _client_ok(self, req: Request, body: dict) -> str | None:
+        """Slack's error for the app's credentials, or None when they match (or are not checked)."""
+        if self.app is None:
+            return None
+        client_id, secret = body.get("client_id"), body.get("client_secret")
+        auth = req.headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if client_id != self.app[0]:
+            return "invalid_client_id"
+        return None if secret == self.app[1] else "bad_client_secret"
+
+    def _oauth_access(self, req: Request, body: dict) -> dict:
+        """``oauth.v2.access`` as Slack documents it: a code (single use) or a refresh token."""
+        error = self._client_ok(req, body)
+        if error:
+            return {"ok": False, "error": error}
+        with self.lock:
+            if body.get("grant_type") == "refresh_token":
+                workspace = self.refreshers.get(str(body.get("refresh_token")))
+                if workspace is None:
+                    return {"ok": False, "error": "invalid_refresh_token"}
+            else:
+                workspace = self.grants.pop(str(body.get("code")), None)
+                if workspace is None:
+                    return {"ok": False, "error": "invalid_code"}
+            n = next(self._ts)
+            token = (
+                f"xoxe.xoxb-1-{workspace.team_id}-{n}"
+                if workspace.rotating
+                else f"xoxb-{workspace.team_id}-{n}"
+            )
+            self.tokens[token] = workspace
+            answer: dict = {
+                "ok": True,
+                "app_id": "A1",
+                "access_token": token,
+                "token_type": "bot",
+                "scope": workspace.scope,
+                "bot_user_id": BOT_USER,
+                "team": {"id": workspace.team_id, "name": workspace.team_name},
+                "enterprise": (
+                    {"id": workspace.enterprise_id, "name": workspace.enterprise_name}
+                    if workspace.enterprise_id
+                    else None
+                ),
+                "is_enterprise_install": False,
+            }
+            if body.get("grant_type") != "refresh_token":
+                answer["authed_user"] = {"id": workspace.installer}
+            if workspace.rotating:
+                refresh = f"xoxe-1-{workspace.team_id}-{n}"
+                self.refreshers[refresh] = workspace
+                answer.update(refresh_token=refresh, expires_in=TOKEN_SECONDS)
+        return answer
+
+    def _auth_test(self, req: Request) -> dict:
+        """``auth.test`` for the token it is called with: its workspace's ids."""
+        token = req.headers.get("authorization", "").removeprefix("Bearer ")
+        with self.lock:
+            workspace = self.tokens.get(token)
+        if workspace is None:
             return {"team_id": "T1", "user_id": BOT_USER, "bot_id": "B1", "url": "https://x.slack.com/"}
+        answer = {
+            "url": f"https://{workspace.team_id.lower()}.slack.com/",
+            "team": workspace.team_name,
+            "user": "vsm-bot",
+            "team_id": workspace.team_id,
+            "user_id": BOT_USER,
+            "bot_id": f"B{workspace.team_id}",
+            "is_enterprise_install": False,
+        }
+        if workspace.enterprise_id:
+            answer["enterprise_id"] = workspace.enterprise_id
+        return answer
+
+    def _canned(self, method: str, body: dict) -> dict:
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
             ts = f"{time.time():.0f}.{next(self._ts):06d}"
             if method == "chat.postMessage":

@@ -1,0 +1,454 @@
+"""Installing vsm-bot in any workspace: Slack's OAuth v2 through Bolt, installations and OAuth states
+kept in the project's database (issue 14).
+
+Not yet served: ``vsm serve`` runs one workspace on ``SLACK_BOT_TOKEN`` until every team, setting and
+delivery belongs to a workspace (issue 14 §2). This module is the groundwork: the flow, its pages and
+its two stores, tested end to end over HTTP (tests/test_oauth_flow.py).
+
+Why our own stores and not slack_sdk's ``SQLite3InstallationStore``/``SQLite3OAuthStateStore`` on the
+same file (they would have worked as far as WAL, the file's 0600 mode and the read-only commands go):
+
+- Their ``consume`` reads a state, then deletes it in a second statement: two redirects carrying the
+  same state at once can both pass. Ours is one ``DELETE`` whose row count says whether it was there,
+  so a state is consumed exactly once.
+- Their stores append a row per save and read the newest: every token rotation (every 12 hours per
+  workspace) leaves the replaced token and refresh token in the file for ever, and an uninstall must
+  find them all. Ours keeps one row per workspace; a rotation replaces the token in place.
+- Their tables are created on first use, outside the project's migrations, and a store error (a busy
+  database) is logged and read as "not installed". Ours are migration m011, opened through
+  ``bot.store.Store`` (WAL, busy timeout, one connection per thread), and an error is an error.
+
+No user token is stored: vsm-bot asks for bot scopes only (manifest.yml), so an installation is a
+workspace's bot token, its refresh token and when it expires.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_bolt.error import BoltError
+from slack_bolt.oauth import OAuthFlow
+from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
+from slack_sdk.oauth.state_store import OAuthStateStore
+
+from bot.store import Store
+from metrics.errors import VsmError
+from metrics.store.tx import transaction
+
+log = logging.getLogger("vsm.installs")
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+STATE_SECONDS = 600
+"""An install link is good for ten minutes (Bolt's default, and the life of Slack's own code)."""
+ROTATE_MINUTES = 120
+"""A rotating token is renewed when it has less than this left (Slack's tokens live 12 hours): Bolt
+renews it on the request that finds it so, before the listener runs."""
+API_TIMEOUT_S = 10
+"""The code exchange and a token's renewal wait this long for Slack. The client has no rate-limit
+retry: a renewal runs before a request's ack, where no sleep belongs (SLACK.md)."""
+NOT_INSTALLED = (
+    "vsm-bot is not installed in this workspace any more. Ask whoever runs vsm-bot for the install "
+    "link, or install it again from that link."
+)
+"""What Slack shows a user whose workspace has no installation (``App(user_facing_authorize_error_message=...)``)."""
+
+
+def manifest_scopes(path: Path = MANIFEST) -> list[str]:
+    """The bot scopes of ``oauth_config.scopes.bot`` in manifest.yml: the one list, shared by the app
+    Slack runs and the install link, so neither asks for more or less than the other.
+
+    Read line by line, as the tests read the manifest (no YAML library is a dependency): the ``bot:``
+    key under ``scopes:`` under ``oauth_config:``, then its ``- scope  # why`` items."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise VsmError(f"cannot read the app manifest {path}: {exc.strerror}") from exc
+    keys = ["oauth_config", "scopes", "bot"]
+    scopes: list[str] = []
+    depth = -1  # the indentation of the last key matched
+    for line in lines:
+        text = line.split("#", 1)[0].rstrip()
+        if not text.strip():
+            continue
+        indent = len(text) - len(text.lstrip())
+        if not keys:  # inside bot:
+            item = re.fullmatch(r"\s*-\s*([a-z:._-]+)", text)
+            if indent <= depth or item is None:
+                break
+            scopes.append(item.group(1))
+        elif text.strip() == f"{keys[0]}:" and indent > depth:
+            keys.pop(0)
+            depth = indent
+    if not scopes:
+        raise VsmError(f"the app manifest {path} lists no bot scopes under oauth_config.scopes.bot")
+    return scopes
+
+
+KEY = ("client_id", "enterprise_id", "team_id")
+"""The primary key of the ``installations`` table (m011)."""
+
+
+class Installations(InstallationStore):
+    """slack_sdk's ``InstallationStore`` on the ``installations`` table: one row per app (client id)
+    and workspace (enterprise id, team id; ``""`` for none, as slack_sdk's own stores key them)."""
+
+    def __init__(self, store: Store, client_id: str) -> None:
+        self.store = store
+        self.client_id = client_id
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    def _key(self, enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> dict:
+        return {
+            "client_id": self.client_id,
+            "enterprise_id": enterprise_id or "",
+            "team_id": "" if org_wide else team_id or "",
+        }
+
+    def save(self, installation: Installation) -> None:
+        """A new installation or a renewed token: the workspace's row is replaced, the old token with
+        it. A failure is Bolt's ``BoltError``, which its flow answers with the failure page."""
+        if not installation.bot_token:
+            raise BoltError("the installation has no bot token (vsm-bot asks for bot scopes only)")
+        row = {
+            **self._key(installation.enterprise_id, installation.team_id, installation.is_enterprise_install),
+            "app_id": installation.app_id,
+            "enterprise_name": installation.enterprise_name,
+            "enterprise_url": installation.enterprise_url,
+            "team_name": installation.team_name,
+            "user_id": installation.user_id,
+            "is_enterprise_install": int(bool(installation.is_enterprise_install)),
+            "token_type": installation.token_type,
+            "installed_at": float(installation.installed_at),
+            **self._bot_columns(installation.to_bot()),
+        }
+        self._write(lambda db: db["installations"].upsert(row, pk=KEY))
+
+    def save_bot(self, bot: Bot) -> None:
+        """A renewed bot token where Bolt reads bots only (``installation_store_bot_only``): the
+        workspace's token columns, on its row (a bot with no installation row is not stored)."""
+        key = self._key(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
+        where = " and ".join(f"{k} = :{k}" for k in key)
+        columns = self._bot_columns(bot)
+        sets = ", ".join(f"{k} = :{k}" for k in columns)
+        self._write(
+            lambda db: db.execute(f"update installations set {sets} where {where}", {**columns, **key})
+        )
+
+    @staticmethod
+    def _bot_columns(bot: Bot) -> dict:
+        return {
+            "bot_token": bot.bot_token,
+            "bot_id": bot.bot_id,
+            "bot_user_id": bot.bot_user_id,
+            "bot_scopes": ",".join(bot.bot_scopes or []),
+            "bot_refresh_token": bot.bot_refresh_token,
+            "bot_token_expires_at": bot.bot_token_expires_at,
+        }
+
+    def _write(self, write: Callable[[Any], object]) -> None:
+        try:
+            with transaction(self.store.db):
+                write(self.store.db)
+        except sqlite3.Error as exc:
+            raise BoltError(f"the installation could not be saved: {type(exc).__name__}: {exc}") from exc
+
+    def _row(self, enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> dict | None:
+        key = self._key(enterprise_id, team_id, org_wide)
+        where = " and ".join(f"{k} = :{k}" for k in key)
+        rows = list(self.store.db.query(f"select * from installations where {where}", key))
+        return rows[0] if rows else None
+
+    def find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        """The workspace's installation; asked for one user's, the installer's only (no other user
+        ever installed: vsm-bot has no user scopes)."""
+        row = self._row(enterprise_id, team_id, is_enterprise_install)
+        if row is None or (user_id is not None and user_id != row["user_id"]):
+            return None
+        return Installation(
+            app_id=row["app_id"],
+            enterprise_id=row["enterprise_id"] or None,
+            enterprise_name=row["enterprise_name"],
+            enterprise_url=row["enterprise_url"],
+            team_id=row["team_id"] or None,
+            team_name=row["team_name"],
+            bot_token=row["bot_token"],
+            bot_id=row["bot_id"],
+            bot_user_id=row["bot_user_id"],
+            bot_scopes=row["bot_scopes"] or "",
+            bot_refresh_token=row["bot_refresh_token"],
+            bot_token_expires_at=row["bot_token_expires_at"],
+            user_id=row["user_id"],
+            is_enterprise_install=bool(row["is_enterprise_install"]),
+            token_type=row["token_type"],
+            installed_at=row["installed_at"],
+        )
+
+    def find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        found = self.find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+        )
+        return found.to_bot() if found is not None else None
+
+    def delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        """The bot token revoked (``tokens_revoked``) or the app uninstalled: the row goes, since a
+        row without its bot token serves nothing. The workspace's teams and history are not here."""
+        key = self._key(enterprise_id, team_id, False)
+        where = " and ".join(f"{k} = :{k}" for k in key)
+        self._write(lambda db: db.execute(f"delete from installations where {where}", key))
+
+    def delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        """The workspace's installation; one user's (a revoked user token) is nothing to delete,
+        since no user token is stored."""
+        if user_id is None:
+            self.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+
+
+class OAuthStates(OAuthStateStore):
+    """slack_sdk's ``OAuthStateStore`` on the ``oauth_states`` table: a state is issued with the
+    install page and consumed once by the redirect that carries it."""
+
+    def __init__(self, store: Store, expiration_seconds: int = STATE_SECONDS) -> None:
+        self.store = store
+        self.expiration_seconds = expiration_seconds
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    def issue(self, *args: Any, **kwargs: Any) -> str:
+        """A new unguessable state. Expired ones are cleared on the way: anyone may open the install
+        page, so the table holds at most the states of the last ten minutes."""
+        state = secrets.token_urlsafe(24)
+        now = time.time()
+        db = self.store.db
+        with transaction(db):
+            db.execute("delete from oauth_states where expires <= ?", [now])
+            db.execute(
+                "insert into oauth_states (state, expires) values (?, ?)",
+                [state, now + self.expiration_seconds],
+            )
+        return state
+
+    def consume(self, state: str) -> bool:
+        """True once for a state issued and not expired: one ``DELETE``, so two redirects racing
+        with the same state cannot both pass."""
+        db = self.store.db
+        with transaction(db):
+            cursor = db.execute(
+                "delete from oauth_states where state = ? and expires > ?", [state, time.time()]
+            )
+        return cursor.rowcount == 1
+
+
+# The pages a browser sees at the end of the flow: what happened, and what to do next.
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vsm-bot: {title}</title>
+<link rel="icon" href="data:,"></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; line-height: 1.5">
+<h1>{title}</h1>
+{body}
+</body></html>
+"""
+_AGAIN = f'<p><a href="{INSTALL_PATH}">Start the installation again</a>.</p>'
+_FAILURES: dict[str, tuple[str, str]] = {
+    "access_denied": (
+        "Installation cancelled",
+        "<p>You cancelled the installation in Slack: nothing was installed.</p>" + _AGAIN,
+    ),
+    "invalid_browser": (
+        "This install link did not start here",
+        "<p>The installation did not start in this browser (or the browser refused its cookie), so it "
+        "cannot be finished here: nothing was installed.</p>" + _AGAIN,
+    ),
+    "invalid_state": (
+        "This install link has expired",
+        "<p>This install link was already used, or is more than ten minutes old: nothing was "
+        "installed.</p>" + _AGAIN,
+    ),
+    "missing_code": (
+        "Slack sent no authorisation",
+        "<p>Slack came back without an authorisation code: nothing was installed.</p>" + _AGAIN,
+    ),
+    "invalid_code": (
+        "Slack refused the authorisation",
+        "<p>Slack did not accept this authorisation (it may have expired, or the app's credentials "
+        "may be wrong): nothing was installed.</p>" + _AGAIN,
+    ),
+    "storage_error": (
+        "The installation could not be saved",
+        "<p>Slack authorised vsm-bot, but it could not save the installation: nothing was installed. "
+        "Try again; if it fails again, tell whoever runs vsm-bot.</p>" + _AGAIN,
+    ),
+}
+
+
+def _page(status: int, title: str, body: str, args: SuccessArgs | FailureArgs) -> BoltResponse:
+    return BoltResponse(
+        status=status,
+        body=_PAGE.format(title=html.escape(title), body=body),
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            # The one-time state's cookie has done its work, whichever way it went.
+            "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion(),
+        },
+    )
+
+
+def _where(enterprise_id: str | None, team_id: str | None) -> str:
+    return f"team {team_id or '-'}" + (f", enterprise {enterprise_id}" if enterprise_id else "")
+
+
+def success_page(args: SuccessArgs) -> BoltResponse:
+    """The workspace that was installed, and the next step there."""
+    i = args.installation
+    log.info("installed in %s", _where(i.enterprise_id, i.team_id))
+    name = html.escape(i.team_name or i.enterprise_name or i.team_id or "your workspace")
+    body = (
+        f"<p>vsm-bot is installed in <b>{name}</b>.</p>"
+        "<p>Next: invite <b>@vsm-bot</b> to your team's channel and type <code>/vsm settings</code> "
+        "there to choose your team's metrics and digest.</p>"
+    )
+    return _page(200, "vsm-bot is installed", body, args)
+
+
+def failure_page(args: FailureArgs) -> BoltResponse:
+    """Why nothing was installed, in words, with the way to start again. The log line has the reason
+    only: never the code, the state or a token (the query string carries the first two)."""
+    title, body = _FAILURES.get(
+        args.reason,
+        (
+            "Slack stopped the installation",
+            f"<p>Slack answered <code>{html.escape(args.reason[:100])}</code>: nothing was installed.</p>"
+            + _AGAIN,
+        ),
+    )
+    error = f": {type(args.error).__name__}" if args.error else ""
+    log.warning("install failed (%s%s): HTTP %d", repr(args.reason[:100]), error, args.suggested_status_code)
+    return _page(args.suggested_status_code, title, body, args)
+
+
+class _NoCode(logging.Filter):
+    """Bolt's flow logs a failed code exchange with the code itself; the line is put in words here
+    with Slack's error code only (the code is single-use, but a log is no place for credentials)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Failed to fetch oauth.v2.access result"):
+            said = re.search(r"'error': '([A-Za-z0-9_.-]{1,80})'", message)
+            record.msg, record.args = "oauth.v2.access failed: %s", (said.group(1) if said else "?",)
+        return True
+
+
+_FLOW_LOG = logging.getLogger("vsm.installs.flow")
+_FLOW_LOG.addFilter(_NoCode())
+
+
+_API_LOG = logging.getLogger("vsm.installs.api")
+_API_LOG.setLevel(logging.INFO)  # slack_sdk logs whole responses at DEBUG: here, new tokens
+
+
+def api_client(api_url: str | None = None) -> WebClient:
+    """The client of the code exchange, ``auth.test`` and token renewal: ``SLACK_API_URL`` honoured.
+    Its log stops at INFO whatever the root logger's level: at DEBUG slack_sdk logs each response's
+    body, and ``oauth.v2.access`` answers with the workspace's token and refresh token."""
+    return WebClient(base_url=api_url or "https://slack.com/api/", timeout=API_TIMEOUT_S, logger=_API_LOG)
+
+
+def oauth_settings(
+    db_path: str | Path,
+    client_id: str,
+    client_secret: str,
+    scopes: Sequence[str],
+    redirect_uri: str | None = None,
+    *,
+    api_url: str | None = None,
+) -> OAuthSettings:
+    """Bolt's OAuth settings for vsm-bot: the install page at ``/slack/install``, Slack's redirect at
+    ``/slack/oauth_redirect``, installations and states in the database at ``db_path``, our pages,
+    and token renewal through ``api_url`` (Bolt's own renewal client would call slack.com whatever
+    ``SLACK_API_URL`` says). ``scopes``: :func:`manifest_scopes`."""
+    store = Store(db_path)
+    installations = Installations(store, client_id)
+    settings = OAuthSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=list(scopes),
+        user_scopes=[],
+        redirect_uri=redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        callback_options=CallbackOptions(success=success_page, failure=failure_page),
+        installation_store=installations,
+        token_rotation_expiration_minutes=ROTATE_MINUTES,
+        state_store=OAuthStates(store, STATE_SECONDS),
+        state_expiration_seconds=STATE_SECONDS,
+        logger=_FLOW_LOG,
+    )
+    settings.authorize = InstallationStoreAuthorize(
+        logger=_FLOW_LOG,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_rotation_expiration_minutes=ROTATE_MINUTES,
+        installation_store=installations,
+        client=api_client(api_url),
+    )
+    return settings
+
+
+def oauth_flow(settings: OAuthSettings, api_url: str | None = None) -> OAuthFlow:
+    """The flow ``App(oauth_flow=...)`` serves: the code exchange and ``auth.test`` at ``api_url``,
+    its log lines through the filter that keeps the code out of them."""
+    return OAuthFlow(client=api_client(api_url), logger=_FLOW_LOG, settings=settings)
+
+
+def with_install_pages(app: App, events: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI application: ``GET`` of the install page or the redirect goes to Bolt's flow (a
+    browser's request, unsigned by nature: the state and its cookie are its check), anything else to
+    ``events`` (``bot.serve.wsgi_app``, which lets only signed POSTs through)."""
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    flow = app.oauth_flow
+    if flow is None:
+        return events
+    pages = SlackRequestHandler(app)
+    paths = {flow.install_path, flow.redirect_uri_path}
+
+    def application(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO") in paths:
+            return pages(environ, start_response)
+        return events(environ, start_response)
+
+    return application

@@ -1,0 +1,384 @@
+"""Installing vsm-bot in any workspace (issue 14, bot/installs.py): Slack's OAuth v2 over HTTP, end to end.
+
+A Bolt app with the OAuth settings of ``bot.installs`` is served by the production server
+(``bot.serve.http_server``: waitress, the signature front), against the loopback mock Slack. A browser
+is played with ``requests``: the install page, Slack's redirect back with a code, the pages it ends on.
+The app is a minimal one (one ``/vsm`` listener that posts a message with the request's client, and
+Bolt's token revocation listeners) rather than ``create_app``: ``create_app`` builds a one-workspace
+app on a bot token, and what is tested here is which token Bolt puts in each request's context,
+which no vsm listener changes. ``serve.wsgi_app`` is wrapped as ``vsm serve`` would wrap it once the
+flow is served (``installs.with_install_pages``): waitress, its limits and the signature front are
+the production ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from html import unescape
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from fakes.slack import TOKEN_SECONDS, MockSlack, Workspace
+from slack_bolt import App
+from slack_sdk import WebClient
+from slackkit import SECRET, signed, wait_for
+
+from bot import installs, serve
+from bot.store import Store
+from metrics.store import open_db
+
+CLIENT_ID = "111.222"
+CLIENT_SECRET = "client-secret-never-logged"
+COOKIE = "slack-app-oauth-state"
+
+
+class Served:
+    """The app behind the production HTTP server: its base URL, the mock Slack, the database."""
+
+    def __init__(self, url: str, slack: MockSlack, db_path, app: App) -> None:
+        self.url, self.slack, self.db_path, self.app = url, slack, db_path, app
+
+    def install_page(self) -> tuple[str, dict[str, list[str]], str]:
+        """GET /slack/install: the page, the query of its Add to Slack link, and the state cookie."""
+        r = requests.get(self.url + installs.INSTALL_PATH, timeout=10)
+        assert r.status_code == 200, r.text
+        link = re.search(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', r.text)
+        assert link, r.text
+        cookie = re.match(rf"{COOKIE}=([^;]+);", r.headers["Set-Cookie"])
+        assert cookie, r.headers["Set-Cookie"]
+        return r.text, parse_qs(urlsplit(unescape(link.group(1))).query), cookie.group(1)
+
+    def redirect(self, query: dict, cookie: str | None = None) -> requests.Response:
+        """Slack sends the browser back to /slack/oauth_redirect with ``query``."""
+        headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+        return requests.get(
+            self.url + installs.REDIRECT_PATH + "?" + urlencode(query), headers=headers, timeout=10
+        )
+
+    def install(self, code: str, workspace: Workspace) -> requests.Response:
+        """A user opens the install page, approves in ``workspace``, and comes back with ``code``."""
+        _, query, cookie = self.install_page()
+        self.slack.grant(code, workspace)
+        return self.redirect({"code": code, "state": query["state"][0]}, cookie)
+
+    def rows(self) -> list[dict]:
+        db = open_db(self.db_path)
+        try:
+            return list(db.query("select * from installations order by team_id"))
+        finally:
+            db.conn.close()
+
+    def states(self) -> list[str]:
+        db = open_db(self.db_path)
+        try:
+            return [r["state"] for r in db.query("select state from oauth_states")]
+        finally:
+            db.conn.close()
+
+    def post(self, body: str, content_type: str) -> requests.Response:
+        headers = {k: v[0] for k, v in signed(body, content_type=content_type).items()}
+        return requests.post(self.url + serve.EVENTS_PATH, data=body.encode(), headers=headers, timeout=10)
+
+    def command(self, team_id: str, enterprise_id: str | None = None) -> requests.Response:
+        form = {"command": "/vsm", "text": "help", "team_id": team_id, "user_id": "U1", "channel_id": "C1"}
+        if enterprise_id:
+            form["enterprise_id"] = enterprise_id
+        return self.post(urlencode(form), "application/x-www-form-urlencoded")
+
+    def event(self, team_id: str, event: dict, event_id: str) -> requests.Response:
+        envelope = {
+            "type": "event_callback",
+            "team_id": team_id,
+            "api_app_id": "A1",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        return self.post(json.dumps(envelope), "application/json")
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    slack = MockSlack()
+    slack.app = (CLIENT_ID, CLIENT_SECRET)
+    db_path = tmp_path / "vsm.db"
+    settings = installs.oauth_settings(
+        db_path, CLIENT_ID, CLIENT_SECRET, installs.manifest_scopes(), api_url=slack.base_url
+    )
+    app = App(
+        signing_secret=SECRET,
+        client=WebClient(base_url=slack.base_url),
+        oauth_flow=installs.oauth_flow(settings, slack.base_url),
+        process_before_response=True,
+        user_facing_authorize_error_message=installs.NOT_INSTALLED,
+    )
+
+    @app.command("/vsm")
+    def vsm(ack, client, context):
+        ack()
+        client.chat_postMessage(channel="C1", text=f"hello {context.team_id}")
+
+    app.enable_token_revocation_listeners()
+    production = serve.wsgi_app
+    monkeypatch.setattr(
+        serve, "wsgi_app", lambda app, secret: installs.with_install_pages(app, production(app, secret))
+    )
+    server = serve.http_server(app, SECRET, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.effective_port}", slack, db_path, app)
+    finally:
+        server.close()
+        slack.close()
+
+
+def server_log(caplog) -> str:
+    """Every line the server side logged at any level (the test's own HTTP client left out)."""
+    return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
+
+
+def token_of(slack: MockSlack, team_id: str) -> str:
+    """The last bot token the mock issued for ``team_id``."""
+    return [t for t, w in slack.tokens.items() if w.team_id == team_id][-1]
+
+
+def test_the_install_page_links_to_slack_with_the_client_id_the_manifest_scopes_and_a_one_time_state(served):
+    page, query, cookie = served.install_page()
+    assert "Add to Slack" in page
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["scope"][0].split(",") == installs.manifest_scopes()
+    assert "channels:read" in installs.manifest_scopes()  # the manifest's list, read as it is
+    assert "user_scope" not in query or query["user_scope"] == [""]  # vsm-bot asks no user scopes
+    assert query["state"] == [cookie]  # bound to this browser by its cookie
+    assert served.states() == [cookie]
+    _, again, _ = served.install_page()
+    assert again["state"] != query["state"]  # each page its own state
+    assert sorted(served.states()) == sorted([cookie, again["state"][0]])
+
+
+def test_a_good_code_is_exchanged_stored_and_its_state_consumed_once(served, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, query, cookie = served.install_page()
+    state = query["state"][0]
+    served.slack.grant("code-acme", Workspace("TA", "Acme <Corp>", scope="commands,chat:write"))
+    r = served.redirect({"code": "code-acme", "state": state}, cookie)
+    assert r.status_code == 200, r.text
+    assert "vsm-bot is installed" in r.text and "Acme &lt;Corp&gt;" in r.text  # the name escaped
+    assert f"{COOKIE}=deleted" in r.headers["Set-Cookie"]
+    [exchange] = served.slack.calls_to("oauth.v2.access")
+    assert exchange.body["code"] == "code-acme"
+    [row] = served.rows()
+    assert (row["client_id"], row["enterprise_id"], row["team_id"], row["team_name"]) == (
+        CLIENT_ID,
+        "",
+        "TA",
+        "Acme <Corp>",
+    )
+    assert row["bot_token"] == token_of(served.slack, "TA")
+    assert (row["bot_id"], row["bot_user_id"], row["user_id"]) == ("BTA", "UBOT", "UINSTALLER")
+    assert row["bot_scopes"] == "commands,chat:write"
+    assert row["bot_refresh_token"] is None and row["bot_token_expires_at"] is None
+    assert served.states() == []  # consumed
+
+    # The same state again, even with a fresh code and its cookie: refused, nothing changes.
+    served.slack.grant("code-acme-2", Workspace("TA", "Acme"))
+    again = served.redirect({"code": "code-acme-2", "state": state}, cookie)
+    assert again.status_code == 401
+    assert "already used, or is more than ten minutes old" in again.text
+    assert served.rows() == [row]
+    assert len(served.slack.calls_to("oauth.v2.access")) == 1  # the code was never sent to Slack
+    text = server_log(caplog)
+    assert "install failed ('invalid_state')" in text
+    for secret in (CLIENT_SECRET, row["bot_token"], state, "code-acme"):
+        assert secret not in text
+
+
+def test_an_enterprise_grid_workspace_is_stored_with_its_enterprise_id(served):
+    r = served.install(
+        "code-grid", Workspace("TG", "Grid team", enterprise_id="E1", enterprise_name="Big Co")
+    )
+    assert r.status_code == 200, r.text
+    [row] = served.rows()
+    assert (row["enterprise_id"], row["team_id"], row["enterprise_name"]) == ("E1", "TG", "Big Co")
+    assert row["is_enterprise_install"] == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "words", "logged"),
+    [
+        ("no state", 400, "did not start in this browser", "invalid_browser"),
+        ("no cookie", 400, "did not start in this browser", "invalid_browser"),
+        ("unknown state", 401, "already used, or is more than ten minutes old", "invalid_state"),
+        ("denied", 200, "You cancelled the installation", "access_denied"),
+        ("bad code", 401, "Slack did not accept this authorisation", "invalid_code"),
+        ("no code", 401, "without an authorisation code", "missing_code"),
+        ("odd error", 200, "Slack answered <code>&lt;b&gt;x&lt;/b&gt;</code>", "'<b>x</b>'"),
+    ],
+)
+def test_a_refused_redirect_gets_a_clear_page_a_line_without_secrets_and_nothing_stored(
+    served, caplog, case, status, words, logged
+):
+    caplog.set_level(logging.DEBUG)
+    _, query, cookie = served.install_page()
+    state = query["state"][0]
+    served.slack.grant("code-good", Workspace("TA", "Acme"))  # a code that would work, for the state cases
+    asked = {
+        "no state": ({"code": "code-good"}, cookie),
+        "no cookie": ({"code": "code-good", "state": state}, None),
+        "unknown state": ({"code": "code-good", "state": "forged"}, "forged"),
+        "denied": ({"error": "access_denied", "state": state}, cookie),
+        "bad code": ({"code": "code-not-granted", "state": state}, cookie),
+        "no code": ({"state": state}, cookie),
+        "odd error": ({"error": "<b>x</b>", "state": state}, cookie),
+    }[case]
+    r = served.redirect(*asked)
+    assert r.status_code == status, r.text
+    assert words in r.text
+    assert f'href="{installs.INSTALL_PATH}"' in r.text  # the way to start again
+    assert served.rows() == []
+    exchanged = [c.body.get("code") for c in served.slack.calls_to("oauth.v2.access")]
+    assert exchanged == (["code-not-granted"] if case == "bad code" else [])
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("vsm.installs")]
+    assert any(logged in line for line in lines), lines
+    if case == "bad code":
+        assert "oauth.v2.access failed: invalid_code" in lines
+    for secret in (CLIENT_SECRET, state, "code-good", "code-not-granted", "forged"):
+        assert secret not in server_log(caplog)
+
+
+def test_two_workspaces_side_by_side_each_request_gets_its_own_workspace_token(served):
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta", enterprise_id="E1")).status_code == 200
+    assert [(r["enterprise_id"], r["team_id"]) for r in served.rows()] == [("", "TA"), ("E1", "TB")]
+    tokens = {team: token_of(served.slack, team) for team in ("TA", "TB")}
+    assert tokens["TA"] != tokens["TB"]
+    for team, enterprise in (("TA", None), ("TB", "E1"), ("TA", None)):
+        before = len(served.slack.calls_to("chat.postMessage"))
+        r = served.command(team, enterprise)
+        assert r.status_code == 200, r.text
+        posted = served.slack.calls_to("chat.postMessage")[before:]
+        assert [(c.auth, c.body["text"]) for c in posted] == [(f"Bearer {tokens[team]}", f"hello {team}")]
+
+
+def test_a_request_from_a_workspace_with_no_installation_is_told_so_and_nothing_runs(served):
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    r = served.command("TZ")
+    # Slack shows a slash command's 200 body to the user; a 401 would be "dispatch_failed".
+    assert (r.status_code, r.text) == (200, installs.NOT_INSTALLED)
+    assert served.slack.calls_to("chat.postMessage") == []
+    # the same team id under another enterprise is another workspace
+    assert served.command("TA", "E9").text == installs.NOT_INSTALLED
+    assert served.slack.calls_to("chat.postMessage") == []
+    # a request for an installed workspace but not signed by Slack never reaches Bolt
+    body = urlencode(
+        {"command": "/vsm", "text": "help", "team_id": "TA", "user_id": "U1", "channel_id": "C1"}
+    )
+    headers = {
+        k: v[0]
+        for k, v in signed(body, secret="wrong", content_type="application/x-www-form-urlencoded").items()
+    }
+    forged = requests.post(served.url + serve.EVENTS_PATH, data=body, headers=headers, timeout=10)
+    assert forged.status_code == 401
+    assert served.slack.calls_to("chat.postMessage") == []
+
+
+def test_an_expired_rotating_token_is_renewed_through_slack_api_url_and_the_new_one_stored(served):
+    assert served.install("code-r", Workspace("TR", "Rotor", rotating=True)).status_code == 200
+    [row] = served.rows()
+    first = row["bot_token"]
+    assert first.startswith("xoxe.xoxb-") and row["bot_refresh_token"].startswith("xoxe-1-")
+    assert abs(row["bot_token_expires_at"] - (time.time() + TOKEN_SECONDS)) < 60
+    # Twelve hours on: the token has expired.
+    db = open_db(served.db_path)
+    with db.conn:
+        db.execute("update installations set bot_token_expires_at = ?", [int(time.time()) - 60])
+    db.conn.close()
+    r = served.command("TR")
+    assert r.status_code == 200, r.text
+    refresh = [c for c in served.slack.calls_to("oauth.v2.access") if c.body.get("grant_type")]
+    assert [(c.body["grant_type"], c.body["refresh_token"]) for c in refresh] == [
+        ("refresh_token", row["bot_refresh_token"])
+    ]
+    [renewed] = served.rows()
+    second = token_of(served.slack, "TR")
+    assert second != first
+    assert renewed["bot_token"] == second  # stored, in place of the old one
+    assert renewed["bot_refresh_token"] not in (None, row["bot_refresh_token"])
+    assert renewed["bot_token_expires_at"] > time.time() + TOKEN_SECONDS - 60
+    [post] = served.slack.calls_to("chat.postMessage")
+    assert post.auth == f"Bearer {second}"  # the request itself ran on the new token
+    # The next request finds a fresh token: no renewal.
+    assert served.command("TR").status_code == 200
+    assert len([c for c in served.slack.calls_to("oauth.v2.access") if c.body.get("grant_type")]) == 1
+
+
+def test_uninstall_removes_that_workspace_installation_only(served):
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta")).status_code == 200
+    r = served.event("TA", {"type": "app_uninstalled"}, "Ev-uninstall")
+    assert r.status_code == 200
+    wait_for(lambda: [row["team_id"] for row in served.rows()] == ["TB"], 10, served.rows)
+    assert served.command("TA").text == installs.NOT_INSTALLED
+    assert served.command("TB").status_code == 200
+    # installing again brings it back
+    assert served.install("code-a2", Workspace("TA", "Acme")).status_code == 200
+    assert [row["team_id"] for row in served.rows()] == ["TA", "TB"]
+
+
+def test_a_state_is_consumed_once_by_redirects_racing_with_it(tmp_path):
+    states = installs.OAuthStates(Store(tmp_path / "vsm.db"))
+    for _ in range(5):
+        state = states.issue()
+        start = threading.Barrier(8)
+        won: list[bool] = []
+
+        def consume(state=state, start=start, won=won):
+            start.wait()
+            won.append(states.consume(state))
+
+        threads = [threading.Thread(target=consume) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False] * 7 + [True]
+
+
+def test_an_expired_state_is_refused_and_cleared(tmp_path):
+    states = installs.OAuthStates(Store(tmp_path / "vsm.db"), expiration_seconds=-1)
+    old = states.issue()
+    assert states.consume(old) is False
+    fresh = installs.OAuthStates(states.store)
+    new = fresh.issue()
+    assert [r["state"] for r in states.store.db.query("select state from oauth_states")] == [new]
+
+
+def test_the_installations_live_in_the_project_database_private_and_in_wal(served):
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert os.stat(served.db_path).st_mode & 0o777 == 0o600
+    db = open_db(served.db_path, readonly=True)  # what read commands open: it reads them untouched
+    try:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+        assert [r["team_id"] for r in db.query("select team_id from installations")] == ["TA"]
+    finally:
+        db.conn.close()
+
+
+def test_manifest_scopes_reads_the_bot_list_only(tmp_path):
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "oauth_config:\n  redirect_urls:\n    - https://x/slack/oauth_redirect\n  scopes:\n"
+        "    user:\n      - search:read\n    bot:\n      - commands   # why\n\n      - chat:write\n"
+        "settings:\n  event_subscriptions:\n    bot_events:\n      - app_home_opened\n"
+    )
+    assert installs.manifest_scopes(manifest) == ["commands", "chat:write"]
+    manifest.write_text("oauth_config:\n  scopes:\n    user:\n      - search:read\n")
+    with pytest.raises(installs.VsmError, match="no bot scopes"):
+        installs.manifest_scopes(manifest)
