@@ -10,6 +10,7 @@ escapes it for mrkdwn.
 from __future__ import annotations
 
 from bot.render.targets import bound
+from bot.render.teams import every
 from bot.render.templates import escape_mrkdwn
 from metrics.behind import readable_stage
 from metrics.catalogue import CATALOGUE
@@ -33,15 +34,6 @@ LABELS = {
     "snooze_until": "nudges snoozed until",
 }
 NUDGE_NAMES = {"target": "targets", "stale-prs": "waiting pull requests", "aging-items": "aging items"}
-DAY_NAMES = {
-    "mon": "Monday",
-    "tue": "Tuesday",
-    "wed": "Wednesday",
-    "thu": "Thursday",
-    "fri": "Friday",
-    "sat": "Saturday",
-    "sun": "Sunday",
-}
 LIST_MAX = 5  # names listed before "and N more"
 
 
@@ -157,11 +149,10 @@ def created(team: Team) -> str:
     """``set up the team payments: 3 metrics, digest Mondays 09:00 Europe/London, scope PAY,
     acme/payments``: what a new team starts with, in one sentence."""
     n = len(team.metrics)
-    day = DAY_NAMES.get(str(team.digest.get("day")), str(team.digest.get("day")))
     scope = team.jira_projects + team.repos + team.gitlab_projects + team.services
     return (
         f"set up the team {team.name}: {n} metric{'s' * (n != 1)}, "
-        f"digest {day}s {team.digest.get('time')} {team.timezone}, "
+        f"digest {every(team.digest.get('day'))} {team.digest.get('time')} {team.timezone}, "
         + (f"scope {listed(scope)}" if scope else "no data scope yet")
     )
 

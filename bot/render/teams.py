@@ -12,25 +12,28 @@ from metrics.teams import CHANNEL_ID, Team
 
 NO_TEAMS = "No teams yet: declare them in vsm.toml, or set one up with `/vsm settings` in the team's channel."
 NO_METRICS = "no metrics chosen"
-_EVERY = {
-    "mon": "Mondays",
-    "tue": "Tuesdays",
-    "wed": "Wednesdays",
-    "thu": "Thursdays",
-    "fri": "Fridays",
-    "sat": "Saturdays",
-    "sun": "Sundays",
+DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
 }
 
 
+def every(day: object) -> str:
+    """A digest day as a schedule says it: "Mondays". The day as stored may be a whole name
+    ("Monday"): its first three letters decide, as ``metrics.teams.check_digest`` reads it."""
+    key = str(day).lower()[:3]
+    return f"{DAY_NAMES[key]}s" if key in DAY_NAMES else str(day)
+
+
 def schedule(team: Team) -> str:
-    """When the team's digest arrives and what it covers: "Mondays 09:00 Europe/London, last 28 days".
-    The day as stored may be a whole name ("Monday"): its first three letters decide, as
-    ``metrics.teams.check_digest`` reads it."""
+    """When the team's digest arrives and what it covers: "Mondays 09:00 Europe/London, last 28 days"."""
     digest = team.digest
-    day = str(digest.get("day", "mon")).lower()[:3]
-    every = _EVERY.get(day, day)
-    return f"{every} {digest.get('time', '09:00')} {team.timezone}, last {digest.get('period_days', 28)} days"
+    return f"{every(digest.get('day', 'mon'))} {digest.get('time', '09:00')} {team.timezone}, last {digest.get('period_days', 28)} days"
 
 
 def metrics(team: Team) -> str:
