@@ -37,6 +37,7 @@ log = logging.getLogger("vsm.scheduler")
 KIND = "experiment-verdict"
 GRACE = timedelta(days=2)  # a verdict that could not be posted is retried this long
 LOOKBACK = GRACE + timedelta(days=1)  # how far back unposted verdicts are looked for (past GRACE: skipped)
+AHEAD = timedelta(days=1)  # the range looked in ends past now (it is exclusive): see ``unposted``
 
 
 def verdict_key(exp: ex.Experiment) -> Key:
@@ -71,7 +72,8 @@ def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
     attempted is recorded skipped (``record_skipped`` leaves a failed attempt's row as it is)."""
     at = now.timestamp()
     out = []
-    for exp in ex.concluded_between(db, at - LOOKBACK.total_seconds(), at + 86400):
+    # Past ``now``: this run stamps its own conclusions with ``now``, and the range's end is exclusive.
+    for exp in ex.concluded_between(db, at - LOOKBACK.total_seconds(), at + AHEAD.total_seconds()):
         key = verdict_key(exp)
         if settled(db, key) is not None:
             continue

@@ -21,13 +21,13 @@ from bot.logline import slack_error
 from bot.payload import obj, private_metadata, selected_value, state_values, text, user_id
 from bot.render.experiment import started_message
 from bot.render.templates import cut
+from bot.settings_form import ERROR_CHARS
 from metrics import experiments as ex
 from metrics.errors import VsmError
 from metrics.teams import get_team
 
 log = logging.getLogger("vsm.bot")
 
-ERROR_CHARS = 200  # an inline error is a line under its field
 _WEEKS = re.compile(r"[0-9]{1,2}")
 
 
