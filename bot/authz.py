@@ -195,6 +195,12 @@ def may_set(client, deps, user: str) -> bool | None:
     admin or owner; None when Slack cannot say (the change is refused, never guessed)."""
     if user in org_admins(deps):
         return True
+    return workspace_admin(client, user)
+
+
+def workspace_admin(client, user: str) -> bool | None:
+    """Whether Slack says ``user`` is a workspace admin or owner (one ``users.info`` call); None when
+    Slack cannot say."""
     try:
         info = client.users_info(user=user).get("user") or {}
     except (SlackApiError, OSError) as exc:

@@ -21,6 +21,7 @@ from metrics.targets import judged_as, legacy_note, read_target, split_line, wor
 from metrics.teams import (
     DAYS,
     DIGEST_TIME,
+    MAX_ORG_ADMINS,
     NUDGE_KINDS,
     NUMBERS,
     ORG_RULES,
@@ -197,9 +198,6 @@ def read_digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     return {**current, "day": day, "time": time}
 
 
-MAX_ORG_ADMINS = 50  # the form's multi_users_select holds this many
-
-
 def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
     """The organisation settings form's settings (north_star, targets, channel, timezone, digest,
     admins) and
@@ -244,9 +242,14 @@ def _org_admins(state: dict, errors: dict[str, str]) -> list[str]:
     """The org admins chosen (``multi_users_select``: ``selected_users``), checked as the config's
     ``[org] admins`` is: a forged entry is refused on the field, not dropped."""
     chosen = obj(obj(state.get("admins")).get("v")).get("selected_users")
-    admins = list(dict.fromkeys(chosen)) if isinstance(chosen, list) else []
-    if not ORG_RULES["admins"].ok(admins) or len(admins) > MAX_ORG_ADMINS:
+    if not isinstance(chosen, list) or not all(isinstance(u, str) for u in chosen):
+        errors["admins"] = "Choose people from the list."
+        return []
+    admins = list(dict.fromkeys(chosen))
+    if len(admins) > MAX_ORG_ADMINS:
         errors["admins"] = f"Choose up to {MAX_ORG_ADMINS} people."
+    elif not ORG_RULES["admins"].ok(admins):
+        errors["admins"] = "Choose people from the list."
     return admins
 
 

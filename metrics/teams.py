@@ -219,6 +219,7 @@ def check_digest(digest: dict) -> None:
         raise VsmError(f"digest: {exc}") from None
 
 
+MAX_ORG_ADMINS = 50  # the org settings form's people picker holds this many
 # The org settings (README "Configuration", [org]); the North Star modal and the file both end here.
 ORG_RULES: dict[str, Rule] = {
     "north_star": Rule(
@@ -226,8 +227,8 @@ ORG_RULES: dict[str, Rule] = {
         lambda v: string_list(v) and len(v) <= 5 and len(set(v)) == len(v),  # type: ignore[arg-type]
     ),
     "admins": Rule(
-        "a list of Slack user ids such as U0123456789",
-        lambda v: string_list(v) and all(USER_ID.fullmatch(x) for x in v),  # type: ignore[union-attr]
+        f"a list of up to {MAX_ORG_ADMINS} Slack user ids such as U0123456789",
+        lambda v: string_list(v) and len(v) <= MAX_ORG_ADMINS and all(USER_ID.fullmatch(x) for x in v),  # type: ignore
     ),
     "channel": TEAM_RULES["channel"],
     "timezone": TEAM_RULES["timezone"],

@@ -217,7 +217,7 @@ def _line(text: str, marker: str, last: bool = False) -> int:
         (
             "north_star = []",
             "north_star = []\nadmins = 5",
-            "org: admins: expected a list of Slack user ids",
+            "org: admins: expected a list of up to 50 Slack user ids",
             "admins =",
         ),
         (

@@ -15,6 +15,7 @@ from fakes.slack import BOT_USER, MockSlack
 from slackkit import ack_json, assert_valid_view, initial_state, interaction, signed, slack_app
 
 from bot.authz import NOT_ADMIN
+from bot.listeners.views.north_star import SELF_REMOVAL
 from metrics.sample import sample_teams
 from metrics.store import open_db
 from metrics.targets import Target
@@ -194,14 +195,49 @@ def test_an_admin_names_the_org_admins_in_the_form_and_they_may_then_change_the_
     assert get_org(_db(db_path))["admins"] == ["UZOE1", "UYAN1"] and len(_posts(slack)) == 1
 
 
-def test_a_forged_org_admin_is_refused_on_its_field(env):
+@pytest.mark.parametrize(
+    "forged",
+    [
+        ["UZOE1", "<!channel>"],
+        "UZOE1",
+        None,
+        {"u": "UZOE1"},
+        [{"a": 1}],
+        ["UZOE1", 5],
+        [f"U{n:010d}" for n in range(51)],
+    ],
+)
+def test_a_forged_org_admins_field_is_refused_on_it_and_keeps_the_admins(env, forged):
+    """Anything but a list of user ids is refused on the field (never read as "no admins", which
+    would remove every org admin), and more than the picker holds is too."""
     app, slack, db_path, _ = env
+    set_org(_db(db_path), "admins", ["UKEEP1"], who="vsm.toml")
     view = _open(app, slack)
     state = _state(view)
-    state["values"]["admins"]["v"]["selected_users"] = ["UZOE1", "<!channel>"]
-    answer = json.loads(_submit(app, view, state).body)
-    assert answer["response_action"] == "errors" and "admins" in answer["errors"]
-    assert get_org(_db(db_path)).get("admins", []) == []
+    state["values"]["admins"]["v"]["selected_users"] = forged
+    resp = _submit(app, view, state)
+    answer = json.loads(resp.body)
+    assert answer["response_action"] == "errors" and set(answer["errors"]) == {"admins"}
+    assert answer["errors"]["admins"].startswith("Choose ")
+    assert get_org(_db(db_path))["admins"] == ["UKEEP1"]
+
+
+def test_an_org_admin_may_not_take_themselves_off_the_org_admins(env):
+    """An org admin who is not a workspace admin would lock themselves out of the form: refused on
+    the field. A workspace admin may remove themselves (they keep the right as workspace admins)."""
+    app, slack, db_path, _ = env
+    set_org(_db(db_path), "admins", ["UZOE1", "UANA1"], who="vsm.toml")
+    view = _open(app, slack, user="UZOE1")  # UZOE1: an org admin, not a workspace admin
+    state = _state(view)
+    state["values"]["admins"]["v"]["selected_users"] = ["UANA1"]
+    answer = json.loads(_submit(app, view, state, user="UZOE1").body)
+    assert answer["errors"] == {"admins": SELF_REMOVAL}
+    assert get_org(_db(db_path))["admins"] == ["UZOE1", "UANA1"]
+    view = _open(app, slack, user="UANA1")  # a workspace admin too
+    state = _state(view)
+    state["values"]["admins"]["v"]["selected_users"] = ["UZOE1"]
+    assert _submit(app, view, state, user="UANA1").body == ""
+    assert get_org(_db(db_path))["admins"] == ["UZOE1"]
 
 
 def test_an_unchanged_save_writes_and_says_nothing(env):

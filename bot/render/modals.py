@@ -9,7 +9,7 @@ from bot.render.templates import render_json
 from metrics.catalogue import CATALOGUE
 from metrics.scope import SCOPE_LABELS, Known, nothing_synced, synced_count
 from metrics.targets import legacy_note
-from metrics.teams import DAYS, NUMBERS, Team, org_settings
+from metrics.teams import DAYS, MAX_ORG_ADMINS, NUMBERS, Team, org_settings
 
 TARGETS_HINT = (
     "One per line: cycle-time = 5d, throughput = 8, change-failure-rate = 15. A metric with no better "
@@ -129,4 +129,5 @@ def north_star_view(org: dict, opener: str, seen: int = 0) -> dict:
         period_hint=f"{low:g} to {high:g}: the organisation digest and /vsm northstar cover this many whole "
         "days before the day they are read.",
         meta=json.dumps({"by": opener, "seen": seen}),
+        max_admins=MAX_ORG_ADMINS,
     )

@@ -27,6 +27,8 @@ from bot.authz import (
     before_ack,
     bot_can_post,
     may_set,
+    org_admins,
+    workspace_admin,
 )
 from bot.logline import slack_error
 from bot.payload import obj, private_metadata, user_id
@@ -37,6 +39,10 @@ from metrics.errors import VsmError
 from metrics.teams import USER_ID, OrgConflict, get_org, org_settings, same_org_value, set_org_many
 
 log = logging.getLogger("vsm.bot")
+SELF_REMOVAL = (
+    "You would take yourself off the organisation's admins and could not open this form again: keep "
+    "yourself, or ask a workspace admin to make the change."
+)
 
 # The settings the form sets, in the order it shows them (and the announcement words them).
 KEYS = ("north_star", "targets", "channel", "timezone", "digest", "admins")
@@ -84,6 +90,17 @@ def _channel_refusal(client, channel: str, deadline: float) -> dict[str, str] | 
     return None if can else {"channel": NOT_IN_CHANNEL}
 
 
+def _self_removal(client, deps, org: dict, new: dict, user: str, deadline: float) -> dict[str, str] | None:
+    """An org admin who is not a workspace admin taking themselves off the org admins, refused on the
+    field: the save would lock them out of the form they are in. Slack is asked only in that case."""
+    if user not in org_admins(deps) or user in new["admins"] or user in deps.admins:
+        return None
+    client = before_ack(client, timeout=max(deadline - time.monotonic(), 0.01))
+    if workspace_admin(client, user):
+        return None
+    return {"admins": SELF_REMOVAL}
+
+
 def submit(ack, body, view, client, context) -> None:
     """The organisation settings form submitted: checked, saved (or answered with inline errors),
     re-planned and announced."""
@@ -98,6 +115,8 @@ def submit(ack, body, view, client, context) -> None:
     db = deps.store.db
     org = org_settings(get_org(db))
     new, errors = read_org_form(db, view, org)
+    if not errors:
+        errors = _self_removal(client, deps, org, new, user, deadline) or {}
     if not errors and new["channel"] and new["channel"] != org["channel"]:
         errors = _channel_refusal(client, new["channel"], deadline) or {}
     if errors:
