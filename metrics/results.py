@@ -31,6 +31,7 @@ lists the items behind a figure computes it (``Metric.compute``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -39,7 +40,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -407,11 +408,24 @@ def org_rollups(
     fresh, missing = unstored()
     computed: dict[str, Rollup] = {}
     if missing:
-        with _single_flight(db, window):
-            reading.reread()  # a reader that held the flight while this one waited stored them
-            fresh, missing = unstored()
+        with _single_flight(db, window) as flight:
+            landed = flight.landed({m: org_stamps[m] for m in missing})  # raises the holder's error
+            computed = {m: _as_read(landed[m], teams, targets) for m in landed}
+            if len(computed) < len(missing):
+                reading.reread()  # a reader that held the flight while this one waited stored them
+                fresh, missing = unstored()
+                missing = [m for m in missing if m not in computed]
+            else:
+                missing = []
             if missing:
-                computed = _compute_org(db, missing, window, at, teams, targets, org_stamps, reading)
+                stamps = {m: org_stamps[m] for m in missing}
+                try:
+                    mine = _compute_org(db, missing, window, at, teams, targets, org_stamps, reading)
+                except Exception as exc:
+                    flight.land(stamps, exc)
+                    raise
+                flight.land(stamps, mine)
+                computed |= mine
     kept = [m for m in metrics if m.id not in computed]
     figures = figures_of(db, [(t, [m.id for m in kept]) for t in teams], window, at, reading) if kept else {}
     out = []
@@ -450,22 +464,97 @@ def _compute_org(
     return computed
 
 
-# One lock per (database file, window): readers of the same missing org figures in one process (App
-# Home opened by several people after a sync: two minutes each on a thousand teams) wait for the
-# first one's computation and read what it stored, rather than each computing it. A few windows a
-# day are asked for, so the locks are kept.
-_flights: dict[tuple, threading.Lock] = {}
+# One flight per (database file, window): readers of the same missing org figures in one process
+# (App Home opened by several people after a sync, /vsm northstar, the org digest: 18 s to two
+# minutes each on a thousand teams) wait for the first one's computation and take its result, rather
+# than each computing it again in turn. The result is handed over in memory, not only through the
+# store: a metric on which a team FAILED is not stored, and a store busy with a sync stores nothing,
+# yet the readers waiting meanwhile must not each compute it again (four readers were four serial
+# computations). Nor is an error computed again by each: they get it too. A reader that comes after
+# the flight has landed computes anew (a failure is tried again next time). A flight and what it
+# landed are dropped when its last reader leaves: nothing is kept between readings.
+class _Flight:
+    """The lock readers of one (database, window) take turns on, and what the last computation under
+    it landed, for the readers that were waiting for it. Its counters are changed under
+    ``_flights_guard``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.readers = 0  # readers between joining the flight and leaving it
+        self.landings = 0  # computations landed so far: a reader takes only those after it joined
+        self.result: tuple[int, dict[str, str], dict[str, Rollup] | Exception] | None = None
+
+
+class _Seat:
+    """One reader's place on a flight: takes what was landed after it joined, for the same stamps."""
+
+    def __init__(self, flight: _Flight, joined: int):
+        self.flight, self.joined = flight, joined
+
+    def landed(self, stamps: dict[str, str]) -> dict[str, Rollup]:
+        """The roll-ups of ``stamps``' metrics that a computation landed while this reader waited, for
+        the same stamps (same data version, teams, code and day); raises its error if it raised."""
+        with _flights_guard:
+            result = self.flight.result
+        if result is None or result[0] <= self.joined:
+            return {}
+        _landing, theirs, outcome = result
+        same = [m for m, stamp in stamps.items() if theirs.get(m) == stamp]
+        if not same:
+            return {}
+        if isinstance(outcome, Exception):
+            raise _again(outcome)
+        return {m: outcome[m] for m in same}
+
+    def land(self, stamps: dict[str, str], outcome: dict[str, Rollup] | Exception) -> None:
+        """Hand this reader's computation (or its error) to the readers waiting behind it."""
+        with _flights_guard:
+            self.flight.landings += 1
+            self.flight.result = (self.flight.landings, dict(stamps), outcome)
+
+
+def _again(exc: Exception) -> Exception:
+    """The holder's error for a waiting reader: a copy of it (same type and arguments, raised from
+    it), so that threads raising it do not share one traceback; the error itself when it cannot be
+    copied."""
+    try:
+        twin = copy.copy(exc)
+    except Exception:  # noqa: BLE001 - an exception class that cannot be rebuilt from its arguments
+        return exc
+    twin.__cause__ = exc
+    return twin
+
+
+def _as_read(r: Rollup, teams: Sequence[Team], targets: dict | None) -> Rollup:
+    """A roll-up another reader computed, as this reader reads it: its own copy (the pooled figure
+    and each team's ``Result`` shared, read only), each team's row and the org's target judged with
+    this reader's settings, as a roll-up read from the store is (targets are not stamped)."""
+    rows = [team_row(r.metric, t, row.result) for t, row in zip(teams, r.teams, strict=True)]
+    return judged(replace(r, teams=rows, contributors=list(r.contributors)), (targets or {}).get(r.metric.id))
+
+
+_flights: dict[tuple, _Flight] = {}
 _flights_guard = threading.Lock()
 
 
 @contextmanager
-def _single_flight(db: sqlite_utils.Database, window: Window) -> Iterator[None]:
+def _single_flight(db: sqlite_utils.Database, window: Window) -> Iterator[_Seat]:
     path = next((f for _seq, name, f in db.execute("pragma database_list") if name == "main"), "")
     key = (path or id(db.conn), *_key(window))  # an in-memory database is its connection's alone
     with _flights_guard:
-        lock = _flights.setdefault(key, threading.Lock())
-    with lock:
-        yield
+        flight = _flights.setdefault(key, _Flight())
+        flight.readers += 1
+        seat = _Seat(flight, flight.landings)
+    try:
+        with flight.lock:
+            yield seat
+    finally:
+        with _flights_guard:
+            flight.readers -= 1
+            if flight.readers == 0:  # nobody waits for what it landed: a later reader starts anew
+                flight.result = None
+                if _flights.get(key) is flight:
+                    del _flights[key]
 
 
 def _stored_rollup(
