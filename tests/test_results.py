@@ -583,3 +583,121 @@ def test_concurrent_readers_of_the_same_missing_org_figures_wait_for_one_computa
     assert got["A"] == got["B"]
     fresh_db = open_db(path)
     assert got["B"] == [plain(r.to_json()) for r in rollups(fresh_db, NS, w, NOW)]
+
+
+# -- the readers waiting for a computation that stored nothing take its result ------------------------------
+def broken_bravo_org(tmp_path) -> tuple:
+    """``build_org``'s three teams, bravo's stored workflow damaged (computing its figures raises, its
+    row is FAILED, the throughput figure is not stored): the database's path, the window and its end."""
+    from test_org_slack import build_org
+
+    path = tmp_path / "org.db"
+    end = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    build_org(path, end.date())
+    db = open_db(path)
+    broken = json.loads(db.execute("select settings from teams where name = 'bravo'").fetchone()[0])
+    broken["workflow"] = [{"stage": "done"}]
+    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(broken)])
+    db.conn.commit()
+    db.conn.close()
+    return path, org_window({}, end), end
+
+
+def fly(monkeypatch, path, window, end, *, targets: dict[str, dict], fail: Exception | None = None) -> tuple:
+    """Readers named by ``targets`` (each with its org targets) read the throughput roll-up on ``path``
+    at once: the first (A) is held inside its computation until every other has joined the flight
+    (looked at the store, found nothing, and is waiting for A). ``fail``: A's computation raises it.
+    Returns the threads that computed, what each got (its roll-ups, or the error it raised)."""
+    import threading
+
+    first, *others = targets
+    computing, all_waiting = threading.Event(), threading.Event()
+    calls: list[str] = []
+    joined: list[str] = []
+    real_rollups, real_seat = results.rollups, results._Seat
+
+    def held_rollups(*a, **k):
+        calls.append(threading.current_thread().name)
+        if threading.current_thread().name == first:
+            computing.set()
+            assert all_waiting.wait(30), "the other readers never joined the flight"
+        if fail is not None:
+            raise fail
+        return real_rollups(*a, **k)
+
+    class WatchedSeat(real_seat):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            joined.append(threading.current_thread().name)
+            if set(others) <= set(joined):
+                all_waiting.set()
+
+    monkeypatch.setattr(results, "rollups", held_rollups)
+    monkeypatch.setattr(results, "_Seat", WatchedSeat)
+    got: dict[str, object] = {}
+
+    def read(name: str) -> None:
+        db = open_db(path)
+        try:
+            got[name] = results.org_rollups(db, ["throughput"], window, end, targets=targets[name])
+        except Exception as exc:  # noqa: BLE001 - what the reader got, checked by the test
+            got[name] = exc
+        finally:
+            db.conn.close()
+
+    threads = {name: threading.Thread(target=read, args=(name,), name=name) for name in targets}
+    threads[first].start()
+    assert computing.wait(30)
+    for name in others:
+        threads[name].start()
+    for t in threads.values():
+        t.join(60)
+    assert not any(t.is_alive() for t in threads.values())
+    monkeypatch.setattr(results, "_Seat", real_seat)
+    return calls, got
+
+
+def test_readers_waiting_for_a_roll_up_a_team_failed_take_the_first_ones_and_compute_nothing(
+    tmp_path, monkeypatch
+):
+    """bravo's figures fail, so the throughput figure is never stored: the three readers waiting while A
+    computed take A's roll-up (one computation for four, not four in turn), each judged on its own org
+    target; nothing is kept once they have it, and a reader after them computes again (a failure is
+    tried again next time)."""
+    path, window, end = broken_bravo_org(tmp_path)
+    targets = {"A": {}, "B": {"throughput": 2.0}, "C": {}, "D": {"throughput": 0.5}}
+    calls, got = fly(monkeypatch, path, window, end, targets=targets)
+    assert calls == ["A"]
+    assert all(isinstance(r, list) for r in got.values()), got
+    for name, [org] in got.items():
+        assert org.value == 1.0 and org.contributors == ["alpha", "charlie"], name
+        bravo = next(t for t in org.teams if t.team == "bravo")
+        assert bravo.value is None and "could not be computed" in bravo.result.no_data_reason
+        assert [t.target for t in org.teams] == [0.5, 5.0, None]  # each team's own target, as stored
+    assert [got[n][0].to_json() for n in "AC"] == [got["A"][0].to_json()] * 2
+    assert (got["B"][0].target, got["B"][0].on_target) == (2.0, False)
+    assert (got["D"][0].target, got["D"][0].on_target) == (0.5, True)
+    assert got["A"][0].target is None and got["B"][0].teams is not got["A"][0].teams  # each its own copy
+    assert results._flights == {}  # the flight and what it landed left with its last reader
+    db = open_db(path)
+    assert db.execute("select count(*) from results where metric = 'throughput'").fetchone()[0] == 0
+    [later] = results.org_rollups(db, ["throughput"], window, end)
+    assert calls == ["A", "MainThread"] and later.value == 1.0  # computed again, after the flight
+
+
+def test_readers_waiting_for_a_computation_that_raised_get_its_error_without_computing(tmp_path, monkeypatch):
+    """A's computation raises: the three readers waiting for it raise the same error (its type and
+    message) rather than each computing again in turn; a reader after them computes again."""
+    path, window, end = broken_bravo_org(tmp_path)
+    targets = {"A": {}, "B": {}, "C": {}, "D": {}}
+    calls, got = fly(monkeypatch, path, window, end, targets=targets, fail=OSError(5, "disk gone"))
+    assert calls == ["A"]
+    assert all(isinstance(e, OSError) and (e.errno, e.strerror) == (5, "disk gone") for e in got.values()), (
+        got
+    )
+    assert all(got[n].__cause__ is got["A"] for n in "BCD")  # the holder's error, each raising its own copy
+    assert results._flights == {}
+    db = open_db(path)
+    with pytest.raises(OSError, match="disk gone"):
+        results.org_rollups(db, ["throughput"], window, end)
+    assert calls == ["A", "MainThread"]  # tried again, after the flight
