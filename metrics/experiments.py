@@ -85,7 +85,6 @@ from metrics.catalogue.base import (
 )
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
-from metrics.store.sync_status import freshness
 from metrics.store.tx import transaction
 from metrics.targets import words
 from metrics.teams import Team, get_org, get_team, log_change, shown
@@ -104,6 +103,15 @@ _EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
 # How long after its end an experiment waits for its sources to sync up to the end before it is
 # concluded "not enough data for a verdict" (docs/metrics.md "Improvement experiments").
 SYNC_WAIT = timedelta(days=2)
+# How old a source's last success may be at a Stop early and still count as current: syncs run on a
+# schedule, so at any press the last one is minutes or hours old, which is not a lag. Older than
+# this, or failed since, the window judged is cut at the last sync and the verdict says so.
+SYNC_TOLERANCE = timedelta(days=1)
+# The least time an experiment must have run for a stop to compare anything: stopped sooner (a start
+# by mistake), it ends with no verdict and no figures rather than a window of minutes.
+MIN_RUN = timedelta(days=1)
+# Why a stop within ``MIN_RUN`` of the start has no verdict (the detail, and the verdict's words).
+TOO_SOON = "stopped within a day of its start, too soon to compare anything"
 NORTH_STAR_NOTE = "the North Star over the same two windows, for context: not the experiment's effect"
 
 
@@ -523,12 +531,26 @@ _TOOLS = {
     INCIDENTS: {"github", "pagerduty"},
 }
 _TOOL_NAMES = {"jira": "Jira", "github": "GitHub", "gitlab": "GitLab", "pagerduty": "PagerDuty"}
+# Which kind of data each ``sync_status`` stream brings (the connectors' ``streams()`` in
+# metrics/sources/: Jira issues and sprints, GitHub pulls, deployments and incidents, GitLab merge
+# requests and deployments or pipelines, PagerDuty incidents). A metric's freshness is judged on
+# the streams its data comes from only: a failing incidents stream says nothing about deployments.
+STREAM_DATA = {
+    "issues": ITEMS,
+    "sprints": SPRINTS,
+    "pulls": PRS,
+    "merge_requests": PRS,
+    "deployments": DEPLOYMENTS,
+    "pipelines": DEPLOYMENTS,
+    "incidents": INCIDENTS,
+}
 
 
 @dataclass(frozen=True)
 class Source:
-    """One synced source a metric is counted from, as ``sync_status`` last saw it: ``as_of`` its
-    oldest stream's last success (None: never), ``failed`` whether an attempt failed since."""
+    """One synced source a metric is counted from, as ``sync_status`` last saw the streams the
+    metric's data comes from: ``as_of`` their oldest last success (None: one never succeeded),
+    ``failed`` whether an attempt on one of them failed since its last success."""
 
     name: str
     tool: str
@@ -539,37 +561,58 @@ class Source:
         """Synced at or after ``until`` with no failure since: its data up to ``until`` is complete."""
         return self.as_of is not None and self.as_of >= until and not self.failed
 
+    def lags(self, until: float, press: float) -> bool:
+        """Whether a press at ``press`` (Stop early) must not judge this source's data up to
+        ``until``: it never synced, or its data does not reach ``until`` and it either failed since
+        its last success or that success is more than ``SYNC_TOLERANCE`` before the press. A sync
+        minutes old is current: syncs run on a schedule."""
+        if self.as_of is None:
+            return True
+        if self.as_of >= until:
+            return False  # a failure after a sync that reached ``until`` leaves that sync's data whole
+        return self.failed or self.as_of < press - SYNC_TOLERANCE.total_seconds()
+
+
+def _streams(db: sqlite_utils.Database, source: str) -> dict[str, tuple[float | None, bool]]:
+    """Each of ``source``'s streams: (last success, failed since)."""
+    rows = db.execute(
+        "select stream, last_success, last_error from sync_status where source = ?", [source]
+    ).fetchall()
+    return {stream: (parse_instant(ok) if ok else None, bool(err)) for stream, ok, err in rows}
+
 
 def sources_of(db: sqlite_utils.Database, team: Team, metric: Metric) -> list[Source]:
     """The synced sources the metric is counted from (``counted_from`` and ``history``) that the
-    team's scope names: two Jira sites, only the one holding the team's projects. Empty for data
-    that never came through a sync (nothing to wait for)."""
+    team's scope names (two Jira sites: only the one holding the team's projects), each judged on
+    the streams that bring the metric's kinds of data (``STREAM_DATA``). A source that never ran such
+    a stream has never synced that data. Empty for data that never came through a sync (nothing to
+    wait for)."""
     # Function-level: metrics.org_digest imports this module (its digest lists concluded experiments).
     from metrics.org_digest import source_kinds, team_sources
 
     kinds = source_kinds(db)
     if not kinds:
         return []
-    wanted = {
-        tool
-        for kind in {*metric.counted_from(), *metric.history}
-        if in_scope(team, kind)
-        for tool in _TOOLS.get(kind, ())
-    }
-    fresh = {f["source"]: f for f in freshness(db)}
+    data_kinds = {kind for kind in {*metric.counted_from(), *metric.history} if in_scope(team, kind)}
     out = []
     for name in team_sources(db, team, kinds):
-        if kinds[name] not in wanted:
+        needed = {kind for kind in data_kinds if kinds[name] in _TOOLS.get(kind, ())}
+        if not needed:
             continue
         tool = _TOOL_NAMES.get(kinds[name], name)
         same = [s for s, k in kinds.items() if k == kinds[name]]
-        f = fresh.get(name, {})
+        rows = {stream: v for stream, v in _streams(db, name).items() if STREAM_DATA.get(stream) in needed}
+        streams = list(rows.values())
+        ran = {STREAM_DATA[stream] for stream in rows}
+        as_of = None
+        if streams and ran == needed and all(ok is not None for ok, _ in streams):
+            as_of = min(ok for ok, _ in streams if ok is not None)
         out.append(
             Source(
                 name,
                 tool if len(same) == 1 else f"{tool} ({name})",
-                parse_instant(f.get("as_of")),
-                bool(f.get("error")),
+                as_of,
+                any(failed for _, failed in streams),
             )
         )
     return out
@@ -735,7 +778,7 @@ def conclude(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) 
     waiting = current is not None and current.running and at < current.ends + SYNC_WAIT.total_seconds()
     if waiting and waiting_for(db, current):
         return current
-    return _finish(db, exp, at, CONCLUDED, BOT)
+    return _finish(db, exp, at, CONCLUDED, BOT, pressed=False)
 
 
 def stop(
@@ -745,12 +788,15 @@ def stop(
     the one before it has the same length), marked as stopped early, logged with who stopped it.
     Only the team's own experiment can be stopped by it; one that is over raises VsmError.
 
-    "The data so far" is what the sources have synced: when one lags (Jira failing since Tuesday),
-    the window judged ends at the last complete sync, not now, and the verdict says so. Refusing
-    instead would leave a team that decided to stop with an experiment it cannot stop for as long as
-    a token stays expired, which it may not be able to fix; judging "now" would count the unsynced
-    days as empty. Pressed after the end with the data current to it, it ran its course and
-    concludes as such."""
+    "The data so far" is what the sources have synced: a sync minutes or hours old is current (syncs
+    run on a schedule); when a source lags (failed since its last success, or that success is more
+    than ``SYNC_TOLERANCE`` before the press), the window judged ends at its last sync, not now, and
+    the verdict says so. Refusing instead would leave a team that decided to stop with an experiment
+    it cannot stop for as long as a token stays expired, which it may not be able to fix; judging
+    "now" would count the unsynced days as empty. Pressed after the end, it ran its course and
+    concludes as such (judged the same way, without waiting for the data). Stopped within
+    ``MIN_RUN`` of its start, it ends with no verdict and no figures, rather than being refused: a
+    team that started one by mistake can stop it at once and start the right one."""
     at = _instant(now)
     who = _who(who)
     eid = experiment_id if isinstance(experiment_id, int) and not isinstance(experiment_id, bool) else None
@@ -765,43 +811,63 @@ def stop(
         raise VsmError(f"experiment #{exp.id} is over already ({exp.verdict})")
     if at <= exp.started:
         raise VsmError(f"experiment #{exp.id} has not started yet")
-    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes,
-    # unless its data is not current to the end (then it is judged on what has synced, as a stop).
-    state = STOPPED if at < exp.ends or waiting_for(db, exp) else CONCLUDED
-    done = _finish(db, exp, at, state, who)
+    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes
+    # (not "stopped early"), judged as a press is: to the end, or to the last sync of a source that
+    # lags, said. The team chose not to wait for the data.
+    state = STOPPED if at < exp.ends else CONCLUDED
+    done = _finish(db, exp, at, state, who, pressed=True)
     if done.state != state or done.concluded_at != at:
         raise VsmError(f"experiment #{exp.id} is over already ({done.verdict})")
     return done
 
 
+def pressed_until(sources: list[Source], exp: Experiment, at: float) -> tuple[float, str | None]:
+    """The end of the window a press of Stop at ``at`` judges, and why it is cut short (None: it is
+    not). It ends at the press (at the end, pressed after it) unless a source lags (``Source.lags``:
+    never synced, failed since its last success, or that success more than ``SYNC_TOLERANCE`` old);
+    then it ends at the oldest lagging source's last success, never before the start."""
+    until = min(at, exp.ends)
+    late = [s for s in sources if s.lags(until, at)]
+    if not late:
+        return until, None
+    synced = synced_until(late)
+    cut = exp.started if synced is None else max(exp.started, min(synced, until))
+    return cut, lag_reason(late, exp, until)
+
+
 def _judge(
-    db: sqlite_utils.Database, exp: Experiment, team: Team, metric: Metric, at: float, state: str
+    db: sqlite_utils.Database, exp: Experiment, team: Team, metric: Metric, at: float, pressed: bool
 ) -> tuple[float, str, str, dict, list[dict]]:
-    """(until, verdict, detail, result, north star) for ``exp`` judged at ``at``: to its end when it
-    ran its course (``conclude`` has waited for the data; still behind, no verdict and no figures),
-    else to ``at`` or to the last complete sync of a source that lags."""
-    until = exp.ends if state == CONCLUDED else min(at, exp.ends)
+    """(until, verdict, detail, result, north star) for ``exp`` judged at ``at``. Scheduled
+    (``pressed`` False), to its end (``conclude`` has waited for the data; still behind, no verdict
+    and no figures). Pressed (Stop), to the press or the end, cut at the last sync of a source that
+    lags (``pressed_until``), said. A window under ``MIN_RUN`` compares nothing: no verdict, no
+    figures, rather than "0 in the 0.0 hours before"."""
     sources = sources_of(db, team, metric)
     extra: dict = {}
-    if state == CONCLUDED and behind(sources, until):
-        reason = lag_reason(sources, exp, until)
-        return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
-    synced = synced_until(sources)
-    if state == STOPPED and sources and (synced is None or synced < until):
-        # A failure after a sync that reached ``until`` leaves that sync's data whole: only the
-        # sources short of ``until`` are said.
-        reason = lag_reason([s for s in sources if s.as_of is None or s.as_of < until], exp, until)
-        until = exp.started if synced is None else max(exp.started, synced)
-        if until <= exp.started:
+    reason = None
+    if not pressed:
+        until = exp.ends
+        if behind(sources, until):
+            reason = lag_reason(sources, exp, until)
             return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
-        extra = {"judged_to_sync": {"until": iso(until), "reason": reason}}
+    else:
+        until, reason = pressed_until(sources, exp, at)
+        if reason:
+            extra = {"judged_to_sync": {"until": iso(until), "reason": reason}}
+    if until - exp.started < MIN_RUN.total_seconds():
+        if reason:
+            return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
+        return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {TOO_SOON}", {"too_soon": TOO_SOON}, []
     before, during = windows(exp, until)
     data = TeamData(db, team, at)
     c = compare(metric, data, before, during)
     return until, c.verdict, c.detail, c.result() | extra, _north_star(db, data, before, during)
 
 
-def _finish(db: sqlite_utils.Database, exp: Experiment, at: float, state: str, who: str) -> Experiment:
+def _finish(
+    db: sqlite_utils.Database, exp: Experiment, at: float, state: str, who: str, pressed: bool
+) -> Experiment:
     """Judge ``exp`` (``_judge``), then store it only if it is still running, with its settings-log
     row, in one transaction."""
     current = get(db, exp.id)
@@ -813,12 +879,12 @@ def _finish(db: sqlite_utils.Database, exp: Experiment, at: float, state: str, w
     except VsmError:
         team = None
     if team is None or metric is None or judged_by(metric) is None:
-        until = current.ends if state == CONCLUDED else min(at, current.ends)
+        until = min(at, current.ends) if pressed else current.ends
         verdict, detail = NOT_ENOUGH, f"{NOT_ENOUGH}: the team or its metric no longer exists"
         result: dict = {}
         north: list[dict] = []
     else:
-        until, verdict, detail, result, north = _judge(db, current, team, metric, at, state)
+        until, verdict, detail, result, north = _judge(db, current, team, metric, at, pressed)
     with transaction(db):
         cursor = db.execute(
             "update experiments set state = ?, verdict = ?, detail = ?, measured_until = ?, result = ?, "

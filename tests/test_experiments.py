@@ -371,13 +371,21 @@ def test_the_end_keeps_the_wall_clock_time_across_a_dst_change():
     assert ex.end_of(ts("2026-03-16 09:00"), 2, "Europe/London") == ts("2026-03-30 08:00")
 
 
-def test_stopped_within_hours_the_window_before_is_said_in_hours(db):
-    done = ex.stop(db, start_pr_experiment(db).id, "pay", "U2", START + 5 * 3600)
-    assert done.detail == (
-        "not enough data for a verdict: 0 PRs during the experiment, 0 in the 5.0 hours before "
-        "(10 a side needed)"
+def test_a_stop_within_a_day_of_the_start_ends_it_with_no_verdict_and_no_figures(db):
+    """A start by mistake can be stopped at once (the team can then start the right one on that
+    metric), but hours compare nothing: no "0 in the 5.0 hours before"."""
+    exp = start_pr_experiment(db)
+    done = ex.stop(db, exp.id, "pay", "U2", START + 5 * 3600)
+    assert (done.state, done.verdict) == ("stopped", "not enough data for a verdict")
+    assert (
+        done.detail
+        == "not enough data for a verdict: stopped within a day of its start, too soon to compare anything"
     )
-    assert done.result["before"]["since"] == "2026-03-01T19:00:00Z"
+    assert "before" not in done.result and done.north_star == []
+    assert ex.start(db, "pay", "pr-cycle-time", "pair on reviews", 4, "U1", START + 6 * 3600).running
+    # A day in, it is judged on its data.
+    later = ex.start(db, "pay", "deployment-frequency", "ship behind flags", 10, "U1", START)
+    assert "before" in ex.stop(db, later.id, "pay", "U2", START + 86400).result
 
 
 def test_a_stop_pressed_after_the_end_concludes_it_as_run_to_its_end(db):

@@ -48,7 +48,8 @@ def db():
     set_org(d, "north_star", ["deployment-frequency"], who="U0")
     deploys_per_week(d, START - 10 * WEEK, 10, 5, "b")  # 5 a week before
     deploys_per_week(d, START, 6, 5, "d")  # 5 a week for six weeks, then the sync failed
-    sync_row(d, "github", "pulls", SYNCED, "2026-04-20T00:00:00Z: HTTP 401 (token expired)")
+    sync_row(d, "github", "deployments", SYNCED, "2026-04-20T00:00:00Z: HTTP 401 (token expired)")
+    sync_row(d, "github", "pulls", END + HOUR)  # GitHub's other streams are current: only this one lags
     sync_row(d, "jira", "issues", END + HOUR)
     return d
 
@@ -89,7 +90,7 @@ def test_the_wait_ends_in_a_verdict_once_the_sync_catches_up(db):
     exp = start(db)
     assert ex.conclude(db, exp, END + HOUR).running
     deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")  # the next sync brings the four weeks
-    sync_row(db, "github", "pulls", END + 3 * HOUR)
+    sync_row(db, "github", "deployments", END + 3 * HOUR)
     done = ex.conclude(db, exp, END + 3 * HOUR + 60)
     assert (done.state, done.verdict) == ("concluded", "no real change")
     assert done.result["during"]["sample_size"] == 50 and done.measured_until == END
@@ -99,7 +100,7 @@ def test_the_wait_ends_in_a_verdict_once_the_sync_catches_up(db):
 def test_a_failure_after_a_sync_past_the_end_still_waits(db):
     """The rule as the digest says a source is behind: a sync past the end, then a failure."""
     exp = start(db)
-    sync_row(db, "github", "pulls", END + HOUR, "2026-05-11T02:00:00Z: HTTP 502")
+    sync_row(db, "github", "deployments", END + HOUR, "2026-05-11T02:00:00Z: HTTP 502")
     assert ex.conclude(db, exp, END + 3 * HOUR).running
     assert ex.waiting_for(db, exp) == (
         "GitHub's last sync failed: its data cannot be confirmed complete to the experiment's end"
@@ -110,7 +111,7 @@ def test_a_source_the_metric_is_not_counted_from_does_not_hold_it(db):
     """Jira failing says nothing about deployments: a deployment-frequency verdict does not wait."""
     exp = start(db)
     deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")
-    sync_row(db, "github", "pulls", END + HOUR)
+    sync_row(db, "github", "deployments", END + HOUR)
     sync_row(db, "jira", "issues", SYNCED, "2026-04-20T00:00:00Z: HTTP 401")
     assert ex.waiting_for(db, exp) is None
     assert ex.conclude(db, exp, END + 2 * HOUR).verdict == "no real change"
@@ -118,7 +119,7 @@ def test_a_source_the_metric_is_not_counted_from_does_not_hold_it(db):
 
 def test_a_source_that_never_synced_is_said(db):
     exp = start(db)
-    sync_row(db, "github", "pulls", None, "2026-03-01T00:00:00Z: HTTP 401")
+    sync_row(db, "github", "deployments", None, "2026-03-01T00:00:00Z: HTTP 401")
     assert (
         ex.waiting_for(db, exp)
         == "GitHub has never synced: nothing since the experiment started can be judged"
@@ -147,7 +148,7 @@ def test_stop_early_judges_up_to_the_last_complete_sync_not_now(db):
 
 def test_stop_with_no_sync_since_the_start_is_not_enough_data_with_the_reason(db):
     exp = start(db)
-    sync_row(db, "github", "pulls", START - WEEK, "2026-03-01T00:00:00Z: HTTP 401")
+    sync_row(db, "github", "deployments", START - WEEK, "2026-03-01T00:00:00Z: HTTP 401")
     done = ex.stop(db, exp.id, "pay", "U2", START + 3 * WEEK)
     assert (done.state, done.verdict) == ("stopped", "not enough data for a verdict")
     assert done.detail == (
@@ -156,10 +157,98 @@ def test_stop_with_no_sync_since_the_start_is_not_enough_data_with_the_reason(db
     )
 
 
-def test_a_stop_after_the_end_with_data_behind_is_judged_as_a_stop(db):
+def test_a_stop_after_the_end_with_data_behind_ran_its_course_judged_to_the_last_sync(db):
+    """Pressed after the end, it is not "stopped early": it ran its course, and the team chose not
+    to wait for the data, so the window is cut at GitHub's last sync, said."""
     exp = start(db)
     done = ex.stop(db, exp.id, "pay", "U2", END + HOUR)
-    assert (done.state, done.measured_until) == ("stopped", SYNCED)
+    assert (done.state, done.stopped_early, done.measured_until) == ("concluded", False, SYNCED)
+    assert done.result["judged_to_sync"]["reason"].startswith("GitHub has not synced since 13 Apr")
+    assert settings_log(db, "pay")[-1]["what"].startswith(f"experiment #{exp.id} on deployment frequency")
+
+
+def test_a_stop_with_every_sync_minutes_old_judges_to_the_press_and_says_nothing(db):
+    """Syncs run on a schedule: at any press the last one is minutes old, which is not a lag."""
+    deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")
+    stop_at = START + 8 * WEEK + 3 * 86400
+    for source, stream in (("github", "pulls"), ("github", "deployments"), ("jira", "issues")):
+        sync_row(db, source, stream, stop_at - 600)
+    exp = start(db)
+    done = ex.stop(db, exp.id, "pay", "U2", stop_at)
+    assert (done.state, done.measured_until) == ("stopped", stop_at)
+    assert "judged_to_sync" not in done.result and done.result["during"]["until"] == iso(stop_at)
+
+
+def test_a_stop_judges_to_the_press_when_the_last_sync_is_within_the_tolerance(db):
+    stop_at = START + 8 * WEEK + 3 * 86400
+    sync_row(db, "github", "deployments", stop_at - ex.SYNC_TOLERANCE.total_seconds() + 60)
+    assert ex.stop(db, start(db).id, "pay", "U2", stop_at).measured_until == stop_at
+
+
+def test_a_stop_cuts_at_a_sync_older_than_the_tolerance(db):
+    stop_at = START + 8 * WEEK + 3 * 86400
+    old = stop_at - ex.SYNC_TOLERANCE.total_seconds() - 60
+    sync_row(db, "github", "deployments", old)
+    done = ex.stop(db, start(db).id, "pay", "U2", stop_at)
+    assert done.measured_until == old
+    assert done.result["judged_to_sync"]["reason"] == (
+        "GitHub has not synced since 28 Apr: the last 2 days cannot be judged"
+    )
+
+
+def test_a_stop_cuts_at_a_recent_sync_that_failed_since(db):
+    stop_at = START + 8 * WEEK + 3 * 86400
+    sync_row(db, "github", "deployments", stop_at - HOUR, "2026-04-29T23:30:00Z: HTTP 502")
+    done = ex.stop(db, start(db).id, "pay", "U2", stop_at)
+    assert done.measured_until == stop_at - HOUR and "judged_to_sync" in done.result
+
+
+def test_a_failing_incidents_stream_does_not_hold_a_deployment_frequency_verdict(db):
+    """Freshness is judged on the streams the metric's data comes from, not the whole source."""
+    deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")
+    sync_row(db, "github", "deployments", END + HOUR)
+    sync_row(db, "github", "pulls", END + HOUR)
+    sync_row(db, "github", "incidents", END + HOUR, "2026-05-11T01:30:00Z: HTTP 403 issues search")
+    exp = start(db)
+    assert ex.waiting_for(db, exp) is None
+    assert ex.conclude(db, exp, END + 2 * HOUR).verdict == "no real change"
+    # The deployments stream failing does hold it.
+    sync_row(db, "github", "deployments", END + HOUR, "2026-05-11T01:30:00Z: HTTP 502")
+    other = ex.start(db, "pay", "deployment-frequency", "smaller batches", 10, "U1", START + WEEK)
+    assert ex.waiting_for(db, other) is not None
+
+
+def test_a_failing_sprints_stream_does_not_hold_a_cycle_time_verdict():
+    d = new_db()
+    create_team(d, team(metrics=["cycle-time", "sprint-completion"], boards=[7]), who="U0")
+    sync_row(d, "jira", "issues", END + HOUR)
+    sync_row(d, "jira", "sprints", SYNCED, "2026-04-20T00:00:00Z: HTTP 500 board 7")
+    exp = ex.start(d, "pay", "cycle-time", "limit WIP", 10, "U1", START)
+    assert ex.waiting_for(d, exp) is None
+    assert ex.conclude(d, exp, END + 2 * HOUR).state == "concluded"
+    assert "unjudged" not in ex.get(d, exp.id).result
+    # The issues stream failing does hold it.
+    sync_row(d, "jira", "issues", SYNCED, "2026-04-20T00:00:00Z: HTTP 401")
+    other = ex.start(d, "pay", "cycle-time", "pair more", 10, "U1", START)
+    assert ex.waiting_for(d, other) == "Jira has not synced since 13 Apr: the last 4 weeks cannot be judged"
+
+
+def test_stream_data_names_every_connector_stream():
+    """One mapping from stream to data kind, covering each connector's streams."""
+    from metrics.sources.jira import ISSUES, SPRINTS
+    from metrics.sources.pagerduty import STREAM
+
+    for stream in (
+        "pulls",
+        "deployments",
+        "incidents",
+        "merge_requests",
+        "pipelines",
+        ISSUES,
+        SPRINTS,
+        STREAM,
+    ):
+        assert stream in ex.STREAM_DATA
 
 
 def test_a_teams_concluded_experiments_are_read_for_that_team_only(db):
