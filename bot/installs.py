@@ -399,7 +399,8 @@ def oauth_settings(
     """Bolt's OAuth settings for vsm-bot: the install page at ``/slack/install``, Slack's redirect at
     ``/slack/oauth_redirect``, installations and states in the database at ``db_path``, our pages,
     and token renewal through ``api_url`` (Bolt's own renewal client would call slack.com whatever
-    ``SLACK_API_URL`` says). ``scopes``: :func:`manifest_scopes`."""
+    ``SLACK_API_URL`` says). ``scopes``: :func:`manifest_scopes`. ``App(oauth_flow=oauth_flow(...))``
+    serves it."""
     store = Store(db_path)
     installations = Installations(store, client_id)
     settings = OAuthSettings(
@@ -424,6 +425,10 @@ def oauth_settings(
         token_rotation_expiration_minutes=ROTATE_MINUTES,
         installation_store=installations,
         client=api_client(api_url),
+        # Bolt asks Slack's auth.test about the stored token on every request, before its ack; the
+        # answer (the bot's ids) is the same for the token's life, so it is kept per token. The token
+        # itself is read from the store each time: an uninstalled workspace is refused at once.
+        cache_enabled=True,
     )
     return settings
 

@@ -265,6 +265,9 @@ def test_two_workspaces_side_by_side_each_request_gets_its_own_workspace_token(s
         assert r.status_code == 200, r.text
         posted = served.slack.calls_to("chat.postMessage")[before:]
         assert [(c.auth, c.body["text"]) for c in posted] == [(f"Bearer {tokens[team]}", f"hello {team}")]
+    # auth.test was asked once per token (at install, then on the first request), not on every request
+    checked = [c.auth for c in served.slack.calls_to("auth.test")]
+    assert sorted(checked) == sorted(f"Bearer {t}" for t in tokens.values() for _ in range(2))
 
 
 def test_a_request_from_a_workspace_with_no_installation_is_told_so_and_nothing_runs(served):
