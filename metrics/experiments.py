@@ -227,7 +227,7 @@ class Experiment:
 @dataclass
 class Progress:
     """A running experiment's metric so far against the same length of time just before it: what
-    the digest shows while it runs. Not a verdict: the test is only run when it ends (or is stopped),
+    the digest shows while it runs (past its end, only that it waits for its verdict, and why). Not a verdict: the test is only run when it ends (or is stopped),
     and ``enough`` says whether both sides already hold the observations a verdict needs."""
 
     experiment: Experiment
@@ -235,6 +235,9 @@ class Progress:
     during: dict
     enough: bool
     days_done: float
+    ended: bool = False  # past its end, waiting for its verdict: no figures
+    waiting: str | None = None  # past its end: why its verdict waits (None: the next run gives it)
+    lag: str | None = None  # running: why the figures stop at a source's last sync (None: they don't)
 
     def to_json(self) -> dict:
         return {
@@ -248,6 +251,9 @@ class Progress:
             "before": self.before,
             "during": self.during,
             "enough_for_a_verdict": self.enough,
+            "ended": self.ended,
+            "waiting_for": self.waiting,
+            "figures_cut": self.lag,
         }
 
 
@@ -954,15 +960,21 @@ def progress(
     db: sqlite_utils.Database, exp: Experiment, now: datetime | float, data: TeamData | None = None
 ) -> Progress:
     """A running experiment's metric so far against the same length of time just before it, for the
-    digest: the same comparison ``stop`` would judge now, without the test. The figures only.
-    ``data``: the team's data already loaded as of ``now`` (the digest's), so a digest showing its
-    experiments loads the team once."""
+    digest: the same comparison ``stop`` would judge now (``pressed_until``: to now, or to the last
+    sync of a source that lags, with why in ``lag``), without the test. The figures only.
+
+    Past its end it is waiting for its verdict: no figures (weeks a sync has not filled would drag
+    them down), only ``waiting``, why (``waiting_for``; None when the data is current and the next
+    scheduled run concludes it). ``data``: the team's data already loaded as of ``now`` (the
+    digest's), so a digest showing its experiments loads the team once."""
     at = _instant(now)
-    until = max(exp.started, min(at, exp.measured_until or exp.ends))
-    before, during = windows(exp, until)
     metric = CATALOGUE.get(exp.metric)
     if metric is None or judged_by(metric) is None:
         raise VsmError(f"experiment #{exp.id}: its metric {exp.metric!r} cannot be judged")
+    if at >= exp.ends:
+        return Progress(exp, {}, {}, False, 7 * exp.weeks, ended=True, waiting=waiting_for(db, exp))
     data = data if data is not None else TeamData(db, _team(db, exp.team), at)
+    until, lag = pressed_until(sources_of(db, data.team, metric), exp, at)
+    before, during = windows(exp, until)
     c = compare(metric, data, before, during)
-    return Progress(exp, c.before, c.during, c.enough, (until - exp.started) / 86400)
+    return Progress(exp, c.before, c.during, c.enough, (at - exp.started) / 86400, lag=lag)

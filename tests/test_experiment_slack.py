@@ -603,3 +603,47 @@ def test_a_stop_while_a_source_lags_says_where_the_window_judged_ends(env):
         "synced since 23 Nov: the last 2 days cannot be judged)_"
     )
     assert ex.get(env.db(), exp.id).measured_until == NOW.timestamp() - 2 * DAY
+
+
+def test_an_ended_experiment_waiting_for_its_data_reads_as_ended_then_a_stop_is_not_early(env):
+    from test_experiments_current import sync_row
+
+    exp = _with_a_clear_improvement(env, weeks=4, started=STARTED - 3600)  # ended an hour ago
+    db = env.db()
+    sync_row(db, "github", "pulls", exp.ends - 7 * DAY, "2026-11-20T00:00:00Z: HTTP 401")
+    db.conn.commit()
+    reply = command_reply(env.app, env.slack, "digest", channel="C1")
+    text = {b.get("block_id"): b for b in reply["blocks"]}[f"exp:{exp.id}"]["text"]["text"]
+    assert text == (
+        "*Ended:* pair on every review on PR cycle time, 4 weeks to Wed 25 Nov 2026 14:00 UTC. Its verdict "
+        "waits for the data (GitHub has not synced since 18 Nov: the last 7 days cannot be judged)."
+    )
+    assert "so far" not in text
+
+    assert _stop(env, str(exp.id)).status == 200
+    [post] = env.posts()
+    verdict = {b.get("block_id"): b for b in post["blocks"]}["verdict"]["text"]["text"]
+    assert "stopped early" not in json.dumps(post)
+    assert "_Judged on the data up to Wed 18 Nov 2026 14:00 UTC, the last complete sync" in verdict
+    assert ex.get(env.db(), exp.id).state == "concluded"
+
+
+def test_a_name_ending_in_s_takes_an_apostrophe_only():
+    from bot.render.experiment import possessive, verdict_words
+
+    assert (possessive("payments"), possessive("pay")) == ("payments'", "pay's")
+    done = ex.Experiment(1, "payments", "pr-cycle-time", "x", 4, "UTC", 0.0, 1.0, state="concluded")
+    assert verdict_words(done, "payments")["north_star_label"].startswith("payments' North Star")
+
+
+def test_a_stop_seconds_after_the_start_says_it_was_too_soon_with_no_figures(env):
+    exp = _with_a_clear_improvement(env, started=NOW.timestamp() - 60)
+    assert _stop(env, str(exp.id)).status == 200
+    [post] = env.posts()
+    assert_valid_message(post)
+    blocks = {b.get("block_id"): b for b in post["blocks"]}
+    assert (
+        "it was stopped within a day of its start, too soon to compare PR cycle time"
+        in (blocks["verdict"]["text"]["text"])
+    )
+    assert "windows" not in blocks and "hours before" not in json.dumps(post)

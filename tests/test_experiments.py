@@ -362,6 +362,9 @@ def test_progress_is_the_metric_so_far_against_the_same_length_before(db):
             "sample_size": 1,
         },
         "enough_for_a_verdict": False,
+        "ended": False,
+        "waiting_for": None,
+        "figures_cut": None,
     }
     assert ex.get(db, exp.id).state == "running"  # progress judges nothing
 

@@ -260,3 +260,20 @@ def test_a_teams_concluded_experiments_are_read_for_that_team_only(db):
     assert [e.id for e in ex.concluded_for(db, "pay", START, END)] == [mine.id]
     assert [e.id for e in ex.concluded_for(db, "web", START, END)] == [other.id]
     assert ex.concluded_for(db, "pay", START + 2 * WEEK + 1, END) == []
+
+
+def test_progress_past_the_end_shows_no_figures_and_says_what_the_verdict_waits_for(db):
+    exp = start(db)
+    p = ex.progress(db, exp, END + 20 * HOUR)
+    assert (p.ended, p.before, p.during) == (True, {}, {})
+    assert p.waiting == "GitHub has not synced since 13 Apr: the last 4 weeks cannot be judged"
+    # Current data: it ended, and the next scheduled run gives the verdict.
+    sync_row(db, "github", "deployments", END + HOUR)
+    assert ex.progress(db, exp, END + 2 * HOUR).waiting is None
+
+
+def test_progress_while_running_stops_its_figures_at_a_lagging_sync_and_says_why(db):
+    exp = start(db)
+    p = ex.progress(db, exp, START + 8 * WEEK)
+    assert p.during["until"] == iso(SYNCED) and p.during["sample_size"] == 30
+    assert p.lag == "GitHub has not synced since 13 Apr: the last 2 weeks cannot be judged"

@@ -41,6 +41,8 @@ UNJUDGED = (
     "the data {metric} is counted from did not reach the end of the experiment, and a verdict on part "
     "of it would be a guess."
 )
+# Said instead of MEANING when it was stopped within ``experiments.MIN_RUN`` of its start.
+TOO_SOON = "it was stopped within a day of its start, too soon to compare {metric} before and during it."
 # A running experiment's figures so far are not a result: said beside them in the digest.
 UNTESTED = "nothing is tested until it ends"
 MARK = {ex.IMPROVED: "✅", ex.WORSE: "⚠️", ex.NO_CHANGE: "➖", ex.NOT_ENOUGH: "❔"}
@@ -199,6 +201,11 @@ def _north_star(exp: Experiment) -> list[dict]:
     return rows
 
 
+def possessive(name: str) -> str:
+    """``pay's``, ``payments'``: a name ending in s takes an apostrophe only."""
+    return f"{name}'" if name.endswith(("s", "S")) else f"{name}'s"
+
+
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -212,7 +219,11 @@ def verdict_words(exp: Experiment, team: str) -> dict:
     metric = metric_of(exp)
     verdict = exp.verdict or ex.NOT_ENOUGH
     before, during = exp.result.get("before") or {}, exp.result.get("during") or {}
-    said = UNJUDGED if exp.result.get("unjudged") else MEANING.get(verdict, "{metric}")
+    said = MEANING.get(verdict, "{metric}")
+    if exp.result.get("unjudged"):
+        said = UNJUDGED
+    elif exp.result.get("too_soon"):
+        said = TOO_SOON
     cut = exp.result.get("judged_to_sync") or {}
     how = f"stopped early at {when(exp.concluded_at, tz)}" if exp.stopped_early else "ran its course"
     return {
@@ -234,7 +245,7 @@ def verdict_words(exp: Experiment, team: str) -> dict:
         "during": figure(metric, during),
         "detail": exp.detail or "",
         "north_star": _north_star(exp),
-        "north_star_label": f"{team}'s North Star figures over the same windows",
+        "north_star_label": f"{possessive(team)} North Star figures over the same windows",
         "north_star_note": _capital(ex.NORTH_STAR_NOTE),
     }
 
@@ -260,7 +271,9 @@ def verdict_message(exp: Experiment, team: Team) -> dict:
 # -- the digest's lines ---------------------------------------------------------------------------------
 def running_row(p: Progress) -> dict:
     """A running experiment in the digest: "Trying: <what> on <metric>, week 3 of 6: so far <figure>
-    vs <figure> before", with whether the data so far would be enough for a verdict."""
+    vs <figure> before", with whether the data so far would be enough for a verdict, and why the
+    figures stop at a source's last sync when one lags. Past its end: that it ended and what its
+    verdict waits for, with no "so far" figure."""
     exp = p.experiment
     metric = metric_of(exp)
     week = min(exp.weeks, int(p.days_done // 7) + 1)
@@ -276,6 +289,9 @@ def running_row(p: Progress) -> dict:
         "untested": UNTESTED,
         "until": when(exp.ends, zone(exp.timezone)),
         "stop": stop_button(exp),
+        "ended": p.ended,
+        "waiting": p.waiting or "",
+        "lag": _capital(p.lag) if p.lag else "",
     }
 
 
