@@ -243,17 +243,29 @@ def test_a_pinned_clock_out_of_range_is_one_line_exit_2(demo, pinned, args, mess
 
 
 def damage(path: Path) -> None:
-    """Overwrite every seventh page of the file's second half with noise: the schema and the small
-    tables at the front still read, so the damage shows mid-query, as it does on a failing disk."""
+    """Overwrite every seventh page of the file's second half with noise, so the damage shows
+    mid-query, as it does on a failing disk. Where a small table's pages fall depends on the file's
+    layout, so the first of the seven offsets that leaves the teams readable is the one kept: the
+    file opens and lists its teams, and a figure's query meets the damage."""
     import random
 
-    noise = random.Random(7)
+    whole = path.read_bytes()
     page = 4096
-    with open(path, "r+b") as f:
-        pages = f.seek(0, 2) // page
-        for n in range(pages // 2, pages - 10, 7):
-            f.seek(n * page)
-            f.write(noise.randbytes(page))
+    pages = len(whole) // page
+    for offset in range(7):
+        noise = random.Random(7)
+        damaged = bytearray(whole)
+        for n in range(pages // 2 + offset, pages - 10, 7):
+            damaged[n * page : (n + 1) * page] = noise.randbytes(page)
+        path.write_bytes(bytes(damaged))
+        try:
+            check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            check.execute("select settings from teams").fetchall()
+            check.close()
+            return
+        except sqlite3.DatabaseError:
+            check.close()
+    raise AssertionError("every offset damaged the teams table")
 
 
 @pytest.mark.parametrize(
