@@ -43,7 +43,10 @@ Why it is built this way:
   ``conclude`` therefore waits, checked at each scheduled run, up to ``SYNC_WAIT`` (2 days) after
   the end; then it concludes *not enough data for a verdict* with the reason in words ("Jira has not
   synced since 3 Nov: the last 2 weeks cannot be judged"), with no figures: a partial window is a
-  wrong number, not a late one. Stop early judges up to the last complete sync instead (``stop``).
+  wrong number, not a late one. Freshness is read per stream (``STREAM_DATA``): only the streams
+  that bring the metric's data count. Stop early judges up to the press unless a source lags
+  (failed since its last success, or that success older than ``SYNC_TOLERANCE``), then up to its
+  last sync, said (``stop``).
   A store whose data never came through a sync (no ``sync_status`` row for the team's sources: the
   sample, a test database) has nothing to wait for.
 - **Exactly once.** ``conclude`` computes outside the write lock, then marks the experiment
