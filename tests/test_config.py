@@ -74,7 +74,7 @@ def test_invalid_toml_names_the_line(tmp_path):
         load_config(write(tmp_path, '[database]\npath = "x.db"\nthis is not toml\n'))
 
 
-def _error(tmp_path, text: str) -> str:
+def config_error(tmp_path, text: str) -> str:
     with pytest.raises(VsmError) as exc:
         load_config(write(tmp_path, text))
     message = str(exc.value)
@@ -82,7 +82,7 @@ def _error(tmp_path, text: str) -> str:
     return message
 
 
-def _line(text: str, marker: str, last: bool = False) -> int:
+def line_of(text: str, marker: str, last: bool = False) -> int:
     lines = [n for n, ln in enumerate(text.splitlines(), start=1) if ln.strip().startswith(marker)]
     return lines[-1] if last else lines[0]
 
@@ -243,9 +243,9 @@ def _line(text: str, marker: str, last: bool = False) -> int:
 def test_bad_values_name_file_line_owner_key_and_what_is_allowed(tmp_path, old, new, expected, marker):
     assert old in GOOD
     text = GOOD.replace(old, new, 1)
-    message = _error(tmp_path, text)
+    message = config_error(tmp_path, text)
     assert expected in message
-    assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {_line(text, marker)}: ")
+    assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {line_of(text, marker)}: ")
 
 
 def test_secrets_are_refused_in_the_file(tmp_path):
@@ -291,23 +291,23 @@ def test_parse_target():
     ],
 )
 def test_sections_of_the_wrong_shape_are_one_line_errors(tmp_path, head, line, expected):
-    message = _error(tmp_path, head + GOOD.replace('[database]\npath = "x.db"\n', ""))
+    message = config_error(tmp_path, head + GOOD.replace('[database]\npath = "x.db"\n', ""))
     assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {line}: ")
     assert expected in message
 
 
 def test_source_and_team_lists_must_be_arrays_of_tables(tmp_path):
-    assert "source: expected [[source]] tables (an array of tables), not 5" in _error(
+    assert "source: expected [[source]] tables (an array of tables), not 5" in config_error(
         tmp_path, "source = 5\n"
     )
-    assert "team: expected [[team]] tables" in _error(tmp_path, '[team]\nname = "x"\n')
+    assert "team: expected [[team]] tables" in config_error(tmp_path, '[team]\nname = "x"\n')
 
 
 def test_one_channel_for_two_teams_is_refused(tmp_path):
     text = GOOD + '\n[[team]]\nname = "web"\nchannel = "C0123456789"\n'
-    message = _error(tmp_path, text)
+    message = config_error(tmp_path, text)
     assert message == (
-        f"{tmp_path / 'vsm.toml'}, line {_line(text, 'channel =', last=True)}: team web: channel: C0123456789 is "
+        f"{tmp_path / 'vsm.toml'}, line {line_of(text, 'channel =', last=True)}: team web: channel: C0123456789 is "
         "already the channel of team payments; allowed: one team per channel"
     )
 

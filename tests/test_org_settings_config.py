@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_config import config_error, line_of, write
 
 from metrics.catalogue import CATALOGUE
 from metrics.config import load_config
@@ -35,24 +36,6 @@ timezone = "Europe/London"
 digest = { day = "wed", time = "10:15" }
 targets = { "lead-time-for-changes" = "2d", "deployment-frequency" = 5, "wip" = "<= 8" }
 """
-
-
-def write(tmp_path, text: str) -> str:
-    path = tmp_path / "vsm.toml"
-    path.write_text(text)
-    return str(path)
-
-
-def _error(tmp_path, text: str) -> str:
-    with pytest.raises(VsmError) as exc:
-        load_config(write(tmp_path, text))
-    message = str(exc.value)
-    assert "\n" not in message
-    return message
-
-
-def _line(text: str, marker: str) -> int:
-    return next(n for n, ln in enumerate(text.splitlines(), start=1) if ln.strip().startswith(marker))
 
 
 @pytest.fixture
@@ -121,8 +104,8 @@ def test_bad_org_targets_fail_in_one_line_naming_the_file_line_and_every_bad_tar
         'targets = { "lead-time-for-changes" = "2d", "deployment-frequency" = 5, "wip" = "<= 8" }',
         f"targets = {targets}",
     )
-    message = _error(tmp_path, text)
-    assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {_line(text, 'targets =')}: ")
+    message = config_error(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {line_of(text, 'targets =')}: ")
     assert expected in message
 
 
@@ -164,7 +147,7 @@ def test_bad_org_targets_fail_in_one_line_naming_the_file_line_and_every_bad_tar
 )
 def test_bad_org_channel_zone_and_digest_fail_in_one_line(tmp_path, old, new, expected, marker):
     text = BASE.replace(old, new, 1)
-    message = _error(tmp_path, text)
+    message = config_error(tmp_path, text)
     first = marker.split("\n")[0]
     lines = [n for n, ln in enumerate(text.splitlines(), start=1) if ln.strip().startswith(first)]
     assert message.startswith(f"{tmp_path / 'vsm.toml'}, line {lines[-1]}: "), message
