@@ -68,6 +68,17 @@ def build_org(path, end: date, *, north_star: tuple[str, ...] = ("throughput",))
     db.conn.close()
 
 
+def break_workflow(path, team: str = "bravo") -> None:
+    """The team's stored workflow loses its statuses (a hand edit, a damaged row): loading the team's
+    data raises, as it would for any settings row no rule expected."""
+    db = open_db(path, create=False)
+    settings = json.loads(db.execute("select settings from teams where name = ?", [team]).fetchone()[0])
+    settings["workflow"] = [{"stage": "done"}]
+    db.execute("update teams set settings = ? where name = ?", [json.dumps(settings), team])
+    db.conn.commit()
+    db.conn.close()
+
+
 @pytest.fixture
 def org_app(tmp_path):
     path = tmp_path / "org.db"

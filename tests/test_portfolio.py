@@ -18,7 +18,7 @@ import pytest
 from builders import deploy, team
 from fakes.slack import MockSlack
 from slackkit import NOW, assert_valid_view, event, interaction, signed, slack_app
-from test_org_slack import CHANNELS, build_big_org, build_org
+from test_org_slack import CHANNELS, break_workflow, build_big_org, build_org
 from test_slack_serve import post, vsm_serve
 
 from bot.authz import MemberCache
@@ -271,12 +271,7 @@ def test_a_team_whose_figures_fail_does_not_keep_app_home_from_the_others(org_ap
     """bravo's stored workflow lost its statuses (a hand edit, or a damaged row): its figures raise.
     App Home is still published, says so on bravo's block, and shows the other teams in full."""
     app, slack, path = org_app
-    db = open_db(path)
-    settings = json.loads(db.execute("select settings from teams where name = 'bravo'").fetchone()[0])
-    settings["workflow"] = [{"stage": "done"}]
-    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(settings)])
-    db.conn.commit()
-    db.conn.close()
+    break_workflow(path)
     view = home(app, slack, "U3")
     assert text(view, "team:1").startswith("*bravo*")
     assert "figures could not be computed just now" in text(view, "team:1")

@@ -383,17 +383,14 @@ def test_a_team_whose_figures_fail_leaves_the_org_figure_to_the_others_and_nothi
     org figure pools alpha and charlie (4 distinct items in 4 weeks: 1.0/wk, not the 1.3/wk of all
     three), bravo's row says it could not be computed, the failure is logged, and the metric is not
     stored: the next reading, once bravo is repaired, pools all three."""
-    from test_org_slack import build_org
+    from test_org_slack import break_workflow, build_org
 
     path = tmp_path / "org.db"
     end = datetime(2026, 11, 25, 12, tzinfo=UTC)
     build_org(path, end.date())
+    good = open_db(path).execute("select settings from teams where name = 'bravo'").fetchone()[0]
+    break_workflow(path)
     db = open_db(path)
-    good = db.execute("select settings from teams where name = 'bravo'").fetchone()[0]
-    broken = json.loads(good)
-    broken["workflow"] = [{"stage": "done"}]
-    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(broken)])
-    db.conn.commit()
     window = org_window({}, end)
     [org] = results.org_rollups(db, ["throughput"], window, end)
     assert org.value == 1.0 and org.contributors == ["alpha", "charlie"]
@@ -589,17 +586,12 @@ def test_concurrent_readers_of_the_same_missing_org_figures_wait_for_one_computa
 def broken_bravo_org(tmp_path) -> tuple:
     """``build_org``'s three teams, bravo's stored workflow damaged (computing its figures raises, its
     row is FAILED, the throughput figure is not stored): the database's path, the window and its end."""
-    from test_org_slack import build_org
+    from test_org_slack import break_workflow, build_org
 
     path = tmp_path / "org.db"
     end = datetime(2026, 11, 25, 12, tzinfo=UTC)
     build_org(path, end.date())
-    db = open_db(path)
-    broken = json.loads(db.execute("select settings from teams where name = 'bravo'").fetchone()[0])
-    broken["workflow"] = [{"stage": "done"}]
-    db.execute("update teams set settings = ? where name = 'bravo'", [json.dumps(broken)])
-    db.conn.commit()
-    db.conn.close()
+    break_workflow(path)
     return path, org_window({}, end), end
 
 
