@@ -514,6 +514,8 @@ def test_the_terminal_digest_shows_the_experiment(env):
     assert (
         "Experiments\n  Trying: pair on every review on PR cycle time, week 5 of 6: so far p50 15.5 h" in out
     )
+    trying = next(line for line in out.splitlines() if line.startswith("  Trying: "))
+    assert trying.endswith("before (nothing is tested until it ends)")  # a line of its own
 
 
 def test_a_verdict_without_figures_says_why_and_stays_a_valid_message():
