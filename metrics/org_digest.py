@@ -193,16 +193,20 @@ _ROWS = {
 
 
 def source_kinds(db: sqlite_utils.Database) -> dict[str, str]:
-    """Each synced source's kind, read from the streams it syncs (``jira``: issues, sprints;
-    ``gitlab``: merge requests; ``github``: pulls; a source with only an incidents stream is an
+    """Each synced source's kind: as its sync recorded it (``sync_status.kind``), else, for rows
+    written before kinds were recorded, told from the streams it syncs (``jira``: issues, sprints;
+    ``gitlab``: merge requests, pipelines; ``github``: pulls; a source with none of those, an
     incident tool, ``pagerduty``)."""
     streams: dict[str, set[str]] = {}
-    for source, stream in db.execute("select source, stream from sync_status"):
+    kinds: dict[str, str] = {}
+    for source, stream, kind in db.execute("select source, stream, kind from sync_status"):
         streams.setdefault(source, set()).add(stream)
-    out = {}
-    for source, names in streams.items():
-        out[source] = next((k for k, marks in _KIND_STREAMS if names & marks), "pagerduty")
-    return out
+        if kind in _ROWS:
+            kinds[source] = kind
+    return {
+        source: kinds.get(source) or next((k for k, marks in _KIND_STREAMS if names & marks), "pagerduty")
+        for source, names in streams.items()
+    }
 
 
 def _scope_kinds(team: Team) -> set[str]:

@@ -22,7 +22,7 @@ from metrics.catalogue import CATALOGUE
 from metrics.catalogue.base import Result, Words
 from metrics.digest import build_digest, digest_window
 from metrics.org import org_window, rollups
-from metrics.org_digest import STALE_AFTER, build_org_digest, signal_better
+from metrics.org_digest import STALE_AFTER, build_org_digest, signal_better, source_kinds
 from metrics.teams import create_team, get_team, list_teams, set_org
 
 NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
@@ -268,3 +268,29 @@ def test_jira_behind_for_a_day_makes_every_jira_team_stale(db):
     d = build_org_digest(db, NOW)
     assert [s.team for s in d.stale] == ["calm", "fast", "slow"]
     assert d.stale[0].sources == [{"source": "jira", "as_of": "2026-02-01T10:00:00Z", "error": None}]
+
+
+def test_a_sources_kind_is_the_one_its_sync_recorded_not_guessed_from_stream_names(db):
+    """A GitHub source that syncs only deployments and incidents shares those stream names with
+    GitLab and PagerDuty: the kind its sync recorded decides (rows from before kinds were recorded
+    are still told by their streams)."""
+    db["sync_status"].insert_all(
+        [
+            {
+                "source": "gh-ops",
+                "stream": "deployments",
+                "kind": "github",
+                "last_success": "2026-02-02T10:00:00Z",
+            },
+            {
+                "source": "gh-ops",
+                "stream": "incidents",
+                "kind": "github",
+                "last_success": "2026-02-02T10:00:00Z",
+            },
+            {"source": "old-pd", "stream": "incidents", "last_success": "2026-02-02T10:00:00Z"},
+        ]
+    )
+    kinds = source_kinds(db)
+    assert kinds["gh-ops"] == "github" and kinds["old-pd"] == "pagerduty"
+    assert kinds["jira"] == "jira" and kinds["gh"] == "github"  # the fixture's rows, without kinds

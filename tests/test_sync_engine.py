@@ -54,6 +54,11 @@ services = ["PIJ90N7"]
     fresh = {f["source"]: f for f in freshness(db)}
     assert fresh["pagerduty"]["as_of"] and fresh["pagerduty"]["error"] is None
     assert fresh["jira"]["as_of"] is None and "401" in fresh["jira"]["error"]
+    # Each source's kind is recorded beside its streams, whether the sync worked or not.
+    assert set(db.execute("select source, kind from sync_status").fetchall()) == {
+        ("jira", "jira"),
+        ("pagerduty", "pagerduty"),
+    }
 
 
 def test_a_sync_stores_the_teams_flows_so_read_commands_do_not_replay(tmp_path, monkeypatch, capsys):

@@ -53,14 +53,21 @@ def _scrub(message: object, token: str | None, user: str | None) -> str:
 
 
 def _record(
-    db: sqlite_utils.Database, source: str, stream: str, *, ok: bool, message: str | None, changed: int
+    db: sqlite_utils.Database,
+    source: str,
+    stream: str,
+    *,
+    kind: str,
+    ok: bool,
+    message: str | None,
+    changed: int,
 ) -> None:
     at = now_iso()
     with transaction(db):
         db.execute(
-            "insert into sync_status (source, stream, updated) values (?, ?, ?) "
-            "on conflict(source, stream) do nothing",
-            [source, stream, at],
+            "insert into sync_status (source, stream, kind, updated) values (?, ?, ?, ?) "
+            "on conflict(source, stream) do update set kind = excluded.kind",
+            [source, stream, kind, at],
         )
         if ok:
             db.execute(
@@ -123,7 +130,7 @@ def sync_source(
     from metrics.sources.http import SourceError
 
     env = os.environ if env is None else env
-    name = source["name"]
+    name, kind = source["name"], str(source.get("kind", ""))
     result = SourceResult(name)
     token_env = source.get("token_env")
     token = env.get(token_env) if token_env else None
@@ -133,7 +140,7 @@ def sync_source(
         streams = connector.streams()
     except SourceError as exc:  # no token, no connector, a plain-http URL, a bad configuration
         result.errors.append(_scrub(exc, token, user))
-        _record(db, name, "*", ok=False, message=result.errors[-1], changed=0)
+        _record(db, name, "*", kind=kind, ok=False, message=result.errors[-1], changed=0)
         return result
     ctx, http = connector.ctx, connector.ctx.http
     if progress is not None:
@@ -143,15 +150,15 @@ def sync_source(
         try:
             state = connector.sync(stream, _state(db, name, stream))
             ctx.checkpoint(stream, state)
-            _record(db, name, stream, ok=True, message=None, changed=ctx.changed - before)
+            _record(db, name, stream, kind=kind, ok=True, message=None, changed=ctx.changed - before)
         except SourceError as exc:
             message = _scrub(exc, token, user)
             result.errors.append(f"{stream}: {message}")
-            _record(db, name, stream, ok=False, message=message, changed=0)
+            _record(db, name, stream, kind=kind, ok=False, message=message, changed=0)
         except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the others
             message = _scrub(f"{exc.__class__.__name__}: {exc}", token, user)
             result.errors.append(f"{stream}: unexpected error {message}")
-            _record(db, name, stream, ok=False, message=f"unexpected error {message}", changed=0)
+            _record(db, name, stream, kind=kind, ok=False, message=f"unexpected error {message}", changed=0)
     with transaction(db):
         db.conn.executemany(
             "insert or replace into http_etags (source, key, etag) values (?, ?, ?)",

@@ -521,3 +521,13 @@ def m011_slack_installations(db):
     )
     # One-time OAuth states: issued with the install page, deleted by the redirect that uses them.
     db["oauth_states"].create({"state": str, "expires": float}, pk="state", not_null={"expires"})
+
+
+@MIGRATIONS()
+def m012_sync_status_kind(db):
+    # Each source's kind (jira, github, gitlab, pagerduty) beside its streams: what the org digest's
+    # stale rule and the experiments' freshness read to tie a source to a team's scope. It was told
+    # from stream names, which GitHub and GitLab share ("deployments") and GitHub and PagerDuty too
+    # ("incidents"). Rows written before this have none until their source syncs again. An update of
+    # ``kind`` alone bumps no data version (m010's trigger watches other columns).
+    db["sync_status"].add_column("kind", str)
