@@ -160,7 +160,7 @@ def test_values_that_would_break_a_team_are_never_saved(db, settings, message):
 
 def test_org_settings_are_checked_before_they_are_stored(db):
     for key, value, message in (
-        ("admins", 5, "org admins: expected a list of Slack user ids"),
+        ("admins", 5, "org admins: expected a list of up to 50 Slack user ids"),
         ("north_star", ["lines-of-code"], "org north_star: unknown metric 'lines-of-code'"),
         ("nort_star", [], "did you mean 'north_star'"),
     ):
