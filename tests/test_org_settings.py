@@ -14,7 +14,7 @@ import pytest
 from fakes.slack import BOT_USER, MockSlack
 from slackkit import ack_json, assert_valid_view, initial_state, interaction, signed, slack_app
 
-from bot.authz import NOT_ADMIN
+from bot.authz import ADMIN_UNKNOWN, NOT_ADMIN
 from bot.listeners.views.north_star import SELF_REMOVAL
 from metrics.sample import sample_teams
 from metrics.store import open_db
@@ -233,6 +233,10 @@ def test_an_org_admin_may_not_take_themselves_off_the_org_admins(env):
     answer = json.loads(_submit(app, view, state, user="UZOE1").body)
     assert answer["errors"] == {"admins": SELF_REMOVAL}
     assert get_org(_db(db_path))["admins"] == ["UZOE1", "UANA1"]
+    slack.errors["users.info"] = "internal_error"  # Slack cannot say: refused, not called a lock-out
+    answer = json.loads(_submit(app, view, state, user="UZOE1").body)
+    assert answer["errors"] == {"admins": ADMIN_UNKNOWN}
+    del slack.errors["users.info"]
     view = _open(app, slack, user="UANA1")  # a workspace admin too
     state = _state(view)
     state["values"]["admins"]["v"]["selected_users"] = ["UZOE1"]
