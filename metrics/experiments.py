@@ -44,9 +44,11 @@ Why it is built this way:
   the end; then it concludes *not enough data for a verdict* with the reason in words ("Jira has not
   synced since 3 Nov: the last 2 weeks cannot be judged"), with no figures: a partial window is a
   wrong number, not a late one. Freshness is read per stream (``STREAM_DATA``): only the streams
-  that bring the metric's data count. Stop early judges up to the press unless a source lags
-  (failed since its last success, or that success older than ``SYNC_TOLERANCE``), then up to its
-  last sync, said (``stop``).
+  that bring the metric's data count. Stop early (and the digest's "so far") judges up to the
+  press or the oldest last success of those streams, whichever is earlier: what has not synced yet
+  is unknown, not "no activity". The cut is said when a source lags (failed since its last success,
+  or that success older than ``SYNC_TOLERANCE``); a sync hours old on its schedule is cut silently.
+  Pressed after the end, Stop waits for the data as the scheduled run does (``stop``).
   A store whose data never came through a sync (no ``sync_status`` row for the team's sources: the
   sample, a test database) has nothing to wait for.
 - **Exactly once.** ``conclude`` computes outside the write lock, then marks the experiment
@@ -106,9 +108,10 @@ _EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
 # How long after its end an experiment waits for its sources to sync up to the end before it is
 # concluded "not enough data for a verdict" (docs/metrics.md "Improvement experiments").
 SYNC_WAIT = timedelta(days=2)
-# How old a source's last success may be at a Stop early and still count as current: syncs run on a
-# schedule, so at any press the last one is minutes or hours old, which is not a lag. Older than
-# this, or failed since, the window judged is cut at the last sync and the verdict says so.
+# How old a source's last success may be at a Stop early and still be its schedule, not a lag: at
+# any press the last sync is minutes or hours old. The window judged ends at the last sync either
+# way (what has not synced is unknown, not "no activity"); older than this, or failed since, the
+# verdict also says so.
 SYNC_TOLERANCE = timedelta(days=1)
 # The least time an experiment must have run for a stop to compare anything: stopped sooner (a start
 # by mistake), it ends with no verdict and no figures rather than a window of minutes.
@@ -571,10 +574,11 @@ class Source:
         return self.as_of is not None and self.as_of >= until and not self.failed
 
     def lags(self, until: float, press: float) -> bool:
-        """Whether a press at ``press`` (Stop early) must not judge this source's data up to
+        """Whether a press at ``press`` (Stop early) must say that this source's data stops short of
         ``until``: it never synced, or its data does not reach ``until`` and it either failed since
         its last success or that success is more than ``SYNC_TOLERANCE`` before the press. A sync
-        minutes old is current: syncs run on a schedule."""
+        hours old on a healthy schedule still cuts the window (``pressed_until``), but silently: it
+        only costs those hours, and the window before is cut to the same length."""
         if self.as_of is None:
             return True
         if self.as_of >= until:
@@ -794,16 +798,18 @@ def stop(
     db: sqlite_utils.Database, experiment_id: int | str, team: Team | str, who: str, now: datetime | float
 ) -> Experiment:
     """Stop a running experiment early: the verdict on the data so far (the window judged ends now,
-    the one before it has the same length), marked as stopped early, logged with who stopped it.
+    or at the last sync, the one before it has the same length), marked as stopped early, logged
+    with who stopped it.
     Only the team's own experiment can be stopped by it; one that is over raises VsmError.
 
-    "The data so far" is what the sources have synced: a sync minutes or hours old is current (syncs
-    run on a schedule); when a source lags (failed since its last success, or that success is more
-    than ``SYNC_TOLERANCE`` before the press), the window judged ends at its last sync, not now, and
-    the verdict says so. Refusing instead would leave a team that decided to stop with an experiment
+    "The data so far" is what the sources have synced: the window judged ends at the oldest last
+    success of the metric's streams when that is before the press (``pressed_until``), silently when
+    the sync is on its schedule (hours old), said in the verdict when a source lags (failed since its
+    last success, or that success is more than ``SYNC_TOLERANCE`` before the press). Refusing instead would leave a team that decided to stop with an experiment
     it cannot stop for as long as a token stays expired, which it may not be able to fix; judging
-    "now" would count the unsynced days as empty. Pressed after the end, it ran its course and
-    concludes as such (judged the same way, without waiting for the data). Stopped within
+    "now" would count the unsynced days as empty. Pressed after the end (an old button), it ran
+    its course: judged as the scheduled run judges it, to its end, and while its data is not in yet
+    (``waiting_for``, within ``SYNC_WAIT``) nothing changes and ``Waiting`` says why. Stopped within
     ``MIN_RUN`` of its start, it ends with no verdict and no figures, rather than being refused: a
     team that started one by mistake can stop it at once and start the right one."""
     at = _instant(now)
@@ -820,28 +826,52 @@ def stop(
         raise VsmError(f"experiment #{exp.id} is over already ({exp.verdict})")
     if at <= exp.started:
         raise VsmError(f"experiment #{exp.id} has not started yet")
-    # Pressed after the end but before the scheduler got to it: it ran its course, so it concludes
-    # (not "stopped early"), judged as a press is: to the end, or to the last sync of a source that
-    # lags, said. The team chose not to wait for the data.
-    state = STOPPED if at < exp.ends else CONCLUDED
-    done = _finish(db, exp, at, state, who, pressed=True)
-    if done.state != state or done.concluded_at != at:
+    if at >= exp.ends:
+        # Pressed after the end (an old button): it ran its course, so it is not stopped early. It
+        # is judged as the scheduled run judges it, to its end once its data is in; until then it is
+        # left running and the press is told what the verdict waits for.
+        waits = at < exp.ends + SYNC_WAIT.total_seconds() and waiting_for(db, exp)
+        if waits:
+            raise Waiting(exp, waits, at)
+        done = _finish(db, exp, at, CONCLUDED, who, pressed=False)
+    else:
+        done = _finish(db, exp, at, STOPPED, who, pressed=True)
+    if done.running or done.concluded_at != at:
         raise VsmError(f"experiment #{exp.id} is over already ({done.verdict})")
     return done
 
 
+class Waiting(VsmError):
+    """A Stop pressed after the experiment's end while its data is not in yet: nothing is changed,
+    and the words say when its verdict comes."""
+
+    def __init__(self, exp: Experiment, reason: str, at: float) -> None:
+        latest = _day(exp.ends + SYNC_WAIT.total_seconds(), exp.timezone, at)
+        super().__init__(
+            f"experiment #{exp.id} on {words(exp.metric_name)} ended on {_day(exp.ends, exp.timezone, at)}, "
+            f"so it is not stopped early: its verdict on the whole run waits for the data ({reason}) and "
+            f"is posted to the team's channel when it arrives, at the latest on {latest}"
+        )
+        self.experiment = exp
+        self.reason = reason
+
+
 def pressed_until(sources: list[Source], exp: Experiment, at: float) -> tuple[float, str | None]:
-    """The end of the window a press of Stop at ``at`` judges, and why it is cut short (None: it is
-    not). It ends at the press (at the end, pressed after it) unless a source lags (``Source.lags``:
-    never synced, failed since its last success, or that success more than ``SYNC_TOLERANCE`` old);
-    then it ends at the oldest lagging source's last success, never before the start."""
+    """The end of the window a press of Stop at ``at`` judges (and the digest's "so far"), and why it
+    is cut short in words (None: it is not, or only by a healthy schedule). It ends at the press,
+    or at the oldest last success of the metric's streams when that is earlier: what has not synced
+    yet is unknown, not "no activity" (a daily sync 23 hours old would otherwise push a count down
+    by a tenth). The cut is said only when a source lags (``Source.lags``: never synced, failed
+    since its last success, or that success more than ``SYNC_TOLERANCE`` old); a sync a few hours
+    old on its schedule costs only those hours. Never before the start."""
     until = min(at, exp.ends)
-    late = [s for s in sources if s.lags(until, at)]
-    if not late:
+    short = behind(sources, until)
+    if not short:
         return until, None
-    synced = synced_until(late)
+    synced = synced_until(short)
     cut = exp.started if synced is None else max(exp.started, min(synced, until))
-    return cut, lag_reason(late, exp, until)
+    late = [s for s in short if s.lags(until, at)]
+    return cut, (lag_reason(late, exp, until) if late else None)
 
 
 def _judge(
@@ -867,6 +897,11 @@ def _judge(
     if until - exp.started < MIN_RUN.total_seconds():
         if reason:
             return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {reason}", {"unjudged": reason}, []
+        if min(at, exp.ends) - exp.started >= MIN_RUN.total_seconds():
+            # Pressed after a day, but the last scheduled sync fell within the first one.
+            t = _local(until, exp.timezone)
+            short = f"its data has synced only to {_day(until, exp.timezone, at)} {t:%H:%M}, less than a day into it"
+            return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {short}", {"unjudged": short}, []
         return until, NOT_ENOUGH, f"{NOT_ENOUGH}: {TOO_SOON}", {"too_soon": TOO_SOON}, []
     before, during = windows(exp, until)
     data = TeamData(db, team, at)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 from builders import new_db, team
-from test_experiments import START, deploys_per_week
+from test_experiments import START, deploy, deploys_per_week
 
 from metrics import experiments as ex
 from metrics.teams import create_team, set_org, settings_log
@@ -157,32 +157,88 @@ def test_stop_with_no_sync_since_the_start_is_not_enough_data_with_the_reason(db
     )
 
 
-def test_a_stop_after_the_end_with_data_behind_ran_its_course_judged_to_the_last_sync(db):
-    """Pressed after the end, it is not "stopped early": it ran its course, and the team chose not
-    to wait for the data, so the window is cut at GitHub's last sync, said."""
+def test_a_stop_after_the_end_with_data_behind_waits_for_the_data_and_says_so(db):
+    """Pressed after the end (an old button), it is not "stopped early" and not judged on part of
+    the run: nothing changes, the press is told what the verdict waits for, and once the data is
+    in a press concludes it as the scheduled run would, judged to its end."""
     exp = start(db)
-    done = ex.stop(db, exp.id, "pay", "U2", END + HOUR)
-    assert (done.state, done.stopped_early, done.measured_until) == ("concluded", False, SYNCED)
-    assert done.result["judged_to_sync"]["reason"].startswith("GitHub has not synced since 13 Apr")
-    assert settings_log(db, "pay")[-1]["what"].startswith(f"experiment #{exp.id} on deployment frequency")
+    with pytest.raises(ex.Waiting) as refused:
+        ex.stop(db, exp.id, "pay", "U2", END + HOUR)
+    assert str(refused.value) == (
+        f"experiment #{exp.id} on deployment frequency ended on 11 May, so it is not stopped early: its "
+        "verdict on the whole run waits for the data (GitHub has not synced since 13 Apr: the last 4 weeks "
+        "cannot be judged) and is posted to the team's channel when it arrives, at the latest on 13 May"
+    )
+    assert ex.get(db, exp.id).running
+    assert [r["what"] for r in settings_log(db, "pay")][-1].startswith("started experiment")
+
+    deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")
+    sync_row(db, "github", "deployments", END + 2 * HOUR)
+    done = ex.stop(db, exp.id, "pay", "U2", END + 3 * HOUR)
+    assert (done.state, done.stopped_early, done.measured_until) == ("concluded", False, END)
+    assert done.verdict == "no real change" and "judged_to_sync" not in done.result
+    assert settings_log(db, "pay")[-1]["what"] == (
+        f"experiment #{exp.id} on deployment frequency (ship behind flags) ended: no real change"
+    )
 
 
-def test_a_stop_with_every_sync_minutes_old_judges_to_the_press_and_says_nothing(db):
-    """Syncs run on a schedule: at any press the last one is minutes old, which is not a lag."""
+def test_a_stop_after_the_wait_concludes_with_no_verdict_and_the_reason(db):
+    exp = start(db)
+    done = ex.stop(db, exp.id, "pay", "U2", END + ex.SYNC_WAIT.total_seconds())
+    assert (done.state, done.verdict) == ("concluded", "not enough data for a verdict")
+    assert done.result == {
+        "unjudged": "GitHub has not synced since 13 Apr: the last 4 weeks cannot be judged"
+    }
+
+
+def test_a_stop_with_every_sync_minutes_old_cuts_there_and_says_nothing(db):
+    """Syncs run on a schedule: at any press the last one is minutes old, which is not a lag; the
+    minutes since are unknown, so the window ends at the sync, without a word."""
     deploys_per_week(db, START + 6 * WEEK, 4, 5, "late")
     stop_at = START + 8 * WEEK + 3 * 86400
     for source, stream in (("github", "pulls"), ("github", "deployments"), ("jira", "issues")):
         sync_row(db, source, stream, stop_at - 600)
     exp = start(db)
     done = ex.stop(db, exp.id, "pay", "U2", stop_at)
-    assert (done.state, done.measured_until) == ("stopped", stop_at)
-    assert "judged_to_sync" not in done.result and done.result["during"]["until"] == iso(stop_at)
+    assert (done.state, done.concluded_at, done.measured_until) == ("stopped", stop_at, stop_at - 600)
+    assert "judged_to_sync" not in done.result and done.result["during"]["until"] == iso(stop_at - 600)
 
 
-def test_a_stop_judges_to_the_press_when_the_last_sync_is_within_the_tolerance(db):
+def test_a_stop_cuts_silently_at_a_sync_within_the_tolerance(db):
     stop_at = START + 8 * WEEK + 3 * 86400
-    sync_row(db, "github", "deployments", stop_at - ex.SYNC_TOLERANCE.total_seconds() + 60)
-    assert ex.stop(db, start(db).id, "pay", "U2", stop_at).measured_until == stop_at
+    synced = stop_at - ex.SYNC_TOLERANCE.total_seconds() + 60
+    sync_row(db, "github", "deployments", synced)
+    done = ex.stop(db, start(db).id, "pay", "U2", stop_at)
+    assert done.measured_until == synced and "judged_to_sync" not in done.result
+
+
+def test_a_stop_with_a_sync_within_the_tolerance_does_not_count_the_unsynced_hours_as_empty():
+    """The reviewer's repro: 4 deployments every day before and during, a daily sync 23 hours before
+    the press (day 10, 22:00). Equal rates must read as equal, not as a tenth fewer: judged to the
+    sync, both windows 8 days 23 hours, 36 deployments each."""
+    d = new_db()
+    create_team(d, team(metrics=["deployment-frequency", "pr-cycle-time"]), who="U0")
+    stop_at = START + 9 * 86400 + 22 * HOUR
+    synced = stop_at - 23 * HOUR
+    for day in range(-70, 10):
+        for k in range(4):
+            at = START + day * 86400 + HOUR * (2 + 5 * k)
+            if at <= synced:
+                deploy(d, f"g{day}-{k}", at)
+    for source, stream in (
+        ("github", "pulls"),
+        ("github", "deployments"),
+        ("github", "incidents"),
+        ("jira", "issues"),
+    ):
+        sync_row(d, source, stream, synced)
+    exp = ex.start(d, "pay", "deployment-frequency", "ship behind flags", 10, "U1", START)
+    p = ex.progress(d, exp, stop_at)
+    assert p.lag is None and p.during["value"] == p.before["value"] == round(36 / (8 + 23 / 24) * 7, 4)
+    done = ex.stop(d, exp.id, "pay", "U2", stop_at)
+    assert done.measured_until == synced and "judged_to_sync" not in done.result
+    assert done.result["during"]["sample_size"] == done.result["before"]["sample_size"] == 36
+    assert done.result["during"]["value"] == done.result["before"]["value"]
 
 
 def test_a_stop_cuts_at_a_sync_older_than_the_tolerance(db):
