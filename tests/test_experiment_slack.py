@@ -607,7 +607,7 @@ def test_a_stop_while_a_source_lags_says_where_the_window_judged_ends(env):
     assert ex.get(env.db(), exp.id).measured_until == NOW.timestamp() - 2 * DAY
 
 
-def test_an_ended_experiment_waiting_for_its_data_reads_as_ended_then_a_stop_is_not_early(env):
+def test_an_ended_experiment_waiting_for_its_data_has_no_stop_and_an_old_button_waits_too(env):
     from test_experiments_current import sync_row
 
     exp = _with_a_clear_improvement(env, weeks=4, started=STARTED - 3600)  # ended an hour ago
@@ -615,19 +615,31 @@ def test_an_ended_experiment_waiting_for_its_data_reads_as_ended_then_a_stop_is_
     sync_row(db, "github", "pulls", exp.ends - 7 * DAY, "2026-11-20T00:00:00Z: HTTP 401")
     db.conn.commit()
     reply = command_reply(env.app, env.slack, "digest", channel="C1")
-    text = {b.get("block_id"): b for b in reply["blocks"]}[f"exp:{exp.id}"]["text"]["text"]
-    assert text == (
+    line = {b.get("block_id"): b for b in reply["blocks"]}[f"exp:{exp.id}"]
+    assert line["text"]["text"] == (
         "*Ended:* pair on every review on PR cycle time, 4 weeks to Wed 25 Nov 2026 14:00 UTC. Its verdict "
         "waits for the data (GitHub has not synced since 18 Nov: the last 7 days cannot be judged)."
     )
-    assert "so far" not in text
+    assert "so far" not in line["text"]["text"] and "accessory" not in line  # nothing to stop
 
+    # The announcement's button outlives the end: pressed now, it neither stops nor judges part of
+    # the run. The presser is told what the verdict waits for; nothing is posted or changed.
     assert _stop(env, str(exp.id)).status == 200
+    assert env.answer("stop")["text"] == (
+        f"Experiment #{exp.id} on PR cycle time ended on 25 Nov, so it is not stopped early: its verdict on "
+        "the whole run waits for the data (GitHub has not synced since 18 Nov: the last 7 days cannot be "
+        "judged) and is posted to <#C1> when it arrives, at the latest on 27 Nov."
+    )
+    assert env.posts() == [] and ex.get(env.db(), exp.id).running
+
+    # The data in, a press gives the verdict on the whole run, as the scheduled run would.
+    sync_row(db, "github", "pulls", NOW.timestamp() - 600)
+    db.conn.commit()
+    assert _stop(env, str(exp.id), url="late").status == 200
     [post] = env.posts()
-    verdict = {b.get("block_id"): b for b in post["blocks"]}["verdict"]["text"]["text"]
-    assert "stopped early" not in json.dumps(post)
-    assert "_Judged on the data up to Wed 18 Nov 2026 14:00 UTC, the last complete sync" in verdict
-    assert ex.get(env.db(), exp.id).state == "concluded"
+    assert "stopped early" not in json.dumps(post) and "Judged on the data up to" not in json.dumps(post)
+    done = ex.get(env.db(), exp.id)
+    assert (done.state, done.measured_until) == ("concluded", exp.ends)
 
 
 def test_a_name_ending_in_s_takes_an_apostrophe_only():

@@ -77,7 +77,9 @@ def _answer(done: ex.Experiment, channel: str, outcome: Outcome) -> str:
 
 def stop_early(ack, body, client, respond, context) -> None:
     """The "Stop early" button on a running experiment (value: its id), behind Slack's confirm: the
-    verdict on the data so far, marked stopped early, posted to the team's channel once."""
+    verdict on the data so far, marked stopped early, posted to the team's channel once. Pressed
+    after the end (the announcement's button lives on), it is no stop: the verdict on the whole run
+    is posted now if its data is in, else the presser is told what it waits for, nothing changed."""
     ack()
     deps = context["deps"]
     db = deps.store.db
@@ -103,6 +105,10 @@ def stop_early(ack, body, client, respond, context) -> None:
         return
     try:
         done = ex.stop(db, exp.id, team, who=user, now=deps.clock())
+    except ex.Waiting as exc:  # an old button pressed after the end: its verdict waits for the data
+        log.info("stop of #%s by %r after its end: waiting for its data", exp.id, user)
+        tell(respond, _sentence(str(exc)).replace("the team's channel", f"<#{team.channel}>"))
+        return
     except VsmError as exc:  # over already (a second click), or not started yet
         log.info("stop early of #%s by %r: %s", exp.id, user, exc)
         tell(respond, _sentence(str(exc)))
