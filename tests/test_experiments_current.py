@@ -333,3 +333,17 @@ def test_progress_while_running_stops_its_figures_at_a_lagging_sync_and_says_why
     p = ex.progress(db, exp, START + 8 * WEEK)
     assert p.during["until"] == iso(SYNCED) and p.during["sample_size"] == 30
     assert p.lag == "GitHub has not synced since 13 Apr: the last 2 weeks cannot be judged"
+
+
+def test_a_stop_after_a_day_with_the_last_sync_inside_the_first_day_compares_nothing(db):
+    """Pressed 26 hours in, the last sync 4 hours old: the data reaches 22 hours into the run, too
+    little to compare, and the detail says how far it reaches rather than "stopped within a day"."""
+    stop_at = START + 26 * HOUR
+    for source, stream in (("github", "pulls"), ("github", "deployments"), ("jira", "issues")):
+        sync_row(db, source, stream, stop_at - 4 * HOUR)
+    done = ex.stop(db, start(db).id, "pay", "U2", stop_at)
+    assert (done.verdict, done.measured_until) == ("not enough data for a verdict", START + 22 * HOUR)
+    assert done.detail == (
+        "not enough data for a verdict: its data has synced only to 2 Mar 22:00, less than a day into it"
+    )
+    assert "before" not in done.result and done.north_star == []
