@@ -20,27 +20,44 @@ same file (they would have worked as far as WAL, the file's 0600 mode and the re
 
 No user token is stored: vsm-bot asks for bot scopes only (manifest.yml), so an installation is a
 workspace's bot token, its refresh token and when it expires.
+
+Token rotation: Slack revokes a refresh token once it is used, so a workspace's token is renewed once,
+however many requests find it expiring at the same moment (:class:`Authorize`: a lock per app and
+workspace, the stored row read again inside it; a request that waited uses the token the first one
+stored). The lock is this process's: one ``vsm serve`` serves a database. If Slack renews but the new
+tokens cannot be saved, they are kept in this process's memory, used, and saved again on the
+workspace's next request (the old refresh token no longer works: losing them would lose the workspace).
+
+Slack unreachable: the code exchange ends on a page saying so (:class:`Flow`); a renewal that cannot
+reach Slack goes on with the current token while it is still valid (renewal starts two hours early).
+
+The install page writes a one-time state for each ``GET``, from anyone: it waits at most
+``STATE_BUSY_MS`` for the database (not the store's 30 s) and, if a long write holds it, answers a page
+asking to try again in a minute (HTTP 503) rather than holding a server thread.
 """
 
 from __future__ import annotations
 
 import html
+import http.client
 import logging
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.error import BoltError
 from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 
@@ -61,9 +78,12 @@ renews it on the request that finds it so, before the listener runs."""
 API_TIMEOUT_S = 10
 """The code exchange and a token's renewal wait this long for Slack. The client has no rate-limit
 retry: a renewal runs before a request's ack, where no sleep belongs (SLACK.md)."""
+STATE_BUSY_MS = 2000
+"""The install page waits this long for the database to write its state, then says it is busy."""
 NOT_INSTALLED = (
-    "vsm-bot is not installed in this workspace any more. Ask whoever runs vsm-bot for the install "
-    "link, or install it again from that link."
+    "vsm-bot cannot act in this workspace: it is not installed here any more, or could not renew its "
+    "access with Slack just now. Try again in a minute; if it goes on, ask whoever runs vsm-bot for the "
+    "install link and install it again."
 )
 """What Slack shows a user whose workspace has no installation (``App(user_facing_authorize_error_message=...)``)."""
 
@@ -236,6 +256,10 @@ class Installations(InstallationStore):
             self.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
 
 
+class Busy(Exception):
+    """The database stayed locked longer than the install page waits (``STATE_BUSY_MS``)."""
+
+
 class OAuthStates(OAuthStateStore):
     """slack_sdk's ``OAuthStateStore`` on the ``oauth_states`` table: a state is issued with the
     install page and consumed once by the redirect that carries it."""
@@ -254,12 +278,21 @@ class OAuthStates(OAuthStateStore):
         state = secrets.token_urlsafe(24)
         now = time.time()
         db = self.store.db
-        with transaction(db):
-            db.execute("delete from oauth_states where expires <= ?", [now])
-            db.execute(
-                "insert into oauth_states (state, expires) values (?, ?)",
-                [state, now + self.expiration_seconds],
-            )
+        # Anyone may GET the install page: a long write elsewhere must not hold one server thread per
+        # GET for the store's 30 s busy wait. A short wait, then Busy (the flow's "try again" page).
+        waited = db.execute("pragma busy_timeout").fetchone()[0]
+        db.execute(f"pragma busy_timeout = {int(STATE_BUSY_MS)}")
+        try:
+            with transaction(db):
+                db.execute("delete from oauth_states where expires <= ?", [now])
+                db.execute(
+                    "insert into oauth_states (state, expires) values (?, ?)",
+                    [state, now + self.expiration_seconds],
+                )
+        except sqlite3.OperationalError as exc:
+            raise Busy(f"the database is busy: {exc}") from exc
+        finally:
+            db.execute(f"pragma busy_timeout = {int(waited)}")
         return state
 
     def consume(self, state: str) -> bool:
@@ -307,6 +340,11 @@ _FAILURES: dict[str, tuple[str, str]] = {
         "<p>Slack did not accept this authorisation (it may have expired, or the app's credentials "
         "may be wrong): nothing was installed.</p>" + _AGAIN,
     ),
+    "slack_unreachable": (
+        "Slack could not be reached",
+        "<p>vsm-bot could not reach Slack to finish the installation: nothing was installed. "
+        "Start again; if it fails again, tell whoever runs vsm-bot.</p>" + _AGAIN,
+    ),
     "storage_error": (
         "The installation could not be saved",
         "<p>Slack authorised vsm-bot, but it could not save the installation: nothing was installed. "
@@ -324,6 +362,18 @@ def _page(status: int, title: str, body: str, args: SuccessArgs | FailureArgs) -
             # The one-time state's cookie has done its work, whichever way it went.
             "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion(),
         },
+    )
+
+
+def busy_page() -> BoltResponse:
+    """The install page when the database is held by a long write: try again, nothing issued."""
+    body = "<p>vsm-bot is busy for a moment and could not start the installation.</p>" + _AGAIN.replace(
+        "Start the installation again", "Try again in a minute"
+    )
+    return BoltResponse(
+        status=503,
+        body=_PAGE.format(title="vsm-bot is busy", body=body),
+        headers={"Content-Type": "text/html; charset=utf-8", "Retry-After": "60"},
     )
 
 
@@ -376,8 +426,158 @@ _FLOW_LOG = logging.getLogger("vsm.installs.flow")
 _FLOW_LOG.addFilter(_NoCode())
 
 
+class _Unreachable(logging.Filter):
+    """slack_sdk logs each failed connection at ERROR; every caller here says what failed, in one line
+    of its own (the exchange's page, a renewal going on with the current token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to send a request to Slack API server")
+
+
 _API_LOG = logging.getLogger("vsm.installs.api")
 _API_LOG.setLevel(logging.INFO)  # slack_sdk logs whole responses at DEBUG: here, new tokens
+_API_LOG.addFilter(_Unreachable())
+
+_NETWORK = (OSError, http.client.HTTPException, SlackClientError)
+"""What a call to Slack raises when Slack cannot be reached, times out or answers garbage (URLError and
+socket timeouts are OSErrors). ``SlackApiError`` is Slack's answer, handled where it is expected."""
+
+
+class _SlackUnreachable(Exception):
+    pass
+
+
+class Flow(OAuthFlow):
+    """Bolt's flow, with two answers it lacks: Slack unreachable during the code exchange (Bolt catches
+    only Slack's own errors; anything else was a raw 500 with a traceback), and the database too busy
+    to issue a state."""
+
+    def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_installation(request)
+        except Busy as exc:
+            log.warning("install page refused: %s", exc)
+            return busy_page()
+
+    def run_installation(self, code: str) -> Installation | None:
+        try:
+            return super().run_installation(code)
+        except SlackApiError:
+            raise  # auth.test refusing the new token: Bolt's own path (a 500 page)
+        except _NETWORK as exc:
+            raise _SlackUnreachable(type(exc).__name__) from exc
+
+    def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_callback(request)
+        except _SlackUnreachable as exc:
+            # The state was consumed and nothing was stored: the user starts again.
+            return self.failure_handler(
+                FailureArgs(
+                    request=request,
+                    reason="slack_unreachable",
+                    error=exc,
+                    suggested_status_code=502,
+                    settings=self.settings,
+                    default=self.default_callback_options,
+                )
+            )
+
+
+class Authorize(InstallationStoreAuthorize):
+    """Bolt's authorisation from the installation store, with a workspace's token renewed once.
+
+    Bolt renews an expiring rotating token on every request that finds it so, unlocked; Slack revokes a
+    refresh token once used, so of two requests at once the second got ``invalid_refresh_token`` and
+    its user was told vsm-bot is not installed. Here the renewal holds a lock per (client, enterprise,
+    team) and reads the stored row again inside it."""
+
+    def __init__(self, *, installation_store: Installations, **kwargs: Any) -> None:
+        super().__init__(installation_store=installation_store, **kwargs)
+        self.installations = installation_store
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        # Renewed by Slack, not saved: key -> (the refresh token it replaced, the renewed installation)
+        self._unsaved: dict[tuple[str, str, str], tuple[str, Installation]] = {}
+
+    def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _rotate_and_save_tokens_if_necessary(self, installation: Installation | None) -> Installation | None:
+        if installation is None or installation.bot_refresh_token is None:
+            return None
+        i = installation
+        org_wide = bool(i.is_enterprise_install)
+        k = self.installations._key(i.enterprise_id, i.team_id, org_wide)
+        key = (k["client_id"], k["enterprise_id"], k["team_id"])
+        where = _where(i.enterprise_id, i.team_id)
+        lock = self._lock(key)
+        if not lock.acquire(blocking=False):
+            log.debug("token renewal in flight for %s: waiting for it", where)
+            lock.acquire()
+        try:
+            return self._renew(key, where, i.enterprise_id, i.team_id, org_wide)
+        finally:
+            lock.release()
+
+    def _renew(
+        self,
+        key: tuple[str, str, str],
+        where: str,
+        enterprise_id: str | None,
+        team_id: str | None,
+        org_wide: bool,
+    ) -> Installation:
+        """Inside the workspace's lock: the stored (or kept) installation, renewed if it expires soon."""
+        stored = self.installations.find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide
+        )
+        kept = self._unsaved.pop(key, None)
+        if stored is None:
+            # Uninstalled meanwhile: no token (Bolt answers NOT_INSTALLED); kept tokens go with it.
+            return Installation(user_id="", enterprise_id=enterprise_id, team_id=team_id, bot_token=None)
+        current = stored
+        if kept is not None and stored.bot_refresh_token == kept[0]:
+            current = kept[1]  # the store still has the tokens Slack replaced: ours are the live ones
+            self._save(key, where, kept[0], current)
+        if self.token_rotator is None:
+            raise BoltError(self._config_error_message)
+        try:
+            renewed = self.token_rotator.perform_token_rotation(
+                installation=current, minutes_before_expiration=self.token_rotation_expiration_minutes
+            )
+        except SlackTokenRotationError:
+            raise  # Slack refused the refresh token: Bolt logs it and answers NOT_INSTALLED
+        except _NETWORK as exc:
+            if (current.bot_token_expires_at or 0) > time.time() + 60:
+                log.warning(
+                    "token renewal for %s: Slack not reached (%s); the current token serves",
+                    where,
+                    type(exc).__name__,
+                )
+                return current
+            raise SlackTokenRotationError(
+                SlackApiError(
+                    f"Slack not reached ({type(exc).__name__})", {"ok": False, "error": "unreachable"}
+                )
+            ) from exc
+        if renewed is None:
+            return current  # fresh: renewed by the request this one waited for, or not yet due
+        self._save(key, where, current.bot_refresh_token or "", renewed)
+        return renewed
+
+    def _save(self, key: tuple[str, str, str], where: str, replaced: str, renewed: Installation) -> None:
+        try:
+            self.installations.save(renewed)
+        except BoltError as exc:
+            self._unsaved[key] = (replaced, renewed)
+            log.error(
+                "token renewed by Slack for %s but not saved (%s): kept in memory and saved again on "
+                "the next request; if vsm-bot stops first, the workspace must install again",
+                where,
+                exc.__cause__.__class__.__name__ if exc.__cause__ else type(exc).__name__,
+            )
 
 
 def api_client(api_url: str | None = None) -> WebClient:
@@ -418,7 +618,7 @@ def oauth_settings(
         state_expiration_seconds=STATE_SECONDS,
         logger=_FLOW_LOG,
     )
-    settings.authorize = InstallationStoreAuthorize(
+    settings.authorize = Authorize(
         logger=_FLOW_LOG,
         client_id=client_id,
         client_secret=client_secret,
@@ -433,10 +633,10 @@ def oauth_settings(
     return settings
 
 
-def oauth_flow(settings: OAuthSettings, api_url: str | None = None) -> OAuthFlow:
+def oauth_flow(settings: OAuthSettings, api_url: str | None = None) -> Flow:
     """The flow ``App(oauth_flow=...)`` serves: the code exchange and ``auth.test`` at ``api_url``,
     its log lines through the filter that keeps the code out of them."""
-    return OAuthFlow(client=api_client(api_url), logger=_FLOW_LOG, settings=settings)
+    return Flow(client=api_client(api_url), logger=_FLOW_LOG, settings=settings)
 
 
 def with_install_pages(app: App, events: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

@@ -19,9 +19,16 @@ Installing (OAuth v2): ``grant(code, Workspace(...))`` is what Slack's authorize
 when a user approves it; ``oauth.v2.access`` exchanges that code once for a bot token of that
 workspace (``invalid_code`` for an unknown or used one), with a refresh token and ``expires_in`` when
 the workspace's token rotates, and ``grant_type=refresh_token`` renews such a token
-(``invalid_refresh_token`` otherwise). With ``app`` set, the client id and secret (HTTP Basic, as
-slack_sdk sends them, or form fields) must match (``invalid_client_id``, ``bad_client_secret``).
-``auth.test`` answers for a token it issued with that token's workspace; any other token is T1's.
+once (Slack revokes a refresh token when it is used: ``invalid_refresh_token`` for a used or unknown
+one). ``refresh_gate``, when set to a ``threading.Event``, holds each renewal until the test sets it
+(a renewal in flight, for concurrent requests). With ``app`` set, the client id and secret (HTTP Basic,
+as slack_sdk sends them, or form fields) must match (``invalid_client_id``, ``bad_client_secret``).
+``Workspace(enterprise_install=True)`` is an org-wide install on a Grid (``team`` null,
+``is_enterprise_install`` true). ``revoke(team_id)`` is the workspace uninstalling the app or revoking
+its tokens: its tokens and refresh tokens stop working (the test then sends the event Slack sends).
+``auth.test`` answers for a token it issued with that token's workspace and ``invalid_auth`` for a
+revoked one; any other token is T1's (the one-workspace tests' ``SLACK_BOT_TOKEN``), unless ``app`` is
+set: a distributed app's mock knows every token it issued, so any other is ``invalid_auth``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import contextlib
 import itertools
 import json
 import math
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,6 +61,7 @@ class Workspace:
     rotating: bool = False  # the app has token rotation on: tokens expire and come with a refresh token
     installer: str = "UINSTALLER"
     scope: str = "commands,chat:write"  # the bot scopes granted
+    enterprise_install: bool = False  # installed org-wide on a Grid (enterprise_id set, no one team)
 
 
 @dataclass
@@ -96,6 +105,8 @@ class MockSlack(FakeServer):
         self.grants: dict[str, Workspace] = {}  # code -> workspace, until exchanged
         self.refreshers: dict[str, Workspace] = {}  # refresh token -> workspace
         self.tokens: dict[str, Workspace] = {}  # bot tokens issued by oauth.v2.access
+        self.revoked: set[str] = set()  # tokens revoked (uninstalled, tokens_revoked)
+        self.refresh_gate: threading.Event | None = None  # holds renewals while set to an unset Event
         self.route("POST", "/*", self._api)
         self.route("POST", "/upload/*", self._upload)
 
@@ -118,7 +129,7 @@ class MockSlack(FakeServer):
         if method == "oauth.v2.access":
             return Reply(200, self._oauth_access(req, body))
         if method == "auth.test":
-            return Reply(200, {"ok": True, **self._auth_test(req)})
+            return Reply(200, self._auth_test(req))
         if method == "views.update":
             with self.lock:
                 current = self.views.get(str(body.get("view_id") or ""))
@@ -192,9 +203,13 @@ class MockSlack(FakeServer):
         error = self._client_ok(req, body)
         if error:
             return {"ok": False, "error": error}
+        gate = self.refresh_gate
+        if body.get("grant_type") == "refresh_token" and gate is not None:
+            assert gate.wait(30), "the test never let the renewal through (refresh_gate)"
         with self.lock:
             if body.get("grant_type") == "refresh_token":
-                workspace = self.refreshers.get(str(body.get("refresh_token")))
+                # used once: Slack revokes a refresh token when it is exchanged
+                workspace = self.refreshers.pop(str(body.get("refresh_token")), None)
                 if workspace is None:
                     return {"ok": False, "error": "invalid_refresh_token"}
             else:
@@ -215,13 +230,17 @@ class MockSlack(FakeServer):
                 "token_type": "bot",
                 "scope": workspace.scope,
                 "bot_user_id": BOT_USER,
-                "team": {"id": workspace.team_id, "name": workspace.team_name},
+                "team": (
+                    None
+                    if workspace.enterprise_install
+                    else {"id": workspace.team_id, "name": workspace.team_name}
+                ),
                 "enterprise": (
                     {"id": workspace.enterprise_id, "name": workspace.enterprise_name}
                     if workspace.enterprise_id
                     else None
                 ),
-                "is_enterprise_install": False,
+                "is_enterprise_install": workspace.enterprise_install,
             }
             if body.get("grant_type") != "refresh_token":
                 answer["authed_user"] = {"id": workspace.installer}
@@ -231,21 +250,41 @@ class MockSlack(FakeServer):
                 answer.update(refresh_token=refresh, expires_in=TOKEN_SECONDS)
         return answer
 
+    def revoke(self, team_id: str) -> None:
+        """``team_id`` uninstalled the app or revoked its tokens: none of them works any more."""
+        with self.lock:
+            for token, workspace in list(self.tokens.items()):
+                if workspace.team_id == team_id:
+                    self.revoked.add(token)
+            for refresh, workspace in list(self.refreshers.items()):
+                if workspace.team_id == team_id:
+                    del self.refreshers[refresh]
+
     def _auth_test(self, req: Request) -> dict:
-        """``auth.test`` for the token it is called with: its workspace's ids."""
+        """``auth.test`` for the token it is called with: its workspace's ids, or ``invalid_auth``."""
         token = req.headers.get("authorization", "").removeprefix("Bearer ")
         with self.lock:
             workspace = self.tokens.get(token)
+            revoked = token in self.revoked
+        if revoked or (workspace is None and self.app is not None):
+            return {"ok": False, "error": "invalid_auth"}
         if workspace is None:
-            return {"team_id": "T1", "user_id": BOT_USER, "bot_id": "B1", "url": "https://x.slack.com/"}
+            return {
+                "ok": True,
+                "team_id": "T1",
+                "user_id": BOT_USER,
+                "bot_id": "B1",
+                "url": "https://x.slack.com/",
+            }
         answer = {
+            "ok": True,
             "url": f"https://{workspace.team_id.lower()}.slack.com/",
             "team": workspace.team_name,
             "user": "vsm-bot",
             "team_id": workspace.team_id,
             "user_id": BOT_USER,
             "bot_id": f"B{workspace.team_id}",
-            "is_enterprise_install": False,
+            "is_enterprise_install": workspace.enterprise_install,
         }
         if workspace.enterprise_id:
             answer["enterprise_id"] = workspace.enterprise_id
