@@ -24,9 +24,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from fakes.server import Fault
 from fakes.slack import TOKEN_SECONDS, MockSlack, Workspace
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slackkit import SECRET, signed, wait_for
 
 from bot import installs, serve
@@ -385,3 +387,196 @@ def test_manifest_scopes_reads_the_bot_list_only(tmp_path):
     manifest.write_text("oauth_config:\n  scopes:\n    user:\n      - search:read\n")
     with pytest.raises(installs.VsmError, match="no bot scopes"):
         installs.manifest_scopes(manifest)
+
+
+def expire(served: Served, at: float | None = None) -> None:
+    """The stored token expires at ``at`` (a minute ago by default): twelve hours have passed."""
+    db = open_db(served.db_path)
+    with db.conn:
+        db.execute("update installations set bot_token_expires_at = ?", [int(at or time.time() - 60)])
+    db.conn.close()
+
+
+def renewals(slack: MockSlack) -> list[str]:
+    """The refresh tokens sent to oauth.v2.access, in order."""
+    return [c.body["refresh_token"] for c in slack.calls_to("oauth.v2.access") if c.body.get("grant_type")]
+
+
+def test_requests_at_once_on_an_expired_token_renew_it_once_and_all_run_on_the_new_token(served, caplog):
+    caplog.set_level(logging.DEBUG, logger="vsm.installs")
+    assert served.install("code-r", Workspace("TR", "Rotor", rotating=True)).status_code == 200
+    [row] = served.rows()
+    expire(served)
+    gate = threading.Event()
+    served.slack.refresh_gate = gate  # Slack holds the renewal until the other requests are waiting
+    answers: list[requests.Response] = []
+
+    def command():
+        answers.append(served.command("TR"))
+
+    threads = [threading.Thread(target=command) for _ in range(3)]
+    threads[0].start()
+    wait_for(lambda: renewals(served.slack), 10, lambda: served.slack.calls)  # the first is renewing
+    for t in threads[1:]:
+        t.start()
+    waiting = "token renewal in flight for team TR: waiting for it"
+    wait_for(lambda: server_log(caplog).count(waiting) == 2, 10, lambda: server_log(caplog))
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert [(r.status_code, r.text) for r in answers] == [(200, "")] * 3  # none told "not installed"
+    assert renewals(served.slack) == [row["bot_refresh_token"]]  # once: Slack revokes it when used
+    new = token_of(served.slack, "TR")
+    [stored] = served.rows()
+    assert stored["bot_token"] == new
+    posts = served.slack.calls_to("chat.postMessage")
+    assert [p.auth for p in posts] == [f"Bearer {new}"] * 3  # the waiters used the token the first stored
+    # Twelve hours on again: the stored refresh token is the live one (the old one was revoked on use).
+    expire(served)
+    assert served.command("TR").text == ""
+    assert renewals(served.slack) == [row["bot_refresh_token"], stored["bot_refresh_token"]]
+    assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {token_of(served.slack, 'TR')}"
+
+
+def test_renewed_tokens_that_cannot_be_saved_are_used_kept_and_saved_on_the_next_request(served, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert served.install("code-r", Workspace("TR", "Rotor", rotating=True)).status_code == 200
+    expire(served)
+    [row] = served.rows()
+    db = open_db(served.db_path)
+    with db.conn:  # the database refuses the write (a full disk, say)
+        db.execute(
+            "create trigger no_save before update on installations begin select raise(abort, 'disk full'); end"
+        )
+    r = served.command("TR")
+    assert (r.status_code, r.text) == (200, "")
+    new = token_of(served.slack, "TR")
+    assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {new}"  # this request ran
+    assert served.rows() == [row]  # not saved
+    text = server_log(caplog)
+    assert "token renewed by Slack for team TR but not saved (IntegrityError): kept in memory" in text
+    with db.conn:
+        db.execute("drop trigger no_save")
+    db.conn.close()
+    # The next request saves the kept tokens: no second renewal (Slack revoked the old refresh token).
+    assert served.command("TR").text == ""
+    assert renewals(served.slack) == [row["bot_refresh_token"]]
+    [saved] = served.rows()
+    assert saved["bot_token"] == new and saved["bot_refresh_token"] != row["bot_refresh_token"]
+    assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {new}"
+    expire(served)  # and it renews from them
+    assert served.command("TR").text == ""
+    assert renewals(served.slack) == [row["bot_refresh_token"], saved["bot_refresh_token"]]
+    text = server_log(caplog)
+    for secret in (
+        row["bot_token"],
+        row["bot_refresh_token"],
+        new,
+        saved["bot_refresh_token"],
+        CLIENT_SECRET,
+    ):
+        assert secret not in text
+
+
+def test_a_renewal_that_cannot_reach_slack_goes_on_with_the_still_valid_token(served, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert served.install("code-r", Workspace("TR", "Rotor", rotating=True)).status_code == 200
+    expire(served, time.time() + 1800)  # half an hour left: renewal is due, the token still works
+    [row] = served.rows()
+    served.slack.fail("/oauth.v2.access", Fault(drop=True))  # the line drops mid-answer
+    r = served.command("TR")
+    assert (r.status_code, r.text) == (200, "")
+    assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {row['bot_token']}"
+    assert served.rows() == [row]
+    assert "token renewal for team TR: Slack not reached" in server_log(caplog)
+    assert served.command("TR").text == ""  # Slack back: renewed now
+    [renewed] = served.rows()
+    assert renewed["bot_token"] == token_of(served.slack, "TR") != row["bot_token"]
+
+
+def test_slack_unreachable_during_the_code_exchange_ends_on_a_page_and_nothing_is_stored(served, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, query, cookie = served.install_page()
+    served.slack.grant("code-x", Workspace("TA", "Acme"))
+    served.slack.close()
+    r = served.redirect({"code": "code-x", "state": query["state"][0]}, cookie)
+    assert r.status_code == 502, r.text
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert "Slack could not be reached" in r.text and f'href="{installs.INSTALL_PATH}"' in r.text
+    assert f"{COOKIE}=deleted" in r.headers["Set-Cookie"]
+    assert served.rows() == [] and served.states() == []  # the state was used: the user starts again
+    lines = [
+        (rec.name, rec.getMessage())
+        for rec in caplog.records
+        if rec.levelno >= logging.WARNING and not rec.name.startswith("urllib3")
+    ]
+    assert lines == [("vsm.installs", "install failed ('slack_unreachable': _SlackUnreachable): HTTP 502")], (
+        lines
+    )
+    assert "code-x" not in server_log(caplog) and query["state"][0] not in server_log(caplog)
+
+
+def test_the_install_page_waits_briefly_for_a_busy_database_then_says_so(served):
+    import sqlite3
+
+    served.install_page()  # the database exists, the page works
+    holder = sqlite3.connect(served.db_path, isolation_level=None)
+    holder.execute("begin immediate")  # a long write elsewhere (a sync, a migration)
+    try:
+        started = time.monotonic()
+        r = requests.get(served.url + installs.INSTALL_PATH, timeout=30)
+        took = time.monotonic() - started
+        assert r.status_code == 503, r.text
+        assert "vsm-bot is busy" in r.text and "Try again in a minute" in r.text
+        assert r.headers["Retry-After"] == "60" and "Set-Cookie" not in r.headers
+        assert installs.STATE_BUSY_MS / 1000 <= took < 10  # not the store's 30 s
+        assert len(served.states()) == 1  # the first page's only
+    finally:
+        holder.execute("rollback")
+        holder.close()
+    _, query, _ = served.install_page()  # free again: a state as before
+    assert query["state"][0] in served.states()
+
+
+@pytest.mark.parametrize(
+    ("event", "gone"),
+    [
+        ({"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}, True),
+        ({"type": "app_uninstalled"}, True),
+        ({"type": "tokens_revoked", "tokens": {"oauth": ["U1"], "bot": []}}, False),  # a user's: none stored
+    ],
+)
+def test_a_workspace_revoking_its_tokens_loses_its_installation_only(served, event, gone):
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta")).status_code == 200
+    token_a = token_of(served.slack, "TA")
+    if gone:
+        served.slack.revoke("TA")  # Slack stops honouring TA's token, then tells the app
+        with pytest.raises(SlackApiError, match="invalid_auth"):
+            WebClient(base_url=served.slack.base_url, token=token_a).auth_test()
+    assert served.event("TA", event, f"Ev-{event['type']}").status_code == 200
+    expected = ["TB"] if gone else ["TA", "TB"]
+    wait_for(lambda: [row["team_id"] for row in served.rows()] == expected, 10, served.rows)
+    assert (served.command("TA").text == installs.NOT_INSTALLED) is gone
+    assert served.command("TB").text == ""
+
+
+def test_an_org_wide_grid_install_serves_every_workspace_of_its_enterprise(served):
+    org = Workspace("TG", "Grid", enterprise_id="E1", enterprise_name="Big Co", enterprise_install=True)
+    assert served.install("code-org", org).status_code == 200
+    [row] = served.rows()
+    assert (row["enterprise_id"], row["team_id"], row["is_enterprise_install"]) == ("E1", "", 1)
+    token = token_of(served.slack, "TG")
+    form = {
+        "command": "/vsm",
+        "text": "help",
+        "team_id": "TX",
+        "enterprise_id": "E1",
+        "user_id": "U1",
+        "channel_id": "C1",
+        "is_enterprise_install": "true",
+    }
+    assert served.post(urlencode(form), "application/x-www-form-urlencoded").text == ""
+    assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {token}"
+    # a one-workspace request of the same enterprise is not the org-wide installation
+    assert served.command("TX", "E1").text == installs.NOT_INSTALLED
