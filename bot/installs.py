@@ -497,7 +497,7 @@ class Authorize(InstallationStoreAuthorize):
         self.installations = installation_store
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
-        # Renewed by Slack, not saved: key -> (the refresh token it replaced, the renewed installation)
+        # Renewed by Slack, not saved: key -> (the refresh token the store still holds, the renewal)
         self._unsaved: dict[tuple[str, str, str], tuple[str, Installation]] = {}
 
     def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
@@ -537,10 +537,12 @@ class Authorize(InstallationStoreAuthorize):
         if stored is None:
             # Uninstalled meanwhile: no token (Bolt answers NOT_INSTALLED); kept tokens go with it.
             return Installation(user_id="", enterprise_id=enterprise_id, team_id=team_id, bot_token=None)
+        # What the store holds: kept tokens stay kept, whatever the renewals, until a save replaces it.
+        held = stored.bot_refresh_token or ""
         current = stored
-        if kept is not None and stored.bot_refresh_token == kept[0]:
+        if kept is not None and held == kept[0]:
             current = kept[1]  # the store still has the tokens Slack replaced: ours are the live ones
-            self._save(key, where, kept[0], current)
+            self._save(key, where, held, current)
         if self.token_rotator is None:
             raise BoltError(self._config_error_message)
         try:
@@ -564,14 +566,16 @@ class Authorize(InstallationStoreAuthorize):
             ) from exc
         if renewed is None:
             return current  # fresh: renewed by the request this one waited for, or not yet due
-        self._save(key, where, current.bot_refresh_token or "", renewed)
+        self._save(key, where, held, renewed)
         return renewed
 
-    def _save(self, key: tuple[str, str, str], where: str, replaced: str, renewed: Installation) -> None:
+    def _save(self, key: tuple[str, str, str], where: str, held: str, renewed: Installation) -> None:
+        """Save ``renewed``; failing that, keep it while the store still holds refresh token ``held``
+        (a reinstall or an uninstall meanwhile makes the kept tokens moot)."""
         try:
             self.installations.save(renewed)
         except BoltError as exc:
-            self._unsaved[key] = (replaced, renewed)
+            self._unsaved[key] = (held, renewed)
             log.error(
                 "token renewed by Slack for %s but not saved (%s): kept in memory and saved again on "
                 "the next request; if vsm-bot stops first, the workspace must install again",
