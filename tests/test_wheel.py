@@ -127,3 +127,24 @@ def test_the_installed_wheel_renders_every_sample_digest(installed, tmp_path):
         assert payload.returncode == 0, payload.stderr
         message = json.loads(payload.stdout)
         assert message["channel"] == team["channel"] and message["text"] and message["blocks"]
+
+
+def test_the_installed_wheel_runs_the_org_roll_up_and_the_experiments(installed, tmp_path):
+    """Issues 13-14 added ``metrics.org``, ``metrics.results``, ``metrics.experiments`` and their
+    renderers: the installed wheel runs them too, not only the team digest."""
+    db = tmp_path / "demo.db"
+    assert _run([str(installed / "vsm"), "demo", "--db", str(db)], tmp_path).returncode == 0
+    north = _run([str(installed / "vsm"), "northstar", "--db", str(db)], tmp_path)
+    assert north.returncode == 0, north.stderr
+    assert north.stdout.startswith("North Star · ") and "all teams pooled" in north.stdout
+    found = []
+    for team in json.loads(
+        _run([str(installed / "vsm"), "teams", "--json", "--db", str(db)], tmp_path).stdout
+    ):
+        done = _run(
+            [str(installed / "vsm"), "experiments", "--team", team["name"], "--db", str(db)], tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        found += [line for line in done.stdout.splitlines() if line.startswith("#")]
+    # The sample holds one experiment still running and one concluded (its verdict in place of the end).
+    assert any("running until" in line for line in found) and any("running" not in line for line in found)
