@@ -46,7 +46,7 @@ from metrics.dataset import Item, TeamData
 from metrics.errors import VsmError, error_line
 from metrics.runtime import gc_deferred
 from metrics.targets import from_stored, target_status
-from metrics.teams import Team, check_number, check_target, get_org, list_teams
+from metrics.teams import ORG_DEFAULTS, ORG_DIGEST, Team, check_number, check_target, get_org, list_teams
 from metrics.timeutil import (
     Window,
     complete_days,
@@ -60,7 +60,6 @@ from metrics.timeutil import (
 
 log = logging.getLogger("vsm.metrics")
 
-DEFAULT_PERIOD_DAYS = 28
 # Net flow observes one item twice, when it arrives and when it departs: both are kept per item.
 _EVENTS = frozenset(("arrival", "departure"))
 NO_TEAM_DATA = "no team has data for this metric in this period (each team's row says why)"
@@ -82,7 +81,7 @@ class Point(NamedTuple):
 def org_timezone(org: dict) -> str:
     """The org's IANA zone name (``[org] timezone``, default UTC), checked: windows and weeks of the
     roll-up are drawn in it, so a bad one is a clear error, never a silent UTC."""
-    name = org.get("timezone", "UTC")
+    name = org.get("timezone", ORG_DEFAULTS["timezone"])
     if not isinstance(name, str):
         raise VsmError(f"org timezone: expected an IANA name such as Europe/London, not {name!r}")
     zone(name)
@@ -123,7 +122,7 @@ def org_window(
     digest = org.get("digest") or {}
     if not isinstance(digest, dict):
         raise VsmError(f"org digest: expected a table, not {digest!r}")
-    days = int(check_number("period_days", digest.get("period_days", DEFAULT_PERIOD_DAYS)))
+    days = int(check_number("period_days", digest.get("period_days", ORG_DIGEST["period_days"])))
     return complete_days(days, tz, now_dt)
 
 
