@@ -54,22 +54,13 @@ ZONES = ["Europe/Paris", "America/Chicago", "Asia/Tokyo", "UTC"]
 SETUP_VERSION = "1"
 
 
-def _params(path: Path) -> str | None:
+def _bench_param(path: Path, key: str) -> str | None:
+    """``bench_params[key]`` of the database at ``path``, read-only; None when the file, the table or
+    the key is missing (``params``: what build_db.py built; ``org_digest``: the set-up done here)."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return conn.execute("select value from bench_params where key = 'params'").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-
-
-def _setup_done(path: Path) -> str | None:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return conn.execute("select value from bench_params where key = 'org_digest'").fetchone()[0]
+            return conn.execute("select value from bench_params where key = ?", [key]).fetchone()[0]
         finally:
             conn.close()
     except (sqlite3.Error, TypeError):
@@ -78,11 +69,11 @@ def _setup_done(path: Path) -> str | None:
 
 def prepare(source: Path, target: Path) -> str:
     """The copy with 1,000 teams, made (or remade when ``bench.db`` was rebuilt) and set up once."""
-    params = _params(source)
+    params = _bench_param(source, "params")
     if params is None:
         raise SystemExit(f"no bench database at {source}: run `make bench` first")
     wanted = json.dumps({"source": params, "setup": SETUP_VERSION})
-    if target.exists() and _setup_done(target) == wanted:
+    if target.exists() and _bench_param(target, "org_digest") == wanted:
         return "reused"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -166,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     made = prepare(Path(args.source), Path(args.db))
     db = open_db(args.db)
-    now = datetime.fromtimestamp(json.loads(_params(Path(args.db)))["now"], UTC)
+    now = datetime.fromtimestamp(json.loads(_bench_param(Path(args.db), "params"))["now"], UTC)
     render, skipped = _renderer()
     teams = len(list_teams(db))
     print("vsm-bot org digest benchmark")
