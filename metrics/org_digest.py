@@ -23,7 +23,7 @@ from metrics.org import Rollup, by_name, north_star_ids, org_targets, org_timezo
 from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org, list_teams
-from metrics.timeutil import Window, parse_instant
+from metrics.timeutil import Window, epoch, parse_instant
 
 # A source whose last successful sync is older than this at the digest's time is stale, even with no
 # error recorded: a sync job that stopped leaves no error behind (docs/metrics.md, "The org digest").
@@ -71,7 +71,7 @@ def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | 
     north = north_star_ids(org)
     # The figures a sync stored (``metrics.results``): read once for every part, the data version
     # before anything else, and computed (then stored) only where they are not current.
-    reading = results.Reading(db, window, now) if results.cacheable(window, _seconds(now)) else None
+    reading = results.Reading(db, window, now) if results.cacheable(window, epoch(now)) else None
     teams = by_name(list_teams(db))
     with gc_deferred():
         north_star = results.org_rollups(
@@ -108,7 +108,7 @@ def own_window_figures(
     found: dict[tuple[str, str], Result] = {}
     for (window, zone), group in groups.items():
         reading = known[1] if known and (known[0], known[0].tz.key) == (window, zone) else None
-        if reading is None and len(group) > 1 and results.cacheable(window, _seconds(now)):
+        if reading is None and len(group) > 1 and results.cacheable(window, epoch(now)):
             reading = results.Reading(db, window, now)
         found |= results.figures_of(db, group, window, now, reading)
     return found, windows
@@ -132,10 +132,6 @@ def moved_teams(
         for t, own in wanted
         for m in moved_of(t, [(CATALOGUE[i], found[(t.name, i)]) for i in own], windows[t.name])
     ]
-
-
-def _seconds(now: datetime | float) -> float:
-    return now.timestamp() if isinstance(now, datetime) else float(now)
 
 
 def determinants(team: Team, north: Sequence[str]) -> list[str]:
@@ -264,7 +260,7 @@ def is_stale(entry: dict, now: datetime | float) -> bool:
         at = parse_instant(str(entry["as_of"]))
     except ValueError:
         return True
-    return at < _seconds(now) - STALE_AFTER.total_seconds()
+    return at < epoch(now) - STALE_AFTER.total_seconds()
 
 
 def stale_teams(db: sqlite_utils.Database, teams: Sequence[Team], now: datetime | float) -> list[Stale]:

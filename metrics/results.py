@@ -52,7 +52,7 @@ from metrics.org import Rollup, TeamFigure, by_name, figure, judged, load_team, 
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
 from metrics.teams import Team, list_teams
-from metrics.timeutil import Window
+from metrics.timeutil import Window, epoch
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,6 @@ def team_stamp(team: Team) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _instant(now: datetime | float) -> float:
-    return now.timestamp() if isinstance(now, datetime) else float(now)
-
-
 def _day(window: Window, now: float) -> str:
     return datetime.fromtimestamp(now, window.tz).date().isoformat()
 
@@ -171,7 +167,7 @@ class Reading:
 
     def __init__(self, db: sqlite_utils.Database, window: Window, now: datetime | float):
         self.version = data_version(db)  # first: see the module's docstring
-        self.db, self.window, self.now = db, window, _instant(now)
+        self.db, self.window, self.now = db, window, epoch(now)
         self.base = f"{code_stamp()}|{self.version}|{_day(window, self.now)}"
         self._sprints: int | None = None
         self._teams: dict[int, tuple[Team, str]] = {}
@@ -347,7 +343,7 @@ def figures_of(
 ) -> dict[tuple[str, str], Result]:
     """Several teams' figures on one window (``team_figures`` for many: one read of the store, one
     ``TeamData`` per team with a figure to compute, one write): ``(team name, metric id) -> Result``."""
-    at = _instant(now)
+    at = epoch(now)
     metrics = {m: catalogue.get(m) for _t, ids in wanted for m in ids}
     out: dict[tuple[str, str], Result] = {}
     if not cacheable(window, at):
@@ -393,7 +389,7 @@ def org_rollups(
     team's row were computed from the same data, settings, code and local day; what is not is
     computed and stored. Targets (``[org] targets``) are judged on the figures as read. ``teams``
     (every team, read here by default) and ``reading`` let a composition that has them share them."""
-    at = _instant(now)
+    at = epoch(now)
     if not cacheable(window, at):
         return rollups(db, metric_ids, window, at, teams, targets)
     reading = reading or Reading(db, window, at)  # before the teams: the data version comes first

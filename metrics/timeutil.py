@@ -42,6 +42,11 @@ def parse_instant(text: str | None) -> float | None:
     return dt.timestamp()
 
 
+def epoch(now: datetime | float) -> float:
+    """``now`` as epoch seconds: the readers of stored figures take an aware datetime or a timestamp."""
+    return now.timestamp() if isinstance(now, datetime) else float(now)
+
+
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as an ISO 8601 UTC string (``2026-01-02T03:04:05Z``)."""
     if ts is None:
