@@ -10,6 +10,19 @@ from metrics.store import open_db
 from metrics.store.sync_status import freshness
 
 
+def jira_source(url: str) -> str:
+    """The vsm.toml ``[[source]]`` table of a Jira Cloud site at ``url`` syncing project PAY."""
+    return f'''[[source]]
+name = "jira"
+kind = "jira"
+url = "{url}"
+deployment = "cloud"
+user = "bot@acme.com"
+token_env = "JIRA_TOKEN"
+jql = "project in (PAY)"
+'''
+
+
 def test_one_failing_source_never_stops_the_others(tmp_path, monkeypatch, capsys):
     pd, jira = FakePagerDuty("pd-key-good"), FakeJira("jira-token-good")
     try:
@@ -19,15 +32,7 @@ def test_one_failing_source_never_stops_the_others(tmp_path, monkeypatch, capsys
         config = tmp_path / "vsm.toml"
         config.write_text(
             f'''
-[[source]]
-name = "jira"
-kind = "jira"
-url = "{jira.url}"
-deployment = "cloud"
-user = "bot@acme.com"
-token_env = "JIRA_TOKEN"
-jql = "project in (PAY)"
-
+{jira_source(jira.url)}
 [[source]]
 name = "pagerduty"
 kind = "pagerduty"
@@ -73,16 +78,8 @@ def test_a_sync_stores_the_teams_flows_so_read_commands_do_not_replay(tmp_path, 
         jira.move_status("PAY-1", now - 86400, "Done", resolution="Done")
         config = tmp_path / "vsm.toml"
         config.write_text(
-            f'''
-[[source]]
-name = "jira"
-kind = "jira"
-url = "{jira.url}"
-deployment = "cloud"
-user = "bot@acme.com"
-token_env = "JIRA_TOKEN"
-jql = "project in (PAY)"
-
+            f"""
+{jira_source(jira.url)}
 [[team]]
 name = "payments"
 channel = "C1"
@@ -92,7 +89,7 @@ jira_projects = ["PAY"]
 backlog = ["To Do"]
 in_progress = ["In Progress"]
 done = ["Done"]
-'''
+"""
         )
         monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
         db_path = tmp_path / "s.db"
