@@ -121,6 +121,8 @@ def manifest_scopes(path: Path = MANIFEST) -> list[str]:
 
 KEY = ("client_id", "enterprise_id", "team_id")
 """The primary key of the ``installations`` table (m011)."""
+_WHERE = " and ".join(f"{k} = :{k}" for k in KEY)
+"""One workspace's row, with :meth:`Installations._key` as its parameters."""
 
 
 class Installations(InstallationStore):
@@ -165,11 +167,10 @@ class Installations(InstallationStore):
         """A renewed bot token where Bolt reads bots only (``installation_store_bot_only``): the
         workspace's token columns, on its row (a bot with no installation row is not stored)."""
         key = self._key(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
-        where = " and ".join(f"{k} = :{k}" for k in key)
         columns = self._bot_columns(bot)
         sets = ", ".join(f"{k} = :{k}" for k in columns)
         self._write(
-            lambda db: db.execute(f"update installations set {sets} where {where}", {**columns, **key})
+            lambda db: db.execute(f"update installations set {sets} where {_WHERE}", {**columns, **key})
         )
 
     @staticmethod
@@ -192,8 +193,7 @@ class Installations(InstallationStore):
 
     def _row(self, enterprise_id: str | None, team_id: str | None, org_wide: bool | None) -> dict | None:
         key = self._key(enterprise_id, team_id, org_wide)
-        where = " and ".join(f"{k} = :{k}" for k in key)
-        rows = list(self.store.db.query(f"select * from installations where {where}", key))
+        rows = list(self.store.db.query(f"select * from installations where {_WHERE}", key))
         return rows[0] if rows else None
 
     def find_installation(
@@ -244,8 +244,7 @@ class Installations(InstallationStore):
         """The bot token revoked (``tokens_revoked``) or the app uninstalled: the row goes, since a
         row without its bot token serves nothing. The workspace's teams and history are not here."""
         key = self._key(enterprise_id, team_id, False)
-        where = " and ".join(f"{k} = :{k}" for k in key)
-        self._write(lambda db: db.execute(f"delete from installations where {where}", key))
+        self._write(lambda db: db.execute(f"delete from installations where {_WHERE}", key))
 
     def delete_installation(
         self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
