@@ -90,6 +90,7 @@ from metrics.catalogue.base import (
 )
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
+from metrics.org import north_star_ids
 from metrics.store.tx import transaction
 from metrics.targets import words
 from metrics.teams import Team, get_org, get_team, log_change, shown
@@ -513,10 +514,8 @@ def _north_star(db: sqlite_utils.Database, data: TeamData, before: Window, durin
     """The org's North Star metrics for this team on the same two windows: shown beside a verdict
     for context, never as its effect. One data load shared by every figure, as a digest does."""
     out = []
-    for mid in get_org(db).get("north_star", []):
-        metric = CATALOGUE.get(mid)
-        if metric is None:
-            continue
+    for mid in north_star_ids(get_org(db)):
+        metric = CATALOGUE[mid]
         row = {"metric": mid, "name": metric.name, "unit": metric.unit}
         try:
             for side, w in (("before", before), ("during", during)):
