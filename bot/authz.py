@@ -142,18 +142,24 @@ def allowed(
     return bool(member)
 
 
-def member_refusal(deps, client, meta: dict, user: str, *, not_theirs: str, not_member: str) -> str | None:
-    """Why ``user`` may not submit a team's form now, or None when they may: the form must be theirs
-    (``meta``, its ``private_metadata``: ``by`` and ``channel``), and they must be in the team's channel
-    now (leaving it since takes the right away). Checked before the modal's 3-second acknowledgement,
-    so within ``PRE_ACK_S``; Slack not answering in time is ``MEMBERS_UNKNOWN``."""
+def form_refused(
+    ack, deps, client, meta: dict, user: str, *, field: str, not_theirs: str, not_member: str
+) -> bool:
+    """Whether ``user``'s submission of a team's form is refused, and if so it is answered: the
+    refusal on ``field``, logged, nothing written. The form must be theirs (``meta``, its
+    ``private_metadata``: ``by`` and ``channel``), and they must be in the team's channel now (leaving
+    it since takes the right away). Checked before the modal's 3-second acknowledgement, so within
+    ``PRE_ACK_S``; Slack not answering in time is ``MEMBERS_UNKNOWN``."""
     channel = meta.get("channel")
     if not user or not isinstance(channel, str) or not channel or meta.get("by") != user:
-        return not_theirs
-    member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
-    if member is None:
-        return MEMBERS_UNKNOWN
-    return None if member else not_member
+        said: str | None = not_theirs
+    else:
+        member = deps.members.is_member(client, channel, user, within=PRE_ACK_S)
+        said = MEMBERS_UNKNOWN if member is None else None if member else not_member
+    if said:
+        log.info("form submission refused for %r in %r: %s", user, channel, said)
+        ack(response_action="errors", errors={field: said})
+    return said is not None
 
 
 def bot_can_post(client, channel: str, *, within: float = PRE_ACK_S) -> bool | None:

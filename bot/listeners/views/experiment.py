@@ -16,7 +16,7 @@ import re
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bot.authz import member_refusal
+from bot.authz import form_refused
 from bot.logline import slack_error
 from bot.payload import obj, private_metadata, selected_value, state_values, text, user_id
 from bot.render.experiment import started_message
@@ -29,19 +29,6 @@ from metrics.teams import get_team
 log = logging.getLogger("vsm.bot")
 
 _WEEKS = re.compile(r"[0-9]{1,2}")
-
-
-def _refusal(deps, client, meta: dict, user: str) -> str | None:
-    """Why ``user`` may not submit this form, or None: they must have opened it, and be in the
-    team's channel now (leaving the channel since takes the right away)."""
-    return member_refusal(
-        deps,
-        client,
-        meta,
-        user,
-        not_theirs="Only the member of the team's channel who opened this form can submit it.",
-        not_member="Only members of the team's channel can start its experiments, and you are not in it now.",
-    )
 
 
 def _fields(view: dict) -> tuple[str, str, object]:
@@ -61,10 +48,17 @@ def submit(ack, body, view, client, context) -> None:
     deps = context["deps"]
     view = obj(view)
     meta, user = private_metadata(view), user_id(body)
-    refused = _refusal(deps, client, meta, user)
-    if refused:
-        log.info("experiment submission refused for %r in %r", user, meta.get("channel"))
-        ack(response_action="errors", errors={"change": refused})
+    # The submitter opened this form and is in the team's channel now (leaving it since takes the right away).
+    if form_refused(
+        ack,
+        deps,
+        client,
+        meta,
+        user,
+        field="change",
+        not_theirs="Only the member of the team's channel who opened this form can submit it.",
+        not_member="Only members of the team's channel can start its experiments, and you are not in it now.",
+    ):
         return
     db = deps.store.db
     try:

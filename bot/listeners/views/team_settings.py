@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from functools import cache
 
-from bot.authz import member_refusal
+from bot.authz import form_refused
 from bot.payload import obj, private_metadata, state_values, user_id
 from bot.render.settings_changes import created, describe
 from bot.render.templates import escape_mrkdwn
@@ -73,30 +73,22 @@ def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, di
         return new, {}, {"name": str(exc)[:150]}
 
 
-def _refusal(deps, client, meta: dict, user: str) -> dict[str, str] | None:
-    """Why ``user`` may not submit this form, as a modal error; ``None`` when they may. The form
-    must have been opened by them (``private_metadata``), and they must be in the channel now: leaving
-    the channel after opening the form takes the right away (``MemberCache``)."""
-    refused = member_refusal(
-        deps,
-        client,
-        meta,
-        user,
-        not_theirs="Only members of the team's channel can change it.",
-        not_member="Only members of the team's channel can change it, and you are not in it now.",
-    )
-    return {"name": refused} if refused else None
-
-
 def submit(ack, body, client, view, context) -> None:
     """A settings form submitted: checked, saved (or answered with inline errors), announced."""
     deps = context["deps"]
     view = obj(view)
     meta, user = private_metadata(view), user_id(body)
-    refused = _refusal(deps, client, meta, user)
-    if refused:
-        log.info("settings submission refused for %r in %r", user, meta.get("channel"))
-        ack(response_action="errors", errors=refused)
+    # The form must be theirs, and leaving the channel after opening it takes the right away.
+    if form_refused(
+        ack,
+        deps,
+        client,
+        meta,
+        user,
+        field="name",
+        not_theirs="Only members of the team's channel can change it.",
+        not_member="Only members of the team's channel can change it, and you are not in it now.",
+    ):
         return
     channel = meta["channel"]
     values = form_values(state_values(view))
