@@ -58,6 +58,20 @@ M = CATALOGUE
         # Less than the display shows is no change, and no change is neither better nor worse.
         ("change-failure-rate", 20.02, 20.0, "no change"),
         ("throughput", 4.0, 4.0, "no change"),
+        # At the precision the figures are shown in (issue 12, review round): the move the reader sees.
+        # Both p85s read 14.0 d: no change, though 0.5 h apart (the review's "p85 ↓ 0.5 h").
+        ("cycle-time", {"p50": 218.0, "p85": 336.0}, {"p50": 218.4, "p85": 336.5}, "no change"),
+        # 14.04 d reads 14.0 d, 14.06 d reads 14.1 d: the move is the 0.1 d the reader sees (2.4 h),
+        # not the 0.5 h between the unrounded figures.
+        ("cycle-time", {"p50": 200.0, "p85": 336.96}, {"p50": 200.0, "p85": 337.44}, "p85 ↓ 2.4 h, better"),
+        # In hours: 7.46 h and 7.54 h both read 7.5 h.
+        ("pr-pickup-time", {"p50": 2.0, "p85": 7.46}, {"p50": 2.0, "p85": 7.54}, "no change"),
+        # Across the hours/days line the display still tells them apart: 23.9 h against 1.0 d.
+        ("pr-pickup-time", {"p50": 2.0, "p85": 23.94}, {"p50": 2.0, "p85": 24.0}, "p85 ↓ 0.1 h, better"),
+        # Rates in points as shown: 20.04% and 19.96% both read 20.0%.
+        ("change-failure-rate", 20.04, 19.96, "no change"),
+        # A percent of a large figure too small to show is said in the unit: 1000.0 -> 1000.1/wk.
+        ("deployment-frequency", 1000.1, 1000.0, "↑ 0.1/wk, better"),
     ],
 )
 def test_change_is_in_the_right_unit_and_marked_better_or_worse(metric, now, before, expected):
