@@ -18,6 +18,7 @@ from metrics.catalogue.base import Metric, Result
 from metrics.dataset import TeamData
 from metrics.errors import VsmError
 from metrics.experiments import Experiment, Progress
+from metrics.org import north_star_ids
 from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.targets import target_status
@@ -71,7 +72,7 @@ def build_digest(
     """Compute every figure of the team's digest from one shared data load."""
     window = window or digest_window(team, now)
     data = TeamData(db, team, now)
-    north = [m for m in get_org(db).get("north_star", []) if m in CATALOGUE]
+    north = north_star_ids(get_org(db))
     own = [m for m in team.metrics if m in CATALOGUE and m not in north]
 
     def figure(mid: str) -> Figure:
