@@ -215,13 +215,7 @@ def test_a_press_before_the_scheduled_digest_takes_its_place_and_the_next_cycle_
     app, slack, team, db_path = env
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=NOW.tzinfo)  # payments: Mondays 09:30 Europe/London
     clock = {"now": monday}
-    early = create_app(
-        Store(db_path),
-        web_client("xoxb-test", slack.base_url),
-        signing_secret=SECRET,
-        process_before_response=True,
-        clock=lambda: clock["now"],
-    )
+    early = _app_at(db_path, slack, clock)
     click(early, [POST], channel=team.channel, user="U1", response_url=f"{slack.url}/response/early")
     assert len(_posts(slack, team)) == 1
     scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: clock["now"])
