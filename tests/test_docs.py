@@ -377,3 +377,24 @@ def test_the_numbers_slack_md_quotes_are_the_codes():
         f"need at least {stats.MIN_SIDE} weeks",
     ]
     assert [p for p in phrases if p not in text] == []
+
+
+def test_the_numbers_the_readme_quotes_are_the_codes():
+    """README's promises about issues 12-13 (Explain, experiments, stale data), quoted from the
+    constants that keep them: a changed limit fails here until the README says the new one."""
+    from bot.render.explain import EXPLAIN_LIMIT
+    from bot.schedule.scheduler import VERDICT_MINUTES
+    from metrics import experiments as ex
+    from metrics.org_digest import STALE_AFTER
+
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    phrases = [
+        f"(up to {EXPLAIN_LIMIT}, then how many more)",
+        f"(up to {ex.MAX_CHANGE} characters)",
+        f"for how long ({ex.MIN_WEEKS}–{ex.MAX_WEEKS} weeks;",
+        f"week by week and need at least {stats.MIN_SIDE})",
+        f"α = {stats.ALPHA}, at least {stats.MIN_SIDE} observations a side",
+        f"(up to {ex.SYNC_WAIT.days} days after the end, checked every {VERDICT_MINUTES} minutes)",
+        f"not synced for more than {STALE_AFTER.total_seconds() / 3600:.0f} hours",
+    ]
+    assert [p for p in phrases if p not in text] == []
