@@ -8,7 +8,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.authz import ADMIN_UNKNOWN, NOT_ADMIN, may_set
+from bot.authz import ADMIN_UNKNOWN, BEFORE_OPEN_S, NOT_ADMIN, before_ack, may_set
 from bot.logline import slack_error
 from bot.payload import tell, text, user_id
 from bot.render.modals import north_star_view
@@ -21,7 +21,9 @@ def set_north_star(ack, body, client, respond, context) -> None:
     ack()
     deps = context["deps"]
     user = user_id(body)
-    admin = may_set(client, deps, user) if user else False
+    # Bounded, as the settings form's check is: the app's own client would sleep through a rate limit
+    # while the trigger_id (3 s) expires.
+    admin = may_set(before_ack(client, timeout=BEFORE_OPEN_S), deps, user) if user else False
     if not admin:
         log.info(
             "organisation settings not opened for %r: %s", user, "unknown" if admin is None else "no admin"
