@@ -33,7 +33,7 @@ from bot.authz import (
 from bot.logline import slack_error
 from bot.payload import obj, private_metadata, user_id
 from bot.render.settings_changes import describe_org
-from bot.render.templates import cut_mrkdwn, escape_mrkdwn
+from bot.render.templates import MESSAGE_TEXT, cut_mrkdwn, escape_mrkdwn
 from bot.settings_form import read_org_form
 from metrics.errors import VsmError
 from metrics.teams import USER_ID, OrgConflict, get_org, org_settings, same_org_value, set_org_many
@@ -51,7 +51,6 @@ CHANGED_SINCE = (
     "to see their change."
 )
 TEAM_CHANNEL_NOW = "That channel has a team now. Choose a channel of the organisation's own."
-MESSAGE_CHARS = 3900  # a message's text: Slack shows up to 4,000 characters before it truncates
 
 
 def save(db, org: dict, new: dict, user: str, seen: object = None) -> dict:
@@ -146,7 +145,7 @@ def announce(client, user: str, changes: dict, before: dict, after: dict) -> Non
     it; the channel it moved from is told where it went. No org channel, no announcement."""
     who = f"<@{user}>" if USER_ID.fullmatch(user) else escape_mrkdwn(user)
     said = cut_mrkdwn(
-        f"{who} changed the organisation settings: {describe_org(changes, after, mrkdwn=True)}", MESSAGE_CHARS
+        f"{who} changed the organisation settings: {describe_org(changes, after, mrkdwn=True)}", MESSAGE_TEXT
     )
     old, new = before["channel"], after["channel"]
     posts = [(new, said)] if new else []

@@ -15,7 +15,7 @@ from functools import cache
 from bot.authz import form_refused
 from bot.payload import obj, private_metadata, state_values, user_id
 from bot.render.settings_changes import created, describe
-from bot.render.templates import escape_mrkdwn
+from bot.render.templates import MESSAGE_TEXT, cut_mrkdwn, escape_mrkdwn
 from bot.settings_form import apply, form_values
 from metrics.errors import VsmError
 from metrics.scope import Known, known
@@ -106,4 +106,6 @@ def submit(ack, body, client, view, context) -> None:
         deps.on_team_saved(team)
         # An order alone is no change (teams.diff), and describe() words every change it is given.
         said = created(team) if existing is None else f"changed the team settings: {describe(changes, team)}"
-        client.chat_postMessage(channel=channel, text=f"<@{user}> {escape_mrkdwn(said)}"[:3900])
+        client.chat_postMessage(
+            channel=channel, text=cut_mrkdwn(f"<@{user}> {escape_mrkdwn(said)}", MESSAGE_TEXT)
+        )
