@@ -5,12 +5,11 @@ good one is announced in the channel, and Stop early posts the verdict once, how
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urlencode
 
 from builders import team
 from fakes.slack import MockSlack
-from slackkit import command_body, initial_state, signed
+from slackkit import command_body, initial_state, signed, wait_for
 from test_slack_serve import FORM, post, vsm_serve
 
 from metrics import experiments as ex
@@ -18,15 +17,6 @@ from metrics.store import open_db
 from metrics.teams import create_team
 
 METRICS = ["pr-cycle-time", "wip"]
-
-
-def _wait(what, deadline_s: float = 20):
-    """``what()`` once it is truthy, polled with a deadline."""
-    deadline = time.monotonic() + deadline_s
-    while not (found := what()):
-        assert time.monotonic() < deadline, "nothing arrived in time"
-        time.sleep(0.05)  # polling the mock's log, with a deadline
-    return found
 
 
 def _interaction(served, payload: dict):
@@ -51,7 +41,7 @@ def test_start_and_stop_an_experiment_through_vsm_serve_http(tmp_path):
     with MockSlack(members={"C1": ["U1", "U2"]}) as slack, vsm_serve(tmp_path, slack.base_url) as served:
         body = command_body("experiment", response_url=f"{slack.url}/response/open")
         assert post(served.url, body, signed(body, content_type=FORM)).status_code == 200
-        [opened] = _wait(lambda: slack.calls_to("views.open"))
+        [opened] = wait_for(lambda: slack.calls_to("views.open"))
         view = opened.body["view"]
         assert [
             o["value"]
@@ -76,7 +66,7 @@ def test_start_and_stop_an_experiment_through_vsm_serve_http(tmp_path):
         state["values"]["change"]["v"]["value"] = "review every PR within a day"
         accepted = _interaction(served, submission)
         assert accepted.status_code == 200 and accepted.text == ""
-        [started] = _wait(lambda: _posted(slack, "experiment"))
+        [started] = wait_for(lambda: _posted(slack, "experiment"))
         [button] = next(b for b in started["blocks"] if b["block_id"] == "experiment_actions")["elements"]
         assert button["action_id"] == "stop_experiment"
 
@@ -91,7 +81,7 @@ def test_start_and_stop_an_experiment_through_vsm_serve_http(tmp_path):
                 "actions": [action],
             }
             assert _interaction(served, click).status_code == 200
-            _wait(lambda url=url: slack.requests_to(f"/response/{url}"))
+            wait_for(lambda url=url: slack.requests_to(f"/response/{url}"))
         [verdict] = _posted(slack, "verdict")
         assert "(stopped early)" in verdict["blocks"][1]["text"]["text"]
         assert verdict["blocks"][0]["text"]["text"] == "🧪 Experiment verdict: not enough data for a verdict"

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from builders import deploy, team
 from fakes.slack import MockSlack
-from slackkit import NOW, assert_valid_view, event, interaction, signed, slack_app
+from slackkit import NOW, assert_valid_view, event, interaction, signed, slack_app, wait_for
 from test_org_slack import CHANNELS, break_workflow, build_big_org, build_org
 from test_slack_serve import post, vsm_serve
 
@@ -257,11 +257,7 @@ def test_vsm_serve_publishes_the_portfolio(tmp_path):
             }
         )
         assert post(served.url, body, signed(body, content_type="application/json")).status_code == 200
-        deadline = time.monotonic() + 60
-        while not slack.calls_to("views.publish"):
-            assert time.monotonic() < deadline, served.log()
-            time.sleep(0.05)  # polling the mock's log for the publish, with a deadline
-        view = slack.calls_to("views.publish")[0].body["view"]
+        view = wait_for(lambda: slack.calls_to("views.publish"), why=served.log)[0].body["view"]
     assert_valid_view(view)
     assert text(view, "org_north_star").startswith(ORG_LINE)
     assert [text(view, f"team:{i}").split(" · ")[0] for i in (1, 2, 3)] == ["*bravo*", "*alpha*", "*charlie*"]
