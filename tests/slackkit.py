@@ -20,16 +20,17 @@ SECRET = "test-signing-secret"
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-def slack_app(db_path, slack, **kw):
+def slack_app(db_path, slack, clock=lambda: NOW, **kw):
     """The app on the database at ``db_path`` as these tests drive it: signed requests, each answered
-    after its listener has run (``process_before_response``), "now" pinned at ``NOW``, the Web API on
-    ``slack`` (a ``MockSlack``). ``kw`` goes to ``create_app`` (``admins``, ``members``)."""
+    after its listener has run (``process_before_response``), "now" from ``clock`` (pinned at ``NOW``
+    by default), the Web API on ``slack`` (a ``MockSlack``). ``kw`` goes to ``create_app``
+    (``admins``, ``members``)."""
     return create_app(
         Store(db_path),
         web_client("xoxb-test", slack.base_url),
         signing_secret=SECRET,
         process_before_response=True,
-        clock=lambda: NOW,
+        clock=clock,
         **kw,
     )
 

@@ -19,7 +19,6 @@ from builders import configure_org
 from fakes.slack import MockSlack
 from slackkit import (
     NOW,
-    SECRET,
     ack_json,
     assert_valid_message,
     click,
@@ -32,7 +31,7 @@ from slackkit import (
 )
 
 from bot import ids
-from bot.app import create_app, web_client
+from bot.app import web_client
 from bot.schedule.delivery import ledger_row
 from bot.schedule.scheduler import Scheduler, org_cycle_day, org_manual_key
 from bot.store import Store
@@ -166,13 +165,7 @@ def test_a_press_after_the_cycles_scheduled_digest_posts_nothing(env):
 def test_a_press_before_the_scheduled_time_takes_its_place_and_the_next_cycle_is_sent(env):
     _, slack, db_path = env
     clock = {"now": datetime(2026, 11, 23, 7, 30, tzinfo=UTC)}  # Monday, before 08:00 GMT
-    app = create_app(
-        Store(db_path),
-        web_client("xoxb-test", slack.base_url),
-        signing_secret=SECRET,
-        process_before_response=True,
-        clock=lambda: clock["now"],
-    )
+    app = slack_app(db_path, slack, clock=lambda: clock["now"])
     assert _press(app, slack, "early")["text"] == POSTED
     scheduler = Scheduler(Store(db_path), web_client("xoxb-test", slack.base_url), clock=lambda: clock["now"])
     clock["now"] = clock["now"].replace(hour=8, minute=1)

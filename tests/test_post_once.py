@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import pytest
 from fakes.server import Fault
 from fakes.slack import MockSlack
-from slackkit import NOW, SECRET, click, command, signed, slack_app
+from slackkit import NOW, click, command, signed, slack_app
 
-from bot.app import create_app, web_client
+from bot.app import web_client
 from bot.listeners.actions.digest import cycle_day
 from bot.schedule.delivery import EVENT_TYPE, Key, ledger_row
 from bot.schedule.scheduler import Scheduler, manual_key
@@ -282,13 +282,7 @@ def test_through_vsm_serve_http_concurrent_and_repeated_presses_post_once(sample
 
 def _app_at(db_path, slack, clock: dict):
     """The app with "now" read from ``clock["now"]``, for presses on the digest day itself."""
-    return create_app(
-        Store(db_path),
-        web_client("xoxb-test", slack.base_url),
-        signing_secret=SECRET,
-        process_before_response=True,
-        clock=lambda: clock["now"],
-    )
+    return slack_app(db_path, slack, clock=lambda: clock["now"])
 
 
 def _scheduled_key(team, now=NOW) -> Key:
