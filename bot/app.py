@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -22,7 +22,9 @@ from bot.authz import MemberCache
 from bot.guards import PayloadShape, VsmApp, last_resort
 from bot.listeners.events.app_home import SeenEvents
 from bot.store import Store
+from metrics.errors import VsmError
 from metrics.teams import Team
+from metrics.workspace import SINGLE, Workspace, workspace_of
 
 log = logging.getLogger("vsm.bot")
 
@@ -33,13 +35,22 @@ class Deps:
 
     store: Store
     clock: Callable[[], datetime]
+    # The workspace the request came from (metrics.workspace): every team, setting and experiment a
+    # listener reads or writes is this workspace's. SINGLE in single-workspace mode; in OAuth mode
+    # ``WithDeps`` sets it from the request, on a copy of the app's ``Deps``.
+    ws: Workspace = SINGLE
     # Org admins besides the database's ``[org] admins`` (``bot.authz.org_admins``): tests pass some;
     # ``vsm serve`` passes none, so the database, seeded from vsm.toml on first start, decides.
     admins: list[str] = field(default_factory=list)
-    # Called with the saved team after every settings change (the scheduler re-plans its jobs).
-    on_team_saved: Callable[[Team], None] = field(default=lambda team: None)
-    # Called after every change to the org settings (the scheduler re-plans the org digest).
-    on_org_saved: Callable[[], None] = field(default=lambda: None)
+    # Called with the saved team and its workspace after every settings change (the scheduler
+    # re-plans its jobs).
+    on_team_saved: Callable[[Team, Workspace], None] = field(default=lambda team, ws: None)
+    # Called with the workspace after every change to its org settings (the scheduler re-plans the
+    # org digest).
+    on_org_saved: Callable[[Workspace], None] = field(default=lambda ws: None)
+    # Called with the workspace when Slack says the app was uninstalled there or its bot token was
+    # revoked (the scheduler stops that workspace's digests, nudges and verdicts at once).
+    on_uninstalled: Callable[[Workspace], None] = field(default=lambda ws: None)
     # Channel members, re-read at most once a minute: every change is authorised against them.
     members: MemberCache = field(default_factory=MemberCache)
     # Event ids seen in the last hour: Slack retries an event it thinks we missed.
@@ -47,13 +58,28 @@ class Deps:
 
 
 class WithDeps(Middleware):
-    """Puts the app's ``Deps`` in the context of every request, before any listener runs."""
+    """Puts the app's ``Deps`` in the context of every request, before any listener runs.
 
-    def __init__(self, deps: Deps) -> None:
+    ``per_workspace`` (OAuth mode): each request gets its own copy with ``ws`` set to the workspace
+    Slack says it came from (the signed body's team and enterprise ids), so no listener can reach
+    another workspace's rows by forgetting to ask. A request that names no workspace is answered
+    200 with nothing done (Slack would retry anything else)."""
+
+    def __init__(self, deps: Deps, *, per_workspace: bool = False) -> None:
         self.deps = deps
+        self.per_workspace = per_workspace
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]):
-        req.context["deps"] = self.deps
+        if not self.per_workspace:
+            req.context["deps"] = self.deps
+            return next()
+        c = req.context
+        try:
+            ws = workspace_of(c.enterprise_id, c.team_id, c.is_enterprise_install)
+        except VsmError:
+            log.warning("a request from no known workspace was ignored")
+            return BoltResponse(status=200, body="")
+        req.context["deps"] = replace(self.deps, ws=ws)
         return next()
 
 
@@ -87,9 +113,11 @@ def create_app(
     on_team_saved: Callable | None = None,
     on_org_saved: Callable | None = None,
     members: MemberCache | None = None,
+    per_workspace: bool = False,
 ) -> App:
     """The app on ``store``. ``clock`` pins "now" (tests); ``admins`` may set the North Star besides
-    workspace admins and the org admins the database holds; ``members`` caches channel membership (tests pass one with their own clock)."""
+    workspace admins and the org admins the database holds; ``members`` caches channel membership (tests
+    pass one with their own clock); ``per_workspace`` serves many workspaces (``WithDeps``)."""
     app = VsmApp(
         client=client,
         signing_secret=signing_secret or "not-used-in-socket-mode",
@@ -107,6 +135,6 @@ def create_app(
         deps.members = members
     app.error(last_resort(signing_secret))
     app.use(PayloadShape())
-    app.use(WithDeps(deps))
+    app.use(WithDeps(deps, per_workspace=per_workspace))
     listeners.register(app)
     return app

@@ -143,7 +143,9 @@ def _config_notes(db: sqlite_utils.Database, cfg: Config) -> list[str]:
     differences ``metrics.teams.seed_from_config`` reports, plus what it would add."""
     from metrics.teams import Team, diff, get_org
 
-    stored = {r["name"]: r["settings"] for r in db.query("select name, settings from teams")}
+    stored = {
+        r["name"]: r["settings"] for r in db.query("select name, settings from teams where workspace = ''")
+    }
     notes = []
     for team in cfg.teams:
         if team.name not in stored:

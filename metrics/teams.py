@@ -24,6 +24,7 @@ from metrics.store.tx import transaction
 from metrics.targets import Target, allowed, from_stored, in_bounds, judged_as, legacy_note
 from metrics.timeutil import now_iso, zone
 from metrics.workflow import Workflow
+from metrics.workspace import SINGLE, Workspace
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The nudges a team can get between digests (``metrics.nudges``), all on unless the team says otherwise.
@@ -289,10 +290,13 @@ def org_settings(org: dict) -> dict:
     return out
 
 
-def org_version(db: sqlite_utils.Database) -> int:
+def org_version(db: sqlite_utils.Database, *, ws: Workspace = SINGLE) -> int:
     """A number that grows with every change to the org settings (its last settings log row), so a
     form can tell that the settings it showed were changed by someone else before it was saved."""
-    row = next(db.query("select max(id) as n from settings_log where team = ?", [ORG_LOG]), None)
+    row = next(
+        db.query("select max(id) as n from settings_log where workspace = ? and team = ?", [ws, ORG_LOG]),
+        None,
+    )
     return int(row["n"] or 0) if row else 0
 
 
@@ -435,21 +439,34 @@ def stored_targets(targets: object) -> object:
     return {m: t.to_dict() if isinstance(t, Target) else t for m, t in targets.items()}
 
 
-def get_team(db: sqlite_utils.Database, name: str) -> Team:
-    row = next(db.query("select settings from teams where lower(name) = lower(?)", [name]), None)
+def get_team(db: sqlite_utils.Database, name: str, *, ws: Workspace = SINGLE) -> Team:
+    row = next(
+        db.query("select settings from teams where workspace = ? and lower(name) = lower(?)", [ws, name]),
+        None,
+    )
     if row is None:
-        known = ", ".join(t.name for t in list_teams(db)) or "none yet"
+        known = ", ".join(t.name for t in list_teams(db, ws=ws)) or "none yet"
         raise VsmError(f"unknown team {name!r} (known: {known})")
     return Team.from_json(row["settings"])
 
 
-def team_for_channel(db: sqlite_utils.Database, channel: str) -> Team | None:
-    row = next(db.query("select settings from teams where channel = ?", [channel]), None)
+def team_for_channel(db: sqlite_utils.Database, channel: str, *, ws: Workspace = SINGLE) -> Team | None:
+    row = next(
+        db.query("select settings from teams where workspace = ? and channel = ?", [ws, channel]), None
+    )
     return Team.from_json(row["settings"]) if row else None
 
 
-def list_teams(db: sqlite_utils.Database) -> list[Team]:
-    return [Team.from_json(r["settings"]) for r in db.query("select settings from teams order by name")]
+def list_teams(db: sqlite_utils.Database, *, ws: Workspace = SINGLE) -> list[Team]:
+    return [
+        Team.from_json(r["settings"])
+        for r in db.query("select settings from teams where workspace = ? order by name", [ws])
+    ]
+
+
+def all_teams(db: sqlite_utils.Database) -> list[Team]:
+    """Every workspace's teams: what the deployment's shared caches (replayed flows) must keep."""
+    return [Team.from_json(r["settings"]) for r in db.query("select settings from teams")]
 
 
 # Settings whose order means nothing: nudge kinds, the data scope, resolutions and patterns are each a
@@ -529,7 +546,9 @@ def _what(what: What, changes: dict, default: str) -> str:
     return what(changes) if callable(what) else what or default
 
 
-def create_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None) -> dict:
+def create_team(
+    db: sqlite_utils.Database, team: Team, who: str, what: What = None, *, ws: Workspace = SINGLE
+) -> dict:
     """Insert a new team and log it, or raise TeamConflict: an existing team is never touched.
 
     The INSERT itself refuses a taken name (the primary key, and any other case of it) or channel,
@@ -541,29 +560,34 @@ def create_team(db: sqlite_utils.Database, team: Team, who: str, what: What = No
     at = now_iso()
     changes = diff(None, team)
     with transaction(db):
-        if not _insert(db, team, at):
-            raise _conflict(db, team)
-        log_change(db, team.name, at, who, _what(what, changes, "created"), changes)
+        if not _insert(db, team, at, ws):
+            raise _conflict(db, team, ws)
+        log_change(db, team.name, at, who, _what(what, changes, "created"), changes, ws=ws)
     return changes
 
 
-def _insert(db: sqlite_utils.Database, team: Team, at: str) -> bool:
-    """One statement: insert unless the name (any case) or the channel is taken; False when refused."""
+def _insert(db: sqlite_utils.Database, team: Team, at: str, ws: Workspace) -> bool:
+    """One statement: insert unless the name (any case) or the channel is taken in the workspace;
+    False when refused."""
     try:
         cursor = db.execute(
-            "insert into teams (name, channel, timezone, settings, created, updated) "
-            "select ?, ?, ?, ?, ?, ? where not exists (select 1 from teams where lower(name) = lower(?) "
-            "or (channel = ? and channel != '')) "
-            "and not exists (select 1 from org where key = 'channel' and value = json_quote(?) and ? != '')",
+            "insert into teams (workspace, name, channel, timezone, settings, created, updated) "
+            "select ?, ?, ?, ?, ?, ?, ? where not exists (select 1 from teams where workspace = ? "
+            "and (lower(name) = lower(?) or (channel = ? and channel != ''))) "
+            "and not exists (select 1 from org where workspace = ? and key = 'channel' "
+            "and value = json_quote(?) and ? != '')",
             [
+                ws,
                 team.name,
                 team.channel,
                 team.timezone,
                 team.to_json(),
                 at,
                 at,
+                ws,
                 team.name,
                 team.channel,
+                ws,
                 team.channel,
                 team.channel,
             ],
@@ -573,20 +597,27 @@ def _insert(db: sqlite_utils.Database, team: Team, at: str) -> bool:
     return cursor.rowcount == 1
 
 
-def _conflict(db: sqlite_utils.Database, team: Team) -> TeamConflict:
-    row = next(db.query("select name from teams where lower(name) = lower(?)", [team.name]), None)
+def _conflict(db: sqlite_utils.Database, team: Team, ws: Workspace) -> TeamConflict:
+    row = next(
+        db.query("select name from teams where workspace = ? and lower(name) = lower(?)", [ws, team.name]),
+        None,
+    )
     if row is not None:
         return TeamConflict(f"the name {team.name!r} is taken by another team ({row['name']})", "name")
-    if team.channel and get_org(db).get("channel") == team.channel:
+    if team.channel and get_org(db, ws=ws).get("channel") == team.channel:
         return TeamConflict(
             f"channel {team.channel} is the organisation's channel, not a team's", "org-channel"
         )
-    row = next(db.query("select name from teams where channel = ?", [team.channel]), None)
+    row = next(
+        db.query("select name from teams where workspace = ? and channel = ?", [ws, team.channel]), None
+    )
     owner = row["name"] if row else "another team"
     return TeamConflict(f"channel {team.channel} already has a team ({owner})", "channel")
 
 
-def save_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None) -> dict:
+def save_team(
+    db: sqlite_utils.Database, team: Team, who: str, what: What = None, *, ws: Workspace = SINGLE
+) -> dict:
     """Update a team in place, or create it (``create_team``) when no team has its name; the change is
     logged in the same transaction. Returns the diff.
 
@@ -595,9 +626,12 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None
     """
     team.validate(_catalogue_ids())
     with transaction(db):  # read and write under one write lock: nothing changes in between
-        row = next(db.query("select channel, settings from teams where name = ?", [team.name]), None)
+        row = next(
+            db.query("select channel, settings from teams where workspace = ? and name = ?", [ws, team.name]),
+            None,
+        )
         if row is None:
-            return create_team(db, team, who, what)
+            return create_team(db, team, who, what, ws=ws)
         if row["channel"] != team.channel:
             raise VsmError(
                 f"team {team.name} belongs to channel {row['channel'] or '(none)'}; "
@@ -610,21 +644,37 @@ def save_team(db: sqlite_utils.Database, team: Team, who: str, what: What = None
         at = now_iso()
         db.execute(
             "update teams set timezone = ?, settings = ?, updated = ?, created = coalesce(created, ?) "
-            "where name = ?",
-            [team.timezone, team.to_json(), at, at, team.name],
+            "where workspace = ? and name = ?",
+            [team.timezone, team.to_json(), at, at, ws, team.name],
         )
         if old.flow.fingerprint != team.flow.fingerprint:
-            flows.keep_only(db, [t.flow.fingerprint for t in list_teams(db)])
+            flows.keep_only(db, [t.flow.fingerprint for t in all_teams(db)])
         log_change(
-            db, team.name, at, who, _what(what, changes, "changed " + ", ".join(sorted(changes))), changes
+            db,
+            team.name,
+            at,
+            who,
+            _what(what, changes, "changed " + ", ".join(sorted(changes))),
+            changes,
+            ws=ws,
         )
     return changes
 
 
-def log_change(db: sqlite_utils.Database, team: str, at: str, who: str, what: str, changes: dict) -> None:
+def log_change(
+    db: sqlite_utils.Database,
+    team: str,
+    at: str,
+    who: str,
+    what: str,
+    changes: dict,
+    *,
+    ws: Workspace = SINGLE,
+) -> None:
     """One row of the settings log: who changed what, when (team settings, the org, experiments)."""
     db["settings_log"].insert(
         {
+            "workspace": ws,
             "team": team,
             "at": at,
             "who": who,
@@ -641,14 +691,19 @@ def log_change(db: sqlite_utils.Database, team: str, at: str, who: str, what: st
     )
 
 
-def settings_log(db: sqlite_utils.Database, team: str) -> list[dict]:
-    return list(db.query("select * from settings_log where team = ? order by id", [team]))
+def settings_log(db: sqlite_utils.Database, team: str, *, ws: Workspace = SINGLE) -> list[dict]:
+    return list(
+        db.query("select * from settings_log where workspace = ? and team = ? order by id", [ws, team])
+    )
 
 
-def get_org(db: sqlite_utils.Database) -> dict:
+def get_org(db: sqlite_utils.Database, *, ws: Workspace = SINGLE) -> dict:
     """The org settings that were set (``org_settings`` adds the defaults). ``targets`` come back as
     ``Target``s, with the direction and words stored beside the plain numbers (``set_org``)."""
-    org = {r["key"]: json.loads(r["value"]) for r in db.query("select key, value from org")}
+    org = {
+        r["key"]: json.loads(r["value"])
+        for r in db.query("select key, value from org where workspace = ?", [ws])
+    }
     forms = org.pop(_ORG_TARGET_FORMS, None)
     if isinstance(org.get("targets"), dict):
         org["targets"] = {m: _loaded_target(m, v, forms) for m, v in org["targets"].items()}
@@ -665,10 +720,12 @@ class OrgConflict(VsmError):
         self.key = key
 
 
-def set_org(db: sqlite_utils.Database, key: str, value: object, who: str, what: What = None) -> bool:
+def set_org(
+    db: sqlite_utils.Database, key: str, value: object, who: str, what: What = None, *, ws: Workspace = SINGLE
+) -> bool:
     """Set one org setting (``set_org_many`` with one key); False, and nothing written, when the
     value is the one already set (``same_org_value``)."""
-    return bool(set_org_many(db, {key: value}, who, what))
+    return bool(set_org_many(db, {key: value}, who, what, ws=ws))
 
 
 def set_org_many(
@@ -678,6 +735,7 @@ def set_org_many(
     what: What = None,
     *,
     seen: int | None = None,
+    ws: Workspace = SINGLE,
 ) -> dict:
     """Set several org settings at once, all or nothing: every value checked (see ORG_RULES) before
     anything is written, then, in one transaction, each one that differs from the stored one
@@ -701,38 +759,42 @@ def set_org_many(
             raise VsmError(f"org {exc}") from None
     changes: dict = {}
     with transaction(db):  # read and write under one write lock: nothing changes in between
-        if seen is not None and org_version(db) != seen:
+        if seen is not None and org_version(db, ws=ws) != seen:
             raise OrgConflict("the organisation settings changed since they were read", "version")
-        current = get_org(db)
+        current = get_org(db, ws=ws)
         for key, value in values.items():
             old = current.get(key)
             if old is None or not same_org_value(key, old, value):
                 changes[key] = [old, value]
         channel = changes.get("channel", [None, ""])[1]
-        team = team_for_channel(db, channel) if channel else None  # type: ignore[arg-type]
+        team = team_for_channel(db, channel, ws=ws) if channel else None  # type: ignore[arg-type]
         if team is not None:
             raise OrgConflict(f"channel {channel} is the channel of team {team.name}", "channel")
         at = now_iso()
         for key, (old, value) in changes.items():
-            _write_org(db, key, value)
+            _write_org(db, key, value, ws)
             change = {key: [old, value]}
-            log_change(db, ORG_LOG, at, who, _what(what, change, f"changed org {key}"), change)
+            log_change(db, ORG_LOG, at, who, _what(what, change, f"changed org {key}"), change, ws=ws)
     return changes
 
 
-def _write_org(db: sqlite_utils.Database, key: str, value: object) -> None:
+def _write_org(db: sqlite_utils.Database, key: str, value: object, ws: Workspace) -> None:
+    rows = {key: value}
     if key == "targets":
         targets: dict = value  # type: ignore[assignment]
-        plain = {m: float(t) for m, t in targets.items()}
-        forms = {m: t.to_dict() for m, t in targets.items() if isinstance(t, Target)}
-        db["org"].upsert({"key": key, "value": json.dumps(plain, allow_nan=False)}, pk="key")
-        db["org"].upsert({"key": _ORG_TARGET_FORMS, "value": json.dumps(forms)}, pk="key")
-    else:
-        db["org"].upsert({"key": key, "value": json.dumps(value, allow_nan=False)}, pk="key")
+        rows[key] = {m: float(t) for m, t in targets.items()}
+        rows[_ORG_TARGET_FORMS] = {m: t.to_dict() for m, t in targets.items() if isinstance(t, Target)}
+    for k, v in rows.items():
+        db.execute(
+            "insert or replace into org (workspace, key, value) values (?, ?, ?)",
+            [ws, k, json.dumps(v, allow_nan=False)],
+        )
 
 
 def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) -> list[str]:
-    """Create teams (and org settings) declared in the file that the database lacks.
+    """Create teams (and org settings) declared in the file that the database lacks, in
+    single-workspace mode's workspace (``SINGLE``): vsm.toml configures one workspace; installed ones
+    set up their teams in chat.
 
     Returns one warning per team whose file declaration differs from what the database holds (after
     first start, the database, the team's choices in chat, wins) and one per target the file states
@@ -740,13 +802,20 @@ def seed_from_config(db: sqlite_utils.Database, teams: list[Team], org: dict) ->
     """
     warnings = [note for team in teams for note in target_notes(team)]
     for team in teams:
-        row = next(db.query("select settings from teams where name = ?", [team.name]), None)
+        row = next(
+            db.query("select settings from teams where workspace = ? and name = ?", [SINGLE, team.name]), None
+        )
         if row is None:
             try:
                 create_team(db, team, who="vsm.toml", what="created from vsm.toml")
                 continue
             except TeamConflict as exc:
-                row = next(db.query("select settings from teams where name = ?", [team.name]), None)
+                row = next(
+                    db.query(
+                        "select settings from teams where workspace = ? and name = ?", [SINGLE, team.name]
+                    ),
+                    None,
+                )
                 if (
                     row is None
                 ):  # not a concurrent start creating the same team: another one's name or channel

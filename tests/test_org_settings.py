@@ -50,7 +50,7 @@ def env(sample_db, tmp_path):
     saved: list[int] = []
     # The bot is in both org channels (a new org channel must be one it can post in).
     with AdminSlack({"UANA1", "UBEN1"}, members={LEADERS: [BOT_USER], BOARD: [BOT_USER]}) as slack:
-        app = slack_app(db_path, slack, on_org_saved=lambda: saved.append(1), admins=["UCFG1"])
+        app = slack_app(db_path, slack, on_org_saved=lambda ws: saved.append(1), admins=["UCFG1"])
         yield app, slack, db_path, saved
 
 

@@ -142,7 +142,7 @@ def env(sample_db, tmp_path):
     with SlowInfo({"UANA1"}, members=members) as slack:
         slack.private.add(SECRET)
         saved: list[int] = []
-        yield slack_app(db_path, slack, on_org_saved=lambda: saved.append(1)), slack, db_path, saved
+        yield slack_app(db_path, slack, on_org_saved=lambda ws: saved.append(1)), slack, db_path, saved
 
 
 class SlowInfo(AdminSlack):

@@ -47,6 +47,7 @@ from metrics.org import org_timezone, org_window
 from metrics.org_digest import build_org_digest
 from metrics.teams import DAYS, ORG_DIGEST, ORG_LOG, Team, get_org, get_team, list_teams, org_settings
 from metrics.timeutil import zone
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.scheduler")
 
@@ -179,7 +180,7 @@ class Scheduler:
         )
 
     # -- planning --------------------------------------------------------------------------------
-    def plan_team(self, team: Team) -> None:
+    def plan_team(self, team: Team, ws: Workspace = SINGLE) -> None:
         """(Re)place the team's jobs; called at start and after every settings change."""
         if not team.channel:
             self.unplan_team(team.name)
@@ -202,7 +203,7 @@ class Scheduler:
             if self.aps.get_job(job_id) is not None:
                 self.aps.remove_job(job_id)
 
-    def plan_org(self) -> None:
+    def plan_org(self, ws: Workspace = SINGLE) -> None:
         """(Re)place the org digest's job; called at start and after every org settings change: a job
         while ``[org] channel`` is set, none when it is not (or when the org's zone is unknown, which
         ``set_org`` refuses, so only a hand-edited database can hold one: logged, not guessed)."""

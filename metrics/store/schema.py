@@ -531,3 +531,53 @@ def m012_sync_status_kind(db):
     # ("incidents"). Rows written before this have none until their source syncs again. An update of
     # ``kind`` alone bumps no data version (m010's trigger watches other columns).
     db["sync_status"].add_column("kind", str)
+
+
+@MIGRATIONS()
+def m013_workspaces(db):
+    # Every row a workspace owns names it (issue 14, metrics.workspace): "" is single-workspace mode
+    # (SLACK_BOT_TOKEN), where every row written before this stays. Source data is not a workspace's.
+    owned = {"workspace": str}
+    # A team is named within its workspace, and its channel is one of that workspace's.
+    db["teams"].add_column("workspace", str, not_null_default="")
+    db["teams"].transform(pk=("workspace", "name"))
+    db["teams"].create_index(["workspace", "channel"])
+    db.execute("drop index if exists idx_teams_channel")
+    db["org"].add_column("workspace", str, not_null_default="")
+    db["org"].transform(pk=("workspace", "key"))
+    db["settings_log"].add_column("workspace", str, not_null_default="")
+    db["settings_log"].create_index(["workspace", "team", "at"])
+    db.execute("drop index if exists idx_settings_log_team_at")
+    # A delivery's key names its workspace (bot.schedule.delivery.Key), so the primary key holds.
+    db["deliveries"].add_column("workspace", str, not_null_default="")
+    db["nudge_log"].add_column("workspace", str, not_null_default="")
+    db["nudge_log"].transform(pk=("workspace", "team", "kind", "subject"))
+    # experiments keeps its CHECKs and partial index: a column added, the indexes per workspace.
+    db["experiments"].add_column("workspace", str, not_null_default="")
+    db.execute("drop index experiments_one_running")
+    db.execute(
+        "create unique index experiments_one_running on experiments (workspace, team, metric) "
+        "where state = 'running'"
+    )
+    db["experiments"].create_index(["workspace", "team", "started"])
+    db.execute("drop index if exists idx_experiments_team_started")
+    # Stored figures are a cache (metrics.results): rebuilt empty with the workspace in the key, and
+    # computed again by their next reader.
+    db["results"].drop()
+    _clustered(
+        db,
+        "results",
+        {
+            **owned,
+            "since": float,
+            "until": float,
+            "tz": str,
+            "scope": str,
+            "metric": str,
+            "stamp": str,
+            "payload": str,
+            "computed": float,
+        },
+        pk=("workspace", "since", "until", "tz", "scope", "metric"),
+    )
+    db["results"].create_index(["computed"])

@@ -35,7 +35,7 @@ def snooze_nudges(ack, body, client, respond, context) -> None:
     now = deps.clock()
     team.snooze_until = iso((now + timedelta(days=days)).timestamp()) if days else ""
     if save_team(deps.store.db, team, who=user, what="snoozed nudges" if days else "resumed nudges"):
-        deps.on_team_saved(team)
+        deps.on_team_saved(team, deps.ws)
         until = (now + timedelta(days=days)).astimezone(team.tz)
         said = f"snoozed nudges until {until:%a %d %b %H:%M %Z}" if days else "resumed nudges"
         client.chat_postMessage(channel=channel, text=f"<@{user}> {said}.")

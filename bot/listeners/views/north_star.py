@@ -136,7 +136,7 @@ def submit(ack, body, view, client, context) -> None:
         return
     ack()
     if changes:
-        deps.on_org_saved()
+        deps.on_org_saved(deps.ws)
         announce(client, user, changes, org, {**org, **new})
 
 

@@ -103,7 +103,7 @@ def submit(ack, body, client, view, context) -> None:
         return
     ack()
     if changes:
-        deps.on_team_saved(team)
+        deps.on_team_saved(team, deps.ws)
         # An order alone is no change (teams.diff), and describe() words every change it is given.
         said = created(team) if existing is None else f"changed the team settings: {describe(changes, team)}"
         client.chat_postMessage(
