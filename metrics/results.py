@@ -53,6 +53,7 @@ from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
 from metrics.teams import Team, list_teams
 from metrics.timeutil import Window, epoch
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -215,21 +216,33 @@ def cacheable(window: Window, now: float) -> bool:
 
 
 # -- reading and writing ---------------------------------------------------------------------------------
-def _key(window: Window) -> list:
-    return [window.start, window.end, window.tz.key]
+def _key(window: Window, ws: Workspace = SINGLE) -> list:
+    """The stored figures' key up to the scope: the workspace (m013), then the window."""
+    return [ws, window.start, window.end, window.tz.key]
 
 
-def _stored(db: sqlite_utils.Database, window: Window, scope: str | None = None) -> dict:
-    """``(scope, metric) -> (stamp, payload)`` of the figures stored on ``window`` (of one scope, or
-    every scope)."""
-    sql = "select scope, metric, stamp, payload from results where since = ? and until = ? and tz = ?"
-    params = _key(window)
+def _stored(
+    db: sqlite_utils.Database, window: Window, scope: str | None = None, *, ws: Workspace = SINGLE
+) -> dict:
+    """``(scope, metric) -> (stamp, payload)`` of the figures stored on ``window`` in workspace ``ws``
+    (of one scope, or every scope)."""
+    sql = (
+        "select scope, metric, stamp, payload from results "
+        "where workspace = ? and since = ? and until = ? and tz = ?"
+    )
+    params = _key(window, ws)
     if scope is not None:
         sql, params = sql + " and scope = ?", [*params, scope]
     return {(s, m): (st, p) for s, m, st, p in db.execute(sql, params)}
 
 
-def _store(db: sqlite_utils.Database, window: Window, rows: list[tuple[str, str, str, str]]) -> bool:
+def _store(
+    db: sqlite_utils.Database,
+    window: Window,
+    rows: list[tuple[str, str, str, str]],
+    *,
+    ws: Workspace = SINGLE,
+) -> bool:
     """Store ``(scope, metric, stamp, payload)`` rows; False when they could not be (a read-only
     database, or a writer holding the lock: not waited for, the figures are computed next time)."""
     if not rows or is_readonly(db):
@@ -241,9 +254,10 @@ def _store(db: sqlite_utils.Database, window: Window, rows: list[tuple[str, str,
     try:
         with db.atomic():
             conn.executemany(
-                "insert or replace into results (since, until, tz, scope, metric, stamp, payload, computed) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*_key(window), s, m, st, p, now) for s, m, st, p in rows],
+                "insert or replace into results "
+                "(workspace, since, until, tz, scope, metric, stamp, payload, computed) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_key(window, ws), s, m, st, p, now) for s, m, st, p in rows],
             )
     except sqlite3.OperationalError as exc:
         log.info("figures not stored (%s): computed again when next asked", exc)
