@@ -24,6 +24,7 @@ from metrics.store.sync_status import freshness
 from metrics.targets import target_status
 from metrics.teams import Team, get_org
 from metrics.timeutil import Window, complete_days
+from metrics.workspace import SINGLE, Workspace
 
 
 @dataclass
@@ -67,12 +68,18 @@ def digest_window(team: Team, now: datetime) -> Window:
 
 
 def build_digest(
-    db: sqlite_utils.Database, team: Team, now: datetime, window: Window | None = None
+    db: sqlite_utils.Database,
+    team: Team,
+    now: datetime,
+    window: Window | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> Digest:
-    """Compute every figure of the team's digest from one shared data load."""
+    """Compute every figure of the team's digest from one shared data load. ``ws``: the workspace the
+    team is one of (its org's North Star, its experiments)."""
     window = window or digest_window(team, now)
     data = TeamData(db, team, now)
-    north = north_star_ids(get_org(db))
+    north = north_star_ids(get_org(db, ws=ws))
     own = [m for m in team.metrics if m in CATALOGUE and m not in north]
 
     def figure(mid: str) -> Figure:
@@ -85,28 +92,28 @@ def build_digest(
     with gc_deferred():  # the figures' objects live until the digest is rendered: see gc_deferred
         north_star = [figure(m) for m in north]
         determinants = [figure(m) for m in own]
-        running = running_experiments(db, team, now, data)
+        running = running_experiments(db, team, now, data, ws=ws)
     # Concluded from the window's start to now: one that ended since the window closed (today) is
     # neither running nor forgotten.
     until = max(window.end, now.timestamp()) + 1
-    concluded = experiments.concluded_for(db, team.name, window.start, until)
+    concluded = experiments.concluded_for(db, team.name, window.start, until, ws=ws)
     return Digest(team, window, north_star, determinants, freshness(db), running, concluded)
 
 
 def running_experiments(
-    db: sqlite_utils.Database, team: Team, now: datetime, data: TeamData
+    db: sqlite_utils.Database, team: Team, now: datetime, data: TeamData, *, ws: Workspace = SINGLE
 ) -> list[Progress]:
     """The team's running experiments with their metric so far, from the digest's own data load. One
     whose metric can no longer be judged (the catalogue changed) is left out here; its verdict says
     so when it ends."""
     try:
-        running = experiments.running(db, team)
+        running = experiments.running(db, team, ws=ws)
     except VsmError:  # a team not stored (built in memory by a caller) has no experiments
         return []
     out = []
     for exp in running:
         try:
-            out.append(experiments.progress(db, exp, now, data))
+            out.append(experiments.progress(db, exp, now, data, ws=ws))
         except VsmError:
             continue
     return out

@@ -95,6 +95,8 @@ from metrics.store.tx import transaction
 from metrics.targets import words
 from metrics.teams import Team, get_org, get_team, log_change, shown
 from metrics.timeutil import Window, check_day, iso, now_iso, parse_instant, zone
+from metrics.workspace import SINGLE, Workspace
+from metrics.workspace import shown as shown_ws
 
 RUNNING, CONCLUDED, STOPPED = "running", "concluded", "stopped"
 IMPROVED, WORSE, NO_CHANGE = "improved", "worse", "no real change"
@@ -167,6 +169,9 @@ class Experiment:
     result: dict = field(default_factory=dict)
     north_star: list = field(default_factory=list)
     concluded_at: float | None = None
+    # The workspace whose team runs it (``metrics.workspace``): ids are global, so whoever reads one
+    # by id (a button, the verdict job) checks it is the asking workspace's.
+    workspace: Workspace = SINGLE
 
     @classmethod
     def from_row(cls, row: dict) -> Experiment:
@@ -186,6 +191,7 @@ class Experiment:
             result=json.loads(row["result"]) if row["result"] else {},
             north_star=json.loads(row["north_star"]) if row["north_star"] else [],
             concluded_at=row["concluded_at"],
+            workspace=Workspace(row["workspace"]),
         )
 
     @property
@@ -319,9 +325,10 @@ def _who(who: object) -> str:
     return who
 
 
-def _team(db: sqlite_utils.Database, team: Team | str) -> Team:
-    """The team as stored now: its metrics and zone at the moment of the write, not as a form saw them."""
-    return get_team(db, team.name if isinstance(team, Team) else team)
+def _team(db: sqlite_utils.Database, team: Team | str, *, ws: Workspace = SINGLE) -> Team:
+    """The team as stored now in workspace ``ws``: its metrics and zone at the moment of the write,
+    not as a form saw them."""
+    return get_team(db, team.name if isinstance(team, Team) else team, ws=ws)
 
 
 # -- windows --------------------------------------------------------------------------------------------
@@ -510,11 +517,14 @@ def judge(c: Comparison, metric: Metric, before_words: str) -> None:
     c.detail = numbers
 
 
-def _north_star(db: sqlite_utils.Database, data: TeamData, before: Window, during: Window) -> list[dict]:
-    """The org's North Star metrics for this team on the same two windows: shown beside a verdict
-    for context, never as its effect. One data load shared by every figure, as a digest does."""
+def _north_star(
+    db: sqlite_utils.Database, data: TeamData, before: Window, during: Window, *, ws: Workspace = SINGLE
+) -> list[dict]:
+    """The org's North Star metrics (the org of workspace ``ws``) for this team on the same two
+    windows: shown beside a verdict for context, never as its effect. One data load shared by every
+    figure, as a digest does."""
     out = []
-    for mid in north_star_ids(get_org(db)):
+    for mid in north_star_ids(get_org(db, ws=ws)):
         metric = CATALOGUE[mid]
         row = {"metric": mid, "name": metric.name, "unit": metric.unit}
         try:
@@ -680,10 +690,10 @@ def lag_reason(sources: list[Source], exp: Experiment, until: float) -> str:
 
 def waiting_for(db: sqlite_utils.Database, exp: Experiment) -> str | None:
     """Why an experiment past its end is not concluded yet (its data is not current to the end),
-    or None when it can be judged now."""
+    or None when it can be judged now. Its team is read in the experiment's own workspace."""
     metric = CATALOGUE.get(exp.metric)
     try:
-        team = get_team(db, exp.team)
+        team = get_team(db, exp.team, ws=exp.workspace)
     except VsmError:
         return None
     if metric is None or judged_by(metric) is None:
@@ -694,6 +704,8 @@ def waiting_for(db: sqlite_utils.Database, exp: Experiment) -> str | None:
 
 # -- the store ------------------------------------------------------------------------------------------
 def get(db: sqlite_utils.Database, experiment_id: int) -> Experiment | None:
+    """The experiment of that id, whichever workspace's (ids are global): a caller acting for one
+    workspace checks ``Experiment.workspace``."""
     row = next(db.query("select * from experiments where id = ?", [experiment_id]), None)
     return Experiment.from_row(row) if row else None
 
@@ -710,17 +722,20 @@ def start(
     weeks: int,
     who: str,
     now: datetime | float,
+    *,
+    ws: Workspace = SINGLE,
 ) -> Experiment:
-    """Start an experiment, checked at the moment of the write: the metric is one of the team's
+    """Start an experiment for the team of workspace ``ws``, checked at the moment of the write: the metric is one of the team's
     determinant metrics with a better direction and observations to test, the text and length are
-    in range, and the team runs no other experiment on that metric. Logged as "started experiment"
+    in range, and the team runs no other experiment on that metric (a team of the same name in
+    another workspace is another team). Logged as "started experiment"
     in the team's settings log in the same transaction. Bad input raises VsmError (``Refused``, naming
     the input, for the change, metric and weeks) and stores nothing."""
     at = _instant(now)
     who = _who(who)
     text = _change_text(change)
     n_weeks = _weeks(weeks)
-    t = _team(db, team)
+    t = _team(db, team, ws=ws)
     mid = (metric_id or "").strip().lower() if isinstance(metric_id, str) else ""
     metric = CATALOGUE.get(mid)
     if metric is None or mid not in t.metrics:
@@ -738,8 +753,8 @@ def start(
     with transaction(db):
         running = next(
             db.query(
-                "select id from experiments where team = ? and metric = ? and state = ?",
-                [t.name, mid, RUNNING],
+                "select id from experiments where workspace = ? and team = ? and metric = ? and state = ?",
+                [ws, t.name, mid, RUNNING],
             ),
             None,
         )
@@ -750,9 +765,9 @@ def start(
                 "stop it first, or choose another metric",
             )
         cursor = db.execute(
-            "insert into experiments (team, metric, change, weeks, timezone, started, ends, state) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [t.name, mid, text, n_weeks, t.timezone, at, ends, RUNNING],
+            "insert into experiments (workspace, team, metric, change, weeks, timezone, started, ends, state) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [ws, t.name, mid, text, n_weeks, t.timezone, at, ends, RUNNING],
         )
         exp = get(db, cursor.lastrowid)
         log_change(
@@ -762,12 +777,14 @@ def start(
             who,
             f"started experiment {_said(exp)} for {n_weeks} weeks",
             {"experiment": [None, {"id": exp.id, "metric": mid, "change": text, "weeks": n_weeks}]},
+            ws=ws,
         )
     return exp
 
 
 def due(db: sqlite_utils.Database, now: datetime | float) -> list[Experiment]:
-    """Running experiments whose end has passed: what the scheduler concludes."""
+    """Running experiments whose end has passed, every workspace's (each carries its own): what the
+    scheduler concludes."""
     at = _instant(now)
     rows = db.query(
         "select * from experiments where state = ? and ends <= ? order by ends, id", [RUNNING, at]
@@ -794,12 +811,19 @@ def conclude(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) 
 
 
 def stop(
-    db: sqlite_utils.Database, experiment_id: int | str, team: Team | str, who: str, now: datetime | float
+    db: sqlite_utils.Database,
+    experiment_id: int | str,
+    team: Team | str,
+    who: str,
+    now: datetime | float,
+    *,
+    ws: Workspace = SINGLE,
 ) -> Experiment:
     """Stop a running experiment early: the verdict on the data so far (the window judged ends now,
     or at the last sync, the one before it has the same length), marked as stopped early, logged
     with who stopped it.
-    Only the team's own experiment can be stopped by it; one that is over raises VsmError.
+    Only the team's own experiment can be stopped by it, in its own workspace ``ws`` (another
+    workspace's team of the same name has no experiment here); one that is over raises VsmError.
 
     "The data so far" is what the sources have synced: the window judged ends at the oldest last
     success of the metric's streams when that is before the press (``pressed_until``), silently when
@@ -818,7 +842,7 @@ def stop(
         eid = int(experiment_id.strip())
     name = team.name if isinstance(team, Team) else str(team)
     exp = get(db, eid) if eid is not None and 0 < eid < 2**63 else None
-    if exp is None or exp.team.lower() != name.lower():
+    if exp is None or exp.workspace != ws or exp.team.lower() != name.lower():
         said = f"#{eid}" if eid is not None else shown(experiment_id)
         raise VsmError(f"{name} has no experiment {said}")
     if not exp.running:
@@ -905,7 +929,8 @@ def _judge(
     before, during = windows(exp, until)
     data = TeamData(db, team, at)
     c = compare(metric, data, before, during)
-    return until, c.verdict, c.detail, c.result() | extra, _north_star(db, data, before, during)
+    north = _north_star(db, data, before, during, ws=exp.workspace)
+    return until, c.verdict, c.detail, c.result() | extra, north
 
 
 def _finish(
@@ -918,7 +943,7 @@ def _finish(
         return current or exp
     metric = CATALOGUE.get(current.metric)
     try:
-        team = get_team(db, current.team)
+        team = get_team(db, current.team, ws=current.workspace)
     except VsmError:
         team = None
     if team is None or metric is None or judged_by(metric) is None:
@@ -954,47 +979,63 @@ def _finish(
                 who,
                 f"{what}: {verdict}",
                 {"experiment": [RUNNING, {"id": current.id, "state": state, "verdict": verdict}]},
+                ws=current.workspace,
             )
     return get(db, current.id)  # type: ignore[return-value]
 
 
-def experiments(db: sqlite_utils.Database, team: Team | str) -> list[Experiment]:
-    """The team's experiments, running and concluded, newest first (``vsm experiments``). Reads only."""
-    name = _team(db, team).name
-    rows = db.query("select * from experiments where team = ? order by started desc, id desc", [name])
-    return [Experiment.from_row(r) for r in rows]
-
-
-def running(db: sqlite_utils.Database, team: Team | str) -> list[Experiment]:
-    """The team's running experiments, oldest first: what its digest shows in progress."""
-    return [e for e in reversed(experiments(db, team)) if e.running]
-
-
-def concluded_between(db: sqlite_utils.Database, since: float, until: float) -> list[Experiment]:
-    """Every team's experiments concluded (run to their end or stopped) in ``[since, until)``, by
-    team name then time: what the org digest lists with their verdicts (teams by name, never ranked)."""
+def experiments(db: sqlite_utils.Database, team: Team | str, *, ws: Workspace = SINGLE) -> list[Experiment]:
+    """The team's experiments (the team of workspace ``ws``), running and concluded, newest first
+    (``vsm experiments``). Reads only."""
+    name = _team(db, team, ws=ws).name
     rows = db.query(
-        "select * from experiments where state != ? and concluded_at >= ? and concluded_at < ? "
-        "order by team, concluded_at, id",
-        [RUNNING, float(since), float(until)],
+        "select * from experiments where workspace = ? and team = ? order by started desc, id desc",
+        [ws, name],
     )
     return [Experiment.from_row(r) for r in rows]
 
 
-def concluded_for(db: sqlite_utils.Database, team: str, since: float, until: float) -> list[Experiment]:
-    """One team's experiments concluded in ``[since, until)``, oldest first: what its digest lists.
-    Filtered in SQL by team (the ``team, started`` index serves it), so a digest reads only its
-    own team's rows however many teams the organisation has."""
+def running(db: sqlite_utils.Database, team: Team | str, *, ws: Workspace = SINGLE) -> list[Experiment]:
+    """The team's running experiments, oldest first: what its digest shows in progress."""
+    return [e for e in reversed(experiments(db, team, ws=ws)) if e.running]
+
+
+def concluded_between(
+    db: sqlite_utils.Database, since: float, until: float, *, ws: Workspace = SINGLE
+) -> list[Experiment]:
+    """Every team's experiments in workspace ``ws`` concluded (run to their end or stopped) in
+    ``[since, until)``, by team name then time: what the org digest lists with their verdicts (teams
+    by name, never ranked)."""
     rows = db.query(
-        "select * from experiments where team = ? and state != ? and concluded_at >= ? "
+        "select * from experiments where workspace = ? and state != ? and concluded_at >= ? "
+        "and concluded_at < ? order by team, concluded_at, id",
+        [ws, RUNNING, float(since), float(until)],
+    )
+    return [Experiment.from_row(r) for r in rows]
+
+
+def concluded_for(
+    db: sqlite_utils.Database, team: str, since: float, until: float, *, ws: Workspace = SINGLE
+) -> list[Experiment]:
+    """One team's experiments (the team of workspace ``ws``) concluded in ``[since, until)``, oldest
+    first: what its digest lists. Filtered in SQL by workspace and team (the ``workspace, team,
+    started`` index serves it), so a digest reads only its own team's rows however many teams the
+    organisation has."""
+    rows = db.query(
+        "select * from experiments where workspace = ? and team = ? and state != ? and concluded_at >= ? "
         "and concluded_at < ? order by concluded_at, id",
-        [team, RUNNING, float(since), float(until)],
+        [ws, team, RUNNING, float(since), float(until)],
     )
     return [Experiment.from_row(r) for r in rows]
 
 
 def progress(
-    db: sqlite_utils.Database, exp: Experiment, now: datetime | float, data: TeamData | None = None
+    db: sqlite_utils.Database,
+    exp: Experiment,
+    now: datetime | float,
+    data: TeamData | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> Progress:
     """A running experiment's metric so far against the same length of time just before it, for the
     digest: the same comparison ``stop`` would judge now (``pressed_until``: to now, or to the last
@@ -1003,14 +1044,17 @@ def progress(
     Past its end it is waiting for its verdict: no figures (weeks a sync has not filled would drag
     them down), only ``waiting``, why (``waiting_for``; None when the data is current and the next
     scheduled run concludes it). ``data``: the team's data already loaded as of ``now`` (the
-    digest's), so a digest showing its experiments loads the team once."""
+    digest's), so a digest showing its experiments loads the team once. ``ws``: the asking
+    workspace; another workspace's experiment is refused."""
     at = _instant(now)
+    if exp.workspace != ws:
+        raise VsmError(f"experiment #{exp.id} is not one of {shown_ws(ws)}'s")
     metric = CATALOGUE.get(exp.metric)
     if metric is None or judged_by(metric) is None:
         raise VsmError(f"experiment #{exp.id}: its metric {exp.metric!r} cannot be judged")
     if at >= exp.ends:
         return Progress(exp, {}, {}, False, 7 * exp.weeks, ended=True, waiting=waiting_for(db, exp))
-    data = data if data is not None else TeamData(db, _team(db, exp.team), at)
+    data = data if data is not None else TeamData(db, _team(db, exp.team, ws=ws), at)
     until, lag = pressed_until(sources_of(db, data.team, metric), exp, at)
     before, during = windows(exp, until)
     c = compare(metric, data, before, during)

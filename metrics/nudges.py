@@ -35,6 +35,7 @@ from metrics.store.tx import transaction
 from metrics.targets import headline, target_status
 from metrics.teams import DAYS, NUDGE_KINDS, Team
 from metrics.timeutil import days_ending_today, parse_instant
+from metrics.workspace import SINGLE, Workspace
 
 MAX_ITEMS = 10  # items named in one nudge; the rest are counted
 
@@ -67,28 +68,37 @@ def snoozed(team: Team, now: datetime) -> bool:
     return until is not None and now.timestamp() < until
 
 
-def recently_nudged(db: sqlite_utils.Database, team: Team, kind: str, now: float) -> set[str]:
-    """Subjects of ``kind`` named within the team's repeat interval."""
+def recently_nudged(
+    db: sqlite_utils.Database, team: Team, kind: str, now: float, *, ws: Workspace = SINGLE
+) -> set[str]:
+    """Subjects of ``kind`` named to the team (of workspace ``ws``) within its repeat interval."""
     since = now - team.nudge_repeat_hours * 3600
     return {
         r[0]
         for r in db.execute(
-            "select subject from nudge_log where team = ? and kind = ? and sent > ?", [team.name, kind, since]
+            "select subject from nudge_log where workspace = ? and team = ? and kind = ? and sent > ?",
+            [ws, team.name, kind, since],
         )
     }
 
 
-def record_nudged(db: sqlite_utils.Database, team: Team, nudge: Nudge, at: float) -> None:
-    """Remember every item a delivered nudge named (also the ones counted in ``more``)."""
+def record_nudged(
+    db: sqlite_utils.Database, team: Team, nudge: Nudge, at: float, *, ws: Workspace = SINGLE
+) -> None:
+    """Remember every item a delivered nudge named (also the ones counted in ``more``), for the team
+    of workspace ``ws``: a team of the same name in another workspace is nudged on its own."""
     with transaction(db):
         db.conn.executemany(
-            "insert or replace into nudge_log (team, kind, subject, sent) values (?, ?, ?, ?)",
-            [(team.name, nudge.kind, i["subject"], at) for i in nudge.items],
+            "insert or replace into nudge_log (workspace, team, kind, subject, sent) values (?, ?, ?, ?, ?)",
+            [(ws, team.name, nudge.kind, i["subject"], at) for i in nudge.items],
         )
 
 
-def find_nudges(db: sqlite_utils.Database, team: Team, now: datetime) -> list[Nudge]:
-    """Every nudge the team should get now (none while snoozed), minus items named recently."""
+def find_nudges(
+    db: sqlite_utils.Database, team: Team, now: datetime, *, ws: Workspace = SINGLE
+) -> list[Nudge]:
+    """Every nudge the team (of workspace ``ws``) should get now (none while snoozed), minus items
+    named recently."""
     if snoozed(team, now):
         return []
     data = TeamData(db, team, now)
@@ -98,7 +108,7 @@ def find_nudges(db: sqlite_utils.Database, team: Team, now: datetime) -> list[Nu
     for kind in NUDGE_KINDS:
         if kind not in team.nudges:
             continue
-        recent = recently_nudged(db, team, kind, now.timestamp())
+        recent = recently_nudged(db, team, kind, now.timestamp(), ws=ws)
         for nudge in finders[kind](data, team, now, today):
             fresh = [i for i in nudge.items if i["subject"] not in recent]
             if not fresh:

@@ -57,6 +57,7 @@ from metrics.timeutil import (
     week_start,
     zone,
 )
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.metrics")
 
@@ -409,8 +410,11 @@ def rollups(
     now: datetime | float,
     teams: Sequence[Team] | None = None,
     targets: dict | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> list[Rollup]:
-    """Every metric of ``metric_ids`` rolled up across ``teams`` (default: every team), each team's
+    """Every metric of ``metric_ids`` rolled up across ``teams`` (default: every team of workspace
+    ``ws``: an org is one workspace's teams, never another's), each team's
     data loaded once for all of them: the North Star of a large org in one pass over its teams.
 
     Per team and metric: the team's own figure on ``window`` (``Metric.compute``, exactly what
@@ -419,7 +423,7 @@ def rollups(
     (``[org] targets``); a bad one is ignored rather than judged on."""
     metrics = [catalogue.get(m) for m in metric_ids]
     now_ts = _as_datetime(now).timestamp()
-    teams = by_name(list_teams(db) if teams is None else teams)
+    teams = by_name(list_teams(db, ws=ws) if teams is None else teams)
     pools = {m.id: _Pool() for m in metrics}
     rows: dict[str, list[TeamFigure]] = {m.id: [] for m in metrics}
     with gc_deferred():
@@ -496,10 +500,12 @@ def rollup(
     now: datetime | float,
     teams: Sequence[Team] | None = None,
     targets: dict | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> Rollup:
     """One metric rolled up across the teams (see ``rollups``, which shares the loads between
     several metrics: prefer it for more than one)."""
-    return rollups(db, [metric_id], window, now, teams, targets)[0]
+    return rollups(db, [metric_id], window, now, teams, targets, ws=ws)[0]
 
 
 def north_star_ids(org: dict) -> list[str]:
@@ -514,7 +520,8 @@ def org_targets(org: dict) -> dict:
     return targets if isinstance(targets, dict) else {}
 
 
-# What rolls up the North Star: ``rollups``, or ``metrics.results.org_rollups`` (same arguments).
+# What rolls up the North Star: ``rollups``, or ``metrics.results.org_rollups`` (same arguments,
+# ``ws`` among them).
 RollupsFn = Callable[..., list[Rollup]]
 
 
@@ -523,12 +530,14 @@ def northstar(
     now: datetime | float,
     window: Window | None = None,
     compute: RollupsFn | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> dict:
     """``vsm northstar --json`` (docs INTERFACE.md): the window, the org time zone and, for each North
-    Star metric in the org's order, the pooled org figure and every team's figure beside it.
-    ``compute``: what rolls up (default ``rollups``; ``metrics.results.org_rollups`` reads the
-    figures a sync stored instead of recomputing every team)."""
-    window, tz, found = north_star_rollups(db, now, window, compute)
+    Star metric in the org's order, the pooled org figure and every team's figure beside it, for the
+    org of workspace ``ws``. ``compute``: what rolls up (default ``rollups``;
+    ``metrics.results.org_rollups`` reads the figures a sync stored instead of recomputing every team)."""
+    window, tz, found = north_star_rollups(db, now, window, compute, ws=ws)
     return {
         "since": iso(window.start),
         "until": iso(window.end),
@@ -542,13 +551,17 @@ def north_star_rollups(
     now: datetime | float,
     window: Window | None = None,
     compute: RollupsFn | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> tuple[Window, str, list[Rollup]]:
     """The window, the org time zone and each North Star metric rolled up with the org's targets:
-    what ``northstar`` prints as JSON and a terminal as text."""
-    org = get_org(db)
+    what ``northstar`` prints as JSON and a terminal as text. The org's settings and teams are
+    workspace ``ws``'s."""
+    org = get_org(db, ws=ws)
     tz = org_timezone(org)
     window = window or org_window(org, now)
-    return window, tz, (compute or rollups)(db, north_star_ids(org), window, now, targets=org_targets(org))
+    ids = north_star_ids(org)
+    return window, tz, (compute or rollups)(db, ids, window, now, targets=org_targets(org), ws=ws)
 
 
 __all__ = [

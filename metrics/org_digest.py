@@ -24,6 +24,7 @@ from metrics.runtime import gc_deferred
 from metrics.store.sync_status import freshness
 from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window, epoch, parse_instant
+from metrics.workspace import SINGLE, Workspace
 
 # A source whose last successful sync is older than this at the digest's time is stale, even with no
 # error recorded: a sync job that stopped leaves no error behind (docs/metrics.md, "The org digest").
@@ -63,26 +64,29 @@ class OrgDigest:
     stale: list[Stale] = field(default_factory=list)
 
 
-def build_org_digest(db: sqlite_utils.Database, now: datetime, window: Window | None = None) -> OrgDigest:
-    """The org digest's content over ``window`` (default: the org digest's period, ``org_window``)."""
-    org = get_org(db)
+def build_org_digest(
+    db: sqlite_utils.Database, now: datetime, window: Window | None = None, *, ws: Workspace = SINGLE
+) -> OrgDigest:
+    """The org digest's content over ``window`` (default: the org digest's period, ``org_window``):
+    the org of workspace ``ws``, its settings, its teams and their experiments, no other's."""
+    org = get_org(db, ws=ws)
     tz = org_timezone(org)
     window = window or org_window(org, now)
     north = north_star_ids(org)
     # The figures a sync stored (``metrics.results``): read once for every part, the data version
     # before anything else, and computed (then stored) only where they are not current.
-    reading = results.Reading(db, window, now) if results.cacheable(window, epoch(now)) else None
-    teams = by_name(list_teams(db))
+    reading = results.Reading(db, window, now, ws=ws) if results.cacheable(window, epoch(now)) else None
+    teams = by_name(list_teams(db, ws=ws))
     with gc_deferred():
         north_star = results.org_rollups(
-            db, north, window, now, targets=org_targets(org), teams=teams, reading=reading
+            db, north, window, now, targets=org_targets(org), teams=teams, reading=reading, ws=ws
         )
         return OrgDigest(
             window,
             tz,
             north_star,
-            moved_teams(db, teams, north, now, (window, reading)),
-            concluded_between(db, window.start, window.end),
+            moved_teams(db, teams, north, now, (window, reading), ws=ws),
+            concluded_between(db, window.start, window.end, ws=ws),
             stale_teams(db, teams, now),
         )
 
@@ -92,12 +96,15 @@ def own_window_figures(
     wanted: Sequence[tuple[Team, Sequence[str]]],
     now: datetime,
     known: tuple[Window, results.Reading | None] | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> tuple[dict[tuple[str, str], Result], dict[str, Window]]:
     """Several teams' figures, each on its own digest window as of ``now`` (``digest_window``: its
     time zone and period), as its digest, App Home and the post-sync warming (``results.warm``)
     compute them: ``(team name, metric id) -> Result``, and each team's window. One
     ``results.figures_of`` call per distinct window (teams sharing a zone and period share one
-    read of the stored figures); ``known``: a window whose ``Reading`` the caller already has."""
+    read of the stored figures); ``known``: a window whose ``Reading`` the caller already has. The
+    teams are workspace ``ws``'s (their figures are stored under it)."""
     # Keyed by the zone's name too: windows in two zones at the same offset are equal instants, but
     # their weeks (and the stored figures' key) are each zone's own.
     groups: dict[tuple[Window, str], list[tuple[Team, Sequence[str]]]] = {}
@@ -109,8 +116,8 @@ def own_window_figures(
     for (window, zone), group in groups.items():
         reading = known[1] if known and (known[0], known[0].tz.key) == (window, zone) else None
         if reading is None and len(group) > 1 and results.cacheable(window, epoch(now)):
-            reading = results.Reading(db, window, now)
-        found |= results.figures_of(db, group, window, now, reading)
+            reading = results.Reading(db, window, now, ws=ws)
+        found |= results.figures_of(db, group, window, now, reading, ws=ws)
     return found, windows
 
 
@@ -120,13 +127,15 @@ def moved_teams(
     north: Sequence[str],
     now: datetime,
     known: tuple[Window, results.Reading | None] | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> list[Moved]:
     """Each team's determinant metrics that moved with a real signal, judged as the team's own digest
     judges them: on its digest window as of ``now``, not the org's, so the org digest never says a
     team moved when its digest says it did not (``own_window_figures``). Listed in ``teams``' order
     (by name), each team's metrics in its own order."""
     wanted = [(t, own) for t in teams if (own := determinants(t, north))]
-    found, windows = own_window_figures(db, wanted, now, known)
+    found, windows = own_window_figures(db, wanted, now, known, ws=ws)
     return [
         m
         for t, own in wanted

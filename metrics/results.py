@@ -1,8 +1,8 @@
 """Computed figures, stored: the org digest for a thousand teams composed from stored figures, not
 recomputed from every team's data (issue 13's 500 ms goal; recomputing takes tens of seconds).
 
-A figure is stored per (window, team or org, metric) with a *stamp* of everything it was computed
-from, and read back only when the stamp computed now is the same; otherwise it is computed, as
+A figure is stored per (workspace, window, team or org, metric) with a *stamp* of everything it was
+computed from, and read back only when the stamp computed now is the same; otherwise it is computed, as
 ``Metric.compute`` or ``metrics.org.rollups`` would, and stored. The stamp holds:
 
 - the code: a hash of the ``metrics`` package's source (a new vsm-bot computes anew);
@@ -24,6 +24,10 @@ is the window's, and targets are judged when the figures are read (``on_target``
 Only windows that have ended are stored (a digest's and the org digest's periods are complete days):
 a window that ends after ``now`` (``--period 30d``, ending today) moves with the clock, so it is
 always computed.
+
+Each workspace (``metrics.workspace``) stores its own: two workspaces may each have a team of one
+name with other settings, and an org figure pools only its workspace's teams. The data they are
+computed from is the deployment's, so a sync warms every workspace (``after_sync``).
 
 The explain ``items`` of a stored figure are not kept (a figure read back has none): a surface that
 lists the items behind a figure computes it (``Metric.compute``).
@@ -51,9 +55,9 @@ from metrics.catalogue.base import FAILED, SPRINTS, Metric, Result, Verdict
 from metrics.org import Rollup, TeamFigure, by_name, figure, judged, load_team, rollups, team_row
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
-from metrics.teams import Team, list_teams
+from metrics.teams import Team, all_teams, list_teams
 from metrics.timeutil import Window, epoch
-from metrics.workspace import SINGLE, Workspace
+from metrics.workspace import SINGLE, Workspace, shown
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +166,15 @@ def _sprints_ended(db: sqlite_utils.Database, now: float) -> int:
 
 
 class Reading:
-    """One composition's view of the stored figures on one window: the stamps (the data version read
-    first, once), each team's settings stamped once, and the stored rows read once, however many
-    parts of a digest ask for them."""
+    """One composition's view of the stored figures on one window of one workspace: the stamps (the
+    data version read first, once), each team's settings stamped once, and the stored rows read once,
+    however many parts of a digest ask for them."""
 
-    def __init__(self, db: sqlite_utils.Database, window: Window, now: datetime | float):
+    def __init__(
+        self, db: sqlite_utils.Database, window: Window, now: datetime | float, *, ws: Workspace = SINGLE
+    ):
         self.version = data_version(db)  # first: see the module's docstring
-        self.db, self.window, self.now = db, window, epoch(now)
+        self.db, self.window, self.now, self.ws = db, window, epoch(now), ws
         self.base = f"{code_stamp()}|{self.version}|{_day(window, self.now)}"
         self._sprints: int | None = None
         self._teams: dict[int, tuple[Team, str]] = {}
@@ -199,9 +205,9 @@ class Reading:
         return f"{self.base}|org {self._every[key]}{self._extra(metric)}"
 
     def stored(self) -> dict:
-        """``(scope, metric) -> (stamp, payload)`` of every figure stored on the window."""
+        """``(scope, metric) -> (stamp, payload)`` of every figure the workspace stored on the window."""
         if self._rows is None:
-            self._rows = _stored(self.db, self.window)
+            self._rows = _stored(self.db, self.window, ws=self.ws)
         return self._rows
 
     def reread(self) -> None:
@@ -337,14 +343,21 @@ def _rollup_payload(r: Rollup) -> str:
 
 # -- the public API ---------------------------------------------------------------------------------------
 def team_figures(
-    db: sqlite_utils.Database, team: Team, metric_ids: Sequence[str], window: Window, now: datetime | float
+    db: sqlite_utils.Database,
+    team: Team,
+    metric_ids: Sequence[str],
+    window: Window,
+    now: datetime | float,
+    *,
+    ws: Workspace = SINGLE,
 ) -> list[Result]:
     """The team's figures on ``window``, in the order asked: the same ``Result`` ``Metric.compute``
     gives (value, previous, sample size, series, signal and its note, detail and limits, notes, the
     no-data and previous-period reasons, extra), read from the store when computed from the same
     data, settings, code and local day, else computed and stored. ``items`` is left empty: the items
-    behind a figure are computed where they are shown."""
-    found = figures_of(db, [(team, list(metric_ids))], window, now)
+    behind a figure are computed where they are shown. ``ws``: the workspace the team is one of (its
+    figures are stored under it: another workspace's team of the same name has its own)."""
+    found = figures_of(db, [(team, list(metric_ids))], window, now, ws=ws)
     return [found[(team.name, m)] for m in metric_ids]
 
 
@@ -354,10 +367,14 @@ def figures_of(
     window: Window,
     now: datetime | float,
     reading: Reading | None = None,
+    *,
+    ws: Workspace = SINGLE,
 ) -> dict[tuple[str, str], Result]:
     """Several teams' figures on one window (``team_figures`` for many: one read of the store, one
-    ``TeamData`` per team with a figure to compute, one write): ``(team name, metric id) -> Result``."""
+    ``TeamData`` per team with a figure to compute, one write): ``(team name, metric id) -> Result``.
+    Every team of ``wanted`` is one of workspace ``ws``'s, and ``reading`` (if given) is of ``ws``."""
     at = epoch(now)
+    _same_workspace(reading, ws)
     metrics = {m: catalogue.get(m) for _t, ids in wanted for m in ids}
     out: dict[tuple[str, str], Result] = {}
     if not cacheable(window, at):
@@ -366,8 +383,9 @@ def figures_of(
                 data = load_team(db, team, at)
                 out |= {(team.name, m): figure(metrics[m], team, data, window) for m in ids}
         return out
-    reading = reading or Reading(db, window, at)
-    stored = reading.stored() if len(wanted) > 1 else _stored(db, window, wanted[0][0].name if wanted else "")
+    reading = reading or Reading(db, window, at, ws=ws)
+    one = wanted[0][0].name if wanted else ""
+    stored = reading.stored() if len(wanted) > 1 else _stored(db, window, one, ws=ws)
     rows = []
     with gc_deferred():
         for team, ids in wanted:
@@ -385,8 +403,15 @@ def figures_of(
                     result = out[(team.name, m)] = figure(metrics[m], team, data, window)
                     if result.no_data_reason != FAILED:  # a failure is tried again next time
                         rows.append((team.name, m, stamp, result_payload(result)))
-    _store(db, window, rows)
+    _store(db, window, rows, ws=ws)
     return out
+
+
+def _same_workspace(reading: Reading | None, ws: Workspace) -> None:
+    """A reading of one workspace's figures is never used for another's: the same team name would
+    read the other's stored figures (a programming error, raised at once)."""
+    if reading is not None and reading.ws != ws:
+        raise ValueError(f"a reading of {shown(reading.ws)}'s figures used for {shown(ws)}")
 
 
 def org_rollups(
@@ -398,16 +423,19 @@ def org_rollups(
     *,
     teams: Sequence[Team] | None = None,
     reading: Reading | None = None,
+    ws: Workspace = SINGLE,
 ) -> list[Rollup]:
-    """``metrics.org.rollups`` over every team, read from the store where the org figure and each
-    team's row were computed from the same data, settings, code and local day; what is not is
-    computed and stored. Targets (``[org] targets``) are judged on the figures as read. ``teams``
-    (every team, read here by default) and ``reading`` let a composition that has them share them."""
+    """``metrics.org.rollups`` over every team of workspace ``ws``, read from the store where the org
+    figure and each team's row were computed from the same data, settings, code and local day; what
+    is not is computed and stored. Targets (``[org] targets``) are judged on the figures as read.
+    ``teams`` (the workspace's, read here by default) and ``reading`` let a composition that has them
+    share them."""
     at = epoch(now)
+    _same_workspace(reading, ws)
     if not cacheable(window, at):
-        return rollups(db, metric_ids, window, at, teams, targets)
-    reading = reading or Reading(db, window, at)  # before the teams: the data version comes first
-    teams = by_name(list_teams(db) if teams is None else teams)
+        return rollups(db, metric_ids, window, at, teams, targets, ws=ws)
+    reading = reading or Reading(db, window, at, ws=ws)  # before the teams: the data version comes first
+    teams = by_name(list_teams(db, ws=ws) if teams is None else teams)
     metrics = [catalogue.get(m) for m in metric_ids]
     org_stamps = {m.id: reading.org(teams, m) for m in metrics}
 
@@ -418,7 +446,7 @@ def org_rollups(
     fresh, missing = unstored()
     computed: dict[str, Rollup] = {}
     if missing:
-        with _single_flight(db, window) as flight:
+        with _single_flight(db, window, ws) as flight:
             landed = flight.landed({m: org_stamps[m] for m in missing})  # raises the holder's error
             computed = {m: _as_read(landed[m], teams, targets) for m in landed}
             if len(computed) < len(missing):
@@ -430,14 +458,15 @@ def org_rollups(
             if missing:
                 stamps = {m: org_stamps[m] for m in missing}
                 try:
-                    mine = _compute_org(db, missing, window, at, teams, targets, org_stamps, reading)
+                    mine = _compute_org(db, missing, window, at, teams, targets, org_stamps, reading, ws)
                 except Exception as exc:
                     flight.land(stamps, exc)
                     raise
                 flight.land(stamps, mine)
                 computed |= mine
     kept = [m for m in metrics if m.id not in computed]
-    figures = figures_of(db, [(t, [m.id for m in kept]) for t in teams], window, at, reading) if kept else {}
+    wanted = [(t, [m.id for m in kept]) for t in teams]
+    figures = figures_of(db, wanted, window, at, reading, ws=ws) if kept else {}
     out = []
     for m in metrics:
         if m.id in computed:
@@ -457,10 +486,11 @@ def _compute_org(
     targets: dict | None,
     org_stamps: dict[str, str],
     reading: Reading,
+    ws: Workspace,
 ) -> dict[str, Rollup]:
-    """Roll ``missing`` up and store the org figures with every team's row beside them."""
+    """Roll ``missing`` up and store the org figures with every team's row beside them, as ``ws``'s."""
     with gc_deferred():
-        computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets)}
+        computed = {r.metric.id: r for r in rollups(db, missing, window, at, teams, targets, ws=ws)}
     # A metric on which a team failed is not stored: its pooled figure lacks that team, and the
     # failure (logged) is tried again next time rather than kept.
     whole = [m for m in missing if all(t.result.no_data_reason != FAILED for t in computed[m].teams)]
@@ -470,11 +500,11 @@ def _compute_org(
         for m in whole
         for team, row in zip(teams, computed[m].teams, strict=True)
     ]
-    _store(db, window, rows)
+    _store(db, window, rows, ws=ws)
     return computed
 
 
-# One flight per (database file, window): readers of the same missing org figures in one process
+# One flight per (database file, workspace, window): readers of the same missing org figures in one process
 # (App Home opened by several people after a sync, /vsm northstar, the org digest: 18 s to two
 # minutes each on a thousand teams) wait for the first one's computation and take its result, rather
 # than each computing it again in turn. The result is handed over in memory, not only through the
@@ -484,7 +514,7 @@ def _compute_org(
 # the flight has landed computes anew (a failure is tried again next time). A flight and what it
 # landed are dropped when its last reader leaves: nothing is kept between readings.
 class _Flight:
-    """The lock readers of one (database, window) take turns on, and what the last computation under
+    """The lock readers of one (database, workspace, window) take turns on, and what the last computation under
     it landed, for the readers that were waiting for it. Its counters are changed under
     ``_flights_guard``."""
 
@@ -548,9 +578,9 @@ _flights_guard = threading.Lock()
 
 
 @contextmanager
-def _single_flight(db: sqlite_utils.Database, window: Window) -> Iterator[_Seat]:
+def _single_flight(db: sqlite_utils.Database, window: Window, ws: Workspace) -> Iterator[_Seat]:
     path = next((f for _seq, name, f in db.execute("pragma database_list") if name == "main"), "")
-    key = (path or id(db.conn), *_key(window))  # an in-memory database is its connection's alone
+    key = (path or id(db.conn), *_key(window, ws))  # an in-memory database is its connection's alone
     with _flights_guard:
         flight = _flights.setdefault(key, _Flight())
         flight.readers += 1
@@ -575,33 +605,51 @@ def _stored_rollup(
 
 
 # -- after a sync ---------------------------------------------------------------------------------------
+def workspaces(db: sqlite_utils.Database) -> list[Workspace]:
+    """Every workspace with a team, in key order: a sync is the deployment's, and each of them reads
+    its digests from the figures it stores. A workspace with org settings and no team has nothing
+    to roll up."""
+    return [Workspace(w) for (w,) in db.execute("select distinct workspace from teams order by workspace")]
+
+
 def warm(db: sqlite_utils.Database, now: datetime | float | None = None) -> dict:
-    """Compute and store what the next digests read: each team's digest figures on its digest
-    window, and the org digest's content on the org window. Run after a sync stored its data (and
-    the replayed flows); figures already stored for the same stamp are only read. Returns counts
-    and seconds, for the log and the benchmark."""
+    """Compute and store what the next digests read, in every workspace: each team's digest figures
+    on its digest window, and the workspace's org digest content on its org window. Run after a sync
+    stored its data (and the replayed flows); figures already stored for the same stamp are only
+    read. Returns counts and seconds, for the log and the benchmark."""
+    at = datetime.now(UTC) if now is None else now
+    at = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
+    done = {"workspaces": 0, "teams": 0, "team_seconds": 0.0, "org_seconds": 0.0}
+    for ws in workspaces(db):
+        mine = warm_workspace(db, at, ws=ws)
+        done["workspaces"] += 1
+        for key in ("teams", "team_seconds", "org_seconds"):
+            done[key] += mine[key]
+    _forget_unused(db, at.timestamp())
+    return done
+
+
+def warm_workspace(db: sqlite_utils.Database, now: datetime, *, ws: Workspace = SINGLE) -> dict:
+    """``warm`` for one workspace: its teams' digest figures, then its org digest's content."""
     from metrics.digest import digest_window
     from metrics.org import north_star_ids
     from metrics.org_digest import build_org_digest, determinants
     from metrics.teams import get_org
 
-    at = datetime.now(UTC) if now is None else now
-    at = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
     t0 = time.perf_counter()
-    north = north_star_ids(get_org(db))
-    teams = list_teams(db)
+    north = north_star_ids(get_org(db, ws=ws))
+    teams = list_teams(db, ws=ws)
     for team in teams:
-        figures_of(db, [(team, north + determinants(team, north))], digest_window(team, at), at)
+        figures_of(db, [(team, north + determinants(team, north))], digest_window(team, now), now, ws=ws)
     t1 = time.perf_counter()
-    build_org_digest(db, at)
+    build_org_digest(db, now, ws=ws)
     t2 = time.perf_counter()
-    _forget_unused(db, at.timestamp())
     return {"teams": len(teams), "team_seconds": t1 - t0, "org_seconds": t2 - t1}
 
 
 def _forget_unused(db: sqlite_utils.Database, now: float) -> None:
-    """Drop the figures nobody recomputed for ``KEEP_DAYS``: windows no digest asks for any more
-    (every window asked for is restamped at least daily, by its local day)."""
+    """Drop the figures nobody recomputed for ``KEEP_DAYS``, whichever workspace's: windows no digest
+    asks for any more (every window asked for is restamped at least daily, by its local day)."""
     if is_readonly(db):
         return
     try:
@@ -611,18 +659,21 @@ def _forget_unused(db: sqlite_utils.Database, now: float) -> None:
         log.info("old figures not dropped (%s)", exc)
 
 
-def after_sync(db: sqlite_utils.Database, teams: list[Team], now: datetime | float | None = None) -> int:
-    """What a sync runs once its data is stored: the replayed flows (``metrics.dataset.store_flows``,
-    as before), then ``warm``. Warming never fails the sync: an error is logged, and the figures are
-    computed when first asked for."""
+def after_sync(db: sqlite_utils.Database, now: datetime | float | None = None) -> int:
+    """What a sync runs once its data is stored: the replayed flows of every workspace's teams
+    (``metrics.dataset.store_flows``: the data is the deployment's, so every team's flows), then
+    ``warm``, which stores every workspace's figures. It takes no teams: a caller cannot leave a
+    workspace out. Warming never fails the sync: an error is logged, and the figures are computed
+    when first asked for."""
     from metrics.dataset import store_flows
 
-    read = store_flows(db, teams, now)
+    read = store_flows(db, all_teams(db), now)
     try:
         done = warm(db, now)
         log.info(
-            "figures stored for %d teams in %.1f s, the org digest's in %.1f s",
+            "figures stored for %d teams in %d workspaces in %.1f s, the org digests' in %.1f s",
             done["teams"],
+            done["workspaces"],
             done["team_seconds"],
             done["org_seconds"],
         )
@@ -631,4 +682,13 @@ def after_sync(db: sqlite_utils.Database, teams: list[Team], now: datetime | flo
     return read
 
 
-__all__ = ["after_sync", "data_version", "figures_of", "org_rollups", "team_figures", "warm"]
+__all__ = [
+    "after_sync",
+    "data_version",
+    "figures_of",
+    "org_rollups",
+    "team_figures",
+    "warm",
+    "warm_workspace",
+    "workspaces",
+]

@@ -373,7 +373,7 @@ def test_a_failing_warm_is_logged_and_never_fails_the_sync(db, monkeypatch, capl
 
     monkeypatch.setattr(results, "warm", broken)
     with caplog.at_level(logging.WARNING, logger="metrics.results"):
-        results.after_sync(db, [get_team(db, "pay")], NOW)
+        results.after_sync(db, NOW)
     assert "figures not stored after the sync (RuntimeError: disk full)" in caplog.text
     assert db.execute("select count(*) from flows").fetchone()[0] > 0  # the flows were still stored
 
