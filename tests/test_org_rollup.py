@@ -321,7 +321,10 @@ def test_an_unknown_metric_is_one_clear_error(db):
 def test_northstar_json_has_the_interface_shape_with_org_targets(db):
     set_org(db, "north_star", [LTFC, DF], who="test")
     # [org] targets is someone else's key to validate: stored here as the modal will store it.
-    db["org"].upsert({"key": "targets", "value": json.dumps({DF: 1.0, LTFC: "nonsense"})}, pk="key")
+    db["org"].upsert(
+        {"workspace": "", "key": "targets", "value": json.dumps({DF: 1.0, LTFC: "nonsense"})},
+        pk=("workspace", "key"),
+    )
     out = northstar(db, NOW)
     assert set(out) == {"since", "until", "timezone", "metrics"}
     assert (out["since"], out["until"], out["timezone"]) == (
