@@ -188,7 +188,7 @@ def org_admins(deps) -> list[str]:
     (seeded from vsm.toml on first start; the database wins, as for every other setting, and
     ``vsm serve`` notes where the file differs), and ``deps.admins`` (extra ones an embedding, a test,
     passes to ``create_app``)."""
-    stored = get_org(deps.store.db).get("admins")
+    stored = get_org(deps.store.db, ws=deps.ws).get("admins")
     return (
         [*deps.admins, *(a for a in stored if isinstance(a, str))]
         if isinstance(stored, list)

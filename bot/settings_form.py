@@ -35,6 +35,7 @@ from metrics.teams import (
     team_for_channel,
 )
 from metrics.workflow import Workflow
+from metrics.workspace import SINGLE, Workspace
 
 # Slack documents no length for a modal's inline error; the form keeps each to what a hint, shown in
 # the same place, may hold, and far less in practice: every bad target line at once, then "and N more".
@@ -198,13 +199,13 @@ def read_digest(current: dict, values: dict, errors: dict[str, str]) -> dict:
     return {**current, "day": day, "time": time}
 
 
-def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
+def read_org_form(db, view: dict, org: dict, *, ws: Workspace = SINGLE) -> tuple[dict, dict[str, str]]:
     """The organisation settings form's settings (north_star, targets, channel, timezone, digest,
     admins) and
     inline errors by block id, every field checked as the config's ``[org]`` is. ``org`` is the
     settings in effect (``metrics.teams.org_settings``). A field the submission lacks (a form opened
     by an older vsm-bot, which had only the metrics) keeps the setting in effect: nothing is changed
-    that the form did not show."""
+    that the form did not show. ``ws``: the workspace whose org it is (its teams' channels are taken)."""
     state = state_values(view)
     values = {
         "day": org["digest"]["day"],
@@ -230,7 +231,7 @@ def read_org_form(db, view: dict, org: dict) -> tuple[dict, dict[str, str]]:
     new = {
         "north_star": ids,
         "targets": targets,
-        "channel": _org_channel(db, state, errors) if "channel" in state else org["channel"],
+        "channel": _org_channel(db, state, errors, ws=ws) if "channel" in state else org["channel"],
         "timezone": timezone,
         "digest": digest,
         "admins": _org_admins(state, errors) if "admins" in state else org["admins"],
@@ -283,15 +284,16 @@ def _org_targets(typed: str, ids: list[str], current: dict, errors: dict[str, st
     return targets
 
 
-def _org_channel(db, state: dict, errors: dict[str, str]) -> str:
+def _org_channel(db, state: dict, errors: dict[str, str], *, ws: Workspace = SINGLE) -> str:
     """The org channel chosen (``""``: none): a channel id, and not a team's channel, where
-    ``/vsm digest`` is the team's own digest. Whether the bot can post there is Slack's to say
+    ``/vsm digest`` is the team's own digest (a team of ``ws``: another workspace's channels are not
+    this one's). Whether the bot can post there is Slack's to say
     (``bot.authz.bot_can_post``, asked by the submission)."""
     chosen = text(obj(obj(state.get("channel")).get("v")).get("selected_conversation"))
     if not ORG_RULES["channel"].ok(chosen):
         errors["channel"] = "Choose a public or private channel."
         return chosen
-    team = team_for_channel(db, chosen) if chosen else None
+    team = team_for_channel(db, chosen, ws=ws) if chosen else None
     if team is not None:
         errors["channel"] = (
             f"That is the channel of the team {team.name[:64]}. Choose a channel of the organisation's own."

@@ -25,6 +25,7 @@ from test_slack_serve import post, vsm_serve
 from bot.cli import main
 from metrics.store import open_db
 from metrics.teams import seed_from_config
+from metrics.workspace import SINGLE
 
 CHANNELS = {"alpha": "C0ALPHA", "bravo": "C0BRAVO", "charlie": "C0CHARLIE"}
 OUTSIDE = "C0LEADERS"  # a channel no team uses
@@ -64,7 +65,10 @@ def build_org(path, end: date, *, north_star: tuple[str, ...] = ("throughput",))
     ]
     seed_from_config(db, teams, {"north_star": list(north_star)})
     # The org's target, as `[org] targets` stores it (metrics.org.org_targets reads it).
-    db["org"].upsert({"key": "targets", "value": json.dumps({"throughput": 2.0})}, pk="key")
+    db["org"].upsert(
+        {"workspace": SINGLE, "key": "targets", "value": json.dumps({"throughput": 2.0})},
+        pk=("workspace", "key"),
+    )
     db.conn.close()
 
 

@@ -41,6 +41,7 @@ from metrics.results import org_rollups, team_figures
 from metrics.targets import target_status
 from metrics.teams import Team, get_org, list_teams
 from metrics.timeutil import Window
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.bot")
 
@@ -78,9 +79,9 @@ def _org_line(r: Rollup) -> str:
     return " · ".join(parts)
 
 
-def org_north_star(db, now: datetime) -> dict:
+def org_north_star(db, now: datetime, *, ws: Workspace = SINGLE) -> dict:
     """The org's North Star as App Home's top shows it: one line a metric, the window, the zone."""
-    org = get_org(db)
+    org = get_org(db, ws=ws)
     ids = north_star_ids(org)
     if not ids:
         return {"lines": [], "period": "", "timezone": "", "teams": 0}
@@ -95,7 +96,7 @@ def org_north_star(db, now: datetime) -> dict:
 
 
 # -- one team's figures -------------------------------------------------------------------------------------
-def team_rows(db, team: Team, now: datetime) -> tuple[Window, list[dict]]:
+def team_rows(db, team: Team, now: datetime, *, ws: Workspace = SINGLE) -> tuple[Window, list[dict]]:
     """The team's figures over its digest period (the window every surface uses unless a person asks
     for another), with that window: App Home's view of one team, in full."""
     window = digest_window(team, now)
@@ -204,7 +205,9 @@ def _failed(team: Team) -> Block:
     return Block(team, "", [], failed=True)
 
 
-def portfolio_blocks(db, teams: list[Team], north: list[str], now: datetime) -> list[Block]:
+def portfolio_blocks(
+    db, teams: list[Team], north: list[str], now: datetime, *, ws: Workspace = SINGLE
+) -> list[Block]:
     """Each team's block, from one read of the stored figures for all of them (one
     ``results.figures_of`` per distinct digest window: ``own_window_figures``). A team whose
     data breaks a computation is one block saying so: it must not leave everyone's App Home
@@ -242,27 +245,28 @@ def _shown(b: Block) -> dict:
 
 
 # -- the view -----------------------------------------------------------------------------------------------
-def home_view(db, client, user: str, now: datetime) -> dict:
+def home_view(db, client, user: str, now: datetime, *, ws: Workspace = SINGLE) -> dict:
     """App Home for ``user``: the org's North Star, then the teams whose channels the user is in
-    (``users.conversations``, one paged call for all of them): one in full, several as a portfolio."""
+    (``users.conversations``, one paged call for all of them): one in full, several as a portfolio.
+    Everything is ``ws``'s, the workspace App Home is opened in: its org, its teams."""
     channels = user_channels(client, user)
-    mine = by_name([t for t in list_teams(db) if t.channel in channels])
+    mine = by_name([t for t in list_teams(db, ws=ws) if t.channel in channels])
     try:
-        org = org_north_star(db, now)
+        org = org_north_star(db, now, ws=ws)
     except Exception as exc:  # noqa: BLE001 - the teams below are still worth showing
         log.error("App Home: the org's North Star failed: %s", error_line(exc))
         org = {"lines": [Trusted(f"_{FAILED}_")], "period": "", "timezone": "", "teams": 0}
     context: dict = {"org": org, "single": None, "attention": [], "others": []}
     if len(mine) == 1:
         try:
-            window, rows = team_rows(db, mine[0], now)
+            window, rows = team_rows(db, mine[0], now, ws=ws)
             context["single"] = {"team": mine[0], "period": period(window), "rows": rows}
         except Exception as exc:  # noqa: BLE001 - App Home is still published, saying so
             log.error("App Home: %s's figures failed: %s", mine[0].name, error_line(exc))
             context["single"] = {"team": mine[0], "period": "", "rows": [], "failed": FAILED}
     elif mine:
-        north = north_star_ids(get_org(db))
-        attention, others = portfolio(portfolio_blocks(db, mine, north, now))
+        north = north_star_ids(get_org(db, ws=ws))
+        attention, others = portfolio(portfolio_blocks(db, mine, north, now, ws=ws))
         shown = (attention + others)[:MAX_TEAMS]
         context["attention"] = [_shown(b) for b in shown if b.attention]
         context["others"] = [_shown(b) for b in shown if not b.attention]

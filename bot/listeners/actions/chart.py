@@ -18,7 +18,7 @@ log = logging.getLogger("vsm.bot")
 def chart_menu(ack, body, client, respond, context) -> None:
     ack()
     deps = context["deps"]
-    team = team_for_channel(deps.store.db, message_channel(body))
+    team = team_for_channel(deps.store.db, message_channel(body), ws=deps.ws)
     try:
         if team is None:
             raise VsmError("this channel has no team")

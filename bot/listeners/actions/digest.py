@@ -114,7 +114,7 @@ def post_digest(ack, body, client, respond, context) -> None:
     ack()
     deps = context["deps"]
     channel, user = message_channel(body), user_id(body)
-    team = team_for_channel(deps.store.db, channel)
+    team = team_for_channel(deps.store.db, channel, ws=deps.ws)
     if team is None:
         tell(respond, replace_original=False, text="This channel has no team any more.")
         return

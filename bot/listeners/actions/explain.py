@@ -33,7 +33,7 @@ def explain(ack, body, respond, context) -> None:
     try:
         # The channel decides the team, as for /vsm: a button's value is the clicker's to forge,
         # and must not show another team's items in this channel.
-        team = team_for_channel(deps.store.db, message_channel(body))
+        team = team_for_channel(deps.store.db, message_channel(body), ws=deps.ws)
         if team is None or team.name != text(spec.get("team")):
             raise VsmError("this button belongs to another channel's team")
         start, end = parse_instant(text(spec.get("since"))), parse_instant(text(spec.get("until")))

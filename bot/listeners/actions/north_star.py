@@ -31,7 +31,7 @@ def set_north_star(ack, body, client, respond, context) -> None:
         tell(respond, replace_original=False, text=ADMIN_UNKNOWN if admin is None else NOT_ADMIN)
         return
     db = deps.store.db
-    view = north_star_view(get_org(db), user, org_version(db))
+    view = north_star_view(get_org(db, ws=deps.ws), user, org_version(db, ws=deps.ws))
     try:
         client.views_open(trigger_id=text(body.get("trigger_id")), view=view)
     except SlackApiError as exc:  # an expired or forged trigger_id

@@ -26,7 +26,7 @@ def post_org_digest(ack, body, client, respond, context) -> None:
     ack()
     deps = context["deps"]
     db = deps.store.db
-    org = get_org(db)
+    org = get_org(db, ws=deps.ws)
     channel, user = org.get("channel"), user_id(body)
     if not channel or message_channel(body) != channel:
         tell(

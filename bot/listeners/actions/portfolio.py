@@ -57,7 +57,7 @@ def preview_team_digest(ack, body, client, context) -> None:
     say = _Notice(client, trigger)
     name = text(first_action(body).get("value"))
     try:
-        team = get_team(deps.store.db, name)
+        team = get_team(deps.store.db, name, ws=deps.ws)
     except VsmError:
         log.info("full digest refused for %r: no team %r", user, name)
         _open(say, "That team no longer exists.")

@@ -38,7 +38,9 @@ def scope_entered(ack, body, client, context) -> None:
         return
     db = deps.store.db
     values = form_values(state_values(view))
-    base = team_for_channel(db, channel) or Team(name=text(meta.get("team")) or "new", channel=channel)
+    base = team_for_channel(db, channel, ws=deps.ws) or Team(
+        name=text(meta.get("team")) or "new", channel=channel
+    )
     draft, _ = apply(base, values)  # what the form holds now; its errors wait for the submission
     redrawn = settings_view(
         db,

@@ -44,7 +44,7 @@ def open_settings(client, deps, trigger_id: str | None, user: str | None, channe
     refusal = "Only members of the team's channel can change its settings."
     if not allowed(deps, client, channel, user or "", respond, refusal, within=BEFORE_OPEN_S):
         return
-    team = team_for_channel(db, channel)
+    team = team_for_channel(db, channel, ws=deps.ws)
     new = team is None
     if team is None:
         left = BEFORE_OPEN_S - (time.monotonic() - start)

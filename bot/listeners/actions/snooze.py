@@ -27,14 +27,15 @@ def snooze_nudges(ack, body, client, respond, context) -> None:
         log.info("snooze_nudges refused for %r: choice %r", user, choice[:20])
         tell(respond, replace_original=False, text="Choose how long to snooze the nudges from the menu.")
         return
-    team = team_for_channel(deps.store.db, channel)
+    team = team_for_channel(deps.store.db, channel, ws=deps.ws)
     refusal = "Only members of the team's channel can snooze its nudges."  # no team: no members
     if not allowed(deps, client, team.channel if team else "", user, respond, refusal):
         return
     days = int(choice)
     now = deps.clock()
     team.snooze_until = iso((now + timedelta(days=days)).timestamp()) if days else ""
-    if save_team(deps.store.db, team, who=user, what="snoozed nudges" if days else "resumed nudges"):
+    what = "snoozed nudges" if days else "resumed nudges"
+    if save_team(deps.store.db, team, who=user, what=what, ws=deps.ws):
         deps.on_team_saved(team, deps.ws)
         until = (now + timedelta(days=days)).astimezone(team.tz)
         said = f"snoozed nudges until {until:%a %d %b %H:%M %Z}" if days else "resumed nudges"

@@ -22,7 +22,7 @@ def northstar_reply(deps: Deps, channel: str) -> dict:
     same days beside it. In a team's channel its row comes first; anywhere else, every team by name.
     Without North Star metrics: how to set them."""
     db = deps.store.db
-    org = get_org(db)
+    org = get_org(db, ws=deps.ws)
     ids = north_star_ids(org)
     tz = org_timezone(org)
     if not ids:
@@ -30,9 +30,9 @@ def northstar_reply(deps: Deps, channel: str) -> dict:
     now = deps.clock()
     window = org_window(org, now)
     found = org_rollups(db, ids, window, now, targets=org_targets(org))
-    return replies.north_star_message(found, tz, here=team_for_channel(db, channel))
+    return replies.north_star_message(found, tz, here=team_for_channel(db, channel, ws=deps.ws))
 
 
 def teams_reply(deps: Deps) -> dict:
     """Every team by name with its channel, chosen metrics and digest schedule (`vsm teams`' facts)."""
-    return replies.teams_message(list_teams(deps.store.db))
+    return replies.teams_message(list_teams(deps.store.db, ws=deps.ws))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def is_org_channel(deps: Deps, channel: str) -> bool:
     """Whether ``channel`` is ``[org] channel`` (where the org digest goes)."""
-    return bool(channel) and get_org(deps.store.db).get("channel") == channel
+    return bool(channel) and get_org(deps.store.db, ws=deps.ws).get("channel") == channel
 
 
 def preview_reply(deps: Deps) -> dict:

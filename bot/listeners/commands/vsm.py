@@ -74,7 +74,7 @@ def vsm(ack, command, respond, client, context) -> None:
         else:
             _reply(respond, cmd, lambda: org.teams_reply(deps))
         return
-    team = team_for_channel(deps.store.db, channel)
+    team = team_for_channel(deps.store.db, channel, ws=deps.ws)
     if team is None:
         if not org_digest.is_org_channel(deps, channel):
             ack(replies.no_team_message(channel))

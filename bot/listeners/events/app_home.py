@@ -38,4 +38,4 @@ def app_home_opened(event, body, client, context) -> None:
         or not deps.seen_events.first_time(text(body.get("event_id")))
     ):
         return
-    client.views_publish(user_id=user, view=home_view(deps.store.db, client, user, deps.clock()))
+    client.views_publish(user_id=user, view=home_view(deps.store.db, client, user, deps.clock(), ws=deps.ws))

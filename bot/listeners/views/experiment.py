@@ -62,7 +62,7 @@ def submit(ack, body, view, client, context) -> None:
         return
     db = deps.store.db
     try:
-        team = get_team(db, text(meta.get("team")))
+        team = get_team(db, text(meta.get("team")), ws=deps.ws)
     except VsmError:
         team = None
     if team is None or team.channel != meta.get("channel"):

@@ -37,6 +37,7 @@ from bot.render.templates import MESSAGE_TEXT, cut_mrkdwn, escape_mrkdwn
 from bot.settings_form import read_org_form
 from metrics.errors import VsmError
 from metrics.teams import USER_ID, OrgConflict, get_org, org_settings, same_org_value, set_org_many
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.bot")
 SELF_REMOVAL = (
@@ -53,7 +54,7 @@ CHANGED_SINCE = (
 TEAM_CHANNEL_NOW = "That channel has a team now. Choose a channel of the organisation's own."
 
 
-def save(db, org: dict, new: dict, user: str, seen: object = None) -> dict:
+def save(db, org: dict, new: dict, user: str, seen: object = None, *, ws: Workspace = SINGLE) -> dict:
     """The settings that differ from those in effect, saved together through ``set_org_many`` (each
     logged with ``user`` and its change in words), or nothing; ``{key: [old, new]}`` for those that
     changed. ``seen``: the settings' version when the form was opened (``OrgConflict`` if it moved)."""
@@ -64,7 +65,9 @@ def save(db, org: dict, new: dict, user: str, seen: object = None) -> dict:
     version = seen if isinstance(seen, int) and not isinstance(seen, bool) else None
     if seen is not None and version is None:  # a forged version: as if the settings had moved
         raise OrgConflict("the form's version is not a number", "version")
-    return set_org_many(db, changed, who=user, what=lambda change: describe_org(change, after), seen=version)
+    return set_org_many(
+        db, changed, who=user, what=lambda change: describe_org(change, after), seen=version, ws=ws
+    )
 
 
 def _refusal(client, deps, view: dict, user: str, deadline: float) -> dict[str, str] | None:
@@ -113,8 +116,8 @@ def submit(ack, body, view, client, context) -> None:
         ack(response_action="errors", errors=refused)
         return
     db = deps.store.db
-    org = org_settings(get_org(db))
-    new, errors = read_org_form(db, view, org)
+    org = org_settings(get_org(db, ws=deps.ws))
+    new, errors = read_org_form(db, view, org, ws=deps.ws)
     if not errors:
         errors = _self_removal(client, deps, org, new, user, deadline) or {}
     if not errors and new["channel"] and new["channel"] != org["channel"]:
@@ -124,7 +127,7 @@ def submit(ack, body, view, client, context) -> None:
         ack(response_action="errors", errors=errors)
         return
     try:
-        changes = save(db, org, new, user, private_metadata(view).get("seen"))
+        changes = save(db, org, new, user, private_metadata(view).get("seen"), ws=deps.ws)
     except OrgConflict as exc:  # checked under the write lock: another admin's save, or a new team
         log.info("organisation settings from %s not saved: %s", user, exc)
         said = {"channel": TEAM_CHANNEL_NOW} if exc.key == "channel" else {"metrics": CHANGED_SINCE}

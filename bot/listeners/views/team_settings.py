@@ -20,6 +20,7 @@ from bot.settings_form import apply, form_values
 from metrics.errors import VsmError
 from metrics.scope import Known, known
 from metrics.teams import Team, TeamConflict, create_team, save_team, team_for_channel
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.bot")
 
@@ -29,7 +30,9 @@ def _synced(db) -> Callable[[], Known]:
     return cache(lambda: known(db))
 
 
-def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
+def _create(
+    db, channel: str, user: str, values: dict, *, ws: Workspace = SINGLE
+) -> tuple[Team, dict, dict[str, str]]:
     """The "Set up a team here" form: only ever a new team. A name (or this channel) already taken is
     an error on the form, and nothing is written: submitting `payments` from another channel must not
     take over the payments team, its settings or its digests."""
@@ -37,7 +40,7 @@ def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict
     if errors:
         return new, {}, errors
     try:
-        return new, create_team(db, new, who=user, what=lambda _: created(new)), {}
+        return new, create_team(db, new, who=user, what=lambda _: created(new), ws=ws), {}
     except TeamConflict as exc:
         if exc.key == "name":
             return new, {}, {"name": f"“{new.name}” is another team's name. Choose another one."}
@@ -52,7 +55,9 @@ def _create(db, channel: str, user: str, values: dict) -> tuple[Team, dict, dict
         return new, {}, {"name": str(exc)[:150]}
 
 
-def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, dict, dict[str, str]]:
+def _edit(
+    db, team: Team, meta: dict, user: str, values: dict, *, ws: Workspace = SINGLE
+) -> tuple[Team, dict, dict[str, str]]:
     """The channel's own team, changed by one of its members: its name and channel stay (they key its
     history, its log and where its digests go)."""
     if meta.get("new") or meta.get("team") != team.name:
@@ -68,7 +73,7 @@ def _edit(db, team: Team, meta: dict, user: str, values: dict) -> tuple[Team, di
     if errors:
         return new, {}, errors
     try:
-        return new, save_team(db, new, who=user, what=lambda changes: describe(changes, new)), {}
+        return new, save_team(db, new, who=user, what=lambda changes: describe(changes, new), ws=ws), {}
     except VsmError as exc:
         return new, {}, {"name": str(exc)[:150]}
 
@@ -92,11 +97,11 @@ def submit(ack, body, client, view, context) -> None:
         return
     channel = meta["channel"]
     values = form_values(state_values(view))
-    existing = team_for_channel(deps.store.db, channel)
+    existing = team_for_channel(deps.store.db, channel, ws=deps.ws)
     if existing is None:
-        team, changes, errors = _create(deps.store.db, channel, user, values)
+        team, changes, errors = _create(deps.store.db, channel, user, values, ws=deps.ws)
     else:
-        team, changes, errors = _edit(deps.store.db, existing, meta, user, values)
+        team, changes, errors = _edit(deps.store.db, existing, meta, user, values, ws=deps.ws)
     if errors:
         log.info("settings for %s not saved, errors in: %s", channel, ", ".join(sorted(errors)))
         ack(response_action="errors", errors=errors)
