@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from metrics.errors import VsmError
+from metrics.workspace import SINGLE, Workspace, parse_workspace
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -33,6 +34,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="SQLite database (overrides the config's database.path)")
 
 
+def _scoped(p: argparse.ArgumentParser) -> None:
+    """``--workspace``: for the commands that read one workspace's teams, org settings, experiments or
+    figures. Checked as it is parsed, before the database is opened; the default is single-workspace
+    mode, so a command without it reads what it always read."""
+    p.add_argument(
+        "--workspace",
+        type=parse_workspace,
+        default=SINGLE,
+        metavar="T…",
+        help="the Slack workspace (its team id; E… for an org-wide Grid install) whose teams to read "
+        "(default: single-workspace mode's, SLACK_BOT_TOKEN); `vsm workspaces` lists them",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vsm", description="Value-stream metrics for the teams who do the work.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -41,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p = sub.add_parser("teams", help="list the teams")
     _common(p)
+    _scoped(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("sync", help="incremental sync of the configured sources, with progress")
     _common(p)
@@ -50,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("metric", help="one metric for one team")
     _common(p)
+    _scoped(p)
     p.add_argument("id", nargs="+", help="its id or a name `/vsm` knows: cycle-time, ct, 'cycle time'")
     p.add_argument("--team", required=True)
     p.add_argument(
@@ -60,18 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("northstar", help="the org's North Star metrics across all teams")
     _common(p)
+    _scoped(p)
     p.add_argument("--period", help="7d, 30d, 90d, 12w or a quarter (default: the org's digest period)")
     p.add_argument("--since", help="first local day, YYYY-MM-DD")
     p.add_argument("--until", help="the local day after the last one, YYYY-MM-DD (exclusive)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("experiments", help="a team's improvement experiments, running and concluded")
     _common(p)
+    _scoped(p)
     p.add_argument("--team", required=True)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("digest", help="a team's digest")
     _common(p)
+    _scoped(p)
     p.add_argument("--team", required=True)
     p.add_argument("--json", action="store_true", help="print the exact Slack message payload")
+    p = sub.add_parser("workspaces", help="the Slack workspaces the database holds, and which are installed")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "forget-workspace", help="delete everything one uninstalled workspace owns (asks to confirm)"
+    )
+    _common(p)
+    p.add_argument(
+        "workspace", type=parse_workspace, metavar="T…", help="its team id (E… for an org-wide Grid install)"
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask: for scripts, where nobody can type the id")
     p = sub.add_parser("serve", help="run the Slack app: Socket Mode, or HTTP with --http")
     _common(p)
     p.add_argument("--http", action="store_true")
@@ -122,9 +153,47 @@ def _open(args, cfg: Config) -> sqlite_utils.Database:
     from metrics.store import open_db
 
     db = open_db(_db_path(args, cfg), readonly=True)
+    ws = getattr(args, "workspace", SINGLE)
+    if ws != SINGLE:  # vsm.toml configures single-workspace mode only: its notes are not about ws
+        _check_known(db, ws)
+        return db
     for note in _config_notes(db, cfg):
         print(f"vsm: note: {note}", file=sys.stderr)
     return db
+
+
+OWNED = ("teams", "org", "settings_log", "deliveries", "nudge_log", "experiments", "results")
+"""The tables whose every row belongs to one workspace (schema m013). Source data (raw payloads, items,
+PRs, deployments, incidents, sync status, replayed flows) is the deployment's and has no workspace."""
+
+_INSTALLED_AS = "case when is_enterprise_install then enterprise_id else team_id end"
+"""An ``installations`` row's workspace, drawn as ``metrics.workspace.workspace_of`` draws it: an
+org-wide Grid install is its enterprise, any other its team (``bot.installs`` stores the key)."""
+
+
+def _holdings(db: sqlite_utils.Database) -> dict[Workspace, dict[str, int]]:
+    """Every workspace the database holds a row for (in an owned table, or installed with no row yet),
+    with its number of rows in each owned table and in ``installations``."""
+    held: dict[Workspace, dict[str, int]] = {}
+    for table in (*OWNED, "installations"):
+        column = _INSTALLED_AS if table == "installations" else "workspace"
+        for ws, n in db.execute(f"select {column}, count(*) from {table} group by 1"):
+            held.setdefault(Workspace(ws), dict.fromkeys((*OWNED, "installations"), 0))[table] = n
+    return held
+
+
+def _check_known(db: sqlite_utils.Database, ws: Workspace) -> None:
+    """A ``--workspace`` the database knows nothing of is a mistyped id (or another database): said,
+    rather than answered with an empty list that looks like a workspace without teams."""
+    if ws == SINGLE:
+        return
+    held = " union ".join(f"select 1 from {t} where workspace = :ws" for t in OWNED)
+    installed = f"select 1 from installations where {_INSTALLED_AS} = :ws"
+    if db.execute(f"select exists ({held} union {installed})", {"ws": ws}).fetchone()[0]:
+        return
+    raise VsmError(
+        f"the database holds nothing for workspace {ws} (`vsm workspaces` lists the ones it holds)"
+    )
 
 
 def _open_for_writing(args, cfg: Config) -> sqlite_utils.Database:
@@ -230,7 +299,7 @@ def cmd_teams(args, cfg: Config) -> int:
     from bot.render.teams import NO_TEAMS, facts
     from metrics.teams import list_teams
 
-    teams = list_teams(_open(args, cfg))
+    teams = list_teams(_open(args, cfg), ws=args.workspace)
     if args.json:
         rows = [
             {
@@ -291,7 +360,7 @@ def cmd_metric(args, cfg: Config) -> int:
     elif args.since:
         dates_window(args.since, args.until, utc)
     db = _open(args, cfg)
-    team = get_team(db, args.team)
+    team = get_team(db, args.team, ws=args.workspace)
     if args.period:
         window = parse_period(args.period, team.tz, t)
     elif args.since:
@@ -348,14 +417,15 @@ def cmd_northstar(args, cfg: Config) -> int:
     from metrics.teams import get_org
 
     db = _open(args, cfg)
+    ws = args.workspace
     t = now()
-    window = org_window(get_org(db), t, period=args.period, since=args.since, until=args.until)
+    window = org_window(get_org(db, ws=ws), t, period=args.period, since=args.since, until=args.until)
     # org_rollups: the figures the last sync stored, where they are still current.
     if args.json:
-        data = northstar(db, t, window, compute=org_rollups)
+        data = northstar(db, t, window, compute=org_rollups, ws=ws)
         print(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
         return 0
-    window, tz, found = north_star_rollups(db, t, window, compute=org_rollups)
+    window, tz, found = north_star_rollups(db, t, window, compute=org_rollups, ws=ws)
     if not found:
         print("No North Star metrics are set for the organisation ([org] north_star).")
         return 0
@@ -376,8 +446,8 @@ def cmd_experiments(args, cfg: Config) -> int:
     from metrics.teams import get_team
 
     db = _open(args, cfg)
-    team = get_team(db, args.team)
-    found = experiments(db, team) if db["experiments"].exists() else []
+    team = get_team(db, args.team, ws=args.workspace)
+    found = experiments(db, team, ws=args.workspace) if db["experiments"].exists() else []
     if args.json:
         print(json_text(json.dumps([e.to_json() for e in found], indent=2, ensure_ascii=False)))
         return 0
@@ -390,11 +460,13 @@ def cmd_experiments(args, cfg: Config) -> int:
     print(f"{safe(team.name)}: {len(found)} experiment{'s' if len(found) > 1 else ''}, newest first")
     for e in found:
         print()
-        print("\n".join(_experiment_lines(db, e, t)))
+        print("\n".join(_experiment_lines(db, e, t, ws=args.workspace)))
     return 0
 
 
-def _experiment_lines(db: sqlite_utils.Database, e: Experiment, t: datetime) -> list[str]:
+def _experiment_lines(
+    db: sqlite_utils.Database, e: Experiment, t: datetime, *, ws: Workspace = SINGLE
+) -> list[str]:
     """One experiment as ``vsm experiments`` prints it, in the words and figure formats of its Slack
     messages (``bot.render.experiment``); what the team typed passes through ``safe``."""
     from bot.render import experiment as view
@@ -408,7 +480,7 @@ def _experiment_lines(db: sqlite_utils.Database, e: Experiment, t: datetime) -> 
         lines = [f"#{e.id} {e.metric_name}: running until {view.when(e.ends, tz)}"]
         lines.append(f"  Trying: {safe(e.change)}")
         try:
-            row = view.running_row(ex.progress(db, e, t))
+            row = view.running_row(ex.progress(db, e, t, ws=ws))
         except VsmError as exc:  # its metric left the catalogue: say so, never stop the list
             return [*lines, f"  So far: cannot be measured ({exc})"]
         lines.append(f"  Week {row['week']} of {row['weeks']}, from {view.when(e.started, tz)}")
@@ -449,14 +521,128 @@ def cmd_digest(args, cfg: Config) -> int:
     from metrics.teams import get_team
 
     db = _open(args, cfg)
-    team = get_team(db, args.team)
+    team = get_team(db, args.team, ws=args.workspace)
     t = now()
-    d = build_digest(db, team, t)
+    d = build_digest(db, team, t, ws=args.workspace)
     if args.json:  # the exact payload, its control characters escaped for the terminal
         print(json_text(json.dumps(digest_view.message(d, t), indent=2, ensure_ascii=False)))
     else:
         print(digest_view.text(d, t))
     return 0
+
+
+def cmd_workspaces(args, cfg: Config) -> int:
+    """Every workspace the database holds, by id, with its number of teams and whether it is installed
+    now: what an operator reads before ``vsm forget-workspace``, and the ids ``--workspace`` takes."""
+    import json
+
+    from bot.render.terminal import json_text, safe
+    from metrics.workspace import shown
+
+    db = _open(args, cfg)
+    held = _holdings(db)
+    names = {
+        ws: (enterprise if org_wide else team) or ""
+        for ws, team, enterprise, org_wide in db.execute(
+            f"select {_INSTALLED_AS}, team_name, enterprise_name, is_enterprise_install from installations"
+        )
+    }
+    rows = [
+        {
+            "workspace": ws,
+            "name": names.get(ws) or None,
+            "teams": n["teams"],
+            "installed": n["installations"] > 0,
+        }
+        for ws, n in sorted(held.items())
+    ]
+    if args.json:
+        print(json_text(json.dumps(rows, indent=2, ensure_ascii=False)))
+        return 0
+    if not rows:
+        print("No workspaces yet: the database holds no teams, org settings or installations.")
+    for r in rows:
+        teams = f"{r['teams']} team{'' if r['teams'] == 1 else 's'}"
+        if r["workspace"] == SINGLE:
+            state = "single-workspace mode (SLACK_BOT_TOKEN)"
+        elif r["installed"]:
+            state = "installed"
+        else:  # its teams and history wait for a reinstall: that is what forgetting is for
+            state = f"not installed (`vsm forget-workspace {r['workspace']}` deletes what it holds)"
+        name = f" ({safe(r['name'])})" if r["name"] else ""  # the workspace's name as Slack gave it
+        print(f"{shown(r['workspace'])}{name}: {teams}, {state}")
+    return 0
+
+
+_FORGOTTEN = {
+    "teams": ("team", "teams"),
+    "org": ("org setting", "org settings"),
+    "settings_log": ("settings log row", "settings log rows"),
+    "deliveries": ("delivery record", "delivery records"),
+    "nudge_log": ("nudge record", "nudge records"),
+    "experiments": ("experiment", "experiments"),
+    "results": ("stored figure", "stored figures"),
+}
+"""Each owned table's rows in words, for what ``vsm forget-workspace`` deletes."""
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {_FORGOTTEN[t][n != 1]}" for t, n in counts.items())
+
+
+def cmd_forget_workspace(args, cfg: Config) -> int:
+    """Delete everything a workspace owns (issue 14 §3): an uninstall keeps a workspace's teams and
+    history for a reinstall, so deleting them is a separate, deliberate act, confirmed by typing the
+    id (or ``--yes``). Every check runs on a read-only open, so a refusal changes nothing; the delete
+    is one transaction that checks again under the write lock. Source data is the deployment's and
+    stays; only the replayed flows no remaining team's mapping uses go."""
+    from metrics.store import open_db
+    from metrics.workspace import shown
+
+    ws = args.workspace
+    if ws == SINGLE:
+        raise VsmError(
+            "forget-workspace takes a workspace id (T…, or E… for an org-wide Grid install); "
+            "single-workspace mode's teams are not forgotten this way"
+        )
+    path = _db_path(args, cfg)
+    db = open_db(path, readonly=True)
+    held = _holdings(db).get(ws)
+    db.conn.close()
+    if held is None:
+        raise VsmError(f"the database holds nothing for workspace {ws}: nothing to forget")
+    if held["installations"]:
+        raise VsmError(
+            f"workspace {ws} is installed now: uninstall vsm-bot from it first (its teams and "
+            "history stay), then forget it"
+        )
+    owned = {t: held[t] for t in OWNED}
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise VsmError(f"forgetting {shown(ws)} deletes {_counted(owned)}: confirm with --yes")
+        print(f"Forgetting {shown(ws)} deletes {_counted(owned)}. Source data stays.")
+        print(f"Type {ws} to delete it, anything else to keep it: ", end="", flush=True)
+        if sys.stdin.readline().strip() != ws:
+            raise VsmError(f"not confirmed: nothing deleted from {shown(ws)}")
+    deleted = _forget(open_db(path, create=False), ws)
+    print(f"Forgot {shown(ws)}: deleted {_counted(deleted)}. Source data is kept.")
+    return 0
+
+
+def _forget(db: sqlite_utils.Database, ws: Workspace) -> dict[str, int]:
+    """Delete every row ``ws`` owns, in one transaction, and the replayed flows no team of any
+    workspace uses any more; the rows deleted per table. An installation that arrived since the
+    check refuses the whole, under the write lock."""
+    from metrics.store import flows
+    from metrics.store.tx import transaction
+    from metrics.teams import all_teams
+
+    with transaction(db):
+        if db.execute(f"select 1 from installations where {_INSTALLED_AS} = ?", [ws]).fetchone():
+            raise VsmError(f"workspace {ws} was installed meanwhile: nothing deleted")
+        deleted = {t: db.execute(f"delete from {t} where workspace = ?", [ws]).rowcount for t in OWNED}
+        flows.keep_only(db, [t.flow.fingerprint for t in all_teams(db)])
+    return deleted
 
 
 class _Progress:
@@ -502,9 +688,10 @@ def cmd_sync(args, cfg: Config) -> int:
             )
             failed.append(f"{result.name} ({result.errors[0]})")
     from metrics.results import after_sync
-    from metrics.teams import list_teams
 
-    after_sync(db, list_teams(db), now())  # the flows and figures every read would otherwise compute
+    # The flows and figures every read would otherwise compute, in every workspace: the synced data is
+    # the deployment's, whichever workspace reads it.
+    after_sync(db, now())
     if failed:
         print(f"vsm: sync failed for {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -531,6 +718,8 @@ COMMANDS = {
     "northstar": cmd_northstar,
     "experiments": cmd_experiments,
     "sync": cmd_sync,
+    "workspaces": cmd_workspaces,
+    "forget-workspace": cmd_forget_workspace,
     "serve": cmd_serve,
 }
 
