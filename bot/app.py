@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
+from slack_bolt.oauth import OAuthFlow
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -83,11 +84,34 @@ class WithDeps(Middleware):
         return next()
 
 
+def _forgetting(oauth_flow: OAuthFlow, then: Callable[[Workspace], None]) -> Callable[[Workspace], None]:
+    """``then``, after the workspace's tokens are removed from the installations (``then`` runs even
+    if the removal fails, so the workspace's digests stop either way)."""
+    from bot.installs import Installations
+
+    installations = oauth_flow.settings.installation_store
+    if not isinstance(installations, Installations):
+        raise VsmError("the OAuth flow's installations are not vsm-bot's (bot.installs.oauth_settings)")
+
+    def uninstalled(ws: Workspace) -> None:
+        try:
+            installations.forget(ws)
+        finally:
+            then(ws)
+
+    return uninstalled
+
+
 def web_client(
-    token: str, base_url: str | None = None, *, server_error_backoff: float = 0.5, rate_limit_retries: int = 3
+    token: str | None,
+    base_url: str | None = None,
+    *,
+    server_error_backoff: float = 0.5,
+    rate_limit_retries: int = 3,
 ) -> WebClient:
     """A WebClient that rides out rate limits (Retry-After), 500/503 bursts and dropped connections.
-    Its retries sleep in the calling thread: only use it after an ``ack``."""
+    Its retries sleep in the calling thread: only use it after an ``ack``. ``token`` None: the
+    installable app's, whose requests each get their workspace's token from Bolt."""
     client = WebClient(token=token, base_url=base_url or "https://slack.com/api/")
     client.retry_handlers.extend(
         [
@@ -114,10 +138,25 @@ def create_app(
     on_org_saved: Callable | None = None,
     members: MemberCache | None = None,
     per_workspace: bool = False,
+    oauth_flow: OAuthFlow | None = None,
+    on_uninstalled: Callable[[Workspace], None] | None = None,
 ) -> App:
     """The app on ``store``. ``clock`` pins "now" (tests); ``admins`` may set the North Star besides
     workspace admins and the org admins the database holds; ``members`` caches channel membership (tests
-    pass one with their own clock); ``per_workspace`` serves many workspaces (``WithDeps``)."""
+    pass one with their own clock); ``per_workspace`` serves many workspaces (``WithDeps``).
+
+    ``oauth_flow`` (``bot.installs.oauth_flow``) makes it the app installable in many workspaces: each
+    request is served with its workspace's bot token from the installations (``client`` has none), a
+    workspace with no installation is told so (``installs.NOT_INSTALLED``), and it implies
+    ``per_workspace``. A workspace's ``app_uninstalled``/``tokens_revoked`` then removes its tokens
+    before ``on_uninstalled`` is told: Bolt runs only the first listener matching an event, so the
+    removal lives with the one listener that hears it (bot/listeners/events), through this hook."""
+    flow: dict = {}
+    if oauth_flow is not None:
+        from bot.installs import NOT_INSTALLED
+
+        flow = {"oauth_flow": oauth_flow, "user_facing_authorize_error_message": NOT_INSTALLED}
+        per_workspace = True
     app = VsmApp(
         client=client,
         signing_secret=signing_secret or "not-used-in-socket-mode",
@@ -125,12 +164,17 @@ def create_app(
         token_verification_enabled=False,
         request_verification_enabled=signing_secret is not None,
         logger=log,
+        **flow,
     )
     deps = Deps(store=store, clock=clock or (lambda: datetime.now(UTC)), admins=list(admins or []))
     if on_team_saved is not None:
         deps.on_team_saved = on_team_saved
     if on_org_saved is not None:
         deps.on_org_saved = on_org_saved
+    if on_uninstalled is not None:
+        deps.on_uninstalled = on_uninstalled
+    if oauth_flow is not None:
+        deps.on_uninstalled = _forgetting(oauth_flow, deps.on_uninstalled)
     if members is not None:
         deps.members = members
     app.error(last_resort(signing_secret))

@@ -1,9 +1,12 @@
 """Installing vsm-bot in any workspace: Slack's OAuth v2 through Bolt, installations and OAuth states
 kept in the project's database (issue 14).
 
-Not yet served: ``vsm serve`` runs one workspace on ``SLACK_BOT_TOKEN`` until every team, setting and
-delivery belongs to a workspace (issue 14 §2). This module is the groundwork: the flow, its pages and
-its two stores, tested end to end over HTTP (tests/test_oauth_flow.py).
+Served by ``vsm serve --http`` when ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` are set (bot/serve.py):
+the flow, its pages and its two stores (tests/test_oauth_flow.py), and what the rest of the app asks of
+an installation by workspace (``metrics.workspace``): which workspaces are installed
+(:meth:`Installations.workspaces`, the scheduler's list), a workspace's bot token for work no request
+started (:meth:`Authorize.bot_token`, the scheduler's digests, renewed as a request's would be), and
+its tokens forgotten when Slack says it uninstalled (:meth:`Installations.forget`).
 
 Why our own stores and not slack_sdk's ``SQLite3InstallationStore``/``SQLite3OAuthStateStore`` on the
 same file (they would have worked as far as WAL, the file's 0600 mode and the read-only commands go):
@@ -62,14 +65,16 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 from slack_sdk.oauth.state_store import OAuthStateStore
 
 from bot.store import Store
-from metrics.errors import VsmError
+from metrics.errors import VsmError, error_line
 from metrics.store.tx import transaction
+from metrics.workspace import Workspace, shown, workspace_of
 
 log = logging.getLogger("vsm.installs")
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+SOURCE_MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+"""The app manifest at the top of a checkout, the file an operator pastes into Slack."""
 STATE_SECONDS = 600
 """An install link is good for ten minutes (Bolt's default, and the life of Slack's own code)."""
 ROTATE_MINUTES = 120
@@ -88,12 +93,25 @@ NOT_INSTALLED = (
 """What Slack shows a user whose workspace has no installation (``App(user_facing_authorize_error_message=...)``)."""
 
 
-def manifest_scopes(path: Path = MANIFEST) -> list[str]:
+def manifest_path() -> Path:
+    """manifest.yml: in an installed wheel, the copy inside the package (``bot.app_manifest``, see
+    pyproject.toml), since nothing beside the package is installed; in a checkout, the top-level one."""
+    from importlib.resources import files
+
+    try:
+        packaged = files("bot.app_manifest") / "manifest.yml"
+    except ModuleNotFoundError:  # a checkout whose editable install predates the packaged copy
+        return SOURCE_MANIFEST
+    return Path(str(packaged)) if packaged.is_file() else SOURCE_MANIFEST
+
+
+def manifest_scopes(path: Path | None = None) -> list[str]:
     """The bot scopes of ``oauth_config.scopes.bot`` in manifest.yml: the one list, shared by the app
     Slack runs and the install link, so neither asks for more or less than the other.
 
     Read line by line, as the tests read the manifest (no YAML library is a dependency): the ``bot:``
     key under ``scopes:`` under ``oauth_config:``, then its ``- scope  # why`` items."""
+    path = manifest_path() if path is None else path
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -195,6 +213,71 @@ class Installations(InstallationStore):
         key = self._key(enterprise_id, team_id, org_wide)
         rows = list(self.store.db.query(f"select * from installations where {_WHERE}", key))
         return rows[0] if rows else None
+
+    # A workspace (metrics.workspace) and its row: ``T…`` is a workspace installed on its own (its
+    # team id; an enterprise id too on a Grid), ``E…`` an org-wide Grid installation (no team id).
+    _OF_WORKSPACE = (
+        "client_id = :client_id and ((:ws like 'T%' and team_id = :ws and is_enterprise_install = 0)"
+        " or (:ws like 'E%' and enterprise_id = :ws and team_id = '' and is_enterprise_install = 1))"
+    )
+
+    def workspaces(self) -> list[Workspace]:
+        """Every workspace installed now, by its key: the workspaces the scheduler serves. A row whose
+        ids make no workspace (none is written so) is left out, with a log line."""
+        found: set[Workspace] = set()
+        rows = self.store.db.query(
+            "select enterprise_id, team_id, is_enterprise_install from installations where client_id = ?",
+            [self.client_id],
+        )
+        for row in rows:
+            try:
+                found.add(
+                    workspace_of(
+                        row["enterprise_id"] or None,
+                        row["team_id"] or None,
+                        bool(row["is_enterprise_install"]),
+                    )
+                )
+            except VsmError as exc:
+                log.error("an installation row names no workspace: %s", exc)
+        return sorted(found)
+
+    def find_workspace(self, ws: Workspace) -> Installation | None:
+        """The installation that serves ``ws``, or None when it is not installed (the newest, should a
+        workspace have been installed both before and after joining a Grid)."""
+        rows = list(
+            self.store.db.query(
+                f"select enterprise_id, team_id, is_enterprise_install from installations "
+                f"where {self._OF_WORKSPACE} order by installed_at desc limit 1",
+                {"client_id": self.client_id, "ws": ws},
+            )
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return self.find_installation(
+            enterprise_id=r["enterprise_id"] or None,
+            team_id=r["team_id"] or None,
+            is_enterprise_install=bool(r["is_enterprise_install"]),
+        )
+
+    def forget(self, ws: Workspace) -> int:
+        """Slack says ``ws`` uninstalled the app or revoked its bot token: its tokens go (every row of
+        it), so nothing is sent there with them again. Its teams and history are not here and stay.
+        Returns how many rows went."""
+        deleted = 0
+
+        def delete(db: Any) -> None:
+            nonlocal deleted
+            cursor = db.execute(
+                f"delete from installations where {self._OF_WORKSPACE}",
+                {"client_id": self.client_id, "ws": ws},
+            )
+            deleted = cursor.rowcount
+
+        self._write(delete)
+        log.info("%s: tokens removed (%d installation)", shown(ws), deleted)
+        return deleted
 
     def find_installation(
         self,
@@ -393,6 +476,26 @@ def success_page(args: SuccessArgs) -> BoltResponse:
     return _page(200, "vsm-bot is installed", body, args)
 
 
+def _installed(on_installed: Callable[[Workspace], None]) -> Callable[[SuccessArgs], BoltResponse]:
+    """The success page, once ``on_installed`` was told the workspace (the scheduler plans its digests
+    and nudges: a workspace installed again finds its teams as it left them). The installation is saved
+    whatever it does: a failure there is one log line, and the page still says installed."""
+
+    def success(args: SuccessArgs) -> BoltResponse:
+        i = args.installation
+        try:
+            on_installed(workspace_of(i.enterprise_id, i.team_id, i.is_enterprise_install))
+        except Exception as exc:  # noqa: BLE001 - the install itself succeeded
+            log.error(
+                "installed in %s, but its digests and nudges were not planned: %s",
+                _where(i.enterprise_id, i.team_id),
+                error_line(exc),
+            )
+        return success_page(args)
+
+    return success
+
+
 def failure_page(args: FailureArgs) -> BoltResponse:
     """Why nothing was installed, in words, with the way to start again. The log line has the reason
     only: never the code, the state or a token (the query string carries the first two)."""
@@ -444,6 +547,13 @@ socket timeouts are OSErrors). ``SlackApiError`` is Slack's answer, handled wher
 
 class _SlackUnreachable(Exception):
     pass
+
+
+def _said(exc: SlackTokenRotationError) -> str:
+    """Slack's error code for a refused renewal: never the exception's text, which holds the response."""
+    response = getattr(exc.api_error, "response", None)
+    error = response.get("error") if hasattr(response, "get") else None  # a SlackResponse or a dict
+    return str(error)[:80] if error else type(exc.api_error).__name__
 
 
 class Flow(OAuthFlow):
@@ -498,6 +608,21 @@ class Authorize(InstallationStoreAuthorize):
         self._locks_lock = threading.Lock()
         # Renewed by Slack, not saved: key -> (the refresh token the store still holds, the renewal)
         self._unsaved: dict[tuple[str, str, str], tuple[str, Installation]] = {}
+
+    def bot_token(self, ws: Workspace) -> str | None:
+        """``ws``'s bot token for work no request started (a scheduled digest, a nudge, a verdict),
+        renewed exactly as a request's is (once, under the workspace's lock); None when ``ws`` is not
+        installed now, or its token expired and Slack will not renew it (the work is skipped and
+        logged; the next run asks again)."""
+        found = self.installations.find_workspace(ws)
+        if found is None:
+            return None
+        try:
+            renewed = self._rotate_and_save_tokens_if_necessary(found)
+        except SlackTokenRotationError as exc:
+            log.error("%s: token not renewed (%s)", shown(ws), _said(exc))
+            return None
+        return (renewed or found).bot_token
 
     def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._locks_lock:
@@ -598,12 +723,14 @@ def oauth_settings(
     redirect_uri: str | None = None,
     *,
     api_url: str | None = None,
+    on_installed: Callable[[Workspace], None] | None = None,
 ) -> OAuthSettings:
     """Bolt's OAuth settings for vsm-bot: the install page at ``/slack/install``, Slack's redirect at
     ``/slack/oauth_redirect``, installations and states in the database at ``db_path``, our pages,
     and token renewal through ``api_url`` (Bolt's own renewal client would call slack.com whatever
-    ``SLACK_API_URL`` says). ``scopes``: :func:`manifest_scopes`. ``App(oauth_flow=oauth_flow(...))``
-    serves it."""
+    ``SLACK_API_URL`` says). ``scopes``: :func:`manifest_scopes`. ``on_installed`` is told each
+    workspace installed, after its installation is saved. ``App(oauth_flow=oauth_flow(...))`` serves
+    it."""
     store = Store(db_path)
     installations = Installations(store, client_id)
     settings = OAuthSettings(
@@ -614,7 +741,9 @@ def oauth_settings(
         redirect_uri=redirect_uri,
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
-        callback_options=CallbackOptions(success=success_page, failure=failure_page),
+        callback_options=CallbackOptions(
+            success=success_page if on_installed is None else _installed(on_installed), failure=failure_page
+        ),
         installation_store=installations,
         token_rotation_expiration_minutes=ROTATE_MINUTES,
         state_store=OAuthStates(store, STATE_SECONDS),

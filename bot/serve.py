@@ -1,5 +1,7 @@
 """``vsm serve``: the Slack app in Socket Mode (default) or as an HTTP endpoint with signed requests,
-and the one scheduler of the deployment (digests, nudges, source syncs)."""
+serving one workspace on its bot token or, installable (OAuth, HTTP mode), every workspace that
+installs it, each with its own token; and the one scheduler of the deployment (digests, nudges,
+source syncs)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -21,9 +24,11 @@ from metrics.results import after_sync
 from metrics.sources.sync import sync_sources
 from metrics.store import open_db
 from metrics.teams import list_teams, seed_from_config
+from metrics.workspace import Workspace, shown
 
 if TYPE_CHECKING:
     from slack_bolt import App
+    from slack_sdk import WebClient
 
 log = logging.getLogger("vsm.serve")
 
@@ -66,7 +71,7 @@ def sync_job(sources: list[dict], db_path: str) -> None:
             else:
                 log.warning("sync %s failed: %s", result.name, "; ".join(result.errors))
         try:  # a cache of what the reads would replay: its failure is no failed sync
-            after_sync(db, list_teams(db))  # the replayed flows, then the figures digests read
+            after_sync(db)  # every workspace's replayed flows, then the figures its digests read
         except Exception as exc:  # noqa: BLE001 - one log line; the next sync tries again
             log.warning("replayed flows not stored: %s", error_line(exc))
     finally:
@@ -80,6 +85,60 @@ def _need(env: Mapping[str, str], name: str, why: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Slack:
+    """How ``vsm serve`` talks to Slack, from the environment (docs/slack.md, "Run it").
+
+    ``bot_token``: one workspace (``SLACK_BOT_TOKEN``, single-workspace mode). ``client_id`` and
+    ``client_secret``: installable in any workspace (OAuth, HTTP mode only: Slack's install redirect is
+    a browser coming to ``/slack/oauth_redirect``). ``signing_secret``: HTTP mode; ``app_token``:
+    Socket Mode."""
+
+    bot_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    signing_secret: str | None = None
+    app_token: str | None = None
+
+    @property
+    def oauth(self) -> bool:
+        return self.client_id is not None
+
+
+OAUTH_VARS = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+
+
+def slack_env(env: Mapping[str, str], *, http: bool) -> Slack:
+    """The Slack settings ``vsm serve`` runs with, or one line saying what is missing or at odds.
+    Checked before anything is opened or created: a refusal changes nothing."""
+    oauth = [name for name in OAUTH_VARS if env.get(name)]
+    if oauth and env.get("SLACK_BOT_TOKEN"):
+        raise VsmError(
+            f"both SLACK_BOT_TOKEN and {' and '.join(oauth)} are set: set SLACK_BOT_TOKEN to serve one "
+            "workspace, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET without it to be installable in any"
+        )
+    if oauth and not http:
+        raise VsmError(
+            f"{' and '.join(oauth)} set: installing in other workspaces needs HTTP mode "
+            "(`vsm serve --http`), where Slack sends the browser back to /slack/oauth_redirect"
+        )
+    if oauth:
+        return Slack(
+            client_id=_need(env, "SLACK_CLIENT_ID", "the app's client id, from Basic Information"),
+            client_secret=_need(
+                env, "SLACK_CLIENT_SECRET", "the app's client secret, from Basic Information"
+            ),
+            signing_secret=_need(env, "SLACK_SIGNING_SECRET", "HTTP mode verifies every request's signature"),
+        )
+    bot_token = _need(env, "SLACK_BOT_TOKEN", "the bot token, xoxb-…")
+    if http:
+        secret = _need(env, "SLACK_SIGNING_SECRET", "HTTP mode verifies every request's signature")
+        return Slack(bot_token=bot_token, signing_secret=secret)
+    return Slack(
+        bot_token=bot_token, app_token=_need(env, "SLACK_APP_TOKEN", "Socket Mode's app-level token, xapp-…")
+    )
+
+
 def serve(
     cfg: Config,
     db_path: str,
@@ -90,43 +149,111 @@ def serve(
     env: Mapping[str, str] | None = None,
 ) -> None:
     env = os.environ if env is None else env
-    bot_token = _need(env, "SLACK_BOT_TOKEN", "the bot token, xoxb-…")
-    if http:
-        secret = _need(env, "SLACK_SIGNING_SECRET", "HTTP mode verifies every request's signature")
-    else:
-        app_token = _need(env, "SLACK_APP_TOKEN", "Socket Mode's app-level token, xapp-…")
-        secret = None
+    slack = slack_env(env, http=http)
+    api_url = env.get("SLACK_API_URL") or cfg.slack_api_url
+    scopes = _scopes() if slack.oauth else []  # before any file is touched: a bad manifest stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = open_db(db_path)  # the bot may start before the first sync: it creates the database
     for warning in seed_from_config(db, cfg.teams, cfg.org):
         logging.getLogger("vsm").warning(warning)
     db.conn.close()
+    if slack.oauth and cfg.teams:
+        log.info(
+            "vsm.toml's [[team]] entries belong to single-workspace mode (SLACK_BOT_TOKEN); installed "
+            "workspaces set up their teams in Slack (/vsm settings)"
+        )
     store = Store(db_path)
-    client = web_client(bot_token, env.get("SLACK_API_URL") or cfg.slack_api_url)
-    scheduler = Scheduler(
-        store,
-        client,
-        grace=timedelta(hours=cfg.grace_hours),
-        sync=partial(sync_job, cfg.sources, db_path) if cfg.sources else None,
-        sync_minutes=int(cfg.sync_every_minutes),
-    )
-    app = create_app(
-        store,
-        client,
-        signing_secret=secret,
-        on_team_saved=scheduler.plan_team,
-        on_org_saved=scheduler.plan_org,
-    )
+    client = web_client(slack.bot_token, api_url)  # installable: no token; each workspace's comes from Bolt
+    grace, sync_minutes = timedelta(hours=cfg.grace_hours), int(cfg.sync_every_minutes)
+    sync = partial(sync_job, cfg.sources, db_path) if cfg.sources else None
+    if slack.oauth:
+        scheduler, app = _installable(
+            store, db_path, client, slack, scopes, api_url, grace, sync, sync_minutes
+        )
+    else:
+        scheduler = Scheduler(store, client, grace=grace, sync=sync, sync_minutes=sync_minutes)
+        app = create_app(
+            store,
+            client,
+            signing_secret=slack.signing_secret,
+            on_team_saved=scheduler.plan_team,
+            on_org_saved=scheduler.plan_org,
+        )
     # The address is taken before the scheduler starts: a second `vsm serve` on a port in use stops
     # here, before it plans or catches up work against the database the first one serves.
-    server = http_server(app, secret, host=host, port=port) if http else None
+    server = http_server(app, slack.signing_secret or "", host=host, port=port) if http else None
     scheduler.start()
     if server is not None:
         server.run()
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(app, app_token).start()
+        SocketModeHandler(app, slack.app_token).start()
+
+
+def _scopes() -> list[str]:
+    from bot.installs import manifest_scopes
+
+    return manifest_scopes()
+
+
+def _installable(
+    store: Store,
+    db_path: str,
+    client: WebClient,
+    slack: Slack,
+    scopes: list[str],
+    api_url: str | None,
+    grace: timedelta,
+    sync: Callable[[], None] | None,
+    sync_minutes: int,
+) -> tuple[Scheduler, App]:
+    """The scheduler and the app of an installable vsm-bot: the workspaces served are those installed
+    (the ``installations`` table), each workspace's digests and nudges go with its own bot token, an
+    install plans its teams at once (a workspace installed again finds its teams and history as it
+    left them) and an uninstall removes its tokens and stops its jobs at once."""
+    from bot import installs
+
+    settings = installs.oauth_settings(
+        db_path,
+        slack.client_id or "",
+        slack.client_secret or "",
+        scopes,
+        api_url=api_url,
+        on_installed=lambda ws: installed(ws),
+    )
+    authorize: installs.Authorize = settings.authorize
+    installations: installs.Installations = settings.installation_store
+
+    def workspace_client(ws: Workspace) -> WebClient | None:
+        token = authorize.bot_token(ws)
+        return web_client(token, api_url) if token else None
+
+    def installed(ws: Workspace) -> None:
+        scheduler.plan_workspace(ws)
+        teams = len(list_teams(store.db, ws=ws))
+        log.info("%s installed: digests and nudges planned for its %d team(s)", shown(ws), teams)
+
+    scheduler = Scheduler(
+        store,
+        client,
+        grace=grace,
+        sync=sync,
+        sync_minutes=sync_minutes,
+        clients=workspace_client,
+        workspaces=installations.workspaces,
+    )
+    app = create_app(
+        store,
+        client,
+        signing_secret=slack.signing_secret,
+        on_team_saved=scheduler.plan_team,
+        on_org_saved=scheduler.plan_org,
+        oauth_flow=installs.oauth_flow(settings, api_url),
+        on_uninstalled=scheduler.unplan_workspace,
+        per_workspace=True,
+    )
+    return scheduler, app
 
 
 def _timestamp_ok(value: str | None) -> bool:
@@ -207,14 +334,23 @@ def wsgi_app(app: App, signing_secret: str, path: str = EVENTS_PATH) -> Callable
 
 
 def http_server(app: App, signing_secret: str, *, host: str, port: int) -> Any:
-    """Waitress serving :func:`wsgi_app` on ``host:port``; ``.run()`` serves until the process ends.
+    """Waitress serving :func:`wsgi_app` on ``host:port`` (and, for an installable app, the install
+    page and Slack's redirect: ``bot.installs.with_install_pages``); ``.run()`` serves until the process
+    ends.
     Bolt's ``App.start`` is a development server that handles one connection at a time, so one idle
     or half-sent connection stalled every other request (docs/slack.md, "Run it")."""
     from waitress.server import create_server
 
+    application = wsgi_app(app, signing_secret)
+    paths = [EVENTS_PATH]
+    if app.oauth_flow is not None:  # installable: the browser's install page and Slack's redirect too
+        from bot.installs import with_install_pages
+
+        application = with_install_pages(app, application)
+        paths += [app.oauth_flow.install_path, app.oauth_flow.redirect_uri_path]
     try:
         server = create_server(
-            wsgi_app(app, signing_secret),
+            application,
             host=host,
             port=port,
             threads=THREADS,
@@ -233,5 +369,7 @@ def http_server(app: App, signing_secret: str, *, host: str, port: int) -> Any:
     where = ", ".join(
         f"{h}:{p}" for h, p in getattr(server, "effective_listen", [(host, server.effective_port)])
     )
-    log.info("serving Slack requests on %s, path %s", where, EVENTS_PATH)
+    log.info(
+        "serving Slack requests on %s, %s %s", where, "paths" if len(paths) > 1 else "path", ", ".join(paths)
+    )
     return server

@@ -6,9 +6,9 @@ is played with ``requests``: the install page, Slack's redirect back with a code
 The app is a minimal one (one ``/vsm`` listener that posts a message with the request's client, and
 Bolt's token revocation listeners) rather than ``create_app``: ``create_app`` builds a one-workspace
 app on a bot token, and what is tested here is which token Bolt puts in each request's context,
-which no vsm listener changes. ``serve.wsgi_app`` is wrapped as ``vsm serve`` would wrap it once the
-flow is served (``installs.with_install_pages``): waitress, its limits and the signature front are
-the production ones.
+which no vsm listener changes (tests/test_oauth_serve.py runs the real `vsm serve`). ``serve.http_server``
+serves the install pages beside the events (``installs.with_install_pages``) as ``vsm serve`` does:
+waitress, its limits and the signature front are the production ones.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch):
+def served(tmp_path):
     slack = MockSlack()
     slack.app = (CLIENT_ID, CLIENT_SECRET)
     db_path = tmp_path / "vsm.db"
@@ -127,10 +127,6 @@ def served(tmp_path, monkeypatch):
         client.chat_postMessage(channel="C1", text=f"hello {context.team_id}")
 
     app.enable_token_revocation_listeners()
-    production = serve.wsgi_app
-    monkeypatch.setattr(
-        serve, "wsgi_app", lambda app, secret: installs.with_install_pages(app, production(app, secret))
-    )
     server = serve.http_server(app, SECRET, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "bot", "metrics", "templates")
+SOURCES = ("pyproject.toml", "README.md", "manifest.yml", "bot", "metrics", "templates")
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -104,6 +104,27 @@ def test_the_wheel_holds_every_module_and_template(wheel):
     assert templates and modules
     assert sorted(modules - names) == []  # a new subpackage missing from pyproject's list shows here
     assert sorted(templates - names) == []
+    assert "bot/app_manifest/manifest.yml" in names  # the install link's scopes (bot.installs)
+    assert not [n for n in names if n.startswith("bot/app_manifest/") and n.endswith(".py")]
+
+
+def test_the_installed_wheel_reads_the_install_link_scopes_from_its_own_manifest(installed, tmp_path):
+    """An installable `vsm serve` (OAuth) asks Slack for the manifest's bot scopes: the wheel's copy,
+    found where the package is installed, not beside a checkout."""
+    from bot.installs import manifest_scopes
+
+    read = _run(
+        [
+            str(installed / "python"),
+            "-c",
+            "from bot import installs; print(installs.manifest_path()); print(','.join(installs.manifest_scopes()))",
+        ],
+        tmp_path,
+    )
+    assert read.returncode == 0, read.stderr
+    where, scopes = read.stdout.splitlines()
+    assert where.startswith(str(installed.parent)) and where.endswith("bot/app_manifest/manifest.yml")
+    assert scopes.split(",") == manifest_scopes(ROOT / "manifest.yml")
 
 
 def test_the_installed_wheel_renders_every_sample_digest(installed, tmp_path):
