@@ -147,7 +147,7 @@ def test_a_broken_org_setting_never_stops_the_teams_catch_up(env, caplog):
     """A zone no one could set through ``set_org`` (a hand-edited database): logged, teams served."""
     sched, slack, clock, path = env
     db = open_db(path, create=False)
-    db["org"].upsert({"key": "timezone", "value": '"Mars/Olympus"'}, pk="key")
+    db["org"].upsert({"workspace": "", "key": "timezone", "value": '"Mars/Olympus"'}, pk=("workspace", "key"))
     clock.now = utc("2026-11-23 11:00")
     sched.aps.start(paused=True)
     sched.plan_all()

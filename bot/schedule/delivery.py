@@ -1,6 +1,7 @@
 """Exactly-once delivery of digests and nudges, through a ledger and Slack message metadata.
 
-Every message has a key, ``team/kind/period``. ``deliver`` records the key as ``sending`` *before*
+Every message has a key, ``team/kind/period`` (``T…:team/kind/period`` in an installed workspace:
+see ``Key``). ``deliver`` records the key as ``sending`` *before*
 posting and as ``sent`` (with the message ``ts``) *after*. A crash leaves one of two states, both
 seen as a ``sending`` row at the next attempt:
 
@@ -48,6 +49,7 @@ from bot.authz import before_ack
 from bot.logline import slack_error
 from metrics.store.tx import transaction
 from metrics.timeutil import now_iso, parse_instant
+from metrics.workspace import SINGLE, Workspace
 
 log = logging.getLogger("vsm.delivery")
 
@@ -66,9 +68,22 @@ class Key:
     # the local date (digests: the day due; *-posted: the cycle's digest day; item nudges), the digest
     # period (target nudges) or the experiment's id (verdicts)
     period: str
+    # The workspace the message belongs to (metrics.workspace): SINGLE in single-workspace mode.
+    workspace: Workspace = SINGLE
 
     def __str__(self) -> str:
-        return f"{self.team}/{self.kind}/{self.period}"
+        """The ledger's primary key and the metadata tag ``find_posted`` looks for. SINGLE's is the
+        key every ledger row before workspaces has (a changed key would send that day's digest
+        again); an installed workspace's is prefixed ``T…:`` (or ``E…:``), which no single-mode key
+        can start with: a team name holds no ``:`` and the org's is ``*org*``."""
+        base = f"{self.team}/{self.kind}/{self.period}"
+        return f"{self.workspace}:{base}" if self.workspace else base
+
+    def tag(self) -> dict:
+        """The message metadata's ``event_payload``: the key and its parts (the workspace only when
+        there is one, so a single-mode message carries what it always did)."""
+        out = {"key": str(self), "team": self.team, "kind": self.kind, "period": self.period}
+        return (out | {"workspace": self.workspace}) if self.workspace else out
 
 
 @dataclass
@@ -121,7 +136,14 @@ def settled(db: sqlite_utils.Database, key: Key) -> Outcome | None:
 def _write(db: sqlite_utils.Database, key: Key, channel: str, **fields) -> None:
     with transaction(db):
         db["deliveries"].upsert(
-            {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period, "channel": channel}
+            {
+                "key": str(key),
+                "workspace": key.workspace,
+                "team": key.team,
+                "kind": key.kind,
+                "period": key.period,
+                "channel": channel,
+            }
             | fields,
             pk="key",
         )
@@ -222,10 +244,7 @@ def _post(
             log.info("recovered %s: already in %s at %s", key, channel, ts)
             return Outcome(key, "recovered", ts)
     attempts = (row["attempts"] or 0) + 1 if row else 1
-    metadata = {
-        "event_type": EVENT_TYPE,
-        "event_payload": {"key": str(key), "team": key.team, "kind": key.kind, "period": key.period},
-    }
+    metadata = {"event_type": EVENT_TYPE, "event_payload": key.tag()}
     if pacer is not None:
         pacer.wait(channel)
     try:

@@ -20,15 +20,26 @@ org-digest/<local date>`` (and ``*org*/org-digest-posted/<cycle day>`` for Post 
 is ``team/kind/period``, and ``*org*``, the name the settings log already uses for the org, can never
 be a team's name (a team name starts with a letter or digit and holds no ``*`` or ``/``), so no
 team's digest, post or nudge can ever share a key, a row or a metadata tag with the org's.
+
+Workspaces (issue 14): every job is one workspace's (``metrics.workspace``), its id names it
+(``digest:T1:payments``; single-workspace mode keeps ``digest:payments``) and so does every key it
+delivers under (``T1:payments/digest/<date>``: ``Key``). In single-workspace mode (``SLACK_BOT_TOKEN``)
+the scheduler serves SINGLE with its one client, as it always did. With many installations it is given
+``workspaces`` (those installed now) and ``clients`` (a workspace's bot client, None once it is
+uninstalled): ``plan_workspace`` plans a workspace's teams and org digest when it is installed,
+``unplan_workspace`` removes them all at once when it is uninstalled, and a job that fires for a
+workspace with no client sends nothing and records nothing (logged), so the workspace's teams and
+ledger are as they were if it installs again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,7 +58,7 @@ from metrics.org import org_timezone, org_window
 from metrics.org_digest import build_org_digest
 from metrics.teams import DAYS, ORG_DIGEST, ORG_LOG, Team, get_org, get_team, list_teams, org_settings
 from metrics.timeutil import zone
-from metrics.workspace import SINGLE, Workspace
+from metrics.workspace import SINGLE, Workspace, shown
 
 log = logging.getLogger("vsm.scheduler")
 
@@ -79,29 +90,40 @@ def nudge_trigger(team: Team) -> CronTrigger:
     return CronTrigger(day_of_week=days, hour=hour, minute=minute, timezone=team.tz)
 
 
-def digest_key(team: Team, fired: datetime) -> Key:
-    """A digest's delivery key: its team and the local date it was due."""
-    return scheduled_key(team, fired.astimezone(team.tz).date())
+def digest_key(team: Team, fired: datetime, *, ws: Workspace = SINGLE) -> Key:
+    """A digest's delivery key: its workspace, its team and the local date it was due."""
+    return scheduled_key(team, fired.astimezone(team.tz).date(), ws=ws)
 
 
-def scheduled_key(team: Team, day: date) -> Key:
+def scheduled_key(team: Team, day: date, *, ws: Workspace = SINGLE) -> Key:
     """The key of the team's scheduled digest due on the local date ``day``."""
-    return Key(team.name, "digest", day.isoformat())
+    return Key(team.name, "digest", day.isoformat(), ws)
 
 
 MANUAL = "digest-posted"
 
 
-def manual_key(team: Team, day: date) -> Key:
+def manual_key(team: Team, day: date, *, ws: Workspace = SINGLE) -> Key:
     """The key of the digest a member posted by hand (**Post to channel**) in the digest cycle that
     began on ``day`` (a scheduled digest day): one such post per cycle."""
-    return Key(team.name, MANUAL, day.isoformat())
+    return Key(team.name, MANUAL, day.isoformat(), ws)
 
 
 # -- the organisation's digest -------------------------------------------------------------------------
 ORG = ORG_LOG  # the org's name in the ledger, as in the settings log: never a team's (see above)
 ORG_KIND, ORG_POSTED_KIND = "org-digest", "org-digest-posted"  # the ledger kinds
-ORG_JOB = "org-digest"
+ORG_JOB = "org-digest"  # single-workspace mode's org digest job (``org_job``)
+
+
+def job_id(kind: str, ws: Workspace, name: str | None = None) -> str:
+    """A job's id: its kind (``digest``, ``nudges``, ``org-digest``), its workspace unless SINGLE, and
+    its team. Unambiguous: a team name holds no ``:``."""
+    return ":".join(part for part in (kind, ws, name) if part)
+
+
+def org_job(ws: Workspace = SINGLE) -> str:
+    """The id of the workspace's org digest job (``ORG_JOB`` in single-workspace mode)."""
+    return job_id(ORG_JOB, ws)
 
 
 def org_digest_setting(org: dict) -> dict:
@@ -122,15 +144,15 @@ def org_trigger(org: dict) -> CronTrigger:
     return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=org_tz(org))
 
 
-def org_key(day: date) -> Key:
-    """The key of the org digest due on the org-local date ``day``."""
-    return Key(ORG, ORG_KIND, day.isoformat())
+def org_key(day: date, *, ws: Workspace = SINGLE) -> Key:
+    """The key of the workspace's org digest due on the org-local date ``day``."""
+    return Key(ORG, ORG_KIND, day.isoformat(), ws)
 
 
-def org_manual_key(day: date) -> Key:
+def org_manual_key(day: date, *, ws: Workspace = SINGLE) -> Key:
     """The key of the org digest an org channel member posted by hand in the cycle that began on
     ``day`` (an org digest day): one such post per cycle."""
-    return Key(ORG, ORG_POSTED_KIND, day.isoformat())
+    return Key(ORG, ORG_POSTED_KIND, day.isoformat(), ws)
 
 
 def org_cycle_day(org: dict, now: datetime) -> date:
@@ -152,7 +174,8 @@ def last_fire(
 
 
 class Scheduler:
-    """Plans, fires and catches up digests and nudges; optionally runs source syncs on an interval."""
+    """Plans, fires and catches up digests and nudges, each workspace's with its own client;
+    optionally runs source syncs on an interval."""
 
     def __init__(
         self,
@@ -164,8 +187,15 @@ class Scheduler:
         pacer: ChannelPacer | None = None,
         sync: Callable[[], object] | None = None,
         sync_minutes: int = 60,
+        clients: Callable[[Workspace], WebClient | None] | None = None,
+        workspaces: Callable[[], list[Workspace]] | None = None,
     ):
+        """``client`` serves single-workspace mode. With many installations, ``workspaces`` lists
+        those installed now and ``clients`` gives one's bot client (None once it is uninstalled);
+        without them the scheduler serves SINGLE alone, with ``client``."""
         self.store, self.client = store, client
+        self.clients = clients or self._single_client
+        self.workspaces = workspaces or (lambda: [SINGLE])
         self.clock = clock or (lambda: datetime.now(UTC))
         self.grace = grace
         self.pacer = pacer or ChannelPacer()
@@ -179,11 +209,24 @@ class Scheduler:
             },
         )
 
+    def _single_client(self, ws: Workspace) -> WebClient | None:
+        """Single-workspace mode's clients: the one client, for SINGLE only."""
+        return self.client if ws == SINGLE else None
+
+    def _client(self, ws: Workspace, what: object) -> WebClient | None:
+        """The workspace's bot client; None (logged) when it is no longer installed: then nothing is
+        sent and nothing recorded, so its ledger is as it was if it installs again."""
+        client = self.clients(ws)
+        if client is None:
+            log.info("%s not sent: %s is not installed", what, shown(ws))
+        return client
+
     # -- planning --------------------------------------------------------------------------------
     def plan_team(self, team: Team, ws: Workspace = SINGLE) -> None:
-        """(Re)place the team's jobs; called at start and after every settings change."""
+        """(Re)place the team's jobs; called at start and after every settings change
+        (``Deps.on_team_saved``, with the workspace the change was made in)."""
         if not team.channel:
-            self.unplan_team(team.name)
+            self.unplan_team(team.name, ws=ws)
             return
         for kind, run, trigger in (
             ("digest", self.run_digest, digest_trigger(team)),
@@ -193,39 +236,76 @@ class Scheduler:
                 run,
                 trigger,
                 args=[team.name],
-                id=f"{kind}:{team.name}",
-                name=f"{kind} for {team.name}",
+                kwargs={"ws": ws},
+                id=job_id(kind, ws, team.name),
+                name=f"{kind} for {team.name}" + (f" in {shown(ws)}" if ws else ""),
                 replace_existing=True,
             )
 
-    def unplan_team(self, name: str) -> None:
-        for job_id in (f"digest:{name}", f"nudges:{name}"):
-            if self.aps.get_job(job_id) is not None:
-                self.aps.remove_job(job_id)
+    def unplan_team(self, name: str, *, ws: Workspace = SINGLE) -> None:
+        for kind in ("digest", "nudges"):
+            self._remove(job_id(kind, ws, name))
+
+    def _remove(self, job: str) -> None:
+        if self.aps.get_job(job) is not None:
+            self.aps.remove_job(job)
 
     def plan_org(self, ws: Workspace = SINGLE) -> None:
-        """(Re)place the org digest's job; called at start and after every org settings change: a job
-        while ``[org] channel`` is set, none when it is not (or when the org's zone is unknown, which
-        ``set_org`` refuses, so only a hand-edited database can hold one: logged, not guessed)."""
-        org = get_org(self.store.db)
+        """(Re)place the workspace's org digest job; called at start and after every org settings
+        change (``Deps.on_org_saved``): a job while ``[org] channel`` is set, none when it is not (or
+        when the org's zone is unknown, which ``set_org`` refuses, so only a hand-edited database can
+        hold one: logged, not guessed)."""
+        org = get_org(self.store.db, ws=ws)
         trigger = None
         if org.get("channel"):
             try:
                 trigger = org_trigger(org)
             except (VsmError, ValueError) as exc:
-                log.warning("org digest not planned: %s", exc)
+                log.warning("org digest not planned: %s (%s)", exc, shown(ws))
         if trigger is None:
-            if self.aps.get_job(ORG_JOB) is not None:
-                self.aps.remove_job(ORG_JOB)
+            self._remove(org_job(ws))
             return
         self.aps.add_job(
-            self.run_org_digest, trigger, id=ORG_JOB, name="organisation digest", replace_existing=True
+            self.run_org_digest,
+            trigger,
+            kwargs={"ws": ws},
+            id=org_job(ws),
+            name="organisation digest" + (f" of {shown(ws)}" if ws else ""),
+            replace_existing=True,
         )
 
+    def plan_workspace(self, ws: Workspace) -> None:
+        """Plan every team of the workspace and its org digest, and drop any job of it that the
+        database no longer calls for: at start, and when the workspace is installed (again: the
+        teams it had come back with their schedules)."""
+        teams = list_teams(self.store.db, ws=ws)
+        for team in teams:
+            self.plan_team(team, ws)
+        self.plan_org(ws)
+        wanted = {job_id(kind, ws, t.name) for t in teams for kind in ("digest", "nudges")} | {org_job(ws)}
+        for job in list(self._jobs_of(ws)):
+            if job.id not in wanted:
+                self._remove(job.id)
+
+    def unplan_workspace(self, ws: Workspace) -> None:
+        """Remove every job of the workspace at once (``Deps.on_uninstalled``: the app was uninstalled
+        there or its tokens revoked); its teams, settings and ledger stay in the database."""
+        jobs = list(self._jobs_of(ws))
+        for job in jobs:
+            self._remove(job.id)
+        log.info("%s: %d jobs removed", shown(ws), len(jobs))
+
+    def _jobs_of(self, ws: Workspace) -> Iterator[Job]:
+        """The workspace's jobs (the verdict and sync jobs are the deployment's: no workspace)."""
+        return (job for job in self.aps.get_jobs() if "ws" in job.kwargs and job.kwargs["ws"] == ws)
+
     def plan_all(self) -> None:
-        for team in list_teams(self.store.db):
-            self.plan_team(team)
-        self.plan_org()
+        """Every installed workspace's jobs, then the deployment's: the verdicts and the sync."""
+        for ws in self.workspaces():
+            try:
+                self.plan_workspace(ws)
+            except Exception as exc:  # noqa: BLE001 - one workspace's bad row never stops another's
+                log.error("%s not planned: %s", shown(ws), error_line(exc))
         self.aps.add_job(
             self.run_verdicts,
             IntervalTrigger(minutes=VERDICT_MINUTES, timezone=UTC),
@@ -243,17 +323,17 @@ class Scheduler:
                 next_run_time=self.clock(),
             )
 
-    def next_digest(self, team_name: str) -> datetime | None:
-        return self._next(f"digest:{team_name}")
+    def next_digest(self, team_name: str, *, ws: Workspace = SINGLE) -> datetime | None:
+        return self._next(job_id("digest", ws, team_name))
 
-    def next_org_digest(self) -> datetime | None:
-        return self._next(ORG_JOB)
+    def next_org_digest(self, *, ws: Workspace = SINGLE) -> datetime | None:
+        return self._next(org_job(ws))
 
-    def _next(self, job_id: str) -> datetime | None:
-        job = self.aps.get_job(job_id)
-        if job is None:
+    def _next(self, job: str) -> datetime | None:
+        planned = self.aps.get_job(job)
+        if planned is None:
             return None
-        return job.trigger.get_next_fire_time(None, self.clock())
+        return planned.trigger.get_next_fire_time(None, self.clock())
 
     def start(self) -> None:
         """Plan every team, send what a downtime missed, then run the jobs in a background thread."""
@@ -266,111 +346,145 @@ class Scheduler:
             self.aps.shutdown(wait=False)
 
     # -- firing ----------------------------------------------------------------------------------
-    def run_digest(self, team_name: str, fired: datetime | None = None) -> Outcome:
+    def run_digest(
+        self, team_name: str, fired: datetime | None = None, *, ws: Workspace = SINGLE
+    ) -> Outcome | None:
         """Compose the team's digest now for the fire time it belongs to, and deliver it once.
-        ``fired`` defaults to the schedule's latest fire time."""
+        ``fired`` defaults to the schedule's latest fire time. None: the workspace is not installed
+        (nothing sent, nothing recorded)."""
         db = self.store.db
-        team = get_team(db, team_name)
+        team = get_team(db, team_name, ws=ws)
         now = self.clock()
         fired = fired or last_fire(digest_trigger(team), now) or now
-        key = digest_key(team, fired)
-        done = _done(db, key, manual_key(team, date.fromisoformat(key.period)), team.channel)
+        key = digest_key(team, fired, ws=ws)
+        done = _done(db, key, manual_key(team, date.fromisoformat(key.period), ws=ws), team.channel)
         if done is not None:
             return done
+        client = self._client(ws, key)
+        if client is None:
+            return None
         late = fired if now - fired > LATE_AFTER else None
         window = digest_window(team, fired.astimezone(team.tz))
         return self._compose_and_deliver(
             "digest",
+            client,
             key,
             lambda: digest_message(
-                build_digest(db, team, now, window=window), now, channel=team.channel, late=late
+                build_digest(db, team, now, window=window, ws=ws), now, channel=team.channel, late=late
             ),
         )
 
-    def run_org_digest(self, fired: datetime | None = None) -> Outcome | None:
-        """Compose the org digest now (from the figures stored after the last sync, where still
-        current) over the period its fire time closes, and deliver it once to ``[org] channel``; None when the org has no channel (the job is being
-        removed). ``fired`` defaults to the schedule's latest fire time."""
+    def run_org_digest(self, fired: datetime | None = None, *, ws: Workspace = SINGLE) -> Outcome | None:
+        """Compose the workspace's org digest now (from the figures stored after the last sync, where
+        still current) over the period its fire time closes, and deliver it once to ``[org]
+        channel``; None when the org has no channel (the job is being removed) or the workspace is
+        not installed. ``fired`` defaults to the schedule's latest fire time."""
         db = self.store.db
-        org = get_org(db)
+        org = get_org(db, ws=ws)
         channel = org.get("channel")
         if not channel:
             return None
         now = self.clock()
         fired = fired or last_fire(org_trigger(org), now) or now
         local = fired.astimezone(org_tz(org))
-        key = org_key(local.date())
-        done = _done(db, key, org_manual_key(local.date()), channel)
+        key = org_key(local.date(), ws=ws)
+        done = _done(db, key, org_manual_key(local.date(), ws=ws), channel)
         if done is not None:
             return done
+        client = self._client(ws, key)
+        if client is None:
+            return None
         late = fired if now - fired > LATE_AFTER else None
         window = org_window(org, local)
         return self._compose_and_deliver(
             "org digest",
+            client,
             key,
             lambda: org_digest_view.message(
-                build_org_digest(db, now, window=window), now, channel=channel, late=late
+                build_org_digest(db, now, window=window, ws=ws), now, channel=channel, late=late
             ),
         )
 
-    def _compose_and_deliver(self, what: str, key: Key, compose: Callable[[], dict]) -> Outcome:
+    def _compose_and_deliver(
+        self, what: str, client: WebClient, key: Key, compose: Callable[[], dict]
+    ) -> Outcome:
         """Compose a digest's message now (figures as they stand: stored ones where still current)
         and deliver it once under ``key``, logging how long composing took, sending apart."""
         began = time.perf_counter()
         payload = compose()
         composed = round(1000 * (time.perf_counter() - began), 2)
-        outcome = deliver(self.store.db, self.client, key, payload, pacer=self.pacer)
+        outcome = deliver(self.store.db, client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
         log.info("%s %s: %s (composed in %.0f ms)", what, key, outcome.state, composed)
         return outcome
 
-    def run_nudges(self, team_name: str) -> list[Outcome]:
-        """Every nudge the team should get now, one message per kind, each delivered once."""
+    def run_nudges(self, team_name: str, *, ws: Workspace = SINGLE) -> list[Outcome]:
+        """Every nudge the team should get now, one message per kind, each delivered once; none
+        while the workspace is not installed (nothing recorded: the same nudges are found again)."""
         db = self.store.db
-        team = get_team(db, team_name)
+        team = get_team(db, team_name, ws=ws)
         now = self.clock()
+        nudges = find_nudges(db, team, now, ws=ws)
+        if not nudges:
+            return []
+        client = self._client(ws, f"nudges for {team.name}")
+        if client is None:
+            return []
         outcomes = []
-        for nudge in find_nudges(db, team, now):
-            key = Key(team.name, f"nudge-{nudge.kind}", nudge.period)
-            outcome = deliver(db, self.client, key, nudge_view.message(team, nudge), pacer=self.pacer)
+        for nudge in nudges:
+            key = Key(team.name, f"nudge-{nudge.kind}", nudge.period, ws)
+            outcome = deliver(db, client, key, nudge_view.message(team, nudge), pacer=self.pacer)
             if outcome.state in ("sent", "recovered"):
-                record_nudged(db, team, nudge, now.timestamp())
+                record_nudged(db, team, nudge, now.timestamp(), ws=ws)
             outcomes.append(outcome)
         return outcomes
 
     def run_verdicts(self) -> list[Outcome]:
-        """Experiments whose time is up: judged, and each verdict posted to its team's channel once."""
-        return run_verdicts(self.store.db, self.client, self.clock(), pacer=self.pacer)
+        """Experiments whose time is up (every workspace's): judged, and each verdict posted to its
+        team's channel once, with its workspace's client (see ``bot.schedule.verdicts``)."""
+        return run_verdicts(
+            self.store.db, self.clients, self.clock(), pacer=self.pacer, workspaces=self.workspaces()
+        )
 
     def catch_up(self) -> list[Outcome]:
-        """After downtime: each team's latest scheduled digest, and the org's, if never delivered, goes
-        out late when within the grace period; older ones are skipped and logged, never sent."""
+        """After downtime: each installed workspace's teams' latest scheduled digest, and its org's, if
+        never delivered, goes out late when within the grace period; older ones are skipped and
+        logged, never sent."""
+        outcomes: list[Outcome | None] = []
+        for ws in self.workspaces():
+            try:
+                outcomes.extend(self._catch_up_workspace(ws))
+            except Exception as exc:  # noqa: BLE001 - one workspace never stops another being served
+                log.error("catch-up of %s failed: %s", shown(ws), error_line(exc))
+        return [o for o in outcomes if o is not None]
+
+    def _catch_up_workspace(self, ws: Workspace) -> list[Outcome | None]:
         db = self.store.db
         now = self.clock()
         outcomes = []
-        for team in list_teams(db):
+        for team in list_teams(db, ws=ws):
             if not team.channel:
                 continue
             fired = last_fire(digest_trigger(team), now)
             if fired is None:
                 continue
             out = self._catch_up_one(
-                digest_key(team, fired),
+                digest_key(team, fired, ws=ws),
                 team.channel,
                 fired.astimezone(team.tz),
                 now,
-                lambda: self.run_digest(team.name, fired),  # noqa: B023 - called at once, in the loop
+                lambda: self.run_digest(team.name, fired, ws=ws),  # noqa: B023 - called at once, in the loop
             )
             outcomes.append(out)
         try:
-            outcomes.extend(self._catch_up_org(now))
+            outcomes.extend(self._catch_up_org(now, ws))
         except Exception as exc:  # noqa: BLE001 - the org's digest never stops the teams' being served
-            log.error("org digest catch-up failed: %s", error_line(exc))
-        return [o for o in outcomes if o is not None]
+            log.error("org digest catch-up failed: %s (%s)", error_line(exc), shown(ws))
+        return outcomes
 
-    def _catch_up_org(self, now: datetime) -> list[Outcome | None]:
+    def _catch_up_org(self, now: datetime, ws: Workspace) -> list[Outcome | None]:
         """The org digest's catch-up, by the same rule as a team's."""
-        org = get_org(self.store.db)
+        org = get_org(self.store.db, ws=ws)
         channel = org.get("channel")
         if not channel:
             return []
@@ -379,7 +493,9 @@ class Scheduler:
             return []
         local = fired.astimezone(org_tz(org))
         return [
-            self._catch_up_one(org_key(local.date()), channel, local, now, lambda: self.run_org_digest(fired))
+            self._catch_up_one(
+                org_key(local.date(), ws=ws), channel, local, now, lambda: self.run_org_digest(fired, ws=ws)
+            )
         ]
 
     def _catch_up_one(

@@ -16,11 +16,19 @@ Slack's error), and a verdict never attempted at all (a stop whose process died 
 recorded skipped and logged: a verdict is never posted days late. A team with no channel (or no
 longer a team) gets its experiment concluded and nothing posted, recorded skipped so it is not
 looked at again.
+
+Each experiment belongs to a workspace (``exp.workspace``): its team is looked up there, its key
+carries it, and its verdict is posted with that workspace's bot client. Concluding is the
+deployment's (``experiments.due`` is global); posting is per workspace, and a workspace with no client
+(uninstalled: ``clients`` gives None) is passed over, nothing posted and nothing recorded, so its
+verdicts are tried again at the next run while within ``GRACE`` (after that they are recorded
+skipped by the run that sees them, as any other).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import sqlite_utils
@@ -31,6 +39,7 @@ from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_sk
 from metrics import experiments as ex
 from metrics.errors import VsmError, error_line
 from metrics.teams import Team, get_team
+from metrics.workspace import SINGLE, Workspace, shown
 
 log = logging.getLogger("vsm.scheduler")
 
@@ -42,12 +51,13 @@ AHEAD = timedelta(days=1)  # the range looked in ends past now (it is exclusive)
 
 def verdict_key(exp: ex.Experiment) -> Key:
     """The one delivery key of an experiment's verdict, for the job and for Stop early alike."""
-    return Key(exp.team, KIND, str(exp.id))
+    return Key(exp.team, KIND, str(exp.id), exp.workspace)
 
 
 def _team(db: sqlite_utils.Database, exp: ex.Experiment) -> Team | None:
+    """The experiment's team, in the experiment's workspace (the same name may be another's)."""
     try:
-        return get_team(db, exp.team)
+        return get_team(db, exp.team, ws=exp.workspace)
     except VsmError:
         return None
 
@@ -66,14 +76,16 @@ def post_verdict(
     return deliver(db, client, key, verdict_message(exp, team), pacer=pacer, exclusive=True)
 
 
-def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
-    """Concluded experiments whose verdict is not settled in the ledger (never attempted, failed, or
-    a crashed attempt), concluded within ``GRACE``. Older ones are not tried again; one never
-    attempted is recorded skipped (``record_skipped`` leaves a failed attempt's row as it is)."""
+def unposted(db: sqlite_utils.Database, now: datetime, *, ws: Workspace = SINGLE) -> list[ex.Experiment]:
+    """The workspace's concluded experiments whose verdict is not settled in the ledger (never
+    attempted, failed, or a crashed attempt), concluded within ``GRACE``. Older ones are not tried
+    again; one never attempted is recorded skipped (``record_skipped`` leaves a failed attempt's row as
+    it is)."""
     at = now.timestamp()
     out = []
     # Past ``now``: this run stamps its own conclusions with ``now``, and the range's end is exclusive.
-    for exp in ex.concluded_between(db, at - LOOKBACK.total_seconds(), at + AHEAD.total_seconds()):
+    since, until = at - LOOKBACK.total_seconds(), at + AHEAD.total_seconds()
+    for exp in ex.concluded_between(db, since, until, ws=ws):
         key = verdict_key(exp)
         if settled(db, key) is not None:
             continue
@@ -91,10 +103,17 @@ def unposted(db: sqlite_utils.Database, now: datetime) -> list[ex.Experiment]:
 
 
 def run_verdicts(
-    db: sqlite_utils.Database, client: WebClient, now: datetime, pacer: ChannelPacer | None = None
+    db: sqlite_utils.Database,
+    clients: Callable[[Workspace], WebClient | None],
+    now: datetime,
+    pacer: ChannelPacer | None = None,
+    *,
+    workspaces: Iterable[Workspace] = (SINGLE,),
 ) -> list[Outcome]:
-    """Conclude every experiment due by ``now``, then post each verdict not yet posted, once. One
-    experiment that cannot be judged or posted never holds up the others."""
+    """Conclude every experiment due by ``now`` (every workspace's), then post each verdict of
+    ``workspaces`` not yet posted, once, with that workspace's client (``clients``; None: the
+    workspace is no longer installed, passed over until the next run). One experiment that cannot be
+    judged or posted, or one workspace, never holds up the others."""
     for exp in ex.due(db, now):
         try:
             done = ex.conclude(db, exp, now)
@@ -103,7 +122,32 @@ def run_verdicts(
         except Exception as exc:  # noqa: BLE001 - logged in one line; tried again at the next run
             log.error("experiment #%s not concluded: %s", exp.id, error_line(exc))
     outcomes = []
-    for exp in unposted(db, now):
+    for ws in workspaces:
+        outcomes.extend(_post_unposted(db, clients, now, pacer, ws))
+    return outcomes
+
+
+def _post_unposted(
+    db: sqlite_utils.Database,
+    clients: Callable[[Workspace], WebClient | None],
+    now: datetime,
+    pacer: ChannelPacer | None,
+    ws: Workspace,
+) -> list[Outcome]:
+    """One workspace's verdicts not yet posted, each posted once with the workspace's client."""
+    try:
+        pending = unposted(db, now, ws=ws)
+    except Exception as exc:  # noqa: BLE001 - one workspace's failure never holds up another's
+        log.error("verdicts of %s not looked for: %s", shown(ws), error_line(exc))
+        return []
+    if not pending:
+        return []
+    client = clients(ws)
+    if client is None:  # uninstalled since it was listed: its verdicts wait for the next run
+        log.info("%d verdicts of %s not posted: not installed", len(pending), shown(ws))
+        return []
+    outcomes = []
+    for exp in pending:
         try:
             outcome = post_verdict(db, client, exp, pacer)
         except Exception as exc:  # noqa: BLE001 - a rendering bug: logged, the others still go out
