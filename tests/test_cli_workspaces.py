@@ -173,6 +173,10 @@ def test_each_command_reads_only_the_workspace_it_is_given(base):
     found = json.loads(run("experiments", "--team", "payments", "--json", "--workspace", T1).stdout)
     assert [(e["team"], e["change"]) for e in found] == [("payments", "pair on every review")]
     assert json.loads(run("experiments", "--team", "payments", "--json", "--workspace", T2).stdout) == []
+    text = run("experiments", "--team", "payments", "--workspace", T1).stdout  # its progress, in T1
+    assert (
+        "Trying: pair on every review" in text and "  So far: " in text and "cannot be measured" not in text
+    )
     assert json.loads(run("experiments", "--team", "payments", "--json").stdout) == []
 
     north = json.loads(run("northstar", "--json", "--workspace", T1).stdout)
@@ -304,3 +308,72 @@ def test_forget_on_a_terminal_asks_for_the_id_typed_again(two):
     assert done.returncode == 0, done.stderr
     assert f"Forgot workspace {T1}: deleted 2 teams" in done.stdout
     assert held(two, T1) == dict.fromkeys(OWNED, 0) != owned
+
+
+# -- vsm sync ------------------------------------------------------------------------------------------
+SYNC_CONFIG = """
+[[source]]
+name = "jira"
+kind = "jira"
+url = "{url}"
+deployment = "cloud"
+user = "bot@acme.com"
+token_env = "JIRA_TOKEN"
+jql = "project in (PAY)"
+
+[[team]]
+name = "payments"
+channel = "C1"
+jira_projects = ["PAY"]
+metrics = ["throughput"]
+
+[team.workflow]
+backlog = ["To Do"]
+in_progress = ["In Progress"]
+done = ["Done"]
+"""
+
+
+def test_sync_is_the_deployments_and_warms_every_workspace(tmp_path, monkeypatch):
+    """`vsm sync` takes no workspace: the data it fetches is every workspace's, so it stores the
+    replayed flows and figures of a workspace's team (T1's, with its own mapping) beside single mode's
+    (the one vsm.toml declares)."""
+    import time
+
+    from fakes.jira import FakeJira
+
+    from bot.cli import main
+    from metrics.teams import Team
+
+    path = tmp_path / "s.db"
+    db = open_db(path)
+    workflow = [
+        {"stage": "backlog", "kind": "backlog", "statuses": ["To Do", "Parked"]},
+        {"stage": "in_progress", "kind": "active", "statuses": ["In Progress"]},
+        {"stage": "done", "kind": "done", "statuses": ["Done"]},
+    ]
+    theirs = Team(name="pay", channel="C9", jira_projects=["PAY"], metrics=["throughput"], workflow=workflow)
+    create_team(db, theirs, who="U1", ws=T1)
+    db.conn.close()
+    jira = FakeJira("jira-token-good")
+    try:
+        now = time.time()
+        for n in range(1, 5):
+            jira.add(f"PAY-{n}", now - 20 * 86400)
+            jira.move_status(f"PAY-{n}", now - (12 - n) * 86400, "In Progress")
+            jira.move_status(f"PAY-{n}", now - (8 - n) * 86400, "Done", resolution="Done")
+        config = tmp_path / "vsm.toml"
+        config.write_text(SYNC_CONFIG.format(url=jira.url))
+        monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
+        monkeypatch.delenv("VSM_NOW", raising=False)
+        assert main(["sync", "--config", str(config), "--db", str(path)]) == 0
+    finally:
+        jira.close()
+    conn = sqlite3.connect(path)
+    try:
+        figures = dict(conn.execute("select workspace, count(*) from results group by workspace").fetchall())
+        flows = {w for (w,) in conn.execute("select distinct workflow from flows")}
+    finally:
+        conn.close()
+    assert figures.get(T1, 0) > 0 and figures.get("", 0) > 0, figures
+    assert theirs.flow.fingerprint in flows and len(flows) == 2  # T1's mapping and vsm.toml's
