@@ -576,3 +576,51 @@ def test_an_org_wide_grid_install_serves_every_workspace_of_its_enterprise(serve
     assert served.slack.calls_to("chat.postMessage")[-1].auth == f"Bearer {token}"
     # a one-workspace request of the same enterprise is not the org-wide installation
     assert served.command("TX", "E1").text == installs.NOT_INSTALLED
+
+
+def test_installed_workspaces_are_found_by_their_key_and_forgotten_one_at_a_time(served):
+    """What the scheduler and an uninstall ask by workspace (metrics.workspace): a workspace installed
+    on its own is its team id, even on a Grid; an org-wide installation is its enterprise id."""
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta", enterprise_id="E1")).status_code == 200
+    org = Workspace("TG", "Grid", enterprise_id="E2", enterprise_name="Big Co", enterprise_install=True)
+    assert served.install("code-org", org).status_code == 200
+    store = served.app.oauth_flow.settings.installation_store
+    assert store.workspaces() == ["E2", "TA", "TB"]
+    grid = store.find_workspace("TB")
+    assert (grid.enterprise_id, grid.team_id, grid.bot_token) == ("E1", "TB", token_of(served.slack, "TB"))
+    whole = store.find_workspace("E2")
+    assert (whole.enterprise_id, whole.team_id, whole.is_enterprise_install) == ("E2", None, True)
+    assert store.find_workspace("E1") is None  # TB's enterprise, not installed org-wide
+    assert store.find_workspace("TG") is None  # a workspace of E2, served by the org-wide row only
+    assert store.forget("E1") == 0 and store.forget("TG") == 0
+    assert len(served.rows()) == 3
+    assert store.forget("E2") == 1
+    assert store.workspaces() == ["TA", "TB"]
+    assert store.forget("TB") == 1
+    assert [r["team_id"] for r in served.rows()] == ["TA"]
+
+
+def test_the_scheduler_token_of_a_workspace_is_renewed_as_a_request_would_renew_it(served, caplog):
+    """A digest at 9:00 is no request: its workspace's token comes from ``Authorize.bot_token``, which
+    renews an expiring one once, stores it, and hands the next caller the stored one."""
+    caplog.set_level(logging.DEBUG)
+    authorize = served.app.oauth_flow.settings.authorize
+    assert authorize.bot_token("TR") is None  # not installed
+    assert served.install("code-r", Workspace("TR", "Rotor", rotating=True)).status_code == 200
+    [row] = served.rows()
+    assert authorize.bot_token("TR") == row["bot_token"]  # fresh: no renewal
+    assert renewals(served.slack) == []
+    expire(served)
+    renewed = authorize.bot_token("TR")
+    assert renewed == token_of(served.slack, "TR") != row["bot_token"]
+    assert renewals(served.slack) == [row["bot_refresh_token"]]
+    assert served.rows()[0]["bot_token"] == renewed
+    assert authorize.bot_token("TR") == renewed and len(renewals(served.slack)) == 1
+    # Slack refuses the refresh token (revoked): no token, one line with Slack's error only.
+    served.slack.revoke("TR")
+    expire(served)
+    assert authorize.bot_token("TR") is None
+    assert "workspace TR: token not renewed (invalid_refresh_token)" in server_log(caplog)
+    for secret in (row["bot_token"], row["bot_refresh_token"], renewed, CLIENT_SECRET):
+        assert secret not in server_log(caplog)
