@@ -50,14 +50,22 @@ class Env:
         self.path, self.slack = path, slack
         self.clock = Clock(NOW + timedelta(minutes=1))
         self.installed = {ws: web_client(TOKENS[ws], slack.base_url) for ws in (T1, T2)}
+        self.broken: set[Workspace] = set()
         self.listed = [T1, T2]  # what ``workspaces()`` says: installed, as the installations table last said
         self.sched = Scheduler(
             Store(path),
             web_client("xoxb-single", slack.base_url),
             clock=self.clock,
-            clients=self.installed.get,
+            clients=self.client,
             workspaces=lambda: list(self.listed),
         )
+
+    def client(self, ws: Workspace):
+        """``clients`` as ``vsm serve`` gives it: the workspace's client, None when not installed;
+        one in ``broken`` raises, as a token renewal Slack refuses does."""
+        if ws in self.broken:
+            raise RuntimeError("invalid_refresh_token")
+        return self.installed.get(ws)
 
     def db(self):
         return open_db(self.path, create=False)
@@ -211,6 +219,28 @@ def test_each_workspaces_verdict_is_posted_with_its_token_and_an_uninstalled_one
     assert (outcome.key, outcome.state) == (verdict_key(one), "sent")
     assert env.posts() == [("CT2PAY", "xoxb-t2"), ("CT1PAY", "xoxb-t1")]
     assert env.sched.run_verdicts() == []
+
+
+def test_a_workspace_whose_client_cannot_be_had_holds_up_no_other(env):
+    env.broken.add(T1)
+    db = env.db()
+    for ws in (T1, T2):
+        ex.start(
+            db,
+            "payments",
+            "merged-without-review",
+            "review pairs",
+            2,
+            "U1",
+            NOW.timestamp() - 15 * DAY,
+            ws=ws,
+        )
+    assert {(o.key.workspace, o.state) for o in env.sched.catch_up()} == {(T2, "sent")}
+    assert [(o.key.workspace, o.key.kind, o.state) for o in env.sched.run_verdicts()] == [
+        (T2, "experiment-verdict", "sent")
+    ]
+    assert {ch for ch, _ in env.posts()} == {"CT2PAY", "CT2ORG"}
+    assert T1 not in env.ledger().values()
 
 
 def test_single_workspace_mode_keeps_its_keys_and_serves_no_installed_workspace(env):

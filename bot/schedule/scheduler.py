@@ -214,9 +214,14 @@ class Scheduler:
         return self.client if ws == SINGLE else None
 
     def _client(self, ws: Workspace, what: object) -> WebClient | None:
-        """The workspace's bot client; None (logged) when it is no longer installed: then nothing is
-        sent and nothing recorded, so its ledger is as it was if it installs again."""
-        client = self.clients(ws)
+        """The workspace's bot client; None (logged) when it is no longer installed, or its client
+        cannot be had (a token renewal failed): then nothing is sent and nothing recorded, so its
+        ledger is as it was if it installs again."""
+        try:
+            client = self.clients(ws)
+        except Exception as exc:  # noqa: BLE001 - e.g. a token renewal Slack refused: as not installed
+            log.warning("%s not sent: no client for %s: %s", what, shown(ws), error_line(exc))
+            return None
         if client is None:
             log.info("%s not sent: %s is not installed", what, shown(ws))
         return client

@@ -142,7 +142,11 @@ def _post_unposted(
         return []
     if not pending:
         return []
-    client = clients(ws)
+    try:
+        client = clients(ws)
+    except Exception as exc:  # noqa: BLE001 - e.g. a token renewal Slack refused: tried next run
+        log.warning("verdicts of %s not posted: no client: %s", shown(ws), error_line(exc))
+        return []
     if client is None:  # uninstalled since it was listed: its verdicts wait for the next run
         log.info("%d verdicts of %s not posted: not installed", len(pending), shown(ws))
         return []
