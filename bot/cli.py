@@ -36,8 +36,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _scoped(p: argparse.ArgumentParser) -> None:
     """``--workspace``: for the commands that read one workspace's teams, org settings, experiments or
-    figures. Checked as it is parsed, before the database is opened; the default is single-workspace
-    mode, so a command without it reads what it always read."""
+    figures. Its form is checked as it is parsed, before the database is opened, and whether the
+    database holds it when it is opened (``_open``); the default is single-workspace mode, so a
+    command without it reads what it always read."""
     p.add_argument(
         "--workspace",
         type=parse_workspace,
