@@ -31,8 +31,10 @@ Why it is built this way:
 - **The North Star is context, never the effect.** Its figures for the same two windows are
   computed with the catalogue beside the verdict and stored with it; nothing here attributes them to
   the experiment.
-- **One running experiment per team and metric** (a unique index enforces it): two changes measured
-  on one metric at once could not be told apart. Experiments on different metrics may run together.
+- **One running experiment per team and metric** in a workspace (a unique index on workspace, team
+  and metric enforces it; a team of the same name in another workspace is another team): two
+  changes measured on one metric at once could not be told apart. Experiments on different metrics
+  may run together.
 - **Audit apart from figures.** Who started or stopped an experiment is written to the team's
   settings log, never into the experiment or its figures; every start, stop and verdict has a row.
 - **Judged only on data that is current.** A verdict on the whole window is given only when every

@@ -1,5 +1,8 @@
 """The organisation's North Star roll-up: one figure per North Star metric, pooled from every team.
 
+An organisation is one Slack workspace's (``metrics.workspace``): its settings and teams are read
+with ``ws``, so a roll-up never pools another workspace's team, even one of the same name.
+
 docs/metrics.md "Organisation roll-up": the org figure pools the *observations* of every team, each
 observation once (a PR, deployment, incident or work item in two teams' scopes counts once), so
 durations are p50/p85 of the pooled observations (never a median of team medians), counts per week
