@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -94,11 +94,11 @@ class Slack:
     a browser coming to ``/slack/oauth_redirect``). ``signing_secret``: HTTP mode; ``app_token``:
     Socket Mode."""
 
-    bot_token: str | None = None
+    bot_token: str | None = field(default=None, repr=False)  # secrets never in a repr, so never logged
     client_id: str | None = None
-    client_secret: str | None = None
-    signing_secret: str | None = None
-    app_token: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
 
     @property
     def oauth(self) -> bool:
@@ -214,25 +214,27 @@ def _installable(
     left them) and an uninstall removes its tokens and stops its jobs at once."""
     from bot import installs
 
+    def installed(ws: Workspace) -> None:
+        scheduler.plan_workspace(ws)
+        teams = len(list_teams(store.db, ws=ws))
+        log.info("%s installed: digests and nudges planned for its %d team(s)", shown(ws), teams)
+
     settings = installs.oauth_settings(
         db_path,
         slack.client_id or "",
         slack.client_secret or "",
         scopes,
         api_url=api_url,
-        on_installed=lambda ws: installed(ws),
+        on_installed=installed,
     )
     authorize: installs.Authorize = settings.authorize
     installations: installs.Installations = settings.installation_store
 
     def workspace_client(ws: Workspace) -> WebClient | None:
+        """The workspace's bot client for a scheduled job, its token renewed if due; None when the
+        workspace is not installed now (the scheduler then sends nothing)."""
         token = authorize.bot_token(ws)
         return web_client(token, api_url) if token else None
-
-    def installed(ws: Workspace) -> None:
-        scheduler.plan_workspace(ws)
-        teams = len(list_teams(store.db, ws=ws))
-        log.info("%s installed: digests and nudges planned for its %d team(s)", shown(ws), teams)
 
     scheduler = Scheduler(
         store,
