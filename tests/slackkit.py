@@ -41,13 +41,16 @@ def signed(body: str, *, ts: int | None = None, secret: str = SECRET, content_ty
     return {"content-type": [content_type], "x-slack-request-timestamp": [stamp], "x-slack-signature": [sig]}
 
 
-def command_body(text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "") -> str:
-    """``/vsm text`` as Slack POSTs it (form-encoded), to sign and send to the app or a `vsm serve`."""
+def command_body(
+    text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", team: str = "T1"
+) -> str:
+    """``/vsm text`` as Slack POSTs it (form-encoded), to sign and send to the app or a `vsm serve`;
+    ``team``: the workspace it is typed in (``team_id``)."""
     return urlencode(
         {
             "command": "/vsm",
             "text": text,
-            "team_id": "T1",
+            "team_id": team,
             "user_id": user,
             "channel_id": channel,
             "response_url": response_url,
@@ -56,17 +59,19 @@ def command_body(text: str, *, channel: str = "C1", user: str = "U1", response_u
     )
 
 
-def command(app, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", **kw):
-    body = command_body(text, channel=channel, user=user, response_url=response_url)
+def command(
+    app, text: str, *, channel: str = "C1", user: str = "U1", response_url: str = "", team: str = "T1", **kw
+):
+    body = command_body(text, channel=channel, user=user, response_url=response_url, team=team)
     return app.dispatch(
         BoltRequest(body=body, headers=signed(body, content_type="application/x-www-form-urlencoded", **kw))
     )
 
 
-def command_reply(app, slack, text: str, *, channel: str = "C1") -> dict:
-    """``/vsm text`` in ``channel``, and the final reply it sent to its response URL (checked against
-    Slack's message limits), without ``replace_original``."""
-    command(app, text, channel=channel, response_url=f"{slack.url}/response/1")
+def command_reply(app, slack, text: str, *, channel: str = "C1", team: str = "T1") -> dict:
+    """``/vsm text`` in ``channel`` (of workspace ``team``), and the final reply it sent to its response
+    URL (checked against Slack's message limits), without ``replace_original``."""
+    command(app, text, channel=channel, response_url=f"{slack.url}/response/1", team=team)
     reply = slack.responses()[-1]
     reply.pop("replace_original", None)
     assert_valid_message(reply)
@@ -80,10 +85,12 @@ def interaction(app, payload: dict):
     )
 
 
-def click(app, actions, *, channel: str, user: str = "U1", response_url: str):
+def click(app, actions, *, channel: str, user: str = "U1", response_url: str, team: str | None = None):
     """A click in ``channel`` by ``user``, as the ``block_actions`` payload Slack posts. ``actions``
-    goes in as given: Slack sends a list of one, a forgery may send anything."""
+    goes in as given: Slack sends a list of one, a forgery may send anything. ``team``: the workspace
+    it is clicked in (``team.id``), for an app serving several."""
     payload = {
+        **({"team": {"id": team, "domain": team.lower()}} if team else {}),
         "type": "block_actions",
         "user": {"id": user},
         "channel": {"id": channel},
@@ -94,11 +101,11 @@ def click(app, actions, *, channel: str, user: str = "U1", response_url: str):
     return interaction(app, payload)
 
 
-def event(app, event: dict, event_id: str = "Ev1", retry: int | None = None):
+def event(app, event: dict, event_id: str = "Ev1", retry: int | None = None, team: str = "T1"):
     body = json.dumps(
         {
             "type": "event_callback",
-            "team_id": "T1",
+            "team_id": team,
             "api_app_id": "A1",
             "event_id": event_id,
             "event_time": 1,

@@ -105,7 +105,9 @@ def test_where_the_org_channel_is_a_teams_channel_the_teams_digest_is_previewed(
     payments = next(t for t in sample_teams() if t.name == "payments")
     # Both forms refuse this overlap now; a database from before they did may still hold it.
     db = open_db(db_path, create=False)
-    db["org"].upsert({"key": "channel", "value": json.dumps(payments.channel)}, pk="key")
+    db["org"].upsert(
+        {"workspace": "", "key": "channel", "value": json.dumps(payments.channel)}, pk=("workspace", "key")
+    )
     db.conn.close()
     reply = command_reply(app, slack, "digest", channel=payments.channel)
     assert reply["blocks"][0]["text"]["text"] == "📈 payments · value-stream digest"

@@ -86,7 +86,7 @@ def org_north_star(db, now: datetime, *, ws: Workspace = SINGLE) -> dict:
     if not ids:
         return {"lines": [], "period": "", "timezone": "", "teams": 0}
     window = org_window(org, now)
-    found = org_rollups(db, ids, window, now, targets=org_targets(org))
+    found = org_rollups(db, ids, window, now, targets=org_targets(org), ws=ws)
     return {
         "lines": [Trusted(_org_line(r)) for r in found],
         "period": period(window),
@@ -102,7 +102,7 @@ def team_rows(db, team: Team, now: datetime, *, ws: Workspace = SINGLE) -> tuple
     window = digest_window(team, now)
     ids = [m for m in team.metrics if m in CATALOGUE][:SINGLE_FIGURES]
     rows = []
-    for mid, result in zip(ids, team_figures(db, team, ids, window, now), strict=True):
+    for mid, result in zip(ids, team_figures(db, team, ids, window, now, ws=ws), strict=True):
         figure, spark = fmt.shown(CATALOGUE[mid], result)
         rows.append({"name": CATALOGUE[mid].name, "value": figure, "spark": spark})
     return window, rows
@@ -215,7 +215,7 @@ def portfolio_blocks(
     north = [m for m in north if m in CATALOGUE]
     wanted = [(t, north + determinants(t, north)) for t in teams]
     try:
-        found, windows = own_window_figures(db, wanted, now)
+        found, windows = own_window_figures(db, wanted, now, ws=ws)
     except Exception as exc:  # noqa: BLE001 - logged, and App Home is still published, saying so
         log.error("App Home: the teams' figures failed: %s", error_line(exc))
         return [_failed(t) for t in teams]

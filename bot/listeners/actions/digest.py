@@ -128,7 +128,10 @@ def post_digest(ack, body, client, respond, context) -> None:
 
     def compose() -> dict:
         window = digest_window(team, now)
-        return digest_message(build_digest(db, team, now, window=window), now, channel=team.channel)
+        return digest_message(
+            build_digest(db, team, now, window=window, ws=deps.ws), now, channel=team.channel
+        )
 
-    press = Press("digest", team.channel, team.tz, scheduled_key(team, day), manual_key(team, day), compose)
+    keys = scheduled_key(team, day, ws=deps.ws), manual_key(team, day, ws=deps.ws)
+    press = Press("digest", team.channel, team.tz, *keys, compose)
     settle(db, client, respond, press)

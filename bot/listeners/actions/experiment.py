@@ -86,12 +86,12 @@ def stop_early(ack, body, client, respond, context) -> None:
     user = user_id(body)
     value = text(first_action(body).get("value")).strip()
     exp = ex.get(db, int(value)) if _ID.fullmatch(value) else None
-    if exp is None:
+    if exp is None or exp.workspace != deps.ws:  # ids are global: another workspace's is not known here
         log.info("stop early refused for %r: no experiment %r", user, value[:40])
         tell(respond, "That experiment is not known here.")
         return
     try:
-        team = get_team(db, exp.team)
+        team = get_team(db, exp.team, ws=deps.ws)
     except VsmError:
         tell(respond, f"{escape_mrkdwn(exp.team)} is no longer a team here.")
         return
@@ -104,7 +104,7 @@ def stop_early(ack, body, client, respond, context) -> None:
     if not allowed(deps, client, team.channel, user, respond, refusal):
         return
     try:
-        done = ex.stop(db, exp.id, team, who=user, now=deps.clock())
+        done = ex.stop(db, exp.id, team, who=user, now=deps.clock(), ws=deps.ws)
     except ex.Waiting as exc:  # an old button pressed after the end: its verdict waits for the data
         log.info("stop of #%s by %r after its end: waiting for its data", exp.id, user)
         tell(respond, _sentence(str(exc)).replace("the team's channel", f"<#{team.channel}>"))

@@ -43,7 +43,10 @@ def post_org_digest(ack, body, client, respond, context) -> None:
     day = org_cycle_day(org, now)
 
     def compose() -> dict:
-        return message(build_org_digest(db, now, window=org_window(org, now)), now, channel=channel)
+        return message(
+            build_org_digest(db, now, window=org_window(org, now), ws=deps.ws), now, channel=channel
+        )
 
-    press = Press("organisation digest", channel, org_tz(org), org_key(day), org_manual_key(day), compose)
+    keys = org_key(day, ws=deps.ws), org_manual_key(day, ws=deps.ws)
+    press = Press("organisation digest", channel, org_tz(org), *keys, compose)
     settle(db, client, respond, press)

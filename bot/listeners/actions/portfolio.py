@@ -77,7 +77,7 @@ def preview_team_digest(ack, body, client, context) -> None:
         return
     try:
         now = deps.clock()
-        view = digest_modal(build_digest(deps.store.db, team, now), now)
+        view = digest_modal(build_digest(deps.store.db, team, now, ws=deps.ws), now)
     except Exception as exc:  # noqa: BLE001 - the reader gets a short answer, the log one line
         log.error("full digest of %s failed: %s", team.name, error_line(exc))
         view = notice_modal(TITLE, FAILED)

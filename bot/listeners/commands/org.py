@@ -29,7 +29,7 @@ def northstar_reply(deps: Deps, channel: str) -> dict:
         return replies.north_star_message([], tz)
     now = deps.clock()
     window = org_window(org, now)
-    found = org_rollups(db, ids, window, now, targets=org_targets(org))
+    found = org_rollups(db, ids, window, now, targets=org_targets(org), ws=deps.ws)
     return replies.north_star_message(found, tz, here=team_for_channel(db, channel, ws=deps.ws))
 
 

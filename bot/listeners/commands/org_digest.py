@@ -31,4 +31,5 @@ def preview_reply(deps: Deps) -> dict:
     button to post it."""
     db = deps.store.db
     now = deps.clock()
-    return preview(build_org_digest(db, now, window=org_window(get_org(db), now)), now)
+    org = get_org(db, ws=deps.ws)
+    return preview(build_org_digest(db, now, window=org_window(org, now), ws=deps.ws), now)

@@ -53,7 +53,7 @@ def answer(deps: Deps, team: Team, cmd: Command, client=None) -> dict:
         result = when(TeamData(deps.store.db, team, now), cmd.items)
         return replies.forecast_message(team, result, cmd.items, now)
     if cmd.name == "digest":
-        return preview(build_digest(deps.store.db, team, now), now, team)
+        return preview(build_digest(deps.store.db, team, now, ws=deps.ws), now, team)
     raise VsmError(f"unexpected command {cmd.name}")
 
 

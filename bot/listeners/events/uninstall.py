@@ -2,10 +2,10 @@
 and verdicts stop at once (``deps.on_uninstalled``: the scheduler removes the workspace's jobs) rather
 than failing with ``token_revoked`` at every run until someone notices.
 
-Only the jobs stop. The workspace's teams, settings, experiments and history stay: a reinstall finds
-them as they were, and ``vsm forget-workspace`` is the deliberate way to erase them. Its stored token
-is the installation store's to delete (Bolt's token revocation handling, ``bot.installs``), not this
-listener's.
+The workspace's teams, settings, experiments and history stay: a reinstall finds them as they were,
+and ``vsm forget-workspace`` is the deliberate way to erase them. Its stored tokens go in the same hook
+(``bot.app.create_app`` with an ``oauth_flow`` wraps it to remove them first): Bolt runs only the first
+listener matching an event, so Bolt's own token revocation listeners would never hear these.
 
 ``tokens_revoked`` lists the users whose tokens were revoked, by kind (``tokens.oauth``: user tokens;
 ``tokens.bot``: the bot's). vsm-bot acts only with its bot token (it asks for bot scopes only), so only
@@ -34,7 +34,9 @@ def tokens_revoked(event, context) -> None:
     deps = context["deps"]
     bots = obj(event.get("tokens")).get("bot")
     if not isinstance(bots, list) or not bots:
-        log.info("user tokens revoked in %s: nothing to stop (vsm-bot uses its bot token only)", shown(deps.ws))
+        log.info(
+            "user tokens revoked in %s: nothing to stop (vsm-bot uses its bot token only)", shown(deps.ws)
+        )
         return
     log.info("the bot token of %s was revoked: its jobs stop", shown(deps.ws))
     deps.on_uninstalled(deps.ws)

@@ -73,7 +73,7 @@ def submit(ack, body, view, client, context) -> None:
         return
     change, metric, weeks = _fields(view)
     try:
-        exp = ex.start(db, team, metric, change, weeks, who=user, now=deps.clock())  # type: ignore[arg-type]
+        exp = ex.start(db, team, metric, change, weeks, who=user, now=deps.clock(), ws=deps.ws)  # type: ignore[arg-type]
     except ex.Refused as exc:
         log.info("experiment for %s not started, %s: %s", team.name, exc.field, exc)
         ack(response_action="errors", errors={exc.field: cut(str(exc), ERROR_CHARS)})
