@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from metrics import workspace_rows
 from metrics.errors import VsmError
 from metrics.workspace import SINGLE, Workspace, parse_workspace
 
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "workspace", type=parse_workspace, metavar="T…", help="its team id (E… for an org-wide Grid install)"
     )
     p.add_argument("--yes", action="store_true", help="do not ask: for scripts, where nobody can type the id")
+    p = sub.add_parser(
+        "move-workspace",
+        help="hand single-workspace mode's teams, settings and history to an installed workspace (asks to confirm)",
+    )
+    _common(p)
+    p.add_argument("workspace", type=parse_workspace, metavar="T…", help="the workspace they were set up in")
+    p.add_argument("--yes", action="store_true", help="do not ask: for scripts, where nobody can type the id")
     p = sub.add_parser("serve", help="run the Slack app: Socket Mode, or HTTP with --http")
     _common(p)
     p.add_argument("--http", action="store_true")
@@ -163,34 +171,12 @@ def _open(args, cfg: Config) -> sqlite_utils.Database:
     return db
 
 
-OWNED = ("teams", "org", "settings_log", "deliveries", "nudge_log", "experiments", "results")
-"""The tables whose every row belongs to one workspace (schema m013). Source data (raw payloads, items,
-PRs, deployments, incidents, sync status, replayed flows) is the deployment's and has no workspace."""
-
-_INSTALLED_AS = "case when is_enterprise_install then enterprise_id else team_id end"
-"""An ``installations`` row's workspace, drawn as ``metrics.workspace.workspace_of`` draws it: an
-org-wide Grid install is its enterprise, any other its team (``bot.installs`` stores the key)."""
-
-
-def _holdings(db: sqlite_utils.Database) -> dict[Workspace, dict[str, int]]:
-    """Every workspace the database holds a row for (in an owned table, or installed with no row yet),
-    with its number of rows in each owned table and in ``installations``."""
-    held: dict[Workspace, dict[str, int]] = {}
-    for table in (*OWNED, "installations"):
-        column = _INSTALLED_AS if table == "installations" else "workspace"
-        for ws, n in db.execute(f"select {column}, count(*) from {table} group by 1"):
-            held.setdefault(Workspace(ws), dict.fromkeys((*OWNED, "installations"), 0))[table] = n
-    return held
-
-
 def _check_known(db: sqlite_utils.Database, ws: Workspace) -> None:
     """A ``--workspace`` the database knows nothing of is a mistyped id (or another database): said,
     rather than answered with an empty list that looks like a workspace without teams."""
     if ws == SINGLE:
         return
-    held = " union ".join(f"select 1 from {t} where workspace = :ws" for t in OWNED)
-    installed = f"select 1 from installations where {_INSTALLED_AS} = :ws"
-    if db.execute(f"select exists ({held} union {installed})", {"ws": ws}).fetchone()[0]:
+    if ws in workspace_rows.holdings(db):
         return
     raise VsmError(
         f"the database holds nothing for workspace {ws} (`vsm workspaces` lists the ones it holds)"
@@ -541,11 +527,11 @@ def cmd_workspaces(args, cfg: Config) -> int:
     from metrics.workspace import shown
 
     db = _open(args, cfg)
-    held = _holdings(db)
+    held = workspace_rows.holdings(db)
     names = {
         ws: (enterprise if org_wide else team) or ""
         for ws, team, enterprise, org_wide in db.execute(
-            f"select {_INSTALLED_AS}, team_name, enterprise_name, is_enterprise_install from installations"
+            f"select {workspace_rows.INSTALLED_AS}, team_name, enterprise_name, is_enterprise_install from installations"
         )
     }
     rows = [
@@ -608,7 +594,7 @@ def cmd_forget_workspace(args, cfg: Config) -> int:
         )
     path = _db_path(args, cfg)
     db = open_db(path, readonly=True)
-    held = _holdings(db).get(ws)
+    held = workspace_rows.holdings(db).get(ws)
     db.conn.close()
     if held is None:
         raise VsmError(f"the database holds nothing for workspace {ws}: nothing to forget")
@@ -617,33 +603,60 @@ def cmd_forget_workspace(args, cfg: Config) -> int:
             f"workspace {ws} is installed now: uninstall vsm-bot from it first (its teams and "
             "history stay), then forget it"
         )
-    owned = {t: held[t] for t in OWNED}
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise VsmError(f"forgetting {shown(ws)} deletes {_counted(owned)}: confirm with --yes")
-        print(f"Forgetting {shown(ws)} deletes {_counted(owned)}. Source data stays.")
-        print(f"Type {ws} to delete it, anything else to keep it: ", end="", flush=True)
-        if sys.stdin.readline().strip() != ws:
-            raise VsmError(f"not confirmed: nothing deleted from {shown(ws)}")
-    deleted = _forget(open_db(path, create=False), ws)
+    owned = {t: held[t] for t in workspace_rows.OWNED}
+    _confirmed(
+        args,
+        f"forgetting {shown(ws)} deletes {_counted(owned)}",
+        ws,
+        act="delete it",
+        refused=f"nothing deleted from {shown(ws)}",
+    )
+    deleted = workspace_rows.forget(open_db(path, create=False), ws)
     print(f"Forgot {shown(ws)}: deleted {_counted(deleted)}. Source data is kept.")
     return 0
 
 
-def _forget(db: sqlite_utils.Database, ws: Workspace) -> dict[str, int]:
-    """Delete every row ``ws`` owns, in one transaction, and the replayed flows no team of any
-    workspace uses any more; the rows deleted per table. An installation that arrived since the
-    check refuses the whole, under the write lock."""
-    from metrics.store import flows
-    from metrics.store.tx import transaction
-    from metrics.teams import all_teams
+def _confirmed(args, what: str, ws: Workspace, *, act: str, refused: str) -> None:
+    """``--yes``, or the workspace id typed again on a terminal; anything else refuses in one line
+    (``refused``) before anything is written."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise VsmError(f"{what}: confirm with --yes")
+    print(f"{what[0].upper()}{what[1:]}. Source data stays.")
+    print(f"Type {ws} to {act}, anything else to keep it: ", end="", flush=True)
+    if sys.stdin.readline().strip() != ws:
+        raise VsmError(f"not confirmed: {refused}")
 
-    with transaction(db):
-        if db.execute(f"select 1 from installations where {_INSTALLED_AS} = ?", [ws]).fetchone():
-            raise VsmError(f"workspace {ws} was installed meanwhile: nothing deleted")
-        deleted = {t: db.execute(f"delete from {t} where workspace = ?", [ws]).rowcount for t in OWNED}
-        flows.keep_only(db, [t.flow.fingerprint for t in all_teams(db)])
-    return deleted
+
+def cmd_move_workspace(args, cfg: Config) -> int:
+    """Hand single-workspace mode's rows to an installed workspace (``workspace_rows.move_single``):
+    the way from a ``SLACK_BOT_TOKEN`` deployment to one serving installs, whose requests and jobs
+    read only installed workspaces' rows. Confirmed as ``forget-workspace`` is."""
+    from metrics.store import open_db
+    from metrics.workspace import shown
+
+    ws = args.workspace
+    if ws == SINGLE:
+        raise VsmError(
+            "move-workspace takes the workspace to move to (T…, or E… for an org-wide Grid install)"
+        )
+    path = _db_path(args, cfg)
+    db = open_db(path, readonly=True)
+    single = workspace_rows.holdings(db).get(SINGLE)
+    db.conn.close()
+    if single is None or not single["teams"]:
+        raise VsmError("single-workspace mode has no teams: nothing to move")
+    _confirmed(
+        args,
+        f"moving single-workspace mode's {single['teams']} teams and their history to {shown(ws)}",
+        ws,
+        act="move them",
+        refused="nothing moved",
+    )
+    moved = workspace_rows.move_single(open_db(path, create=False), ws)
+    print(f"Moved single-workspace mode's rows to {shown(ws)}: {_counted(moved)}.")
+    return 0
 
 
 class _Progress:
@@ -721,6 +734,7 @@ COMMANDS = {
     "sync": cmd_sync,
     "workspaces": cmd_workspaces,
     "forget-workspace": cmd_forget_workspace,
+    "move-workspace": cmd_move_workspace,
     "serve": cmd_serve,
 }
 

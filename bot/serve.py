@@ -156,11 +156,13 @@ def serve(
     db = open_db(db_path)  # the bot may start before the first sync: it creates the database
     for warning in seed_from_config(db, cfg.teams, cfg.org):
         logging.getLogger("vsm").warning(warning)
+    single = len(list_teams(db)) if slack.oauth else 0
     db.conn.close()
-    if slack.oauth and cfg.teams:
-        log.info(
-            "vsm.toml's [[team]] entries belong to single-workspace mode (SLACK_BOT_TOKEN); installed "
-            "workspaces set up their teams in Slack (/vsm settings)"
+    if single:  # set up on SLACK_BOT_TOKEN, or from vsm.toml: no installed workspace's request reads them
+        log.warning(
+            "%d team(s) of single-workspace mode (SLACK_BOT_TOKEN, vsm.toml's [[team]]) are not served "
+            "when installable: `vsm move-workspace T…` hands them to the workspace they belong to",
+            single,
         )
     store = Store(db_path)
     client = web_client(slack.bot_token, api_url)  # installable: no token; each workspace's comes from Bolt
