@@ -244,6 +244,19 @@ def _shown(b: Block) -> dict:
     }
 
 
+def _single(team: Team, period: str, rows: list[dict], failed: str = "") -> dict:
+    """One team in full, with every key ``home.json.j2`` reads on every path (its environment is
+    strict: a key one path leaves out is an error that leaves App Home unpublished): no ``rows`` and
+    no ``failed`` is a team that chose no metrics, pointed to its settings."""
+    return {
+        "team": team,
+        "channel": channel_link(team.channel),
+        "period": period,
+        "rows": rows,
+        "failed": failed,
+    }
+
+
 # -- the view -----------------------------------------------------------------------------------------------
 def home_view(db, client, user: str, now: datetime, *, ws: Workspace = SINGLE) -> dict:
     """App Home for ``user``: the org's North Star, then the teams whose channels the user is in
@@ -260,10 +273,10 @@ def home_view(db, client, user: str, now: datetime, *, ws: Workspace = SINGLE) -
     if len(mine) == 1:
         try:
             window, rows = team_rows(db, mine[0], now, ws=ws)
-            context["single"] = {"team": mine[0], "period": period(window), "rows": rows}
+            context["single"] = _single(mine[0], period(window), rows)
         except Exception as exc:  # noqa: BLE001 - App Home is still published, saying so
             log.error("App Home: %s's figures failed: %s", mine[0].name, error_line(exc))
-            context["single"] = {"team": mine[0], "period": "", "rows": [], "failed": FAILED}
+            context["single"] = _single(mine[0], "", [], failed=FAILED)
     elif mine:
         north = north_star_ids(get_org(db, ws=ws))
         attention, others = portfolio(portfolio_blocks(db, mine, north, now, ws=ws))
