@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.error import BoltError
@@ -64,10 +65,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotation
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 
+from bot.schedule.delivery import DEAD_TOKEN
 from bot.store import Store
 from metrics.errors import VsmError, error_line
 from metrics.store.tx import transaction
 from metrics.workspace import Workspace, shown, workspace_of
+from metrics.workspace_rows import INSTALLED_AS
 
 log = logging.getLogger("vsm.installs")
 
@@ -214,12 +217,10 @@ class Installations(InstallationStore):
         rows = list(self.store.db.query(f"select * from installations where {_WHERE}", key))
         return rows[0] if rows else None
 
-    # A workspace (metrics.workspace) and its row: ``T…`` is a workspace installed on its own (its
-    # team id; an enterprise id too on a Grid), ``E…`` an org-wide Grid installation (no team id).
-    _OF_WORKSPACE = (
-        "client_id = :client_id and ((:ws like 'T%' and team_id = :ws and is_enterprise_install = 0)"
-        " or (:ws like 'E%' and enterprise_id = :ws and team_id = '' and is_enterprise_install = 1))"
-    )
+    # A workspace (metrics.workspace) and its rows: ``T…`` is a workspace installed on its own (its
+    # team id; an enterprise id too on a Grid), ``E…`` an org-wide Grid installation (no team id). The
+    # one SQL spelling of ``workspace_of`` (metrics.workspace_rows, which vsm's commands read too).
+    _OF_WORKSPACE = f"client_id = :client_id and {INSTALLED_AS} = :ws"
 
     def workspaces(self) -> list[Workspace]:
         """Every workspace installed now, by its key: the workspaces the scheduler serves. A row whose
@@ -708,11 +709,52 @@ class Authorize(InstallationStoreAuthorize):
             )
 
 
-def api_client(api_url: str | None = None) -> WebClient:
+def api_client(api_url: str | None = None, token: str | None = None) -> WebClient:
     """The client of the code exchange, ``auth.test`` and token renewal: ``SLACK_API_URL`` honoured.
     Its log stops at INFO whatever the root logger's level: at DEBUG slack_sdk logs each response's
     body, and ``oauth.v2.access`` answers with the workspace's token and refresh token."""
-    return WebClient(base_url=api_url or "https://slack.com/api/", timeout=API_TIMEOUT_S, logger=_API_LOG)
+    return WebClient(
+        token=token, base_url=api_url or "https://slack.com/api/", timeout=API_TIMEOUT_S, logger=_API_LOG
+    )
+
+
+def token_dead(store_or_db: Store | sqlite_utils.Database, ws: Workspace, api_url: str | None) -> bool | None:
+    """Whether Slack says ``ws``'s stored bot token is dead, asked with ``auth.test`` at ``api_url``
+    (``SLACK_API_URL``): True only when it answers one of ``DEAD_TOKEN`` (uninstalled, revoked: the
+    uninstall event was missed), False when the token works, None when Slack could not say (not
+    reached, rate limited, an expired rotating token that a renewal may revive) or nothing is stored
+    for ``ws``. For ``vsm forget-workspace``, which refuses a workspace installed unless its token is
+    dead. With several apps' rows for ``ws`` (client ids), dead only when every one is. No token is
+    logged: one line with Slack's error code when it could not say."""
+    db = store_or_db.db if isinstance(store_or_db, Store) else store_or_db
+    tokens = [
+        r["bot_token"]
+        for r in db.query(
+            f"select bot_token from installations where {INSTALLED_AS} = ? and bot_token is not null", [ws]
+        )
+    ]
+    said = {_auth_test(token, api_url) for token in tokens}
+    if said == {True}:
+        return True
+    return False if False in said else None
+
+
+def _auth_test(token: str, api_url: str | None) -> bool | None:
+    """``token_dead`` for one token."""
+    try:
+        api_client(api_url, token).auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if hasattr(exc.response, "get") else None
+        if error in DEAD_TOKEN:
+            return True
+        log.warning("auth.test could not say whether a token is dead: %s", str(error or "no error")[:80])
+        return None
+    except _NETWORK as exc:
+        log.warning(
+            "auth.test could not say whether a token is dead: Slack not reached (%s)", type(exc).__name__
+        )
+        return None
+    return False
 
 
 def oauth_settings(

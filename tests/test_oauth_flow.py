@@ -624,3 +624,27 @@ def test_the_scheduler_token_of_a_workspace_is_renewed_as_a_request_would_renew_
     assert "workspace TR: token not renewed (invalid_refresh_token)" in server_log(caplog)
     for secret in (row["bot_token"], row["bot_refresh_token"], renewed, CLIENT_SECRET):
         assert secret not in server_log(caplog)
+
+
+def test_token_dead_asks_slack_whether_a_stored_token_still_works(served):
+    """What `vsm forget-workspace` asks when the uninstall event was missed: True only when Slack
+    says the token is dead, False when it works, None when Slack could not say."""
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta")).status_code == 200
+    org = Workspace("TG", "Grid", enterprise_id="E2", enterprise_install=True)
+    assert served.install("code-org", org).status_code == 200
+    url, store = served.slack.base_url, Store(served.db_path)
+    served.slack.revoke("TA")
+    served.slack.revoke("TG")
+    assert installs.token_dead(store, "TA", url) is True
+    assert installs.token_dead(store.db, "E2", url) is True  # the org-wide row, by its enterprise
+    assert installs.token_dead(store, "TB", url) is False
+    assert installs.token_dead(store, "T9", url) is None  # nothing stored: nothing to ask
+    asked = [c.auth for c in served.slack.calls_to("auth.test")][-3:]
+    assert asked == [f"Bearer {token_of(served.slack, t)}" for t in ("TA", "TG", "TB")]
+    served.slack.errors["auth.test"] = "ratelimited"
+    assert installs.token_dead(store, "TA", url) is None
+    served.slack.errors["auth.test"] = "account_inactive"
+    assert installs.token_dead(store, "TB", url) is True
+    served.slack.close()
+    assert installs.token_dead(store, "TA", url) is None  # Slack not reached

@@ -55,8 +55,18 @@ log = logging.getLogger("vsm.delivery")
 
 EVENT_TYPE = "vsm_message"
 HISTORY_SLACK = 120.0  # seconds before the first attempt that the history search starts
+DEAD_TOKEN = frozenset({"account_inactive", "invalid_auth", "token_revoked", "not_authed"})
+"""Slack's error codes for a bot token that will never work again: the workspace uninstalled the app,
+revoked the token, or was deleted (``not_authed``: no token at all). Any call made with it says one of
+these; the scheduler takes it as Slack's uninstall (``Scheduler(on_dead_token=)``)."""
 CLAIM_S = 120.0  # an exclusive attempt's claim: younger, another attempt is at work; older, it died
 EXCLUSIVE_S = 30.0  # all of an exclusive attempt's Slack calls (history check, post): well under CLAIM_S
+
+
+def dead_token(error: str | None) -> bool:
+    """Whether a failure's ``error`` (``slack_error``'s code, or ``history check: <code>``) is one of
+    ``DEAD_TOKEN``: the message failed because the token is dead, not because of its channel."""
+    return bool(error) and error.rsplit(": ", 1)[-1] in DEAD_TOKEN
 
 
 @dataclass(frozen=True)
