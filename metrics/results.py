@@ -52,12 +52,14 @@ import sqlite_utils
 
 from metrics import catalogue
 from metrics.catalogue.base import FAILED, SPRINTS, Metric, Result, Verdict
+from metrics.errors import error_line
 from metrics.org import Rollup, TeamFigure, by_name, figure, judged, load_team, rollups, team_row
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
 from metrics.teams import Team, all_teams, list_teams
 from metrics.timeutil import Window, epoch
 from metrics.workspace import SINGLE, Workspace, shown
+from metrics.workspace_rows import INSTALLED_AS
 
 log = logging.getLogger(__name__)
 
@@ -606,22 +608,38 @@ def _stored_rollup(
 
 # -- after a sync ---------------------------------------------------------------------------------------
 def workspaces(db: sqlite_utils.Database) -> list[Workspace]:
-    """Every workspace with a team, in key order: a sync is the deployment's, and each of them reads
-    its digests from the figures it stores. A workspace with org settings and no team has nothing
-    to roll up."""
-    return [Workspace(w) for (w,) in db.execute("select distinct workspace from teams order by workspace")]
+    """The workspaces whose digests will read what a sync stores, in key order: single-workspace mode
+    (``SLACK_BOT_TOKEN``) and every installed workspace (an ``installations`` row), each with a team.
+    An uninstalled workspace's teams wait for a reinstall or ``vsm forget-workspace``: nobody reads
+    their figures, so warming them would cost every sync for ever. A workspace with org settings and
+    no team has nothing to roll up."""
+    return [
+        Workspace(w)
+        for (w,) in db.execute(
+            "select distinct workspace from teams where workspace = ? or workspace in "
+            f"(select {INSTALLED_AS} from installations) order by workspace",
+            [SINGLE],
+        )
+    ]
 
 
 def warm(db: sqlite_utils.Database, now: datetime | float | None = None) -> dict:
-    """Compute and store what the next digests read, in every workspace: each team's digest figures
-    on its digest window, and the workspace's org digest content on its org window. Run after a sync
-    stored its data (and the replayed flows); figures already stored for the same stamp are only
-    read. Returns counts and seconds, for the log and the benchmark."""
+    """Compute and store what the next digests read, in every workspace ``workspaces`` names: each
+    team's digest figures on its digest window, and the workspace's org digest content on its org
+    window. Run after a sync stored its data (and the replayed flows); figures already stored for the
+    same stamp are only read. A workspace that fails is logged and counted (``failed``), and the
+    others are still warmed, as the scheduler serves each workspace on its own: its figures are
+    computed when first asked for. Returns counts and seconds, for the log and the benchmark."""
     at = datetime.now(UTC) if now is None else now
     at = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
-    done = {"workspaces": 0, "teams": 0, "team_seconds": 0.0, "org_seconds": 0.0}
+    done = {"workspaces": 0, "failed": 0, "teams": 0, "team_seconds": 0.0, "org_seconds": 0.0}
     for ws in workspaces(db):
-        mine = warm_workspace(db, at, ws=ws)
+        try:
+            mine = warm_workspace(db, at, ws=ws)
+        except Exception as exc:  # noqa: BLE001 - one workspace's bad row never stops another's figures
+            done["failed"] += 1
+            log.error("figures of %s not stored: %s", shown(ws), error_line(exc))
+            continue
         done["workspaces"] += 1
         for key in ("teams", "team_seconds", "org_seconds"):
             done[key] += mine[key]
@@ -671,11 +689,12 @@ def after_sync(db: sqlite_utils.Database, now: datetime | float | None = None) -
     try:
         done = warm(db, now)
         log.info(
-            "figures stored for %d teams in %d workspaces in %.1f s, the org digests' in %.1f s",
+            "figures stored for %d teams in %d workspaces in %.1f s, the org digests' in %.1f s%s",
             done["teams"],
             done["workspaces"],
             done["team_seconds"],
             done["org_seconds"],
+            f"; {done['failed']} failed" if done["failed"] else "",
         )
     except Exception as exc:  # noqa: BLE001 - one log line: the figures are computed on demand
         log.warning("figures not stored after the sync (%s: %s)", type(exc).__name__, exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from slackkit import NOW
 from test_cli import digest_of, vsm
+from test_sync_engine import jira_source
 
 from bot.installs import Installations
 from bot.store import Store
@@ -74,9 +75,12 @@ def base(sample_db, tmp_path_factory):
         {"workspace": T1, "team": "payments", "kind": "stale-prs", "subject": "acme/pay#1", "sent": 1.0}
     )
     start(db, "payments", "cycle-time", "pair on every review", 4, "U1", NOW, ws=T1)
-    after_sync(db, NOW)  # what a sync leaves: every workspace's flows and figures
-    db.conn.close()
+    install(path, team_id=T1)
     install(path, team_id=T2)
+    after_sync(db, NOW)  # what a sync leaves: every installed workspace's flows and figures
+    db.execute("delete from installations where team_id = ?", [T1])  # uninstalled since: Slack's event
+    db.conn.commit()
+    db.conn.close()
     install(path, team_id=None, enterprise_id=GRID, org_wide=True)
     return path
 
@@ -311,16 +315,7 @@ def test_forget_on_a_terminal_asks_for_the_id_typed_again(two):
 
 
 # -- vsm sync ------------------------------------------------------------------------------------------
-SYNC_CONFIG = """
-[[source]]
-name = "jira"
-kind = "jira"
-url = "{url}"
-deployment = "cloud"
-user = "bot@acme.com"
-token_env = "JIRA_TOKEN"
-jql = "project in (PAY)"
-
+SYNC_TEAM = """
 [[team]]
 name = "payments"
 channel = "C1"
@@ -336,8 +331,8 @@ done = ["Done"]
 
 def test_sync_is_the_deployments_and_warms_every_workspace(tmp_path, monkeypatch):
     """`vsm sync` takes no workspace: the data it fetches is every workspace's, so it stores the
-    replayed flows and figures of a workspace's team (T1's, with its own mapping) beside single mode's
-    (the one vsm.toml declares)."""
+    replayed flows and figures of an installed workspace's team (T1's, with its own mapping) beside
+    single mode's (the one vsm.toml declares)."""
     import time
 
     from fakes.jira import FakeJira
@@ -355,6 +350,7 @@ def test_sync_is_the_deployments_and_warms_every_workspace(tmp_path, monkeypatch
     theirs = Team(name="pay", channel="C9", jira_projects=["PAY"], metrics=["throughput"], workflow=workflow)
     create_team(db, theirs, who="U1", ws=T1)
     db.conn.close()
+    install(path, team_id=T1)  # an installed workspace's digests read what the sync stores
     jira = FakeJira("jira-token-good")
     try:
         now = time.time()
@@ -363,7 +359,7 @@ def test_sync_is_the_deployments_and_warms_every_workspace(tmp_path, monkeypatch
             jira.move_status(f"PAY-{n}", now - (12 - n) * 86400, "In Progress")
             jira.move_status(f"PAY-{n}", now - (8 - n) * 86400, "Done", resolution="Done")
         config = tmp_path / "vsm.toml"
-        config.write_text(SYNC_CONFIG.format(url=jira.url))
+        config.write_text(jira_source(jira.url) + SYNC_TEAM)
         monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
         monkeypatch.delenv("VSM_NOW", raising=False)
         assert main(["sync", "--config", str(config), "--db", str(path)]) == 0

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from builders import deploy, incident, item, new_db, pr, sprint, team, ts
 from fakes.jira import FakeJira
+from test_sync_engine import jira_source
 
 from bot.cli import main
 from metrics import results
@@ -305,16 +306,7 @@ def test_a_team_change_or_new_data_reaches_the_org_figure(org_db):
 
 
 # -- warming after a sync ----------------------------------------------------------------------------------
-JIRA_CONFIG = """
-[[source]]
-name = "jira"
-kind = "jira"
-url = "{url}"
-deployment = "cloud"
-user = "bot@acme.com"
-token_env = "JIRA_TOKEN"
-jql = "project in (PAY)"
-
+JIRA_TEAM = """
 [org]
 north_star = ["throughput"]
 
@@ -343,7 +335,7 @@ def test_vsm_sync_stores_the_figures_the_digests_read_and_a_later_sync_is_never_
         for n in (1, 2, 3):
             jira.move_status(f"PAY-{n}", now - (10 - n) * 86400, "Done", resolution="Done")
         config = tmp_path / "vsm.toml"
-        config.write_text(JIRA_CONFIG.format(url=jira.url))
+        config.write_text(jira_source(jira.url) + JIRA_TEAM)
         monkeypatch.setenv("JIRA_TOKEN", "jira-token-good")
         path = tmp_path / "s.db"
         assert main(["sync", "--config", str(config), "--db", str(path)]) == 0

@@ -10,12 +10,14 @@ is the deployment's: T2's "pay" reads WEB's rows exactly as T1's "web" does. Win
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import test_results
 from builders import deploy, item, team, ts
+from test_cli_workspaces import GRID, install
 from test_nudges import kinds, stale_db
 from test_results import assert_same, fresh, history, plain, window_of
 
@@ -255,11 +257,13 @@ def test_what_one_workspace_was_nudged_about_is_not_remembered_for_another():
 
 
 # -- after a sync ---------------------------------------------------------------------------------------------
-def test_a_sync_warms_every_workspaces_figures_and_single_modes_stay_where_they_were(db, no_compute):
+def test_a_sync_warms_every_workspaces_figures_and_single_modes_stay_where_they_were(path, db, no_compute):
     create_team(db, team(metrics=IDS), who="U0")  # single mode's "pay"
     set_org(db, "north_star", ["throughput"], who="U0")
     set_org(db, "north_star", ["throughput"], who="U1", ws=T1)
     set_org(db, "north_star", ["deployment-frequency"], who="U2", ws=T2)
+    install(path, team_id=T1)
+    install(path, team_id=T2)
     assert results.workspaces(db) == [SINGLE, T1, T2]
     assert results.after_sync(db, NOW) > 0  # the flows of every workspace's teams replayed
     assert stored(db, "pay") == {
@@ -281,3 +285,35 @@ def test_a_sync_warms_every_workspaces_figures_and_single_modes_stay_where_they_
     assert [r.value for r in results.team_figures(db, t, IDS, window_of(), NOW)] == [
         r.value for r in results.team_figures(db, t, IDS, window_of(), NOW, ws=SINGLE)
     ]
+
+
+def test_a_sync_warms_single_mode_and_installed_workspaces_only(path, db):
+    """T2 was uninstalled (its teams wait for a reinstall or `vsm forget-workspace`): nobody reads its
+    figures, so no sync computes them. Single mode is warmed with no installation (SLACK_BOT_TOKEN), and
+    an org-wide Grid install, keyed by its enterprise, as any installed workspace."""
+    create_team(db, team(metrics=IDS), who="U0")
+    create_team(db, team(channel="C7", metrics=IDS), who="U3", ws=GRID)
+    install(path, team_id=T1)
+    install(path, team_id=None, enterprise_id=GRID, org_wide=True)
+    assert results.workspaces(db) == [SINGLE, GRID, T1]
+    done = results.warm(db, NOW)
+    assert (done["workspaces"], done["teams"], done["failed"]) == (3, 4, 0)
+    assert set(stored(db, "pay")) == {SINGLE, GRID, T1}
+    assert stored(db, "web") == {T1: set(MINE)}
+
+
+def test_one_workspace_whose_figures_fail_holds_up_no_other_workspaces(path, db, caplog):
+    """T1's org settings row is damaged (not JSON): warming it raises. The failure is logged with the
+    workspace, counted, and the workspaces after it (T2) are still warmed; T1's figures are left to their
+    first reader."""
+    for ws in (T1, T2):
+        install(path, team_id=ws)
+    set_org(db, "north_star", ["throughput"], who="U1", ws=T1)
+    db.execute("update org set value = '{damaged' where workspace = ?", [T1])
+    db.conn.commit()
+    with caplog.at_level(logging.ERROR, logger="metrics.results"):
+        done = results.warm(db, NOW)
+    assert (done["workspaces"], done["failed"], done["teams"]) == (1, 1, 1)
+    assert f"figures of workspace {T1} not stored: JSONDecodeError" in caplog.text
+    assert stored(db, "pay") == {T2: set(MINE)}
+    assert stored(db, "web") == {}
