@@ -569,6 +569,7 @@ _FORGOTTEN = {
     "nudge_log": ("nudge record", "nudge records"),
     "experiments": ("experiment", "experiments"),
     "results": ("stored figure", "stored figures"),
+    "installations": ("installation", "installations"),
 }
 """Each owned table's rows in words, for what ``vsm forget-workspace`` deletes."""
 
@@ -580,8 +581,10 @@ def _counted(counts: dict[str, int]) -> str:
 def cmd_forget_workspace(args, cfg: Config) -> int:
     """Delete everything a workspace owns (issue 14 §3): an uninstall keeps a workspace's teams and
     history for a reinstall, so deleting them is a separate, deliberate act, confirmed by typing the
-    id (or ``--yes``). Every check runs on a read-only open, so a refusal changes nothing; the delete
-    is one transaction that checks again under the write lock. Source data is the deployment's and
+    id (or ``--yes``). An installed workspace is refused unless Slack says its token is dead (an
+    uninstall whose event was missed: ``_dead_tokens``); then its installation goes too. Every check
+    runs on a read-only open, so a refusal changes nothing; the delete is one transaction that checks
+    again under the write lock. Source data is the deployment's and
     stays; only the replayed flows no remaining team's mapping uses go."""
     from metrics.store import open_db
     from metrics.workspace import shown
@@ -594,16 +597,16 @@ def cmd_forget_workspace(args, cfg: Config) -> int:
         )
     path = _db_path(args, cfg)
     db = open_db(path, readonly=True)
-    held = workspace_rows.holdings(db).get(ws)
-    db.conn.close()
-    if held is None:
-        raise VsmError(f"the database holds nothing for workspace {ws}: nothing to forget")
-    if held["installations"]:
-        raise VsmError(
-            f"workspace {ws} is installed now: uninstall vsm-bot from it first (its teams and "
-            "history stay), then forget it"
-        )
+    try:
+        held = workspace_rows.holdings(db).get(ws)
+        if held is None:
+            raise VsmError(f"the database holds nothing for workspace {ws}: nothing to forget")
+        dead = _dead_tokens(db, ws, cfg) if held["installations"] else frozenset()
+    finally:
+        db.conn.close()
     owned = {t: held[t] for t in workspace_rows.OWNED}
+    if dead:
+        owned["installations"] = held["installations"]
     _confirmed(
         args,
         f"forgetting {shown(ws)} deletes {_counted(owned)}",
@@ -611,9 +614,37 @@ def cmd_forget_workspace(args, cfg: Config) -> int:
         act="delete it",
         refused=f"nothing deleted from {shown(ws)}",
     )
-    deleted = workspace_rows.forget(open_db(path, create=False), ws)
+    deleted = workspace_rows.forget(open_db(path, create=False), ws, dead_tokens=dead)
     print(f"Forgot {shown(ws)}: deleted {_counted(deleted)}. Source data is kept.")
     return 0
+
+
+def _dead_tokens(db: sqlite_utils.Database, ws: Workspace, cfg: Config) -> frozenset[str]:
+    """An installed workspace is forgotten only when Slack says its stored bot token is dead (the app
+    was uninstalled and vsm-bot missed the event, so its row stayed): then the tokens Slack was asked
+    about, which ``workspace_rows.forget`` deletes with the rest unless another was stored since (a
+    reinstall). A token that works, or a Slack that could not be asked, refuses in one line. Read
+    before Slack is asked, so a reinstall meanwhile is never taken for the dead token. Never shown."""
+    from bot.installs import token_dead
+    from metrics.workspace import shown
+
+    tokens = workspace_rows.bot_tokens(db, ws)
+    said = token_dead(db, ws, os.environ.get("SLACK_API_URL") or cfg.slack_api_url)
+    if said is None:
+        raise VsmError(
+            f"workspace {ws} is installed, and Slack could not be asked whether its token still works: "
+            "nothing deleted (try again later, or uninstall vsm-bot from it first)"
+        )
+    if not said:
+        raise VsmError(
+            f"workspace {ws} is installed now: uninstall vsm-bot from it first (its teams and "
+            "history stay), then forget it"
+        )
+    print(
+        f"Slack says the bot token of {shown(ws)} no longer works (vsm-bot was uninstalled there, or "
+        "its token revoked, and the event was missed): its installation is forgotten too."
+    )
+    return tokens
 
 
 def _confirmed(args, what: str, ws: Workspace, *, act: str, refused: str) -> None:
@@ -656,6 +687,12 @@ def cmd_move_workspace(args, cfg: Config) -> int:
     )
     moved = workspace_rows.move_single(open_db(path, create=False), ws)
     print(f"Moved single-workspace mode's rows to {shown(ws)}: {_counted(moved)}.")
+    # A running serve plans a workspace's jobs when it starts or the workspace installs, and reads no
+    # database change between: without a restart the moved teams would get no digest, and no word.
+    print(
+        f"Restart `vsm serve` if it is running: it schedules {shown(ws)}'s digests and nudges when it "
+        "starts, so the moved teams get none until it does."
+    )
     return 0
 
 

@@ -8,6 +8,8 @@ has no workspace; the replayed flows are a cache of it, kept for the mappings so
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlite_utils
 
 from metrics.errors import VsmError
@@ -42,16 +44,31 @@ def installed(db: sqlite_utils.Database, ws: Workspace) -> bool:
     return db.execute(f"select 1 from installations where {INSTALLED_AS} = ?", [ws]).fetchone() is not None
 
 
-def forget(db: sqlite_utils.Database, ws: Workspace) -> dict[str, int]:
+def bot_tokens(db: sqlite_utils.Database, ws: Workspace) -> frozenset[str]:
+    """The bot tokens stored for ``ws`` (one per app's row): what ``forget`` is told Slack found dead,
+    so that a token stored after Slack was asked (a reinstall) refuses the delete. Never shown."""
+    return frozenset(
+        t for (t,) in db.execute(f"select bot_token from installations where {INSTALLED_AS} = ?", [ws]) if t
+    )
+
+
+def forget(db: sqlite_utils.Database, ws: Workspace, *, dead_tokens: Collection[str] = ()) -> dict[str, int]:
     """Delete every row ``ws`` owns, in one transaction, and the replayed flows no team of any
-    workspace uses any more; the rows deleted per table. An installation that arrived since the
-    caller's check refuses the whole, under the write lock: an installed workspace's teams are in use."""
+    workspace uses any more; the rows deleted per table. An installed workspace's teams are in use, so
+    an installation refuses the whole, under the write lock, unless every one of its bot tokens is in
+    ``dead_tokens`` (Slack said so: the app was uninstalled and the event missed): then its
+    installation rows go in the same transaction (counted as ``installations``). A token that is not
+    (a reinstall since Slack was asked, or a workspace installed since the caller's check) refuses."""
     if ws == SINGLE:
         raise VsmError("single-workspace mode's rows are not forgotten this way")
     with transaction(db):
-        if installed(db, ws):
+        if installed(db, ws) and not (dead_tokens and bot_tokens(db, ws) <= set(dead_tokens)):
             raise VsmError(f"workspace {ws} was installed meanwhile: nothing deleted")
         deleted = {t: db.execute(f"delete from {t} where workspace = ?", [ws]).rowcount for t in OWNED}
+        if dead_tokens:
+            deleted["installations"] = db.execute(
+                f"delete from installations where {INSTALLED_AS} = ?", [ws]
+            ).rowcount
         flows.keep_only(db, [t.flow.fingerprint for t in all_teams(db)])
     return deleted
 

@@ -29,6 +29,11 @@ def test_move_hands_single_modes_rows_to_the_workspace_and_keeps_the_ledger(samp
     run = vsm("move-workspace", NEW, "--yes", "--db", str(path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"Moved single-workspace mode's rows to workspace {NEW}: 3 teams")
+    # A running serve planned its jobs at start, from the rows as they were: the operator is told.
+    assert run.stdout.splitlines()[-1] == (
+        f"Restart `vsm serve` if it is running: it schedules workspace {NEW}'s digests and nudges when it "
+        "starts, so the moved teams get none until it does."
+    )
 
     db = open_db(path, create=False)
     assert [(t.name, t.to_json()) for t in list_teams(db, ws=NEW)] == before

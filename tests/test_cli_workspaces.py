@@ -14,12 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes.slack import MockSlack
+from fakes.slack import Workspace as SlackWorkspace
 from slackkit import NOW
 from test_cli import digest_of, vsm
 from test_sync_engine import jira_source
 
 from bot.installs import Installations
 from bot.store import Store
+from metrics import workspace_rows
+from metrics.errors import VsmError
 from metrics.experiments import start
 from metrics.results import after_sync
 from metrics.store import open_db
@@ -30,7 +34,17 @@ OWNED = ("teams", "org", "settings_log", "deliveries", "nudge_log", "experiments
 SOURCE = ("raw", "work_items", "transitions", "pull_requests", "deployments", "incidents", "sync_status")
 
 
-def install(path: Path, *, team_id: str | None, enterprise_id: str | None = None, org_wide: bool = False):
+TOKEN = "xoxb-never-printed"  # every installed workspace's bot token, unless a test gives another
+
+
+def install(
+    path: Path,
+    *,
+    team_id: str | None,
+    enterprise_id: str | None = None,
+    org_wide: bool = False,
+    token: str = TOKEN,
+):
     """A workspace installed as the OAuth flow stores it (bot.installs)."""
     from slack_sdk.oauth.installation_store import Installation
 
@@ -41,7 +55,7 @@ def install(path: Path, *, team_id: str | None, enterprise_id: str | None = None
             enterprise_name="Acme Grid" if org_wide else None,
             team_id=team_id,
             team_name=None if org_wide else "Acme \x1b[2JWeb",  # a name from Slack, printed safely
-            bot_token="xoxb-never-printed",
+            bot_token=token,
             bot_id="B1",
             bot_user_id="U0BOT",
             bot_scopes=["chat:write"],
@@ -262,8 +276,6 @@ def test_forget_deletes_everything_the_workspace_owns_and_nothing_else(two):
     "args,message",
     [
         ((T1,), "confirm with --yes"),  # no terminal to type the id on, and no --yes
-        ((T2, "--yes"), f"workspace {T2} is installed now: uninstall vsm-bot from it first"),
-        ((GRID, "--yes"), f"workspace {GRID} is installed now"),
         (("", "--yes"), "forget-workspace takes a workspace id"),
         (("T0NOPE9", "--yes"), "holds nothing for workspace T0NOPE9"),
         (("C0T1PAY", "--yes"), "not a Slack workspace id"),
@@ -275,6 +287,80 @@ def test_forget_refuses_in_one_line_and_deletes_nothing(base, args, message):
     run = vsm("forget-workspace", *args, "--db", str(base), cwd=base.parent, env={})
     assert message in one_line_error(run)
     assert digest_of(base) == before
+
+
+@pytest.mark.parametrize("ws", [T2, GRID])
+def test_forget_asks_slack_and_refuses_an_installed_workspace_whose_token_works(base, ws):
+    """Installed (a row in installations) and its token alive, as ``auth.test`` says: in use, refused."""
+    before = digest_of(base)
+    with MockSlack() as slack:
+        slack.tokens[TOKEN] = SlackWorkspace(team_id=T2, team_name="Acme Web")
+        run = vsm("forget-workspace", ws, "--yes", "--db", str(base), cwd=base.parent, env=api(slack))
+        asked = [c.auth for c in slack.calls if c.method == "auth.test"]
+    assert f"workspace {ws} is installed now: uninstall vsm-bot from it first" in one_line_error(run)
+    assert asked == [f"Bearer {TOKEN}"]
+    assert digest_of(base) == before
+
+
+def test_forget_deletes_an_installed_workspace_whose_token_slack_says_is_dead(two):
+    """vsm-bot was uninstalled from T2 while nothing listened (the event missed): its installation row
+    and token stayed, and Slack answers ``invalid_auth`` for it. Forgotten, its installation with it, in
+    one go; the other installation (the Grid's) and the other workspaces' rows stay."""
+    others = {t: rows(two, t, "workspace != ?", [T2]) for t in OWNED}
+    grid = rows(two, "installations", "enterprise_id = ?", [GRID])
+    owned = held(two, T2)
+    assert (owned["teams"], owned["settings_log"], owned["results"]) == (1, 1, 1)
+    assert rows(two, "installations", "team_id = ?", [T2])
+    with MockSlack() as slack:
+        slack.tokens[TOKEN] = SlackWorkspace(team_id=T2, team_name="Acme Web")
+        slack.revoke(T2)  # uninstalled: its tokens stop working
+        run = vsm("forget-workspace", T2, "--yes", "--db", str(two), cwd=two.parent, env=api(slack))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        f"Slack says the bot token of workspace {T2} no longer works (vsm-bot was uninstalled there, or "
+        "its token revoked, and the event was missed): its installation is forgotten too.",
+        f"Forgot workspace {T2}: deleted 1 team, 0 org settings, 1 settings log row, 0 delivery records, "
+        "0 nudge records, 0 experiments, 1 stored figure, 1 installation. Source data is kept.",
+    ]
+    assert TOKEN not in run.stdout + run.stderr
+    assert held(two, T2) == dict.fromkeys(OWNED, 0)
+    assert rows(two, "installations", "team_id = ?", [T2]) == []
+    assert rows(two, "installations", "enterprise_id = ?", [GRID]) == grid
+    assert {t: rows(two, t, "workspace != ?", [T2]) for t in OWNED} == others
+
+
+@pytest.mark.parametrize("slack_says", ["internal_error", None])  # None: Slack not reached at all
+def test_forget_refuses_an_installed_workspace_when_slack_cannot_be_asked(base, slack_says):
+    before = digest_of(base)
+    with MockSlack() as slack:
+        if slack_says:
+            slack.errors["auth.test"] = slack_says
+            run = vsm("forget-workspace", T2, "--yes", "--db", str(base), cwd=base.parent, env=api(slack))
+    if not slack_says:  # the mock closed: nothing listens at its address any more
+        run = vsm("forget-workspace", T2, "--yes", "--db", str(base), cwd=base.parent, env=api(slack))
+    assert run.returncode == 2 and "Traceback" not in run.stderr and run.stdout == ""
+    assert run.stderr.splitlines()[-1] == (
+        f"vsm: workspace {T2} is installed, and Slack could not be asked whether its token still works: "
+        "nothing deleted (try again later, or uninstall vsm-bot from it first)"
+    )
+    assert TOKEN not in run.stderr
+    assert digest_of(base) == before
+
+
+def test_a_token_stored_after_slack_said_dead_refuses_the_forget(two):
+    """Slack was asked about T2's old token (dead), and T2 installed again before the delete: its new
+    token is not the one Slack said was dead, so nothing is deleted, under the write lock."""
+    install(two, team_id=T2, token="xoxb-new-install")
+    before = digest_of(two)
+    with pytest.raises(VsmError, match=f"workspace {T2} was installed meanwhile: nothing deleted"):
+        workspace_rows.forget(open_db(two, create=False), T2, dead_tokens={TOKEN})
+    assert digest_of(two) == before
+    assert workspace_rows.forget(open_db(two, create=False), T1, dead_tokens={TOKEN})["teams"] == 2
+
+
+def api(slack: MockSlack) -> dict:
+    """The environment that sends the `vsm` process's Slack calls to the mock."""
+    return {"SLACK_API_URL": slack.base_url}
 
 
 def test_forget_on_a_terminal_asks_for_the_id_typed_again(two):
