@@ -25,7 +25,7 @@ from bot.listeners.events.app_home import SeenEvents
 from bot.store import Store
 from metrics.errors import VsmError
 from metrics.teams import Team
-from metrics.workspace import SINGLE, Workspace, workspace_of
+from metrics.workspace import SINGLE, Workspace, shown, workspace_of
 
 log = logging.getLogger("vsm.bot")
 
@@ -49,9 +49,12 @@ class Deps:
     # Called with the workspace after every change to its org settings (the scheduler re-plans the
     # org digest).
     on_org_saved: Callable[[Workspace], None] = field(default=lambda ws: None)
-    # Called with the workspace when Slack says the app was uninstalled there or its bot token was
-    # revoked (the scheduler stops that workspace's digests, nudges and verdicts at once).
-    on_uninstalled: Callable[[Workspace], None] = field(default=lambda ws: None)
+    # Called with the workspace and the event's time (Slack's ``event_time``; None when it sent none)
+    # when Slack says the app was uninstalled there or its bot token was revoked: its tokens installed
+    # by then are removed (OAuth mode) and its digests, nudges and verdicts stop at once. Returns how
+    # many installations were removed (None in single-workspace mode, where none are stored).
+    # ``create_app`` builds it from its ``on_uninstalled`` (the scheduler's).
+    on_uninstalled: Callable[[Workspace, float | None], int | None] = field(default=lambda ws, at: None)
     # Channel members, re-read at most once a minute: every change is authorised against them.
     members: MemberCache = field(default_factory=MemberCache)
     # Event ids seen in the last hour: Slack retries an event it thinks we missed.
@@ -84,20 +87,31 @@ class WithDeps(Middleware):
         return next()
 
 
-def _forgetting(oauth_flow: OAuthFlow, then: Callable[[Workspace], None]) -> Callable[[Workspace], None]:
-    """``then``, after the workspace's tokens are removed from the installations (``then`` runs even
-    if the removal fails, so the workspace's digests stop either way)."""
-    from bot.installs import Installations
+def _forgetting(
+    oauth_flow: OAuthFlow, then: Callable[[Workspace], None]
+) -> Callable[[Workspace, float | None], int]:
+    """The installable app's uninstall: the workspace's tokens installed by the event's time removed,
+    then ``then`` (``bot.installs.uninstaller``, the path the scheduler takes for a dead token too)."""
+    from bot.installs import Installations, uninstaller
 
     installations = oauth_flow.settings.installation_store
     if not isinstance(installations, Installations):
         raise VsmError("the OAuth flow's installations are not vsm-bot's (bot.installs.oauth_settings)")
+    uninstall = uninstaller(installations, then)
+    return lambda ws, at: uninstall(ws, before=at)
 
-    def uninstalled(ws: Workspace) -> None:
-        try:
-            installations.forget(ws)
-        finally:
-            then(ws)
+
+def _stopping(then: Callable[[Workspace], None]) -> Callable[[Workspace, float | None], None]:
+    """Single-workspace mode's uninstall: no tokens are stored (``SLACK_BOT_TOKEN`` is the operator's),
+    so ``then`` alone: the workspace's jobs stop until ``vsm serve`` starts again."""
+
+    def uninstalled(ws: Workspace, at: float | None) -> None:
+        log.warning(
+            "%s: its digests, nudges and verdicts stop until vsm serve is restarted (with a working "
+            "SLACK_BOT_TOKEN, once the app is installed again)",
+            shown(ws),
+        )
+        then(ws)
 
     return uninstalled
 
@@ -149,8 +163,10 @@ def create_app(
     request is served with its workspace's bot token from the installations (``client`` has none), a
     workspace with no installation is told so (``installs.NOT_INSTALLED``), and it implies
     ``per_workspace``. A workspace's ``app_uninstalled``/``tokens_revoked`` then removes its tokens
-    before ``on_uninstalled`` is told: Bolt runs only the first listener matching an event, so the
-    removal lives with the one listener that hears it (bot/listeners/events), through this hook."""
+    installed by the event's time before ``on_uninstalled`` (the scheduler's ``unplan_workspace``) is
+    told: Bolt runs only the first listener matching an event, so the removal lives with the one
+    listener that hears it (bot/listeners/events), through this hook. Without ``oauth_flow``,
+    ``on_uninstalled`` is told and logged, nothing else."""
     flow: dict = {}
     if oauth_flow is not None:
         from bot.installs import NOT_INSTALLED
@@ -171,10 +187,11 @@ def create_app(
         deps.on_team_saved = on_team_saved
     if on_org_saved is not None:
         deps.on_org_saved = on_org_saved
-    if on_uninstalled is not None:
-        deps.on_uninstalled = on_uninstalled
+    stop = on_uninstalled or (lambda ws: None)
     if oauth_flow is not None:
-        deps.on_uninstalled = _forgetting(oauth_flow, deps.on_uninstalled)
+        deps.on_uninstalled = _forgetting(oauth_flow, stop)
+    elif on_uninstalled is not None:
+        deps.on_uninstalled = _stopping(stop)
     if members is not None:
         deps.members = members
     app.error(last_resort(signing_secret))

@@ -262,22 +262,34 @@ class Installations(InstallationStore):
             is_enterprise_install=bool(r["is_enterprise_install"]),
         )
 
-    def forget(self, ws: Workspace) -> int:
+    def forget(self, ws: Workspace, *, before: float | None = None, token: str | None = None) -> int:
         """Slack says ``ws`` uninstalled the app or revoked its bot token: its tokens go (every row of
         it), so nothing is sent there with them again. Its teams and history are not here and stay.
-        Returns how many rows went."""
+        ``before``: only rows installed at or before that time (the uninstall event's ``event_time``),
+        so a late redelivery of an old event after a quick reinstall leaves the new tokens alone.
+        ``token``: only the row still holding that bot token (the one Slack called dead). Returns how
+        many rows went; one log line either way."""
         deleted = 0
+        where = self._OF_WORKSPACE
+        if before is not None:
+            where += " and installed_at <= :before"
+        if token is not None:
+            where += " and bot_token = :token"
+        args = {"client_id": self.client_id, "ws": ws, "before": before, "token": token}
 
         def delete(db: Any) -> None:
             nonlocal deleted
-            cursor = db.execute(
-                f"delete from installations where {self._OF_WORKSPACE}",
-                {"client_id": self.client_id, "ws": ws},
-            )
-            deleted = cursor.rowcount
+            deleted = db.execute(f"delete from installations where {where}", args).rowcount
 
         self._write(delete)
-        log.info("%s: tokens removed (%d installation)", shown(ws), deleted)
+        if deleted:
+            log.info(
+                "%s: tokens removed (%d installation%s)", shown(ws), deleted, "" if deleted == 1 else "s"
+            )
+        elif self.find_workspace(ws) is not None:
+            log.info("%s: no tokens removed: installed again since (its installation is newer)", shown(ws))
+        else:
+            log.info("%s: no tokens removed: none stored", shown(ws))
         return deleted
 
     def find_installation(
@@ -325,18 +337,45 @@ class Installations(InstallationStore):
         return found.to_bot() if found is not None else None
 
     def delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        """The bot token revoked (``tokens_revoked``) or the app uninstalled: the row goes, since a
-        row without its bot token serves nothing. The workspace's teams and history are not here."""
-        key = self._key(enterprise_id, team_id, False)
-        self._write(lambda db: db.execute(f"delete from installations where {_WHERE}", key))
+        """slack_sdk's ``InstallationStore`` interface (Bolt's token revocation listeners call it; vsm-bot
+        does not enable them: its own listener, bot/listeners/events/uninstall.py, calls
+        :func:`uninstaller`). Routed through :meth:`forget`: the workspace's own row, or, for a Grid
+        workspace with none, its enterprise's org-wide row, which Slack's ids alone do not tell apart
+        (a row without its bot token serves nothing)."""
+        removed = self.forget(Workspace(team_id)) if team_id else 0
+        if not removed and enterprise_id:
+            self.forget(Workspace(enterprise_id))
 
     def delete_installation(
         self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
     ) -> None:
-        """The workspace's installation; one user's (a revoked user token) is nothing to delete,
-        since no user token is stored."""
+        """slack_sdk's interface, as :meth:`delete_bot`: the workspace's installation; one user's (a
+        revoked user token) is nothing to delete, since no user token is stored."""
         if user_id is None:
             self.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+
+
+def uninstaller(installations: Installations, stop: Callable[[Workspace], None]) -> Callable[..., int]:
+    """What Slack's uninstall means to an installable vsm-bot, whoever learns of it: the
+    ``app_uninstalled``/``tokens_revoked`` listener (``before``: the event's time) or the scheduler
+    finding the workspace's token dead (``token``: the one Slack refused; the event was missed).
+    ``ws``'s installations go (:meth:`Installations.forget`), then ``stop(ws)`` (the scheduler's
+    ``unplan_workspace``), which runs even when the removal fails. When nothing was removed because
+    ``ws`` is installed again since, its jobs stay: the reinstall planned them. Returns the rows
+    removed."""
+
+    def uninstalled(ws: Workspace, *, before: float | None = None, token: str | None = None) -> int:
+        try:
+            removed = installations.forget(ws, before=before, token=token)
+        except Exception:
+            stop(ws)
+            raise
+        if removed == 0 and installations.find_workspace(ws) is not None:
+            return 0  # forget said so
+        stop(ws)
+        return removed
+
+    return uninstalled
 
 
 class Busy(Exception):

@@ -168,19 +168,7 @@ def serve(
     client = web_client(slack.bot_token, api_url)  # installable: no token; each workspace's comes from Bolt
     grace, sync_minutes = timedelta(hours=cfg.grace_hours), int(cfg.sync_every_minutes)
     sync = partial(sync_job, cfg.sources, db_path) if cfg.sources else None
-    if slack.oauth:
-        scheduler, app = _installable(
-            store, db_path, client, slack, scopes, api_url, grace, sync, sync_minutes
-        )
-    else:
-        scheduler = Scheduler(store, client, grace=grace, sync=sync, sync_minutes=sync_minutes)
-        app = create_app(
-            store,
-            client,
-            signing_secret=slack.signing_secret,
-            on_team_saved=scheduler.plan_team,
-            on_org_saved=scheduler.plan_org,
-        )
+    scheduler, app = _build(store, db_path, client, slack, scopes, api_url, grace, sync, sync_minutes)
     # The address is taken before the scheduler starts: a second `vsm serve` on a port in use stops
     # here, before it plans or catches up work against the database the first one serves.
     server = http_server(app, slack.signing_secret or "", host=host, port=port) if http else None
@@ -199,7 +187,7 @@ def _scopes() -> list[str]:
     return manifest_scopes()
 
 
-def _installable(
+def _build(
     store: Store,
     db_path: str,
     client: WebClient,
@@ -210,14 +198,45 @@ def _installable(
     sync: Callable[[], None] | None,
     sync_minutes: int,
 ) -> tuple[Scheduler, App]:
-    """The scheduler and the app of an installable vsm-bot: the workspaces served are those installed
-    (the ``installations`` table), each workspace's digests and nudges go with its own bot token, an
-    install plans its teams at once (a workspace installed again finds its teams and history as it
-    left them) and an uninstall removes its tokens and stops its jobs at once."""
+    """The deployment's one scheduler and its app. A settings save re-plans its team or org, and an
+    uninstall stops the workspace's jobs (in single-workspace mode, SINGLE's, until a restart).
+    Installable, each adds what :func:`_installable` gives."""
+    scheduler_args: dict[str, Any] = {}
+    app_args: dict[str, Any] = {}
+    if slack.oauth:
+        scheduler_args, app_args = _installable(store, db_path, slack, scopes, api_url, lambda: scheduler)
+    scheduler = Scheduler(store, client, grace=grace, sync=sync, sync_minutes=sync_minutes, **scheduler_args)
+    app = create_app(
+        store,
+        client,
+        signing_secret=slack.signing_secret,
+        on_team_saved=scheduler.plan_team,
+        on_org_saved=scheduler.plan_org,
+        on_uninstalled=scheduler.unplan_workspace,
+        **app_args,
+    )
+    return scheduler, app
+
+
+def _installable(
+    store: Store,
+    db_path: str,
+    slack: Slack,
+    scopes: list[str],
+    api_url: str | None,
+    scheduler: Callable[[], Scheduler],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an installable vsm-bot adds to the scheduler's arguments and the app's: the workspaces
+    served are those installed (the ``installations`` table), each workspace's digests and nudges go
+    with its own bot token, a token Slack calls dead is the uninstall whose event was missed (its
+    installation removed and its jobs stopped, as the event would), and an install plans its teams
+    at once (a workspace installed again finds its teams and history as it left them). The app
+    serves the OAuth flow, and an uninstall removes the workspace's tokens before its jobs stop.
+    ``scheduler()``: the scheduler these are for, once built."""
     from bot import installs
 
     def installed(ws: Workspace) -> None:
-        scheduler.plan_workspace(ws)
+        scheduler().plan_workspace(ws)
         teams = len(list_teams(store.db, ws=ws))
         log.info("%s installed: digests and nudges planned for its %d team(s)", shown(ws), teams)
 
@@ -231,6 +250,7 @@ def _installable(
     )
     authorize: installs.Authorize = settings.authorize
     installations: installs.Installations = settings.installation_store
+    uninstall = installs.uninstaller(installations, lambda ws: scheduler().unplan_workspace(ws))
 
     def workspace_client(ws: Workspace) -> WebClient | None:
         """The workspace's bot client for a scheduled job, its token renewed if due; None when the
@@ -238,26 +258,13 @@ def _installable(
         token = authorize.bot_token(ws)
         return web_client(token, api_url) if token else None
 
-    scheduler = Scheduler(
-        store,
-        client,
-        grace=grace,
-        sync=sync,
-        sync_minutes=sync_minutes,
-        clients=workspace_client,
-        workspaces=installations.workspaces,
+    def dead_token(ws: Workspace, token: str | None) -> None:
+        uninstall(ws, token=token)
+
+    return (
+        {"clients": workspace_client, "workspaces": installations.workspaces, "on_dead_token": dead_token},
+        {"oauth_flow": installs.oauth_flow(settings, api_url)},
     )
-    app = create_app(
-        store,
-        client,
-        signing_secret=slack.signing_secret,
-        on_team_saved=scheduler.plan_team,
-        on_org_saved=scheduler.plan_org,
-        oauth_flow=installs.oauth_flow(settings, api_url),
-        on_uninstalled=scheduler.unplan_workspace,
-        per_workspace=True,
-    )
-    return scheduler, app
 
 
 def _timestamp_ok(value: str | None) -> bool:

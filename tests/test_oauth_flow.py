@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -93,16 +94,22 @@ class Served:
             form["enterprise_id"] = enterprise_id
         return self.post(urlencode(form), "application/x-www-form-urlencoded")
 
-    def event(self, team_id: str, event: dict, event_id: str) -> requests.Response:
-        envelope = {
+    def event(
+        self, team_id: str, event: dict, event_id: str, at: float | None = None, **envelope: object
+    ) -> requests.Response:
+        """The event as Slack sends it, stamped ``at`` (Slack's ``event_time``, whole seconds; now by
+        default, rounded up: an event sent within the second of an install here is after it, as a
+        person's uninstall always is in Slack). ``envelope``: more fields (``enterprise_id``...)."""
+        body = {
             "type": "event_callback",
             "team_id": team_id,
             "api_app_id": "A1",
             "event_id": event_id,
-            "event_time": int(time.time()),
+            "event_time": math.ceil(time.time() if at is None else at),
             "event": event,
+            **envelope,
         }
-        return self.post(json.dumps(envelope), "application/json")
+        return self.post(json.dumps(body), "application/json")
 
 
 @pytest.fixture

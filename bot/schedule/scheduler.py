@@ -29,12 +29,22 @@ the scheduler serves SINGLE with its one client, as it always did. With many ins
 uninstalled): ``plan_workspace`` plans a workspace's teams and org digest when it is installed,
 ``unplan_workspace`` removes them all at once when it is uninstalled, and a job that fires for a
 workspace with no client sends nothing and records nothing (logged), so the workspace's teams and
-ledger are as they were if it installs again.
+ledger are as they were if it installs again. A settings save that finishes after its workspace was
+uninstalled plans nothing (``plan_team``/``plan_org`` ask ``workspaces`` under the planning lock
+``unplan_workspace`` takes too).
+
+A dead token (issue 14): when Slack answers a digest, nudge or verdict of an installed workspace with
+``account_inactive``, ``invalid_auth``, ``token_revoked`` or ``not_authed`` (``delivery.DEAD_TOKEN``),
+the workspace uninstalled while ``vsm serve`` was down and its event never arrived. The scheduler then
+tells ``on_dead_token(ws, token)`` once (``vsm serve``: the uninstall event's own path, its installation
+removed and its jobs stopped) instead of failing at every run. In single-workspace mode, where the token
+is the operator's ``SLACK_BOT_TOKEN``, it only logs, loudly, and deletes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -48,7 +58,15 @@ from slack_sdk import WebClient
 from bot.render import nudge as nudge_view
 from bot.render import org_digest as org_digest_view
 from bot.render.digest import message as digest_message
-from bot.schedule.delivery import ChannelPacer, Key, Outcome, deliver, record_skipped, settled
+from bot.schedule.delivery import (
+    ChannelPacer,
+    Key,
+    Outcome,
+    dead_token,
+    deliver,
+    record_skipped,
+    settled,
+)
 from bot.schedule.verdicts import run_verdicts
 from bot.store import Store
 from metrics.digest import build_digest, digest_window
@@ -189,13 +207,23 @@ class Scheduler:
         sync_minutes: int = 60,
         clients: Callable[[Workspace], WebClient | None] | None = None,
         workspaces: Callable[[], list[Workspace]] | None = None,
+        on_dead_token: Callable[[Workspace, str | None], object] | None = None,
     ):
         """``client`` serves single-workspace mode. With many installations, ``workspaces`` lists
         those installed now and ``clients`` gives one's bot client (None once it is uninstalled);
-        without them the scheduler serves SINGLE alone, with ``client``."""
+        without them the scheduler serves SINGLE alone, with ``client``. ``on_dead_token(ws, token)``
+        is told, once, that Slack refused ``ws``'s bot ``token`` as dead (see the module's
+        docstring); without it, or for SINGLE, that is only logged."""
         self.store, self.client = store, client
         self.clients = clients or self._single_client
         self.workspaces = workspaces or (lambda: [SINGLE])
+        self._listed = workspaces is not None  # only installed workspaces are planned
+        self.on_dead_token = on_dead_token
+        self._dead: set[tuple[Workspace, str | None]] = set()  # (workspace, token) already told
+        self._dead_lock = threading.Lock()
+        # Planning a workspace's jobs and removing them all are one at a time: a settings save cannot
+        # re-add jobs between an uninstall's check and its removal.
+        self._planning = threading.RLock()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.grace = grace
         self.pacer = pacer or ChannelPacer()
@@ -226,10 +254,57 @@ class Scheduler:
             log.info("%s not sent: %s is not installed", what, shown(ws))
         return client
 
+    def _token_dead(self, ws: Workspace, client: WebClient, outcomes: list[Outcome]) -> bool:
+        """Whether Slack refused ``client``'s token as dead in any of ``outcomes``; if so, and for the
+        first time, said in one line (no token) and, for an installed workspace, ``on_dead_token`` is
+        told (its installation removed, its jobs stopped: the uninstall event's path)."""
+        error = next((o.error for o in outcomes if o.state == "failed" and dead_token(o.error)), None)
+        if error is None:
+            return False
+        code = error.rsplit(": ", 1)[-1]
+        token = getattr(client, "token", None)
+        if ws == SINGLE or self.on_dead_token is None:
+            log.error(
+                "Slack refuses %s's bot token (%s): every digest, nudge and verdict fails until "
+                "SLACK_BOT_TOKEN is replaced with a working one (was the app uninstalled?); nothing deleted",
+                shown(ws),
+                code,
+            )
+            return True
+        with self._dead_lock:
+            if (ws, token) in self._dead:
+                return True
+            self._dead.add((ws, token))
+        log.warning(
+            "Slack refuses the bot token of %s (%s): taken as an uninstall whose event was missed; its "
+            "token is removed and its jobs stop (its teams and history stay for a reinstall)",
+            shown(ws),
+            code,
+        )
+        try:
+            self.on_dead_token(ws, token)
+        except Exception as exc:  # noqa: BLE001 - the next failure with this token is not told again
+            log.error("%s: the dead token was not removed: %s", shown(ws), error_line(exc))
+        return True
+
+    def _installed(self, ws: Workspace, what: str) -> bool:
+        """Whether ``ws`` is one the scheduler serves (always, without ``workspaces``); if not, logged:
+        a settings save finishing after its workspace was uninstalled plans nothing."""
+        if not self._listed or ws in self.workspaces():
+            return True
+        log.info("%s not planned: %s is not installed", what, shown(ws))
+        return False
+
     # -- planning --------------------------------------------------------------------------------
     def plan_team(self, team: Team, ws: Workspace = SINGLE) -> None:
         """(Re)place the team's jobs; called at start and after every settings change
-        (``Deps.on_team_saved``, with the workspace the change was made in)."""
+        (``Deps.on_team_saved``, with the workspace the change was made in): none for a workspace
+        not installed (uninstalled while the change was being saved)."""
+        with self._planning:
+            if self._installed(ws, f"digest and nudges of {team.name}"):
+                self._plan_team(team, ws)
+
+    def _plan_team(self, team: Team, ws: Workspace) -> None:
         if not team.channel:
             self.unplan_team(team.name, ws=ws)
             return
@@ -259,7 +334,12 @@ class Scheduler:
         """(Re)place the workspace's org digest job; called at start and after every org settings
         change (``Deps.on_org_saved``): a job while ``[org] channel`` is set, none when it is not (or
         when the org's zone is unknown, which ``set_org`` refuses, so only a hand-edited database can
-        hold one: logged, not guessed)."""
+        hold one: logged, not guessed), none for a workspace not installed."""
+        with self._planning:
+            if self._installed(ws, "organisation digest"):
+                self._plan_org(ws)
+
+    def _plan_org(self, ws: Workspace) -> None:
         org = get_org(self.store.db, ws=ws)
         trigger = None
         if org.get("channel"):
@@ -282,22 +362,28 @@ class Scheduler:
     def plan_workspace(self, ws: Workspace) -> None:
         """Plan every team of the workspace and its org digest, and drop any job of it that the
         database no longer calls for: at start, and when the workspace is installed (again: the
-        teams it had come back with their schedules)."""
-        teams = list_teams(self.store.db, ws=ws)
-        for team in teams:
-            self.plan_team(team, ws)
-        self.plan_org(ws)
-        wanted = {job_id(kind, ws, t.name) for t in teams for kind in ("digest", "nudges")} | {org_job(ws)}
-        for job in list(self._jobs_of(ws)):
-            if job.id not in wanted:
-                self._remove(job.id)
+        teams it had come back with their schedules); nothing for a workspace not installed."""
+        with self._planning:
+            if not self._installed(ws, "digests and nudges"):
+                return
+            with self._dead_lock:  # installed again: a token of it found dead later is told again
+                self._dead = {dead for dead in self._dead if dead[0] != ws}
+            teams = list_teams(self.store.db, ws=ws)
+            for team in teams:
+                self._plan_team(team, ws)
+            self._plan_org(ws)
+            wanted = {job_id(k, ws, t.name) for t in teams for k in ("digest", "nudges")} | {org_job(ws)}
+            for job in list(self._jobs_of(ws)):
+                if job.id not in wanted:
+                    self._remove(job.id)
 
     def unplan_workspace(self, ws: Workspace) -> None:
         """Remove every job of the workspace at once (``Deps.on_uninstalled``: the app was uninstalled
         there or its tokens revoked); its teams, settings and ledger stay in the database."""
-        jobs = list(self._jobs_of(ws))
-        for job in jobs:
-            self._remove(job.id)
+        with self._planning:
+            jobs = list(self._jobs_of(ws))
+            for job in jobs:
+                self._remove(job.id)
         log.info("%s: %d jobs removed", shown(ws), len(jobs))
 
     def _jobs_of(self, ws: Workspace) -> Iterator[Job]:
@@ -421,6 +507,7 @@ class Scheduler:
         outcome = deliver(self.store.db, client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
         log.info("%s %s: %s (composed in %.0f ms)", what, key, outcome.state, composed)
+        self._token_dead(key.workspace, client, [outcome])
         return outcome
 
     def run_nudges(self, team_name: str, *, ws: Workspace = SINGLE) -> list[Outcome]:
@@ -442,14 +529,26 @@ class Scheduler:
             if outcome.state in ("sent", "recovered"):
                 record_nudged(db, team, nudge, now.timestamp(), ws=ws)
             outcomes.append(outcome)
+            if self._token_dead(ws, client, [outcome]):
+                break  # the other nudges would fail the same way
         return outcomes
 
     def run_verdicts(self) -> list[Outcome]:
         """Experiments whose time is up (every workspace's): judged, and each verdict posted to its
         team's channel once, with its workspace's client (see ``bot.schedule.verdicts``)."""
-        return run_verdicts(
-            self.store.db, self.clients, self.clock(), pacer=self.pacer, workspaces=self.workspaces()
+        used: dict[Workspace, WebClient | None] = {}  # each workspace's client, to see whose token died
+
+        def client(ws: Workspace) -> WebClient | None:
+            used[ws] = self.clients(ws)
+            return used[ws]
+
+        outcomes = run_verdicts(
+            self.store.db, client, self.clock(), pacer=self.pacer, workspaces=self.workspaces()
         )
+        for ws, each in used.items():
+            if each is not None:
+                self._token_dead(ws, each, [o for o in outcomes if o.key.workspace == ws])
+        return outcomes
 
     def catch_up(self) -> list[Outcome]:
         """After downtime: each installed workspace's teams' latest scheduled digest, and its org's, if
