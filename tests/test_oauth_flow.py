@@ -35,6 +35,8 @@ from slackkit import SECRET, signed, wait_for
 from bot import installs, serve
 from bot.store import Store
 from metrics.store import open_db
+from metrics.workspace import workspace_of
+from metrics.workspace_rows import INSTALLED_AS, installed
 
 CLIENT_ID = "111.222"
 CLIENT_SECRET = "client-secret-never-logged"
@@ -655,3 +657,46 @@ def test_token_dead_asks_slack_whether_a_stored_token_still_works(served):
     assert installs.token_dead(store, "TB", url) is True
     served.slack.close()
     assert installs.token_dead(store, "TA", url) is None  # Slack not reached
+
+
+def test_an_installation_rows_workspace_is_drawn_one_way(served):
+    """``workspace_of`` (the scheduler's list), ``INSTALLED_AS`` (vsm workspaces, forget-workspace)
+    and the rows an uninstall removes all name the same workspace for every kind of installation."""
+    assert served.install("code-a", Workspace("TA", "Acme")).status_code == 200
+    assert served.install("code-b", Workspace("TB", "Beta", enterprise_id="E1")).status_code == 200
+    org = Workspace("TG", "Grid", enterprise_id="E2", enterprise_install=True)
+    assert served.install("code-org", org).status_code == 200
+    store = served.app.oauth_flow.settings.installation_store
+    db = open_db(served.db_path)
+    try:
+        drawn = {
+            r["ws"]: workspace_of(
+                r["enterprise_id"] or None, r["team_id"] or None, r["is_enterprise_install"]
+            )
+            for r in db.query(f"select {INSTALLED_AS} as ws, * from installations")
+        }
+        assert drawn == {"TA": "TA", "TB": "TB", "E2": "E2"}
+        assert store.workspaces() == sorted(drawn)
+        assert all(installed(db, ws) for ws in drawn)
+        assert not installed(db, "E1") and not installed(db, "TG")
+    finally:
+        db.conn.close()
+    for ws in drawn:
+        assert store.find_workspace(ws) is not None
+        assert store.forget(ws) == 1
+    assert served.rows() == []
+
+
+def test_bolts_revocation_listeners_find_an_org_wide_installation(served):
+    """``delete_bot``/``delete_installation`` (slack_sdk's interface, here through Bolt's listeners,
+    which name a workspace of the org and its enterprise, not whether the install was org-wide)
+    remove the org-wide installation that served the workspace; a Grid workspace's own row first."""
+    org = Workspace("TG", "Grid", enterprise_id="E1", enterprise_install=True)
+    assert served.install("code-org", org).status_code == 200
+    own = Workspace("TB", "Beta", enterprise_id="E1")
+    assert served.install("code-b", own).status_code == 200
+    revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}}
+    assert served.event("TB", revoked, "Ev-own", enterprise_id="E1").status_code == 200
+    wait_for(lambda: [(r["team_id"], r["enterprise_id"]) for r in served.rows()] == [("", "E1")], 10)
+    assert served.event("TX", {"type": "app_uninstalled"}, "Ev-org", enterprise_id="E1").status_code == 200
+    wait_for(lambda: served.rows() == [], 10, served.rows)

@@ -7,23 +7,34 @@ Slack, and every Web API call made for a workspace carries that workspace's own 
 records the ``Authorization`` of each call). Slack's ``app_uninstalled`` for one removes its tokens and
 its scheduled jobs, its next request is told vsm-bot is not installed, the other carries on, and the
 uninstalled one installing again finds its team as it left it.
+
+The installation's life besides (issue 14 review): a restarted `vsm serve` sends each installed
+workspace's due digest with that workspace's own token; a workspace whose token Slack calls dead (its
+uninstall event was missed) is uninstalled as the event would have done; a redelivered or late
+``app_uninstalled`` leaves a reinstall alone; an org-wide install's event that does not say so is
+warned about; and in single-workspace mode an uninstall stops the jobs and deletes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import test_slack_serve
+from builders import team
 from fakes.slack import MockSlack, Workspace
-from slackkit import SECRET, command_body, initial_state, wait_for
+from slackkit import SECRET, command_body, initial_state, signed, wait_for
 from test_oauth_flow import CLIENT_ID, CLIENT_SECRET, Served, token_of
-from test_slack_serve import FORM, free_port, run_vsm, vsm_serve
+from test_slack_serve import FORM, free_port, post, run_vsm, vsm_serve
 
 from bot import installs
 from metrics.store import open_db
+from metrics.teams import create_team
 
 # Each workspace: its team id and name, the channel its team lives in, a member of that channel.
 SPACES = {"T1": ("One", "C0ONE0001", "U1"), "T2": ("Two", "C0TWO0002", "U2")}
@@ -41,15 +52,29 @@ def oauth_env(slack_url: str) -> dict[str, str]:
     }
 
 
+def serving(tmp_path, slack: MockSlack):
+    """An installable `vsm serve --http` on ``tmp_path``'s database, against ``slack``."""
+    return vsm_serve(tmp_path, slack.base_url, env=oauth_env(slack.base_url))
+
+
+def browser_of(served, slack: MockSlack, tmp_path) -> Served:
+    """The browser (and Slack's event sender) talking to ``served``."""
+    return Served(f"http://{served.host}:{served.port}", slack, tmp_path / "s.db", None)
+
+
+def mock_slack() -> MockSlack:
+    """The Slack of these tests: each workspace's channel with its member; an app's credentials that
+    oauth.v2.access checks."""
+    slack = MockSlack(members={channel: [user] for _, channel, user in SPACES.values()})
+    slack.app = (CLIENT_ID, CLIENT_SECRET)
+    return slack
+
+
 @pytest.fixture
-def installable(tmp_path, monkeypatch):
+def installable(tmp_path):
     """A running installable `vsm serve --http`, the browser and Slack that talk to it."""
-    members = {channel: [user] for _, channel, user in SPACES.values()}
-    monkeypatch.setattr(test_slack_serve, "serve_env", oauth_env)  # vsm_serve's environment
-    with MockSlack(members=members) as slack, vsm_serve(tmp_path, slack.base_url) as served:
-        slack.app = (CLIENT_ID, CLIENT_SECRET)  # oauth.v2.access checks the app's credentials
-        browser = Served(f"http://{served.host}:{served.port}", slack, tmp_path / "s.db", None)
-        yield served, browser, slack
+    with mock_slack() as slack, serving(tmp_path, slack) as served:
+        yield served, browser_of(served, slack, tmp_path), slack
 
 
 def command(browser: Served, ws: str, text: str, *, response_url: str = ""):
@@ -217,3 +242,162 @@ def test_settings_at_odds_are_one_line_and_change_nothing(tmp_path, extra, args,
     assert proc.returncode == 2 and len(lines) == 1 and said in lines[0], err
     assert lines[0].startswith("vsm: ") and CLIENT_SECRET not in err
     assert not db.exists()
+
+
+def digests(slack: MockSlack) -> list[tuple[str, str | None]]:
+    """(channel, Authorization) of every scheduled digest posted (its metadata says so)."""
+    return sorted(
+        (c.body["channel"], c.auth)
+        for c in slack.calls_to("chat.postMessage")
+        if ((c.body.get("metadata") or {}).get("event_payload") or {}).get("kind") == "digest"
+    )
+
+
+@contextlib.contextmanager
+def installed_then_restarted(tmp_path, slack: MockSlack):
+    """Each workspace of SPACES has a team ``payments`` whose weekly digest was due two minutes ago
+    (by the real clock, which `vsm serve` runs on), installs vsm-bot through the browser, and `vsm
+    serve` is stopped and started again: at start it catches up each installed workspace's due digest.
+    Yields the restarted server and its browser."""
+    due = datetime.now(UTC) - timedelta(minutes=2)
+    digest = {"day": due.strftime("%a").lower(), "time": due.strftime("%H:%M"), "period_days": 28}
+    db = open_db(tmp_path / "s.db")
+    for ws, (_, channel, _) in SPACES.items():
+        create_team(db, team(name="payments", channel=channel, digest=digest), who="U0", ws=ws)
+    db.conn.close()
+    with serving(tmp_path, slack) as first:
+        browser = browser_of(first, slack, tmp_path)
+        for ws, (name, _, _) in SPACES.items():
+            assert browser.install(f"code-{ws}", Workspace(ws, name)).status_code == 200
+            first.wait_for_log(f"workspace {ws} installed: digests and nudges planned for its 1 team(s)")
+    assert digests(slack) == []  # installing plans the next digests; the one due was missed
+    with serving(tmp_path, slack) as served:
+        yield served, browser_of(served, slack, tmp_path)
+
+
+def test_a_restarted_vsm_serve_sends_each_installed_workspaces_due_digest_with_its_own_token(tmp_path):
+    with mock_slack() as slack, installed_then_restarted(tmp_path, slack) as (served, browser):
+        sent = wait_for(lambda: len(digests(slack)) == 2 and digests(slack), 30, served.log)
+        assert sent == [
+            ("C0ONE0001", f"Bearer {token_of(slack, 'T1')}"),
+            ("C0TWO0002", f"Bearer {token_of(slack, 'T2')}"),
+        ]
+        db = open_db(browser.db_path, create=False)
+        try:
+            ledger = sorted((r["key"].split("/")[0], r["state"]) for r in db["deliveries"].rows)
+        finally:
+            db.conn.close()
+        assert ledger == [("T1:payments", "sent"), ("T2:payments", "sent")]
+        for secret in [CLIENT_SECRET, *slack.tokens]:
+            assert secret not in served.log()
+
+
+def test_a_token_slack_calls_dead_is_the_missed_uninstall_its_installation_and_jobs_go(tmp_path):
+    """vsm serve was down when T1 uninstalled: no event came. Its digest fails with
+    ``account_inactive``; T1 is then uninstalled as the event would have done, once, and T2 is served."""
+    with mock_slack() as slack:
+        slack.channel_errors["C0ONE0001"] = "account_inactive"  # what Slack answers T1's dead token
+        with installed_then_restarted(tmp_path, slack) as (served, browser):
+            log = served.wait_for_log("workspace T1: 2 jobs removed", 30)
+            assert (
+                "Slack refuses the bot token of workspace T1 (account_inactive): taken as an uninstall" in log
+            )
+            assert "workspace T1: tokens removed (1 installation)" in log
+            assert [r["team_id"] for r in browser.rows()] == ["T2"]
+            tried = wait_for(lambda: len(digests(slack)) == 2 and digests(slack), 10, served.log)
+            assert tried == [
+                ("C0ONE0001", f"Bearer {token_of(slack, 'T1')}"),  # refused: account_inactive
+                ("C0TWO0002", f"Bearer {token_of(slack, 'T2')}"),
+            ]
+            assert "C0ONE0001" not in slack.posted and len(slack.posted["C0TWO0002"]) == 1
+            # T1's next request is told vsm-bot is not installed; its team and history stay.
+            assert (browser.command("T1").status_code, browser.command("T1").text) == (
+                200,
+                installs.NOT_INSTALLED,
+            )
+            assert teams(browser.db_path)[0] == ("T1", "payments", "C0ONE0001")
+            db = open_db(browser.db_path, create=False)
+            try:
+                failed = [(r["key"], r["error"]) for r in db["deliveries"].rows if r["state"] == "failed"]
+            finally:
+                db.conn.close()
+            assert len(failed) == 1 and failed[0][1] == "account_inactive"  # one, not one per run
+            assert served.log().count("Slack refuses the bot token") == 1
+            for secret in [CLIENT_SECRET, *slack.tokens]:
+                assert secret not in served.log()
+
+
+def test_a_redelivered_or_late_uninstall_leaves_a_reinstall_alone(tmp_path):
+    """Slack redelivers an event it thinks was missed (after 1 and 5 minutes): one already handled is
+    skipped, and after a restart (which forgets what was seen) an old event removes only the
+    installations made before it, so a workspace that installed again keeps its new token and jobs."""
+    with mock_slack() as slack:
+        with serving(tmp_path, slack) as served:
+            browser = browser_of(served, slack, tmp_path)
+            assert browser.install("code-T1", Workspace("T1", "One")).status_code == 200
+            [first] = browser.rows()
+            gone = {"type": "app_uninstalled"}
+            assert browser.event("T1", gone, "Ev-old", at=first["installed_at"]).status_code == 200
+            wait_for(lambda: browser.rows() == [], 10, browser.rows)
+            served.wait_for_log("workspace T1: tokens removed (1 installation)")
+            # Installed again, in a later second than the event's (Slack stamps whole seconds).
+            wait_for(lambda: time.time() > math.ceil(first["installed_at"]), 5)
+            assert browser.install("code-T1-again", Workspace("T1", "One")).status_code == 200
+            served.wait_for_log("workspace T1 installed")
+            [again] = browser.rows()
+            assert again["bot_token"] != first["bot_token"]
+            # Slack's retry of the event it thinks we missed: skipped.
+            assert browser.event("T1", gone, "Ev-old", at=first["installed_at"]).status_code == 200
+            served.wait_for_log("app_uninstalled of workspace T1 delivered again: already handled")
+            assert browser.rows() == [again]
+        with serving(tmp_path, slack) as served:  # restarted: the events seen are forgotten
+            browser = browser_of(served, slack, tmp_path)
+            assert browser.event("T1", gone, "Ev-old", at=first["installed_at"]).status_code == 200
+            log = served.wait_for_log("workspace T1: no tokens removed: installed again since")
+            assert browser.rows() == [again]
+            assert "jobs removed" not in log
+            helped = browser.command("T1")  # served with its new token: /vsm help answers
+            assert helped.status_code == 200 and "vsm-bot" in helped.text
+            assert slack.calls_to("auth.test")[-1].auth == f"Bearer {again['bot_token']}"
+
+
+def test_an_org_wide_uninstall_whose_event_does_not_say_so_is_warned_about(installable):
+    served, browser, slack = installable
+    org = Workspace("TG", "Grid", enterprise_id="E1", enterprise_name="Big Co", enterprise_install=True)
+    assert browser.install("code-org", org).status_code == 200
+    # The event names one workspace of the org and its enterprise, without is_enterprise_install.
+    assert browser.event("TX", {"type": "app_uninstalled"}, "Ev-grid", enterprise_id="E1").status_code == 200
+    log = served.wait_for_log("had no installation of its own to remove")
+    assert "workspace TX: no tokens removed: none stored" in log
+    assert (
+        "workspace TX of enterprise E1 had no installation of its own to remove; enterprise E1's org-wide "
+        "installation stays"
+    ) in log
+    assert [(r["enterprise_id"], r["is_enterprise_install"]) for r in browser.rows()] == [("E1", 1)]
+
+
+def test_single_workspace_mode_an_uninstall_stops_its_jobs_and_deletes_nothing(tmp_path):
+    db = open_db(tmp_path / "s.db")
+    create_team(db, team(name="payments", channel="C1"), who="U0")
+    db.conn.close()
+    with MockSlack() as slack, vsm_serve(tmp_path, slack.base_url) as served:
+        body = json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "event_id": "Ev-gone",
+                "event_time": int(time.time()),
+                "event": {"type": "app_uninstalled"},
+            }
+        )
+        assert post(served.url, body, signed(body, content_type="application/json")).status_code == 200
+        log = served.wait_for_log("the single workspace: 2 jobs removed")
+        assert (
+            "the single workspace: its digests, nudges and verdicts stop until vsm serve is restarted" in log
+        )
+        db = open_db(tmp_path / "s.db", create=False)
+        try:
+            assert [t["name"] for t in db["teams"].rows] == ["payments"]
+        finally:
+            db.conn.close()

@@ -8,6 +8,7 @@ the token of every call. NOW is Wed 25 Nov 2026 15:00 UTC, when every digest her
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -52,12 +53,14 @@ class Env:
         self.installed = {ws: web_client(TOKENS[ws], slack.base_url) for ws in (T1, T2)}
         self.broken: set[Workspace] = set()
         self.listed = [T1, T2]  # what ``workspaces()`` says: installed, as the installations table last said
+        self.dead: list[tuple[Workspace, str | None]] = []  # what ``on_dead_token`` was told
         self.sched = Scheduler(
             Store(path),
             web_client("xoxb-single", slack.base_url),
             clock=self.clock,
             clients=self.client,
             workspaces=lambda: list(self.listed),
+            on_dead_token=lambda ws, token: self.dead.append((ws, token)),
         )
 
     def client(self, ws: Workspace):
@@ -295,3 +298,81 @@ def test_the_same_team_name_has_one_key_per_workspace():
         "payments/digest/2026-11-25",
     ]
     assert str(Key(ORG, "org-digest", "2026-11-25", T1)) == "T0AAA1:*org*/org-digest/2026-11-25"
+
+
+def test_a_token_slack_calls_dead_is_told_once_per_token_and_again_after_a_reinstall(env, caplog):
+    """T1 uninstalled while vsm serve was down: every call with its token is refused. The first
+    refusal, whichever job meets it (a verdict here), tells ``on_dead_token`` (vsm serve: the
+    uninstall's path); the next ones with the same token are not told again. T2 is served."""
+    for channel in (CHANNELS[T1], ORG_CHANNELS[T1]):
+        env.slack.channel_errors[channel] = "token_revoked"
+    ex.start(
+        env.db(), "payments", "merged-without-review", "pairs", 2, "U1", NOW.timestamp() - 15 * DAY, ws=T1
+    )
+    [verdict] = env.sched.run_verdicts()
+    assert (verdict.key.workspace, verdict.state, verdict.error) == (T1, "failed", "token_revoked")
+    assert env.dead == [(T1, "xoxb-t1")]
+    outcomes = env.sched.catch_up()
+    assert sorted((o.key.workspace, o.key.kind, o.state) for o in outcomes) == [
+        (T1, "digest", "failed"),
+        (T1, "org-digest", "failed"),
+        (T2, "digest", "sent"),
+        (T2, "org-digest", "sent"),
+    ]
+    assert env.dead == [(T1, "xoxb-t1")]  # once for that token
+    said = [r.getMessage() for r in caplog.records if "Slack refuses" in r.getMessage()]
+    assert said == [
+        "Slack refuses the bot token of workspace T0AAA1 (token_revoked): taken as an uninstall whose "
+        "event was missed; its token is removed and its jobs stop (its teams and history stay for a "
+        "reinstall)"
+    ]
+    env.sched.plan_workspace(T1)  # installed again; its new token dies too
+    env.clock.now += timedelta(minutes=30)
+    env.sched.run_digest("payments", ws=T1)
+    assert env.dead == [(T1, "xoxb-t1"), (T1, "xoxb-t1")]
+    # A failure that is the channel's, not the token's, is no uninstall.
+    env.slack.channel_errors[CHANNELS[T2]] = "is_archived"
+    env.sched.run_digest("payments", env.clock.now + timedelta(days=7), ws=T2)
+    assert [ws for ws, _ in env.dead] == [T1, T1]
+
+
+def test_single_workspace_mode_a_dead_token_is_only_logged_loudly(env, caplog):
+    with MockSlack(members={"C1": ["U1"]}) as slack:
+        slack.channel_errors["C1"] = "account_inactive"
+        told = []
+        single = Scheduler(
+            Store(env.path),
+            web_client("xoxb-single", slack.base_url),
+            clock=env.clock,
+            on_dead_token=lambda ws, token: told.append(ws),
+        )
+        [outcome] = single.catch_up()
+        assert (outcome.key.workspace, outcome.state) == (SINGLE, "failed")
+    assert told == []  # SLACK_BOT_TOKEN is the operator's: nothing uninstalled, nothing deleted
+    [loud] = [r for r in caplog.records if "Slack refuses" in r.getMessage()]
+    assert loud.levelno == logging.ERROR
+    assert loud.getMessage().startswith(
+        "Slack refuses the single workspace's bot token (account_inactive): every digest, nudge and "
+        "verdict fails until SLACK_BOT_TOKEN is replaced"
+    )
+    assert "xoxb-single" not in caplog.text
+    assert get_team(env.db(), "payments").channel == "C1"
+
+
+def test_a_settings_save_after_an_uninstall_plans_nothing_for_that_workspace(env, caplog):
+    caplog.set_level(logging.INFO, logger="vsm.scheduler")
+    env.sched.aps.start(paused=True)
+    env.sched.plan_all()
+    env.listed.remove(T1)  # uninstalled: its installation is gone, then its jobs
+    env.sched.unplan_workspace(T1)
+    saved = get_team(env.db(), "payments", ws=T1)  # a settings save that finishes after it
+    env.sched.plan_team(saved, T1)
+    env.sched.plan_org(T1)
+    env.sched.plan_workspace(T1)
+    assert not [j for j in env.jobs() if T1 in j]
+    assert f"digest:{T2}:payments" in env.jobs()
+    assert "digest and nudges of payments not planned: workspace T0AAA1 is not installed" in caplog.text
+    assert "organisation digest not planned: workspace T0AAA1 is not installed" in caplog.text
+    env.listed.append(T1)  # installed again: planned as before
+    env.sched.plan_team(saved, T1)
+    assert f"digest:{T1}:payments" in env.jobs()

@@ -62,9 +62,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def vsm_serve(tmp_path, slack_url: str, *extra: str, host: str = "127.0.0.1"):
+def vsm_serve(tmp_path, slack_url: str, *extra: str, host: str = "127.0.0.1", env: dict | None = None):
+    """`vsm serve --http` on ``tmp_path``'s database, with ``env`` (``serve_env(slack_url)`` by
+    default: one workspace on a bot token)."""
     port = free_port()
-    env = serve_env(slack_url)
+    env = serve_env(slack_url) if env is None else env
     log_path = tmp_path / f"serve-{port}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

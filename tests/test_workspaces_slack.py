@@ -328,3 +328,16 @@ def test_app_uninstalled_stops_that_workspace_and_only_a_revoked_bot_token_does_
     revoked = {"type": "tokens_revoked", "tokens": {"oauth": ["U7"], "bot": [BOT_USER]}}
     assert event(app, revoked, event_id="Ev-r2", team=T1).status == 200
     assert uninstalled == [T2, T1]
+
+
+def test_a_redelivered_uninstall_event_is_handled_once(env):
+    """Slack retries an event it thinks was missed (``X-Slack-Retry-Num``): the same event id again
+    changes nothing; the other workspace's event with its own id is its own."""
+    app, _slack, _db_path, uninstalled = env
+    gone = {"type": "app_uninstalled"}
+    assert event(app, gone, event_id="Ev-u1", team=T1).status == 200
+    assert event(app, gone, event_id="Ev-u1", team=T1, retry=1).status == 200
+    assert event(app, gone, event_id="Ev-u1", team=T1, retry=2).status == 200
+    assert uninstalled == [T1]
+    assert event(app, gone, event_id="Ev-u2", team=T2).status == 200
+    assert uninstalled == [T1, T2]
