@@ -6,7 +6,9 @@ the flow, its pages and its two stores (tests/test_oauth_flow.py), and what the 
 an installation by workspace (``metrics.workspace``): which workspaces are installed
 (:meth:`Installations.workspaces`, the scheduler's list), a workspace's bot token for work no request
 started (:meth:`Authorize.bot_token`, the scheduler's digests, renewed as a request's would be), and
-its tokens forgotten when Slack says it uninstalled (:meth:`Installations.forget`).
+its tokens forgotten when Slack says it uninstalled (:func:`uninstaller`: the ``app_uninstalled`` event,
+or a scheduled job's call refused with a dead token when the event was missed; :func:`token_dead` asks
+Slack the same for ``vsm forget-workspace``).
 
 Why our own stores and not slack_sdk's ``SQLite3InstallationStore``/``SQLite3OAuthStateStore`` on the
 same file (they would have worked as far as WAL, the file's 0600 mode and the read-only commands go):
