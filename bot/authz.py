@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.logline import slack_error
 from bot.payload import tell
 from metrics.teams import get_org
+from metrics.workspace import SINGLE, Workspace, is_org_wide
 
 log = logging.getLogger("vsm.bot")
 
@@ -197,19 +198,24 @@ def org_admins(deps) -> list[str]:
 
 
 def may_set(client, deps, user: str) -> bool | None:
-    """Whether ``user`` may set the North Star now: an org admin (``org_admins``), or a workspace
-    admin or owner; None when Slack cannot say (the change is refused, never guessed)."""
+    """Whether ``user`` may set the North Star now: an org admin (``org_admins``), or an admin or
+    owner of the workspace the settings belong to (``workspace_admin``); None when Slack cannot say
+    (the change is refused, never guessed)."""
     if user in org_admins(deps):
         return True
-    return workspace_admin(client, user)
+    return workspace_admin(client, user, deps.ws)
 
 
-def workspace_admin(client, user: str) -> bool | None:
-    """Whether Slack says ``user`` is a workspace admin or owner (one ``users.info`` call); None when
-    Slack cannot say."""
+def workspace_admin(client, user: str, ws: Workspace = SINGLE) -> bool | None:
+    """Whether Slack says ``user`` is an admin or owner of ``ws`` (one ``users.info`` call); None when
+    Slack cannot say. For an org-wide Enterprise Grid install (``E…``) the org settings are the whole
+    Grid's, so only an admin or owner of the Grid org (``enterprise_user``) counts: an admin of one of
+    its workspaces is not one of the org's."""
     try:
         info = client.users_info(user=user).get("user") or {}
     except (SlackApiError, OSError) as exc:
         log.info("could not read %s's admin status: %s", user, type(exc).__name__)
         return None
+    if is_org_wide(ws):
+        info = info.get("enterprise_user") or {}
     return bool(info.get("is_admin") or info.get("is_owner"))

@@ -47,3 +47,9 @@ def parse_workspace(text: str) -> Workspace:
 def shown(ws: Workspace) -> str:
     """A workspace in words, for messages and logs."""
     return f"workspace {ws}" if ws else "the single workspace"
+
+
+def is_org_wide(ws: Workspace) -> bool:
+    """Whether ``ws`` is an org-wide Enterprise Grid install (keyed by its enterprise id): its org
+    settings are the whole Grid's."""
+    return ws.startswith("E")

@@ -98,7 +98,7 @@ def _self_removal(client, deps, org: dict, new: dict, user: str, deadline: float
     if user not in org_admins(deps) or user in new["admins"] or user in deps.admins:
         return None
     client = before_ack(client, timeout=max(deadline - time.monotonic(), 0.01))
-    admin = workspace_admin(client, user)
+    admin = workspace_admin(client, user, deps.ws)
     if admin is None:  # Slack could not say: refused, never guessed, and not said to be a lock-out
         return {"admins": ADMIN_UNKNOWN}
     return None if admin else {"admins": SELF_REMOVAL}
