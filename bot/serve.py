@@ -258,8 +258,24 @@ def _installable(
         token = authorize.bot_token(ws)
         return web_client(token, api_url) if token else None
 
-    def dead_token(ws: Workspace, token: str | None) -> None:
+    def dead_token(ws: Workspace, token: str | None) -> bool:
+        """A post refused with a dead-token error is the uninstall whose event was missed only when
+        Slack confirms it (``auth.test`` on the stored token): ``invalid_auth`` is also Slack's answer
+        to an IP allowlist, or for a while in an incident, and removing a live workspace's tokens
+        would make it reinstall by hand. False when not confirmed (the scheduler asks again on the
+        next failure); nothing to do when the event's own path removed it already."""
+        if installations.find_workspace(ws) is None:
+            return True
+        if installs.token_dead(store, ws, api_url) is not True:
+            log.warning("%s: Slack's auth.test does not confirm its token dead: kept", shown(ws))
+            return False
+        log.warning(
+            "%s: its bot token is dead: taken as an uninstall whose event was missed; the token is "
+            "removed and its jobs stop (its teams and history stay for a reinstall)",
+            shown(ws),
+        )
         uninstall(ws, token=token)
+        return True
 
     return (
         {"clients": workspace_client, "workspaces": installations.workspaces, "on_dead_token": dead_token},

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -254,7 +255,7 @@ def digests(slack: MockSlack) -> list[tuple[str, str | None]]:
 
 
 @contextlib.contextmanager
-def installed_then_restarted(tmp_path, slack: MockSlack):
+def installed_then_restarted(tmp_path, slack: MockSlack, while_down: Callable[[], None] = lambda: None):
     """Each workspace of SPACES has a team ``payments`` whose weekly digest was due two minutes ago
     (by the real clock, which `vsm serve` runs on), installs vsm-bot through the browser, and `vsm
     serve` is stopped and started again: at start it catches up each installed workspace's due digest.
@@ -271,6 +272,7 @@ def installed_then_restarted(tmp_path, slack: MockSlack):
             assert browser.install(f"code-{ws}", Workspace(ws, name)).status_code == 200
             first.wait_for_log(f"workspace {ws} installed: digests and nudges planned for its 1 team(s)")
     assert digests(slack) == []  # installing plans the next digests; the one due was missed
+    while_down()  # what happens while vsm serve is stopped
     with serving(tmp_path, slack) as served:
         yield served, browser_of(served, slack, tmp_path)
 
@@ -293,38 +295,50 @@ def test_a_restarted_vsm_serve_sends_each_installed_workspaces_due_digest_with_i
 
 
 def test_a_token_slack_calls_dead_is_the_missed_uninstall_its_installation_and_jobs_go(tmp_path):
-    """vsm serve was down when T1 uninstalled: no event came. Its digest fails with
-    ``account_inactive``; T1 is then uninstalled as the event would have done, once, and T2 is served."""
+    """vsm serve was down when T1 uninstalled: no event came. Its digest fails with ``token_revoked``,
+    Slack's ``auth.test`` confirms the token dead, and T1 is uninstalled as the event would have
+    done, once; T2 is served."""
+    revoked = installed_then_restarted  # T1 uninstalls while vsm serve is down: its tokens revoked
+    with mock_slack() as slack, revoked(tmp_path, slack, lambda: slack.revoke("T1")) as (served, browser):
+        log = served.wait_for_log("workspace T1: 2 jobs removed", 30)
+        assert "Slack refused the bot token of workspace T1 (token_revoked)" in log
+        assert "workspace T1: its bot token is dead: taken as an uninstall" in log
+        assert "workspace T1: tokens removed (1 installation)" in log
+        assert [r["team_id"] for r in browser.rows()] == ["T2"]
+        tried = wait_for(lambda: len(digests(slack)) == 2 and digests(slack), 10, served.log)
+        assert tried == [
+            ("C0ONE0001", f"Bearer {token_of(slack, 'T1')}"),  # refused: token_revoked
+            ("C0TWO0002", f"Bearer {token_of(slack, 'T2')}"),
+        ]
+        assert "C0ONE0001" not in slack.posted and len(slack.posted["C0TWO0002"]) == 1
+        # T1's next request is told vsm-bot is not installed; its team and history stay.
+        assert (browser.command("T1").status_code, browser.command("T1").text) == (
+            200,
+            installs.NOT_INSTALLED,
+        )
+        assert teams(browser.db_path)[0] == ("T1", "payments", "C0ONE0001")
+        db = open_db(browser.db_path, create=False)
+        try:
+            failed = [(r["key"], r["error"]) for r in db["deliveries"].rows if r["state"] == "failed"]
+        finally:
+            db.conn.close()
+        assert len(failed) == 1 and failed[0][1] == "token_revoked"  # one, not one per run
+        assert served.log().count("Slack refused the bot token") == 1
+        for secret in [CLIENT_SECRET, *slack.tokens]:
+            assert secret not in served.log()
+
+
+def test_a_dead_token_answer_slack_does_not_confirm_uninstalls_nothing(tmp_path):
+    """``invalid_auth`` on a post is also Slack's answer to an IP allowlist, or for a while in an
+    incident: while ``auth.test`` says the token works, T1 keeps its installation and jobs."""
     with mock_slack() as slack:
-        slack.channel_errors["C0ONE0001"] = "account_inactive"  # what Slack answers T1's dead token
+        slack.channel_errors["C0ONE0001"] = "invalid_auth"  # the post refused; the token itself alive
         with installed_then_restarted(tmp_path, slack) as (served, browser):
-            log = served.wait_for_log("workspace T1: 2 jobs removed", 30)
-            assert (
-                "Slack refuses the bot token of workspace T1 (account_inactive): taken as an uninstall" in log
-            )
-            assert "workspace T1: tokens removed (1 installation)" in log
-            assert [r["team_id"] for r in browser.rows()] == ["T2"]
-            tried = wait_for(lambda: len(digests(slack)) == 2 and digests(slack), 10, served.log)
-            assert tried == [
-                ("C0ONE0001", f"Bearer {token_of(slack, 'T1')}"),  # refused: account_inactive
-                ("C0TWO0002", f"Bearer {token_of(slack, 'T2')}"),
-            ]
-            assert "C0ONE0001" not in slack.posted and len(slack.posted["C0TWO0002"]) == 1
-            # T1's next request is told vsm-bot is not installed; its team and history stay.
-            assert (browser.command("T1").status_code, browser.command("T1").text) == (
-                200,
-                installs.NOT_INSTALLED,
-            )
-            assert teams(browser.db_path)[0] == ("T1", "payments", "C0ONE0001")
-            db = open_db(browser.db_path, create=False)
-            try:
-                failed = [(r["key"], r["error"]) for r in db["deliveries"].rows if r["state"] == "failed"]
-            finally:
-                db.conn.close()
-            assert len(failed) == 1 and failed[0][1] == "account_inactive"  # one, not one per run
-            assert served.log().count("Slack refuses the bot token") == 1
-            for secret in [CLIENT_SECRET, *slack.tokens]:
-                assert secret not in served.log()
+            log = served.wait_for_log("does not confirm its token dead: kept", 30)
+            assert "Slack refused the bot token of workspace T1 (invalid_auth)" in log
+            assert sorted(r["team_id"] for r in browser.rows()) == ["T1", "T2"]
+            assert "tokens removed" not in served.log() and "jobs removed" not in served.log()
+            assert slack.calls_to("auth.test")  # Slack was asked before anything was decided
 
 
 def test_a_redelivered_or_late_uninstall_leaves_a_reinstall_alone(tmp_path):

@@ -275,16 +275,15 @@ class Scheduler:
             if (ws, token) in self._dead:
                 return True
             self._dead.add((ws, token))
-        log.warning(
-            "Slack refuses the bot token of %s (%s): taken as an uninstall whose event was missed; its "
-            "token is removed and its jobs stop (its teams and history stay for a reinstall)",
-            shown(ws),
-            code,
-        )
+        log.warning("Slack refused the bot token of %s (%s): is the app uninstalled there?", shown(ws), code)
         try:
-            self.on_dead_token(ws, token)
+            acted = self.on_dead_token(ws, token)
         except Exception as exc:  # noqa: BLE001 - the next failure with this token is not told again
             log.error("%s: the dead token was not removed: %s", shown(ws), error_line(exc))
+            return True
+        if acted is False:  # not confirmed dead (Slack's passing trouble): the next failure asks again
+            with self._dead_lock:
+                self._dead.discard((ws, token))
         return True
 
     def _installed(self, ws: Workspace, what: str) -> bool:

@@ -126,6 +126,9 @@ class MockSlack(FakeServer):
             self.calls.append(Call(method, req.headers.get("authorization"), body))
         if method in self.errors:
             return Reply(200, {"ok": False, "error": self.errors[method]})
+        token = (req.headers.get("authorization") or "").removeprefix("Bearer ")
+        if method not in ("oauth.v2.access", "auth.test") and token in self.revoked:
+            return Reply(200, {"ok": False, "error": "token_revoked"})  # Slack's answer to a revoked token
         if method == "oauth.v2.access":
             return Reply(200, self._oauth_access(req, body))
         if method == "auth.test":
