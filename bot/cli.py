@@ -642,7 +642,7 @@ def _dead_tokens(db: sqlite_utils.Database, ws: Workspace, cfg: Config) -> froze
         )
     print(
         f"Slack says the bot token of {shown(ws)} no longer works (vsm-bot was uninstalled there, or "
-        "its token revoked, and the event was missed): its installation is forgotten too."
+        "its token revoked, and the event was missed), so forgetting it also deletes its installation."
     )
     return tokens
 

@@ -318,7 +318,7 @@ def test_forget_deletes_an_installed_workspace_whose_token_slack_says_is_dead(tw
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
         f"Slack says the bot token of workspace {T2} no longer works (vsm-bot was uninstalled there, or "
-        "its token revoked, and the event was missed): its installation is forgotten too.",
+        "its token revoked, and the event was missed), so forgetting it also deletes its installation.",
         f"Forgot workspace {T2}: deleted 1 team, 0 org settings, 1 settings log row, 0 delivery records, "
         "0 nudge records, 0 experiments, 1 stored figure, 1 installation. Source data is kept.",
     ]
