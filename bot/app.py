@@ -87,6 +87,18 @@ class WithDeps(Middleware):
         return next()
 
 
+class _InstallableApp(VsmApp):
+    """The app installable in many workspaces: a request from a workspace with no usable installation
+    is answered in the shape its kind takes (``installs.not_installed_answer``: a modal's submission
+    cannot take the text body Bolt answers it with). Done on ``dispatch``'s answer: Bolt's middlewares
+    cannot rewrite the authorisation's answer, which ends the chain."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        from bot.installs import not_installed_answer
+
+        return not_installed_answer(req, super().dispatch(req))
+
+
 def _forgetting(
     oauth_flow: OAuthFlow, then: Callable[[Workspace], None]
 ) -> Callable[[Workspace, float | None], int]:
@@ -161,7 +173,8 @@ def create_app(
 
     ``oauth_flow`` (``bot.installs.oauth_flow``) makes it the app installable in many workspaces: each
     request is served with its workspace's bot token from the installations (``client`` has none), a
-    workspace with no installation is told so (``installs.NOT_INSTALLED``), and it implies
+    workspace with no installation is told so (``installs.NOT_INSTALLED``, in the shape each kind of
+    request takes: ``installs.not_installed_answer``), and it implies
     ``per_workspace``. A workspace's ``app_uninstalled``/``tokens_revoked`` then removes its tokens
     installed by the event's time before ``on_uninstalled`` (the scheduler's ``unplan_workspace``) is
     told: Bolt runs only the first listener matching an event, so the removal lives with the one
@@ -173,7 +186,7 @@ def create_app(
 
         flow = {"oauth_flow": oauth_flow, "user_facing_authorize_error_message": NOT_INSTALLED}
         per_workspace = True
-    app = VsmApp(
+    app = (VsmApp if oauth_flow is None else _InstallableApp)(
         client=client,
         signing_secret=signing_secret or "not-used-in-socket-mode",
         process_before_response=process_before_response,

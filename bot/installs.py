@@ -33,8 +33,14 @@ stored). The lock is this process's: one ``vsm serve`` serves a database. If Sla
 tokens cannot be saved, they are kept in this process's memory, used, and saved again on the
 workspace's next request (the old refresh token no longer works: losing them would lose the workspace).
 
-Slack unreachable: the code exchange ends on a page saying so (:class:`Flow`); a renewal that cannot
-reach Slack goes on with the current token while it is still valid (renewal starts two hours early).
+Slack unreachable or in trouble (a 5xx, rate limited, its own error codes): the code exchange ends on a
+page saying to try again in a minute (:class:`Flow`), not on one blaming the credentials, which is kept
+for Slack refusing them; a renewal that cannot reach Slack goes on with the current token while it is
+still valid (renewal starts two hours early).
+
+A request from a workspace with no usable installation (uninstalled, a renewal refused) is told so in
+the shape its kind takes (:func:`not_installed_answer`: under a modal's first field, say). Every page
+of the flow is ``Cache-Control: no-store``.
 
 The install page writes a one-time state for each ``GET``, from anyone: it waits at most
 ``STATE_BUSY_MS`` for the database (not the store's 30 s) and, if a long write holds it, answers a page
@@ -67,6 +73,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotation
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 
+from bot.payload import obj
 from bot.schedule.delivery import DEAD_TOKEN
 from bot.store import Store
 from metrics.errors import VsmError, error_line
@@ -90,12 +97,20 @@ API_TIMEOUT_S = 10
 retry: a renewal runs before a request's ack, where no sleep belongs (SLACK.md)."""
 STATE_BUSY_MS = 2000
 """The install page waits this long for the database to write its state, then says it is busy."""
+NO_STORE = "no-store"
+"""``Cache-Control`` of the install page (its link carries a one-time state) and of the pages the flow
+ends on (what happened to one install): no browser or proxy keeps them."""
 NOT_INSTALLED = (
     "vsm-bot cannot act in this workspace: it is not installed here any more, or could not renew its "
     "access with Slack just now. Try again in a minute; if it goes on, ask whoever runs vsm-bot for the "
     "install link and install it again."
 )
 """What Slack shows a user whose workspace has no installation (``App(user_facing_authorize_error_message=...)``)."""
+NOT_INSTALLED_SHORT = (
+    "vsm-bot is not installed here any more, or could not renew its access with Slack. Try again in a "
+    "minute, or ask for its install link."
+)
+"""The same, under a form's field (Slack shows at most about 150 characters there)."""
 
 
 def manifest_path() -> Path:
@@ -380,6 +395,54 @@ def uninstaller(installations: Installations, stop: Callable[[Workspace], None])
     return uninstalled
 
 
+def not_installed_answer(
+    req: BoltRequest, answer: BoltResponse, message: str = NOT_INSTALLED
+) -> BoltResponse:
+    """Bolt's answer to a request from a workspace with no usable installation, in the shape Slack
+    accepts for the request's kind; any other ``answer`` unchanged.
+
+    Bolt's authorisation (``MultiTeamsAuthorization``) sends ``message`` to the request's
+    ``response_url`` when it has one (a command, a click in a message: kept), and otherwise answers it
+    as a 200 ``text/plain`` body, which a modal's submission cannot take: Slack wants an empty or JSON
+    body there, and showed the user a generic error. So, for the request Bolt did not authorise:
+
+    - ``view_submission``: the message under the form's first input (what the user typed stays, to
+      submit again in a minute), or, for a form with no input, the form replaced by the message;
+    - ``view_closed``: an empty 200 (Slack reads no answer);
+    - ``block_suggestion`` (an external select's options): no options.
+
+    Bolt's middlewares cannot rewrite an answer on its way back (``next()`` runs nothing), so the app
+    applies this to what its ``dispatch`` returns (bot.app)."""
+    if req.context.authorize_result is not None or answer.status != 200 or answer.body != message:
+        return answer  # authorised (a listener answered), told at its response_url, or not Bolt's refusal
+    body = obj(req.body)
+    kind = body.get("type")
+    if kind == "view_submission":
+        return BoltResponse(status=200, body=_on_form(obj(body.get("view")), message))
+    if kind == "view_closed":
+        return BoltResponse(status=200, body="")
+    if kind == "block_suggestion":
+        return BoltResponse(status=200, body={"options": []})
+    return answer
+
+
+def _on_form(view: dict, message: str) -> dict:
+    blocks = view.get("blocks")
+    for block in blocks if isinstance(blocks, list) else []:
+        block = obj(block)
+        if block.get("type") == "input" and isinstance(block.get("block_id"), str):
+            return {"response_action": "errors", "errors": {block["block_id"]: NOT_INSTALLED_SHORT}}
+    return {
+        "response_action": "update",
+        "view": {
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "vsm-bot"},
+            "close": {"type": "plain_text", "text": "Close"},
+            "blocks": [{"type": "section", "text": {"type": "plain_text", "text": message}}],
+        },
+    }
+
+
 class Busy(Exception):
     """The database stayed locked longer than the install page waits (``STATE_BUSY_MS``)."""
 
@@ -460,9 +523,20 @@ _FAILURES: dict[str, tuple[str, str]] = {
         "<p>Slack came back without an authorisation code: nothing was installed.</p>" + _AGAIN,
     ),
     "invalid_code": (
-        "Slack refused the authorisation",
-        "<p>Slack did not accept this authorisation (it may have expired, or the app's credentials "
-        "may be wrong): nothing was installed.</p>" + _AGAIN,
+        "This authorisation has expired",
+        "<p>Slack did not accept the authorisation it sent back: it was already used, or it is more "
+        "than ten minutes old. Nothing was installed.</p>" + _AGAIN,
+    ),
+    "app_settings": (
+        "vsm-bot is not set up to be installed",
+        "<p>Slack refused vsm-bot's own settings (its client id or secret, or its redirect URL, do not "
+        "match its Slack app): nothing was installed, and trying again will not help until they are "
+        "put right. Tell whoever runs vsm-bot.</p>",
+    ),
+    "slack_trouble": (
+        "Slack could not complete the install just now",
+        "<p>Slack could not complete the install just now: try again in a minute. Nothing was "
+        "installed.</p>" + _AGAIN,
     ),
     "slack_unreachable": (
         "Slack could not be reached",
@@ -477,16 +551,36 @@ _FAILURES: dict[str, tuple[str, str]] = {
 }
 
 
-def _page(status: int, title: str, body: str, args: SuccessArgs | FailureArgs) -> BoltResponse:
+def _page(
+    status: int, title: str, body: str, args: SuccessArgs | FailureArgs, **headers: str
+) -> BoltResponse:
     return BoltResponse(
         status=status,
         body=_PAGE.format(title=html.escape(title), body=body),
         headers={
             "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": NO_STORE,
             # The one-time state's cookie has done its work, whichever way it went.
             "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion(),
+            **headers,
         },
     )
+
+
+def install_page_html(url: str) -> str:
+    """The install page: what vsm-bot is, and Slack's "Add to Slack" button to ``url`` (Slack's
+    authorize page, with this page's one-time state). Bolt's own page is titled "Slack App
+    Installation", which names no app."""
+    body = (
+        "<p>vsm-bot posts each team's value-stream metrics, mined from the team's own tools, to the "
+        "team's Slack channel: team-level only, never per person. Add it to your workspace:</p>"
+        f'<p><a href="{html.escape(url)}"><img alt="Add to Slack" height="40" width="139" '
+        'src="https://platform.slack-edge.com/img/add_to_slack.png" '
+        'srcset="https://platform.slack-edge.com/img/add_to_slack.png 1x, '
+        'https://platform.slack-edge.com/img/add_to_slack@2x.png 2x"></a></p>'
+        "<p>This link works once, for ten minutes.</p>"
+    )
+    return _PAGE.format(title="Install vsm-bot", body=body)
 
 
 def busy_page() -> BoltResponse:
@@ -497,7 +591,7 @@ def busy_page() -> BoltResponse:
     return BoltResponse(
         status=503,
         body=_PAGE.format(title="vsm-bot is busy", body=body),
-        headers={"Content-Type": "text/html; charset=utf-8", "Retry-After": "60"},
+        headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": NO_STORE, "Retry-After": "60"},
     )
 
 
@@ -551,12 +645,17 @@ def failure_page(args: FailureArgs) -> BoltResponse:
     )
     error = f": {type(args.error).__name__}" if args.error else ""
     log.warning("install failed (%s%s): HTTP %d", repr(args.reason[:100]), error, args.suggested_status_code)
+    if args.reason == "slack_trouble":
+        wait = getattr(args.error, "retry_after", None) or 60
+        return _page(args.suggested_status_code, title, body, args, **{"Retry-After": str(wait)})
     return _page(args.suggested_status_code, title, body, args)
 
 
 class _NoCode(logging.Filter):
     """Bolt's flow logs a failed code exchange with the code itself; the line is put in words here
-    with Slack's error code only (the code is single-use, but a log is no place for credentials)."""
+    with Slack's error code only (the code is single-use, but a log is no place for credentials).
+    :class:`Flow` keeps Slack's errors from that path (its own line names the call and what Slack
+    said): this stays should a Bolt upgrade log the code elsewhere in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -598,23 +697,96 @@ def _said(exc: SlackTokenRotationError) -> str:
     return str(error)[:80] if error else type(exc.api_error).__name__
 
 
+class _SlackSaid(Exception):
+    """Slack answered a call of the code exchange (``oauth.v2.access``, then ``auth.test`` on the new
+    token) with an error. Raised by the exchange's client (:class:`_ExchangeClient`) in place of
+    ``SlackApiError``, which Bolt's ``run_installation`` catches and turns into ``invalid_code``
+    whatever Slack said: an HTTP 500 or ``ratelimited`` then blamed the app's credentials."""
+
+    def __init__(self, method: str, response: Any) -> None:
+        super().__init__(method)
+        self.method = method
+        self.status = int(getattr(response, "status_code", 0) or 0)
+        error = response.get("error") if hasattr(response, "get") else None
+        # Slack's codes are short snake_case words; a body that was no JSON comes back as a sentence
+        # quoting it, which says nothing more than the status does.
+        self.error = error if isinstance(error, str) and re.fullmatch(r"[a-z0-9_.]{1,60}", error) else None
+        headers = getattr(response, "headers", None) or {}
+        wait = next((str(v) for k, v in headers.items() if str(k).lower() == "retry-after"), "")
+        self.retry_after = int(wait) if wait.isdigit() and 0 < int(wait) <= 3600 else None
+
+    def said(self) -> str:
+        """What Slack answered, for a log line: its error code, its HTTP status when not 200."""
+        status = f"HTTP {self.status}" if self.status != 200 else ""
+        if self.error and status:
+            return f"{self.error} ({status})"
+        return self.error or status or "no answer"
+
+
+class _ExchangeClient(WebClient):
+    """The code exchange's client: an error answer raised as :class:`_SlackSaid` (see there)."""
+
+    def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().api_call(api_method, *args, **kwargs)
+        except SlackApiError as exc:
+            raise _SlackSaid(api_method, exc.response) from exc
+
+
+SLACK_TROUBLE = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+"""Slack's own trouble (with any HTTP 5xx or 429): the install is worth trying again in a minute."""
+APP_SETTINGS = frozenset(
+    {"bad_client_secret", "invalid_client_id", "bad_redirect_uri", "oauth_authorization_url_mismatch"}
+)
+"""Slack refusing vsm-bot's own settings: the client id or secret, or the redirect URL, do not match
+the Slack app's. No installer can fix that; whoever runs vsm-bot must."""
+
+
+def _refusal(said: _SlackSaid) -> tuple[str, int]:
+    """The failure page's reason and HTTP status for what Slack answered the exchange."""
+    if said.status >= 500 or said.status == 429 or said.error in SLACK_TROUBLE:
+        busy = said.status in (429, 503) or said.error in ("ratelimited", "service_unavailable")
+        return "slack_trouble", 503 if busy else 502
+    if said.error == "invalid_code":
+        return "invalid_code", 401
+    if said.error in APP_SETTINGS:
+        return "app_settings", 401
+    return said.error or f"HTTP {said.status}", 401  # shown as what Slack answered
+
+
 class Flow(OAuthFlow):
-    """Bolt's flow, with two answers it lacks: Slack unreachable during the code exchange (Bolt catches
-    only Slack's own errors; anything else was a raw 500 with a traceback), and the database too busy
-    to issue a state."""
+    """Bolt's flow, with the answers it lacks: what Slack answered the code exchange (Bolt reads every
+    error as ``invalid_code``), Slack unreachable during it (Bolt catches only Slack's own errors;
+    anything else was a raw 500 with a traceback), the database too busy to issue a state, and an
+    install page of vsm-bot's that no cache keeps (it carries a one-time state).
+
+    Its client is an :class:`_ExchangeClient` (:func:`oauth_flow` builds it so): with any other, Bolt
+    would read Slack's every error as ``invalid_code`` again."""
+
+    def __init__(self, *, client: WebClient, **kwargs: Any) -> None:
+        if not isinstance(client, _ExchangeClient):
+            raise TypeError("Flow needs the exchange's client: build it with bot.installs.oauth_flow")
+        super().__init__(client=client, **kwargs)
 
     def handle_installation(self, request: BoltRequest) -> BoltResponse:
         try:
-            return super().handle_installation(request)
+            response = super().handle_installation(request)
         except Busy as exc:
             log.warning("install page refused: %s", exc)
             return busy_page()
+        response.headers["cache-control"] = [NO_STORE]
+        return response
+
+    def build_install_page_html(self, url: str, request: BoltRequest) -> str:
+        return install_page_html(url)
 
     def run_installation(self, code: str) -> Installation | None:
         try:
             return super().run_installation(code)
-        except SlackApiError:
-            raise  # auth.test refusing the new token: Bolt's own path (a 500 page)
+        except _SlackSaid:
+            raise  # handle_callback's
         except _NETWORK as exc:
             raise _SlackUnreachable(type(exc).__name__) from exc
 
@@ -623,16 +795,31 @@ class Flow(OAuthFlow):
             return super().handle_callback(request)
         except _SlackUnreachable as exc:
             # The state was consumed and nothing was stored: the user starts again.
-            return self.failure_handler(
-                FailureArgs(
-                    request=request,
-                    reason="slack_unreachable",
-                    error=exc,
-                    suggested_status_code=502,
-                    settings=self.settings,
-                    default=self.default_callback_options,
+            return self._failed(request, "slack_unreachable", exc, 502)
+        except _SlackSaid as said:
+            reason, status = _refusal(said)
+            if reason == "app_settings":
+                log.error(
+                    "%s failed: %s: SLACK_CLIENT_ID or SLACK_CLIENT_SECRET, or the redirect URL, do not "
+                    "match the Slack app's (its Basic Information and OAuth & Permissions pages)",
+                    said.method,
+                    said.said(),
                 )
+            else:
+                log.warning("%s failed: %s", said.method, said.said())
+            return self._failed(request, reason, said, status)
+
+    def _failed(self, request: BoltRequest, reason: str, error: Exception, status: int) -> BoltResponse:
+        return self.failure_handler(
+            FailureArgs(
+                request=request,
+                reason=reason,
+                error=error,
+                suggested_status_code=status,
+                settings=self.settings,
+                default=self.default_callback_options,
             )
+        )
 
 
 class Authorize(InstallationStoreAuthorize):
@@ -750,11 +937,14 @@ class Authorize(InstallationStoreAuthorize):
             )
 
 
-def api_client(api_url: str | None = None, token: str | None = None) -> WebClient:
-    """The client of the code exchange, ``auth.test`` and token renewal: ``SLACK_API_URL`` honoured.
-    Its log stops at INFO whatever the root logger's level: at DEBUG slack_sdk logs each response's
-    body, and ``oauth.v2.access`` answers with the workspace's token and refresh token."""
-    return WebClient(
+def api_client(
+    api_url: str | None = None, token: str | None = None, *, kind: type[WebClient] = WebClient
+) -> WebClient:
+    """The client of the code exchange (``kind``: :class:`_ExchangeClient`), ``auth.test`` and token
+    renewal: ``SLACK_API_URL`` honoured. Its log stops at INFO whatever the root logger's level: at
+    DEBUG slack_sdk logs each response's body, and ``oauth.v2.access`` answers with the workspace's
+    token and refresh token."""
+    return kind(
         token=token, base_url=api_url or "https://slack.com/api/", timeout=API_TIMEOUT_S, logger=_API_LOG
     )
 
@@ -851,7 +1041,7 @@ def oauth_settings(
 def oauth_flow(settings: OAuthSettings, api_url: str | None = None) -> Flow:
     """The flow ``App(oauth_flow=...)`` serves: the code exchange and ``auth.test`` at ``api_url``,
     its log lines through the filter that keeps the code out of them."""
-    return Flow(client=api_client(api_url), logger=_FLOW_LOG, settings=settings)
+    return Flow(client=api_client(api_url, kind=_ExchangeClient), logger=_FLOW_LOG, settings=settings)
 
 
 def with_install_pages(app: App, events: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

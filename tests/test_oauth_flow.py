@@ -50,9 +50,11 @@ class Served:
         self.url, self.slack, self.db_path, self.app = url, slack, db_path, app
 
     def install_page(self) -> tuple[str, dict[str, list[str]], str]:
-        """GET /slack/install: the page, the query of its Add to Slack link, and the state cookie."""
+        """GET /slack/install: the page, the query of its Add to Slack link, and the state cookie. No
+        cache may keep it: its link carries a one-time state."""
         r = requests.get(self.url + installs.INSTALL_PATH, timeout=10)
         assert r.status_code == 200, r.text
+        assert r.headers["Cache-Control"] == "no-store"
         link = re.search(r'href="(https://slack\.com/oauth/v2/authorize\?[^"]+)"', r.text)
         assert link, r.text
         cookie = re.match(rf"{COOKIE}=([^;]+);", r.headers["Set-Cookie"])
@@ -159,6 +161,7 @@ def token_of(slack: MockSlack, team_id: str) -> str:
 def test_the_install_page_links_to_slack_with_the_client_id_the_manifest_scopes_and_a_one_time_state(served):
     page, query, cookie = served.install_page()
     assert "Add to Slack" in page
+    assert "<title>vsm-bot: Install vsm-bot</title>" in page and "Slack App Installation" not in page
     assert query["client_id"] == [CLIENT_ID]
     assert query["scope"][0].split(",") == installs.manifest_scopes()
     assert "channels:read" in installs.manifest_scopes()  # the manifest's list, read as it is
@@ -178,6 +181,7 @@ def test_a_good_code_is_exchanged_stored_and_its_state_consumed_once(served, cap
     r = served.redirect({"code": "code-acme", "state": state}, cookie)
     assert r.status_code == 200, r.text
     assert "vsm-bot is installed" in r.text and "Acme &lt;Corp&gt;" in r.text  # the name escaped
+    assert r.headers["Cache-Control"] == "no-store"
     assert f"{COOKIE}=deleted" in r.headers["Set-Cookie"]
     [exchange] = served.slack.calls_to("oauth.v2.access")
     assert exchange.body["code"] == "code-acme"
@@ -224,7 +228,7 @@ def test_an_enterprise_grid_workspace_is_stored_with_its_enterprise_id(served):
         ("no cookie", 400, "did not start in this browser", "invalid_browser"),
         ("unknown state", 401, "already used, or is more than ten minutes old", "invalid_state"),
         ("denied", 200, "You cancelled the installation", "access_denied"),
-        ("bad code", 401, "Slack did not accept this authorisation", "invalid_code"),
+        ("bad code", 401, "it was already used, or it is more than ten minutes old", "invalid_code"),
         ("no code", 401, "without an authorisation code", "missing_code"),
         ("odd error", 200, "Slack answered <code>&lt;b&gt;x&lt;/b&gt;</code>", "'<b>x</b>'"),
     ],
@@ -249,6 +253,7 @@ def test_a_refused_redirect_gets_a_clear_page_a_line_without_secrets_and_nothing
     assert r.status_code == status, r.text
     assert words in r.text
     assert f'href="{installs.INSTALL_PATH}"' in r.text  # the way to start again
+    assert r.headers["Cache-Control"] == "no-store"
     assert served.rows() == []
     exchanged = [c.body.get("code") for c in served.slack.calls_to("oauth.v2.access")]
     assert exchanged == (["code-not-granted"] if case == "bad code" else [])
@@ -521,6 +526,149 @@ def test_slack_unreachable_during_the_code_exchange_ends_on_a_page_and_nothing_i
     assert "code-x" not in server_log(caplog) and query["state"][0] not in server_log(caplog)
 
 
+TRY_AGAIN = "Slack could not complete the install just now: try again in a minute"
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "logged"),
+    [
+        ("exchange HTTP 500", 502, "oauth.v2.access failed: HTTP 500"),
+        ("exchange HTTP 429", 503, "oauth.v2.access failed: HTTP 429"),
+        ("exchange ratelimited", 503, "oauth.v2.access failed: ratelimited"),
+        ("exchange internal_error", 502, "oauth.v2.access failed: internal_error"),
+        ("exchange service_unavailable", 503, "oauth.v2.access failed: service_unavailable"),
+        ("exchange request_timeout", 502, "oauth.v2.access failed: request_timeout"),
+        ("auth.test fatal_error", 502, "auth.test failed: fatal_error"),
+        ("auth.test HTTP 503", 503, "auth.test failed: HTTP 503"),
+    ],
+)
+def test_slacks_own_trouble_during_the_exchange_asks_to_try_again_and_blames_no_credentials(
+    served, caplog, case, status, logged
+):
+    """Slack failing (a 5xx, a rate limit, its own error codes), on the code exchange or on the
+    ``auth.test`` of the new token after it: a page saying to try again in a minute with Retry-After,
+    one line naming Slack's status or code, nothing stored, nothing of the code or a token logged."""
+    caplog.set_level(logging.DEBUG)
+    _, query, cookie = served.install_page()
+    state = query["state"][0]
+    served.slack.grant("code-t", Workspace("TA", "Acme"))
+    method, _, what = case.partition(" ")
+    method = "oauth.v2.access" if method == "exchange" else method
+    if what.startswith("HTTP "):
+        retry = {"Retry-After": "7"} if what == "HTTP 429" else {}
+        served.slack.fail(f"/{method}", Fault(int(what.removeprefix("HTTP ")), retry))
+    else:
+        served.slack.errors[method] = what
+    r = served.redirect({"code": "code-t", "state": state}, cookie)
+    assert r.status_code == status, r.text
+    assert TRY_AGAIN in r.text and "credentials" not in r.text
+    assert "<title>vsm-bot: Slack could not complete the install just now</title>" in r.text
+    assert f'href="{installs.INSTALL_PATH}"' in r.text
+    assert r.headers["Retry-After"] == ("7" if what == "HTTP 429" else "60")
+    assert r.headers["Cache-Control"] == "no-store" and f"{COOKIE}=deleted" in r.headers["Set-Cookie"]
+    assert served.rows() == [] and served.states() == []
+    # once each, no retry (a fault is answered before the mock records a call: its request log)
+    assert len(served.slack.requests_to("/oauth.v2.access")) == 1
+    assert len(served.slack.requests_to("/auth.test")) == (1 if method == "auth.test" else 0)
+    lines = [
+        (rec.name, rec.levelname, rec.getMessage())
+        for rec in caplog.records
+        if rec.name.startswith("vsm.installs") and rec.levelno >= logging.WARNING
+    ]
+    assert lines == [
+        ("vsm.installs", "WARNING", logged),
+        ("vsm.installs", "WARNING", f"install failed ('slack_trouble': _SlackSaid): HTTP {status}"),
+    ], lines
+    issued = list(served.slack.tokens)  # the token the exchange gave, when auth.test failed after it
+    assert len(issued) == (1 if method == "auth.test" else 0)
+    for secret in ("code-t", state, CLIENT_SECRET, *issued):
+        assert secret not in server_log(caplog)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "title", "words", "logged"),
+    [
+        (
+            "used code",
+            401,
+            "This authorisation has expired",
+            "it was already used, or it is more than ten minutes old",
+            "oauth.v2.access failed: invalid_code",
+        ),
+        (
+            "wrong secret",
+            401,
+            "vsm-bot is not set up to be installed",
+            "Tell whoever runs vsm-bot",
+            "oauth.v2.access failed: bad_client_secret: SLACK_CLIENT_ID or SLACK_CLIENT_SECRET",
+        ),
+        (
+            "wrong client id",
+            401,
+            "vsm-bot is not set up to be installed",
+            "its client id or secret, or its redirect URL, do not match its Slack app",
+            "oauth.v2.access failed: invalid_client_id: SLACK_CLIENT_ID or SLACK_CLIENT_SECRET",
+        ),
+        (
+            "bad_redirect_uri",
+            401,
+            "vsm-bot is not set up to be installed",
+            "trying again will not help",
+            "oauth.v2.access failed: bad_redirect_uri: SLACK_CLIENT_ID or SLACK_CLIENT_SECRET",
+        ),
+        (
+            "oauth_authorization_url_mismatch",
+            401,
+            "vsm-bot is not set up to be installed",
+            "trying again will not help",
+            "oauth.v2.access failed: oauth_authorization_url_mismatch: SLACK_CLIENT_ID",
+        ),
+        (
+            "team_added_to_org",
+            401,
+            "Slack stopped the installation",
+            "Slack answered <code>team_added_to_org</code>",
+            "oauth.v2.access failed: team_added_to_org",
+        ),
+    ],
+)
+def test_slack_refusing_the_exchange_says_what_was_refused(
+    served, caplog, case, status, title, words, logged
+):
+    """A code Slack will not take is the installer's to retry; vsm-bot's own settings refused are its
+    operator's to fix (an ERROR line saying which settings); another refusal shows Slack's code."""
+    caplog.set_level(logging.DEBUG)
+    _, query, cookie = served.install_page()
+    state = query["state"][0]
+    served.slack.grant("code-r", Workspace("TA", "Acme"))
+    code = "code-r"
+    if case == "used code":
+        code = "code-never-granted"
+    elif case == "wrong secret":
+        served.slack.app = (CLIENT_ID, "another-secret")
+    elif case == "wrong client id":
+        served.slack.app = ("999.999", CLIENT_SECRET)
+    else:
+        served.slack.errors["oauth.v2.access"] = case
+    r = served.redirect({"code": code, "state": state}, cookie)
+    assert r.status_code == status, r.text
+    assert f"<title>vsm-bot: {title}</title>" in r.text and words in r.text
+    assert TRY_AGAIN not in r.text
+    assert (f'href="{installs.INSTALL_PATH}"' in r.text) is (title != "vsm-bot is not set up to be installed")
+    assert r.headers["Cache-Control"] == "no-store" and "Retry-After" not in r.headers
+    assert served.rows() == [] and served.states() == []
+    assert served.slack.calls_to("auth.test") == []
+    said = [
+        (rec.levelname, rec.getMessage())
+        for rec in caplog.records
+        if rec.name == "vsm.installs" and "failed:" in rec.getMessage()
+    ]
+    assert len(said) == 1 and said[0][1].startswith(logged), said
+    assert said[0][0] == ("ERROR" if title == "vsm-bot is not set up to be installed" else "WARNING")
+    for secret in (code, state, CLIENT_SECRET, "another-secret"):
+        assert secret not in server_log(caplog)
+
+
 def test_the_install_page_waits_briefly_for_a_busy_database_then_says_so(served):
     import sqlite3
 
@@ -534,6 +682,7 @@ def test_the_install_page_waits_briefly_for_a_busy_database_then_says_so(served)
         assert r.status_code == 503, r.text
         assert "vsm-bot is busy" in r.text and "Try again in a minute" in r.text
         assert r.headers["Retry-After"] == "60" and "Set-Cookie" not in r.headers
+        assert r.headers["Cache-Control"] == "no-store"
         assert installs.STATE_BUSY_MS / 1000 <= took < 10  # not the store's 30 s
         assert len(served.states()) == 1  # the first page's only
     finally:
