@@ -115,14 +115,18 @@ NOT_INSTALLED_SHORT = (
 
 def manifest_path() -> Path:
     """manifest.yml: in an installed wheel, the copy inside the package (``bot.app_manifest``, see
-    pyproject.toml), since nothing beside the package is installed; in a checkout, the top-level one."""
+    pyproject.toml), since nothing beside the package is installed; in a checkout, the top-level one
+    (``bot/app_manifest/manifest.yml`` is a symbolic link to it, which a checkout without symbolic
+    links holds as a line of text)."""
     from importlib.resources import files
 
     try:
         packaged = files("bot.app_manifest") / "manifest.yml"
     except ModuleNotFoundError:  # a checkout whose editable install predates the packaged copy
         return SOURCE_MANIFEST
-    return Path(str(packaged)) if packaged.is_file() else SOURCE_MANIFEST
+    if not packaged.is_file() or "oauth_config" not in packaged.read_text(encoding="utf-8"):
+        return SOURCE_MANIFEST  # no copy, or a checkout without symbolic links: the link's text only
+    return Path(str(packaged))
 
 
 def manifest_scopes(path: Path | None = None) -> list[str]:
@@ -289,7 +293,9 @@ class Installations(InstallationStore):
         deleted = 0
         where = self._OF_WORKSPACE
         if before is not None:
-            where += " and installed_at <= :before"
+            # Slack stamps event_time in whole seconds (rounded down): an install within that second
+            # is one the event may be about.
+            where += " and installed_at < :before + 1"
         if token is not None:
             where += " and bot_token = :token"
         args = {"client_id": self.client_id, "ws": ws, "before": before, "token": token}
@@ -690,6 +696,22 @@ class _SlackUnreachable(Exception):
     pass
 
 
+REFRESH_REFUSED = frozenset({"invalid_refresh_token", *DEAD_TOKEN})
+"""Slack's answers to a renewal that no retry will change: the refresh token was revoked with the app
+(uninstalled, or its tokens revoked) or the workspace is gone. Every renewal is made once per
+workspace under its lock, so a refresh token is never spent twice here."""
+
+
+class TokenRefused(Exception):
+    """``Authorize.bot_token``: Slack refused to renew ``ws``'s token for good (``REFRESH_REFUSED``):
+    with token rotation on, the uninstall whose event was missed shows here, not on a post, since no
+    post is made without a live token. ``token``: the stored (expired) bot token; never shown."""
+
+    def __init__(self, ws: Workspace, token: str, said: str) -> None:
+        super().__init__(f"{shown(ws)}: Slack refused to renew its token ({said})")
+        self.ws, self.token, self.said = ws, token, said
+
+
 def _said(exc: SlackTokenRotationError) -> str:
     """Slack's error code for a refused renewal: never the exception's text, which holds the response."""
     response = getattr(exc.api_error, "response", None)
@@ -849,7 +871,10 @@ class Authorize(InstallationStoreAuthorize):
         try:
             renewed = self._rotate_and_save_tokens_if_necessary(found)
         except SlackTokenRotationError as exc:
-            log.error("%s: token not renewed (%s)", shown(ws), _said(exc))
+            said = _said(exc)
+            log.error("%s: token not renewed (%s)", shown(ws), said)
+            if said in REFRESH_REFUSED:
+                raise TokenRefused(ws, found.bot_token or "", said) from None
             return None
         return (renewed or found).bot_token
 

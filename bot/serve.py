@@ -254,8 +254,20 @@ def _installable(
 
     def workspace_client(ws: Workspace) -> WebClient | None:
         """The workspace's bot client for a scheduled job, its token renewed if due; None when the
-        workspace is not installed now (the scheduler then sends nothing)."""
-        token = authorize.bot_token(ws)
+        workspace is not installed now (the scheduler then sends nothing). A renewal Slack refuses
+        for good is the uninstall whose event was missed (with rotation on, no post meets the dead
+        token): the event's path, for the token that expired."""
+        try:
+            token = authorize.bot_token(ws)
+        except installs.TokenRefused as refused:
+            log.warning(
+                "%s: Slack refuses to renew its token (%s): taken as an uninstall whose event was "
+                "missed; the token is removed and its jobs stop (its teams and history stay for a reinstall)",
+                shown(ws),
+                refused.said,
+            )
+            uninstall(ws, token=refused.token)
+            return None
         return web_client(token, api_url) if token else None
 
     def dead_token(ws: Workspace, token: str | None) -> bool:

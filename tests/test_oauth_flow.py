@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import threading
@@ -101,15 +100,17 @@ class Served:
     def event(
         self, team_id: str, event: dict, event_id: str, at: float | None = None, **envelope: object
     ) -> requests.Response:
-        """The event as Slack sends it, stamped ``at`` (Slack's ``event_time``, whole seconds; now by
-        default, rounded up: an event sent within the second of an install here is after it, as a
-        person's uninstall always is in Slack). ``envelope``: more fields (``enterprise_id``...)."""
+        """The event as Slack sends it, stamped ``at`` (Slack's ``event_time``, whole seconds, rounded
+        down as Slack stamps it; now by default: an uninstall within the second of an install is one
+        the event may be about, ``Installations.forget``'s allowance). ``envelope``: more fields (``enterprise_id``...)."""
         body = {
             "type": "event_callback",
             "team_id": team_id,
             "api_app_id": "A1",
             "event_id": event_id,
-            "event_time": math.ceil(time.time() if at is None else at),
+            "event_time": int(
+                time.time() if at is None else at
+            ),  # whole seconds, rounded down, as Slack stamps it
             "event": event,
             **envelope,
         }
@@ -775,10 +776,17 @@ def test_the_scheduler_token_of_a_workspace_is_renewed_as_a_request_would_renew_
     assert renewals(served.slack) == [row["bot_refresh_token"]]
     assert served.rows()[0]["bot_token"] == renewed
     assert authorize.bot_token("TR") == renewed and len(renewals(served.slack)) == 1
-    # Slack refuses the refresh token (revoked): no token, one line with Slack's error only.
+    # Slack refuses the refresh token (revoked): for good, said with the expired token to remove;
+    # one line with Slack's error only.
     served.slack.revoke("TR")
     expire(served)
-    assert authorize.bot_token("TR") is None
+    with pytest.raises(installs.TokenRefused) as refused:
+        authorize.bot_token("TR")
+    assert (refused.value.ws, refused.value.token, refused.value.said) == (
+        "TR",
+        renewed,
+        "invalid_refresh_token",
+    )
     assert "workspace TR: token not renewed (invalid_refresh_token)" in server_log(caplog)
     for secret in (row["bot_token"], row["bot_refresh_token"], renewed, CLIENT_SECRET):
         assert secret not in server_log(caplog)

@@ -255,7 +255,9 @@ def digests(slack: MockSlack) -> list[tuple[str, str | None]]:
 
 
 @contextlib.contextmanager
-def installed_then_restarted(tmp_path, slack: MockSlack, while_down: Callable[[], None] = lambda: None):
+def installed_then_restarted(
+    tmp_path, slack: MockSlack, while_down: Callable[[], None] = lambda: None, *, rotating: bool = False
+):
     """Each workspace of SPACES has a team ``payments`` whose weekly digest was due two minutes ago
     (by the real clock, which `vsm serve` runs on), installs vsm-bot through the browser, and `vsm
     serve` is stopped and started again: at start it catches up each installed workspace's due digest.
@@ -269,7 +271,7 @@ def installed_then_restarted(tmp_path, slack: MockSlack, while_down: Callable[[]
     with serving(tmp_path, slack) as first:
         browser = browser_of(first, slack, tmp_path)
         for ws, (name, _, _) in SPACES.items():
-            assert browser.install(f"code-{ws}", Workspace(ws, name)).status_code == 200
+            assert browser.install(f"code-{ws}", Workspace(ws, name, rotating=rotating)).status_code == 200
             first.wait_for_log(f"workspace {ws} installed: digests and nudges planned for its 1 team(s)")
     assert digests(slack) == []  # installing plans the next digests; the one due was missed
     while_down()  # what happens while vsm serve is stopped
@@ -326,6 +328,38 @@ def test_a_token_slack_calls_dead_is_the_missed_uninstall_its_installation_and_j
         assert served.log().count("Slack refused the bot token") == 1
         for secret in [CLIENT_SECRET, *slack.tokens]:
             assert secret not in served.log()
+
+
+def test_with_rotation_a_missed_uninstall_shows_as_a_refused_renewal_and_uninstalls(tmp_path):
+    """Token rotation on: T1 uninstalled while vsm serve was down and its token expired. The due digest
+    asks for a renewal, Slack refuses it for good (invalid_refresh_token), and that is the missed
+    uninstall: T1's installation and jobs go, nothing is posted with a dead token, T2 is served."""
+
+    def uninstalled_and_expired() -> None:
+        slack.revoke("T1")
+        db = open_db(tmp_path / "s.db", create=False)
+        with db.conn:
+            db.execute(
+                "update installations set bot_token_expires_at = ? where team_id = 'T1'", [int(time.time())]
+            )
+        db.conn.close()
+
+    with (
+        mock_slack() as slack,
+        installed_then_restarted(tmp_path, slack, uninstalled_and_expired, rotating=True) as (
+            served,
+            browser,
+        ),
+    ):
+        log = served.wait_for_log("workspace T1: 2 jobs removed", 30)
+        assert (
+            "workspace T1: Slack refuses to renew its token (invalid_refresh_token): taken as an uninstall"
+            in log
+        )
+        assert [r["team_id"] for r in browser.rows()] == ["T2"]
+        sent = wait_for(lambda: digests(slack), 10, served.log)
+        assert [channel for channel, _ in sent] == ["C0TWO0002"]  # nothing tried with T1's dead token
+        assert teams(browser.db_path)[0] == ("T1", "payments", "C0ONE0001")  # its team stays
 
 
 def test_a_dead_token_answer_slack_does_not_confirm_uninstalls_nothing(tmp_path):
