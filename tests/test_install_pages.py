@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from fakes.slack import MockSlack, Workspace
+from fakes.slack import Workspace
 from slackkit import assert_valid_view, initial_state, wait_for
 from test_oauth_flow import expire, renewals
 from test_oauth_serve import (  # noqa: F401 - installable is a fixture
@@ -22,6 +22,7 @@ from test_oauth_serve import (  # noqa: F401 - installable is a fixture
     command,
     installable,
     interact,
+    open_setup_form,
     opened_since,
     set_up_team,
     teams,
@@ -30,23 +31,6 @@ from test_oauth_serve import (  # noqa: F401 - installable is a fixture
 from bot import ids, installs
 
 NOT_INSTALLED_ON_FORM = {"response_action": "errors", "errors": {"name": installs.NOT_INSTALLED_SHORT}}
-
-
-def open_setup_form(browser: Served, slack: MockSlack, ws: str) -> dict:
-    """`/vsm settings` in the workspace's channel, then Set up a team here: the form Slack opened."""
-    _, channel, _ = SPACES[ws]
-    button = command(browser, ws, "settings").json()["blocks"][0]["accessory"]
-    assert button["action_id"] == ids.SETUP_TEAM
-    before = len(slack.calls_to("views.open"))
-    click = {
-        "type": "block_actions",
-        "channel": {"id": channel},
-        "response_url": f"{slack.url}/response/setup-{ws}",
-        "trigger_id": "t",
-        "actions": [{**button, "block_id": "no_team", "type": "button"}],
-    }
-    assert interact(browser, ws, click).status_code == 200
-    return opened_since(slack, before).body["view"]
 
 
 def submission(view: dict, name: str) -> dict:
@@ -59,7 +43,7 @@ def test_a_form_submitted_after_its_workspace_uninstalled_is_told_on_the_form(in
     served, browser, slack = installable
     for ws, (name, _, _) in SPACES.items():
         assert browser.install(f"code-{ws}", Workspace(ws, name)).status_code == 200
-    view = open_setup_form(browser, slack, "T1")
+    view = open_setup_form(browser, slack, "T1").body["view"]
     assert view["callback_id"] == ids.TEAM_SETTINGS
     assert view["blocks"][0]["type"] == "input" and view["blocks"][0]["block_id"] == "name"
 
@@ -128,7 +112,7 @@ def test_a_form_submitted_after_its_workspace_uninstalled_is_told_on_the_form(in
 def test_a_form_submitted_when_slack_refuses_to_renew_the_token_is_told_on_the_form(installable):  # noqa: F811
     served, browser, slack = installable
     assert browser.install("code-T1", Workspace("T1", "One", rotating=True)).status_code == 200
-    view = open_setup_form(browser, slack, "T1")
+    view = open_setup_form(browser, slack, "T1").body["view"]
     # Twelve hours on, and Slack refuses the refresh token (revoked meanwhile).
     expire(browser)
     slack.revoke("T1")

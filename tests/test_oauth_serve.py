@@ -28,12 +28,12 @@ from urllib.parse import urlencode
 
 import pytest
 from builders import team
-from fakes.slack import MockSlack, Workspace
+from fakes.slack import Call, MockSlack, Workspace
 from slackkit import SECRET, command_body, initial_state, signed, wait_for
 from test_oauth_flow import CLIENT_ID, CLIENT_SECRET, Served, token_of
 from test_slack_serve import FORM, free_port, post, run_vsm, vsm_serve
 
-from bot import installs
+from bot import ids, installs
 from metrics.store import open_db
 from metrics.teams import create_team
 
@@ -96,15 +96,13 @@ def opened_since(slack: MockSlack, before: int):
     return call
 
 
-def set_up_team(browser: Served, slack: MockSlack, ws: str, name: str) -> None:
-    """`/vsm settings` in the workspace's channel, Set up a team here, the form submitted as ``name``;
-    the form is opened, and the team announced, with the workspace's own token."""
+def open_setup_form(browser: Served, slack: MockSlack, ws: str) -> Call:
+    """`/vsm settings` in the workspace's channel, then Set up a team here: the ``views.open`` call."""
     _, channel, _ = SPACES[ws]
-    token = f"Bearer {token_of(slack, ws)}"
     ack = command(browser, ws, "settings")
     assert ack.status_code == 200, ack.text
     button = ack.json()["blocks"][0]["accessory"]
-    assert button["action_id"] == "setup_team"
+    assert button["action_id"] == ids.SETUP_TEAM
     before = len(slack.calls_to("views.open"))
     click = {
         "type": "block_actions",
@@ -114,7 +112,15 @@ def set_up_team(browser: Served, slack: MockSlack, ws: str, name: str) -> None:
         "actions": [{**button, "block_id": "no_team", "type": "button"}],
     }
     assert interact(browser, ws, click).status_code == 200
-    opened = opened_since(slack, before)
+    return opened_since(slack, before)
+
+
+def set_up_team(browser: Served, slack: MockSlack, ws: str, name: str) -> None:
+    """`/vsm settings` in the workspace's channel, Set up a team here, the form submitted as ``name``;
+    the form is opened, and the team announced, with the workspace's own token."""
+    _, channel, _ = SPACES[ws]
+    token = f"Bearer {token_of(slack, ws)}"
+    opened = open_setup_form(browser, slack, ws)
     assert opened.auth == token
     view = opened.body["view"]
     state = initial_state(view)
