@@ -447,19 +447,14 @@ class Scheduler:
         now = self.clock()
         fired = fired or last_fire(digest_trigger(team), now) or now
         key = digest_key(team, fired, ws=ws)
-        done = _done(db, key, manual_key(team, date.fromisoformat(key.period), ws=ws), team.channel)
-        if done is not None:
-            return done
-        client = self._client(ws, key)
-        if client is None:
-            return None
-        late = fired if now - fired > LATE_AFTER else None
         window = digest_window(team, fired.astimezone(team.tz))
-        return self._compose_and_deliver(
+        return self._deliver_due(
             "digest",
-            client,
             key,
-            lambda: digest_message(
+            manual_key(team, date.fromisoformat(key.period), ws=ws),
+            team.channel,
+            fired,
+            lambda late: digest_message(
                 build_digest(db, team, now, window=window, ws=ws), now, channel=team.channel, late=late
             ),
         )
@@ -477,31 +472,43 @@ class Scheduler:
         now = self.clock()
         fired = fired or last_fire(org_trigger(org), now) or now
         local = fired.astimezone(org_tz(org))
-        key = org_key(local.date(), ws=ws)
-        done = _done(db, key, org_manual_key(local.date(), ws=ws), channel)
-        if done is not None:
-            return done
-        client = self._client(ws, key)
-        if client is None:
-            return None
-        late = fired if now - fired > LATE_AFTER else None
         window = org_window(org, local)
-        return self._compose_and_deliver(
+        return self._deliver_due(
             "org digest",
-            client,
-            key,
-            lambda: org_digest_view.message(
+            org_key(local.date(), ws=ws),
+            org_manual_key(local.date(), ws=ws),
+            channel,
+            fired,
+            lambda late: org_digest_view.message(
                 build_org_digest(db, now, window=window, ws=ws), now, channel=channel, late=late
             ),
         )
 
-    def _compose_and_deliver(
-        self, what: str, client: WebClient, key: Key, compose: Callable[[], dict]
-    ) -> Outcome:
-        """Compose a digest's message now (figures as they stand: stored ones where still current)
-        and deliver it once under ``key``, logging how long composing took, sending apart."""
+    def _deliver_due(
+        self,
+        what: str,
+        key: Key,
+        manual: Key,
+        channel: str,
+        fired: datetime,
+        compose: Callable[[datetime | None], dict],
+    ) -> Outcome | None:
+        """A digest (a team's or the org's) due at ``fired``: nothing composed when it is settled or was
+        posted by hand that day (``_done``), or when its workspace has no client (None); else its
+        message composed now (figures as they stand: stored ones where still current; ``compose``
+        is given the fire time when it is late, for the note) and delivered once under ``key``,
+        logging how long composing took, sending apart."""
+        db = self.store.db
+        done = _done(db, key, manual, channel)
+        if done is not None:
+            return done
+        client = self._client(key.workspace, key)
+        if client is None:
+            return None
+        now = self.clock()
+        late = fired if now - fired > LATE_AFTER else None
         began = time.perf_counter()
-        payload = compose()
+        payload = compose(late)
         composed = round(1000 * (time.perf_counter() - began), 2)
         outcome = deliver(self.store.db, client, key, payload, pacer=self.pacer)
         outcome.compose_ms = composed
