@@ -705,10 +705,12 @@ def waiting_for(db: sqlite_utils.Database, exp: Experiment) -> str | None:
 
 
 # -- the store ------------------------------------------------------------------------------------------
-def get(db: sqlite_utils.Database, experiment_id: int) -> Experiment | None:
-    """The experiment of that id, whichever workspace's (ids are global): a caller acting for one
-    workspace checks ``Experiment.workspace``."""
-    row = next(db.query("select * from experiments where id = ?", [experiment_id]), None)
+def get(db: sqlite_utils.Database, experiment_id: int, *, ws: Workspace = SINGLE) -> Experiment | None:
+    """The experiment of that id in workspace ``ws``; None for another workspace's (ids are global, and
+    a button's id is what a payload says: another workspace's is not known here)."""
+    row = next(
+        db.query("select * from experiments where id = ? and workspace = ?", [experiment_id, ws]), None
+    )
     return Experiment.from_row(row) if row else None
 
 
@@ -771,7 +773,7 @@ def start(
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ws, t.name, mid, text, n_weeks, t.timezone, at, ends, RUNNING],
         )
-        exp = get(db, cursor.lastrowid)
+        exp = get(db, cursor.lastrowid, ws=ws)
         log_change(
             db,
             t.name,
@@ -803,7 +805,7 @@ def conclude(db: sqlite_utils.Database, exp: Experiment, now: datetime | float) 
     returned still running, and the scheduler asks again at its next run; ``SYNC_WAIT`` after the end
     it is concluded *not enough data for a verdict*, with the reason."""
     at = _instant(now)
-    current = get(db, exp.id)
+    current = get(db, exp.id, ws=exp.workspace)
     if current is not None and current.running and at < current.ends:
         raise VsmError(f"experiment #{exp.id} runs until {iso(current.ends)}: stop it to judge it early")
     waiting = current is not None and current.running and at < current.ends + SYNC_WAIT.total_seconds()
@@ -843,8 +845,8 @@ def stop(
     if isinstance(experiment_id, str) and _EXPERIMENT_ID.fullmatch(experiment_id.strip()):
         eid = int(experiment_id.strip())
     name = team.name if isinstance(team, Team) else str(team)
-    exp = get(db, eid) if eid is not None and 0 < eid < 2**63 else None
-    if exp is None or exp.workspace != ws or exp.team.lower() != name.lower():
+    exp = get(db, eid, ws=ws) if eid is not None and 0 < eid < 2**63 else None
+    if exp is None or exp.team.lower() != name.lower():
         said = f"#{eid}" if eid is not None else shown(experiment_id)
         raise VsmError(f"{name} has no experiment {said}")
     if not exp.running:
@@ -940,7 +942,7 @@ def _finish(
 ) -> Experiment:
     """Judge ``exp`` (``_judge``), then store it only if it is still running, with its settings-log
     row, in one transaction."""
-    current = get(db, exp.id)
+    current = get(db, exp.id, ws=exp.workspace)
     if current is None or not current.running:
         return current or exp
     metric = CATALOGUE.get(current.metric)
@@ -983,7 +985,7 @@ def _finish(
                 {"experiment": [RUNNING, {"id": current.id, "state": state, "verdict": verdict}]},
                 ws=current.workspace,
             )
-    return get(db, current.id)  # type: ignore[return-value]
+    return get(db, current.id, ws=current.workspace)  # type: ignore[return-value]
 
 
 def experiments(db: sqlite_utils.Database, team: Team | str, *, ws: Workspace = SINGLE) -> list[Experiment]:

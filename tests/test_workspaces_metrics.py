@@ -200,14 +200,14 @@ def test_org_computations_of_two_workspaces_never_wait_for_each_other(path, monk
 def test_an_experiment_is_listed_stopped_and_concluded_only_in_its_own_workspace(db):
     start = NOW.timestamp()
     mine = ex.start(db, "pay", "pr-cycle-time", "pair on every review", 4, "U1", start, ws=T1)
-    assert mine.workspace == T1 and ex.get(db, mine.id).workspace == T1
+    assert mine.workspace == T1 and ex.get(db, mine.id, ws=T1).workspace == T1
     assert [e.id for e in ex.running(db, "pay", ws=T1)] == [mine.id]
     assert ex.experiments(db, "pay", ws=T2) == [] and ex.running(db, "pay", ws=T2) == []
     with pytest.raises(VsmError, match=f"pay has no experiment #{mine.id}"):
         ex.stop(db, mine.id, "pay", "U9", start + 3 * 86400, ws=T2)
     with pytest.raises(VsmError, match=f"pay has no experiment #{mine.id}"):
         ex.stop(db, mine.id, "pay", "U9", start + 3 * 86400)  # single mode's neither
-    assert ex.get(db, mine.id).running
+    assert ex.get(db, mine.id, ws=T1).running
     with pytest.raises(VsmError, match="is not one of workspace T0BBB2's"):
         ex.progress(db, mine, start + 86400, ws=T2)
     # One running experiment per team and metric within a workspace, not across them.

@@ -251,12 +251,12 @@ def test_stop_early_of_one_workspace_experiment_pressed_from_another_is_refused(
     _press(app, slack, T2, PAY2, BOTH, action, url="stop")
     assert "That experiment is not known here." in _answer(slack)
     db = _db(db_path)
-    assert ex.get(db, exp.id).state == "running"
+    assert ex.get(db, exp.id, ws=T1).state == "running"
     assert settings_log(db, "payments", ws=T1) == log_before
     assert slack.calls_to("chat.postMessage") == []
     # From its own workspace, by a member of its channel, it stops.
     _press(app, slack, T1, PAY1, "U1", action, url="stop")
-    assert ex.get(_db(db_path), exp.id).state == "stopped"
+    assert ex.get(_db(db_path), exp.id, ws=exp.workspace).state == "stopped"
     assert [c.body["channel"] for c in slack.calls_to("chat.postMessage")] == [PAY1]
 
 

@@ -85,8 +85,8 @@ def stop_early(ack, body, client, respond, context) -> None:
     db = deps.store.db
     user = user_id(body)
     value = text(first_action(body).get("value")).strip()
-    exp = ex.get(db, int(value)) if _ID.fullmatch(value) else None
-    if exp is None or exp.workspace != deps.ws:  # ids are global: another workspace's is not known here
+    exp = ex.get(db, int(value), ws=deps.ws) if _ID.fullmatch(value) else None
+    if exp is None:
         log.info("stop early refused for %r: no experiment %r", user, value[:40])
         tell(respond, "That experiment is not known here.")
         return
