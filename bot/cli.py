@@ -629,7 +629,7 @@ def _dead_tokens(db: sqlite_utils.Database, ws: Workspace, cfg: Config) -> froze
     from metrics.workspace import shown
 
     tokens = workspace_rows.bot_tokens(db, ws)
-    said = token_dead(db, ws, os.environ.get("SLACK_API_URL") or cfg.slack_api_url)
+    said = token_dead(db, ws, os.environ.get("SLACK_API_URL") or cfg.slack_api_url, tokens=tokens)
     if said is None:
         raise VsmError(
             f"workspace {ws} is installed, and Slack could not be asked whether its token still works: "

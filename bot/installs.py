@@ -57,7 +57,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ from slack_sdk.oauth.state_store import OAuthStateStore
 from bot.payload import obj
 from bot.schedule.delivery import DEAD_TOKEN
 from bot.store import Store
+from metrics import workspace_rows
 from metrics.errors import VsmError, error_line
 from metrics.store.tx import transaction
 from metrics.workspace import Workspace, shown, workspace_of
@@ -974,21 +975,25 @@ def api_client(
     )
 
 
-def token_dead(store_or_db: Store | sqlite_utils.Database, ws: Workspace, api_url: str | None) -> bool | None:
+def token_dead(
+    store_or_db: Store | sqlite_utils.Database,
+    ws: Workspace,
+    api_url: str | None,
+    *,
+    tokens: Collection[str] | None = None,
+) -> bool | None:
     """Whether Slack says ``ws``'s stored bot token is dead, asked with ``auth.test`` at ``api_url``
     (``SLACK_API_URL``): True only when it answers one of ``DEAD_TOKEN`` (uninstalled, revoked: the
     uninstall event was missed), False when the token works, None when Slack could not say (not
     reached, rate limited, an expired rotating token that a renewal may revive) or nothing is stored
     for ``ws``. For ``vsm forget-workspace``, which refuses a workspace installed unless its token is
     dead. With several apps' rows for ``ws`` (client ids), dead only when every one is. No token is
-    logged: one line with Slack's error code when it could not say."""
-    db = store_or_db.db if isinstance(store_or_db, Store) else store_or_db
-    tokens = [
-        r["bot_token"]
-        for r in db.query(
-            f"select bot_token from installations where {INSTALLED_AS} = ? and bot_token is not null", [ws]
+    logged: one line with Slack's error code when it could not say. ``tokens``: the ones the caller
+    read (``workspace_rows.bot_tokens``), so that what Slack is asked about is what it then deletes."""
+    if tokens is None:
+        tokens = workspace_rows.bot_tokens(
+            store_or_db.db if isinstance(store_or_db, Store) else store_or_db, ws
         )
-    ]
     said = {_auth_test(token, api_url) for token in tokens}
     if said == {True}:
         return True
