@@ -363,18 +363,20 @@ class Scheduler:
         database no longer calls for: at start, and when the workspace is installed (again: the
         teams it had come back with their schedules); nothing for a workspace not installed."""
         with self._planning:
-            if not self._installed(ws, "digests and nudges"):
-                return
-            with self._dead_lock:  # installed again: a token of it found dead later is told again
-                self._dead = {dead for dead in self._dead if dead[0] != ws}
-            teams = list_teams(self.store.db, ws=ws)
-            for team in teams:
-                self._plan_team(team, ws)
-            self._plan_org(ws)
-            wanted = {job_id(k, ws, t.name) for t in teams for k in ("digest", "nudges")} | {org_job(ws)}
-            for job in list(self._jobs_of(ws)):
-                if job.id not in wanted:
-                    self._remove(job.id)
+            if self._installed(ws, "digests and nudges"):
+                self._plan_workspace(ws)
+
+    def _plan_workspace(self, ws: Workspace) -> None:
+        with self._dead_lock:  # installed again: a token of it found dead later is told again
+            self._dead = {dead for dead in self._dead if dead[0] != ws}
+        teams = list_teams(self.store.db, ws=ws)
+        for team in teams:
+            self._plan_team(team, ws)
+        self._plan_org(ws)
+        wanted = {job_id(k, ws, t.name) for t in teams for k in ("digest", "nudges")} | {org_job(ws)}
+        for job in list(self._jobs_of(ws)):
+            if job.id not in wanted:
+                self._remove(job.id)
 
     def unplan_workspace(self, ws: Workspace) -> None:
         """Remove every job of the workspace at once (``Deps.on_uninstalled``: the app was uninstalled
@@ -390,12 +392,14 @@ class Scheduler:
         return (job for job in self.aps.get_jobs() if "ws" in job.kwargs and job.kwargs["ws"] == ws)
 
     def plan_all(self) -> None:
-        """Every installed workspace's jobs, then the deployment's: the verdicts and the sync."""
-        for ws in self.workspaces():
-            try:
-                self.plan_workspace(ws)
-            except Exception as exc:  # noqa: BLE001 - one workspace's bad row never stops another's
-                log.error("%s not planned: %s", shown(ws), error_line(exc))
+        """Every installed workspace's jobs (listed once, under the planning lock), then the
+        deployment's: the verdicts and the sync."""
+        with self._planning:
+            for ws in self.workspaces():
+                try:
+                    self._plan_workspace(ws)
+                except Exception as exc:  # noqa: BLE001 - one workspace's bad row never stops another's
+                    log.error("%s not planned: %s", shown(ws), error_line(exc))
         self.aps.add_job(
             self.run_verdicts,
             IntervalTrigger(minutes=VERDICT_MINUTES, timezone=UTC),
