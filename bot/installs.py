@@ -74,7 +74,6 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 from slack_sdk.oauth.state_store import OAuthStateStore
 
 from bot.payload import obj
-from bot.schedule.delivery import DEAD_TOKEN
 from bot.store import Store
 from metrics import workspace_rows
 from metrics.errors import VsmError, error_line
@@ -697,7 +696,13 @@ class _SlackUnreachable(Exception):
     pass
 
 
-REFRESH_REFUSED = frozenset({"invalid_refresh_token", *DEAD_TOKEN})
+CONFIRMED_DEAD = frozenset({"account_inactive", "token_revoked"})
+"""What Slack answers only for a token that is gone (its app uninstalled, or the token revoked): what
+confirms a dead token before anything is deleted. Not ``invalid_auth``, which is also Slack's answer to
+a call from outside the workspace's IP allowlist (an operator's laptop, say) or, for a while, in an
+incident; nor ``not_authed`` (no token sent)."""
+
+REFRESH_REFUSED = frozenset({"invalid_refresh_token", *CONFIRMED_DEAD})
 """Slack's answers to a renewal that no retry will change: the refresh token was revoked with the app
 (uninstalled, or its tokens revoked) or the workspace is gone. Every renewal is made once per
 workspace under its lock, so a refresh token is never spent twice here."""
@@ -983,8 +988,8 @@ def token_dead(
     tokens: Collection[str] | None = None,
 ) -> bool | None:
     """Whether Slack says ``ws``'s stored bot token is dead, asked with ``auth.test`` at ``api_url``
-    (``SLACK_API_URL``): True only when it answers one of ``DEAD_TOKEN`` (uninstalled, revoked: the
-    uninstall event was missed), False when the token works, None when Slack could not say (not
+    (``SLACK_API_URL``): True only when it answers one of ``CONFIRMED_DEAD`` (uninstalled, revoked:
+    the uninstall event was missed), False when the token works, None when Slack could not say (not
     reached, rate limited, an expired rotating token that a renewal may revive) or nothing is stored
     for ``ws``. For ``vsm forget-workspace``, which refuses a workspace installed unless its token is
     dead. With several apps' rows for ``ws`` (client ids), dead only when every one is. No token is
@@ -1006,7 +1011,7 @@ def _auth_test(token: str, api_url: str | None) -> bool | None:
         api_client(api_url, token).auth_test()
     except SlackApiError as exc:
         error = exc.response.get("error") if hasattr(exc.response, "get") else None
-        if error in DEAD_TOKEN:
+        if error in CONFIRMED_DEAD:
             return True
         log.warning("auth.test could not say whether a token is dead: %s", str(error or "no error")[:80])
         return None

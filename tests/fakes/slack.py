@@ -26,8 +26,8 @@ as slack_sdk sends them, or form fields) must match (``invalid_client_id``, ``ba
 ``Workspace(enterprise_install=True)`` is an org-wide install on a Grid (``team`` null,
 ``is_enterprise_install`` true). ``revoke(team_id)`` is the workspace uninstalling the app or revoking
 its tokens: its tokens and refresh tokens stop working (the test then sends the event Slack sends).
-``auth.test`` answers for a token it issued with that token's workspace and ``invalid_auth`` for a
-revoked one; any other token is T1's (the one-workspace tests' ``SLACK_BOT_TOKEN``), unless ``app`` is
+``auth.test`` answers for a token it issued with that token's workspace and ``token_revoked`` for a
+revoked one (every other method too); any other token is T1's (the one-workspace tests' ``SLACK_BOT_TOKEN``), unless ``app`` is
 set: a distributed app's mock knows every token it issued, so any other is ``invalid_auth``.
 """
 
@@ -264,12 +264,15 @@ class MockSlack(FakeServer):
                     del self.refreshers[refresh]
 
     def _auth_test(self, req: Request) -> dict:
-        """``auth.test`` for the token it is called with: its workspace's ids, or ``invalid_auth``."""
+        """``auth.test`` for the token it is called with: its workspace's ids, ``token_revoked`` for a
+        revoked one, or ``invalid_auth`` for one it never issued."""
         token = req.headers.get("authorization", "").removeprefix("Bearer ")
         with self.lock:
             workspace = self.tokens.get(token)
             revoked = token in self.revoked
-        if revoked or (workspace is None and self.app is not None):
+        if revoked:  # Slack's answer for a token revoked with its app (uninstalled) or by itself
+            return {"ok": False, "error": "token_revoked"}
+        if workspace is None and self.app is not None:
             return {"ok": False, "error": "invalid_auth"}
         if workspace is None:
             return {
