@@ -56,7 +56,7 @@ from metrics.errors import error_line
 from metrics.org import Rollup, TeamFigure, by_name, figure, judged, load_team, rollups, team_row
 from metrics.runtime import gc_deferred
 from metrics.store import is_readonly
-from metrics.teams import Team, all_teams, list_teams
+from metrics.teams import Team, list_teams
 from metrics.timeutil import Window, epoch
 from metrics.workspace import SINGLE, Workspace, shown
 from metrics.workspace_rows import INSTALLED_AS
@@ -678,14 +678,14 @@ def _forget_unused(db: sqlite_utils.Database, now: float) -> None:
 
 
 def after_sync(db: sqlite_utils.Database, now: datetime | float | None = None) -> int:
-    """What a sync runs once its data is stored: the replayed flows of every workspace's teams
-    (``metrics.dataset.store_flows``: the data is the deployment's, so every team's flows), then
-    ``warm``, which stores every workspace's figures. It takes no teams: a caller cannot leave a
+    """What a sync runs once its data is stored: the replayed flows of the teams of every workspace
+    read (``workspaces``: single mode and the installed ones; ``metrics.dataset.store_flows``), then
+    ``warm``, which stores those workspaces' figures. It takes no teams: a caller cannot leave a
     workspace out. Warming never fails the sync: an error is logged, and the figures are computed
     when first asked for."""
     from metrics.dataset import store_flows
 
-    read = store_flows(db, all_teams(db), now)
+    read = store_flows(db, [t for ws in workspaces(db) for t in list_teams(db, ws=ws)], now)
     try:
         done = warm(db, now)
         log.info(
