@@ -213,7 +213,9 @@ def test_each_workspaces_verdict_is_posted_with_its_token_and_an_uninstalled_one
     [outcome] = env.sched.run_verdicts()
     assert (outcome.key, outcome.state) == (verdict_key(two), "sent")
     assert env.posts() == [("CT2PAY", "xoxb-t2")]
-    assert ex.get(env.db(), one.id, ws=one.workspace).state == "concluded"  # judged: concluding is the deployment's
+    assert (
+        ex.get(env.db(), one.id, ws=one.workspace).state == "concluded"
+    )  # judged: concluding is the deployment's
     assert ledger_row(env.db(), verdict_key(one)) is None  # nothing recorded: tried at the next run
 
     env.installed[T1] = web_client(TOKENS[T1], env.slack.base_url)
